@@ -1,0 +1,64 @@
+"""The exception tree of agents-mcp.
+
+    AgentsMCPError
+    ├── ConfigError            the operator's configuration is wrong (startup, one line)
+    ├── ClientError            the MCP caller asked for something invalid; becomes a tool error
+    │   ├── NotFound           unknown agent, thread or call (also: someone else's thread)
+    │   ├── InvalidRequest     a malformed argument (empty message, bad cursor, …)
+    │   └── Conflict           valid but not now (thread busy, undecided approvals, decision clash)
+    └── RunError               a run could not finish; stored on the thread as ``error``
+        ├── LLMError           the model endpoint failed after retries (status + provider message)
+        └── MaxIterations      the agent hit its iteration cap
+
+Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
+are caught, with ``raise … from exc``. The server maps this tree to MCP results in one place
+(``server._tool_error``).
+"""
+
+from __future__ import annotations
+
+
+class AgentsMCPError(Exception):
+    """Root of every error agents-mcp raises on purpose."""
+
+
+class ConfigError(AgentsMCPError):
+    """The configuration file (or an environment variable it names) is invalid."""
+
+
+class ClientError(AgentsMCPError):
+    """The caller of an MCP tool sent something we cannot act on."""
+
+
+class NotFound(ClientError):
+    """An agent, thread or approval that does not exist for this caller."""
+
+
+class InvalidRequest(ClientError):
+    """An argument is malformed; the message says what is valid."""
+
+
+class Conflict(ClientError):
+    """The request is well formed but cannot be applied in the current state."""
+
+
+class RunError(AgentsMCPError):
+    """A run ended without a final answer. ``kind`` is the stable ``error.type``."""
+
+    kind = "run_error"
+
+
+class LLMError(RunError):
+    """The LLM endpoint failed (after retries), with the provider's status and message."""
+
+    kind = "llm_error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class MaxIterations(RunError):
+    """The agent asked for more LLM turns than ``max_iterations`` allows."""
+
+    kind = "max_iterations"

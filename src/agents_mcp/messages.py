@@ -1,0 +1,86 @@
+"""Provider-neutral conversation vocabulary shared by the loop, the LLM adapter and the store.
+
+Plain dataclasses: they cross module boundaries inside the process only. Wire formats
+(Chat Completions JSON, MCP results, SQLite rows) are produced at the edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["user", "assistant", "tool"]
+MessageStatus = Literal["pending", "complete", "error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    """Token counts reported by the model for one or more requests."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCall:
+    """A tool call the model asked for. ``arguments`` is the raw JSON text it produced."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """One stored step of a thread.
+
+    ``user``: the caller's message. ``assistant``: the model's answer, possibly with tool
+    calls and captured reasoning (never sent back to the model). ``tool``: the result of one
+    tool call, linked by ``tool_call_id``; ``status`` is ``pending`` while it runs and
+    ``error`` when it failed or was interrupted.
+    """
+
+    role: Role
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+    usage: Usage | None = None
+    status: MessageStatus = "complete"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolSpec:
+    """A tool as offered to the model: name, description and JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMRequest:
+    """Everything one model call needs. ``settings`` override the model's defaults."""
+
+    system: str
+    messages: Sequence[Message]
+    tools: Sequence[ToolSpec] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict[str, Any])
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMResponse:
+    """The model's answer to one request."""
+
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    usage: Usage = Usage()
+    finish_reason: str | None = None
