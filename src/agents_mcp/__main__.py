@@ -1,0 +1,3 @@
+from agents_mcp.cli import main
+
+raise SystemExit(main())

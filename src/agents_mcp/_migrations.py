@@ -1,0 +1,106 @@
+"""Numbered schema migrations, applied in order and recorded in ``schema_migrations``.
+
+Never edit a migration that has shipped; add the next number instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import aiosqlite
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "threads, messages, approvals",
+        """
+        CREATE TABLE threads (
+            id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            title TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('completed', 'needs_approval', 'running', 'failed', 'cancelled')),
+            error_type TEXT,
+            error_message TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            message_count INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX threads_by_owner ON threads (owner, updated_at DESC, id DESC);
+        CREATE INDEX threads_by_status ON threads (status);
+
+        CREATE TABLE messages (
+            thread_id TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+            content TEXT,
+            tool_calls TEXT,
+            tool_call_id TEXT,
+            reasoning TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'complete', 'error')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (thread_id, idx)
+        );
+        CREATE INDEX messages_pending ON messages (status) WHERE status = 'pending';
+
+        CREATE TABLE approvals (
+            thread_id TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            call_id TEXT NOT NULL,
+            server TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied')),
+            reason TEXT,
+            reason_hint TEXT,
+            requested_at TEXT NOT NULL,
+            decided_at TEXT,
+            PRIMARY KEY (thread_id, call_id)
+        );
+        CREATE INDEX approvals_pending ON approvals (thread_id) WHERE status = 'pending';
+
+        CREATE TABLE grants (
+            thread_id TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            tool TEXT NOT NULL,
+            PRIMARY KEY (thread_id, tool)
+        );
+        """,
+    ),
+)
+
+
+async def migrate(db: aiosqlite.Connection) -> list[int]:
+    """Apply every migration not yet recorded; returns the versions applied.
+
+    Runs inside the caller's transaction, so a failed migration leaves nothing behind.
+    """
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    cur = await db.execute("SELECT version FROM schema_migrations")
+    done = {int(r[0]) for r in await cur.fetchall()}
+    newest = max(v for v, _, _ in MIGRATIONS)
+    if done and max(done) > newest:
+        from agents_mcp.errors import ConfigError
+
+        raise ConfigError(
+            f"the database has schema version {max(done)}, newer than this agents-mcp knows"
+            f" ({newest}); upgrade agents-mcp or use another --db"
+        )
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        # executescript would COMMIT our transaction; run statement by statement instead.
+        for statement in filter(None, (s.strip() for s in sql.split(";"))):
+            await db.execute(statement)
+        await db.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, datetime.now(UTC).isoformat()),
+        )
+        applied.append(version)
+    return applied

@@ -1,0 +1,245 @@
+"""Downstream MCP servers: one long-lived ``fastmcp.Client`` per configured server.
+
+Connected lazily on first use (never at start-up), shared by every thread, tool list
+cached until the server says ``tools/list_changed``, and restarted on the next call after
+it died. Every failure of a call comes back as a ``ToolOutput(ok=False)`` for the model;
+nothing here raises into the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import mcp_types as mt
+from fastmcp import Client
+from fastmcp.client.messages import MessageHandler
+from fastmcp.client.transports import ClientTransport, StdioTransport, StreamableHttpTransport
+
+from agents_mcp import __version__
+from agents_mcp.config import DownstreamServerConfig
+from agents_mcp.toolsets import ToolInfo, ToolOutput, llm_tool_names
+
+log = logging.getLogger("agents_mcp.downstream")
+
+# What a stdio child inherits besides the entry's own ``env`` (the SDK adds a few login
+# variables such as USER and SHELL on top of these).
+_INHERITED = ("PATH", "HOME")
+
+
+class _ListChanged(MessageHandler):
+    def __init__(self, server: DownstreamServer) -> None:
+        self._server = server
+
+    async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
+        log.info("%s: tool list changed", self._server.name)
+        self._server.invalidate()
+
+
+class DownstreamServer:
+    """One configured MCP server, reached through one shared client session."""
+
+    def __init__(
+        self,
+        name: str,
+        config: DownstreamServerConfig,
+        *,
+        transport: ClientTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._transport = transport
+        self._client: Client[Any] | None = None
+        self._tools: list[mt.Tool] | None = None
+        self._lock = anyio.Lock()
+
+    def _new_client(self) -> Client[Any]:
+        cfg = self.config
+        transport = self._transport
+        if transport is None and cfg.command is not None:
+            import os
+
+            env = {k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env)
+            transport = StdioTransport(
+                cfg.command, list(cfg.args), env=env, cwd=cfg.cwd, keep_alive=False
+            )
+        elif transport is None:
+            assert cfg.url is not None
+            transport = StreamableHttpTransport(str(cfg.url), headers=dict(cfg.headers))
+        return Client(
+            transport,
+            mode=cfg.protocol,
+            timeout=cfg.timeout,
+            init_timeout=cfg.init_timeout,
+            message_handler=_ListChanged(self),
+            client_info=mt.Implementation(name="agents-mcp", version=__version__),
+        )
+
+    async def _connected(self) -> Client[Any]:
+        async with self._lock:
+            if self._client is None:
+                client = self._new_client()
+                with anyio.fail_after(self.config.init_timeout + 5):
+                    await client.__aenter__()
+                self._client = client
+                log.info("%s: connected (%s)", self.name, client.protocol_version)
+            return self._client
+
+    def invalidate(self) -> None:
+        """Forget the cached tool list; the next ``tools()`` asks the server again."""
+        self._tools = None
+
+    async def tools(self) -> list[mt.Tool]:
+        """The server's tools, from cache when possible. Raises when it is unreachable."""
+        if self._tools is None:
+            client = await self._connected()
+            try:
+                self._tools = list(await client.list_tools())
+            except Exception:
+                await self._reset()
+                raise
+        return self._tools
+
+    async def call(
+        self, tool: str, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+    ) -> ToolOutput:
+        """Call ``tool``; every failure becomes an error text for the model."""
+        try:
+            client = await self._connected()
+        except Exception as exc:
+            await self._reset()
+            return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {_why(exc)}", ok=False)
+        try:
+            result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
+        except Exception as exc:
+            if _is_dead(exc):
+                await self._reset()
+                return ToolOutput(
+                    text=f"Error: server {self.name!r} stopped during the call ({_why(exc)});"
+                    " it will be restarted on the next call",
+                    ok=False,
+                )
+            return ToolOutput(text=f"Error: {_why(exc)}", ok=False)
+        text = result_text(result)
+        return ToolOutput(text=text, ok=not result.is_error)
+
+    async def _reset(self) -> None:
+        async with self._lock:
+            client, self._client, self._tools = self._client, None, None
+        if client is not None:
+            with anyio.move_on_after(5, shield=True):
+                try:
+                    await client.close()
+                except Exception as exc:  # a dead session may fail to close; it is gone anyway
+                    log.debug("%s: close failed: %s", self.name, exc)
+
+    async def aclose(self) -> None:
+        await self._reset()
+
+
+class Downstreams:
+    """Every configured server, by name. Nothing connects until a tool is needed."""
+
+    def __init__(self, servers: Mapping[str, DownstreamServer]) -> None:
+        self.servers = dict(servers)
+
+    @classmethod
+    def from_config(
+        cls,
+        configs: Mapping[str, DownstreamServerConfig],
+        transports: Mapping[str, ClientTransport] | None = None,
+    ) -> Downstreams:
+        transports = transports or {}
+        return cls(
+            {
+                name: DownstreamServer(name, cfg, transport=transports.get(name))
+                for name, cfg in configs.items()
+            }
+        )
+
+    def toolset(self, servers: Sequence[str], allow: Mapping[str, Sequence[str]]) -> AgentToolset:
+        return AgentToolset([self.servers[s] for s in servers], allow)
+
+    async def aclose(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for server in self.servers.values():
+                tg.start_soon(server.aclose)
+
+
+class AgentToolset:
+    """The tools one agent may use: its servers' tools, filtered by its allowlist."""
+
+    def __init__(
+        self, servers: Sequence[DownstreamServer], allow: Mapping[str, Sequence[str]]
+    ) -> None:
+        self._servers = {s.name: s for s in servers}
+        self._allow = {k: set(v) for k, v in allow.items()}
+
+    async def list_tools(self) -> list[ToolInfo]:
+        found: dict[str, list[mt.Tool]] = {}
+
+        async def fetch(server: DownstreamServer) -> None:
+            try:
+                found[server.name] = await server.tools()
+            except Exception as exc:
+                log.warning("%s: cannot list tools: %s", server.name, _why(exc))
+
+        async with anyio.create_task_group() as tg:
+            for server in self._servers.values():
+                tg.start_soon(fetch, server)
+        pairs = [
+            (name, tool)
+            for name in self._servers
+            for tool in found.get(name, [])
+            if name not in self._allow or tool.name in self._allow[name]
+        ]
+        names = llm_tool_names([(s, t.name) for s, t in pairs])
+        return [
+            ToolInfo(
+                name=names[(server, tool.name)],
+                server=server,
+                tool=tool.name,
+                description=tool.description or tool.title or tool.name,
+                parameters=tool.input_schema,
+                read_only=bool(tool.annotations and tool.annotations.read_only_hint),
+            )
+            for server, tool in pairs
+        ]
+
+    async def call(self, tool: ToolInfo, arguments: Mapping[str, Any]) -> ToolOutput:
+        return await self._servers[tool.server].call(tool.tool, arguments)
+
+
+def result_text(result: mt.CallToolResult) -> str:
+    """An MCP tool result as text for the model."""
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, mt.TextContent):
+            parts.append(block.text)
+        elif isinstance(block, mt.ImageContent | mt.AudioContent):
+            kind = "image" if isinstance(block, mt.ImageContent) else "audio"
+            parts.append(f"[{kind}: {block.mime_type}, {len(block.data) * 3 // 4} bytes]")
+        elif isinstance(block, mt.ResourceLink):
+            parts.append(f"[resource link: {block.uri} ({block.name})]")
+        elif isinstance(block, mt.EmbeddedResource):
+            res = block.resource
+            if isinstance(res, mt.TextResourceContents):
+                parts.append(f"[resource {res.uri}]\n{res.text}")
+            else:
+                parts.append(f"[resource {res.uri}: {res.mime_type or 'binary'}]")
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def _is_dead(exc: BaseException) -> bool:
+    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError):
+        return True
+    return "connection closed" in str(exc).lower() or "not connected" in str(exc).lower()
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,341 @@
+"""The chat loop: one ``run()`` over ``step()`` for every entry point.
+
+The state of a run is the stored transcript itself: each step reads the thread, does one
+thing (call the model, or settle the open tool calls of its last answer), writes what it
+did, and says what comes next. So a run can stop anywhere (approval, crash, restart) and
+``run()`` picks it up again from the database. The loop does no I/O of its own: the model,
+the toolset and the store come in through :class:`Agent` and :class:`Run`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from agents_mcp.errors import MaxIterations, RunError
+from agents_mcp.llm import LLM
+from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
+from agents_mcp.store import Approval, Store, StoredMessage, Thread, digest, now
+from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
+
+log = logging.getLogger("agents_mcp.loop")
+
+Progress = Callable[[str], Awaitable[None]]
+
+
+async def _no_progress(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent:
+    """A configured agent, ready to run: its model, tools and rules."""
+
+    name: str
+    description: str
+    instructions: str
+    llm: LLM
+    toolset: Toolset
+    requires_approval: Callable[[ToolInfo], bool]
+    max_iterations: int = 12
+    settings: Mapping[str, Any] = field(default_factory=dict[str, Any])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """One run of an agent on a thread."""
+
+    agent: Agent
+    thread_id: str
+    store: Store
+    progress: Progress = _no_progress
+
+
+# -- the steps ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Continue:
+    """Take another step."""
+
+
+@dataclass(frozen=True)
+class Final:
+    """The model answered without tool calls."""
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Some tool calls wait for a human decision."""
+
+    waiting: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run cannot go on."""
+
+    error: RunError
+
+
+Step = Continue | Final | Paused | Failed
+
+
+async def run(r: Run) -> None:
+    """Drive ``step()`` until the thread is completed, paused or failed; record the status."""
+    while True:
+        try:
+            nxt = await step(r)
+        except RunError as exc:
+            nxt = Failed(exc)
+        except Exception as exc:  # a bug must not leave the thread "running" forever
+            log.exception("run of thread %s crashed", r.thread_id)
+            err = RunError(f"internal error: {type(exc).__name__}: {exc}")
+            nxt = Failed(err)
+        match nxt:
+            case Continue():
+                continue
+            case Final():
+                await r.store.set_status(r.thread_id, "completed")
+            case Paused():
+                await r.progress("waiting for approval")
+                await r.store.set_status(r.thread_id, "needs_approval")
+            case Failed(error):
+                await r.store.set_status(r.thread_id, "failed", error=(error.kind, str(error)))
+        return
+
+
+async def step(r: Run) -> Step:
+    """Do the next thing the transcript calls for, and store it."""
+    history = await r.store.messages(r.thread_id)
+    calls = open_calls(history)
+    if calls:
+        return await _settle_calls(r, calls)
+    if history and history[-1].message.role == "assistant":
+        return Final()
+    turn = _current_turn(history)
+    requests = sum(1 for m in turn if m.message.role == "assistant")
+    if requests >= r.agent.max_iterations:
+        raise MaxIterations(
+            f"agent {r.agent.name!r} reached max_iterations ({r.agent.max_iterations})"
+            " without a final answer; send a message to continue"
+        )
+    tools = await r.agent.toolset.list_tools()
+    await r.progress(f"thinking (turn {requests + 1}/{r.agent.max_iterations})")
+    request = LLMRequest(
+        system=r.agent.instructions,
+        messages=_prompt(history),
+        tools=[t.spec for t in tools],
+        settings=r.agent.settings,
+    )
+    response = await r.agent.llm.complete(request)
+    calls = _unique_ids(response.tool_calls, history)
+    await r.store.append(
+        r.thread_id,
+        Message(
+            role="assistant",
+            content=response.content,
+            tool_calls=calls,
+            reasoning=response.reasoning,
+            usage=response.usage,
+        ),
+    )
+    return Continue() if calls else Final()
+
+
+async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
+    """Run, refuse or hold each open call of the model's last answer."""
+    tools = {t.name: t for t in await r.agent.toolset.list_tools()}
+    decided = {a.call_id: a for a in await r.store.approvals(r.thread_id)}
+    grants = await r.store.grants(r.thread_id)
+    runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
+    answers: list[Message] = []
+    new: list[Approval] = []
+    waiting: list[str] = []
+    for call in calls:
+        info = tools.get(call.name)
+        problem = _check(call, info, tools)
+        approval = decided.get(call.id)
+        if problem is not None:
+            answers.append(_tool_message(call, ToolOutput(text=problem, ok=False)))
+        elif approval is None and info is not None and f"{info.server}__{info.tool}" not in grants and (
+            r.agent.requires_approval(info)
+        ):
+            new.append(_approval(r.thread_id, call, info))
+            waiting.append(call.id)
+        elif approval is None or approval.status == "approved":
+            stored = call.arguments if approval is None else approval.arguments
+            if approval is not None and digest(stored) != approval.digest:
+                text = "Error: the stored arguments of this call do not match their digest"
+                answers.append(_tool_message(call, ToolOutput(text=text, ok=False)))
+            else:
+                runnable.append((call, info, stored))
+        elif approval.status == "denied":
+            why = f": {approval.reason}" if approval.reason else ""
+            text = f"The user refused this call{why}. Do not retry it without asking the user."
+            answers.append(_tool_message(call, ToolOutput(text=text, ok=False)))
+        else:
+            waiting.append(call.id)
+    if new:
+        await r.store.add_approvals(new)
+    if answers:
+        await r.store.append(r.thread_id, *answers)
+    await _execute(r, runnable)
+    return Paused(tuple(waiting)) if waiting else Continue()
+
+
+async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]]) -> None:
+    """Run calls concurrently; each gets a ``pending`` row first, in call order."""
+    if not calls:
+        return
+    pending = [
+        Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls
+    ]
+    indexes = await r.store.append(r.thread_id, *pending)
+
+    async def one(index: int, info: ToolInfo, arguments: str) -> None:
+        await r.progress(f"calling {info.name}")
+        out = await r.agent.toolset.call(info, json.loads(arguments or "{}"))
+        await r.store.finish_tool(r.thread_id, index, out.text, ok=out.ok)
+
+    async with anyio.create_task_group() as tg:
+        for index, (_, info, arguments) in zip(indexes, calls, strict=True):
+            assert info is not None
+            tg.start_soon(one, index, info, arguments)
+
+
+def _check(call: ToolCall, info: ToolInfo | None, tools: Mapping[str, ToolInfo]) -> str | None:
+    """Why a call cannot run at all, as a message for the model; None when it can."""
+    if info is None:
+        names = ", ".join(sorted(tools)) or "none"
+        return f"Error: unknown tool {call.name!r}; available tools: {names}"
+    try:
+        args = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError as exc:
+        return f"Error: the arguments of {call.name} are not valid JSON ({exc}); send a JSON object"
+    if not isinstance(args, dict):
+        return f"Error: the arguments of {call.name} must be a JSON object"
+    return None
+
+
+def _approval(thread_id: str, call: ToolCall, info: ToolInfo) -> Approval:
+    arguments = call.arguments or "{}"
+    return Approval(
+        thread_id=thread_id,
+        call_id=call.id,
+        server=info.server,
+        tool=info.tool,
+        arguments=arguments,
+        digest=digest(arguments),
+        status="pending",
+        reason=None,
+        requested_at=now(),
+        decided_at=None,
+    )
+
+
+def _tool_message(call: ToolCall, out: ToolOutput) -> Message:
+    return Message(
+        role="tool",
+        tool_call_id=call.id,
+        content=out.text,
+        status="complete" if out.ok else "error",
+    )
+
+
+# -- reading the transcript ---------------------------------------------------------------
+
+
+def _current_turn(history: Sequence[StoredMessage]) -> Sequence[StoredMessage]:
+    """The messages since the caller's last message (inclusive)."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].message.role == "user":
+            return history[i:]
+    return history
+
+
+def open_calls(history: Sequence[StoredMessage]) -> list[ToolCall]:
+    """Calls of the last assistant message that have no result yet."""
+    for i in range(len(history) - 1, -1, -1):
+        m = history[i].message
+        if m.role == "assistant":
+            answered = {h.message.tool_call_id for h in history[i + 1 :]}
+            return [c for c in m.tool_calls if c.id not in answered]
+        if m.role == "user":
+            return []
+    return []
+
+
+def _unique_ids(calls: Sequence[ToolCall], history: Sequence[StoredMessage]) -> tuple[ToolCall, ...]:
+    """Make call ids unique in the thread (some models reuse ``call_0`` every turn)."""
+    seen = {c.id for h in history for c in h.message.tool_calls}
+    out: list[ToolCall] = []
+    for call in calls:
+        cid, n = call.id, 1
+        while cid in seen:
+            n += 1
+            cid = f"{call.id}~{n}"
+        seen.add(cid)
+        out.append(ToolCall(id=cid, name=call.name, arguments=call.arguments))
+    return tuple(out)
+
+
+def _prompt(history: Sequence[StoredMessage]) -> list[Message]:
+    """The transcript as the model must see it: tool results right after their call, in call
+    order, and no reasoning."""
+    results = {
+        h.message.tool_call_id: h.message for h in history if h.message.role == "tool"
+    }
+    out: list[Message] = []
+    for h in history:
+        m = h.message
+        if m.role == "tool":
+            continue
+        out.append(Message(role=m.role, content=m.content, tool_calls=m.tool_calls))
+        for call in m.tool_calls:
+            res = results.get(call.id)
+            content = res.content if res is not None else "Error: no result was recorded"
+            out.append(Message(role="tool", tool_call_id=call.id, content=content or ""))
+    return out
+
+
+# -- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnSummary:
+    """What the caller is told about the thread's latest turn."""
+
+    thread: Thread
+    reply: str | None
+    usage: Usage
+    llm_requests: int
+    tool_calls: int
+    pending: list[Approval]
+
+
+async def summarize(store: Store, thread: Thread) -> TurnSummary:
+    """The result of the thread's latest turn, derived from the transcript."""
+    history = await store.messages(thread.id)
+    turn = _current_turn(history)
+    answers = [h.message for h in turn if h.message.role == "assistant"]
+    usage = Usage()
+    for m in answers:
+        usage = usage + (m.usage or Usage())
+    reply = next((m.content for m in reversed(answers) if m.content), None)
+    pending: list[Approval] = []
+    if thread.status == "needs_approval":
+        pending = [a for a in await store.approvals(thread.id) if a.status == "pending"]
+    return TurnSummary(
+        thread=thread,
+        reply=reply,
+        usage=usage,
+        llm_requests=len(answers),
+        tool_calls=sum(1 for h in turn if h.message.role == "tool"),
+        pending=pending,
+    )

@@ -1,0 +1,419 @@
+"""The MCP face of agents-mcp: a FastMCP server whose tools drive :class:`Threads`.
+
+This module is the composition root: it turns the configuration into agents (model,
+toolset, approval rule), owns their lifetimes in the server lifespan, and maps our
+exception tree to MCP tool errors in one place (:func:`_tool_errors`).
+"""
+
+
+import functools
+import hashlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+
+import anyio
+import platformdirs
+from fastmcp import Context, FastMCP
+from fastmcp.client.transports import ClientTransport
+from fastmcp.exceptions import ToolError
+from fastmcp.server.dependencies import get_access_token
+from fastmcp.tools import ToolResult
+from mcp_types import TextContent, ToolAnnotations
+from pydantic import Field
+
+from agents_mcp import __version__
+from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
+from agents_mcp.downstream import Downstreams
+from agents_mcp.errors import ClientError, ConfigError
+from agents_mcp.llm import LLM, OpenAIChatModel
+from agents_mcp.loop import Agent, TurnSummary
+from agents_mcp.results import (
+    META_STATUS,
+    META_THREAD_ID,
+    AgentResult,
+    Status,
+    ThreadList,
+    agent_result,
+    result_text,
+    thread_info,
+)
+from agents_mcp.store import Store
+from agents_mcp.threads import Runs, Threads
+from agents_mcp.toolsets import ToolInfo
+
+log = logging.getLogger("agents_mcp.server")
+
+LOCAL_OWNER = "local"
+DEFAULT_WAIT = 45.0
+_DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay under 2 KB
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
+
+
+def resolve_db_path(config: Config, override: str | Path | None) -> str:
+    if override is not None:
+        return str(override)
+    if config.server.db is not None:
+        return str(config.server.db)
+    return str(default_db_path())
+
+
+def build_llm(cfg: ModelConfig) -> LLM:
+    if cfg.provider == "demo":
+        from agents_mcp.testing import DemoLLM
+
+        return DemoLLM()
+    assert cfg.base_url is not None and cfg.model is not None  # enforced by the config
+    return OpenAIChatModel(
+        base_url=str(cfg.base_url),
+        model=cfg.model,
+        api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        timeout=cfg.timeout,
+        extra=cfg.extra,
+    )
+
+
+def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:
+    def requires(tool: ToolInfo) -> bool:
+        return approval_required(cfg.require_approval, tool.server, tool.tool, tool.read_only)
+
+    return requires
+
+
+def build_agents(
+    config: Config, llms: Mapping[str, LLM], downstreams: Downstreams
+) -> dict[str, Agent]:
+    return {
+        name: Agent(
+            name=name,
+            description=cfg.description,
+            instructions=cfg.instructions,
+            llm=llms[cfg.model],
+            toolset=downstreams.toolset(cfg.servers, cfg.tools),
+            requires_approval=_approval_rule(cfg),
+            max_iterations=cfg.max_iterations,
+        )
+        for name, cfg in config.agents.items()
+    }
+
+
+def _owner() -> str:
+    """The caller: the authenticated principal over HTTP, ``local`` otherwise."""
+    token = get_access_token()
+    if token is None:
+        return LOCAL_OWNER
+    return token.client_id or token.subject or LOCAL_OWNER
+
+
+def token_owner(token: str) -> str:
+    """A stable principal for a static bearer token, without storing the token."""
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Map the exception tree to MCP: client mistakes become tool errors with our message."""
+
+    @wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except ClientError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return wrapper
+
+
+def _agent_tool_result(summary: TurnSummary) -> ToolResult:
+    result = agent_result(summary)
+    return ToolResult(
+        content=[TextContent(type="text", text=result_text(result))],
+        structured_content=result,
+        meta={META_THREAD_ID: result.thread_id, META_STATUS: result.status},
+    )
+
+
+def _progress(ctx: Context) -> Callable[[str], Awaitable[None]]:
+    count = 0
+
+    async def report(message: str) -> None:
+        nonlocal count
+        count += 1
+        await ctx.report_progress(count, None, message)
+
+    return report
+
+
+def _chat_description(config: Config) -> str:
+    head = (
+        "Send a message to an agent and get its answer. Each agent has its own model,"
+        " instructions and tools. Without thread_id a new conversation starts; pass the"
+        " thread_id of a previous result to continue it. status needs_approval: ask the user"
+        " and call approve_call; status running: call get_thread.\nAgents:\n"
+    )
+    budget = max(40, (_DESCRIPTION_BUDGET - len(head)) // max(1, len(config.agents)))
+    lines = []
+    for name, agent in config.agents.items():
+        line = f"- {name}: {' '.join(agent.description.split())}"
+        lines.append(line if len(line) <= budget else line[: budget - 1] + "…")
+    return head + "\n".join(lines)
+
+
+def create_server(
+    config: Config,
+    *,
+    db_path: str | Path | None = None,
+    llms: Mapping[str, LLM] | None = None,
+    transports: Mapping[str, ClientTransport | FastMCP] | None = None,
+    wait_seconds: float = DEFAULT_WAIT,
+    auth: Any = None,
+) -> FastMCP:
+    """Build the agents-mcp server for ``config``.
+
+    ``llms`` replaces configured models by name and ``transports`` replaces downstream
+    servers by name (tests use scripted models and in-process servers this way).
+    """
+    path = resolve_db_path(config, db_path)
+    names = list(config.agents)
+
+    @asynccontextmanager
+    async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        async with AsyncExitStack() as stack:
+            store = await Store.open(path)
+            stack.push_async_callback(store.close)
+            downstreams = Downstreams.from_config(
+                config.mcp_servers, _as_transports(transports or {})
+            )
+            stack.push_async_callback(downstreams.aclose)
+            models: dict[str, LLM] = {}
+            for name, model_cfg in config.models.items():
+                models[name] = (llms or {}).get(name) or build_llm(model_cfg)
+                closer = getattr(models[name], "aclose", None)
+                if closer is not None:
+                    stack.push_async_callback(closer)
+            agents = build_agents(config, models, downstreams)
+            runs = Runs()
+            stack.push_async_callback(runs.aclose)
+            threads = Threads(store, agents, runs)
+            for thread_id in await threads.recover():
+                runs.spawn(functools.partial(_resume, threads, thread_id))
+            yield {"threads": threads}
+
+    mcp = FastMCP(
+        config.server.name,
+        instructions=(
+            "Agents as tools. chat_with_agent talks to an agent; keep the returned thread_id"
+            " to continue. list_threads finds conversations and approvals waiting."
+        ),
+        version=__version__,
+        lifespan=lifespan,
+        mask_error_details=True,
+        auth=auth,
+    )
+
+    def threads_of(ctx: Context) -> Threads:
+        threads: Threads = ctx.lifespan_context["threads"]
+        return threads
+
+    agent_field = Field(
+        description="Which agent to talk to", json_schema_extra={"enum": names}
+    )
+    wait_field = Field(
+        description="Seconds to wait for the answer before returning status running",
+        ge=0,
+        le=600,
+    )
+    agent_tool = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+    )
+
+    @mcp.tool(
+        description=_chat_description(config),
+        output_schema=AgentResult.model_json_schema(),
+        annotations=agent_tool,
+    )
+    @_tool_errors
+    async def chat_with_agent(
+        agent: Annotated[str, agent_field],
+        message: Annotated[str, Field(description="What to ask or tell the agent", min_length=1)],
+        ctx: Context,
+        thread_id: Annotated[
+            str | None, Field(description="Continue this thread (from a previous result)")
+        ] = None,
+        wait_seconds: Annotated[float, wait_field] = wait_seconds,
+    ) -> ToolResult:
+        summary = await threads_of(ctx).chat(
+            owner=_owner(),
+            agent=agent,
+            message=message,
+            thread_id=thread_id,
+            wait=wait_seconds,
+            progress=_progress(ctx),
+        )
+        return _agent_tool_result(summary)
+
+    @mcp.tool(
+        description=(
+            "Allow or refuse a tool call an agent asked to make (status needs_approval)."
+            " The call that runs is the one the agent asked for, as shown in"
+            " pending_approvals; scope='thread' also allows that tool for the rest of the"
+            " thread. Returns the thread's result, like chat_with_agent."
+        ),
+        output_schema=AgentResult.model_json_schema(),
+        annotations=agent_tool,
+    )
+    @_tool_errors
+    async def approve_call(
+        thread_id: Annotated[str, Field(description="The thread with the pending call")],
+        call_id: Annotated[str, Field(description="call_id from pending_approvals")],
+        approve: Annotated[bool, Field(description="true to run the call, false to refuse it")],
+        ctx: Context,
+        reason: Annotated[
+            str | None, Field(description="Why (shown to the agent when refusing)")
+        ] = None,
+        scope: Annotated[
+            Literal["once", "thread"],
+            Field(description="once: this call; thread: also allow this tool in this thread"),
+        ] = "once",
+        wait_seconds: Annotated[float, wait_field] = wait_seconds,
+    ) -> ToolResult:
+        summary = await threads_of(ctx).approve(
+            owner=_owner(),
+            thread_id=thread_id,
+            call_id=call_id,
+            approve=approve,
+            reason=reason,
+            scope=scope,
+            wait=wait_seconds,
+            progress=_progress(ctx),
+        )
+        return _agent_tool_result(summary)
+
+    @mcp.tool(
+        description=(
+            "The current result of a thread (same shape as chat_with_agent), waiting up to"
+            " wait_seconds for a running turn to finish."
+        ),
+        output_schema=AgentResult.model_json_schema(),
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    @_tool_errors
+    async def get_thread(
+        thread_id: Annotated[str, Field(description="The thread to look up")],
+        ctx: Context,
+        wait_seconds: Annotated[
+            float, Field(description="Seconds to wait for a running turn", ge=0, le=600)
+        ] = 0.0,
+    ) -> ToolResult:
+        summary = await threads_of(ctx).get(
+            owner=_owner(), thread_id=thread_id, wait=wait_seconds, progress=_progress(ctx)
+        )
+        return _agent_tool_result(summary)
+
+    @mcp.tool(
+        description=(
+            "List your conversations with agents, newest first. status='needs_approval' lists"
+            " every thread waiting for approve_call, with its pending calls."
+        ),
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+    @_tool_errors
+    async def list_threads(
+        ctx: Context,
+        agent: Annotated[
+            str | None,
+            Field(description="Only this agent's threads", json_schema_extra={"enum": names}),
+        ] = None,
+        status: Annotated[Status | None, Field(description="Only threads in this status")] = None,
+        limit: Annotated[int, Field(description="Page size", ge=1, le=100)] = 20,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor from the previous page")
+        ] = None,
+    ) -> ThreadList:
+        threads, pending, next_cursor = await threads_of(ctx).list(
+            owner=_owner(), agent=agent, status=status, limit=limit, cursor=cursor
+        )
+        return ThreadList(
+            threads=[thread_info(t, pending.get(t.id, [])) for t in threads],
+            next_cursor=next_cursor,
+        )
+
+    return mcp
+
+
+async def _resume(threads: Threads, thread_id: str) -> None:
+    try:
+        await threads.resume(thread_id)
+    except Exception as exc:  # one broken thread must not stop the server
+        log.warning("could not resume thread %s: %s", thread_id, exc)
+
+
+def _as_transports(
+    given: Mapping[str, ClientTransport | FastMCP],
+) -> dict[str, ClientTransport]:
+    from fastmcp.client.transports import FastMCPTransport
+
+    return {
+        name: FastMCPTransport(t) if isinstance(t, FastMCP) else t for name, t in given.items()
+    }
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_auth(config: Config) -> Any:
+    """A verifier for the configured static bearer tokens, or None."""
+    tokens = [t.get_secret_value() for t in config.server.auth_tokens]
+    if not tokens:
+        return None
+    from fastmcp.server.auth import StaticTokenVerifier
+
+    return StaticTokenVerifier(
+        tokens={t: {"client_id": token_owner(t), "scopes": []} for t in tokens}
+    )
+
+
+async def serve(
+    config: Config,
+    *,
+    transport: Literal["stdio", "http"] = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    db_path: str | Path | None = None,
+) -> None:
+    """Run the server until it is stopped."""
+    auth = bearer_auth(config) if transport == "http" else None
+    if transport == "http" and not is_loopback(host) and auth is None:
+        raise ConfigError(
+            f"{config.path}: server.auth_tokens: binding {host} (not loopback) needs bearer"
+            ' tokens; set auth_tokens = ["${AGENTS_MCP_TOKEN}"] in [server] or use'
+            " --host 127.0.0.1"
+        )
+    mcp = create_server(config, db_path=db_path, auth=auth)
+    if transport == "stdio":
+        await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
+    else:
+        await mcp.run_http_async(
+            show_banner=False,
+            host=host,
+            port=port,
+            log_level="warning",
+            host_origin_protection="auto",
+        )

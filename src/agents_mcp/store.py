@@ -1,0 +1,481 @@
+"""Durable threads in SQLite (aiosqlite): threads, their messages and their approvals.
+
+One connection per process, WAL, foreign keys, numbered migrations recorded in the
+database. Every multi-statement write runs in one ``BEGIN IMMEDIATE`` transaction under a
+lock, so a crash leaves either all of a step or none of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import aiosqlite
+import anyio
+
+from agents_mcp._migrations import migrate
+from agents_mcp.errors import Conflict, InvalidRequest, NotFound
+from agents_mcp.messages import Message, MessageStatus, Role, ToolCall, Usage
+
+ThreadStatus = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
+ApprovalStatus = Literal["pending", "approved", "denied"]
+THREAD_STATUSES: tuple[ThreadStatus, ...] = (
+    "completed",
+    "needs_approval",
+    "running",
+    "failed",
+    "cancelled",
+)
+INTERRUPTED = "interrupted: the server stopped before this step finished"
+
+
+def new_thread_id() -> str:
+    """An unguessable thread id: 144 random bits."""
+    return "th_" + secrets.token_urlsafe(18)
+
+
+def now() -> str:
+    """UTC timestamp with milliseconds, sortable as text."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thread:
+    id: str
+    agent: str
+    owner: str
+    title: str
+    status: ThreadStatus
+    error_type: str | None
+    error_message: str | None
+    created_at: str
+    updated_at: str
+    message_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredMessage:
+    """A message with its position in the thread."""
+
+    index: int
+    message: Message
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approval:
+    """A tool call that waits for (or got) a human decision. ``arguments`` is stored verbatim."""
+
+    thread_id: str
+    call_id: str
+    server: str
+    tool: str
+    arguments: str
+    digest: str
+    status: ApprovalStatus
+    reason: str | None
+    requested_at: str
+    decided_at: str | None
+    reason_hint: str | None = None
+
+
+def digest(arguments: str) -> str:
+    """A digest of the exact argument text, stored to prove it was not changed."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(arguments.encode()).hexdigest()
+
+
+class Store:
+    """The only owner of the SQLite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self._lock = anyio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        """Open (creating and migrating as needed) the database at ``path``."""
+        target = str(path)
+        if target != ":memory:":
+            Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(target, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        store = cls(conn, target)
+        async with store._write() as db:
+            await migrate(db)
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                with anyio.CancelScope(shield=True):
+                    await self._conn.execute("COMMIT")
+
+    # -- recovery ---------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Mark steps a crash left ``pending`` as errors; return the threads left running.
+
+        Approvals are untouched: a pending approval is a durable question, not an
+        interrupted step. The caller decides what each running thread becomes.
+        """
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE messages SET status='error', content=? WHERE status='pending'",
+                (INTERRUPTED,),
+            )
+            cur = await db.execute("SELECT id FROM threads WHERE status='running'")
+            return [r["id"] for r in await cur.fetchall()]
+
+    # -- threads ----------------------------------------------------------------------
+
+    async def create_thread(self, *, agent: str, owner: str, first_message: str) -> Thread:
+        """Create a running thread holding the caller's first message."""
+        thread_id = new_thread_id()
+        stamp = now()
+        title = " ".join(first_message.split())[:80]
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
+                " message_count) VALUES (?, ?, ?, ?, 'running', ?, ?, 0)",
+                (thread_id, agent, owner, title, stamp, stamp),
+            )
+            await self._append(db, thread_id, Message(role="user", content=first_message))
+        return await self.get_thread(thread_id, owner)
+
+    async def get_thread(self, thread_id: str, owner: str) -> Thread:
+        """The thread, or ``NotFound`` (also when it belongs to someone else)."""
+        cur = await self._conn.execute(
+            "SELECT * FROM threads WHERE id=? AND owner=?", (thread_id, owner)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"thread {thread_id!r} not found")
+        return _thread(row)
+
+    async def thread(self, thread_id: str) -> Thread | None:
+        """The thread whoever owns it (for internal use: recovery)."""
+        cur = await self._conn.execute("SELECT * FROM threads WHERE id=?", (thread_id,))
+        row = await cur.fetchone()
+        return None if row is None else _thread(row)
+
+    async def waiting_threads(self) -> list[str]:
+        cur = await self._conn.execute("SELECT id FROM threads WHERE status='needs_approval'")
+        return [r["id"] for r in await cur.fetchall()]
+
+    async def list_threads(
+        self,
+        *,
+        owner: str,
+        agent: str | None = None,
+        status: ThreadStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Thread], str | None]:
+        """The owner's threads, newest first, and the cursor of the next page (or None)."""
+        where = ["owner=?"]
+        params: list[Any] = [owner]
+        if agent is not None:
+            where.append("agent=?")
+            params.append(agent)
+        if status is not None:
+            where.append("status=?")
+            params.append(status)
+        if cursor is not None:
+            updated_at, last_id = _decode_cursor(cursor)
+            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+            params += [updated_at, updated_at, last_id]
+        sql = (
+            f"SELECT * FROM threads WHERE {' AND '.join(where)}"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        )
+        cur = await self._conn.execute(sql, [*params, limit + 1])
+        rows = [_thread(r) for r in await cur.fetchall()]
+        page = rows[:limit]
+        next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+        return page, next_cursor
+
+    async def set_status(
+        self,
+        thread_id: str,
+        status: ThreadStatus,
+        *,
+        error: tuple[str, str] | None = None,
+        expect: Iterable[ThreadStatus] | None = None,
+    ) -> None:
+        """Set the thread's status (and error). With ``expect``, only from those states."""
+        async with self._write() as db:
+            if expect is not None:
+                allowed = tuple(expect)
+                cur = await db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
+                row = await cur.fetchone()
+                if row is None or row["status"] not in allowed:
+                    current = None if row is None else row["status"]
+                    raise Conflict(f"thread {thread_id!r} is {current}")
+            await db.execute(
+                "UPDATE threads SET status=?, error_type=?, error_message=?, updated_at=?"
+                " WHERE id=?",
+                (status, *(error or (None, None)), now(), thread_id),
+            )
+
+    # -- messages ---------------------------------------------------------------------
+
+    async def messages(self, thread_id: str) -> list[StoredMessage]:
+        cur = await self._conn.execute(
+            "SELECT * FROM messages WHERE thread_id=? ORDER BY idx", (thread_id,)
+        )
+        return [_message(r) for r in await cur.fetchall()]
+
+    async def append(self, thread_id: str, *messages: Message) -> list[int]:
+        """Append messages in one transaction; returns their indexes."""
+        async with self._write() as db:
+            return [await self._append(db, thread_id, m) for m in messages]
+
+    async def append_user(
+        self, thread_id: str, content: str, *, expect: Sequence[ThreadStatus]
+    ) -> None:
+        """Append the caller's next message and mark the thread running, atomically."""
+        async with self._write() as db:
+            cur = await db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            if row["status"] not in expect:
+                raise Conflict(f"thread {thread_id!r} is {row['status']}")
+            await self._append(db, thread_id, Message(role="user", content=content))
+            await db.execute(
+                "UPDATE threads SET status='running', error_type=NULL, error_message=NULL"
+                " WHERE id=?",
+                (thread_id,),
+            )
+
+    async def finish_tool(self, thread_id: str, index: int, content: str, *, ok: bool) -> None:
+        """Record the result of a tool call started with a ``pending`` row."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?",
+                (content, "complete" if ok else "error", thread_id, index),
+            )
+            await db.execute("UPDATE threads SET updated_at=? WHERE id=?", (now(), thread_id))
+
+    async def _append(self, db: aiosqlite.Connection, thread_id: str, m: Message) -> int:
+        cur = await db.execute("SELECT message_count FROM threads WHERE id=?", (thread_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"thread {thread_id!r} not found")
+        index = int(row["message_count"])
+        calls = (
+            json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls])
+            if m.tool_calls
+            else None
+        )
+        usage = m.usage
+        await db.execute(
+            "INSERT INTO messages (thread_id, idx, role, content, tool_calls, tool_call_id,"
+            " reasoning, input_tokens, output_tokens, status, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                thread_id,
+                index,
+                m.role,
+                m.content,
+                calls,
+                m.tool_call_id,
+                m.reasoning,
+                None if usage is None else usage.input_tokens,
+                None if usage is None else usage.output_tokens,
+                m.status,
+                now(),
+            ),
+        )
+        await db.execute(
+            "UPDATE threads SET message_count=message_count+1, updated_at=? WHERE id=?",
+            (now(), thread_id),
+        )
+        return index
+
+    # -- approvals --------------------------------------------------------------------
+
+    async def add_approvals(self, approvals: Sequence[Approval]) -> None:
+        async with self._write() as db:
+            await db.executemany(
+                "INSERT INTO approvals (thread_id, call_id, server, tool, arguments, digest,"
+                " status, reason, reason_hint, requested_at, decided_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        a.thread_id,
+                        a.call_id,
+                        a.server,
+                        a.tool,
+                        a.arguments,
+                        a.digest,
+                        a.status,
+                        a.reason,
+                        a.reason_hint,
+                        a.requested_at,
+                        a.decided_at,
+                    )
+                    for a in approvals
+                ],
+            )
+
+    async def approvals(self, thread_id: str) -> list[Approval]:
+        cur = await self._conn.execute(
+            "SELECT * FROM approvals WHERE thread_id=? ORDER BY requested_at, rowid", (thread_id,)
+        )
+        return [_approval(r) for r in await cur.fetchall()]
+
+    async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
+        """Undecided approvals of several threads at once (for the inbox)."""
+        if not thread_ids:
+            return {}
+        marks = ",".join("?" * len(thread_ids))
+        cur = await self._conn.execute(
+            f"SELECT * FROM approvals WHERE status='pending' AND thread_id IN ({marks})"
+            " ORDER BY requested_at, rowid",
+            list(thread_ids),
+        )
+        out: dict[str, list[Approval]] = {}
+        for row in await cur.fetchall():
+            a = _approval(row)
+            out.setdefault(a.thread_id, []).append(a)
+        return out
+
+    async def decide(
+        self,
+        thread_id: str,
+        call_id: str,
+        *,
+        approve: bool,
+        reason: str | None,
+        grant_tool: str | None = None,
+    ) -> bool:
+        """Record a decision. Returns False when the same decision was already recorded.
+
+        A different decision on an already decided call is a ``Conflict``; nothing changes.
+        With ``grant_tool``, that tool runs without asking for the rest of the thread.
+        """
+        async with self._write() as db:
+            cur = await db.execute(
+                "SELECT status FROM approvals WHERE thread_id=? AND call_id=?", (thread_id, call_id)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}")
+            wanted = "approved" if approve else "denied"
+            if row["status"] == wanted:
+                return False
+            if row["status"] != "pending":
+                raise Conflict(
+                    f"call {call_id!r} was already {row['status']}; a decision cannot be changed"
+                )
+            await db.execute(
+                "UPDATE approvals SET status=?, reason=?, decided_at=? WHERE thread_id=? AND call_id=?",
+                (wanted, reason, now(), thread_id, call_id),
+            )
+            if grant_tool is not None:
+                await db.execute(
+                    "INSERT OR IGNORE INTO grants (thread_id, tool) VALUES (?, ?)",
+                    (thread_id, grant_tool),
+                )
+            return True
+
+    async def grants(self, thread_id: str) -> set[str]:
+        """Tools the user allowed for the rest of this thread (``scope="thread"``)."""
+        cur = await self._conn.execute("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
+        return {r["tool"] for r in await cur.fetchall()}
+
+
+def _thread(row: sqlite3.Row) -> Thread:
+    return Thread(
+        id=row["id"],
+        agent=row["agent"],
+        owner=row["owner"],
+        title=row["title"],
+        status=row["status"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        message_count=row["message_count"],
+    )
+
+
+def _message(row: sqlite3.Row) -> StoredMessage:
+    calls = tuple(ToolCall(**c) for c in json.loads(row["tool_calls"] or "[]"))
+    usage = (
+        None
+        if row["input_tokens"] is None
+        else Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"])
+    )
+    return StoredMessage(
+        index=row["idx"],
+        message=Message(
+            role=cast(Role, row["role"]),
+            content=row["content"],
+            tool_calls=calls,
+            tool_call_id=row["tool_call_id"],
+            reasoning=row["reasoning"],
+            usage=usage,
+            status=cast(MessageStatus, row["status"]),
+        ),
+    )
+
+
+def _approval(row: sqlite3.Row) -> Approval:
+    return Approval(
+        thread_id=row["thread_id"],
+        call_id=row["call_id"],
+        server=row["server"],
+        tool=row["tool"],
+        arguments=row["arguments"],
+        digest=row["digest"],
+        status=row["status"],
+        reason=row["reason"],
+        reason_hint=row["reason_hint"],
+        requested_at=row["requested_at"],
+        decided_at=row["decided_at"],
+    )
+
+
+def _encode_cursor(t: Thread) -> str:
+    raw = json.dumps([t.updated_at, t.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, thread_id = json.loads(raw)
+        if not isinstance(updated_at, str) or not isinstance(thread_id, str):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise InvalidRequest(
+            f"invalid cursor {cursor!r}; pass the next_cursor of a previous list_threads result"
+        ) from None
+    return updated_at, thread_id

@@ -1,0 +1,179 @@
+"""Test doubles for agents-mcp and for its users' own tests.
+
+* :class:`ScriptedLLM` answers from a script: text, tool calls, an exception, or a function
+  of the request. It records every request and fails loudly on an unexpected extra call.
+* :class:`DemoLLM` is the bundled ``provider = "demo"`` model: deterministic, no API key.
+* :func:`block_real_llms` fails a test that would reach a real (non-loopback) LLM endpoint.
+* ``agents_mcp.testing.chat_server.FakeChatServer`` speaks the real Chat Completions wire
+  format over HTTP, backed by any of the models above.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from agents_mcp.llm import TextCallback
+from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
+
+__all__ = ["Call", "DemoLLM", "RealLLMBlocked", "ScriptedLLM", "block_real_llms"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A tool call for a script: ``Call("fs__read_file", {"path": "a.txt"})``.
+
+    ``arguments`` may be a dict (sent as JSON) or a raw string (to script invalid JSON).
+    """
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict[str, Any])
+    id: str | None = None
+
+    def to_tool_call(self) -> ToolCall:
+        args = self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+        return ToolCall(id=self.id or f"call_{secrets.token_hex(4)}", name=self.name, arguments=args)
+
+
+Responder = Callable[[LLMRequest], "LLMResponse | str | Awaitable[LLMResponse | str]"]
+ScriptStep = str | Call | list[Call] | LLMResponse | BaseException | Responder
+
+
+class ScriptedLLM:
+    """An LLM that follows a script, one step per request.
+
+    Steps: a ``str`` (final answer), a :class:`Call` or a list of them (tool calls), an
+    ``LLMResponse``, an exception instance (raised), or a function of the request returning
+    any of the first two kinds (sync or async). Every request is kept in ``requests``.
+    """
+
+    def __init__(self, *steps: ScriptStep, usage: Usage | None = None) -> None:
+        self._steps: list[ScriptStep] = list(steps)
+        self.requests: list[LLMRequest] = []
+        self.usage = usage or Usage(input_tokens=10, output_tokens=5)
+
+    def add(self, *steps: ScriptStep) -> None:
+        self._steps.extend(steps)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._steps)
+
+    def assert_complete(self) -> None:
+        assert not self._steps, f"{len(self._steps)} scripted step(s) were never requested"
+
+    async def complete(
+        self, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        self.requests.append(request)
+        if not self._steps:
+            raise AssertionError(
+                f"ScriptedLLM got request #{len(self.requests)} but its script is exhausted"
+            )
+        step = self._steps.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        if callable(step) and not isinstance(step, Call):
+            out = step(request)
+            step = await out if isinstance(out, Awaitable) else out
+        response = self._response(step)
+        if on_text is not None and response.content:
+            await on_text(response.content)
+        return response
+
+    def _response(self, step: ScriptStep) -> LLMResponse:
+        if isinstance(step, LLMResponse):
+            return step
+        if isinstance(step, str):
+            return LLMResponse(content=step, usage=self.usage, finish_reason="stop")
+        calls = [step] if isinstance(step, Call) else step
+        if isinstance(calls, list):
+            return LLMResponse(
+                content=None,
+                tool_calls=tuple(c.to_tool_call() for c in calls),
+                usage=self.usage,
+                finish_reason="tool_calls",
+            )
+        raise TypeError(f"unsupported script step: {step!r}")
+
+
+class DemoLLM:
+    """A deterministic model for trying agents-mcp without an API key.
+
+    * ``call <tool> {json}`` in the user's message calls that tool (by its model-facing
+      name, e.g. ``call time__now {}``); ``call <tool>`` alone calls it with ``{}``.
+    * After tool results it reports them; otherwise it echoes the message.
+    """
+
+    async def complete(
+        self, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        last = request.messages[-1] if request.messages else None
+        if last is not None and last.role == "tool":
+            results = []
+            for m in reversed(request.messages):
+                if m.role != "tool":
+                    break
+                results.append(m.content or "")
+            text = "Tool results:\n" + "\n".join(reversed(results))
+        else:
+            said = (last.content or "") if last is not None else ""
+            call = _demo_call(said, [t.name for t in request.tools])
+            if call is not None:
+                return LLMResponse(content=None, tool_calls=(call,), finish_reason="tool_calls")
+            names = ", ".join(t.name for t in request.tools) or "none"
+            text = f"You said: {said}\n(demo model; tools: {names}; try 'call <tool> {{json}}')"
+        if on_text is not None:
+            await on_text(text)
+        return LLMResponse(content=text, usage=Usage(), finish_reason="stop")
+
+
+def _demo_call(text: str, tools: Sequence[str]) -> ToolCall | None:
+    words = text.strip().split(maxsplit=2)
+    if len(words) < 2 or words[0].lower() != "call" or words[1] not in tools:
+        return None
+    args = words[2] if len(words) == 3 else "{}"
+    return ToolCall(id=f"call_{secrets.token_hex(4)}", name=words[1], arguments=args)
+
+
+class RealLLMBlocked(AssertionError):
+    """A test tried to reach an LLM endpoint that is not on this machine."""
+
+
+@contextmanager
+def block_real_llms() -> Iterator[None]:
+    """Fail any ``OpenAIChatModel`` request to a non-loopback host inside this block.
+
+    Fakes (``FakeChatServer``) listen on 127.0.0.1 and keep working.
+    """
+    from agents_mcp.llm import OpenAIChatModel
+
+    original = OpenAIChatModel.complete
+
+    async def guarded(
+        self: OpenAIChatModel, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        host = urlsplit(self.base_url).hostname or ""
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise RealLLMBlocked(f"test tried to reach a real LLM at {self.base_url}")
+        return await original(self, request, on_text=on_text)
+
+    OpenAIChatModel.complete = guarded  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        OpenAIChatModel.complete = original  # type: ignore[method-assign]
+
+
+async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0) -> None:
+    """Poll ``predicate`` without sleeping blindly; fail after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.01)

@@ -1,0 +1,290 @@
+"""What callers do with threads: chat, decide approvals, look them up. Transport-free.
+
+The MCP server and the CLI both call :class:`Threads`. Runs execute in the background,
+in a task group owned by the process, independent of the request that started them; a
+request waits up to its deadline and otherwise answers ``running``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+
+from agents_mcp.errors import Conflict, InvalidRequest, NotFound
+from agents_mcp.loop import Agent, Progress, Run, TurnSummary, open_calls, run, summarize
+from agents_mcp.store import Approval, Store, Thread, ThreadStatus
+
+log = logging.getLogger("agents_mcp.threads")
+
+Scope = Literal["once", "thread"]
+
+
+@dataclass
+class _Active:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    listeners: set[Progress] = field(default_factory=set[Progress])
+
+
+class Runs:
+    """The runs in flight in this process, one at most per thread.
+
+    Runs are asyncio tasks rather than children of an anyio task group: they must outlive
+    the request that started them, and FastMCP closes its lifespan under a shielded cancel
+    scope that a task group opened inside the lifespan cannot exit from. ``aclose()``
+    cancels whatever is still running (its threads are marked interrupted on next start).
+    """
+
+    def __init__(self) -> None:
+        self._active: dict[str, _Active] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` in the background until it ends or ``aclose()``."""
+        task = asyncio.get_running_loop().create_task(fn())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        with anyio.move_on_after(10):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def claim(self, thread_id: str) -> None:
+        """Reserve the thread for a new run, or refuse if one is in flight."""
+        if thread_id in self._active:
+            raise Conflict(
+                f"thread {thread_id!r} is running; call get_thread to wait for its result"
+            )
+        self._active[thread_id] = _Active()
+
+    def release(self, thread_id: str) -> None:
+        active = self._active.pop(thread_id, None)
+        if active is not None:
+            active.done.set()
+
+    def launch(self, r: Callable[[Progress], Run]) -> None:
+        """Start a claimed run in the background."""
+        probe = r(_silent)
+        active = self._active[probe.thread_id]
+
+        async def progress(message: str) -> None:
+            for listener in list(active.listeners):
+                try:
+                    await listener(message)
+                except Exception as exc:  # a gone client must not break the run
+                    log.debug("progress listener failed: %s", exc)
+                    active.listeners.discard(listener)
+
+        async def body() -> None:
+            try:
+                await run(r(progress))
+            finally:
+                self.release(probe.thread_id)
+
+        self.spawn(body)
+
+    def running(self, thread_id: str) -> bool:
+        return thread_id in self._active
+
+    async def wait(self, thread_id: str, seconds: float, progress: Progress | None) -> None:
+        """Wait up to ``seconds`` for the thread's run to end, relaying its progress."""
+        active = self._active.get(thread_id)
+        if active is None:
+            return
+        if progress is not None:
+            active.listeners.add(progress)
+        try:
+            with anyio.move_on_after(seconds):
+                await active.done.wait()
+        finally:
+            if progress is not None:
+                active.listeners.discard(progress)
+
+
+async def _silent(message: str) -> None:
+    return None
+
+
+class Threads:
+    """Chat, approve, get and list, for one owner at a time."""
+
+    def __init__(self, store: Store, agents: Mapping[str, Agent], runs: Runs) -> None:
+        self.store = store
+        self.agents = dict(agents)
+        self.runs = runs
+
+    def agent(self, name: str) -> Agent:
+        try:
+            return self.agents[name]
+        except KeyError:
+            valid = ", ".join(sorted(self.agents))
+            raise NotFound(f"unknown agent {name!r}; valid agents: {valid}") from None
+
+    async def chat(
+        self,
+        *,
+        owner: str,
+        agent: str,
+        message: str,
+        thread_id: str | None = None,
+        wait: float = 45.0,
+        progress: Progress | None = None,
+    ) -> TurnSummary:
+        """Send ``message``; start a thread without ``thread_id``, else continue it."""
+        spec = self.agent(agent)
+        if not message.strip():
+            raise InvalidRequest("message is empty; send the text the agent should act on")
+        if thread_id is None:
+            thread = await self.store.create_thread(agent=spec.name, owner=owner, first_message=message)
+            self.runs.claim(thread.id)
+        else:
+            thread = await self.store.get_thread(thread_id, owner)
+            if thread.agent != spec.name:
+                raise InvalidRequest(
+                    f"thread {thread_id!r} belongs to agent {thread.agent!r}, not {agent!r};"
+                    f" call chat_with_agent with agent={thread.agent!r}"
+                )
+            await self._refuse_if_waiting(thread)
+            self.runs.claim(thread.id)
+            try:
+                await self.store.append_user(
+                    thread.id, message, expect=("completed", "failed", "cancelled")
+                )
+            except BaseException:
+                self.runs.release(thread.id)
+                raise
+        return await self._run(thread.id, owner, spec, wait, progress)
+
+    async def approve(
+        self,
+        *,
+        owner: str,
+        thread_id: str,
+        call_id: str,
+        approve: bool,
+        reason: str | None = None,
+        scope: Scope = "once",
+        wait: float = 45.0,
+        progress: Progress | None = None,
+    ) -> TurnSummary:
+        """Record a decision on a pending call; resume the run once every call is decided."""
+        thread = await self.store.get_thread(thread_id, owner)
+        approvals = {a.call_id: a for a in await self.store.approvals(thread.id)}
+        target = approvals.get(call_id)
+        if target is None:
+            pending = [a.call_id for a in approvals.values() if a.status == "pending"]
+            hint = f"; pending calls: {', '.join(pending)}" if pending else "; nothing is pending"
+            raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}{hint}")
+        grant = _tool_name(target) if approve and scope == "thread" else None
+        await self.store.decide(thread.id, call_id, approve=approve, reason=reason, grant_tool=grant)
+        return await self._resume(thread, owner, wait, progress)
+
+    async def get(
+        self, *, owner: str, thread_id: str, wait: float = 0.0, progress: Progress | None = None
+    ) -> TurnSummary:
+        """The thread's current result, waiting up to ``wait`` seconds for a running turn."""
+        thread = await self.store.get_thread(thread_id, owner)
+        if self.runs.running(thread.id) and wait > 0:
+            await self.runs.wait(thread.id, wait, progress)
+            thread = await self.store.get_thread(thread_id, owner)
+        elif thread.status == "needs_approval":
+            return await self._resume(thread, owner, wait, progress)
+        return await summarize(self.store, thread)
+
+    async def list(
+        self,
+        *,
+        owner: str,
+        agent: str | None = None,
+        status: ThreadStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[Thread], dict[str, list[Approval]], str | None]:
+        """The owner's threads, newest first, with the pending calls of waiting threads."""
+        if agent is not None:
+            self.agent(agent)
+        threads, next_cursor = await self.store.list_threads(
+            owner=owner, agent=agent, status=status, limit=limit, cursor=cursor
+        )
+        waiting = [t.id for t in threads if t.status == "needs_approval"]
+        return threads, await self.store.pending_approvals(waiting), next_cursor
+
+    async def recover(self) -> list[str]:
+        """Settle what a crash left behind; returns the threads that can resume now.
+
+        A thread that was running is ``failed`` (interrupted) unless its last answer still
+        has calls that never started (decided approvals): those go back to
+        ``needs_approval`` and resume, so a recorded decision is executed exactly once.
+        """
+        resumable: list[str] = []
+        for thread_id in await self.store.recover():
+            if open_calls(await self.store.messages(thread_id)):
+                await self.store.set_status(thread_id, "needs_approval")
+            else:
+                await self.store.set_status(
+                    thread_id,
+                    "failed",
+                    error=("interrupted", "the server stopped during this run; send a message to continue"),
+                )
+        for thread_id in await self.store.waiting_threads():
+            if not any(a.status == "pending" for a in await self.store.approvals(thread_id)):
+                resumable.append(thread_id)
+        return resumable
+
+    async def resume(self, thread_id: str) -> None:
+        """Resume a paused thread whose calls are all decided (used after a restart)."""
+        thread = await self.store.thread(thread_id)
+        if thread is not None:
+            await self._resume(thread, thread.owner, 0.0, None)
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _refuse_if_waiting(self, thread: Thread) -> None:
+        if self.runs.running(thread.id) or thread.status == "running":
+            raise Conflict(
+                f"thread {thread.id!r} is running; call get_thread to wait for its result"
+            )
+        if thread.status == "needs_approval":
+            pending = [a for a in await self.store.approvals(thread.id) if a.status == "pending"]
+            listed = "; ".join(f"{a.call_id} ({_tool_name(a)} {a.arguments})" for a in pending)
+            raise Conflict(
+                f"thread {thread.id!r} has undecided tool calls: {listed}. Decide each with"
+                " approve_call(thread_id, call_id, approve=true|false) before sending a new message"
+            )
+
+    async def _resume(
+        self, thread: Thread, owner: str, wait: float, progress: Progress | None
+    ) -> TurnSummary:
+        """Continue a paused thread whose calls are all decided (also after a restart)."""
+        if self.runs.running(thread.id):
+            await self.runs.wait(thread.id, wait, progress)
+            return await summarize(self.store, await self.store.get_thread(thread.id, owner))
+        undecided = [a for a in await self.store.approvals(thread.id) if a.status == "pending"]
+        if thread.status != "needs_approval" or undecided:
+            return await summarize(self.store, thread)
+        self.runs.claim(thread.id)
+        try:
+            await self.store.set_status(thread.id, "running", expect=("needs_approval",))
+        except BaseException:
+            self.runs.release(thread.id)
+            raise
+        spec = self.agent(thread.agent)
+        return await self._run(thread.id, owner, spec, wait, progress)
+
+    async def _run(
+        self, thread_id: str, owner: str, spec: Agent, wait: float, progress: Progress | None
+    ) -> TurnSummary:
+        self.runs.launch(lambda p: Run(agent=spec, thread_id=thread_id, store=self.store, progress=p))
+        await self.runs.wait(thread_id, wait, progress)
+        return await summarize(self.store, await self.store.get_thread(thread_id, owner))
+
+
+def _tool_name(a: Approval) -> str:
+    return f"{a.server}__{a.tool}"

@@ -1,0 +1,78 @@
+"""What the loop knows about tools: a ``Toolset`` protocol and the naming rules.
+
+Tools are offered to the model as ``<server>__<tool>``, sanitized to
+``^[a-zA-Z0-9_-]{1,64}$``. When sanitizing makes two names equal, or a name is longer
+than 64 characters, a short deterministic hash of the original pair is appended, so the
+same configuration always yields the same names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agents_mcp.messages import ToolSpec
+
+MAX_TOOL_NAME = 64
+_INVALID = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolInfo:
+    """A downstream tool as the loop sees it."""
+
+    name: str
+    """The name offered to the model."""
+    server: str
+    tool: str
+    """The tool's own name on its server."""
+    description: str
+    parameters: Mapping[str, Any]
+    read_only: bool = False
+
+    @property
+    def spec(self) -> ToolSpec:
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolOutput:
+    """A tool result as text for the model; ``ok`` is False for errors of any kind."""
+
+    text: str
+    ok: bool = True
+
+
+class Toolset(Protocol):
+    """The tools one agent may use, whatever servers they come from."""
+
+    async def list_tools(self) -> Sequence[ToolInfo]: ...
+
+    async def call(self, tool: ToolInfo, arguments: Mapping[str, Any]) -> ToolOutput: ...
+
+
+def _hash(server: str, tool: str) -> str:
+    return hashlib.sha256(f"{server}\0{tool}".encode()).hexdigest()[:6]
+
+
+def llm_tool_names(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Valid, unique model-facing names for ``(server, tool)`` pairs.
+
+    A name that is already valid and unique stays ``server__tool``. Names that collide after
+    sanitizing, or exceed 64 characters, get ``_<6 hex>`` (truncated to fit).
+    """
+    plain = {pair: _INVALID.sub("_", f"{pair[0]}__{pair[1]}") for pair in pairs}
+    counts: dict[str, int] = {}
+    for name in plain.values():
+        counts[name] = counts.get(name, 0) + 1
+    out: dict[tuple[str, str], str] = {}
+    for pair, name in plain.items():
+        if counts[name] == 1 and len(name) <= MAX_TOOL_NAME:
+            out[pair] = name
+        else:
+            suffix = "_" + _hash(*pair)
+            out[pair] = name[: MAX_TOOL_NAME - len(suffix)] + suffix
+    return out

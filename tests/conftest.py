@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents_mcp.config import Config, config_from_dict
+from agents_mcp.testing import block_real_llms
+
+TESTS = Path(__file__).parent
+DOWNSTREAM = str(TESTS / "downstream_server.py")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # fastmcp's client is asyncio-only
+
+
+@pytest.fixture(autouse=True)
+def _no_real_llms() -> Iterator[None]:
+    with block_real_llms():
+        yield
+
+
+def make_config(
+    tmp_path: Path,
+    *,
+    agents: dict[str, Any] | None = None,
+    servers: dict[str, Any] | None = None,
+    models: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
+) -> Config:
+    """A config with a scripted-friendly model named ``main`` and the given agents."""
+    data: dict[str, Any] = {
+        "mcpServers": servers
+        if servers is not None
+        else {"notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]}},
+        "models": models
+        if models is not None
+        else {"main": {"base_url": "http://127.0.0.1:9/v1", "model": "test-model"}},
+        "agents": agents
+        if agents is not None
+        else {
+            "helper": {
+                "description": "A helpful agent with a notes server",
+                "instructions": "You are helpful.",
+                "model": "main",
+                "servers": ["notes"],
+                "require_approval": "never",
+            }
+        },
+    }
+    if server is not None:
+        data["server"] = server
+    return config_from_dict(data, path=tmp_path / "agents.toml")

@@ -1,0 +1,77 @@
+"""A small real MCP server used as a downstream server in tests.
+
+In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
+[--name NAME] [--http PORT]`` (stdio by default). Every call of a tool that changes
+something is appended as one JSON line to ``$DOWNSTREAM_LOG`` (when set) so tests can count
+executions across processes and check the exact arguments received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Annotated
+
+from fastmcp import FastMCP
+from mcp_types import ToolAnnotations
+from pydantic import Field
+
+
+def _record(server: str, tool: str, arguments: dict[str, object]) -> None:
+    path = os.environ.get("DOWNSTREAM_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"server": server, "tool": tool, "arguments": arguments}) + "\n")
+
+
+def make_server(name: str = "notes") -> FastMCP:
+    mcp = FastMCP(name)
+    read_only = ToolAnnotations(read_only_hint=True)
+
+    @mcp.tool(annotations=read_only)
+    def echo(text: Annotated[str, Field(description="Text to echo")]) -> str:
+        """Echo the text back."""
+        return f"{name} echo: {text}"
+
+    @mcp.tool(annotations=read_only)
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @mcp.tool
+    def write_note(title: str, body: str) -> str:
+        """Write a note (changes state: needs approval under most policies)."""
+        _record(name, "write_note", {"title": title, "body": body})
+        return f"saved note {title!r} ({len(body)} chars)"
+
+    @mcp.tool
+    def fail(reason: str = "boom") -> str:
+        """Always fails."""
+        raise ValueError(f"failed on purpose: {reason}")
+
+    @mcp.tool
+    def crash() -> str:
+        """Kill this server process (to test restarts)."""
+        os._exit(3)
+
+    @mcp.tool(annotations=read_only)
+    def pid() -> int:
+        """The server's process id."""
+        return os.getpid()
+
+    return mcp
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--name", default="notes")
+    parser.add_argument("--http", type=int, default=None, help="serve streamable HTTP on this port")
+    args = parser.parse_args()
+    server = make_server(args.name)
+    if args.http is None:
+        server.run(show_banner=False, log_level="ERROR")
+    else:
+        server.run(
+            transport="http", host="127.0.0.1", port=args.http, show_banner=False, log_level="ERROR"
+        )
