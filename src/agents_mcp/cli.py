@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: loopback)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default: 8765)")
-    serve.add_argument("--db", help="SQLite database path (default: config [server] db, else the user data dir)")
+    serve.add_argument(
+        "--db", help="SQLite database path (default: config [server] db, else the user data dir)"
+    )
     serve.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 

@@ -83,7 +83,7 @@ class DownstreamServer:
             if self._client is None:
                 client = self._new_client()
                 with anyio.fail_after(self.config.init_timeout + 5):
-                    await client.__aenter__()
+                    await client.__aenter__()  # type: ignore[no-untyped-call]
                 self._client = client
                 log.info("%s: connected (%s)", self.name, client.protocol_version)
             return self._client
@@ -111,7 +111,9 @@ class DownstreamServer:
             client = await self._connected()
         except Exception as exc:
             await self._reset()
-            return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {_why(exc)}", ok=False)
+            return ToolOutput(
+                text=f"Error: server {self.name!r} is unavailable: {_why(exc)}", ok=False
+            )
         try:
             result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
         except Exception as exc:
@@ -132,7 +134,7 @@ class DownstreamServer:
         if client is not None:
             with anyio.move_on_after(5, shield=True):
                 try:
-                    await client.close()
+                    await client.close()  # type: ignore[no-untyped-call]
                 except Exception as exc:  # a dead session may fail to close; it is gone anyway
                     log.debug("%s: close failed: %s", self.name, exc)
 

@@ -113,9 +113,9 @@ async def run(r: Run) -> None:
 async def step(r: Run) -> Step:
     """Do the next thing the transcript calls for, and store it."""
     history = await r.store.messages(r.thread_id)
-    calls = open_calls(history)
-    if calls:
-        return await _settle_calls(r, calls)
+    unsettled = open_calls(history)
+    if unsettled:
+        return await _settle_calls(r, unsettled)
     if history and history[-1].message.role == "assistant":
         return Final()
     turn = _current_turn(history)
@@ -163,8 +163,11 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
         approval = decided.get(call.id)
         if problem is not None:
             answers.append(_tool_message(call, ToolOutput(text=problem, ok=False)))
-        elif approval is None and info is not None and f"{info.server}__{info.tool}" not in grants and (
-            r.agent.requires_approval(info)
+        elif (
+            approval is None
+            and info is not None
+            and f"{info.server}__{info.tool}" not in grants
+            and (r.agent.requires_approval(info))
         ):
             new.append(_approval(r.thread_id, call, info))
             waiting.append(call.id)
@@ -193,9 +196,7 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
     """Run calls concurrently; each gets a ``pending`` row first, in call order."""
     if not calls:
         return
-    pending = [
-        Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls
-    ]
+    pending = [Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls]
     indexes = await r.store.append(r.thread_id, *pending)
 
     async def one(index: int, info: ToolInfo, arguments: str) -> None:
@@ -271,7 +272,9 @@ def open_calls(history: Sequence[StoredMessage]) -> list[ToolCall]:
     return []
 
 
-def _unique_ids(calls: Sequence[ToolCall], history: Sequence[StoredMessage]) -> tuple[ToolCall, ...]:
+def _unique_ids(
+    calls: Sequence[ToolCall], history: Sequence[StoredMessage]
+) -> tuple[ToolCall, ...]:
     """Make call ids unique in the thread (some models reuse ``call_0`` every turn)."""
     seen = {c.id for h in history for c in h.message.tool_calls}
     out: list[ToolCall] = []
@@ -288,9 +291,7 @@ def _unique_ids(calls: Sequence[ToolCall], history: Sequence[StoredMessage]) -> 
 def _prompt(history: Sequence[StoredMessage]) -> list[Message]:
     """The transcript as the model must see it: tool results right after their call, in call
     order, and no reasoning."""
-    results = {
-        h.message.tool_call_id: h.message for h in history if h.message.role == "tool"
-    }
+    results = {h.message.tool_call_id: h.message for h in history if h.message.role == "tool"}
     out: list[Message] = []
     for h in history:
         m = h.message

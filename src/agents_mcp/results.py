@@ -165,7 +165,9 @@ def result_text(r: AgentResult) -> str:
     if r.reply:
         lines += [r.reply, ""]
     if r.status == "needs_approval":
-        lines.append(f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:")
+        lines.append(
+            f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:"
+        )
         for p in r.pending_approvals:
             args = json.dumps(p.arguments, ensure_ascii=False)
             lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} (call_id: {p.call_id})")

@@ -5,7 +5,6 @@ toolset, approval rule), owns their lifetimes in the server lifespan, and maps o
 exception tree to MCP tool errors in one place (:func:`_tool_errors`).
 """
 
-
 import functools
 import hashlib
 import ipaddress
@@ -16,7 +15,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-import anyio
 import platformdirs
 from fastmcp import Context, FastMCP
 from fastmcp.client.transports import ClientTransport
@@ -24,7 +22,7 @@ from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.tools import ToolResult
 from mcp_types import TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from agents_mcp import __version__
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
@@ -185,7 +183,7 @@ def create_server(
     servers by name (tests use scripted models and in-process servers this way).
     """
     path = resolve_db_path(config, db_path)
-    names = list(config.agents)
+    names: list[JsonValue] = list(config.agents)
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -226,9 +224,7 @@ def create_server(
         threads: Threads = ctx.lifespan_context["threads"]
         return threads
 
-    agent_field = Field(
-        description="Which agent to talk to", json_schema_extra={"enum": names}
-    )
+    agent_field = Field(description="Which agent to talk to", json_schema_extra={"enum": names})
     wait_field = Field(
         description="Seconds to wait for the answer before returning status running",
         ge=0,
@@ -341,7 +337,7 @@ def create_server(
             str | None, Field(description="next_cursor from the previous page")
         ] = None,
     ) -> ThreadList:
-        threads, pending, next_cursor = await threads_of(ctx).list(
+        threads, pending, next_cursor = await threads_of(ctx).list_threads(
             owner=_owner(), agent=agent, status=status, limit=limit, cursor=cursor
         )
         return ThreadList(
@@ -364,9 +360,7 @@ def _as_transports(
 ) -> dict[str, ClientTransport]:
     from fastmcp.client.transports import FastMCPTransport
 
-    return {
-        name: FastMCPTransport(t) if isinstance(t, FastMCP) else t for name, t in given.items()
-    }
+    return {name: FastMCPTransport(t) if isinstance(t, FastMCP) else t for name, t in given.items()}
 
 
 def is_loopback(host: str) -> bool:

@@ -106,7 +106,8 @@ class Store:
         """Open (creating and migrating as needed) the database at ``path``."""
         target = str(path)
         if target != ":memory:":
-            Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            target = str(await anyio.Path(target).expanduser())
+            await anyio.Path(target).parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(target, isolation_level=None)
         conn.row_factory = sqlite3.Row
         await conn.execute("PRAGMA journal_mode=WAL")
@@ -289,7 +290,9 @@ class Store:
             raise NotFound(f"thread {thread_id!r} not found")
         index = int(row["message_count"])
         calls = (
-            json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls])
+            json.dumps(
+                [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+            )
             if m.tool_calls
             else None
         )

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -43,7 +43,7 @@ class Runs:
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``fn`` in the background until it ends or ``aclose()``."""
         task = asyncio.get_running_loop().create_task(fn())
         self._tasks.add(task)
@@ -142,7 +142,9 @@ class Threads:
         if not message.strip():
             raise InvalidRequest("message is empty; send the text the agent should act on")
         if thread_id is None:
-            thread = await self.store.create_thread(agent=spec.name, owner=owner, first_message=message)
+            thread = await self.store.create_thread(
+                agent=spec.name, owner=owner, first_message=message
+            )
             self.runs.claim(thread.id)
         else:
             thread = await self.store.get_thread(thread_id, owner)
@@ -183,7 +185,9 @@ class Threads:
             hint = f"; pending calls: {', '.join(pending)}" if pending else "; nothing is pending"
             raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}{hint}")
         grant = _tool_name(target) if approve and scope == "thread" else None
-        await self.store.decide(thread.id, call_id, approve=approve, reason=reason, grant_tool=grant)
+        await self.store.decide(
+            thread.id, call_id, approve=approve, reason=reason, grant_tool=grant
+        )
         return await self._resume(thread, owner, wait, progress)
 
     async def get(
@@ -198,7 +202,7 @@ class Threads:
             return await self._resume(thread, owner, wait, progress)
         return await summarize(self.store, thread)
 
-    async def list(
+    async def list_threads(
         self,
         *,
         owner: str,
@@ -231,7 +235,10 @@ class Threads:
                 await self.store.set_status(
                     thread_id,
                     "failed",
-                    error=("interrupted", "the server stopped during this run; send a message to continue"),
+                    error=(
+                        "interrupted",
+                        "the server stopped during this run; send a message to continue",
+                    ),
                 )
         for thread_id in await self.store.waiting_threads():
             if not any(a.status == "pending" for a in await self.store.approvals(thread_id)):
@@ -266,22 +273,26 @@ class Threads:
         if self.runs.running(thread.id):
             await self.runs.wait(thread.id, wait, progress)
             return await summarize(self.store, await self.store.get_thread(thread.id, owner))
-        undecided = [a for a in await self.store.approvals(thread.id) if a.status == "pending"]
-        if thread.status != "needs_approval" or undecided:
-            return await summarize(self.store, thread)
-        self.runs.claim(thread.id)
+        self.runs.claim(thread.id)  # before any await: a concurrent resume must see it
         try:
+            undecided = [a for a in await self.store.approvals(thread.id) if a.status == "pending"]
+            thread = await self.store.get_thread(thread.id, owner)
+            if thread.status != "needs_approval" or undecided:
+                self.runs.release(thread.id)
+                return await summarize(self.store, thread)
+            spec = self.agent(thread.agent)
             await self.store.set_status(thread.id, "running", expect=("needs_approval",))
         except BaseException:
             self.runs.release(thread.id)
             raise
-        spec = self.agent(thread.agent)
         return await self._run(thread.id, owner, spec, wait, progress)
 
     async def _run(
         self, thread_id: str, owner: str, spec: Agent, wait: float, progress: Progress | None
     ) -> TurnSummary:
-        self.runs.launch(lambda p: Run(agent=spec, thread_id=thread_id, store=self.store, progress=p))
+        self.runs.launch(
+            lambda p: Run(agent=spec, thread_id=thread_id, store=self.store, progress=p)
+        )
         await self.runs.wait(thread_id, wait, progress)
         return await summarize(self.store, await self.store.get_thread(thread_id, owner))
 

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
-
 from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
 
@@ -39,7 +37,9 @@ class Call:
 
     def to_tool_call(self) -> ToolCall:
         args = self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
-        return ToolCall(id=self.id or f"call_{secrets.token_hex(4)}", name=self.name, arguments=args)
+        return ToolCall(
+            id=self.id or f"call_{secrets.token_hex(4)}", name=self.name, arguments=args
+        )
 
 
 Responder = Callable[[LLMRequest], "LLMResponse | str | Awaitable[LLMResponse | str]"]
@@ -170,10 +170,3 @@ def block_real_llms() -> Iterator[None]:
         yield
     finally:
         OpenAIChatModel.complete = original  # type: ignore[method-assign]
-
-
-async def wait_until(predicate: Callable[[], bool], *, timeout: float = 5.0) -> None:
-    """Poll ``predicate`` without sleeping blindly; fail after ``timeout`` seconds."""
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.01)

@@ -1,0 +1,333 @@
+"""The MCP surface, in memory, through a real fastmcp Client in both protocol eras."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client, FastMCP
+from fastmcp.exceptions import ToolError
+from inline_snapshot import snapshot
+
+from agents_mcp.errors import LLMError
+from agents_mcp.messages import LLMRequest
+from agents_mcp.server import create_server
+from agents_mcp.testing import Call, ScriptedLLM
+from tests.conftest import make_config
+from tests.downstream_server import make_server
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["legacy", "auto"]
+
+
+def scrub(payload: dict[str, Any]) -> dict[str, Any]:
+    """Replace the random thread id so whole payloads can be pinned."""
+    text = json.dumps(payload).replace(payload["thread_id"], "<thread>")
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+@asynccontextmanager
+async def connect(
+    tmp_path: Path, llm: ScriptedLLM, *, mode: str = "legacy", **config: Any
+) -> AsyncIterator[Client[Any]]:
+    cfg = make_config(tmp_path, **config)
+    servers: dict[str, FastMCP] = {name: make_server(name) for name in cfg.mcp_servers}
+    mcp = create_server(
+        cfg, db_path=tmp_path / "threads.db", llms={"main": llm}, transports=servers
+    )
+    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
+    with anyio.fail_after(10):
+        result = await client.call_tool(tool, args)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_chat_calls_a_downstream_tool_and_answers(tmp_path: Path, mode: str) -> None:
+    llm = ScriptedLLM(Call("notes__echo", {"text": "hi"}, id="c1"), "The server said hi.")
+    async with connect(tmp_path, llm, mode=mode) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "Echo hi please"}
+            )
+    payload = result.structured_content
+    assert payload is not None
+    tid = payload["thread_id"]
+    assert result.meta is not None
+    assert result.meta["agents-mcp/thread_id"] == tid
+    assert result.meta["agents-mcp/status"] == "completed"
+    assert scrub(payload) == snapshot(
+        {
+            "thread_id": "<thread>",
+            "agent": "helper",
+            "status": "completed",
+            "reply": "The server said hi.",
+            "pending_approvals": [],
+            "error": None,
+            "usage": {"input_tokens": 20, "output_tokens": 10, "llm_requests": 2, "tool_calls": 1},
+        }
+    )
+    assert result.content[0].text.replace(tid, "<thread>") == snapshot(  # type: ignore[union-attr]
+        """\
+The server said hi.
+
+[thread_id: <thread> · agent: helper · status: completed] To continue this conversation, call chat_with_agent with thread_id='<thread>'.\
+"""
+    )
+    # What the model saw on its second request: instructions, the call and its result.
+    second = llm.requests[1]
+    assert [(m.role, m.content, m.tool_call_id) for m in second.messages] == snapshot(
+        [
+            ("user", "Echo hi please", None),
+            ("assistant", None, None),
+            ("tool", "notes echo: hi", "c1"),
+        ]
+    )
+    assert second.system == "You are helpful."
+    assert [t.name for t in second.tools] == snapshot(
+        [
+            "notes__echo",
+            "notes__add",
+            "notes__write_note",
+            "notes__fail",
+            "notes__crash",
+            "notes__pid",
+        ]
+    )
+    llm.assert_complete()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_thread_continues_with_history(tmp_path: Path, mode: str) -> None:
+    llm = ScriptedLLM("first answer", "second answer")
+    async with connect(tmp_path, llm, mode=mode) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="one")
+        second = await call(
+            client, "chat_with_agent", agent="helper", message="two", thread_id=first["thread_id"]
+        )
+    assert second["thread_id"] == first["thread_id"]
+    assert second["reply"] == "second answer"
+    assert second["usage"]["llm_requests"] == 1
+    assert [(m.role, m.content) for m in llm.requests[1].messages] == snapshot(
+        [("user", "one"), ("assistant", "first answer"), ("user", "two")]
+    )
+
+
+async def test_thread_survives_a_restart(tmp_path: Path) -> None:
+    llm = ScriptedLLM("before", "after")
+    async with connect(tmp_path, llm) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="remember 42")
+    async with connect(tmp_path, llm) as client:
+        again = await call(
+            client, "chat_with_agent", agent="helper", message="what?", thread_id=first["thread_id"]
+        )
+        listed = await call(client, "list_threads")
+    assert again["reply"] == "after"
+    assert [(m.role, m.content) for m in llm.requests[1].messages] == snapshot(
+        [("user", "remember 42"), ("assistant", "before"), ("user", "what?")]
+    )
+    assert [(t["title"], t["message_count"]) for t in listed["threads"]] == [("remember 42", 4)]
+
+
+async def test_tool_errors_go_back_to_the_model(tmp_path: Path) -> None:
+    llm = ScriptedLLM(
+        [
+            Call("notes__fail", {"reason": "nope"}, id="a"),
+            Call("notes__nope", {}, id="b"),
+            Call("notes__echo", "{not json", id="c"),
+        ],
+        "recovered",
+    )
+    async with connect(tmp_path, llm) as client:
+        payload = await call(client, "chat_with_agent", agent="helper", message="try things")
+    assert payload["status"] == "completed"
+    results = [(m.tool_call_id, m.content) for m in llm.requests[1].messages if m.role == "tool"]
+    assert results == snapshot(
+        [
+            ("a", "Error calling tool 'fail': failed on purpose: nope"),
+            (
+                "b",
+                "Error: unknown tool 'notes__nope'; available tools: notes__add, notes__crash, notes__echo, notes__fail, notes__pid, notes__write_note",
+            ),
+            (
+                "c",
+                "Error: the arguments of notes__echo are not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); send a JSON object",
+            ),
+        ]
+    )
+
+
+async def test_calls_of_one_turn_run_concurrently_and_answer_in_order(tmp_path: Path) -> None:
+    started = anyio.Event()
+    release = anyio.Event()
+    both_running = anyio.Event()
+    seen: list[str] = []
+
+    # A downstream server whose two tools wait for each other: only concurrency finishes.
+    slow = FastMCP("slow")
+
+    @slow.tool
+    async def first() -> str:
+        seen.append("first")
+        started.set()
+        with anyio.fail_after(5):
+            await both_running.wait()
+        release.set()
+        return "first done"
+
+    @slow.tool
+    async def second() -> str:
+        with anyio.fail_after(5):
+            await started.wait()
+        seen.append("second")
+        both_running.set()
+        with anyio.fail_after(5):
+            await release.wait()
+        return "second done"
+
+    llm = ScriptedLLM([Call("slow__first", id="x1"), Call("slow__second", id="x2")], "ok")
+    cfg = make_config(
+        tmp_path,
+        servers={"slow": {"command": "unused"}},
+        agents={
+            "a": {
+                "description": "d",
+                "model": "main",
+                "servers": ["slow"],
+                "require_approval": "never",
+            }
+        },
+    )
+    mcp = create_server(
+        cfg, db_path=tmp_path / "t.db", llms={"main": llm}, transports={"slow": slow}
+    )
+    async with Client(mcp) as client:
+        payload = await call(client, "chat_with_agent", agent="a", message="go")
+    assert payload["status"] == "completed"
+    assert [(m.tool_call_id, m.content) for m in llm.requests[1].messages if m.role == "tool"] == [
+        ("x1", "first done"),
+        ("x2", "second done"),
+    ]
+
+
+async def test_iteration_cap_fails_and_keeps_everything(tmp_path: Path) -> None:
+    llm = ScriptedLLM(*[Call("notes__echo", {"text": str(i)}) for i in range(2)])
+    agents = {
+        "helper": {
+            "description": "d",
+            "model": "main",
+            "servers": ["notes"],
+            "require_approval": "never",
+            "max_iterations": 2,
+        }
+    }
+    async with connect(tmp_path, llm, agents=agents) as client:
+        payload = await call(client, "chat_with_agent", agent="helper", message="loop")
+    assert payload["status"] == "failed"
+    assert payload["error"] == snapshot(
+        {
+            "type": "max_iterations",
+            "message": "agent 'helper' reached max_iterations (2) without a final answer; send a message to continue",
+        }
+    )
+    assert payload["usage"]["tool_calls"] == 2
+
+
+async def test_llm_failure_fails_the_run_with_the_provider_message(tmp_path: Path) -> None:
+    llm = ScriptedLLM(LLMError("LLM request failed: HTTP 401: bad key", status=401), "later ok")
+    async with connect(tmp_path, llm) as client:
+        payload = await call(client, "chat_with_agent", agent="helper", message="hi")
+        assert payload["status"] == "failed"
+        assert payload["error"] == {
+            "type": "llm_error",
+            "message": "LLM request failed: HTTP 401: bad key",
+        }
+        # The thread is not lost: the next message continues it.
+        again = await call(
+            client,
+            "chat_with_agent",
+            agent="helper",
+            message="retry",
+            thread_id=payload["thread_id"],
+        )
+    assert again["status"] == "completed"
+    assert again["error"] is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_mistakes_are_precise_tool_errors(tmp_path: Path, mode: str) -> None:
+    llm = ScriptedLLM()
+    async with connect(tmp_path, llm, mode=mode) as client:
+        errors = []
+        for args in (
+            {"agent": "nobody", "message": "hi"},
+            {"agent": "helper", "message": "   "},
+            {"agent": "helper", "message": "hi", "thread_id": "th_missing"},
+        ):
+            with pytest.raises(ToolError) as info:
+                await client.call_tool("chat_with_agent", args)
+            errors.append(str(info.value))
+        listed = await call(client, "list_threads")
+    assert errors == snapshot(
+        [
+            "unknown agent 'nobody'; valid agents: helper",
+            "message is empty; send the text the agent should act on",
+            "thread 'th_missing' not found",
+        ]
+    )
+    assert listed == {"threads": [], "next_cursor": None}
+
+
+async def test_tools_and_schemas(tmp_path: Path) -> None:
+    async with connect(tmp_path, ScriptedLLM()) as client:
+        tools = {t.name: t for t in await client.list_tools()}
+    chat = tools["chat_with_agent"]
+    assert chat.input_schema["properties"]["agent"]["enum"] == ["helper"]
+    assert "- helper: A helpful agent with a notes server" in (chat.description or "")
+    assert chat.output_schema is not None
+    assert sorted(chat.output_schema["properties"]) == snapshot(
+        ["agent", "error", "pending_approvals", "reply", "status", "thread_id", "usage"]
+    )
+    assert tools["list_threads"].annotations is not None
+    assert tools["list_threads"].annotations.read_only_hint is True
+    assert sorted(tools["approve_call"].input_schema["properties"]) == snapshot(
+        ["approve", "call_id", "reason", "scope", "thread_id", "wait_seconds"]
+    )
+
+
+async def test_list_threads_pages_newest_first(tmp_path: Path) -> None:
+    llm = ScriptedLLM(*[f"answer {i}" for i in range(5)])
+    async with connect(tmp_path, llm) as client:
+        for i in range(5):
+            await call(client, "chat_with_agent", agent="helper", message=f"message {i}")
+        page1 = await call(client, "list_threads", limit=2)
+        page2 = await call(client, "list_threads", limit=2, cursor=page1["next_cursor"])
+        page3 = await call(client, "list_threads", limit=2, cursor=page2["next_cursor"])
+        with pytest.raises(ToolError, match="invalid cursor"):
+            await client.call_tool("list_threads", {"cursor": "garbage!"})
+        with pytest.raises(ToolError, match="unknown agent"):
+            await client.call_tool("list_threads", {"agent": "ghost"})
+    titles = [t["title"] for p in (page1, page2, page3) for t in p["threads"]]
+    assert titles == [f"message {i}" for i in (4, 3, 2, 1, 0)]
+    assert page3["next_cursor"] is None
+
+
+async def test_scripted_llm_records_settings(tmp_path: Path) -> None:
+    def respond(request: LLMRequest) -> str:
+        return f"{len(request.tools)} tools"
+
+    llm = ScriptedLLM(respond)
+    async with connect(tmp_path, llm) as client:
+        payload = await call(client, "chat_with_agent", agent="helper", message="count")
+    assert payload["reply"] == "6 tools"
