@@ -1,7 +1,7 @@
 """A small real MCP server used as a downstream server in tests.
 
 In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
-[--name NAME] [--http PORT]`` (stdio by default). Every call of a tool that changes
+[--name NAME] [--fd FD]`` (stdio by default). Every call of a tool that changes
 something is appended as one JSON line to ``$DOWNSTREAM_LOG`` (when set) so tests can count
 executions across processes and check the exact arguments received.
 """
@@ -9,10 +9,13 @@ executions across processes and check the exact arguments received.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import socket
 from typing import Annotated
 
+import anyio
 from fastmcp import FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import Field
@@ -66,12 +69,19 @@ def make_server(name: str = "notes") -> FastMCP:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="notes")
-    parser.add_argument("--http", type=int, default=None, help="serve streamable HTTP on this port")
+    parser.add_argument(
+        "--fd", type=int, default=None, help="serve streamable HTTP on this listening socket"
+    )
     args = parser.parse_args()
     server = make_server(args.name)
-    if args.http is None:
+    if args.fd is None:
         server.run(show_banner=False, log_level="ERROR")
     else:
-        server.run(
-            transport="http", host="127.0.0.1", port=args.http, show_banner=False, log_level="ERROR"
+        # The test binds and listens first, so connections wait in the backlog until we
+        # are ready: no polling for readiness.
+        sock = socket.socket(fileno=args.fd)
+        anyio.run(
+            functools.partial(
+                server.run_http_async, show_banner=False, log_level="error", sockets=[sock]
+            )
         )

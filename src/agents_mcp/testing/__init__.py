@@ -151,7 +151,8 @@ class RealLLMBlocked(AssertionError):
 def block_real_llms() -> Iterator[None]:
     """Fail any ``OpenAIChatModel`` request to a non-loopback host inside this block.
 
-    Fakes (``FakeChatServer``) listen on 127.0.0.1 and keep working.
+    Fakes keep working: ``FakeChatServer`` listens on 127.0.0.1, and a model built with an
+    in-process ``transport=`` never touches the network.
     """
     from agents_mcp.llm import OpenAIChatModel
 
@@ -161,7 +162,8 @@ def block_real_llms() -> Iterator[None]:
         self: OpenAIChatModel, request: LLMRequest, *, on_text: TextCallback | None = None
     ) -> LLMResponse:
         host = urlsplit(self.base_url).hostname or ""
-        if host not in ("127.0.0.1", "localhost", "::1"):
+        in_process = self._transport is not None  # a MockTransport/ASGITransport: no network
+        if not in_process and host not in ("127.0.0.1", "localhost", "::1"):
             raise RealLLMBlocked(f"test tried to reach a real LLM at {self.base_url}")
         return await original(self, request, on_text=on_text)
 

@@ -1,0 +1,542 @@
+"""The configuration file: pydantic models for ``agents.toml`` (or ``.json``) and its loader.
+
+::
+
+    [mcpServers.<name>]   DownstreamServerConfig   the Claude Desktop entry shape
+    [models.<name>]       ModelConfig              an OpenAI-compatible endpoint (or "demo")
+    [agents.<name>]       AgentConfig              what becomes one MCP tool
+    [server]              ServerSettings           our own HTTP auth, database, name
+
+:func:`load_config` parses the file, expands ``${VAR}`` / ``${VAR:-default}`` in string
+values and validates everything, raising one :class:`ConfigError` with one
+``file: key.path: problem`` line per problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+from agents_mcp.errors import ConfigError
+
+Loc = tuple[int | str, ...]
+ApprovalMode = Literal["always", "never", "read_only"]
+Transport = Literal["stdio", "http", "streamable-http"]
+
+SEPARATOR = "__"
+"""Joins server and tool into the names offered to models: ``<server>__<tool>``."""
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Tools are offered as <server>__<tool> and split at the first "__", so a server name must
+# not contain "__" nor end with "_" ("fs_" + "__x" would read as "fs" + "___x").
+_SERVER = r"_?[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*"
+_STDIO_KEYS = "command (plus args, env, cwd)"
+_HTTP_KEYS = "url (plus headers)"
+_NO_AGENTS = "at least one agent is required: add an [agents.<name>] table (description, model)"
+_BAD_REFERENCE = "invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${"
+
+
+def _err(kind: str, message: str) -> PydanticCustomError:
+    """A pydantic error with ``message`` verbatim (passed as context: braces need no escaping)."""
+    return PydanticCustomError(kind, "{detail}", {"detail": message})
+
+
+def _fail(errors: Iterable[tuple[Loc, str]]) -> None:
+    """Raise ``errors`` at sub-locations; pydantic prefixes them with the enclosing key path."""
+    if details := [
+        InitErrorDetails(type=_err("config", m), loc=at, input=None) for at, m in errors
+    ]:
+        raise ValidationError.from_exception_data("Config", details)
+
+
+def _listing(names: Iterable[str]) -> str:
+    """``names`` sorted and comma-separated, for "valid: …" hints."""
+    return ", ".join(sorted(names)) or "(none defined)"
+
+
+def _check(test: Callable[[str], object], message: str) -> AfterValidator:
+    """Reject strings failing ``test`` with ``message`` (``{value}`` is the string's repr)."""
+
+    def check(value: str) -> str:
+        if not test(value):
+            raise _err("config", message.format(value=repr(value)))
+        return value
+
+    return AfterValidator(check)
+
+
+_BAD_SERVER = (
+    "invalid server name: use letters, digits, '-' and single '_' (not '__', not at the end), "
+    "because tools are offered as <server>__<tool>"
+)
+_BAD_AGENT = "invalid agent name: use 1 to 64 letters, digits, '_' or '-'"
+_BAD_RULE = "expected '<server>__<tool>' or '<server>__*', got {value}"
+_BAD_URL = "expected an http:// or https:// URL"
+
+ServerName = Annotated[str, _check(re.compile(_SERVER).fullmatch, _BAD_SERVER)]
+AgentName = Annotated[str, _check(re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch, _BAD_AGENT)]
+RuleName = Annotated[str, _check(re.compile(rf"{_SERVER}{SEPARATOR}.+").fullmatch, _BAD_RULE)]
+HttpUrl = Annotated[str, _check(lambda url: url.startswith(("http://", "https://")), _BAD_URL)]
+LocalPath = Annotated[str, AfterValidator(os.path.expanduser)]  # made absolute by Config
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DownstreamServerConfig(_Model):
+    """A downstream MCP server: stdio (``command``…) or streamable HTTP (``url``…)."""
+
+    command: str | None = Field(None, min_length=1)
+    args: list[str] = []
+    env: dict[str, str] = Field(default_factory=dict, repr=False)  # often carries tokens
+    cwd: LocalPath | None = None
+    url: HttpUrl | None = None
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # often carries tokens
+    type: Transport | None = None
+    transport: Transport | None = None
+    timeout: float = Field(60.0, gt=0)
+    init_timeout: float = Field(30.0, gt=0)
+    protocol: Literal["legacy", "auto", "2026-07-28"] = "legacy"
+
+    @property
+    def kind(self) -> Literal["stdio", "http"]:
+        """How to connect: ``stdio`` (spawn ``command``) or ``http`` (streamable HTTP ``url``)."""
+        return "stdio" if self.command is not None else "http"
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> Self:
+        if (self.command is None) == (self.url is None):
+            what = "has both command and url" if self.command else "needs command or url"
+            _fail([((), f"{what}; use {_STDIO_KEYS} for stdio or {_HTTP_KEYS} for HTTP")])
+        stdio = self.kind == "stdio"
+        errors: list[tuple[Loc, str]] = []
+        only = "with url (HTTP), not command" if stdio else "with command (stdio), not url"
+        for key in ("headers",) if stdio else ("args", "env", "cwd"):
+            if getattr(self, key):
+                errors.append(((key,), f"only valid {only}"))
+        for key in ("type", "transport"):
+            declared = getattr(self, key)
+            if declared is not None and (declared == "stdio") != stdio:
+                valid = "'stdio'" if stdio else "'http' or 'streamable-http'"
+                errors.append(
+                    ((key,), f"{declared!r} contradicts the server's keys; valid: {valid}")
+                )
+        _fail(errors)
+        return self
+
+
+class ModelConfig(_Model):
+    """An LLM endpoint. ``provider = "demo"`` is the bundled scripted model and needs nothing."""
+
+    provider: Literal["openai", "demo"] = "openai"
+    base_url: HttpUrl | None = None
+    # "${OPENAI_API_KEY:-}" means no key: local endpoints need none.
+    api_key: Annotated[SecretStr | None, BeforeValidator(lambda v: None if v == "" else v)] = None
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+    timeout: float = Field(120.0, gt=0)
+    extra: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _openai_needs_endpoint(self) -> Self:
+        if self.provider == "openai":
+            required = [k for k in ("base_url", "model") if getattr(self, k) is None]
+            _fail(((k,), "required for provider 'openai' (the default)") for k in required)
+        return self
+
+
+class ApprovalRules(_Model):
+    """Per-tool approval: exact ``server__tool`` names win over ``server__*``, then ``default``."""
+
+    always: list[RuleName] = []
+    never: list[RuleName] = []
+    default: ApprovalMode = "always"
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Self:
+        both = set(self.always) & set(self.never)
+        _fail(
+            (("never", i), "also in always; list a name in one only")
+            for i, n in enumerate(self.never)
+            if n in both
+        )
+        return self
+
+
+def _approval_tag(value: Any) -> str | None:
+    """Which form of ``require_approval`` this is (None: neither, reported as one error)."""
+    if isinstance(value, str):
+        return "mode"
+    return "rules" if isinstance(value, Mapping | ApprovalRules) else None
+
+
+ApprovalPolicy = Annotated[
+    Annotated[ApprovalMode, Tag("mode")] | Annotated[ApprovalRules, Tag("rules")],
+    Discriminator(
+        _approval_tag,
+        custom_error_type="approval_policy",
+        custom_error_message="expected 'always', 'never', 'read_only' or a table with keys always, never, default",
+    ),
+]
+
+
+def approval_required(policy: ApprovalPolicy, server: str, tool: str, read_only_hint: bool) -> bool:
+    """Whether a call of ``server``'s ``tool`` must wait for a human decision."""
+    if isinstance(policy, ApprovalRules):
+        for name in (f"{server}{SEPARATOR}{tool}", f"{server}{SEPARATOR}*"):
+            if name in policy.always:
+                return True
+            if name in policy.never:
+                return False
+        policy = policy.default
+    return policy == "always" or (policy == "read_only" and not read_only_hint)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """The models/mcpServers keys of the Config being validated (None: not a table)."""
+
+    models: frozenset[str] | None
+    servers: frozenset[str] | None
+
+
+# Set by Config while it validates, so each agent's references are checked (and reported at
+# their own key path) together with every other error, instead of in a later pass that only
+# runs once everything else is valid.
+_NAMES: ContextVar[_Names | None] = ContextVar("agents_mcp_config_names", default=None)
+
+
+def _own_servers(info: ValidationInfo, refs: Iterable[tuple[Loc, str]]) -> None:
+    """Fail for each referenced server that is not in the agent's (valid) ``servers``."""
+    if (servers := info.data.get("servers")) is not None:
+        bad = [(loc, name) for loc, name in refs if name not in servers]
+        _fail(
+            (loc, f"server {n!r} is not one of this agent's servers; valid: {_listing(servers)}")
+            for loc, n in bad
+        )
+
+
+class AgentConfig(_Model):
+    """One agent, offered to the MCP caller as a tool."""
+
+    description: str = Field(min_length=1)
+    instructions: str = ""
+    model: str
+    servers: list[str] = []
+    tools: dict[str, list[str]] = {}
+    require_approval: ApprovalPolicy = "always"
+    # Clamped, not rejected: any number is a usable cap.
+    max_iterations: Annotated[int, AfterValidator(lambda n: min(max(n, 1), 50))] = 12
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        names = _NAMES.get()
+        if names is not None and names.models is not None and model not in names.models:
+            raise _err("unknown_model", f"unknown model {model!r}; valid: {_listing(names.models)}")
+        return model
+
+    @field_validator("servers")
+    @classmethod
+    def _known_servers(cls, servers: list[str]) -> list[str]:
+        names = _NAMES.get()
+        known = names.servers if names is not None else None
+        errors: list[tuple[Loc, str]] = []
+        for i, name in enumerate(servers):
+            if known is not None and name not in known:
+                errors.append(((i,), f"unknown server {name!r}; valid: {_listing(known)}"))
+            elif name in servers[:i]:
+                errors.append(((i,), f"server {name!r} is listed twice"))
+        _fail(errors)
+        return servers
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_of_own_servers(
+        cls, tools: dict[str, list[str]], info: ValidationInfo
+    ) -> dict[str, list[str]]:
+        _own_servers(info, (((name,), name) for name in tools))
+        return tools
+
+    @field_validator("require_approval")
+    @classmethod
+    def _rules_of_own_servers(cls, policy: ApprovalPolicy, info: ValidationInfo) -> ApprovalPolicy:
+        if isinstance(policy, ApprovalRules):
+            rules = {("always", i): n for i, n in enumerate(policy.always)}
+            rules |= {("never", i): n for i, n in enumerate(policy.never)}
+            _own_servers(info, ((loc, n.partition(SEPARATOR)[0]) for loc, n in rules.items()))
+        return policy
+
+
+class ServerSettings(_Model):
+    """Settings of agents-mcp's own MCP server."""
+
+    auth_tokens: list[SecretStr] = []
+    db: LocalPath | None = None
+    name: str = Field("agents-mcp", min_length=1)
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _no_empty_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        empty = [i for i, t in enumerate(tokens) if not t.get_secret_value().strip()]
+        _fail(((i,), "empty token (is its environment variable empty?)") for i in empty)
+        return tokens
+
+
+def _beside(path: str, info: ValidationInfo) -> str:
+    """``path`` resolved against the config file's directory (if we know it)."""
+    config_file = info.data.get("path")
+    if config_file is None or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(os.path.abspath(Path(config_file).parent), path))
+
+
+class Config(_Model):
+    """The whole configuration file. ``path`` is where it was loaded from (not a file key)."""
+
+    path: Path = Field(exclude=True)  # first, so later validators can resolve against it
+    mcp_servers: dict[ServerName, DownstreamServerConfig] = Field(
+        default_factory=dict, alias="mcpServers"
+    )
+    models: dict[str, ModelConfig] = {}
+    agents: dict[AgentName, AgentConfig] = Field(default_factory=dict, validate_default=True)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_names(cls, data: Any, handler: ModelWrapValidatorHandler[Config]) -> Config:
+        def keys(table: object) -> frozenset[str] | None:
+            return frozenset(map(str, table)) if isinstance(table, Mapping) else None
+
+        raw = data if isinstance(data, Mapping) else {}
+        token = _NAMES.set(_Names(keys(raw.get("models", {})), keys(raw.get("mcpServers", {}))))
+        try:
+            return handler(data)
+        finally:
+            _NAMES.reset(token)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _resolve_cwd(
+        cls, servers: dict[str, DownstreamServerConfig], info: ValidationInfo
+    ) -> dict[str, DownstreamServerConfig]:
+        return {
+            n: s.model_copy(update={"cwd": _beside(s.cwd, info)}) if s.cwd else s
+            for n, s in servers.items()
+        }
+
+    @field_validator("agents")
+    @classmethod
+    def _some_agent(cls, agents: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
+        if not agents:
+            raise _err("no_agents", _NO_AGENTS)
+        return agents
+
+    @field_validator("server")
+    @classmethod
+    def _resolve_db(cls, server: ServerSettings, info: ValidationInfo) -> ServerSettings:
+        return server.model_copy(update={"db": _beside(server.db, info)}) if server.db else server
+
+
+# --- environment variables ---------------------------------------------------------------
+
+_REFERENCE = re.compile(
+    r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{"
+)
+
+
+def _expand(
+    value: Any, loc: Loc, environ: Mapping[str, str], problems: list[tuple[Loc, str]]
+) -> Any:
+    """``value`` with ``${…}`` expanded in every string (not in keys); problems are appended."""
+    if isinstance(value, Mapping):
+        return {k: _expand(v, (*loc, k), environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*loc, i), environ, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(m: re.Match[str]) -> str:
+        name, default = m["name"], m["default"]
+        if m[0] == "$${":
+            return "${"
+        if name is None:
+            problems.append((loc, _BAD_REFERENCE))
+        elif default is not None:
+            return environ.get(name) or default  # like the shell: empty counts as unset
+        elif name in environ:
+            return environ[name]
+        else:
+            hint = f"use ${{{name}:-default}} for a default"
+            problems.append((loc, f"environment variable {name} is not set ({hint})"))
+        return ""
+
+    return _REFERENCE.sub(substitute, value)
+
+
+# --- error reporting -----------------------------------------------------------------------
+
+
+def _walk(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+    """Pydantic's ``loc`` as a key path (union tags and ``[key]`` dropped) and the model
+    whose key the last element is."""
+    path: list[int | str] = []
+    tp: Any = Config
+    owner: type[BaseModel] | None = None
+    for part in loc:
+        while get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        if get_origin(tp) is Union:  # a tagged union (require_approval): the tag picks the member
+            members = {
+                m.__metadata__[0].tag: get_args(m)[0]
+                for m in get_args(tp)
+                if get_origin(m) is Annotated and isinstance(m.__metadata__[0], Tag)
+            }
+            if part in members:
+                tp = members[part]
+                continue
+        if part == "[key]":  # the dict key itself was invalid; the path already ends with it
+            continue
+        path.append(part)
+        owner = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+        if owner is not None:
+            fields = {f.alias or n: f.annotation for n, f in owner.model_fields.items()}
+            tp = fields.get(str(part))
+        elif get_origin(tp) in (dict, list):
+            tp = get_args(tp)[-1]
+        else:
+            tp = None
+    return tuple(path), owner
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return sorted(f.alias or n for n, f in model.model_fields.items() if not f.exclude)
+
+
+_PLAIN = {"missing": "required key is missing", "string_too_short": "must not be empty"}
+_PLAIN |= dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "expected an integer")
+_PLAIN |= dict.fromkeys(("float_type", "float_parsing"), "expected a number")
+_PLAIN |= dict.fromkeys(("dict_type", "model_type"), "expected a table")
+_PLAIN |= {"string_type": "expected a string", "list_type": "expected a list"}
+_BOUNDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+
+
+def _describe(error: ErrorDetails, owner: type[BaseModel] | None) -> str:
+    """A short message for one pydantic error. Never shows the input, except a bad choice."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return f"unknown key; valid keys: {', '.join(_keys(owner)) if owner else '(none)'}"
+    if kind == "literal_error":  # only non-secret fields are Literals
+        got = f", got {error['input']!r}" if isinstance(error["input"], str) else ""
+        return f"expected {ctx['expected']}{got}"
+    for bound, words in _BOUNDS.items():
+        if bound in ctx:
+            return f"must be {words} {ctx[bound]:g}"
+    return _PLAIN.get(kind) or error["msg"].removeprefix("Value error, ")
+
+
+def _dotted(loc: Loc) -> str:
+    """``("agents", "a b", "servers", 1)`` → ``agents."a b".servers[1]`` (TOML-style quoting)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
+            out += f".{key}" if out else key
+    return out or "(top level)"
+
+
+def _order(problem: tuple[Loc, str]) -> list[tuple[int, int, str]]:
+    return [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in problem[0]]
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def config_from_dict(
+    data: Mapping[str, Any], *, path: Path, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate already-parsed config data; ``path`` names the file in messages and
+    anchors relative paths. Raises :class:`ConfigError` listing every problem."""
+    problems: list[tuple[Loc, str]] = []
+    expanded = _expand(data, (), os.environ if environ is None else environ, problems)
+    env_locs = {loc for loc, _ in problems}  # a failed expansion explains later errors there
+    if "path" in expanded:  # our field, filled in below; not a file key
+        problems.append((("path",), f"unknown key; valid keys: {', '.join(_keys(Config))}"))
+        del expanded["path"]
+    try:
+        config = Config.model_validate({**expanded, "path": path})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc, owner = _walk(error["loc"])
+            if loc not in env_locs:
+                problems.append((loc, _describe(error, owner)))
+    if problems:
+        lines = [f"{path}: {_dotted(loc)}: {msg}" for loc, msg in sorted(problems, key=_order)]
+        # Raised outside the except block: the ValidationError (its text shows input values,
+        # secrets included) must not ride along as __context__ into tracebacks.
+        raise ConfigError("\n".join(lines))
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read, parse (``.json`` as JSON, anything else as TOML) and validate a config file."""
+    file = Path(path)
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+    data: Any
+    if file.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{file}: line {exc.lineno}, column {exc.colno}: JSON syntax error: {exc.msg}"
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: (top level): expected a JSON object")
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            # Python 3.11 only has the position inside the message: "… (at line 3, column 9)".
+            m = re.fullmatch(r"(.*) \(at (line \d+, column \d+|end of document)\)", str(exc))
+            where, what = (m[2], m[1]) if m else ("", str(exc))
+            raise ConfigError(
+                f"{file}: {where + ': ' if where else ''}TOML syntax error: {what}"
+            ) from None
+    return config_from_dict(data, path=file, environ=environ)

@@ -1,0 +1,179 @@
+"""End to end with real processes: agents-mcp over stdio and HTTP, a stdio and an HTTP
+downstream server, and the model behind a Chat Completions fake on loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from fastmcp.exceptions import ToolError
+from inline_snapshot import snapshot
+
+from agents_mcp.testing import Call, ScriptedLLM
+from agents_mcp.testing.chat_server import FakeChatServer
+from tests.conftest import DOWNSTREAM
+from tests.processes import ROOT, agents_mcp_http, free_port, http_downstream, write_config
+
+pytestmark = pytest.mark.anyio
+
+
+def config(base_url: str, calc_url: str, **server: Any) -> dict[str, Any]:
+    return {
+        "mcpServers": {
+            "notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]},
+            "calc": {"url": calc_url},
+        },
+        "models": {"main": {"base_url": base_url, "model": "fake", "api_key": "${FAKE_KEY:-k}"}},
+        "agents": {
+            "helper": {
+                "description": "Uses notes and calc",
+                "instructions": "Be brief.",
+                "model": "main",
+                "servers": ["notes", "calc"],
+                "require_approval": "never",
+            }
+        },
+        **({"server": server} if server else {}),
+    }
+
+
+def scrub(payload: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(payload).replace(payload["thread_id"], "<thread>"))
+    return out
+
+
+async def chat(client: Client[Any], **args: Any) -> dict[str, Any]:
+    with anyio.fail_after(60):
+        result = await client.call_tool("chat_with_agent", args)
+    assert result.structured_content is not None
+    assert result.meta is not None
+    assert result.meta["agents-mcp/thread_id"] == result.structured_content["thread_id"]
+    return result.structured_content
+
+
+def script() -> ScriptedLLM:
+    return ScriptedLLM(
+        [Call("notes__echo", {"text": "hello"}, id="n1"), Call("calc__add", {"a": 2, "b": 3}, id="c1")],
+        "echo said hello and 2+3=5",
+        Call("calc__add", {"a": 5, "b": 10}, id="c2"),
+        "5+10=15",
+    )
+
+
+FIRST = {
+    "thread_id": "<thread>",
+    "agent": "helper",
+    "status": "completed",
+    "reply": "echo said hello and 2+3=5",
+    "pending_approvals": [],
+    "error": None,
+    "usage": {"input_tokens": 20, "output_tokens": 10, "llm_requests": 2, "tool_calls": 2},
+}
+
+
+def tool_results(fake: FakeChatServer, request: int) -> list[tuple[str, str]]:
+    messages = fake.requests[request]["messages"]
+    return [(m["tool_call_id"], m["content"]) for m in messages if m["role"] == "tool"]
+
+
+@asynccontextmanager
+async def stack(tmp_path: Path) -> AsyncIterator[tuple[FakeChatServer, Path]]:
+    fake = FakeChatServer(script())
+    async with fake.serve() as base_url:
+        with http_downstream("calc") as calc_url:
+            yield fake, write_config(tmp_path / "agents.json", config(base_url, calc_url))
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_stdio_two_downstreams_and_a_restart(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "threads.db"
+    async with stack(tmp_path) as (fake, cfg):
+
+        def spawn() -> Client[Any]:
+            args = ["-m", "agents_mcp", "serve", "--config", str(cfg), "--db", str(db)]
+            transport = StdioTransport(sys.executable, args, cwd=str(ROOT), keep_alive=False)
+            return Client(transport, mode=mode, init_timeout=60)  # type: ignore[arg-type]
+
+        async with spawn() as client:
+            first = await chat(client, agent="helper", message="echo hello and add 2 and 3")
+        # A new process on the same database continues the thread.
+        async with spawn() as client:
+            second = await chat(
+                client, agent="helper", message="now add 10", thread_id=first["thread_id"]
+            )
+            listed = (await client.call_tool("list_threads", {})).structured_content
+    assert scrub(first) == FIRST
+    assert scrub(second) == snapshot(
+        {
+            "thread_id": "<thread>",
+            "agent": "helper",
+            "status": "completed",
+            "reply": "5+10=15",
+            "pending_approvals": [],
+            "error": None,
+            "usage": {"input_tokens": 20, "output_tokens": 10, "llm_requests": 2, "tool_calls": 1},
+        }
+    )
+    assert tool_results(fake, 1) == [("n1", "notes echo: hello"), ("c1", "5")]
+    # After the restart the model saw the whole stored history, without reasoning.
+    assert [m["role"] for m in fake.requests[3]["messages"]] == snapshot(
+        ["system", "user", "assistant", "tool", "tool", "assistant", "user", "assistant", "tool"]
+    )
+    assert listed is not None and len(listed["threads"]) == 1
+
+
+async def test_http_transport_with_owners(tmp_path: Path) -> None:
+    db = tmp_path / "threads.db"
+    env = {"TOKEN_A": "alpha-secret", "TOKEN_B": "beta-secret"}
+    async with stack(tmp_path) as (fake, cfg):
+        data = json.loads(cfg.read_text())
+        data["server"] = {"auth_tokens": ["${TOKEN_A}", "${TOKEN_B}"]}
+        write_config(cfg, data)
+        async with agents_mcp_http(cfg, db, port=free_port(), env=env) as url:
+
+            def connect(token: str | None, mode: str = "auto") -> Client[Any]:
+                return Client(StreamableHttpTransport(url, auth=token), mode=mode)  # type: ignore[arg-type]
+
+            async with connect("alpha-secret", "legacy") as alice:
+                first = await chat(alice, agent="helper", message="echo hello and add 2 and 3")
+            async with connect("beta-secret") as bob:
+                with pytest.raises(ToolError) as info:
+                    await bob.call_tool(
+                        "chat_with_agent",
+                        {"agent": "helper", "message": "hi", "thread_id": first["thread_id"]},
+                    )
+                theirs = (await bob.call_tool("list_threads", {})).structured_content
+            async with connect("alpha-secret") as alice:
+                second = await chat(
+                    alice, agent="helper", message="now add 10", thread_id=first["thread_id"]
+                )
+            with pytest.raises(Exception):  # noqa: B017,PT011 - the fastmcp client gives a bare MCPError
+                async with connect(None) as anonymous:
+                    await anonymous.call_tool("list_threads", {})
+    assert scrub(first) == FIRST
+    assert second["reply"] == "5+10=15"
+    assert str(info.value) == f"thread {first['thread_id']!r} not found"
+    assert theirs == {"threads": [], "next_cursor": None}
+
+
+async def test_non_loopback_http_needs_tokens(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "agents.json", config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/mcp")
+    )
+    proc = await anyio.run_process(
+        [sys.executable, "-m", "agents_mcp", "serve", "--config", str(cfg), "--transport", "http", "--host", "0.0.0.0"],
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip() == snapshot(
+        f"agents-mcp: {cfg}: server.auth_tokens: binding 0.0.0.0 (not loopback) needs bearer tokens; set auth_tokens = [\"${{AGENTS_MCP_TOKEN}}\"] in [server] or use --host 127.0.0.1"
+    )
