@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import Process
 
 from tests.conftest import DOWNSTREAM
 
@@ -66,36 +67,27 @@ async def agents_mcp_http(
     config: Path, db: Path, *, port: int, env: dict[str, str] | None = None
 ) -> AsyncIterator[str]:
     """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agents_mcp",
-            "serve",
-            "--config",
-            str(config),
-            "--db",
-            str(db),
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
+    command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
+    command += ["--db", str(db), "--transport", "http", "--port", str(port)]
+    proc = await anyio.open_process(
+        command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=None, stderr=None
     )
     try:
         await _wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        _stop(proc)
+        proc.terminate()
+        with anyio.move_on_after(10, shield=True):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
 
 
-async def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+async def _wait_for_port(port: int, proc: Process) -> None:
     # The CLI chooses its own socket, so readiness is observed from outside: a bounded poll.
     with anyio.fail_after(60):
         while True:
-            if proc.poll() is not None:
+            if proc.returncode is not None:
                 raise RuntimeError(f"agents-mcp exited with {proc.returncode} before listening")
             try:
                 stream = await anyio.connect_tcp("127.0.0.1", port)

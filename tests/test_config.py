@@ -120,6 +120,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "researcher": {
                     "description": "Searches the web and reads local files to answer research questions.",
                     "instructions": "You are a careful researcher. Cite your sources.\n",
+                    "instructions_file": None,
                     "model": "default",
                     "servers": ["fs", "search"],
                     "tools": {"fs": ["read_file", "list_directory"]},
@@ -129,21 +130,57 @@ def test_full_toml_parses_to_expected_config() -> None:
                         "default": "read_only",
                     },
                     "max_iterations": 20,
+                    "personalities": {},
+                    "default_personality": None,
+                    "params": {
+                        "temperature": None,
+                        "max_tokens": None,
+                        "top_p": None,
+                        "stop": None,
+                        "seed": None,
+                        "response_format": None,
+                        "tool_choice": None,
+                        "extra": {},
+                    },
+                    "on_cancel": "detach",
+                    "agents": [],
                 },
                 "echo": {
                     "description": "Answers from a scripted demo model.",
                     "instructions": "",
+                    "instructions_file": None,
                     "model": "offline",
                     "servers": [],
                     "tools": {},
                     "require_approval": "never",
                     "max_iterations": 12,
+                    "personalities": {},
+                    "default_personality": None,
+                    "params": {
+                        "temperature": None,
+                        "max_tokens": None,
+                        "top_p": None,
+                        "stop": None,
+                        "seed": None,
+                        "response_format": None,
+                        "tool_choice": None,
+                        "extra": {},
+                    },
+                    "on_cancel": "detach",
+                    "agents": [],
                 },
             },
             "server": {
                 "auth_tokens": ["**********"],
                 "db": "<configs>/state/agents.db",
                 "name": "research-agents",
+                "wait_seconds": 45.0,
+                "reply_budget": 20000,
+                "tool_result_budget": 50000,
+                "approval_prompt": "structured",
+                "elicitation_timeout": 20.0,
+                "max_depth": 3,
+                "max_total_llm_requests": 100,
             },
         }
     )
@@ -217,7 +254,18 @@ def test_defaults() -> None:
     )
     assert (model.timeout, model.extra) == (120.0, {})
     assert config.server.model_dump() == snapshot(
-        {"auth_tokens": [], "db": None, "name": "agents-mcp"}
+        {
+            "auth_tokens": [],
+            "db": None,
+            "name": "agents-mcp",
+            "wait_seconds": 45.0,
+            "reply_budget": 20000,
+            "tool_result_budget": 50000,
+            "approval_prompt": "structured",
+            "elicitation_timeout": 20.0,
+            "max_depth": 3,
+            "max_total_llm_requests": 100,
+        }
     )
 
 
@@ -315,13 +363,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: description, instructions, max_iterations, model, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, protocol, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, extra, max_tokens, model, provider, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: auth_tokens, db, name\
+agents.toml: server.port: unknown key; valid keys: approval_prompt, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, reply_budget, tool_result_budget, wait_seconds\
 """)
 
 

@@ -61,7 +61,10 @@ async def chat(client: Client[Any], **args: Any) -> dict[str, Any]:
 
 def script() -> ScriptedLLM:
     return ScriptedLLM(
-        [Call("notes__echo", {"text": "hello"}, id="n1"), Call("calc__add", {"a": 2, "b": 3}, id="c1")],
+        [
+            Call("notes__echo", {"text": "hello"}, id="n1"),
+            Call("calc__add", {"a": 2, "b": 3}, id="c1"),
+        ],
         "echo said hello and 2+3=5",
         Call("calc__add", {"a": 5, "b": 10}, id="c2"),
         "5+10=15",
@@ -133,7 +136,7 @@ async def test_stdio_two_downstreams_and_a_restart(tmp_path: Path, mode: str) ->
 async def test_http_transport_with_owners(tmp_path: Path) -> None:
     db = tmp_path / "threads.db"
     env = {"TOKEN_A": "alpha-secret", "TOKEN_B": "beta-secret"}
-    async with stack(tmp_path) as (fake, cfg):
+    async with stack(tmp_path) as (_fake, cfg):
         data = json.loads(cfg.read_text())
         data["server"] = {"auth_tokens": ["${TOKEN_A}", "${TOKEN_B}"]}
         write_config(cfg, data)
@@ -155,7 +158,7 @@ async def test_http_transport_with_owners(tmp_path: Path) -> None:
                 second = await chat(
                     alice, agent="helper", message="now add 10", thread_id=first["thread_id"]
                 )
-            with pytest.raises(Exception):  # noqa: B017,PT011 - the fastmcp client gives a bare MCPError
+            with pytest.raises(Exception):  # noqa: B017 - the fastmcp client gives a bare MCPError
                 async with connect(None) as anonymous:
                     await anonymous.call_tool("list_threads", {})
     assert scrub(first) == FIRST
@@ -169,11 +172,22 @@ async def test_non_loopback_http_needs_tokens(tmp_path: Path) -> None:
         tmp_path / "agents.json", config("http://127.0.0.1:9/v1", "http://127.0.0.1:9/mcp")
     )
     proc = await anyio.run_process(
-        [sys.executable, "-m", "agents_mcp", "serve", "--config", str(cfg), "--transport", "http", "--host", "0.0.0.0"],
+        [
+            sys.executable,
+            "-m",
+            "agents_mcp",
+            "serve",
+            "--config",
+            str(cfg),
+            "--transport",
+            "http",
+            "--host",
+            "0.0.0.0",
+        ],
         check=False,
         cwd=ROOT,
     )
     assert proc.returncode == 2
     assert proc.stderr.decode().strip() == snapshot(
-        f"agents-mcp: {cfg}: server.auth_tokens: binding 0.0.0.0 (not loopback) needs bearer tokens; set auth_tokens = [\"${{AGENTS_MCP_TOKEN}}\"] in [server] or use --host 127.0.0.1"
+        f'agents-mcp: {cfg}: server.auth_tokens: binding 0.0.0.0 (not loopback) needs bearer tokens; set auth_tokens = ["${{AGENTS_MCP_TOKEN}}"] in [server] or use --host 127.0.0.1'
     )

@@ -69,6 +69,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        "personality chosen for the thread's latest turn",
+        "ALTER TABLE threads ADD COLUMN personality TEXT",
+    ),
 )
 
 

@@ -242,17 +242,77 @@ def _own_servers(info: ValidationInfo, refs: Iterable[tuple[Loc, str]]) -> None:
         )
 
 
+class TextFile(_Model):
+    """Text kept in a file: ``{ file = "prompts/x.md" }``, relative to the config file."""
+
+    file: str
+
+
+class AgentParams(_Model):
+    """Per-agent request parameters, merged over the model's defaults."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    extra: dict[str, Any] = {}
+
+    def settings(self) -> dict[str, Any]:
+        """What the LLM request carries on top of the model's defaults."""
+        fields = self.model_dump(exclude={"extra"}, exclude_none=True)
+        return {**fields, **self.extra}
+
+
 class AgentConfig(_Model):
     """One agent, offered to the MCP caller as a tool."""
 
     description: str = Field(min_length=1)
     instructions: str = ""
+    instructions_file: str | None = None
     model: str
     servers: list[str] = []
     tools: dict[str, list[str]] = {}
     require_approval: ApprovalPolicy = "always"
     # Clamped, not rejected: any number is a usable cap.
     max_iterations: Annotated[int, AfterValidator(lambda n: min(max(n, 1), 50))] = 12
+    personalities: dict[str, str | TextFile] = {}
+    default_personality: str | None = None
+    params: AgentParams = Field(default_factory=AgentParams)
+    on_cancel: Literal["detach", "stop"] = "detach"
+    agents: list[str] = []
+    """Other agents this one may delegate to, offered to its model as ``agent__<name>``."""
+
+    @model_validator(mode="after")
+    def _personality_choice(self) -> Self:
+        problems: list[tuple[Loc, str]] = []
+        if self.instructions and self.instructions_file:
+            problems.append(
+                (("instructions_file",), "set instructions or instructions_file, not both")
+            )
+        if (
+            self.default_personality is not None
+            and self.default_personality not in self.personalities
+        ):
+            valid = _listing(self.personalities) if self.personalities else "none defined"
+            problems.append(
+                (
+                    ("default_personality",),
+                    f"unknown personality {self.default_personality!r}; valid: {valid}",
+                )
+            )
+        _fail(problems)
+        return self
+
+    def personality(self, name: str | None) -> str:
+        """The text of personality ``name`` (or the default); '' when there is none."""
+        chosen = name if name is not None else self.default_personality
+        if chosen is None:
+            return ""
+        text = self.personalities[chosen]
+        return text if isinstance(text, str) else ""
 
     @field_validator("model")
     @classmethod
@@ -300,6 +360,19 @@ class ServerSettings(_Model):
     auth_tokens: list[SecretStr] = []
     db: LocalPath | None = None
     name: str = Field("agents-mcp", min_length=1)
+    wait_seconds: float = Field(45.0, ge=0, le=600)
+    """How long a tool call waits for a run before answering ``running``."""
+    reply_budget: int = Field(20_000, ge=200)
+    """Characters of the reply put in a tool result; the full reply stays readable."""
+    tool_result_budget: int = Field(50_000, ge=200)
+    """Characters of one downstream tool result shown to the model."""
+    approval_prompt: Literal["auto", "structured"] = "structured"
+    """``auto``: ask inline by elicitation where the client supports it."""
+    elicitation_timeout: float = Field(20.0, gt=0, le=600)
+    max_depth: int = Field(3, ge=1, le=10)
+    """How deep agents may delegate to agents."""
+    max_total_llm_requests: int = Field(100, ge=1)
+    """LLM requests one top-level run may make, delegations included."""
 
     @field_validator("auth_tokens")
     @classmethod
@@ -356,7 +429,51 @@ class Config(_Model):
     def _some_agent(cls, agents: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
         if not agents:
             raise _err("no_agents", _NO_AGENTS)
+        problems: list[tuple[Loc, str]] = []
+        for name, agent in agents.items():
+            for i, other in enumerate(agent.agents):
+                if other not in agents:
+                    valid = _listing(agents)
+                    problems.append(
+                        ((name, "agents", i), f"unknown agent {other!r}; valid: {valid}")
+                    )
+                elif other == name:
+                    problems.append(((name, "agents", i), "an agent cannot delegate to itself"))
+        _fail(problems)
         return agents
+
+    @field_validator("agents", mode="after")
+    @classmethod
+    def _read_text_files(
+        cls, agents: dict[str, AgentConfig], info: ValidationInfo
+    ) -> dict[str, AgentConfig]:
+        """Load ``instructions_file`` and ``{ file = … }`` personalities into the config."""
+        problems: list[tuple[Loc, str]] = []
+
+        def read(loc: Loc, path: str) -> str:
+            full = _beside(os.path.expanduser(path), info)
+            try:
+                with open(full, encoding="utf-8") as f:
+                    return f.read()
+            except OSError as exc:
+                problems.append((loc, f"cannot read {full}: {exc.strerror or exc}"))
+                return ""
+
+        out: dict[str, AgentConfig] = {}
+        for name, agent in agents.items():
+            update: dict[str, Any] = {}
+            if agent.instructions_file:
+                update["instructions"] = read((name, "instructions_file"), agent.instructions_file)
+            if any(isinstance(p, TextFile) for p in agent.personalities.values()):
+                update["personalities"] = {
+                    k: read((name, "personalities", k, "file"), v.file)
+                    if isinstance(v, TextFile)
+                    else v
+                    for k, v in agent.personalities.items()
+                }
+            out[name] = agent.model_copy(update=update) if update else agent
+        _fail(problems)
+        return out
 
     @field_validator("server")
     @classmethod

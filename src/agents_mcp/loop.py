@@ -44,6 +44,14 @@ class Agent:
     requires_approval: Callable[[ToolInfo], bool]
     max_iterations: int = 12
     settings: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    personalities: Mapping[str, str] = field(default_factory=dict[str, str])
+    default_personality: str | None = None
+
+    def system_prompt(self, personality: str | None) -> str:
+        """Instructions, then the chosen (or default) personality."""
+        chosen = personality or self.default_personality
+        parts = [self.instructions, self.personalities.get(chosen, "") if chosen else ""]
+        return "\n\n".join(p.strip() for p in parts if p.strip())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +62,7 @@ class Run:
     thread_id: str
     store: Store
     progress: Progress = _no_progress
+    personality: str | None = None
 
 
 # -- the steps ------------------------------------------------------------------------
@@ -128,7 +137,7 @@ async def step(r: Run) -> Step:
     tools = await r.agent.toolset.list_tools()
     await r.progress(f"thinking (turn {requests + 1}/{r.agent.max_iterations})")
     request = LLMRequest(
-        system=r.agent.instructions,
+        system=r.agent.system_prompt(r.personality),
         messages=_prompt(history),
         tools=[t.spec for t in tools],
         settings=r.agent.settings,

@@ -102,6 +102,9 @@ def build_agents(
             toolset=downstreams.toolset(cfg.servers, cfg.tools),
             requires_approval=_approval_rule(cfg),
             max_iterations=cfg.max_iterations,
+            settings=cfg.params.settings(),
+            personalities={k: cfg.personality(k) for k in cfg.personalities},
+            default_personality=cfg.default_personality,
         )
         for name, cfg in config.agents.items()
     }
@@ -164,6 +167,8 @@ def _chat_description(config: Config) -> str:
     lines = []
     for name, agent in config.agents.items():
         line = f"- {name}: {' '.join(agent.description.split())}"
+        if agent.personalities:
+            line += f" (personalities: {', '.join(agent.personalities)})"
         lines.append(line if len(line) <= budget else line[: budget - 1] + "…")
     return head + "\n".join(lines)
 
@@ -247,6 +252,10 @@ def create_server(
         thread_id: Annotated[
             str | None, Field(description="Continue this thread (from a previous result)")
         ] = None,
+        personality: Annotated[
+            str | None,
+            Field(description="One of the agent's personalities (see the agent list)"),
+        ] = None,
         wait_seconds: Annotated[float, wait_field] = wait_seconds,
     ) -> ToolResult:
         summary = await threads_of(ctx).chat(
@@ -254,6 +263,7 @@ def create_server(
             agent=agent,
             message=message,
             thread_id=thread_id,
+            personality=personality,
             wait=wait_seconds,
             progress=_progress(ctx),
         )

@@ -59,6 +59,7 @@ class Thread:
     created_at: str
     updated_at: str
     message_count: int
+    personality: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +155,9 @@ class Store:
 
     # -- threads ----------------------------------------------------------------------
 
-    async def create_thread(self, *, agent: str, owner: str, first_message: str) -> Thread:
+    async def create_thread(
+        self, *, agent: str, owner: str, first_message: str, personality: str | None = None
+    ) -> Thread:
         """Create a running thread holding the caller's first message."""
         thread_id = new_thread_id()
         stamp = now()
@@ -162,8 +165,8 @@ class Store:
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
-                " message_count) VALUES (?, ?, ?, ?, 'running', ?, ?, 0)",
-                (thread_id, agent, owner, title, stamp, stamp),
+                " message_count, personality) VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?)",
+                (thread_id, agent, owner, title, stamp, stamp, personality),
             )
             await self._append(db, thread_id, Message(role="user", content=first_message))
         return await self.get_thread(thread_id, owner)
@@ -257,7 +260,12 @@ class Store:
             return [await self._append(db, thread_id, m) for m in messages]
 
     async def append_user(
-        self, thread_id: str, content: str, *, expect: Sequence[ThreadStatus]
+        self,
+        thread_id: str,
+        content: str,
+        *,
+        expect: Sequence[ThreadStatus],
+        personality: str | None = None,
     ) -> None:
         """Append the caller's next message and mark the thread running, atomically."""
         async with self._write() as db:
@@ -269,9 +277,9 @@ class Store:
                 raise Conflict(f"thread {thread_id!r} is {row['status']}")
             await self._append(db, thread_id, Message(role="user", content=content))
             await db.execute(
-                "UPDATE threads SET status='running', error_type=NULL, error_message=NULL"
-                " WHERE id=?",
-                (thread_id,),
+                "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
+                " personality=? WHERE id=?",
+                (personality, thread_id),
             )
 
     async def finish_tool(self, thread_id: str, index: int, content: str, *, ok: bool) -> None:
@@ -426,6 +434,7 @@ def _thread(row: sqlite3.Row) -> Thread:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         message_count=row["message_count"],
+        personality=row["personality"],
     )
 
 

@@ -134,6 +134,7 @@ class Threads:
         agent: str,
         message: str,
         thread_id: str | None = None,
+        personality: str | None = None,
         wait: float = 45.0,
         progress: Progress | None = None,
     ) -> TurnSummary:
@@ -141,9 +142,16 @@ class Threads:
         spec = self.agent(agent)
         if not message.strip():
             raise InvalidRequest("message is empty; send the text the agent should act on")
+        if personality is not None and personality not in spec.personalities:
+            valid = (
+                ", ".join(sorted(spec.personalities)) or "none (this agent has no personalities)"
+            )
+            raise InvalidRequest(
+                f"unknown personality {personality!r} for agent {agent!r}; valid: {valid}"
+            )
         if thread_id is None:
             thread = await self.store.create_thread(
-                agent=spec.name, owner=owner, first_message=message
+                agent=spec.name, owner=owner, first_message=message, personality=personality
             )
             self.runs.claim(thread.id)
         else:
@@ -157,12 +165,15 @@ class Threads:
             self.runs.claim(thread.id)
             try:
                 await self.store.append_user(
-                    thread.id, message, expect=("completed", "failed", "cancelled")
+                    thread.id,
+                    message,
+                    expect=("completed", "failed", "cancelled"),
+                    personality=personality,
                 )
             except BaseException:
                 self.runs.release(thread.id)
                 raise
-        return await self._run(thread.id, owner, spec, wait, progress)
+        return await self._run(thread.id, owner, spec, wait, progress, personality)
 
     async def approve(
         self,
@@ -285,13 +296,25 @@ class Threads:
         except BaseException:
             self.runs.release(thread.id)
             raise
-        return await self._run(thread.id, owner, spec, wait, progress)
+        return await self._run(thread.id, owner, spec, wait, progress, thread.personality)
 
     async def _run(
-        self, thread_id: str, owner: str, spec: Agent, wait: float, progress: Progress | None
+        self,
+        thread_id: str,
+        owner: str,
+        spec: Agent,
+        wait: float,
+        progress: Progress | None,
+        personality: str | None,
     ) -> TurnSummary:
         self.runs.launch(
-            lambda p: Run(agent=spec, thread_id=thread_id, store=self.store, progress=p)
+            lambda p: Run(
+                agent=spec,
+                thread_id=thread_id,
+                store=self.store,
+                progress=p,
+                personality=personality,
+            )
         )
         await self.runs.wait(thread_id, wait, progress)
         return await summarize(self.store, await self.store.get_thread(thread_id, owner))

@@ -1,0 +1,1 @@
+"""Driver workers: one process per driver, commanded over stdin/stdout JSON lines."""
