@@ -15,9 +15,14 @@ from typing import Any
 
 import anyio
 import mcp_types as mt
-from fastmcp import Client
+from fastmcp import Client, FastMCP
 from fastmcp.client.messages import MessageHandler
-from fastmcp.client.transports import ClientTransport, StdioTransport, StreamableHttpTransport
+from fastmcp.client.transports import (
+    ClientTransport,
+    FastMCPTransport,
+    StdioTransport,
+    StreamableHttpTransport,
+)
 
 from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
@@ -152,12 +157,17 @@ class Downstreams:
     def from_config(
         cls,
         configs: Mapping[str, DownstreamServerConfig],
-        transports: Mapping[str, ClientTransport] | None = None,
+        transports: Mapping[str, ClientTransport | FastMCP] | None = None,
     ) -> Downstreams:
-        transports = transports or {}
+        """Servers for ``configs``; ``transports`` replaces some by name (e.g. in-process
+        ``FastMCP`` servers in tests)."""
+        given = {
+            name: FastMCPTransport(t) if isinstance(t, FastMCP) else t
+            for name, t in (transports or {}).items()
+        }
         return cls(
             {
-                name: DownstreamServer(name, cfg, transport=transports.get(name))
+                name: DownstreamServer(name, cfg, transport=given.get(name))
                 for name, cfg in configs.items()
             }
         )

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -25,10 +25,19 @@ from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
 
 log = logging.getLogger("agents_mcp.loop")
 
-Progress = Callable[[str], Awaitable[None]]
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something a watcher of a run may show: a ``status`` line or streamed ``text``."""
+
+    kind: Literal["status", "text"]
+    text: str
 
 
-async def _no_progress(message: str) -> None:
+Progress = Callable[[RunEvent], Awaitable[None]]
+
+
+async def _no_progress(event: RunEvent) -> None:
     return None
 
 
@@ -112,7 +121,7 @@ async def run(r: Run) -> None:
             case Final():
                 await r.store.set_status(r.thread_id, "completed")
             case Paused():
-                await r.progress("waiting for approval")
+                await r.progress(RunEvent("status", "waiting for approval"))
                 await r.store.set_status(r.thread_id, "needs_approval")
             case Failed(error):
                 await r.store.set_status(r.thread_id, "failed", error=(error.kind, str(error)))
@@ -135,14 +144,18 @@ async def step(r: Run) -> Step:
             " without a final answer; send a message to continue"
         )
     tools = await r.agent.toolset.list_tools()
-    await r.progress(f"thinking (turn {requests + 1}/{r.agent.max_iterations})")
+    await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
     request = LLMRequest(
         system=r.agent.system_prompt(r.personality),
         messages=_prompt(history),
         tools=[t.spec for t in tools],
         settings=r.agent.settings,
     )
-    response = await r.agent.llm.complete(request)
+
+    async def on_text(fragment: str) -> None:
+        await r.progress(RunEvent("text", fragment))
+
+    response = await r.agent.llm.complete(request, on_text=on_text)
     calls = _unique_ids(response.tool_calls, history)
     await r.store.append(
         r.thread_id,
@@ -209,7 +222,7 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
     indexes = await r.store.append(r.thread_id, *pending)
 
     async def one(index: int, info: ToolInfo, arguments: str) -> None:
-        await r.progress(f"calling {info.name}")
+        await r.progress(RunEvent("status", f"calling {info.name}"))
         out = await r.agent.toolset.call(info, json.loads(arguments or "{}"))
         await r.store.finish_tool(r.thread_id, index, out.text, ok=out.ok)
 

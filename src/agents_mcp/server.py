@@ -5,19 +5,16 @@ toolset, approval rule), owns their lifetimes in the server lifespan, and maps o
 exception tree to MCP tool errors in one place (:func:`_tool_errors`).
 """
 
-import functools
 import hashlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-import platformdirs
 from fastmcp import Context, FastMCP
-from fastmcp.client.transports import ClientTransport
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.tools import ToolResult
@@ -25,11 +22,10 @@ from mcp_types import TextContent, ToolAnnotations
 from pydantic import Field, JsonValue
 
 from agents_mcp import __version__
-from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
-from agents_mcp.downstream import Downstreams
+from agents_mcp.config import Config
 from agents_mcp.errors import ClientError, ConfigError
-from agents_mcp.llm import LLM, OpenAIChatModel
-from agents_mcp.loop import Agent, TurnSummary
+from agents_mcp.llm import LLM
+from agents_mcp.loop import Progress, RunEvent, TurnSummary
 from agents_mcp.results import (
     META_STATUS,
     META_THREAD_ID,
@@ -40,9 +36,8 @@ from agents_mcp.results import (
     result_text,
     thread_info,
 )
-from agents_mcp.store import Store
-from agents_mcp.threads import Runs, Threads
-from agents_mcp.toolsets import ToolInfo
+from agents_mcp.runtime import open_threads, resolve_db_path
+from agents_mcp.threads import Threads
 
 log = logging.getLogger("agents_mcp.server")
 
@@ -52,62 +47,6 @@ _DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay unde
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def default_db_path() -> Path:
-    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
-
-
-def resolve_db_path(config: Config, override: str | Path | None) -> str:
-    if override is not None:
-        return str(override)
-    if config.server.db is not None:
-        return str(config.server.db)
-    return str(default_db_path())
-
-
-def build_llm(cfg: ModelConfig) -> LLM:
-    if cfg.provider == "demo":
-        from agents_mcp.testing import DemoLLM
-
-        return DemoLLM()
-    assert cfg.base_url is not None and cfg.model is not None  # enforced by the config
-    return OpenAIChatModel(
-        base_url=str(cfg.base_url),
-        model=cfg.model,
-        api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        timeout=cfg.timeout,
-        extra=cfg.extra,
-    )
-
-
-def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:
-    def requires(tool: ToolInfo) -> bool:
-        return approval_required(cfg.require_approval, tool.server, tool.tool, tool.read_only)
-
-    return requires
-
-
-def build_agents(
-    config: Config, llms: Mapping[str, LLM], downstreams: Downstreams
-) -> dict[str, Agent]:
-    return {
-        name: Agent(
-            name=name,
-            description=cfg.description,
-            instructions=cfg.instructions,
-            llm=llms[cfg.model],
-            toolset=downstreams.toolset(cfg.servers, cfg.tools),
-            requires_approval=_approval_rule(cfg),
-            max_iterations=cfg.max_iterations,
-            settings=cfg.params.settings(),
-            personalities={k: cfg.personality(k) for k in cfg.personalities},
-            default_personality=cfg.default_personality,
-        )
-        for name, cfg in config.agents.items()
-    }
 
 
 def _owner() -> str:
@@ -145,11 +84,23 @@ def _agent_tool_result(summary: TurnSummary) -> ToolResult:
     )
 
 
-def _progress(ctx: Context) -> Callable[[str], Awaitable[None]]:
+def _progress(ctx: Context) -> Progress:
+    """Relay run events as ``notifications/progress`` (when the caller asked for them)."""
     count = 0
+    streamed = ""
 
-    async def report(message: str) -> None:
-        nonlocal count
+    async def report(event: RunEvent) -> None:
+        nonlocal count, streamed
+        if event.kind == "text":
+            # Streamed text rides along, shortened, without flooding the client.
+            before = len(streamed)
+            streamed += event.text
+            if len(streamed) // 200 == before // 200:
+                return
+            message = "writing: …" + " ".join(streamed[-120:].split())
+        else:
+            streamed = ""
+            message = event.text
         count += 1
         await ctx.report_progress(count, None, message)
 
@@ -178,7 +129,7 @@ def create_server(
     *,
     db_path: str | Path | None = None,
     llms: Mapping[str, LLM] | None = None,
-    transports: Mapping[str, ClientTransport | FastMCP] | None = None,
+    transports: Mapping[str, Any] | None = None,
     wait_seconds: float = DEFAULT_WAIT,
     auth: Any = None,
 ) -> FastMCP:
@@ -192,25 +143,7 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with AsyncExitStack() as stack:
-            store = await Store.open(path)
-            stack.push_async_callback(store.close)
-            downstreams = Downstreams.from_config(
-                config.mcp_servers, _as_transports(transports or {})
-            )
-            stack.push_async_callback(downstreams.aclose)
-            models: dict[str, LLM] = {}
-            for name, model_cfg in config.models.items():
-                models[name] = (llms or {}).get(name) or build_llm(model_cfg)
-                closer = getattr(models[name], "aclose", None)
-                if closer is not None:
-                    stack.push_async_callback(closer)
-            agents = build_agents(config, models, downstreams)
-            runs = Runs()
-            stack.push_async_callback(runs.aclose)
-            threads = Threads(store, agents, runs)
-            for thread_id in await threads.recover():
-                runs.spawn(functools.partial(_resume, threads, thread_id))
+        async with open_threads(config, db_path=path, llms=llms, transports=transports) as threads:
             yield {"threads": threads}
 
     mcp = FastMCP(
@@ -356,21 +289,6 @@ def create_server(
         )
 
     return mcp
-
-
-async def _resume(threads: Threads, thread_id: str) -> None:
-    try:
-        await threads.resume(thread_id)
-    except Exception as exc:  # one broken thread must not stop the server
-        log.warning("could not resume thread %s: %s", thread_id, exc)
-
-
-def _as_transports(
-    given: Mapping[str, ClientTransport | FastMCP],
-) -> dict[str, ClientTransport]:
-    from fastmcp.client.transports import FastMCPTransport
-
-    return {name: FastMCPTransport(t) if isinstance(t, FastMCP) else t for name, t in given.items()}
 
 
 def is_loopback(host: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound
-from agents_mcp.loop import Agent, Progress, Run, TurnSummary, open_calls, run, summarize
+from agents_mcp.loop import Agent, Progress, Run, RunEvent, TurnSummary, open_calls, run, summarize
 from agents_mcp.store import Approval, Store, Thread, ThreadStatus
 
 log = logging.getLogger("agents_mcp.threads")
@@ -74,10 +74,10 @@ class Runs:
         probe = r(_silent)
         active = self._active[probe.thread_id]
 
-        async def progress(message: str) -> None:
+        async def progress(event: RunEvent) -> None:
             for listener in list(active.listeners):
                 try:
-                    await listener(message)
+                    await listener(event)
                 except Exception as exc:  # a gone client must not break the run
                     log.debug("progress listener failed: %s", exc)
                     active.listeners.discard(listener)
@@ -108,7 +108,7 @@ class Runs:
                 active.listeners.discard(progress)
 
 
-async def _silent(message: str) -> None:
+async def _silent(event: RunEvent) -> None:
     return None
 
 

@@ -1,0 +1,122 @@
+"""Assembling a configuration into running agents: models, downstream servers, store.
+
+Both the MCP server and the CLI open the same runtime, so a thread started in one can be
+continued in the other.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
+from agents_mcp.downstream import Downstreams
+from agents_mcp.llm import LLM, OpenAIChatModel
+from agents_mcp.loop import Agent
+from agents_mcp.store import Store
+from agents_mcp.threads import Runs, Threads
+from agents_mcp.toolsets import ToolInfo
+
+log = logging.getLogger("agents_mcp.runtime")
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
+
+
+def resolve_db_path(config: Config, override: str | Path | None) -> str:
+    if override is not None:
+        return str(override)
+    if config.server.db is not None:
+        return str(config.server.db)
+    return str(default_db_path())
+
+
+def build_llm(cfg: ModelConfig) -> LLM:
+    if cfg.provider == "demo":
+        from agents_mcp.testing import DemoLLM
+
+        return DemoLLM()
+    assert cfg.base_url is not None and cfg.model is not None  # enforced by the config
+    return OpenAIChatModel(
+        base_url=str(cfg.base_url),
+        model=cfg.model,
+        api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        timeout=cfg.timeout,
+        extra=cfg.extra,
+    )
+
+
+def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:
+    def requires(tool: ToolInfo) -> bool:
+        return approval_required(cfg.require_approval, tool.server, tool.tool, tool.read_only)
+
+    return requires
+
+
+def build_agents(
+    config: Config, llms: Mapping[str, LLM], downstreams: Downstreams
+) -> dict[str, Agent]:
+    return {
+        name: Agent(
+            name=name,
+            description=cfg.description,
+            instructions=cfg.instructions,
+            llm=llms[cfg.model],
+            toolset=downstreams.toolset(cfg.servers, cfg.tools),
+            requires_approval=_approval_rule(cfg),
+            max_iterations=cfg.max_iterations,
+            settings=cfg.params.settings(),
+            personalities={k: cfg.personality(k) for k in cfg.personalities},
+            default_personality=cfg.default_personality,
+        )
+        for name, cfg in config.agents.items()
+    }
+
+
+@asynccontextmanager
+async def open_threads(
+    config: Config,
+    *,
+    db_path: str | Path | None = None,
+    llms: Mapping[str, LLM] | None = None,
+    transports: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Threads]:
+    """Open the store, build the agents and yield :class:`Threads`; close all on exit.
+
+    ``llms`` replaces configured models by name and ``transports`` replaces downstream
+    servers by name (tests use scripted models and in-process servers this way).
+    Downstream servers connect lazily, on first use, never here.
+    """
+    async with AsyncExitStack() as stack:
+        store = await Store.open(resolve_db_path(config, db_path))
+        stack.push_async_callback(store.close)
+        downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
+        stack.push_async_callback(downstreams.aclose)
+        models: dict[str, LLM] = {}
+        for name, model_cfg in config.models.items():
+            models[name] = (llms or {}).get(name) or build_llm(model_cfg)
+            closer = getattr(models[name], "aclose", None)
+            if closer is not None:
+                stack.push_async_callback(closer)
+        runs = Runs()
+        stack.push_async_callback(runs.aclose)
+        threads = Threads(store, build_agents(config, models, downstreams), runs)
+        for thread_id in await threads.recover():
+            runs.spawn(functools.partial(_resume, threads, thread_id))
+        yield threads
+
+
+async def _resume(threads: Threads, thread_id: str) -> None:
+    try:
+        await threads.resume(thread_id)
+    except Exception as exc:  # one broken thread must not stop the server
+        log.warning("could not resume thread %s: %s", thread_id, exc)
