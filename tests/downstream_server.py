@@ -59,6 +59,11 @@ def make_server(name: str = "notes") -> FastMCP:
         os._exit(3)
 
     @mcp.tool(annotations=read_only)
+    def big(size: int) -> str:
+        """A result of ``size`` characters."""
+        return ("0123456789" * (size // 10 + 1))[:size]
+
+    @mcp.tool(annotations=read_only)
     def pid() -> int:
         """The server's process id."""
         return os.getpid()

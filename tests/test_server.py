@@ -102,6 +102,7 @@ The server said hi.
             "notes__write_note",
             "notes__fail",
             "notes__crash",
+            "notes__big",
             "notes__pid",
         ]
     )
@@ -158,7 +159,7 @@ async def test_tool_errors_go_back_to_the_model(tmp_path: Path) -> None:
             ("a", "Error calling tool 'fail': failed on purpose: nope"),
             (
                 "b",
-                "Error: unknown tool 'notes__nope'; available tools: notes__add, notes__crash, notes__echo, notes__fail, notes__pid, notes__write_note",
+                "Error: unknown tool 'notes__nope'; available tools: notes__add, notes__big, notes__crash, notes__echo, notes__fail, notes__pid, notes__write_note",
             ),
             (
                 "c",
@@ -330,4 +331,4 @@ async def test_scripted_llm_records_settings(tmp_path: Path) -> None:
     llm = ScriptedLLM(respond)
     async with connect(tmp_path, llm) as client:
         payload = await call(client, "chat_with_agent", agent="helper", message="count")
-    assert payload["reply"] == "6 tools"
+    assert payload["reply"] == "7 tools"

@@ -55,6 +55,10 @@ class Agent:
     settings: Mapping[str, Any] = field(default_factory=dict[str, Any])
     personalities: Mapping[str, str] = field(default_factory=dict[str, str])
     default_personality: str | None = None
+    on_cancel: Literal["detach", "stop"] = "detach"
+    """What a cancelled request does to the run it waits for."""
+    tool_result_budget: int = 50_000
+    """Characters of one tool result shown to the model (the transcript keeps it all)."""
 
     def system_prompt(self, personality: str | None) -> str:
         """Instructions, then the chosen (or default) personality."""
@@ -147,7 +151,7 @@ async def step(r: Run) -> Step:
     await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
     request = LLMRequest(
         system=r.agent.system_prompt(r.personality),
-        messages=_prompt(history),
+        messages=_prompt(history, r.agent.tool_result_budget),
         tools=[t.spec for t in tools],
         settings=r.agent.settings,
     )
@@ -310,7 +314,7 @@ def _unique_ids(
     return tuple(out)
 
 
-def _prompt(history: Sequence[StoredMessage]) -> list[Message]:
+def _prompt(history: Sequence[StoredMessage], budget: int) -> list[Message]:
     """The transcript as the model must see it: tool results right after their call, in call
     order, and no reasoning."""
     results = {h.message.tool_call_id: h.message for h in history if h.message.role == "tool"}
@@ -323,8 +327,37 @@ def _prompt(history: Sequence[StoredMessage]) -> list[Message]:
         for call in m.tool_calls:
             res = results.get(call.id)
             content = res.content if res is not None else "Error: no result was recorded"
-            out.append(Message(role="tool", tool_call_id=call.id, content=content or ""))
+            out.append(
+                Message(role="tool", tool_call_id=call.id, content=_fit(content or "", budget))
+            )
     return out
+
+
+async def stop_thread(store: Store, thread_id: str) -> None:
+    """Record that the thread's run was stopped: calls in flight or not yet run get a
+    "cancelled" result, undecided approvals are refused, and the thread is ``cancelled``."""
+    await store.fail_pending(thread_id, CANCELLED)
+    for approval in await store.approvals(thread_id):
+        if approval.status == "pending":
+            await store.decide(thread_id, approval.call_id, approve=False, reason="run cancelled")
+    unsettled = open_calls(await store.messages(thread_id))
+    if unsettled:
+        await store.append(
+            thread_id, *(_tool_message(c, ToolOutput(text=CANCELLED, ok=False)) for c in unsettled)
+        )
+    await store.set_status(thread_id, "cancelled")
+
+
+CANCELLED = "Cancelled: the run was stopped before this call finished."
+
+
+def _fit(text: str, budget: int) -> str:
+    if len(text) <= budget:
+        return text
+    return (
+        f"{text[:budget]}\n[truncated: {budget} of {len(text)} characters shown; the full"
+        " result is kept in the thread transcript]"
+    )
 
 
 # -- results ----------------------------------------------------------------------------

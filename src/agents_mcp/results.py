@@ -8,16 +8,18 @@ the thread id and how to continue, is in both.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from agents_mcp.loop import TurnSummary
-from agents_mcp.store import Approval, Thread
+from agents_mcp.store import Approval, StoredMessage, Thread
 
 META_THREAD_ID = "agents-mcp/thread_id"
 META_STATUS = "agents-mcp/status"
+META_REPLY_CHARS = "agents-mcp/reply_chars"
 
 Status = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
 
@@ -57,6 +59,26 @@ class AgentResult(BaseModel):
     usage: RunUsage
 
 
+class TranscriptMessage(BaseModel):
+    index: int
+    role: Literal["user", "assistant", "tool"]
+    content: str | None
+    tool_calls: list[dict[str, str]] = Field(default_factory=list[dict[str, str]])
+    tool_call_id: str | None = None
+    status: Literal["pending", "complete", "error"]
+
+
+class ThreadResult(AgentResult):
+    """get_thread's result: the agent result, and with include_messages the transcript."""
+
+    messages: list[TranscriptMessage] | None = Field(
+        None, description="A page of the transcript, oldest first (include_messages=true)"
+    )
+    messages_before: int | None = Field(
+        None, description="Pass as before to read the previous page; null at the start"
+    )
+
+
 class ThreadInfo(BaseModel):
     thread_id: str
     agent: str
@@ -85,6 +107,71 @@ class ThreadList(BaseModel):
 
 
 ThreadInfo.model_rebuild()
+
+
+def transcript_page(
+    history: Sequence[StoredMessage], *, limit: int, before: int | None
+) -> tuple[list[TranscriptMessage], int | None]:
+    """Up to ``limit`` messages before index ``before`` (the newest when None)."""
+    end = len(history) if before is None else max(0, min(before, len(history)))
+    start = max(0, end - limit)
+    page = [
+        TranscriptMessage(
+            index=h.index,
+            role=h.message.role,
+            content=h.message.content,
+            tool_calls=[
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in h.message.tool_calls
+            ],
+            tool_call_id=h.message.tool_call_id,
+            status=h.message.status,
+        )
+        for h in history[start:end]
+    ]
+    return page, (start if start > 0 else None)
+
+
+def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str:
+    """The whole thread as Markdown: every message in full, reasoning folded."""
+    out = [
+        f"# {thread.title}",
+        "",
+        f"thread `{thread.id}` · agent `{thread.agent}` · {thread.status}",
+    ]
+    for h in history:
+        m = h.message
+        if m.role == "user":
+            out += ["", "## User", "", m.content or ""]
+        elif m.role == "assistant":
+            out += ["", "## Assistant"]
+            if m.reasoning:
+                out += [
+                    "",
+                    "<details><summary>reasoning</summary>",
+                    "",
+                    m.reasoning,
+                    "",
+                    "</details>",
+                ]
+            if m.content:
+                out += ["", m.content]
+            for c in m.tool_calls:
+                out += ["", f"→ `{c.name}` `{c.arguments}` (call `{c.id}`)"]
+        else:
+            mark = "" if m.status == "complete" else f" ({m.status})"
+            out += [
+                "",
+                f"### Tool result `{m.tool_call_id}`{mark}",
+                "",
+                "```",
+                m.content or "",
+                "```",
+            ]
+    return "\n".join(out) + "\n"
+
+
+def thread_uri(thread_id: str) -> str:
+    return f"agents-mcp://threads/{thread_id}"
 
 
 def agent_result(s: TurnSummary) -> AgentResult:
@@ -157,6 +244,24 @@ def _parse(stamp: str) -> datetime:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
+    """``r`` with its reply cut to ``budget`` characters, and the full length if it was cut.
+
+    Clients cap tool results (Claude Code at about 25k tokens), and some show the model
+    only ``structuredContent``, so the reply is cut there too, with a note saying where to
+    read the rest.
+    """
+    if r.reply is None or len(r.reply) <= budget:
+        return r, None
+    full = len(r.reply)
+    note = (
+        f"\n\n[reply truncated: {budget} of {full} characters shown. Read it all with"
+        f" get_thread(thread_id={r.thread_id!r}, include_messages=true) or the resource"
+        f" {thread_uri(r.thread_id)}]"
+    )
+    return r.model_copy(update={"reply": r.reply[:budget] + note}), full
 
 
 def result_text(r: AgentResult) -> str:

@@ -77,6 +77,8 @@ def build_agents(
             settings=cfg.params.settings(),
             personalities={k: cfg.personality(k) for k in cfg.personalities},
             default_personality=cfg.default_personality,
+            on_cancel=cfg.on_cancel,
+            tool_result_budget=config.server.tool_result_budget,
         )
         for name, cfg in config.agents.items()
     }

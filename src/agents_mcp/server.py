@@ -18,7 +18,7 @@ from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_access_token
 from fastmcp.tools import ToolResult
-from mcp_types import TextContent, ToolAnnotations
+from mcp_types import ContentBlock, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field, JsonValue
 
 from agents_mcp import __version__
@@ -27,14 +27,21 @@ from agents_mcp.errors import ClientError, ConfigError
 from agents_mcp.llm import LLM
 from agents_mcp.loop import Progress, RunEvent, TurnSummary
 from agents_mcp.results import (
+    META_REPLY_CHARS,
     META_STATUS,
     META_THREAD_ID,
     AgentResult,
     Status,
     ThreadList,
+    ThreadResult,
+    TranscriptMessage,
     agent_result,
+    fit_reply,
     result_text,
     thread_info,
+    thread_uri,
+    transcript_markdown,
+    transcript_page,
 )
 from agents_mcp.runtime import open_threads, resolve_db_path
 from agents_mcp.threads import Threads
@@ -42,7 +49,6 @@ from agents_mcp.threads import Threads
 log = logging.getLogger("agents_mcp.server")
 
 LOCAL_OWNER = "local"
-DEFAULT_WAIT = 45.0
 _DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay under 2 KB
 
 P = ParamSpec("P")
@@ -75,13 +81,26 @@ def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def _agent_tool_result(summary: TurnSummary) -> ToolResult:
-    result = agent_result(summary)
-    return ToolResult(
-        content=[TextContent(type="text", text=result_text(result))],
-        structured_content=result,
-        meta={META_THREAD_ID: result.thread_id, META_STATUS: result.status},
-    )
+def _agent_tool_result(
+    summary: TurnSummary, budget: int, extend: Callable[[AgentResult], AgentResult] | None = None
+) -> ToolResult:
+    result, full = fit_reply(agent_result(summary), budget)
+    if extend is not None:
+        result = extend(result)
+    content: list[ContentBlock] = [TextContent(type="text", text=result_text(result))]
+    meta: dict[str, Any] = {META_THREAD_ID: result.thread_id, META_STATUS: result.status}
+    if full is not None:
+        content.append(
+            ResourceLink(
+                type="resource_link",
+                uri=thread_uri(result.thread_id),
+                name=f"thread {result.thread_id}",
+                description=f"The full transcript ({full} characters in the last reply)",
+                mime_type="text/markdown",
+            )
+        )
+        meta[META_REPLY_CHARS] = full
+    return ToolResult(content=content, structured_content=result, meta=meta)
 
 
 def _progress(ctx: Context) -> Progress:
@@ -130,7 +149,7 @@ def create_server(
     db_path: str | Path | None = None,
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
-    wait_seconds: float = DEFAULT_WAIT,
+    wait_seconds: float | None = None,
     auth: Any = None,
 ) -> FastMCP:
     """Build the agents-mcp server for ``config``.
@@ -140,6 +159,9 @@ def create_server(
     """
     path = resolve_db_path(config, db_path)
     names: list[JsonValue] = list(config.agents)
+    default_wait = config.server.wait_seconds if wait_seconds is None else wait_seconds
+    budget = config.server.reply_budget
+    check_tool_names(config)
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -189,7 +211,7 @@ def create_server(
             str | None,
             Field(description="One of the agent's personalities (see the agent list)"),
         ] = None,
-        wait_seconds: Annotated[float, wait_field] = wait_seconds,
+        wait_seconds: Annotated[float, wait_field] = default_wait,
     ) -> ToolResult:
         summary = await threads_of(ctx).chat(
             owner=_owner(),
@@ -200,7 +222,7 @@ def create_server(
             wait=wait_seconds,
             progress=_progress(ctx),
         )
-        return _agent_tool_result(summary)
+        return _agent_tool_result(summary, budget)
 
     @mcp.tool(
         description=(
@@ -225,7 +247,7 @@ def create_server(
             Literal["once", "thread"],
             Field(description="once: this call; thread: also allow this tool in this thread"),
         ] = "once",
-        wait_seconds: Annotated[float, wait_field] = wait_seconds,
+        wait_seconds: Annotated[float, wait_field] = default_wait,
     ) -> ToolResult:
         summary = await threads_of(ctx).approve(
             owner=_owner(),
@@ -237,14 +259,15 @@ def create_server(
             wait=wait_seconds,
             progress=_progress(ctx),
         )
-        return _agent_tool_result(summary)
+        return _agent_tool_result(summary, budget)
 
     @mcp.tool(
         description=(
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
-            " wait_seconds for a running turn to finish."
+            " wait_seconds for a running turn to finish. include_messages adds a page of the"
+            " transcript (newest last); pass messages_before to page back."
         ),
-        output_schema=AgentResult.model_json_schema(),
+        output_schema=ThreadResult.model_json_schema(),
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
     @_tool_errors
@@ -254,11 +277,60 @@ def create_server(
         wait_seconds: Annotated[
             float, Field(description="Seconds to wait for a running turn", ge=0, le=600)
         ] = 0.0,
+        include_messages: Annotated[
+            bool, Field(description="Also return a page of the transcript")
+        ] = False,
+        messages_limit: Annotated[int, Field(description="Page size", ge=1, le=200)] = 50,
+        messages_before: Annotated[
+            int | None, Field(description="messages_before of the previous page", ge=0)
+        ] = None,
     ) -> ToolResult:
-        summary = await threads_of(ctx).get(
+        threads = threads_of(ctx)
+        summary = await threads.get(
             owner=_owner(), thread_id=thread_id, wait=wait_seconds, progress=_progress(ctx)
         )
-        return _agent_tool_result(summary)
+        page: tuple[list[TranscriptMessage], int | None] = ([], None)
+        if include_messages:
+            _, history = await threads.transcript(owner=_owner(), thread_id=thread_id)
+            page = transcript_page(history, limit=messages_limit, before=messages_before)
+
+        def extend(r: AgentResult) -> AgentResult:
+            if not include_messages:
+                return ThreadResult(**r.model_dump())
+            return ThreadResult(**r.model_dump(), messages=page[0], messages_before=page[1])
+
+        return _agent_tool_result(summary, budget, extend)
+
+    @mcp.tool(
+        description=(
+            "Stop a running thread (or drop the undecided calls of one waiting for approval)."
+            " Completed steps are kept; the thread can be continued with a new message."
+        ),
+        output_schema=AgentResult.model_json_schema(),
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    @_tool_errors
+    async def cancel_run(
+        thread_id: Annotated[str, Field(description="The thread to stop")], ctx: Context
+    ) -> ToolResult:
+        summary = await threads_of(ctx).cancel(owner=_owner(), thread_id=thread_id)
+        return _agent_tool_result(summary, budget)
+
+    @mcp.resource(
+        "agents-mcp://threads/{thread_id}",
+        name="thread transcript",
+        description="The full transcript of a thread as Markdown",
+        mime_type="text/markdown",
+    )
+    @_tool_errors
+    async def thread_transcript(thread_id: str, ctx: Context) -> str:
+        thread, history = await threads_of(ctx).transcript(owner=_owner(), thread_id=thread_id)
+        return transcript_markdown(thread, history)
 
     @mcp.tool(
         description=(
@@ -289,6 +361,22 @@ def create_server(
         )
 
     return mcp
+
+
+TOOL_NAMES = ("chat_with_agent", "approve_call", "get_thread", "cancel_run", "list_threads")
+MAX_NAME = 64
+
+
+def check_tool_names(config: Config) -> None:
+    """Clients call our tools ``mcp__<server name>__<tool>`` and reject names over 64."""
+    longest = max(TOOL_NAMES, key=len)
+    name = f"mcp__{config.server.name}__{longest}"
+    if len(name) > MAX_NAME:
+        room = MAX_NAME - len(f"mcp____{longest}")
+        raise ConfigError(
+            f"{config.path}: server.name: {config.server.name!r} makes client tool names like"
+            f" {name!r} longer than {MAX_NAME} characters; use at most {room} characters"
+        )
 
 
 def is_loopback(host: str) -> bool:

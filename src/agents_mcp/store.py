@@ -282,6 +282,14 @@ class Store:
                 (personality, thread_id),
             )
 
+    async def fail_pending(self, thread_id: str, content: str) -> None:
+        """Mark the thread's steps still ``pending`` as errors with ``content``."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE messages SET status='error', content=? WHERE thread_id=? AND status='pending'",
+                (content, thread_id),
+            )
+
     async def finish_tool(self, thread_id: str, index: int, content: str, *, ok: bool) -> None:
         """Record the result of a tool call started with a ``pending`` row."""
         async with self._write() as db:

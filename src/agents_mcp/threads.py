@@ -16,8 +16,18 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound
-from agents_mcp.loop import Agent, Progress, Run, RunEvent, TurnSummary, open_calls, run, summarize
-from agents_mcp.store import Approval, Store, Thread, ThreadStatus
+from agents_mcp.loop import (
+    Agent,
+    Progress,
+    Run,
+    RunEvent,
+    TurnSummary,
+    open_calls,
+    run,
+    stop_thread,
+    summarize,
+)
+from agents_mcp.store import Approval, Store, StoredMessage, Thread, ThreadStatus
 
 log = logging.getLogger("agents_mcp.threads")
 
@@ -28,6 +38,8 @@ Scope = Literal["once", "thread"]
 class _Active:
     done: anyio.Event = field(default_factory=anyio.Event)
     listeners: set[Progress] = field(default_factory=set[Progress])
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
 
 
 class Runs:
@@ -36,24 +48,25 @@ class Runs:
     Runs are asyncio tasks rather than children of an anyio task group: they must outlive
     the request that started them, and FastMCP closes its lifespan under a shielded cancel
     scope that a task group opened inside the lifespan cannot exit from. ``aclose()``
-    cancels whatever is still running (its threads are marked interrupted on next start).
+    cancels whatever is still running; those threads are marked interrupted on next start.
     """
 
     def __init__(self) -> None:
         self._active: dict[str, _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
         """Run ``fn`` in the background until it ends or ``aclose()``."""
         task = asyncio.get_running_loop().create_task(fn())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        with anyio.move_on_after(10):
+        with anyio.move_on_after(10, shield=True):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def claim(self, thread_id: str) -> None:
@@ -69,10 +82,9 @@ class Runs:
         if active is not None:
             active.done.set()
 
-    def launch(self, r: Callable[[Progress], Run]) -> None:
-        """Start a claimed run in the background."""
-        probe = r(_silent)
-        active = self._active[probe.thread_id]
+    def launch(self, thread_id: str, make: Callable[[Progress], Run], store: Store) -> None:
+        """Start the claimed thread's run in the background."""
+        active = self._active[thread_id]
 
         async def progress(event: RunEvent) -> None:
             for listener in list(active.listeners):
@@ -84,17 +96,44 @@ class Runs:
 
         async def body() -> None:
             try:
-                await run(r(progress))
+                await run(make(progress))
+            except asyncio.CancelledError:
+                if active.stopping:  # stopped on purpose, not a shutdown: record it
+                    with anyio.CancelScope(shield=True):
+                        await stop_thread(store, thread_id)
+                raise
             finally:
-                self.release(probe.thread_id)
+                self.release(thread_id)
 
-        self.spawn(body)
+        active.task = self.spawn(body)
 
     def running(self, thread_id: str) -> bool:
         return thread_id in self._active
 
-    async def wait(self, thread_id: str, seconds: float, progress: Progress | None) -> None:
-        """Wait up to ``seconds`` for the thread's run to end, relaying its progress."""
+    async def stop(self, thread_id: str) -> None:
+        """Stop the thread's run (at its next await) and wait until it has ended."""
+        active = self._active.get(thread_id)
+        if active is None:
+            return
+        active.stopping = True
+        if active.task is not None:
+            active.task.cancel()
+        with anyio.move_on_after(30, shield=True):
+            await active.done.wait()
+
+    async def wait(
+        self,
+        thread_id: str,
+        seconds: float,
+        progress: Progress | None,
+        *,
+        stop_on_cancel: bool = False,
+    ) -> None:
+        """Wait up to ``seconds`` for the thread's run to end, relaying its progress.
+
+        When the waiting request is cancelled the run goes on (detach), unless
+        ``stop_on_cancel``.
+        """
         active = self._active.get(thread_id)
         if active is None:
             return
@@ -103,6 +142,11 @@ class Runs:
         try:
             with anyio.move_on_after(seconds):
                 await active.done.wait()
+        except anyio.get_cancelled_exc_class():
+            if stop_on_cancel:
+                with anyio.CancelScope(shield=True):
+                    await self.stop(thread_id)
+            raise
         finally:
             if progress is not None:
                 active.listeners.discard(progress)
@@ -207,7 +251,7 @@ class Threads:
         """The thread's current result, waiting up to ``wait`` seconds for a running turn."""
         thread = await self.store.get_thread(thread_id, owner)
         if self.runs.running(thread.id) and wait > 0:
-            await self.runs.wait(thread.id, wait, progress)
+            await self._wait(thread, wait, progress)
             thread = await self.store.get_thread(thread_id, owner)
         elif thread.status == "needs_approval":
             return await self._resume(thread, owner, wait, progress)
@@ -230,6 +274,28 @@ class Threads:
         )
         waiting = [t.id for t in threads if t.status == "needs_approval"]
         return threads, await self.store.pending_approvals(waiting), next_cursor
+
+    async def transcript(self, *, owner: str, thread_id: str) -> tuple[Thread, list[StoredMessage]]:
+        """The thread and every stored message (owner-checked)."""
+        thread = await self.store.get_thread(thread_id, owner)
+        return thread, await self.store.messages(thread.id)
+
+    async def cancel(self, *, owner: str, thread_id: str) -> TurnSummary:
+        """Stop a running thread, or drop the undecided calls of a paused one.
+
+        Every completed step stays; calls that never ran get a "cancelled" result.
+        Cancelling a thread that is neither running nor paused changes nothing.
+        """
+        thread = await self.store.get_thread(thread_id, owner)
+        if self.runs.running(thread.id):
+            await self.runs.stop(thread.id)
+        elif thread.status in ("needs_approval", "running"):
+            self.runs.claim(thread.id)
+            try:
+                await stop_thread(self.store, thread.id)
+            finally:
+                self.runs.release(thread.id)
+        return await summarize(self.store, await self.store.get_thread(thread_id, owner))
 
     async def recover(self) -> list[str]:
         """Settle what a crash left behind; returns the threads that can resume now.
@@ -282,7 +348,7 @@ class Threads:
     ) -> TurnSummary:
         """Continue a paused thread whose calls are all decided (also after a restart)."""
         if self.runs.running(thread.id):
-            await self.runs.wait(thread.id, wait, progress)
+            await self._wait(thread, wait, progress)
             return await summarize(self.store, await self.store.get_thread(thread.id, owner))
         self.runs.claim(thread.id)  # before any await: a concurrent resume must see it
         try:
@@ -298,6 +364,11 @@ class Threads:
             raise
         return await self._run(thread.id, owner, spec, wait, progress, thread.personality)
 
+    async def _wait(self, thread: Thread, wait: float, progress: Progress | None) -> None:
+        spec = self.agents.get(thread.agent)
+        stop = spec is not None and spec.on_cancel == "stop"
+        await self.runs.wait(thread.id, wait, progress, stop_on_cancel=stop)
+
     async def _run(
         self,
         thread_id: str,
@@ -308,15 +379,17 @@ class Threads:
         personality: str | None,
     ) -> TurnSummary:
         self.runs.launch(
+            thread_id,
             lambda p: Run(
                 agent=spec,
                 thread_id=thread_id,
                 store=self.store,
                 progress=p,
                 personality=personality,
-            )
+            ),
+            self.store,
         )
-        await self.runs.wait(thread_id, wait, progress)
+        await self.runs.wait(thread_id, wait, progress, stop_on_cancel=spec.on_cancel == "stop")
         return await summarize(self.store, await self.store.get_thread(thread_id, owner))
 
 

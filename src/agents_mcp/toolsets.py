@@ -9,12 +9,15 @@ same configuration always yields the same names.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents_mcp.messages import ToolSpec
+
+log = logging.getLogger("agents_mcp.toolsets")
 
 MAX_TOOL_NAME = 64
 _INVALID = re.compile(r"[^a-zA-Z0-9_-]")
@@ -61,7 +64,7 @@ def _hash(server: str, tool: str) -> str:
 def llm_tool_names(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """Valid, unique model-facing names for ``(server, tool)`` pairs.
 
-    A name that is already valid and unique stays ``server__tool``. Names that collide after
+    A name that is already valid stays ``server__tool``. Names that collide after
     sanitizing, or exceed 64 characters, get ``_<6 hex>`` (truncated to fit).
     """
     plain = {pair: _INVALID.sub("_", f"{pair[0]}__{pair[1]}") for pair in pairs}
@@ -70,9 +73,14 @@ def llm_tool_names(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], st
         counts[name] = counts.get(name, 0) + 1
     out: dict[tuple[str, str], str] = {}
     for pair, name in plain.items():
-        if counts[name] == 1 and len(name) <= MAX_TOOL_NAME:
+        exact = name == f"{pair[0]}__{pair[1]}"  # needed no sanitizing: it keeps its name
+        if len(name) <= MAX_TOOL_NAME and (counts[name] == 1 or exact):
             out[pair] = name
         else:
             suffix = "_" + _hash(*pair)
             out[pair] = name[: MAX_TOOL_NAME - len(suffix)] + suffix
+            why = "collides with another tool" if counts[name] > 1 else "is over 64 characters"
+            log.info(
+                "tool %s of server %s offered as %s: %s %s", pair[1], pair[0], out[pair], name, why
+            )
     return out

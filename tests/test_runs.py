@@ -1,0 +1,312 @@
+"""Long runs in real clients: progress, deadlines, cancellation, restarts, size limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+from inline_snapshot import snapshot
+from mcp_types import ResourceLink, TextResourceContents
+
+from agents_mcp.messages import LLMRequest
+from agents_mcp.server import create_server
+from agents_mcp.testing import Call, ScriptedLLM
+from agents_mcp.toolsets import llm_tool_names
+from tests.conftest import make_config
+from tests.downstream_server import make_server
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["legacy", "auto"]
+
+
+def agents(**extra: Any) -> dict[str, Any]:
+    return {
+        "helper": {
+            "description": "d",
+            "model": "main",
+            "servers": ["notes"],
+            "require_approval": "never",
+            **extra,
+        }
+    }
+
+
+@asynccontextmanager
+async def connect(
+    tmp_path: Path, llm: ScriptedLLM, *, mode: str = "legacy", server: Any = None, **extra: Any
+) -> AsyncIterator[Client[Any]]:
+    cfg = make_config(tmp_path, agents=agents(**extra), server=server)
+    mcp = create_server(
+        cfg,
+        db_path=tmp_path / "threads.db",
+        llms={"main": llm},
+        transports={"notes": make_server("notes")},
+    )
+    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
+    with anyio.fail_after(10):
+        result = await client.call_tool(tool, args)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def blocking(
+    answer: str, started: anyio.Event, release: anyio.Event
+) -> Callable[[LLMRequest], Awaitable[str]]:
+    """A model step that signals it started and answers once the test releases it."""
+
+    async def step(request: LLMRequest) -> str:
+        started.set()
+        await release.wait()
+        return answer
+
+    return step
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_progress_messages_arrive_in_order(tmp_path: Path, mode: str) -> None:
+    seen: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
+    llm = ScriptedLLM(Call("notes__echo", {"text": "a"}), "done")
+    async with connect(tmp_path, llm, mode=mode) as client:
+        with anyio.fail_after(10):
+            await client.call_tool(
+                "chat_with_agent",
+                {"agent": "helper", "message": "go"},
+                progress_handler=on_progress,
+            )
+    assert seen == snapshot(["thinking (turn 1/12)", "calling notes__echo", "thinking (turn 2/12)"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_slow_run_returns_running_then_get_thread_has_the_reply(
+    tmp_path: Path, mode: str
+) -> None:
+    started, release = anyio.Event(), anyio.Event()
+    llm = ScriptedLLM(blocking("finally", started, release))
+    async with connect(tmp_path, llm, mode=mode) as client:
+        first = await call(
+            client, "chat_with_agent", agent="helper", message="slow", wait_seconds=0
+        )
+        tid = first["thread_id"]
+        with anyio.fail_after(5):
+            await started.wait()
+        busy = await call(client, "get_thread", thread_id=tid)
+        with pytest.raises(ToolError, match="is running; call get_thread"):
+            await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "more", "thread_id": tid}
+            )
+        release.set()
+        done = await call(client, "get_thread", thread_id=tid, wait_seconds=10)
+    assert (first["status"], first["reply"]) == ("running", None)
+    assert busy["status"] == "running"
+    assert (done["status"], done["reply"]) == ("completed", "finally")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_cancel_detaches_by_default(tmp_path: Path, mode: str) -> None:
+    started, release = anyio.Event(), anyio.Event()
+    llm = ScriptedLLM(Call("notes__echo", {"text": "kept"}), blocking("finished", started, release))
+    async with connect(tmp_path, llm, mode=mode) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "chat_with_agent", {"agent": "helper", "message": "x"})
+            with anyio.fail_after(5):
+                await started.wait()
+            tg.cancel_scope.cancel()
+        listed = await call(client, "list_threads")
+        tid = listed["threads"][0]["thread_id"]
+        release.set()
+        done = await call(client, "get_thread", thread_id=tid, wait_seconds=10)
+    assert (done["status"], done["reply"]) == ("completed", "finished")
+    assert done["usage"]["tool_calls"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_client_cancel_with_stop_ends_the_run_and_keeps_steps(
+    tmp_path: Path, mode: str
+) -> None:
+    started, release = anyio.Event(), anyio.Event()
+    llm = ScriptedLLM(
+        Call("notes__echo", {"text": "kept"}), blocking("never", started, release), "after"
+    )
+    async with connect(tmp_path, llm, mode=mode, on_cancel="stop") as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "chat_with_agent", {"agent": "helper", "message": "x"})
+            with anyio.fail_after(5):
+                await started.wait()
+            tg.cancel_scope.cancel()
+        listed = await call(client, "list_threads")
+        tid = listed["threads"][0]["thread_id"]
+        stopped = await call(client, "get_thread", thread_id=tid, wait_seconds=5)
+        page = await call(client, "get_thread", thread_id=tid, include_messages=True)
+        again = await call(
+            client, "chat_with_agent", agent="helper", message="go on", thread_id=tid
+        )
+    assert stopped["status"] == "cancelled"
+    assert [(m["role"], m["content"]) for m in page["messages"]] == snapshot(
+        [("user", "x"), ("assistant", None), ("tool", "notes echo: kept")]
+    )
+    assert again["reply"] == "after"
+
+
+async def test_cancel_run_stops_a_running_thread(tmp_path: Path) -> None:
+    started, release = anyio.Event(), anyio.Event()
+    llm = ScriptedLLM(blocking("never", started, release), "fresh start")
+    async with connect(tmp_path, llm) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="x", wait_seconds=0)
+        with anyio.fail_after(5):
+            await started.wait()
+        cancelled = await call(client, "cancel_run", thread_id=first["thread_id"])
+        again = await call(
+            client, "chat_with_agent", agent="helper", message="y", thread_id=first["thread_id"]
+        )
+        with pytest.raises(ToolError, match="not found"):
+            await client.call_tool("cancel_run", {"thread_id": "th_nobody"})
+    assert cancelled["status"] == "cancelled"
+    assert again["reply"] == "fresh start"
+
+
+async def test_cancel_run_drops_undecided_approvals(tmp_path: Path) -> None:
+    llm = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w"), "ok")
+    async with connect(tmp_path, llm, require_approval="always") as client:
+        paused = await call(client, "chat_with_agent", agent="helper", message="note")
+        cancelled = await call(client, "cancel_run", thread_id=paused["thread_id"])
+        again = await call(
+            client, "chat_with_agent", agent="helper", message="n", thread_id=paused["thread_id"]
+        )
+    assert (paused["status"], cancelled["status"]) == ("needs_approval", "cancelled")
+    assert cancelled["pending_approvals"] == []
+    tool_results = [m.content for m in llm.requests[1].messages if m.role == "tool"]
+    assert tool_results == ["Cancelled: the run was stopped before this call finished."]
+    assert again["status"] == "completed"
+
+
+async def test_restart_during_a_run_marks_it_interrupted(tmp_path: Path) -> None:
+    started, release = anyio.Event(), anyio.Event()
+    llm = ScriptedLLM(
+        Call("notes__echo", {"text": "a"}), blocking("lost", started, release), "back"
+    )
+    async with connect(tmp_path, llm) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="x", wait_seconds=0)
+        with anyio.fail_after(5):
+            await started.wait()
+    async with connect(tmp_path, llm) as client:
+        after = await call(client, "get_thread", thread_id=first["thread_id"])
+        again = await call(
+            client, "chat_with_agent", agent="helper", message="y", thread_id=first["thread_id"]
+        )
+    assert after["status"] == "failed"
+    assert after["error"]["type"] == "interrupted"
+    assert again["reply"] == "back"
+    assert [m.role for m in llm.requests[2].messages] == ["user", "assistant", "tool", "user"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_huge_reply_stays_under_budget_with_a_working_resource(
+    tmp_path: Path, mode: str
+) -> None:
+    reply = "word " * 40_000  # 200 000 characters
+    llm = ScriptedLLM(reply)
+    async with connect(tmp_path, llm, mode=mode) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "all"}
+            )
+        payload = result.structured_content
+        assert payload is not None
+        links = [c for c in result.content if isinstance(c, ResourceLink)]
+        assert [str(link.uri) for link in links] == [f"agents-mcp://threads/{payload['thread_id']}"]
+        with anyio.fail_after(10):
+            contents = await client.read_resource(str(links[0].uri))
+    assert len(payload["reply"]) < 21_000
+    assert "[reply truncated: 20000 of 200000 characters shown" in payload["reply"]
+    assert result.meta is not None and result.meta["agents-mcp/reply_chars"] == 200_000
+    text = contents[0]
+    assert isinstance(text, TextResourceContents)
+    assert reply in text.text
+
+
+async def test_large_tool_result_is_cut_for_the_model_and_kept_in_the_transcript(
+    tmp_path: Path,
+) -> None:
+    llm = ScriptedLLM(Call("notes__big", {"size": 1_000_000}), "seen")
+    async with connect(tmp_path, llm) as client:
+        payload = await call(client, "chat_with_agent", agent="helper", message="big")
+        page = await call(
+            client, "get_thread", thread_id=payload["thread_id"], include_messages=True
+        )
+    shown = next(m.content or "" for m in llm.requests[1].messages if m.role == "tool")
+    assert len(shown) < 50_200
+    assert shown.endswith(
+        "[truncated: 50000 of 1000000 characters shown; the full result is kept in the thread transcript]"
+    )
+    stored = next(m for m in page["messages"] if m["role"] == "tool")
+    assert len(stored["content"]) == 1_000_000
+
+
+async def test_transcript_pages_newest_last(tmp_path: Path) -> None:
+    llm = ScriptedLLM("a1", "a2", "a3")
+    async with connect(tmp_path, llm) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="m1")
+        tid = first["thread_id"]
+        for m in ("m2", "m3"):
+            await call(client, "chat_with_agent", agent="helper", message=m, thread_id=tid)
+        last = await call(
+            client, "get_thread", thread_id=tid, include_messages=True, messages_limit=4
+        )
+        earlier = await call(
+            client,
+            "get_thread",
+            thread_id=tid,
+            include_messages=True,
+            messages_limit=4,
+            messages_before=last["messages_before"],
+        )
+    assert [m["content"] for m in last["messages"]] == ["m2", "a2", "m3", "a3"]
+    assert [m["content"] for m in earlier["messages"]] == ["m1", "a1"]
+    assert earlier["messages_before"] is None
+
+
+async def test_other_owners_cannot_read_the_transcript_resource(tmp_path: Path) -> None:
+    async with connect(tmp_path, ScriptedLLM()) as client:
+        with pytest.raises(Exception, match="not found"):
+            await client.read_resource("agents-mcp://threads/th_missing")
+
+
+def test_llm_tool_names_are_valid_unique_and_stable() -> None:
+    long_server = "s" * 40
+    pairs = [
+        ("fs", "read_file"),
+        ("fs", "read.file"),
+        ("fs", "read file"),
+        (long_server, "a_tool_with_a_rather_long_name"),
+        ("web", "fetch"),
+    ]
+    names = llm_tool_names(pairs)
+    assert names == snapshot(
+        {
+            ("fs", "read_file"): "fs__read_file",
+            ("fs", "read.file"): "fs__read_file_a70c27",
+            ("fs", "read file"): "fs__read_file_fe5680",
+            (
+                "ssssssssssssssssssssssssssssssssssssssss",
+                "a_tool_with_a_rather_long_name",
+            ): "ssssssssssssssssssssssssssssssssssssssss__a_tool_with_a_r_2607b5",
+            ("web", "fetch"): "web__fetch",
+        }
+    )
+    assert all(len(n) <= 64 for n in names.values())
+    assert len(set(names.values())) == len(names)
