@@ -329,3 +329,93 @@ async def test_decision_recorded_before_a_crash_runs_exactly_once(
     assert repeat["status"] == "completed"
     assert len(executed(log)) == 1
     llm.assert_complete()
+
+
+# -- the optional elicitation fast path -------------------------------------------------
+
+
+@asynccontextmanager
+async def connect_eliciting(
+    tmp_path: Path, llm: ScriptedLLM, handler: Any, *, mode: str = "legacy", deadline: float = 20
+) -> AsyncIterator[Client[Any]]:
+    cfg = make_config(
+        tmp_path,
+        agents=agent("always"),
+        server={"approval_prompt": "auto", "elicitation_timeout": deadline},
+    )
+    mcp = create_server(
+        cfg, db_path=tmp_path / "t.db", llms={"main": llm}, transports={"notes": make_server()}
+    )
+    async with Client(mcp, mode=mode, elicitation_handler=handler) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def test_inline_accept_runs_the_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = notes_log(monkeypatch, tmp_path)
+    asked: list[str] = []
+
+    async def accept(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        asked.append(message)
+        return True
+
+    llm = ScriptedLLM(WRITE, "saved")
+    async with connect_eliciting(tmp_path, llm, accept) as client:
+        done = await call(client, "chat_with_agent", agent="helper", message="note")
+    assert done["status"] == "completed"
+    assert len(executed(log)) == 1
+    assert asked == snapshot(
+        [
+            """Agent 'helper' wants to call notes__write_note with {"title": "t", "body": "b"}. Allow it?"""
+        ]
+    )
+
+
+async def test_inline_decline_refuses_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = notes_log(monkeypatch, tmp_path)
+
+    async def decline(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        from fastmcp.client.elicitation import ElicitResult
+
+        return ElicitResult(action="decline")
+
+    llm = ScriptedLLM(WRITE, "ok, not saved")
+    async with connect_eliciting(tmp_path, llm, decline) as client:
+        done = await call(client, "chat_with_agent", agent="helper", message="note")
+    assert done["reply"] == "ok, not saved"
+    assert executed(log) == []
+    assert [m.content for m in llm.requests[1].messages if m.role == "tool"] == [
+        "The user refused this call: declined in the client. Do not retry it without asking the user."
+    ]
+
+
+async def test_inline_without_an_answer_falls_back_to_structured(tmp_path: Path) -> None:
+    never = anyio.Event()
+
+    async def silent(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        await never.wait()  # the user never answers: the server's deadline must end this
+
+    llm = ScriptedLLM(WRITE, "saved")
+    async with connect_eliciting(tmp_path, llm, silent, deadline=0.2) as client:
+        paused = await call(client, "chat_with_agent", agent="helper", message="note")
+        done = await call(
+            client, "approve_call", thread_id=paused["thread_id"], call_id="w1", approve=True
+        )
+    assert paused["status"] == "needs_approval"
+    assert [p["call_id"] for p in paused["pending_approvals"]] == ["w1"]
+    assert done["status"] == "completed"
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_inline_needs_the_capability_and_a_handshake_connection(
+    tmp_path: Path, mode: str
+) -> None:
+    async def accept(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return True
+
+    llm = ScriptedLLM(WRITE)
+    handler = accept if mode == "auto" else None  # auto: 2026-07-28 has no back-channel
+    async with connect_eliciting(tmp_path, llm, handler, mode=mode) as client:
+        paused = await call(client, "chat_with_agent", agent="helper", message="note")
+    assert paused["status"] == "needs_approval"

@@ -14,11 +14,21 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
+import anyio
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.dependencies import get_access_token
+from fastmcp.server.elicitation import AcceptedElicitation, DeclinedElicitation
 from fastmcp.tools import ToolResult
-from mcp_types import ContentBlock, ResourceLink, TextContent, ToolAnnotations
+from mcp_types import (
+    ClientCapabilities,
+    ContentBlock,
+    ElicitationCapability,
+    ResourceLink,
+    TextContent,
+    ToolAnnotations,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, JsonValue
 
 from agents_mcp import __version__
@@ -126,6 +136,63 @@ def _progress(ctx: Context) -> Progress:
     return report
 
 
+def _can_elicit(ctx: Context) -> bool:
+    """A handshake-era connection whose client declared elicitation."""
+    try:
+        rc = ctx.request_context
+        if rc is None or rc.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return False
+        wanted = ClientCapabilities(elicitation=ElicitationCapability())
+        return bool(ctx.session.check_client_capability(wanted))
+    except Exception:  # no session (in-memory edge cases): take the structured path
+        return False
+
+
+async def _ask_inline(
+    ctx: Context,
+    threads: Threads,
+    summary: TurnSummary,
+    *,
+    deadline: float,
+    wait: float,
+) -> TurnSummary:
+    """The optional fast path: ask the user in the client, one pending call at a time.
+
+    Accept runs the call, decline refuses it; a cancel, a timeout or any error leaves the
+    call pending and the caller gets the structured ``needs_approval`` result as usual.
+    """
+    owner = _owner()
+    while summary.thread.status == "needs_approval" and summary.pending:
+        a = summary.pending[0]
+        message = (
+            f"Agent {summary.thread.agent!r} wants to call {a.server}__{a.tool} with"
+            f" {a.arguments[:2000]}. Allow it?"
+        )
+        answer: Any = None
+        with anyio.move_on_after(deadline):
+            try:
+                answer = await ctx.elicit(message, response_type=bool, response_title="Allow")
+            except Exception as exc:  # unsupported after all, or the client failed
+                log.info("elicitation failed, falling back to approve_call: %s", exc)
+                return summary
+        if isinstance(answer, AcceptedElicitation):
+            approve, reason = bool(answer.data), None if answer.data else "declined in the client"
+        elif isinstance(answer, DeclinedElicitation):
+            approve, reason = False, "declined in the client"
+        else:  # cancelled or timed out
+            return summary
+        summary = await threads.approve(
+            owner=owner,
+            thread_id=summary.thread.id,
+            call_id=a.call_id,
+            approve=approve,
+            reason=reason,
+            wait=wait,
+            progress=_progress(ctx),
+        )
+    return summary
+
+
 def _chat_description(config: Config) -> str:
     head = (
         "Send a message to an agent and get its answer. Each agent has its own model,"
@@ -161,6 +228,8 @@ def create_server(
     names: list[JsonValue] = list(config.agents)
     default_wait = config.server.wait_seconds if wait_seconds is None else wait_seconds
     budget = config.server.reply_budget
+    inline = config.server.approval_prompt == "auto"
+    ask_timeout = config.server.elicitation_timeout
     check_tool_names(config)
 
     @asynccontextmanager
@@ -183,6 +252,12 @@ def create_server(
     def threads_of(ctx: Context) -> Threads:
         threads: Threads = ctx.lifespan_context["threads"]
         return threads
+
+    async def decided(ctx: Context, summary: TurnSummary, wait: float) -> TurnSummary:
+        """With approval_prompt = "auto", try the inline fast path before answering."""
+        if inline and summary.thread.status == "needs_approval" and _can_elicit(ctx):
+            return await _ask_inline(ctx, threads_of(ctx), summary, deadline=ask_timeout, wait=wait)
+        return summary
 
     agent_field = Field(description="Which agent to talk to", json_schema_extra={"enum": names})
     wait_field = Field(
@@ -222,7 +297,7 @@ def create_server(
             wait=wait_seconds,
             progress=_progress(ctx),
         )
-        return _agent_tool_result(summary, budget)
+        return _agent_tool_result(await decided(ctx, summary, wait_seconds), budget)
 
     @mcp.tool(
         description=(
@@ -259,7 +334,7 @@ def create_server(
             wait=wait_seconds,
             progress=_progress(ctx),
         )
-        return _agent_tool_result(summary, budget)
+        return _agent_tool_result(await decided(ctx, summary, wait_seconds), budget)
 
     @mcp.tool(
         description=(
