@@ -74,6 +74,15 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "personality chosen for the thread's latest turn",
         "ALTER TABLE threads ADD COLUMN personality TEXT",
     ),
+    (
+        3,
+        "child threads of delegations",
+        """
+        ALTER TABLE threads ADD COLUMN parent_id TEXT REFERENCES threads (id) ON DELETE CASCADE;
+        ALTER TABLE threads ADD COLUMN parent_call_id TEXT;
+        CREATE INDEX threads_by_parent ON threads (parent_id, parent_call_id)
+        """,
+    ),
 )
 
 

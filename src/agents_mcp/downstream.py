@@ -221,8 +221,10 @@ class AgentToolset:
             for server, tool in pairs
         ]
 
-    async def call(self, tool: ToolInfo, arguments: Mapping[str, Any]) -> ToolOutput:
-        return await self._servers[tool.server].call(tool.tool, arguments)
+    async def call(
+        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+    ) -> ToolOutput:
+        return await self._servers[tool.server].call(tool.tool, arguments, meta=meta)
 
 
 def result_text(result: mt.CallToolResult) -> str:

@@ -8,7 +8,8 @@
     │   └── Conflict           valid but not now (thread busy, undecided approvals, decision clash)
     └── RunError               a run could not finish; stored on the thread as ``error``
         ├── LLMError           the model endpoint failed after retries (status + provider message)
-        └── MaxIterations      the agent hit its iteration cap
+        ├── MaxIterations      the agent hit its iteration cap
+        └── BudgetExceeded     a delegation tree used up max_total_llm_requests
 
 Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
 are caught, with ``raise … from exc``. The server maps this tree to MCP results in one place
@@ -62,3 +63,9 @@ class MaxIterations(RunError):
     """The agent asked for more LLM turns than ``max_iterations`` allows."""
 
     kind = "max_iterations"
+
+
+class BudgetExceeded(RunError):
+    """A top-level run (its delegations included) used up ``max_total_llm_requests``."""
+
+    kind = "budget_exceeded"

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import anyio
 
-from agents_mcp.errors import MaxIterations, RunError
+from agents_mcp.errors import BudgetExceeded, MaxIterations, RunError
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
 from agents_mcp.store import Approval, Store, StoredMessage, Thread, digest, now
@@ -59,12 +59,53 @@ class Agent:
     """What a cancelled request does to the run it waits for."""
     tool_result_budget: int = 50_000
     """Characters of one tool result shown to the model (the transcript keeps it all)."""
+    delegates: Sequence[ToolInfo] = ()
+    """Agents this one may call, as ``agent__<name>`` tools."""
 
     def system_prompt(self, personality: str | None) -> str:
         """Instructions, then the chosen (or default) personality."""
         chosen = personality or self.default_personality
         parts = [self.instructions, self.personalities.get(chosen, "") if chosen else ""]
         return "\n\n".join(p.strip() for p in parts if p.strip())
+
+
+@dataclass(frozen=True)
+class Link:
+    """One hop of a delegation chain: an agent on an agents-mcp instance."""
+
+    instance: str
+    agent: str
+
+
+@dataclass
+class Budget:
+    """LLM requests left to a top-level run, shared by all its delegations."""
+
+    limit: int
+    used: int = 0
+
+    def take(self) -> None:
+        if self.used >= self.limit:
+            raise BudgetExceeded(
+                f"this run used its budget of {self.limit} LLM requests (max_total_llm_requests),"
+                " delegations included; send a message to continue"
+            )
+        self.used += 1
+
+
+@dataclass(frozen=True)
+class Delegated:
+    """What a delegation call gives the parent's model; ``text`` None: still waiting."""
+
+    text: str | None
+    ok: bool = True
+
+
+Delegate = Callable[["Run", ToolCall, str, Mapping[str, Any]], Awaitable[Delegated]]
+"""Runs a child agent for a parent run's ``agent__<name>`` call (see ``delegation``)."""
+
+DELEGATION_SERVER = "agent"
+"""The ``server`` of delegation tools: the model sees them as ``agent__<name>``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +117,19 @@ class Run:
     store: Store
     progress: Progress = _no_progress
     personality: str | None = None
+    chain: tuple[Link, ...] = ()
+    """The delegation chain down to this run's agent (itself last)."""
+    budget: Budget | None = None
+    delegate: Delegate | None = None
+
+    def meta(self) -> dict[str, Any]:
+        """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain."""
+        return {
+            CHAIN_META: [{"instance": link.instance, "agent": link.agent} for link in self.chain]
+        }
+
+
+CHAIN_META = "agents-mcp/chain"
 
 
 # -- the steps ------------------------------------------------------------------------
@@ -147,7 +201,9 @@ async def step(r: Run) -> Step:
             f"agent {r.agent.name!r} reached max_iterations ({r.agent.max_iterations})"
             " without a final answer; send a message to continue"
         )
-    tools = await r.agent.toolset.list_tools()
+    if r.budget is not None:
+        r.budget.take()
+    tools = await _tools(r)
     await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
     request = LLMRequest(
         system=r.agent.system_prompt(r.personality),
@@ -176,10 +232,11 @@ async def step(r: Run) -> Step:
 
 async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
     """Run, refuse or hold each open call of the model's last answer."""
-    tools = {t.name: t for t in await r.agent.toolset.list_tools()}
+    tools = {t.name: t for t in await _tools(r)}
     decided = {a.call_id: a for a in await r.store.approvals(r.thread_id)}
     grants = await r.store.grants(r.thread_id)
     runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
+    delegations: list[tuple[ToolCall, ToolInfo]] = []
     answers: list[Message] = []
     new: list[Approval] = []
     waiting: list[str] = []
@@ -189,6 +246,8 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
         approval = decided.get(call.id)
         if problem is not None:
             answers.append(_tool_message(call, ToolOutput(text=problem, ok=False)))
+        elif info is not None and info.server == DELEGATION_SERVER:
+            delegations.append((call, info))
         elif (
             approval is None
             and info is not None
@@ -215,7 +274,34 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
     if answers:
         await r.store.append(r.thread_id, *answers)
     await _execute(r, runnable)
+    waiting += await _delegate(r, delegations)
     return Paused(tuple(waiting)) if waiting else Continue()
+
+
+async def _tools(r: Run) -> list[ToolInfo]:
+    return [*await r.agent.toolset.list_tools(), *r.agent.delegates]
+
+
+async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[str]:
+    """Run delegation calls concurrently; returns the ids of those still waiting."""
+    waiting: list[str] = []
+
+    async def one(call: ToolCall, info: ToolInfo) -> None:
+        if r.delegate is None:
+            out = Delegated(text="Error: delegation is not available here", ok=False)
+        else:
+            out = await r.delegate(r, call, info.tool, json.loads(call.arguments or "{}"))
+        if out.text is None:
+            waiting.append(call.id)
+        else:
+            await r.store.append(
+                r.thread_id, _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
+            )
+
+    async with anyio.create_task_group() as tg:
+        for call, info in calls:
+            tg.start_soon(one, call, info)
+    return waiting
 
 
 async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]]) -> None:
@@ -227,7 +313,7 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
 
     async def one(index: int, info: ToolInfo, arguments: str) -> None:
         await r.progress(RunEvent("status", f"calling {info.name}"))
-        out = await r.agent.toolset.call(info, json.loads(arguments or "{}"))
+        out = await r.agent.toolset.call(info, json.loads(arguments or "{}"), meta=r.meta())
         await r.store.finish_tool(r.thread_id, index, out.text, ok=out.ok)
 
     async with anyio.create_task_group() as tg:
@@ -335,7 +421,15 @@ def _prompt(history: Sequence[StoredMessage], budget: int) -> list[Message]:
 
 async def stop_thread(store: Store, thread_id: str) -> None:
     """Record that the thread's run was stopped: calls in flight or not yet run get a
-    "cancelled" result, undecided approvals are refused, and the thread is ``cancelled``."""
+    "cancelled" result, undecided approvals are refused, and the thread is ``cancelled``.
+    Its unfinished child threads (delegations) are stopped first."""
+    for child, _ in reversed(await store.tree(thread_id)):
+        if child.id != thread_id and child.status in ("running", "needs_approval"):
+            await _stop_one(store, child.id)
+    await _stop_one(store, thread_id)
+
+
+async def _stop_one(store: Store, thread_id: str) -> None:
     await store.fail_pending(thread_id, CANCELLED)
     for approval in await store.approvals(thread_id):
         if approval.status == "pending":
@@ -375,6 +469,17 @@ class TurnSummary:
     pending: list[Approval]
 
 
+async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
+    """Undecided calls of the thread and of its delegations, each with its agent chain."""
+    out: list[Approval] = []
+    for t, via in await store.tree(thread.id):
+        if t.id == thread.id or t.status == "needs_approval":
+            out += [
+                replace(a, via=via) for a in await store.approvals(t.id) if a.status == "pending"
+            ]
+    return out
+
+
 async def summarize(store: Store, thread: Thread) -> TurnSummary:
     """The result of the thread's latest turn, derived from the transcript."""
     history = await store.messages(thread.id)
@@ -384,9 +489,7 @@ async def summarize(store: Store, thread: Thread) -> TurnSummary:
     for m in answers:
         usage = usage + (m.usage or Usage())
     reply = next((m.content for m in reversed(answers) if m.content), None)
-    pending: list[Approval] = []
-    if thread.status == "needs_approval":
-        pending = [a for a in await store.approvals(thread.id) if a.status == "pending"]
+    pending = await pending_in_tree(store, thread) if thread.status == "needs_approval" else []
     return TurnSummary(
         thread=thread,
         reply=reply,

@@ -38,6 +38,10 @@ class PendingApproval(BaseModel):
     arguments: Any = Field(description="The exact arguments that will run if approved")
     reason_hint: str | None = None
     requested_at: str
+    via: list[str] = Field(
+        default_factory=list[str],
+        description="The agents the call comes through, from this thread's agent down",
+    )
 
 
 class RunErrorInfo(BaseModel):
@@ -68,9 +72,20 @@ class TranscriptMessage(BaseModel):
     status: Literal["pending", "complete", "error"]
 
 
+class ChildThread(BaseModel):
+    thread_id: str
+    agent: str
+    status: Status
+    parent_call_id: str | None
+
+
 class ThreadResult(AgentResult):
     """get_thread's result: the agent result, and with include_messages the transcript."""
 
+    children: list[ChildThread] = Field(
+        default_factory=list[ChildThread],
+        description="Threads of the agents this thread delegated to",
+    )
     messages: list[TranscriptMessage] | None = Field(
         None, description="A page of the transcript, oldest first (include_messages=true)"
     )
@@ -170,6 +185,12 @@ def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str
     return "\n".join(out) + "\n"
 
 
+def child_info(t: Thread) -> ChildThread:
+    return ChildThread(
+        thread_id=t.id, agent=t.agent, status=t.status, parent_call_id=t.parent_call_id
+    )
+
+
 def thread_uri(thread_id: str) -> str:
     return f"agents-mcp://threads/{thread_id}"
 
@@ -205,6 +226,7 @@ def _pending(a: Approval) -> PendingApproval:
         arguments=_arguments(a.arguments),
         reason_hint=a.reason_hint,
         requested_at=a.requested_at,
+        via=list(a.via),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import platformdirs
 
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
+from agents_mcp.delegation import delegate_tool
 from agents_mcp.downstream import Downstreams
 from agents_mcp.llm import LLM, OpenAIChatModel
 from agents_mcp.loop import Agent
@@ -79,6 +80,7 @@ def build_agents(
             default_personality=cfg.default_personality,
             on_cancel=cfg.on_cancel,
             tool_result_budget=config.server.tool_result_budget,
+            delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
         )
         for name, cfg in config.agents.items()
     }
@@ -111,7 +113,13 @@ async def open_threads(
                 stack.push_async_callback(closer)
         runs = Runs()
         stack.push_async_callback(runs.aclose)
-        threads = Threads(store, build_agents(config, models, downstreams), runs)
+        threads = Threads(
+            store,
+            build_agents(config, models, downstreams),
+            runs,
+            max_depth=config.server.max_depth,
+            max_total_llm_requests=config.server.max_total_llm_requests,
+        )
         for thread_id in await threads.recover():
             runs.spawn(functools.partial(_resume, threads, thread_id))
         yield threads

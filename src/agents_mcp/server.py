@@ -33,9 +33,9 @@ from pydantic import Field, JsonValue
 
 from agents_mcp import __version__
 from agents_mcp.config import Config
-from agents_mcp.errors import ClientError, ConfigError
+from agents_mcp.errors import ClientError, ConfigError, InvalidRequest
 from agents_mcp.llm import LLM
-from agents_mcp.loop import Progress, RunEvent, TurnSummary
+from agents_mcp.loop import CHAIN_META, Link, Progress, RunEvent, TurnSummary
 from agents_mcp.results import (
     META_REPLY_CHARS,
     META_STATUS,
@@ -46,6 +46,7 @@ from agents_mcp.results import (
     ThreadResult,
     TranscriptMessage,
     agent_result,
+    child_info,
     fit_reply,
     result_text,
     thread_info,
@@ -134,6 +135,21 @@ def _progress(ctx: Context) -> Progress:
         await ctx.report_progress(count, None, message)
 
     return report
+
+
+def _incoming_chain(ctx: Context) -> tuple[Link, ...]:
+    """The delegation chain a calling agents-mcp sent in the request ``_meta``."""
+    rc = ctx.request_context
+    meta = rc.meta if rc is not None else None
+    raw = meta.get(CHAIN_META) if meta is not None else None
+    if raw is None:
+        return ()
+    try:
+        return tuple(Link(str(hop["instance"]), str(hop["agent"])) for hop in raw)
+    except (TypeError, KeyError) as exc:
+        raise InvalidRequest(
+            f"_meta[{CHAIN_META!r}] must be a list of {{instance, agent}} objects"
+        ) from exc
 
 
 def _can_elicit(ctx: Context) -> bool:
@@ -296,6 +312,7 @@ def create_server(
             personality=personality,
             wait=wait_seconds,
             progress=_progress(ctx),
+            chain=_incoming_chain(ctx),
         )
         return _agent_tool_result(await decided(ctx, summary, wait_seconds), budget)
 
@@ -368,11 +385,14 @@ def create_server(
         if include_messages:
             _, history = await threads.transcript(owner=_owner(), thread_id=thread_id)
             page = transcript_page(history, limit=messages_limit, before=messages_before)
+        children = [child_info(t) for t in await threads.children(summary.thread.id)]
 
         def extend(r: AgentResult) -> AgentResult:
             if not include_messages:
-                return ThreadResult(**r.model_dump())
-            return ThreadResult(**r.model_dump(), messages=page[0], messages_before=page[1])
+                return ThreadResult(**r.model_dump(), children=children)
+            return ThreadResult(
+                **r.model_dump(), messages=page[0], messages_before=page[1], children=children
+            )
 
         return _agent_tool_result(summary, budget, extend)
 
@@ -426,9 +446,17 @@ def create_server(
         cursor: Annotated[
             str | None, Field(description="next_cursor from the previous page")
         ] = None,
+        include_children: Annotated[
+            bool, Field(description="Also list threads of delegations between agents")
+        ] = False,
     ) -> ThreadList:
         threads, pending, next_cursor = await threads_of(ctx).list_threads(
-            owner=_owner(), agent=agent, status=status, limit=limit, cursor=cursor
+            owner=_owner(),
+            agent=agent,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+            include_children=include_children,
         )
         return ThreadList(
             threads=[thread_info(t, pending.get(t.id, [])) for t in threads],

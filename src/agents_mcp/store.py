@@ -60,6 +60,8 @@ class Thread:
     updated_at: str
     message_count: int
     personality: str | None = None
+    parent_id: str | None = None
+    parent_call_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +87,8 @@ class Approval:
     requested_at: str
     decided_at: str | None
     reason_hint: str | None = None
+    via: tuple[str, ...] = ()
+    """The agents the call comes through, from the top-level thread's agent down."""
 
 
 def digest(arguments: str) -> str:
@@ -156,17 +160,28 @@ class Store:
     # -- threads ----------------------------------------------------------------------
 
     async def create_thread(
-        self, *, agent: str, owner: str, first_message: str, personality: str | None = None
+        self,
+        *,
+        agent: str,
+        owner: str,
+        first_message: str,
+        personality: str | None = None,
+        parent: tuple[str, str] | None = None,
     ) -> Thread:
-        """Create a running thread holding the caller's first message."""
+        """Create a running thread holding the caller's first message.
+
+        ``parent`` is ``(thread id, call id)`` for the child thread of a delegation.
+        """
         thread_id = new_thread_id()
         stamp = now()
         title = " ".join(first_message.split())[:80]
+        parent_id, parent_call = parent or (None, None)
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
-                " message_count, personality) VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?)",
-                (thread_id, agent, owner, title, stamp, stamp, personality),
+                " message_count, personality, parent_id, parent_call_id)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?)",
+                (thread_id, agent, owner, title, stamp, stamp, personality, parent_id, parent_call),
             )
             await self._append(db, thread_id, Message(role="user", content=first_message))
         return await self.get_thread(thread_id, owner)
@@ -188,8 +203,52 @@ class Store:
         return None if row is None else _thread(row)
 
     async def waiting_threads(self) -> list[str]:
-        cur = await self._conn.execute("SELECT id FROM threads WHERE status='needs_approval'")
+        """Top-level threads waiting for approval (children resume through their root)."""
+        cur = await self._conn.execute(
+            "SELECT id FROM threads WHERE status='needs_approval' AND parent_id IS NULL"
+        )
         return [r["id"] for r in await cur.fetchall()]
+
+    async def child_for_call(self, parent_id: str, call_id: str) -> Thread | None:
+        """The child thread a delegation call of ``parent_id`` is running, if any."""
+        cur = await self._conn.execute(
+            "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?", (parent_id, call_id)
+        )
+        row = await cur.fetchone()
+        return None if row is None else _thread(row)
+
+    async def relink(self, thread_id: str, call_id: str) -> None:
+        """Point a continued child thread at the parent call that continues it."""
+        async with self._write() as db:
+            await db.execute("UPDATE threads SET parent_call_id=? WHERE id=?", (call_id, thread_id))
+
+    async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
+        """The thread and all its descendants, each with its agent chain from the root."""
+        cur = await self._conn.execute(
+            "WITH RECURSIVE t(id, depth) AS (SELECT ?, 0 UNION ALL"
+            " SELECT threads.id, t.depth + 1 FROM threads JOIN t ON threads.parent_id = t.id)"
+            " SELECT threads.* FROM threads JOIN t ON threads.id = t.id ORDER BY t.depth",
+            (root_id,),
+        )
+        rows = [_thread(r) for r in await cur.fetchall()]
+        chains: dict[str, tuple[str, ...]] = {}
+        out: list[tuple[Thread, tuple[str, ...]]] = []
+        for t in rows:  # ordered by depth: parents before their children
+            chains[t.id] = (*chains.get(t.parent_id or "", ()), t.agent)
+            out.append((t, chains[t.id]))
+        return out
+
+    async def root_of(self, thread_id: str) -> str:
+        """The top-level thread a (child) thread belongs to."""
+        cur = await self._conn.execute(
+            "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM threads WHERE id=?"
+            " UNION ALL SELECT threads.id, threads.parent_id FROM threads"
+            " JOIN up ON threads.id = up.parent_id)"
+            " SELECT id FROM up WHERE parent_id IS NULL",
+            (thread_id,),
+        )
+        row = await cur.fetchone()
+        return thread_id if row is None else str(row["id"])
 
     async def list_threads(
         self,
@@ -199,10 +258,13 @@ class Store:
         status: ThreadStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        include_children: bool = False,
     ) -> tuple[list[Thread], str | None]:
         """The owner's threads, newest first, and the cursor of the next page (or None)."""
         where = ["owner=?"]
         params: list[Any] = [owner]
+        if not include_children:
+            where.append("parent_id IS NULL")
         if agent is not None:
             where.append("agent=?")
             params.append(agent)
@@ -443,6 +505,8 @@ def _thread(row: sqlite3.Row) -> Thread:
         updated_at=row["updated_at"],
         message_count=row["message_count"],
         personality=row["personality"],
+        parent_id=row["parent_id"],
+        parent_call_id=row["parent_call_id"],
     )
 
 

@@ -15,14 +15,18 @@ from typing import Any, Literal
 
 import anyio
 
+from agents_mcp.delegation import Delegation
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound
 from agents_mcp.loop import (
     Agent,
+    Budget,
+    Link,
     Progress,
     Run,
     RunEvent,
     TurnSummary,
     open_calls,
+    pending_in_tree,
     run,
     stop_thread,
     summarize,
@@ -159,10 +163,20 @@ async def _silent(event: RunEvent) -> None:
 class Threads:
     """Chat, approve, get and list, for one owner at a time."""
 
-    def __init__(self, store: Store, agents: Mapping[str, Agent], runs: Runs) -> None:
+    def __init__(
+        self,
+        store: Store,
+        agents: Mapping[str, Agent],
+        runs: Runs,
+        *,
+        max_depth: int = 3,
+        max_total_llm_requests: int = 100,
+    ) -> None:
         self.store = store
         self.agents = dict(agents)
         self.runs = runs
+        self.delegation = Delegation(store, self.agents, max_depth=max_depth)
+        self.max_total_llm_requests = max_total_llm_requests
 
     def agent(self, name: str) -> Agent:
         try:
@@ -181,9 +195,17 @@ class Threads:
         personality: str | None = None,
         wait: float = 45.0,
         progress: Progress | None = None,
+        chain: tuple[Link, ...] = (),
     ) -> TurnSummary:
-        """Send ``message``; start a thread without ``thread_id``, else continue it."""
+        """Send ``message``; start a thread without ``thread_id``, else continue it.
+
+        ``chain`` is the delegation chain of a caller that is itself an agent (another
+        agents-mcp sends it in the request ``_meta``): too deep or a cycle is refused.
+        """
         spec = self.agent(agent)
+        refused = self.delegation.refusal(chain, spec.name)
+        if refused is not None:
+            raise Conflict(refused.removeprefix("Error: "))
         if not message.strip():
             raise InvalidRequest("message is empty; send the text the agent should act on")
         if personality is not None and personality not in spec.personalities:
@@ -217,7 +239,7 @@ class Threads:
             except BaseException:
                 self.runs.release(thread.id)
                 raise
-        return await self._run(thread.id, owner, spec, wait, progress, personality)
+        return await self._run(thread.id, owner, spec, wait, progress, personality, chain)
 
     async def approve(
         self,
@@ -231,9 +253,15 @@ class Threads:
         wait: float = 45.0,
         progress: Progress | None = None,
     ) -> TurnSummary:
-        """Record a decision on a pending call; resume the run once every call is decided."""
+        """Record a decision on a pending call; resume the run once every call is decided.
+
+        The call may belong to the thread or to any of its delegations; the run resumes
+        from the top-level thread, which continues its children.
+        """
         thread = await self.store.get_thread(thread_id, owner)
-        approvals = {a.call_id: a for a in await self.store.approvals(thread.id)}
+        approvals: dict[str, Approval] = {}
+        for t, _ in await self.store.tree(thread.id):
+            approvals |= {a.call_id: a for a in await self.store.approvals(t.id)}
         target = approvals.get(call_id)
         if target is None:
             pending = [a.call_id for a in approvals.values() if a.status == "pending"]
@@ -241,9 +269,13 @@ class Threads:
             raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}{hint}")
         grant = _tool_name(target) if approve and scope == "thread" else None
         await self.store.decide(
-            thread.id, call_id, approve=approve, reason=reason, grant_tool=grant
+            target.thread_id, call_id, approve=approve, reason=reason, grant_tool=grant
         )
-        return await self._resume(thread, owner, wait, progress)
+        root = await self.store.get_thread(await self.store.root_of(thread.id), owner)
+        summary = await self._resume(root, owner, wait, progress)
+        if root.id == thread.id:
+            return summary
+        return await summarize(self.store, await self.store.get_thread(thread.id, owner))
 
     async def get(
         self, *, owner: str, thread_id: str, wait: float = 0.0, progress: Progress | None = None
@@ -265,15 +297,27 @@ class Threads:
         status: ThreadStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        include_children: bool = False,
     ) -> tuple[list[Thread], dict[str, list[Approval]], str | None]:
         """The owner's threads, newest first, with the pending calls of waiting threads."""
         if agent is not None:
             self.agent(agent)
         threads, next_cursor = await self.store.list_threads(
-            owner=owner, agent=agent, status=status, limit=limit, cursor=cursor
+            owner=owner,
+            agent=agent,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+            include_children=include_children,
         )
-        waiting = [t.id for t in threads if t.status == "needs_approval"]
-        return threads, await self.store.pending_approvals(waiting), next_cursor
+        pending = {
+            t.id: await pending_in_tree(self.store, t) for t in threads if t.status == "needs_approval"
+        }
+        return threads, pending, next_cursor
+
+    async def children(self, thread_id: str) -> list[Thread]:
+        """The direct child threads (delegations) of a thread."""
+        return [t for t, via in await self.store.tree(thread_id) if t.parent_id == thread_id]
 
     async def transcript(self, *, owner: str, thread_id: str) -> tuple[Thread, list[StoredMessage]]:
         """The thread and every stored message (owner-checked)."""
@@ -318,7 +362,8 @@ class Threads:
                     ),
                 )
         for thread_id in await self.store.waiting_threads():
-            if not any(a.status == "pending" for a in await self.store.approvals(thread_id)):
+            thread = await self.store.thread(thread_id)
+            if thread is not None and not await pending_in_tree(self.store, thread):
                 resumable.append(thread_id)
         return resumable
 
@@ -336,7 +381,7 @@ class Threads:
                 f"thread {thread.id!r} is running; call get_thread to wait for its result"
             )
         if thread.status == "needs_approval":
-            pending = [a for a in await self.store.approvals(thread.id) if a.status == "pending"]
+            pending = await pending_in_tree(self.store, thread)
             listed = "; ".join(f"{a.call_id} ({_tool_name(a)} {a.arguments})" for a in pending)
             raise Conflict(
                 f"thread {thread.id!r} has undecided tool calls: {listed}. Decide each with"
@@ -352,7 +397,7 @@ class Threads:
             return await summarize(self.store, await self.store.get_thread(thread.id, owner))
         self.runs.claim(thread.id)  # before any await: a concurrent resume must see it
         try:
-            undecided = [a for a in await self.store.approvals(thread.id) if a.status == "pending"]
+            undecided = await pending_in_tree(self.store, thread)
             thread = await self.store.get_thread(thread.id, owner)
             if thread.status != "needs_approval" or undecided:
                 self.runs.release(thread.id)
@@ -377,7 +422,10 @@ class Threads:
         wait: float,
         progress: Progress | None,
         personality: str | None,
+        incoming: tuple[Link, ...] = (),
     ) -> TurnSummary:
+        chain = (*incoming, Link(self.delegation.instance, spec.name))
+        budget = Budget(self.max_total_llm_requests)
         self.runs.launch(
             thread_id,
             lambda p: Run(
@@ -386,6 +434,9 @@ class Threads:
                 store=self.store,
                 progress=p,
                 personality=personality,
+                chain=chain,
+                budget=budget,
+                delegate=self.delegation,
             ),
             self.store,
         )

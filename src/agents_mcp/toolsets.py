@@ -54,7 +54,9 @@ class Toolset(Protocol):
 
     async def list_tools(self) -> Sequence[ToolInfo]: ...
 
-    async def call(self, tool: ToolInfo, arguments: Mapping[str, Any]) -> ToolOutput: ...
+    async def call(
+        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+    ) -> ToolOutput: ...
 
 
 def _hash(server: str, tool: str) -> str:
