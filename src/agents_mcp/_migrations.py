@@ -83,6 +83,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX threads_by_parent ON threads (parent_id, parent_call_id)
         """,
     ),
+    (
+        4,
+        "approvals relayed from another agents-mcp",
+        """
+        ALTER TABLE approvals ADD COLUMN origin_call_id TEXT;
+        ALTER TABLE approvals ADD COLUMN remote_server TEXT;
+        ALTER TABLE approvals ADD COLUMN remote_thread_id TEXT;
+        ALTER TABLE approvals ADD COLUMN remote_call_id TEXT;
+        ALTER TABLE approvals ADD COLUMN via TEXT
+        """,
+    ),
 )
 
 

@@ -130,8 +130,12 @@ class DownstreamServer:
                     ok=False,
                 )
             return ToolOutput(text=f"Error: {_why(exc)}", ok=False)
-        text = result_text(result)
-        return ToolOutput(text=text, ok=not result.is_error)
+        return ToolOutput(
+            text=result_text(result),
+            ok=not result.is_error,
+            structured=result.structured_content,
+            meta=result.meta,
+        )
 
     async def _reset(self) -> None:
         async with self._lock:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import anyio
 
+from agents_mcp import remote
 from agents_mcp.errors import BudgetExceeded, MaxIterations, RunError
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
@@ -233,8 +234,10 @@ async def step(r: Run) -> Step:
 async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
     """Run, refuse or hold each open call of the model's last answer."""
     tools = {t.name: t for t in await _tools(r)}
-    decided = {a.call_id: a for a in await r.store.approvals(r.thread_id)}
+    every = await r.store.approvals(r.thread_id)
+    decided = {a.call_id: a for a in every}
     grants = await r.store.grants(r.thread_id)
+    relays: list[tuple[ToolCall, ToolInfo, list[Approval]]] = []
     runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
     delegations: list[tuple[ToolCall, ToolInfo]] = []
     answers: list[Message] = []
@@ -244,7 +247,13 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
         info = tools.get(call.name)
         problem = _check(call, info, tools)
         approval = decided.get(call.id)
-        if problem is not None:
+        relayed = [a for a in every if a.origin_call_id == call.id]
+        if relayed and info is not None:  # waiting on another agents-mcp's approvals
+            if any(a.status == "pending" for a in relayed):
+                waiting.append(call.id)
+            else:
+                relays.append((call, info, relayed))
+        elif problem is not None:
             answers.append(_tool_message(call, ToolOutput(text=problem, ok=False)))
         elif info is not None and info.server == DELEGATION_SERVER:
             delegations.append((call, info))
@@ -273,7 +282,8 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
         await r.store.add_approvals(new)
     if answers:
         await r.store.append(r.thread_id, *answers)
-    await _execute(r, runnable)
+    waiting += await _execute(r, runnable)
+    waiting += await _relay(r, relays)
     waiting += await _delegate(r, delegations)
     return Paused(tuple(waiting)) if waiting else Continue()
 
@@ -304,22 +314,57 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
     return waiting
 
 
-async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]]) -> None:
-    """Run calls concurrently; each gets a ``pending`` row first, in call order."""
-    if not calls:
-        return
-    pending = [Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls]
-    indexes = await r.store.append(r.thread_id, *pending)
+async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]]) -> list[str]:
+    """Run calls concurrently; each gets a ``pending`` row first, in call order.
 
-    async def one(index: int, info: ToolInfo, arguments: str) -> None:
+    Returns the ids of calls now waiting on another agents-mcp's approvals.
+    """
+    if not calls:
+        return []
+    pending = [Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls]
+    await r.store.append(r.thread_id, *pending)
+    waiting: list[str] = []
+
+    async def one(call: ToolCall, info: ToolInfo, arguments: str) -> None:
         await r.progress(RunEvent("status", f"calling {info.name}"))
         out = await r.agent.toolset.call(info, json.loads(arguments or "{}"), meta=r.meta())
-        await r.store.finish_tool(r.thread_id, index, out.text, ok=out.ok)
+        if await _record(r, call, info, out):
+            waiting.append(call.id)
 
     async with anyio.create_task_group() as tg:
-        for index, (_, info, arguments) in zip(indexes, calls, strict=True):
+        for call, info, arguments in calls:
             assert info is not None
-            tg.start_soon(one, index, info, arguments)
+            tg.start_soon(one, call, info, arguments)
+    return waiting
+
+
+async def _relay(r: Run, relays: Sequence[tuple[ToolCall, ToolInfo, list[Approval]]]) -> list[str]:
+    """Forward decided approvals to the agents-mcp that asked for them."""
+    waiting: list[str] = []
+    for call, info, decided in relays:
+        await r.progress(RunEvent("status", f"forwarding decisions to {info.server}"))
+        out = await remote.forward(r.agent.toolset, info, decided, r.meta())
+        if await _record(r, call, info, out):
+            waiting.append(call.id)
+    return waiting
+
+
+async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bool:
+    """Store a tool result; True when it is another agents-mcp asking for approvals."""
+    result = remote.remote_result(out)
+    if result is not None and result["status"] == "running":
+        await r.progress(RunEvent("status", f"waiting for {info.server}"))
+        out = await remote.follow(r.agent.toolset, info, out, r.meta())
+        result = remote.remote_result(out)
+    if result is not None and result["status"] == "needs_approval":
+        known = {a.call_id for a in await r.store.approvals(r.thread_id)}
+        asked = remote.approvals_for(r.thread_id, call.id, info, result)
+        new = [a for a in asked if a.call_id not in known]
+        if new:
+            await r.store.add_approvals(new)
+            return True
+    await r.store.finish_call(r.thread_id, call.id, out.text, ok=out.ok)
+    return False
 
 
 def _check(call: ToolCall, info: ToolInfo | None, tools: Mapping[str, ToolInfo]) -> str | None:
@@ -377,7 +422,10 @@ def open_calls(history: Sequence[StoredMessage]) -> list[ToolCall]:
     for i in range(len(history) - 1, -1, -1):
         m = history[i].message
         if m.role == "assistant":
-            answered = {h.message.tool_call_id for h in history[i + 1 :]}
+            # A row still "pending" outside a running step waits on another agents-mcp.
+            answered = {
+                h.message.tool_call_id for h in history[i + 1 :] if h.message.status != "pending"
+            }
             return [c for c in m.tool_calls if c.id not in answered]
         if m.role == "user":
             return []
@@ -475,7 +523,9 @@ async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
     for t, via in await store.tree(thread.id):
         if t.id == thread.id or t.status == "needs_approval":
             out += [
-                replace(a, via=via) for a in await store.approvals(t.id) if a.status == "pending"
+                replace(a, via=(*via, *a.via))
+                for a in await store.approvals(t.id)
+                if a.status == "pending"
             ]
     return out
 

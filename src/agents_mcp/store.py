@@ -89,6 +89,11 @@ class Approval:
     reason_hint: str | None = None
     via: tuple[str, ...] = ()
     """The agents the call comes through, from the top-level thread's agent down."""
+    origin_call_id: str | None = None
+    """For a call relayed from another agents-mcp: our call that is waiting on it."""
+    remote_server: str | None = None
+    remote_thread_id: str | None = None
+    remote_call_id: str | None = None
 
 
 def digest(arguments: str) -> str:
@@ -150,8 +155,11 @@ class Store:
         interrupted step. The caller decides what each running thread becomes.
         """
         async with self._write() as db:
+            # A call waiting on another agents-mcp's approvals stays pending: it resumes.
             await db.execute(
-                "UPDATE messages SET status='error', content=? WHERE status='pending'",
+                "UPDATE messages SET status='error', content=? WHERE status='pending'"
+                " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = messages.thread_id"
+                " AND a.origin_call_id = messages.tool_call_id)",
                 (INTERRUPTED,),
             )
             cur = await db.execute("SELECT id FROM threads WHERE status='running'")
@@ -352,14 +360,14 @@ class Store:
                 (content, thread_id),
             )
 
-    async def finish_tool(self, thread_id: str, index: int, content: str, *, ok: bool) -> None:
-        """Record the result of a tool call started with a ``pending`` row."""
+    async def finish_call(self, thread_id: str, call_id: str, content: str, *, ok: bool) -> None:
+        """Record the result of the call ``call_id`` whose row is still ``pending``."""
         async with self._write() as db:
             await db.execute(
-                "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?",
-                (content, "complete" if ok else "error", thread_id, index),
+                "UPDATE messages SET content=?, status=? WHERE thread_id=? AND tool_call_id=?"
+                " AND status='pending'",
+                (content, "complete" if ok else "error", thread_id, call_id),
             )
-            await db.execute("UPDATE threads SET updated_at=? WHERE id=?", (now(), thread_id))
 
     async def _append(self, db: aiosqlite.Connection, thread_id: str, m: Message) -> int:
         cur = await db.execute("SELECT message_count FROM threads WHERE id=?", (thread_id,))
@@ -405,8 +413,9 @@ class Store:
         async with self._write() as db:
             await db.executemany(
                 "INSERT INTO approvals (thread_id, call_id, server, tool, arguments, digest,"
-                " status, reason, reason_hint, requested_at, decided_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, reason, reason_hint, requested_at, decided_at, origin_call_id,"
+                " remote_server, remote_thread_id, remote_call_id, via)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         a.thread_id,
@@ -420,6 +429,11 @@ class Store:
                         a.reason_hint,
                         a.requested_at,
                         a.decided_at,
+                        a.origin_call_id,
+                        a.remote_server,
+                        a.remote_thread_id,
+                        a.remote_call_id,
+                        json.dumps(list(a.via)) if a.via else None,
                     )
                     for a in approvals
                 ],
@@ -544,6 +558,11 @@ def _approval(row: sqlite3.Row) -> Approval:
         reason_hint=row["reason_hint"],
         requested_at=row["requested_at"],
         decided_at=row["decided_at"],
+        via=tuple(json.loads(row["via"])) if row["via"] else (),
+        origin_call_id=row["origin_call_id"],
+        remote_server=row["remote_server"],
+        remote_thread_id=row["remote_thread_id"],
+        remote_call_id=row["remote_call_id"],
     )
 
 

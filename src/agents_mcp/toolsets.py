@@ -47,6 +47,10 @@ class ToolOutput:
 
     text: str
     ok: bool = True
+    structured: Mapping[str, Any] | None = None
+    """The tool's ``structuredContent``, when it has one."""
+    meta: Mapping[str, Any] | None = None
+    """The result's ``_meta``, when it has one."""
 
 
 class Toolset(Protocol):

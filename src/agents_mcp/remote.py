@@ -1,0 +1,107 @@
+"""Another agents-mcp as a downstream server: understanding its structured results.
+
+A downstream ``chat_with_agent``, ``approve_call`` or ``get_thread`` of another agents-mcp
+answers with our own result shape (recognized by ``_meta["agents-mcp/thread_id"]``):
+
+* ``running``: we follow it with the remote ``get_thread`` until it settles;
+* ``needs_approval``: its pending calls become approvals of the calling thread (ids
+  ``<our call id>:<remote call id>``), listed and decided like our own; once all are
+  decided, each decision is forwarded with the remote ``approve_call`` (idempotent there),
+  and the remote run's result becomes our tool result.
+
+The remote server executes the calls it stored; we only relay decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from agents_mcp.store import Approval, digest, now
+from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
+
+THREAD_META = "agents-mcp/thread_id"
+FOLLOW_WAIT = 30.0
+"""Seconds each remote get_thread may wait while we follow a running remote thread."""
+
+
+def remote_result(out: ToolOutput) -> Mapping[str, Any] | None:
+    """The structured result of another agents-mcp, or None for any other tool."""
+    s = out.structured
+    if out.meta is None or THREAD_META not in out.meta or not isinstance(s, Mapping):
+        return None
+    if not isinstance(s.get("thread_id"), str) or s.get("status") not in (
+        "completed",
+        "needs_approval",
+        "running",
+        "failed",
+        "cancelled",
+    ):
+        return None
+    return s
+
+
+async def follow(
+    toolset: Toolset, info: ToolInfo, out: ToolOutput, meta: dict[str, Any]
+) -> ToolOutput:
+    """Follow a remote thread that is still running until it settles."""
+    result = remote_result(out)
+    while result is not None and result["status"] == "running":
+        probe = replace(info, tool="get_thread", name=f"{info.server}__get_thread")
+        args = {"thread_id": result["thread_id"], "wait_seconds": FOLLOW_WAIT}
+        out = await toolset.call(probe, args, meta=meta)
+        result = remote_result(out)
+    return out
+
+
+def approvals_for(
+    thread_id: str, call_id: str, info: ToolInfo, result: Mapping[str, Any]
+) -> list[Approval]:
+    """The remote's pending calls as approvals of our thread's call ``call_id``.
+
+    ``via`` holds the remote part of the chain; our own part is added when listed.
+    """
+    out = []
+    for p in result.get("pending_approvals") or []:
+        arguments = json.dumps(p.get("arguments"), ensure_ascii=False)
+        remote_via = [str(v) for v in p.get("via") or [result.get("agent", "?")]]
+        out.append(
+            Approval(
+                thread_id=thread_id,
+                call_id=f"{call_id}:{p['call_id']}",
+                server=str(p.get("server", "?")),
+                tool=str(p.get("tool", "?")),
+                arguments=arguments,
+                digest=digest(arguments),
+                status="pending",
+                reason=None,
+                requested_at=now(),
+                decided_at=None,
+                via=tuple(remote_via),
+                origin_call_id=call_id,
+                remote_server=info.server,
+                remote_thread_id=str(result["thread_id"]),
+                remote_call_id=str(p["call_id"]),
+            )
+        )
+    return out
+
+
+async def forward(
+    toolset: Toolset, info: ToolInfo, decided: Sequence[Approval], meta: dict[str, Any]
+) -> ToolOutput:
+    """Send our decisions to the remote ``approve_call``; returns its last answer, followed."""
+    approve = replace(info, tool="approve_call", name=f"{info.server}__approve_call")
+    out = ToolOutput(text="Error: nothing to forward", ok=False)
+    for a in decided:
+        args: dict[str, Any] = {
+            "thread_id": a.remote_thread_id,
+            "call_id": a.remote_call_id,
+            "approve": a.status == "approved",
+        }
+        if a.reason:
+            args["reason"] = a.reason
+        out = await toolset.call(approve, args, meta=meta)
+    return await follow(toolset, info, out, meta)

@@ -1,0 +1,158 @@
+"""Two real agents-mcp processes over HTTP, each with its own database: delegation through
+MCP, a remote approval decided from the first server, and the chain guard across them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+from inline_snapshot import snapshot
+
+from agents_mcp.testing import Call, ScriptedLLM
+from agents_mcp.testing.chat_server import FakeChatServer
+from tests.conftest import DOWNSTREAM
+from tests.processes import agents_mcp_http, free_port, write_config
+
+pytestmark = pytest.mark.anyio
+
+
+def server_config(
+    model_url: str, agent: str, servers: dict[str, Any], policy: Any
+) -> dict[str, Any]:
+    return {
+        "mcpServers": servers,
+        "models": {"main": {"base_url": model_url, "model": "fake"}},
+        "agents": {
+            agent: {
+                "description": f"The {agent}",
+                "model": "main",
+                "servers": list(servers),
+                "require_approval": policy,
+            }
+        },
+    }
+
+
+@asynccontextmanager
+async def two_servers(
+    tmp_path: Path, first: ScriptedLLM, second: ScriptedLLM, *, loop_back: bool = False
+) -> AsyncIterator[tuple[Client[Any], Path]]:
+    log = tmp_path / "downstream.jsonl"
+    port1, port2 = free_port(), free_port()
+    url1, url2 = f"http://127.0.0.1:{port1}/mcp", f"http://127.0.0.1:{port2}/mcp"
+    async with AsyncExitStack() as stack:
+        fake1 = await stack.enter_async_context(FakeChatServer(first).serve())
+        fake2 = await stack.enter_async_context(FakeChatServer(second).serve())
+        notes = {
+            "command": sys.executable,
+            "args": [DOWNSTREAM, "--name", "notes"],
+            "env": {"DOWNSTREAM_LOG": "${DOWNSTREAM_LOG}"},  # children get only what is declared
+        }
+        second_servers: dict[str, Any] = {"notes": notes}
+        if loop_back:
+            second_servers["back"] = {"url": url1}
+        cfg2 = server_config(
+            fake2,
+            "researcher",
+            second_servers,
+            {"always": ["notes__write_note"], "default": "never"},
+        )
+        cfg1 = server_config(
+            fake1, "orchestrator", {"peer": {"url": url2, "protocol": "auto"}}, "never"
+        )
+        env = {"DOWNSTREAM_LOG": str(log)}
+        c2 = write_config(tmp_path / "two.json", cfg2)
+        c1 = write_config(tmp_path / "one.json", cfg1)
+        await stack.enter_async_context(
+            agents_mcp_http(c2, tmp_path / "two.db", port=port2, env=env)
+        )
+        await stack.enter_async_context(
+            agents_mcp_http(c1, tmp_path / "one.db", port=port1, env=env)
+        )
+        client = await stack.enter_async_context(
+            Client(StreamableHttpTransport(url1), mode="legacy")
+        )
+        yield client, log
+
+
+async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
+    with anyio.fail_after(60):
+        result = await client.call_tool(tool, args)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def ask_peer(message: str, call_id: str = "p1", **extra: Any) -> Call:
+    return Call(
+        "peer__chat_with_agent", {"agent": "researcher", "message": message, **extra}, id=call_id
+    )
+
+
+def scrub(payload: dict[str, Any], *ids: str) -> dict[str, Any]:
+    text = json.dumps(payload)
+    for i, tid in enumerate(ids):
+        text = text.replace(tid, f"<thread{i}>")
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+async def test_delegation_through_mcp_and_a_remote_approval(tmp_path: Path) -> None:
+    first = ScriptedLLM(ask_peer("save a note"), "The researcher saved it.")
+    second = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"), "Saved.")
+    async with two_servers(tmp_path, first, second) as (client, log):
+        paused = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+        done = await call(
+            client, "approve_call", thread_id=paused["thread_id"], call_id="p1:w1", approve=True
+        )
+    tid = paused["thread_id"]
+    pending = paused["pending_approvals"]
+    assert [(p["call_id"], p["server"], p["tool"], p["arguments"], p["via"]) for p in pending] == [
+        (
+            "p1:w1",
+            "notes",
+            "write_note",
+            {"title": "t", "body": "b"},
+            ["orchestrator", "researcher"],
+        )
+    ]
+    assert scrub(done, tid) == snapshot(
+        {
+            "thread_id": "<thread0>",
+            "agent": "orchestrator",
+            "status": "completed",
+            "reply": "The researcher saved it.",
+            "pending_approvals": [],
+            "error": None,
+            "usage": {"input_tokens": 20, "output_tokens": 10, "llm_requests": 2, "tool_calls": 1},
+        }
+    )
+    assert [json.loads(line)["arguments"] for line in log.read_text().splitlines()] == [
+        {"title": "t", "body": "b"}
+    ]
+    # The first server's model got the remote agent's answer, with its thread id to continue.
+    result = next(m for m in first.requests[1].messages if m.role == "tool").content or ""
+    assert result.startswith("Saved.\n\n[thread_id: th_")
+
+
+async def test_a_chain_back_to_the_first_server_is_refused(tmp_path: Path) -> None:
+    first = ScriptedLLM(ask_peer("ask the orchestrator back"), "The loop was refused.")
+    second = ScriptedLLM(
+        Call("back__chat_with_agent", {"agent": "orchestrator", "message": "loop"}, id="b1"),
+        "I could not ask back.",
+    )
+    async with two_servers(tmp_path, first, second, loop_back=True) as (client, _):
+        done = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+    assert done["reply"] == "The loop was refused."
+    refused = next(m for m in second.requests[1].messages if m.role == "tool").content
+    assert refused == snapshot(
+        "delegation refused: agent 'orchestrator' is already on the chain orchestrator › researcher; calling it again would loop. Answer with what you have."
+    )
+    assert len(first.requests) == 2  # the first server's model was never asked again by the loop
