@@ -64,6 +64,11 @@ def make_server(name: str = "notes") -> FastMCP:
         return ("0123456789" * (size // 10 + 1))[:size]
 
     @mcp.tool(annotations=read_only)
+    def environment() -> list[str]:
+        """The names of this process's environment variables."""
+        return sorted(os.environ)
+
+    @mcp.tool(annotations=read_only)
     def pid() -> int:
         """The server's process id."""
         return os.getpid()

@@ -75,18 +75,37 @@ def child_id(text: str) -> str:
 
 async def test_delegation_runs_a_child_thread_and_continues_it(tmp_path: Path) -> None:
     orchestrator = ScriptedLLM(
+        Call("agent__researcher", {"message": "look"}, id="d0"),
+        "warmed up",
         Call("agent__researcher", {"message": "find the answer"}, id="d1"),
         "The researcher found 42.",
         lambda request: Call(
             "agent__researcher",
-            {"message": "and double it?", "thread_id": child_id(tool_results(orchestrator, 1)[0])},
+            {"message": "and double it?", "thread_id": child_id(tool_results(orchestrator, 3)[0])},
             id="d2",
         ),
         "84 it is.",
     )
-    researcher = ScriptedLLM(Call("notes__echo", {"text": "42"}), "It is 42.", "Doubled: 84.")
+    researcher = ScriptedLLM(
+        Call("notes__echo", {"text": "hm"}),
+        "looked",
+        Call("notes__echo", {"text": "42"}),
+        "It is 42.",
+        "Doubled: 84.",
+    )
     scripts = {"orchestrator": orchestrator, "researcher": researcher, "writer": ScriptedLLM()}
+    seen: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
     async with connect(tmp_path, scripts) as client:
+        with anyio.fail_after(15):
+            await client.call_tool(
+                "chat_with_agent",
+                {"agent": "orchestrator", "message": "warm-up"},
+                progress_handler=on_progress,
+            )
         first = await call(client, "chat_with_agent", agent="orchestrator", message="question")
         tid = first["thread_id"]
         second = await call(
@@ -95,9 +114,18 @@ async def test_delegation_runs_a_child_thread_and_continues_it(tmp_path: Path) -
         top = await call(client, "list_threads")
         everything = await call(client, "list_threads", include_children=True)
         detail = await call(client, "get_thread", thread_id=tid)
-    child = child_id(tool_results(orchestrator, 1)[0])
+    child = child_id(tool_results(orchestrator, 3)[0])
     assert (first["reply"], second["reply"]) == ("The researcher found 42.", "84 it is.")
-    assert tool_results(orchestrator, 1)[0].replace(child, "<child>") == snapshot(
+    assert seen == snapshot(
+        [
+            "thinking (turn 1/12)",
+            "researcher › thinking (turn 1/12)",
+            "researcher › calling notes__echo",
+            "researcher › thinking (turn 2/12)",
+            "thinking (turn 2/12)",
+        ]
+    )
+    assert tool_results(orchestrator, 3)[0].replace(child, "<child>") == snapshot(
         """\
 It is 42.
 
@@ -105,7 +133,7 @@ It is 42.
 """
     )
     # The child thread was continued, not replaced: it saw its own history.
-    assert [(m.role, m.content) for m in researcher.requests[2].messages] == snapshot(
+    assert [(m.role, m.content) for m in researcher.requests[4].messages] == snapshot(
         [
             ("user", "find the answer"),
             ("assistant", None),
@@ -114,13 +142,15 @@ It is 42.
             ("user", "and double it?"),
         ]
     )
-    assert [t["thread_id"] for t in top["threads"]] == [tid]
+    assert [t["thread_id"] for t in top["threads"]][0] == tid
+    assert len(top["threads"]) == 2  # the two top-level threads, not their children
     assert {t["agent"] for t in everything["threads"]} == {"orchestrator", "researcher"}
     assert detail["children"] == [
         {"thread_id": child, "agent": "researcher", "status": "completed", "parent_call_id": "d2"}
     ]
     # The model sees delegation tools with the sub-agents' descriptions.
     specs = {t.name: t.description for t in orchestrator.requests[0].tools}
+    assert len(everything["threads"]) == 4  # two top-level threads and their children
     assert specs["agent__researcher"] == "Delegate to the agent 'researcher': The researcher agent"
 
 

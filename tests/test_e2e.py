@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
@@ -105,8 +106,20 @@ async def test_stdio_two_downstreams_and_a_restart(tmp_path: Path, mode: str) ->
             transport = StdioTransport(sys.executable, args, cwd=str(ROOT), keep_alive=False)
             return Client(transport, mode=mode, init_timeout=60)  # type: ignore[arg-type]
 
+        seen: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(message or "")
+
         async with spawn() as client:
-            first = await chat(client, agent="helper", message="echo hello and add 2 and 3")
+            with anyio.fail_after(60):
+                result = await client.call_tool(
+                    "chat_with_agent",
+                    {"agent": "helper", "message": "echo hello and add 2 and 3"},
+                    progress_handler=on_progress,
+                )
+            first = result.structured_content
+            assert first is not None
         # A new process on the same database continues the thread.
         async with spawn() as client:
             second = await chat(
@@ -114,6 +127,12 @@ async def test_stdio_two_downstreams_and_a_restart(tmp_path: Path, mode: str) ->
             )
             listed = (await client.call_tool("list_threads", {})).structured_content
     assert scrub(first) == FIRST
+    # The two calls of one turn run concurrently, so their order may vary.
+    assert [seen[0], sorted(seen[1:3]), *seen[3:]] == [
+        "thinking (turn 1/12)",
+        ["calling calc__add", "calling notes__echo"],
+        "thinking (turn 2/12)",
+    ]
     assert scrub(second) == snapshot(
         {
             "thread_id": "<thread>",
@@ -161,10 +180,18 @@ async def test_http_transport_with_owners(tmp_path: Path) -> None:
             with pytest.raises(Exception):  # noqa: B017 - the fastmcp client gives a bare MCPError
                 async with connect(None) as anonymous:
                     await anonymous.call_tool("list_threads", {})
+            # DNS rebinding: a page on another origin must not reach a loopback server.
+            async with httpx2.AsyncClient() as http:
+                rebound = await http.post(
+                    url,
+                    headers={"Host": "evil.example", "Authorization": "Bearer alpha-secret"},
+                    json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                )
     assert scrub(first) == FIRST
     assert second["reply"] == "5+10=15"
     assert str(info.value) == f"thread {first['thread_id']!r} not found"
     assert theirs == {"threads": [], "next_cursor": None}
+    assert rebound.status_code in (403, 421)
 
 
 async def test_non_loopback_http_needs_tokens(tmp_path: Path) -> None:

@@ -103,6 +103,7 @@ The server said hi.
             "notes__fail",
             "notes__crash",
             "notes__big",
+            "notes__environment",
             "notes__pid",
         ]
     )
@@ -159,7 +160,7 @@ async def test_tool_errors_go_back_to_the_model(tmp_path: Path) -> None:
             ("a", "Error calling tool 'fail': failed on purpose: nope"),
             (
                 "b",
-                "Error: unknown tool 'notes__nope'; available tools: notes__add, notes__big, notes__crash, notes__echo, notes__fail, notes__pid, notes__write_note",
+                "Error: unknown tool 'notes__nope'; available tools: notes__add, notes__big, notes__crash, notes__echo, notes__environment, notes__fail, notes__pid, notes__write_note",
             ),
             (
                 "c",
@@ -331,4 +332,58 @@ async def test_scripted_llm_records_settings(tmp_path: Path) -> None:
     llm = ScriptedLLM(respond)
     async with connect(tmp_path, llm) as client:
         payload = await call(client, "chat_with_agent", agent="helper", message="count")
-    assert payload["reply"] == "7 tools"
+    assert payload["reply"] == "8 tools"
+
+
+async def test_reasoning_is_stored_but_never_sent_back(tmp_path: Path) -> None:
+    from agents_mcp.messages import LLMResponse
+
+    thinking = LLMResponse(content="42", reasoning="Let me think about this carefully.")
+    llm = ScriptedLLM(thinking, "still 42")
+    async with connect(tmp_path, llm) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="answer?")
+        await call(
+            client, "chat_with_agent", agent="helper", message="sure?", thread_id=first["thread_id"]
+        )
+        contents = await client.read_resource(f"agents-mcp://threads/{first['thread_id']}")
+    assert all(m.reasoning is None for m in llm.requests[1].messages)
+    assert "Let me think about this carefully." in contents[0].text  # type: ignore[union-attr]
+
+
+async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:
+    many = {
+        f"agent{i}": {"description": "does things " * 40, "model": "main", "servers": ["notes"]}
+        for i in range(30)
+    }
+    async with connect(tmp_path, ScriptedLLM(), agents=many) as client:
+        tools = await client.list_tools()
+    assert all(len(t.description or "") < 2048 for t in tools)
+    assert sorted(t.name for t in tools) == snapshot(
+        ["approve_call", "cancel_run", "chat_with_agent", "get_thread", "list_threads"]
+    )
+
+
+async def test_a_server_name_too_long_for_client_tool_names_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    from agents_mcp.errors import ConfigError
+
+    cfg = make_config(
+        tmp_path, server={"name": "a-very-long-server-name-for-all-of-our-team-agents"}
+    )
+    with pytest.raises(ConfigError) as info:
+        create_server(cfg, db_path=tmp_path / "t.db")
+    assert str(info.value).split(": ", 1)[1] == snapshot(
+        "server.name: 'a-very-long-server-name-for-all-of-our-team-agents' makes client tool names like 'mcp__a-very-long-server-name-for-all-of-our-team-agents__chat_with_agent' longer than 64 characters; use at most 42 characters"
+    )
+
+
+async def test_the_guard_refuses_real_llm_endpoints() -> None:
+    from agents_mcp.llm import OpenAIChatModel
+    from agents_mcp.messages import LLMRequest, Message
+    from agents_mcp.testing import RealLLMBlocked
+
+    model = OpenAIChatModel(base_url="https://api.openai.com/v1", model="gpt")
+    with pytest.raises(RealLLMBlocked):
+        await model.complete(LLMRequest(system="", messages=[Message(role="user", content="hi")]))
+    await model.aclose()

@@ -192,7 +192,10 @@ async def step(r: Run) -> Step:
     history = await r.store.messages(r.thread_id)
     unsettled = open_calls(history)
     if unsettled:
-        return await _settle_calls(r, unsettled)
+        said = next(
+            (h.message.content for h in reversed(history) if h.message.role == "assistant"), None
+        )
+        return await _settle_calls(r, unsettled, said)
     if history and history[-1].message.role == "assistant":
         return Final()
     turn = _current_turn(history)
@@ -231,7 +234,7 @@ async def step(r: Run) -> Step:
     return Continue() if calls else Final()
 
 
-async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
+async def _settle_calls(r: Run, calls: Sequence[ToolCall], said: str | None) -> Step:
     """Run, refuse or hold each open call of the model's last answer."""
     tools = {t.name: t for t in await _tools(r)}
     every = await r.store.approvals(r.thread_id)
@@ -263,7 +266,7 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall]) -> Step:
             and f"{info.server}__{info.tool}" not in grants
             and (r.agent.requires_approval(info))
         ):
-            new.append(_approval(r.thread_id, call, info))
+            new.append(_approval(r.thread_id, call, info, said))
             waiting.append(call.id)
         elif approval is None or approval.status == "approved":
             stored = call.arguments if approval is None else approval.arguments
@@ -381,8 +384,10 @@ def _check(call: ToolCall, info: ToolInfo | None, tools: Mapping[str, ToolInfo])
     return None
 
 
-def _approval(thread_id: str, call: ToolCall, info: ToolInfo) -> Approval:
+def _approval(thread_id: str, call: ToolCall, info: ToolInfo, said: str | None) -> Approval:
+    """A pending approval; its hint is what the model said along with the call, if anything."""
     arguments = call.arguments or "{}"
+    hint = " ".join(said.split()) if said else None
     return Approval(
         thread_id=thread_id,
         call_id=call.id,
@@ -394,6 +399,7 @@ def _approval(thread_id: str, call: ToolCall, info: ToolInfo) -> Approval:
         reason=None,
         requested_at=now(),
         decided_at=None,
+        reason_hint=hint[:300] if hint else None,
     )
 
 

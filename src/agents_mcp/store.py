@@ -125,8 +125,12 @@ class Store:
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA busy_timeout=5000")
         store = cls(conn, target)
-        async with store._write() as db:
-            await migrate(db)
+        try:
+            async with store._write() as db:
+                await migrate(db)
+        except BaseException:
+            await conn.close()
+            raise
         return store
 
     async def close(self) -> None:

@@ -1,0 +1,93 @@
+"""Downstream MCP servers as real subprocesses: lazy start, restart after death, env."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import FastMCP
+from mcp_types import ToolListChangedNotification
+
+from agents_mcp.config import DownstreamServerConfig
+from agents_mcp.downstream import Downstreams
+from tests.conftest import DOWNSTREAM
+
+pytestmark = pytest.mark.anyio
+
+
+def stdio(**extra: Any) -> DownstreamServerConfig:
+    return DownstreamServerConfig(command=sys.executable, args=[DOWNSTREAM], **extra)
+
+
+async def test_nothing_connects_until_a_tool_is_needed() -> None:
+    never = DownstreamServerConfig(command="/nonexistent/server")
+    servers = Downstreams.from_config({"ghost": never})
+    toolset = servers.toolset(["ghost"], {})
+    try:
+        # Building the registry and a toolset spawned nothing; using it fails softly.
+        assert await toolset.list_tools() == []
+        out = await servers.servers["ghost"].call("x", {})
+    finally:
+        await servers.aclose()
+    assert not out.ok
+    assert out.text.startswith("Error: server 'ghost' is unavailable")
+
+
+async def test_a_dead_stdio_server_is_restarted_on_the_next_call() -> None:
+    servers = Downstreams.from_config({"notes": stdio()})
+    notes = servers.servers["notes"]
+    try:
+        with anyio.fail_after(30):
+            first = await notes.call("pid", {})
+            crashed = await notes.call("crash", {})
+            second = await notes.call("pid", {})
+    finally:
+        await servers.aclose()
+    assert first.ok and second.ok
+    assert first.text != second.text  # a new process answered
+    assert not crashed.ok
+    assert "stopped during the call" in crashed.text
+
+
+async def test_stdio_children_get_only_the_declared_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SECRET_OF_THE_SERVER", "do-not-leak")
+    servers = Downstreams.from_config({"notes": stdio(env={"DECLARED": "yes"})})
+    try:
+        with anyio.fail_after(30):
+            out = await servers.servers["notes"].call("environment", {})
+    finally:
+        await servers.aclose()
+    names = set(json.loads(out.text)) if out.text.startswith("[") else set(out.text.split())
+    assert "DECLARED" in names and "PATH" in names and "HOME" in names
+    assert "SECRET_OF_THE_SERVER" not in names
+
+
+async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
+    server = FastMCP("live")
+
+    @server.tool
+    async def grow() -> str:
+        """Add a tool and tell the client."""
+        from fastmcp.server.dependencies import get_context
+
+        server.add_tool(FastMCP("x").tool(lambda: "new", name="fresh"))  # type: ignore[arg-type]
+        await get_context().send_notification(ToolListChangedNotification())
+        return "grown"
+
+    servers = Downstreams.from_config(
+        {"live": DownstreamServerConfig(command="unused")}, {"live": server}
+    )
+    live = servers.servers["live"]
+    try:
+        before = [t.name for t in await live.tools()]
+        await live.call("grow", {})
+        after = [t.name for t in await live.tools()]
+    finally:
+        await servers.aclose()
+    assert before == ["grow"]
+    assert after == ["grow", "fresh"]
