@@ -142,7 +142,7 @@ It is 42.
             ("user", "and double it?"),
         ]
     )
-    assert [t["thread_id"] for t in top["threads"]][0] == tid
+    assert top["threads"][0]["thread_id"] == tid
     assert len(top["threads"]) == 2  # the two top-level threads, not their children
     assert {t["agent"] for t in everything["threads"]} == {"orchestrator", "researcher"}
     assert detail["children"] == [
