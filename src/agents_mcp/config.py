@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -39,25 +39,23 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from agents_mcp._config_errors import Loc, describe, dotted, expand, keys, order, walk
 from agents_mcp.errors import ConfigError
 
-Loc = tuple[int | str, ...]
 ApprovalMode = Literal["always", "never", "read_only"]
 Transport = Literal["stdio", "http", "streamable-http"]
 
 SEPARATOR = "__"
 """Joins server and tool into the names offered to models: ``<server>__<tool>``."""
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # Tools are offered as <server>__<tool> and split at the first "__", so a server name must
 # not contain "__" nor end with "_" ("fs_" + "__x" would read as "fs" + "___x").
 _SERVER = r"_?[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*"
 _STDIO_KEYS = "command (plus args, env, cwd)"
 _HTTP_KEYS = "url (plus headers)"
 _NO_AGENTS = "at least one agent is required: add an [agents.<name>] table (description, model)"
-_BAD_REFERENCE = "invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${"
 
 
 def _err(kind: str, message: str) -> PydanticCustomError:
@@ -481,119 +479,6 @@ class Config(_Model):
         return server.model_copy(update={"db": _beside(server.db, info)}) if server.db else server
 
 
-# --- environment variables ---------------------------------------------------------------
-
-_REFERENCE = re.compile(
-    r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{"
-)
-
-
-def _expand(
-    value: Any, loc: Loc, environ: Mapping[str, str], problems: list[tuple[Loc, str]]
-) -> Any:
-    """``value`` with ``${…}`` expanded in every string (not in keys); problems are appended."""
-    if isinstance(value, Mapping):
-        return {k: _expand(v, (*loc, k), environ, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, (*loc, i), environ, problems) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(m: re.Match[str]) -> str:
-        name, default = m["name"], m["default"]
-        if m[0] == "$${":
-            return "${"
-        if name is None:
-            problems.append((loc, _BAD_REFERENCE))
-        elif default is not None:
-            return environ.get(name) or default  # like the shell: empty counts as unset
-        elif name in environ:
-            return environ[name]
-        else:
-            hint = f"use ${{{name}:-default}} for a default"
-            problems.append((loc, f"environment variable {name} is not set ({hint})"))
-        return ""
-
-    return _REFERENCE.sub(substitute, value)
-
-
-# --- error reporting -----------------------------------------------------------------------
-
-
-def _walk(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
-    """Pydantic's ``loc`` as a key path (union tags and ``[key]`` dropped) and the model
-    whose key the last element is."""
-    path: list[int | str] = []
-    tp: Any = Config
-    owner: type[BaseModel] | None = None
-    for part in loc:
-        while get_origin(tp) is Annotated:
-            tp = get_args(tp)[0]
-        if get_origin(tp) is Union:  # a tagged union (require_approval): the tag picks the member
-            members = {
-                m.__metadata__[0].tag: get_args(m)[0]
-                for m in get_args(tp)
-                if get_origin(m) is Annotated and isinstance(m.__metadata__[0], Tag)
-            }
-            if part in members:
-                tp = members[part]
-                continue
-        if part == "[key]":  # the dict key itself was invalid; the path already ends with it
-            continue
-        path.append(part)
-        owner = tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-        if owner is not None:
-            fields = {f.alias or n: f.annotation for n, f in owner.model_fields.items()}
-            tp = fields.get(str(part))
-        elif get_origin(tp) in (dict, list):
-            tp = get_args(tp)[-1]
-        else:
-            tp = None
-    return tuple(path), owner
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return sorted(f.alias or n for n, f in model.model_fields.items() if not f.exclude)
-
-
-_PLAIN = {"missing": "required key is missing", "string_too_short": "must not be empty"}
-_PLAIN |= dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "expected an integer")
-_PLAIN |= dict.fromkeys(("float_type", "float_parsing"), "expected a number")
-_PLAIN |= dict.fromkeys(("dict_type", "model_type"), "expected a table")
-_PLAIN |= {"string_type": "expected a string", "list_type": "expected a list"}
-_BOUNDS = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
-
-
-def _describe(error: ErrorDetails, owner: type[BaseModel] | None) -> str:
-    """A short message for one pydantic error. Never shows the input, except a bad choice."""
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind == "extra_forbidden":
-        return f"unknown key; valid keys: {', '.join(_keys(owner)) if owner else '(none)'}"
-    if kind == "literal_error":  # only non-secret fields are Literals
-        got = f", got {error['input']!r}" if isinstance(error["input"], str) else ""
-        return f"expected {ctx['expected']}{got}"
-    for bound, words in _BOUNDS.items():
-        if bound in ctx:
-            return f"must be {words} {ctx[bound]:g}"
-    return _PLAIN.get(kind) or error["msg"].removeprefix("Value error, ")
-
-
-def _dotted(loc: Loc) -> str:
-    """``("agents", "a b", "servers", 1)`` → ``agents."a b".servers[1]`` (TOML-style quoting)."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
-            out += f".{key}" if out else key
-    return out or "(top level)"
-
-
-def _order(problem: tuple[Loc, str]) -> list[tuple[int, int, str]]:
-    return [(0, p, "") if isinstance(p, int) else (1, 0, p) for p in problem[0]]
-
-
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -603,20 +488,20 @@ def config_from_dict(
     """Validate already-parsed config data; ``path`` names the file in messages and
     anchors relative paths. Raises :class:`ConfigError` listing every problem."""
     problems: list[tuple[Loc, str]] = []
-    expanded = _expand(data, (), os.environ if environ is None else environ, problems)
+    expanded = expand(data, (), os.environ if environ is None else environ, problems)
     env_locs = {loc for loc, _ in problems}  # a failed expansion explains later errors there
     if "path" in expanded:  # our field, filled in below; not a file key
-        problems.append((("path",), f"unknown key; valid keys: {', '.join(_keys(Config))}"))
+        problems.append((("path",), f"unknown key; valid keys: {', '.join(keys(Config))}"))
         del expanded["path"]
     try:
         config = Config.model_validate({**expanded, "path": path})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            loc, owner = _walk(error["loc"])
+            loc, owner = walk(error["loc"], Config)
             if loc not in env_locs:
-                problems.append((loc, _describe(error, owner)))
+                problems.append((loc, describe(error, owner)))
     if problems:
-        lines = [f"{path}: {_dotted(loc)}: {msg}" for loc, msg in sorted(problems, key=_order)]
+        lines = [f"{path}: {dotted(loc)}: {msg}" for loc, msg in sorted(problems, key=order)]
         # Raised outside the except block: the ValidationError (its text shows input values,
         # secrets included) must not ride along as __context__ into tracebacks.
         raise ConfigError("\n".join(lines))
