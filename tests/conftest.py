@@ -5,7 +5,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from fastmcp import Client
 
 from agents_mcp.config import Config, config_from_dict
 from agents_mcp.testing import block_real_llms
@@ -56,3 +58,11 @@ def make_config(
     if server is not None:
         data["server"] = server
     return config_from_dict(data, path=tmp_path / "agents.toml")
+
+
+async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
+    """Call an MCP tool (bounded wait) and return its ``structuredContent``."""
+    with anyio.fail_after(60):
+        result = await client.call_tool(tool, args)
+    assert result.structured_content is not None
+    return result.structured_content

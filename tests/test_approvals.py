@@ -17,7 +17,7 @@ from inline_snapshot import snapshot
 from agents_mcp.server import create_server
 from agents_mcp.store import Store
 from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import make_config
+from tests.conftest import call, make_config
 from tests.downstream_server import make_server
 
 pytestmark = pytest.mark.anyio
@@ -49,13 +49,6 @@ async def connect(
     )
     async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
         yield client
-
-
-async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
-    with anyio.fail_after(10):
-        result = await client.call_tool(tool, args)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def notes_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:

@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
@@ -18,7 +17,7 @@ from inline_snapshot import snapshot
 
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer
-from tests.conftest import DOWNSTREAM
+from tests.conftest import DOWNSTREAM, call
 from tests.processes import agents_mcp_http, free_port, write_config
 
 pytestmark = pytest.mark.anyio
@@ -81,13 +80,6 @@ async def two_servers(
             Client(StreamableHttpTransport(url1), mode="legacy")
         )
         yield client, log
-
-
-async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
-    with anyio.fail_after(60):
-        result = await client.call_tool(tool, args)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def ask_peer(message: str, call_id: str = "p1", **extra: Any) -> Call:

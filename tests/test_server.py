@@ -18,7 +18,7 @@ from agents_mcp.errors import LLMError
 from agents_mcp.messages import LLMRequest
 from agents_mcp.server import create_server
 from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import make_config
+from tests.conftest import call, make_config
 from tests.downstream_server import make_server
 
 pytestmark = pytest.mark.anyio
@@ -44,13 +44,6 @@ async def connect(
     )
     async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
         yield client
-
-
-async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
-    with anyio.fail_after(10):
-        result = await client.call_tool(tool, args)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 @pytest.mark.parametrize("mode", MODES)
