@@ -173,6 +173,13 @@ async def test_http_transport_with_owners(tmp_path: Path) -> None:
                         {"agent": "helper", "message": "hi", "thread_id": first["thread_id"]},
                     )
                 theirs = (await bob.call_tool("list_threads", {})).structured_content
+                with pytest.raises(ToolError) as denied:
+                    await bob.call_tool(
+                        "approve_call",
+                        {"thread_id": first["thread_id"], "call_id": "n1", "approve": True},
+                    )
+                with pytest.raises(Exception, match="not found"):
+                    await bob.read_resource(f"agents-mcp://threads/{first['thread_id']}")
             async with connect("alpha-secret") as alice:
                 second = await chat(
                     alice, agent="helper", message="now add 10", thread_id=first["thread_id"]
@@ -190,6 +197,7 @@ async def test_http_transport_with_owners(tmp_path: Path) -> None:
     assert scrub(first) == FIRST
     assert second["reply"] == "5+10=15"
     assert str(info.value) == f"thread {first['thread_id']!r} not found"
+    assert str(denied.value) == f"thread {first['thread_id']!r} not found"
     assert theirs == {"threads": [], "next_cursor": None}
     assert rebound.status_code in (403, 421)
 
