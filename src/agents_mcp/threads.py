@@ -311,7 +311,9 @@ class Threads:
             include_children=include_children,
         )
         pending = {
-            t.id: await pending_in_tree(self.store, t) for t in threads if t.status == "needs_approval"
+            t.id: await pending_in_tree(self.store, t)
+            for t in threads
+            if t.status == "needs_approval"
         }
         return threads, pending, next_cursor
 

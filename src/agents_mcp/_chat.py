@@ -1,0 +1,229 @@
+"""``agents-mcp chat``: talk to an agent from the terminal.
+
+Same loop, same database and same owner (``local``) as the MCP server over stdio, so a
+thread started here can be continued from Claude Desktop and the other way round.
+Approvals are asked on the terminal and recorded exactly as ``approve_call`` records them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from agents_mcp._history import OWNER
+from agents_mcp._terminal import Console, LineReader
+from agents_mcp.config import Config
+from agents_mcp.errors import InvalidRequest
+from agents_mcp.loop import RunEvent, TurnSummary
+from agents_mcp.store import Approval
+from agents_mcp.threads import Scope, Threads
+
+WAIT = 3600.0
+"""A terminal waits for the answer; there is no client deadline to beat."""
+
+_QUESTION = "  approve? [y]es, [n]o (or: n <reason>), [a]lways for this tool in this thread: "
+
+
+class ChatSession:
+    """One terminal conversation with one agent, turn after turn."""
+
+    def __init__(
+        self,
+        threads: Threads,
+        console: Console,
+        reader: LineReader,
+        *,
+        agent: str,
+        thread_id: str | None = None,
+        personality: str | None = None,
+    ) -> None:
+        self.threads = threads
+        self.console = console
+        self.reader = reader
+        self.agent = agent
+        self.thread_id = thread_id
+        self.personality = personality
+        self._streamed = False
+
+    async def progress(self, event: RunEvent) -> None:
+        if event.kind == "text":
+            self._streamed = True
+            self.console.text(event.text)
+            return
+        # Delegated agents' events come prefixed with their chain: "helper › calling x".
+        what = event.text.rsplit(" › ", 1)[-1]
+        if what.startswith("calling "):
+            self.console.status(f"→ {event.text}")
+            self.console.working(event.text)
+        elif what == "waiting for approval":  # our own prompt follows
+            self.console.working(None)
+        else:  # "thinking (turn 1/12)" and the like: the spinner says it
+            self.console.end_text()
+            self.console.working(event.text)
+
+    async def resume_pending(self) -> bool:
+        """Settle what ``--thread`` left undecided; False when it is still waiting."""
+        if self.thread_id is None:
+            return True
+        async with self.console.spinner("loading the thread"):
+            summary = await self.threads.get(owner=OWNER, thread_id=self.thread_id)
+        if summary.thread.agent != self.agent:
+            raise InvalidRequest(
+                f"thread {self.thread_id!r} belongs to agent {summary.thread.agent!r},"
+                f" not {self.agent!r}; run `agents-mcp chat {summary.thread.agent}"
+                f" --thread {self.thread_id}`"
+            )
+        if summary.thread.status != "needs_approval":
+            return True
+        self._streamed = False
+        async with self.console.spinner():
+            summary = await self._decide(summary)
+        return self._report(summary)
+
+    async def turn(self, message: str) -> bool:
+        """Send ``message`` and see the turn through; False when it did not complete."""
+        self._streamed = False
+        async with self.console.spinner("sending"):
+            summary = await self.threads.chat(
+                owner=OWNER,
+                agent=self.agent,
+                message=message,
+                thread_id=self.thread_id,
+                personality=self.personality,
+                wait=WAIT,
+                progress=self.progress,
+            )
+            self.thread_id = summary.thread.id
+            summary = await self._decide(summary)
+        return self._report(summary)
+
+    async def _decide(self, summary: TurnSummary) -> TurnSummary:
+        """Ask about each pending call until the run no longer waits (or input ends)."""
+        while summary.thread.status == "needs_approval" and summary.pending:
+            approval = summary.pending[0]
+            self.console.working(None)
+            answer = await self._ask(approval)
+            if answer is None:
+                return summary
+            approve, scope, reason = answer
+            self.console.working("resuming")
+            summary = await self.threads.approve(
+                owner=OWNER,
+                thread_id=summary.thread.id,
+                call_id=approval.call_id,
+                approve=approve,
+                reason=reason,
+                scope=scope,
+                wait=WAIT,
+                progress=self.progress,
+            )
+        return summary
+
+    async def _ask(self, approval: Approval) -> tuple[bool, Scope, str | None] | None:
+        via = f" (asked by {' › '.join(approval.via)})" if len(approval.via) > 1 else ""
+        self.console.status(
+            f"? {approval.server}__{approval.tool}{via} needs your approval to run with:"
+        )
+        for shown in _pretty(approval.arguments).splitlines():
+            self.console.status(f"    {shown}")
+        while True:
+            self.console.ask(_QUESTION)
+            line = await self.reader.readline()
+            if line is None:
+                self.console.status("")
+                return None
+            if not self.reader.interactive:
+                self.console.status(line)  # echo piped answers so the log reads well
+            word, _, rest = line.strip().partition(" ")
+            match word.lower():
+                case "y" | "yes":
+                    return True, "once", None
+                case "a" | "always":
+                    return True, "thread", None
+                case "n" | "no":
+                    return False, "once", rest.strip() or None
+                case _:
+                    self.console.status("  please answer y, n or a")
+
+    def _report(self, summary: TurnSummary) -> bool:
+        """Finish the turn's output; True when it completed."""
+        self.console.end_text()
+        thread = summary.thread
+        if thread.status == "completed":
+            if not self._streamed and summary.reply:
+                self.console.line(summary.reply)  # the answer was ready before we listened
+            return True
+        if thread.status == "needs_approval":
+            calls = ", ".join(a.call_id for a in summary.pending)
+            self.console.status(f"agents-mcp: undecided, the run waits for approval (call {calls})")
+        elif thread.status == "running":
+            self.console.status(
+                f"agents-mcp: still running after {WAIT:.0f} s; see `agents-mcp show {thread.id}`"
+            )
+        else:
+            why = f" ({thread.error_type})" if thread.error_type else ""
+            detail = f": {thread.error_message}" if thread.error_message else ""
+            self.console.status(f"agents-mcp: the run {thread.status}{why}{detail}")
+        return False
+
+
+def _pretty(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except json.JSONDecodeError:
+        return arguments
+
+
+async def chat(
+    config: Config,
+    *,
+    agent: str,
+    message: str | None,
+    thread_id: str | None,
+    personality: str | None,
+    db_path: str | None,
+    console: Console,
+) -> int:
+    """Run the ``chat`` command; returns the exit code."""
+    from agents_mcp.runtime import open_threads
+
+    reader = LineReader()
+    async with open_threads(config, db_path=db_path) as threads:
+        threads.agent(agent)  # unknown agent: fail before reading anything
+        session = ChatSession(
+            threads, console, reader, agent=agent, thread_id=thread_id, personality=personality
+        )
+        ok = True
+        try:
+            ok = await session.resume_pending()
+            if message is not None:
+                ok = ok and await session.turn(message)
+            elif ok:
+                ok = await _interactive(session, console, reader)
+        finally:
+            if session.thread_id is not None:
+                console.status(
+                    f"thread: {session.thread_id} (continue with"
+                    f" `agents-mcp chat {agent} --thread {session.thread_id}`)"
+                )
+    return 0 if ok else 1
+
+
+async def _interactive(session: ChatSession, console: Console, reader: LineReader) -> bool:
+    if reader.interactive:
+        console.status(f"Chatting with {session.agent}. Ctrl-D to quit.")
+    ok = True
+    while True:
+        if reader.interactive:
+            console.ask("you> ")
+        try:
+            line = await reader.readline()
+        except BaseException:  # Ctrl-C at the prompt: end its line before we say more
+            if reader.interactive:
+                console.status("")
+            raise
+        if line is None:
+            if reader.interactive:
+                console.status("")
+            return ok
+        if line.strip():
+            ok = await session.turn(line)

@@ -1,0 +1,143 @@
+"""``agents-mcp init``: a commented starter configuration and the client snippet for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from agents_mcp.errors import InvalidRequest
+
+STARTER = """\
+# agents-mcp configuration. Each [agents.<name>] table is an agent that your MCP client
+# (Claude Desktop, Claude Code, Cursor, …) can talk to through the chat_with_agent tool.
+#
+#   agents-mcp check --config {name}             is everything reachable?
+#   agents-mcp chat demo "hello" --config {name}  talk to an agent from the terminal
+#   agents-mcp serve --config {name}              what your MCP client runs
+#
+# Every key is described in the README's "Configuration reference".
+# "${{NAME}}" reads an environment variable, "${{NAME:-default}}" with a default.
+# Secrets (API keys, tokens) belong in the environment, never in this file.
+
+# --- Models: the LLM endpoints agents think with ---------------------------------------
+
+# The bundled demo model needs no key and no network. It echoes what you say, and
+# "call <tool> {{json}}" makes it call that tool.
+[models.demo]
+provider = "demo"
+
+# Any OpenAI-compatible Chat Completions endpoint: OpenAI, OpenRouter, Together, a local
+# Ollama (http://localhost:11434/v1), vLLM, LM Studio, …
+[models.default]
+base_url = "${{OPENAI_BASE_URL:-https://api.openai.com/v1}}"
+api_key = "${{OPENAI_API_KEY:-}}"
+model = "${{OPENAI_MODEL:-gpt-4.1-mini}}"
+# temperature = 0.2
+# max_tokens = 2000
+
+# --- Downstream MCP servers: the tools agents may use ----------------------------------
+# The same shape as Claude Desktop's "mcpServers". A tool reaches the model as
+# <server>__<tool>, e.g. files__read_text_file. Servers start on first use.
+#
+# [mcpServers.files]                       # needs Node.js
+# command = "npx"
+# args = ["-y", "@modelcontextprotocol/server-filesystem", "/path/to/a/folder"]
+#
+# [mcpServers.time]                        # needs uv
+# command = "uvx"
+# args = ["mcp-server-time"]
+
+# --- Agents -----------------------------------------------------------------------------
+
+[agents.demo]
+description = "A demo agent on the bundled demo model: no API key needed."
+model = "demo"
+
+[agents.assistant]
+description = "A general assistant. Ask it anything; it answers briefly."
+instructions = "You are concise and precise."
+model = "default"
+# servers = ["files", "time"]
+# require_approval = "read_only"   # ask before tools that change things (default: "always")
+# personalities = {{ brief = "Answer in one sentence.", teacher = "Explain step by step." }}
+# default_personality = "brief"
+# params = {{ temperature = 0.3 }}
+
+# --- agents-mcp's own server ------------------------------------------------------------
+# [server]
+# db = "threads.db"                         # default: the user data directory
+# auth_tokens = ["${{AGENTS_MCP_TOKEN}}"]   # required to serve HTTP beyond localhost
+"""
+
+
+def write_starter(path: Path) -> Path:
+    """Write the starter config at ``path`` (a directory gets ``agents.toml``)."""
+    if path.is_dir():
+        path = path / "agents.toml"
+    if path.exists():
+        raise InvalidRequest(f"{path} already exists; not overwriting it (choose another PATH)")
+    if not path.parent.is_dir():
+        raise InvalidRequest(f"{path.parent} is not a directory")
+    path.write_text(STARTER.format(name=_shown(path)), encoding="utf-8")
+    return path.resolve()
+
+
+def _shown(path: Path) -> str:
+    """How to name the file in its own comments: relative when it is in the current dir."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def server_command(config: Path) -> dict[str, Any]:
+    """The command that serves ``config`` over stdio, with absolute paths.
+
+    Desktop apps start servers with a minimal PATH, so the executable is spelled out.
+    """
+    script = Path(sysconfig.get_path("scripts")) / (
+        "agents-mcp.exe" if os.name == "nt" else "agents-mcp"
+    )
+    if script.exists():
+        return {"command": str(script), "args": ["serve", "--config", str(config)]}
+    return {
+        "command": sys.executable,
+        "args": ["-m", "agents_mcp", "serve", "--config", str(config)],
+    }
+
+
+def desktop_snippet(config: Path) -> str:
+    """The ``claude_desktop_config.json`` entry for ``config``."""
+    return json.dumps({"mcpServers": {"agents": server_command(config)}}, indent=2)
+
+
+def next_steps(config: Path) -> list[str]:
+    shown = _shown(config)
+    entry = server_command(config)
+    add = " ".join(_quote(a) for a in [entry["command"], *entry["args"]])
+    return [
+        f"Wrote {config}",
+        "",
+        "Next:",
+        f"  agents-mcp check --config {_quote(shown)} --offline",
+        f'  agents-mcp chat demo "hello" --config {_quote(shown)}',
+        "",
+        "Claude Desktop: add this to claude_desktop_config.json (Settings → Developer →",
+        "Edit Config), then restart Claude Desktop:",
+        "",
+        desktop_snippet(config),
+        "",
+        "Claude Code:",
+        "",
+        f"  claude mcp add agents -- {add}",
+    ]
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)

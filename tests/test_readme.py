@@ -1,0 +1,215 @@
+"""The README is tested: its commands parse, its configs load, its outputs are real."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+from pydantic import BaseModel
+
+from agents_mcp._check import check
+from agents_mcp._starter import write_starter
+from agents_mcp._terminal import Console
+from agents_mcp.cli import build_parser
+from agents_mcp.config import (
+    AgentConfig,
+    AgentParams,
+    ApprovalRules,
+    DownstreamServerConfig,
+    ModelConfig,
+    ServerSettings,
+    config_from_dict,
+    load_config,
+)
+from agents_mcp.results import AgentResult
+from agents_mcp.server import create_server
+from tests.processes import ROOT
+from tests.test_examples import EXAMPLES, PLACEHOLDER, demo_server
+
+pytestmark = pytest.mark.anyio
+
+README = ROOT / "README.md"
+FIRST_COMMANDS = [
+    "pip install -e . && agents-mcp serve --config examples/agents.toml",
+    'python -m pip install -e ".[dev]" && python -m ruff check . && python -m ruff format'
+    " --check . && python -m mypy && python -m pytest",
+]
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    body: str
+    marker: str | None  # the <!-- … --> comment right above the block, if any
+
+
+def blocks() -> list[Block]:
+    pattern = re.compile(
+        r"(?:<!-- (?P<marker>.+?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S
+    )
+    return [Block(m["lang"], m["body"], m["marker"]) for m in pattern.finditer(README.read_text())]
+
+
+def marked(marker: str) -> Block:
+    (found,) = [b for b in blocks() if b.marker == marker]
+    return found
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    text = README.read_text()
+    head = text[: text.index("```")]
+    assert head.strip() == "# agents-mcp"
+    first, second = blocks()[:2]
+    assert (first.lang, first.body.strip()) == ("bash", FIRST_COMMANDS[0])
+    assert (second.lang, second.body.strip()) == ("bash", FIRST_COMMANDS[1])
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert FIRST_COMMANDS[1] in ci
+
+
+def commands() -> list[list[str]]:
+    """Every agents-mcp invocation in the README's shell blocks, as argv lists."""
+    found: list[list[str]] = []
+    for block in blocks():
+        if block.lang != "bash":
+            continue
+        for line in block.body.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:3] == ["claude", "mcp", "add"] and "--" in words:
+                words = words[words.index("--") + 1 :]
+            segment: list[str] = []
+            for word in [*words, "&&"]:
+                if word not in ("&&", "||", ";", "|"):
+                    segment.append(word)
+                    continue
+                if segment and Path(segment[0]).name == "agents-mcp":
+                    found.append(segment[1:])
+                segment = []
+    return found
+
+
+def test_every_agents_mcp_command_in_the_readme_parses() -> None:
+    argvs = commands()
+    assert len(argvs) >= 10
+    for argv in argvs:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse reports usage errors this way
+            pytest.fail(f"`agents-mcp {shlex.join(argv)}` does not parse (exit {exc.code})")
+        config = getattr(args, "config", None)
+        if config and config.startswith(("examples/", PLACEHOLDER)):
+            assert (ROOT / config.removeprefix(PLACEHOLDER).lstrip("/")).is_file(), argv
+
+
+def test_every_config_block_loads() -> None:
+    environ = {"OPENAI_API_KEY": "sk-test", "AGENTS_MCP_TOKEN": "t0ken"}
+    tables: dict[str, type[BaseModel]] = {
+        "mcpServers": DownstreamServerConfig,
+        "models": ModelConfig,
+        "agents": AgentConfig,
+    }
+    checked = 0
+    for block in blocks():
+        if block.lang != "toml":
+            continue
+        data = tomllib.loads(block.body)
+        if "agents" in data and "models" in data:  # a whole config
+            config_from_dict(data, path=ROOT / "agents.toml", environ=environ)
+        else:  # a fragment: each table on its own
+            for key, value in data.items():
+                if key == "server":
+                    ServerSettings.model_validate(value)
+                else:
+                    for entry in value.values():
+                        tables[key].model_validate(entry)
+        checked += 1
+    assert checked >= 3
+
+
+def test_every_json_block_loads_and_client_entries_point_at_real_files() -> None:
+    desktop = json.loads((EXAMPLES / "claude_desktop_config.json").read_text())
+    entries = 0
+    for block in blocks():
+        if block.lang != "json":
+            continue
+        data = json.loads(block.body)
+        for entry in {**data.get("mcpServers", {}), **data.get("servers", {})}.values():
+            entries += 1
+            if "command" in entry:
+                assert entry["command"] == f"{PLACEHOLDER}/.venv/bin/agents-mcp"
+                assert entry["args"][:2] == ["serve", "--config"]
+                assert Path(entry["args"][2].replace(PLACEHOLDER, str(ROOT))).is_file()
+            else:
+                assert entry["url"].endswith("/mcp") and "Authorization" in entry["headers"]
+    assert entries == 4
+    # The Claude Desktop snippet is the example file, verbatim.
+    assert desktop in [json.loads(b.body) for b in blocks() if b.lang == "json"]
+
+
+def test_every_config_key_is_documented() -> None:
+    text = README.read_text()
+    models: list[type[BaseModel]] = [
+        DownstreamServerConfig,
+        ModelConfig,
+        AgentConfig,
+        AgentParams,
+        ApprovalRules,
+        ServerSettings,
+    ]
+    keys = {f.alias or n for m in models for n, f in m.model_fields.items()}
+    missing = sorted(k for k in keys if f"`{k}`" not in text)
+    assert missing == []
+
+
+def test_the_help_in_the_readme_is_the_real_help() -> None:
+    assert marked("agents-mcp --help").body == build_parser().format_help()
+
+
+async def test_the_check_output_in_the_readme_is_real(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    write_starter(Path("agents.toml"))
+    out = io.StringIO()
+    with anyio.fail_after(30):
+        code = await check(
+            Path("agents.toml"), Console(out, io.StringIO()), offline=True, seconds=30
+        )
+    assert code == 0
+    assert marked("agents-mcp check --offline (starter config)").body == out.getvalue()
+
+
+def _same_shape(text: str) -> str:
+    text = re.sub(r"th_[A-Za-z0-9_-]{24}", "<thread>", text)
+    text = re.sub(r"call_[0-9a-f]{8}", "<call>", text)
+    return re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", text)
+
+
+async def test_the_result_in_the_readme_is_what_the_demo_agent_returns(tmp_path: Path) -> None:
+    config = load_config(EXAMPLES / "agents.toml", environ={"AGENTS_MCP_PYTHON": sys.executable})
+    mcp = create_server(
+        config, db_path=tmp_path / "threads.db", transports={"demo": demo_server().mcp}
+    )
+    message = 'call demo__add_note {"title": "groceries", "text": "eggs, milk"}'
+    async with Client(mcp) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "demo", "message": message}
+            )
+    shown = marked("result: demo agent, add_note")
+    AgentResult.model_validate_json(shown.body)
+    actual: Any = result.structured_content
+    assert _same_shape(shown.body) == _same_shape(json.dumps(actual, indent=2) + "\n")
+    text_block = blocks()[blocks().index(shown) + 1]
+    assert _same_shape(text_block.body) == _same_shape(result.content[0].text + "\n")  # type: ignore[union-attr]
