@@ -49,6 +49,8 @@ async def test_recovery_marks_interrupted_steps_and_keeps_the_rest(tmp_path: Pat
     call = ToolCall(id="c1", name="s__t", arguments="{}")
     await store.append(t.id, Message(role="assistant", tool_calls=(call,)))
     await store.append(t.id, Message(role="tool", tool_call_id="c1", status="pending"))
+    await store.close()  # the process dies mid-call; a new one opens the database
+    store = await Store.open(tmp_path / "t.db")
     running = await store.recover()
     history = await store.messages(t.id)
     await store.close()
@@ -70,3 +72,18 @@ async def test_thread_ids_are_unguessable_and_owner_checked(tmp_path: Path) -> N
     await store.close()
     assert len(ids) == 50
     assert all(i.startswith("th_") and len(i) >= 3 + 24 for i in ids)  # 144 random bits
+
+
+async def test_recovery_leaves_the_runs_of_a_live_process_alone(tmp_path: Path) -> None:
+    """The server and `agents-mcp chat` may share a database: opening it must not mark the
+    other process's running thread as interrupted; only a gone process's threads are."""
+    server = await Store.open(tmp_path / "t.db")
+    live = await server.create_thread(agent="a", owner="local", first_message="working")
+    await server.append(live.id, Message(role="tool", tool_call_id="c", status="pending"))
+    cli = await Store.open(tmp_path / "t.db")
+    assert await cli.recover() == []
+    assert (await cli.messages(live.id))[-1].message.status == "pending"
+    await server.close()  # the server process ends (its lock goes with it)
+    assert await cli.recover() == [live.id]
+    assert (await cli.messages(live.id))[-1].message.status == "error"
+    await cli.close()

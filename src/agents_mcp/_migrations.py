@@ -94,6 +94,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE approvals ADD COLUMN via TEXT
         """,
     ),
+    (
+        5,
+        "the process running each thread",
+        "ALTER TABLE threads ADD COLUMN runner TEXT",
+    ),
 )
 
 

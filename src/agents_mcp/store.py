@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 import aiosqlite
 import anyio
 
+from agents_mcp._leases import Lease
 from agents_mcp._migrations import migrate
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound
 from agents_mcp.messages import Message, MessageStatus, Role, ToolCall, Usage
@@ -110,6 +111,7 @@ class Store:
         self._conn = conn
         self._lock = anyio.Lock()
         self.path = path
+        self.lease = Lease(path)
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -129,12 +131,13 @@ class Store:
             async with store._write() as db:
                 await migrate(db)
         except BaseException:
-            await conn.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
         await self._conn.close()
+        self.lease.release()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -155,19 +158,24 @@ class Store:
     async def recover(self) -> list[str]:
         """Mark steps a crash left ``pending`` as errors; return the threads left running.
 
-        Approvals are untouched: a pending approval is a durable question, not an
-        interrupted step. The caller decides what each running thread becomes.
+        Only threads whose process is gone count: another live process sharing the
+        database (the server while ``agents-mcp chat`` runs) keeps its runs. Approvals are
+        untouched: a pending approval is a durable question, not an interrupted step. The
+        caller decides what each orphaned thread becomes.
         """
+        cur = await self._conn.execute("SELECT id, runner FROM threads WHERE status='running'")
+        orphans = [r["id"] for r in await cur.fetchall() if not self.lease.alive(r["runner"])]
         async with self._write() as db:
-            # A call waiting on another agents-mcp's approvals stays pending: it resumes.
-            await db.execute(
-                "UPDATE messages SET status='error', content=? WHERE status='pending'"
-                " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = messages.thread_id"
-                " AND a.origin_call_id = messages.tool_call_id)",
-                (INTERRUPTED,),
-            )
-            cur = await db.execute("SELECT id FROM threads WHERE status='running'")
-            return [r["id"] for r in await cur.fetchall()]
+            for thread_id in orphans:
+                # A call waiting on another agents-mcp's approvals stays pending: it resumes.
+                await db.execute(
+                    "UPDATE messages SET status='error', content=? WHERE thread_id=?"
+                    " AND status='pending' AND NOT EXISTS (SELECT 1 FROM approvals a"
+                    " WHERE a.thread_id = messages.thread_id"
+                    " AND a.origin_call_id = messages.tool_call_id)",
+                    (INTERRUPTED, thread_id),
+                )
+        return orphans
 
     # -- threads ----------------------------------------------------------------------
 
@@ -191,9 +199,20 @@ class Store:
         async with self._write() as db:
             await db.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
-                " message_count, personality, parent_id, parent_call_id)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?)",
-                (thread_id, agent, owner, title, stamp, stamp, personality, parent_id, parent_call),
+                " message_count, personality, parent_id, parent_call_id, runner)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?)",
+                (
+                    thread_id,
+                    agent,
+                    owner,
+                    title,
+                    stamp,
+                    stamp,
+                    personality,
+                    parent_id,
+                    parent_call,
+                    self.lease.id,
+                ),
             )
             await self._append(db, thread_id, Message(role="user", content=first_message))
         return await self.get_thread(thread_id, owner)
@@ -315,9 +334,9 @@ class Store:
                     current = None if row is None else row["status"]
                     raise Conflict(f"thread {thread_id!r} is {current}")
             await db.execute(
-                "UPDATE threads SET status=?, error_type=?, error_message=?, updated_at=?"
-                " WHERE id=?",
-                (status, *(error or (None, None)), now(), thread_id),
+                "UPDATE threads SET status=?, error_type=?, error_message=?, updated_at=?,"
+                " runner=CASE WHEN ?='running' THEN ? ELSE runner END WHERE id=?",
+                (status, *(error or (None, None)), now(), status, self.lease.id, thread_id),
             )
 
     # -- messages ---------------------------------------------------------------------
@@ -352,8 +371,8 @@ class Store:
             await self._append(db, thread_id, Message(role="user", content=content))
             await db.execute(
                 "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
-                " personality=? WHERE id=?",
-                (personality, thread_id),
+                " personality=?, runner=? WHERE id=?",
+                (personality, self.lease.id, thread_id),
             )
 
     async def fail_pending(self, thread_id: str, content: str) -> None:
