@@ -18,7 +18,8 @@ While fewer than ``K`` rounds have results after the last user message, it answe
 counts the tool results that contain ``ping``. Drivers check that reply, so a conversation
 that skipped a call is reported as an error, not timed.
 
-``GET /stats`` returns ``{"requests": n, "bytes_in": n}``.
+``GET /stats`` returns ``{"requests": n, "connections": n, "bytes_in": n}`` (``/stats`` calls
+included), so a client that opens a connection per request shows up.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def render(body: dict[str, Any]) -> tuple[float, bytes, bytes]:
 class _Stats:
     requests = 0
     bytes_in = 0
+    connections = 0
 
 
 class _HTTP(asyncio.Protocol):
@@ -159,6 +161,7 @@ class _HTTP(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        _Stats.connections += 1
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -207,7 +210,11 @@ class _HTTP(asyncio.Protocol):
         _Stats.requests += 1
         _Stats.bytes_in += len(raw)
         if method == "GET" and path.endswith("/stats"):
-            stats = {"requests": _Stats.requests, "bytes_in": _Stats.bytes_in}
+            stats = {
+                "requests": _Stats.requests,
+                "connections": _Stats.connections,
+                "bytes_in": _Stats.bytes_in,
+            }
             self._send(200, b"application/json", json.dumps(stats).encode(), close)
             return
         if method != "POST" or not path.endswith("/chat/completions"):
@@ -220,9 +227,7 @@ class _HTTP(asyncio.Protocol):
             self._send(500, b"application/json", err.encode(), close)
             return
         if latency > 0:
-            asyncio.get_running_loop().call_later(
-                latency, self._send, 200, ctype, payload, close
-            )
+            asyncio.get_running_loop().call_later(latency, self._send, 200, ctype, payload, close)
         else:
             self._send(200, ctype, payload, close)
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.minimal_loop import MinimalLoop  # noqa: E402
+from benchmarks.minimal_loop import MinimalLoop
 
 
 class HopResult(BaseModel):

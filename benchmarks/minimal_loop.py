@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class MinimalLoop:
             timeout=httpx2.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0),
         )
         self._mcp: Client[Any] = Client(echo_transport(), mode="legacy", timeout=60)
+        self._stack = AsyncExitStack()
         self._tools: list[dict[str, Any]] | None = None
         self._lock = anyio.Lock()
 
@@ -45,7 +47,7 @@ class MinimalLoop:
         # Lazy, like agents-mcp: the downstream server starts on the first conversation.
         async with self._lock:
             if self._tools is None:
-                await self._mcp.__aenter__()
+                await self._stack.enter_async_context(self._mcp)
                 self._tools = [
                     {
                         "type": "function",
@@ -60,8 +62,7 @@ class MinimalLoop:
             return self._tools
 
     async def aclose(self) -> None:
-        if self._tools is not None:
-            await self._mcp.close()
+        await self._stack.aclose()
         await self._http.aclose()
 
     async def chat(
@@ -96,12 +97,14 @@ class MinimalLoop:
         url = f"{self.base_url}/chat/completions"
         async with self._http.stream("POST", url, json=body) as response:
             response.raise_for_status()
+            # Read to the end (no break at [DONE]): a response left unread closes its
+            # connection instead of returning it to the pool.
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    continue
                 for choice in json.loads(data).get("choices") or []:
                     delta = choice.get("delta") or {}
                     if delta.get("content"):
@@ -109,7 +112,11 @@ class MinimalLoop:
                     for frag in delta.get("tool_calls") or []:
                         call = calls.setdefault(
                             frag["index"],
-                            {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                            {
+                                "id": "",
+                                "type": "function",
+                                "function": {"name": "", "arguments": ""},
+                            },
                         )
                         call["id"] = call["id"] or frag.get("id") or ""
                         fn = frag.get("function") or {}

@@ -24,7 +24,19 @@ BENCH = Path(__file__).resolve().parent.parent
 
 def _server_command(args: argparse.Namespace, port: int | None) -> list[str]:
     if args.server == "agents-mcp":
-        cmd = [sys.executable, "-m", "agents_mcp", "serve", "--config", args.config, "--db", args.db]
+        entry = ["agents_mcp"]
+        if args.whatif:
+            entry = ["benchmarks.whatif", "--patches", args.whatif]
+        cmd = [
+            sys.executable,
+            "-m",
+            *entry,
+            "serve",
+            "--config",
+            args.config,
+            "--db",
+            args.db,
+        ]
         if port is not None:
             cmd += ["--transport", "http", "--port", str(port)]
         return cmd
@@ -40,8 +52,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _wait_port(port: int, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+START_TIMEOUT = 60.0
+
+
+async def _wait_port(port: int, proc: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
@@ -51,7 +66,7 @@ async def _wait_port(port: int, proc: asyncio.subprocess.Process, timeout: float
             return
         except OSError:
             await asyncio.sleep(0.05)
-    raise TimeoutError(f"server did not listen on {port}")
+    raise TimeoutError(f"server did not listen on {port} within {START_TIMEOUT:.0f}s")
 
 
 class MCPDriver:
@@ -90,7 +105,9 @@ async def main(args: argparse.Namespace) -> None:
     client = Client(transport, mode="legacy", timeout=protocol.CHAT_TIMEOUT, init_timeout=60)
     try:
         async with client:
-            await protocol.serve(MCPDriver(client), {"server": args.server, "transport": args.transport})
+            await protocol.serve(
+                MCPDriver(client), {"server": args.server, "transport": args.transport}
+            )
     finally:
         if proc is not None:
             proc.terminate()
@@ -105,4 +122,5 @@ if __name__ == "__main__":
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--config", default="")
     parser.add_argument("--db", default="")
+    parser.add_argument("--whatif", default="", help="run agents-mcp under benchmarks.whatif")
     asyncio.run(main(parser.parse_args()))

@@ -17,9 +17,9 @@ from benchmarks.drivers import protocol
 
 async def main(args: argparse.Namespace) -> None:
     os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
-    from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
-    from agents.mcp import MCPServerStdio
-    from openai import AsyncOpenAI
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled  # type: ignore[import-not-found]  # only in its venv
+    from agents.mcp import MCPServerStdio  # type: ignore[import-not-found]  # only in its venv
+    from openai import AsyncOpenAI  # type: ignore[import-not-found]  # only in its venv
 
     set_tracing_disabled(True)
     client = AsyncOpenAI(base_url=args.base_url, api_key="x", max_retries=0)

@@ -132,14 +132,20 @@ async def turns(driver: Driver, cmd: dict[str, Any]) -> dict[str, Any]:
     errors: list[str] = []
     for i in range(n):
         message = directive(k, 0, f"t-{i}")
-        await timed(lambda: driver.chat(message, cmd["thread_id"]), expected(k), walls, errors)
+
+        async def one(m: str = message) -> str:
+            return await driver.chat(m, cmd["thread_id"])
+
+        await timed(one, expected(k), walls, errors)
     return {"walls_ms": walls, "errors": errors}
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def serve(driver: Driver, info: dict[str, Any], extra: dict[str, Handler] | None = None) -> None:
+async def serve(
+    driver: Driver, info: dict[str, Any], extra: dict[str, Handler] | None = None
+) -> None:
     """Announce readiness, then answer commands from stdin until ``quit`` or EOF."""
     handlers: dict[str, Handler] = {
         "batch": lambda c: batch(driver, c),

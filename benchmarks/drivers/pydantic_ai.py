@@ -17,10 +17,10 @@ from benchmarks.drivers import protocol
 async def main(args: argparse.Namespace) -> None:
     from fastmcp.client import Client
     from fastmcp.client.transports import StdioTransport
-    from pydantic_ai import Agent
-    from pydantic_ai.mcp import MCPToolset
-    from pydantic_ai.models.openai import OpenAIChatModel
-    from pydantic_ai.providers.openai import OpenAIProvider
+    from pydantic_ai import Agent  # type: ignore[import-not-found]  # only in its venv
+    from pydantic_ai.mcp import MCPToolset  # type: ignore[import-not-found]  # only in its venv
+    from pydantic_ai.models.openai import OpenAIChatModel  # type: ignore[import-not-found]  # only in its venv
+    from pydantic_ai.providers.openai import OpenAIProvider  # type: ignore[import-not-found]  # only in its venv
 
     toolset = MCPToolset(Client(StdioTransport(args.python, [args.echo_server], keep_alive=False)))
     model = OpenAIChatModel("fake", provider=OpenAIProvider(base_url=args.base_url, api_key="x"))

@@ -1,0 +1,178 @@
+"""``python -m benchmarks.profile``: where the agents-mcp server spends its CPU in S1.
+
+Starts the fake LLM and one MCP-client driver (agents-mcp over stdio, or the minimal hop),
+warms it up, then samples the server process with py-spy (``--gil``: the thread running
+Python) during ``--conversations`` S1 conversations, and prints CPU per server thread
+(from ``/proc``), self time by package and inclusive time of agents_mcp functions.
+py-spy is installed into ``benchmarks/.venvs/tools`` on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from benchmarks import harness, procstat
+from benchmarks.harness import BENCH, FakeLLM, Worker, agents_config
+
+TOOLS = BENCH / ".venvs" / "tools"
+PY_SPY = TOOLS / "bin" / "py-spy"
+
+
+async def _ensure_py_spy() -> None:
+    if PY_SPY.exists():
+        return
+    base = getattr(sys, "_base_executable", sys.executable)
+    for argv in ([base, "-m", "venv", str(TOOLS)], [str(TOOLS / "bin" / "python"), "-m", "pip",
+                 "install", "-q", "--disable-pip-version-check", "py-spy"]):  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(*argv)
+        if await proc.wait() != 0:
+            raise SystemExit(f"could not install py-spy: {' '.join(argv)}")
+
+
+def _threads(pid: int) -> dict[str, tuple[str, float]]:
+    out: dict[str, tuple[str, float]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.find("(") + 1 : raw.rfind(")")]
+        fields = raw[raw.rfind(")") + 2 :].split()
+        out[tid] = (name, (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK"))
+    return out
+
+
+RATE = 500  # py-spy samples per second
+
+
+def summarize(raw: Path, top: int, cpu_ms: float) -> list[str]:
+    """Self time by package, inclusive time of agents_mcp frames and top self frames, as a
+    share of the samples and as that share of ``cpu_ms`` (the server's measured CPU per
+    conversation): py-spy's sample count is not a clock under load, its proportions are."""
+    incl: collections.Counter[str] = collections.Counter()
+    self_: collections.Counter[str] = collections.Counter()
+    pkgs: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for f in set(frames):
+            incl[f] += n
+        self_[frames[-1]] += n
+        m = re.search(r"\(([^:)]*)", frames[-1])
+        path = m.group(1) if m else frames[-1]
+        pkgs[path.split("/")[0]] += n
+    share = 1.0 / max(1, total)
+
+    def fmt(c: int, what: str) -> str:
+        return f"  {c * share * 100:5.1f}%  {c * share * cpu_ms:7.2f} ms  {what}"
+
+    out = [f"{total} samples; % of samples and ≈ ms of server CPU per unit", "", "self by package:"]
+    out += [fmt(c, p) for p, c in pkgs.most_common(15)]
+    out += ["", "inclusive, agents_mcp (or minimal loop) functions:"]
+    ours = [(f, c) for f, c in incl.most_common() if "agents_mcp/" in f or "minimal_loop" in f]
+    out += [fmt(c, f) for f, c in ours[:top]]
+    out += ["", "top self frames:"]
+    out += [fmt(c, f) for f, c in self_.most_common(top)]
+    return out
+
+
+def _fresh_workdir() -> Path:
+    work = BENCH / ".work" / "profile"
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("profile.db", "profile.db-wal", "profile.db-shm", "py-spy.raw"):
+        (work / name).unlink(missing_ok=True)
+    return work
+
+
+async def main(args: argparse.Namespace) -> None:
+    await _ensure_py_spy()
+    if args.src:
+        harness.use_src(args.src)
+    work = _fresh_workdir()
+    fake = FakeLLM()
+    await fake.start()
+    config = work / "agents.toml"
+    config.write_text(agents_config(fake.base_url))
+    db = work / "profile.db"
+    thread_id = ""
+    if args.history:
+        from benchmarks.seed import seed_threads
+
+        (thread_id,) = await seed_threads(str(db), [args.history])
+    argv = [sys.executable, "-m", "benchmarks.drivers.mcp_client", "--server", args.server,
+            "--base-url", fake.base_url, "--config", str(config), "--db", str(db)]  # fmt: skip
+    if args.whatif:
+        argv += ["--whatif", args.whatif]
+    match = "serve --config" if args.server == "agents-mcp" else "hop_server.py"
+    worker = Worker("profile", args.server, argv, work / "worker.log", match)
+    if not await worker.start():
+        raise SystemExit(f"driver failed: {worker.failure}")
+    work_cmd: dict[str, object] = {"op": "batch", "n": args.conversations, "k": args.k}
+    if args.history:
+        work_cmd = {"op": "turns", "thread_id": thread_id, "n": args.conversations, "k": args.k}
+    try:
+        await worker.call({**work_cmd, "n": 3}, fake)
+        pid = worker.server_pid()
+        assert pid is not None
+        raw = work / "py-spy.raw"
+        spy = await asyncio.create_subprocess_exec(
+            str(PY_SPY), "record", "--pid", str(pid), "--rate", str(RATE), "--gil", "--nonblocking",
+            "--format", "raw", "-o", str(raw),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.sleep(1.0)
+        before = _threads(pid)
+        sample = await worker.call(work_cmd, fake)
+        after = _threads(pid)
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+    finally:
+        await worker.stop()
+        await fake.stop()
+    n = args.conversations
+    what = f"turns on a {args.history}-message thread" if args.history else "conversations"
+    print(
+        f"# profile: {args.server}{' + ' + args.whatif if args.whatif else ''}, K={args.k}, {what}"
+    )
+    print(
+        f"CPU ms/conversation by role: { ({k: round(v / n, 1) for k, v in sample.cpu_ms.items()}) }"
+    )
+    print("server threads, CPU ms/conversation:")
+    for tid, (name, cpu) in after.items():
+        used = (cpu - before.get(tid, (name, 0.0))[1]) / n
+        if used > 0:
+            print(f"  {tid} {name}: {used:.1f}")
+    print(f"(server pid {pid}: {procstat.cmdline(pid)[:100]})\n")
+    if raw.exists():
+        print("\n".join(summarize(raw, args.top, sample.cpu_per("server"))))
+    else:
+        print("py-spy wrote nothing (is ptrace allowed here?)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", choices=["agents-mcp", "hop"], default="agents-mcp")
+    parser.add_argument("--whatif", default="", help="prototype fixes, as for `run --whatif`")
+    parser.add_argument("--src", help="agents_mcp source directory to profile")
+    parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("-k", type=int, default=5, help="tool calls per conversation")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="S4: profile turns on a stored thread of this many messages (agents-mcp only)",
+    )
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,51 @@
+"""Pre-populated agents-mcp databases for S4 (long threads) and S5 (many threads).
+
+Written through :class:`agents_mcp.store.Store` itself, so the rows are exactly what
+agents-mcp would have stored: the transcript of ``drivers.protocol.history``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents_mcp.messages import Message, ToolCall, Usage
+from agents_mcp.store import Store
+from benchmarks.drivers.protocol import history
+
+AGENT = "bench"
+LOCAL_OWNER = "local"  # the owner of every thread over stdio (agents_mcp.server)
+TOOL = "echo__echo"  # the name agents-mcp offers the model for the echo server's tool
+
+
+def _message(wire: dict[str, Any]) -> Message:
+    role = wire["role"]
+    if role == "tool":
+        return Message(role="tool", tool_call_id=wire["tool_call_id"], content=wire["content"])
+    calls = tuple(
+        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+        for c in wire.get("tool_calls") or ()
+    )
+    usage = Usage(input_tokens=100, output_tokens=10) if role == "assistant" else None
+    return Message(role=role, content=wire["content"], tool_calls=calls, usage=usage)
+
+
+async def seed_thread(store: Store, size: int) -> str:
+    """One completed thread of ``size`` messages (owner ``local``); returns its id."""
+    wire = history(size, TOOL)
+    thread = await store.create_thread(
+        agent=AGENT, owner=LOCAL_OWNER, first_message=wire[0]["content"]
+    )
+    rest = [_message(m) for m in wire[1:]]
+    for i in range(0, len(rest), 500):
+        await store.append(thread.id, *rest[i : i + 500])
+    await store.set_status(thread.id, "completed")
+    return thread.id
+
+
+async def seed_threads(path: str, sizes: list[int]) -> list[str]:
+    """Create the database at ``path`` holding one thread per entry of ``sizes``."""
+    store = await Store.open(path)
+    try:
+        return [await seed_thread(store, size) for size in sizes]
+    finally:
+        await store.close()
