@@ -5,9 +5,8 @@ Never edit a migration that has shipped; add the next number instead.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
-
-import aiosqlite
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -102,17 +101,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )
 
 
-async def migrate(db: aiosqlite.Connection) -> list[int]:
+def migrate(db: sqlite3.Connection) -> list[int]:
     """Apply every migration not yet recorded; returns the versions applied.
 
     Runs inside the caller's transaction, so a failed migration leaves nothing behind.
     """
-    await db.execute(
+    db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations"
         " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    cur = await db.execute("SELECT version FROM schema_migrations")
-    done = {int(r[0]) for r in await cur.fetchall()}
+    done = {int(r[0]) for r in db.execute("SELECT version FROM schema_migrations")}
     newest = max(v for v, _, _ in MIGRATIONS)
     if done and max(done) > newest:
         from agents_mcp.errors import ConfigError
@@ -127,8 +125,8 @@ async def migrate(db: aiosqlite.Connection) -> list[int]:
             continue
         # executescript would COMMIT our transaction; run statement by statement instead.
         for statement in filter(None, (s.strip() for s in sql.split(";"))):
-            await db.execute(statement)
-        await db.execute(
+            db.execute(statement)
+        db.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             (version, name, datetime.now(UTC).isoformat()),
         )

@@ -11,18 +11,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as mt
-from fastmcp import Client, FastMCP
-from fastmcp.client.messages import MessageHandler
-from fastmcp.client.transports import (
-    ClientTransport,
-    FastMCPTransport,
-    StdioTransport,
-    StreamableHttpTransport,
-)
+from fastmcp import FastMCP
+
+if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first connect
+    from fastmcp import Client
+    from fastmcp.client.transports import ClientTransport
 
 from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
@@ -35,13 +32,16 @@ log = logging.getLogger("agents_mcp.downstream")
 _INHERITED = ("PATH", "HOME")
 
 
-class _ListChanged(MessageHandler):
-    def __init__(self, server: DownstreamServer) -> None:
-        self._server = server
+def _list_changed_handler(server: DownstreamServer) -> Any:
+    """A message handler that drops the server's cached tool list when it changes."""
+    from fastmcp.client.messages import MessageHandler
 
-    async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
-        log.info("%s: tool list changed", self._server.name)
-        self._server.invalidate()
+    class ListChanged(MessageHandler):
+        async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
+            log.info("%s: tool list changed", server.name)
+            server.invalidate()
+
+    return ListChanged()
 
 
 class DownstreamServer:
@@ -62,6 +62,9 @@ class DownstreamServer:
         self._lock = anyio.Lock()
 
     def _new_client(self) -> Client[Any]:
+        from fastmcp import Client
+        from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+
         cfg = self.config
         transport = self._transport
         if transport is None and cfg.command is not None:
@@ -79,7 +82,7 @@ class DownstreamServer:
             mode=cfg.protocol,
             timeout=cfg.timeout,
             init_timeout=cfg.init_timeout,
-            message_handler=_ListChanged(self),
+            message_handler=_list_changed_handler(self),
             client_info=mt.Implementation(name="agents-mcp", version=__version__),
         )
 
@@ -165,10 +168,13 @@ class Downstreams:
     ) -> Downstreams:
         """Servers for ``configs``; ``transports`` replaces some by name (e.g. in-process
         ``FastMCP`` servers in tests)."""
-        given = {
-            name: FastMCPTransport(t) if isinstance(t, FastMCP) else t
-            for name, t in (transports or {}).items()
-        }
+        given: dict[str, ClientTransport] = {}
+        for name, t in (transports or {}).items():
+            if isinstance(t, FastMCP):
+                from fastmcp.client.transports import FastMCPTransport
+
+                t = FastMCPTransport(t)
+            given[name] = t
         return cls(
             {
                 name: DownstreamServer(name, cfg, transport=given.get(name))

@@ -217,12 +217,14 @@ class OpenAIChatModel:
         async for line in response.aiter_lines():
             # Only ``data:`` fields matter; comments (": keep-alive"), blank separators and
             # event/id/retry fields are skipped.
-            if not line.startswith("data:"):
+            if done or not line.startswith("data:"):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
+                # Read on to the end rather than break: an unread body makes httpx2 drop
+                # the connection, and every request would pay a new (TLS) handshake.
                 done = True
-                break
+                continue
             chunk = _as_dict(_loads(data, "stream chunk"), "stream chunk")
             self._check_embedded_error(chunk)
             text = acc.feed_chunk(chunk)

@@ -11,12 +11,11 @@ import base64
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
 import anyio
@@ -26,6 +25,7 @@ from agents_mcp._migrations import migrate
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound
 from agents_mcp.messages import Message, MessageStatus, Role, ToolCall, Usage
 
+T = TypeVar("T")
 ThreadStatus = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
 ApprovalStatus = Literal["pending", "approved", "denied"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = (
@@ -109,7 +109,6 @@ class Store:
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
-        self._lock = anyio.Lock()
         self.path = path
         self.lease = Lease(path)
 
@@ -122,14 +121,17 @@ class Store:
             await anyio.Path(target).parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(target, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA busy_timeout=5000")
         store = cls(conn, target)
         try:
-            async with store._write() as db:
-                await migrate(db)
+
+            def setup(db: sqlite3.Connection) -> None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA busy_timeout=5000")
+
+            await store._call(setup)
+            await store._tx(migrate)
         except BaseException:
             await store.close()
             raise
@@ -139,19 +141,34 @@ class Store:
         await self._conn.close()
         self.lease.release()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+    # aiosqlite sends every statement and every fetch to its worker thread as a separate
+    # round trip. A Store method instead runs as one function on that thread (aiosqlite's
+    # own queue, which also serializes them), so a whole transaction is one hop, and a
+    # cancelled caller cannot leave a transaction half done.
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        result: T = await self._conn._execute(fn, self._conn._conn)  # type: ignore[no-untyped-call]
+        return result
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction: all of it or nothing."""
+
+        def transaction(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                out = fn(db)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            else:
-                with anyio.CancelScope(shield=True):
-                    await self._conn.execute("COMMIT")
+            db.execute("COMMIT")
+            return out
+
+        return await self._call(transaction)
+
+    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Execute a read and fetch all its rows in one hop."""
+        rows: list[sqlite3.Row] = await self._call(lambda db: db.execute(sql, params).fetchall())
+        return rows
 
     # -- recovery ---------------------------------------------------------------------
 
@@ -163,18 +180,21 @@ class Store:
         untouched: a pending approval is a durable question, not an interrupted step. The
         caller decides what each orphaned thread becomes.
         """
-        cur = await self._conn.execute("SELECT id, runner FROM threads WHERE status='running'")
-        orphans = [r["id"] for r in await cur.fetchall() if not self.lease.alive(r["runner"])]
-        async with self._write() as db:
+        rows = await self._query("SELECT id, runner FROM threads WHERE status='running'")
+        orphans = [r["id"] for r in rows if not self.lease.alive(r["runner"])]
+
+        def body(db: sqlite3.Connection) -> None:
             for thread_id in orphans:
                 # A call waiting on another agents-mcp's approvals stays pending: it resumes.
-                await db.execute(
+                db.execute(
                     "UPDATE messages SET status='error', content=? WHERE thread_id=?"
                     " AND status='pending' AND NOT EXISTS (SELECT 1 FROM approvals a"
                     " WHERE a.thread_id = messages.thread_id"
                     " AND a.origin_call_id = messages.tool_call_id)",
                     (INTERRUPTED, thread_id),
                 )
+
+        await self._tx(body)
         return orphans
 
     # -- threads ----------------------------------------------------------------------
@@ -196,8 +216,9 @@ class Store:
         stamp = now()
         title = " ".join(first_message.split())[:80]
         parent_id, parent_call = parent or (None, None)
-        async with self._write() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
                 " message_count, personality, parent_id, parent_call_id, runner)"
                 " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?)",
@@ -214,71 +235,74 @@ class Store:
                     self.lease.id,
                 ),
             )
-            await self._append(db, thread_id, Message(role="user", content=first_message))
+            self._append(db, thread_id, Message(role="user", content=first_message))
+
+        await self._tx(body)
         return await self.get_thread(thread_id, owner)
 
     async def get_thread(self, thread_id: str, owner: str) -> Thread:
         """The thread, or ``NotFound`` (also when it belongs to someone else)."""
-        cur = await self._conn.execute(
-            "SELECT * FROM threads WHERE id=? AND owner=?", (thread_id, owner)
-        )
-        row = await cur.fetchone()
+        rows = await self._query("SELECT * FROM threads WHERE id=? AND owner=?", (thread_id, owner))
+        row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"thread {thread_id!r} not found")
         return _thread(row)
 
     async def thread(self, thread_id: str) -> Thread | None:
         """The thread whoever owns it (for internal use: recovery)."""
-        cur = await self._conn.execute("SELECT * FROM threads WHERE id=?", (thread_id,))
-        row = await cur.fetchone()
+        rows = await self._query("SELECT * FROM threads WHERE id=?", (thread_id,))
+        row = rows[0] if rows else None
         return None if row is None else _thread(row)
 
     async def waiting_threads(self) -> list[str]:
         """Top-level threads waiting for approval (children resume through their root)."""
-        cur = await self._conn.execute(
+        rows = await self._query(
             "SELECT id FROM threads WHERE status='needs_approval' AND parent_id IS NULL"
         )
-        return [r["id"] for r in await cur.fetchall()]
+        return [r["id"] for r in rows]
 
     async def child_for_call(self, parent_id: str, call_id: str) -> Thread | None:
         """The child thread a delegation call of ``parent_id`` is running, if any."""
-        cur = await self._conn.execute(
+        rows = await self._query(
             "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?", (parent_id, call_id)
         )
-        row = await cur.fetchone()
+        row = rows[0] if rows else None
         return None if row is None else _thread(row)
 
     async def relink(self, thread_id: str, call_id: str) -> None:
         """Point a continued child thread at the parent call that continues it."""
-        async with self._write() as db:
-            await db.execute("UPDATE threads SET parent_call_id=? WHERE id=?", (call_id, thread_id))
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE threads SET parent_call_id=? WHERE id=?", (call_id, thread_id))
+
+        await self._tx(body)
 
     async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
         """The thread and all its descendants, each with its agent chain from the root."""
-        cur = await self._conn.execute(
+        rows = await self._query(
             "WITH RECURSIVE t(id, depth) AS (SELECT ?, 0 UNION ALL"
             " SELECT threads.id, t.depth + 1 FROM threads JOIN t ON threads.parent_id = t.id)"
             " SELECT threads.* FROM threads JOIN t ON threads.id = t.id ORDER BY t.depth",
             (root_id,),
         )
-        rows = [_thread(r) for r in await cur.fetchall()]
+        threads = [_thread(r) for r in rows]
         chains: dict[str, tuple[str, ...]] = {}
         out: list[tuple[Thread, tuple[str, ...]]] = []
-        for t in rows:  # ordered by depth: parents before their children
+        for t in threads:  # ordered by depth: parents before their children
             chains[t.id] = (*chains.get(t.parent_id or "", ()), t.agent)
             out.append((t, chains[t.id]))
         return out
 
     async def root_of(self, thread_id: str) -> str:
         """The top-level thread a (child) thread belongs to."""
-        cur = await self._conn.execute(
+        rows = await self._query(
             "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM threads WHERE id=?"
             " UNION ALL SELECT threads.id, threads.parent_id FROM threads"
             " JOIN up ON threads.id = up.parent_id)"
             " SELECT id FROM up WHERE parent_id IS NULL",
             (thread_id,),
         )
-        row = await cur.fetchone()
+        row = rows[0] if rows else None
         return thread_id if row is None else str(row["id"])
 
     async def list_threads(
@@ -310,10 +334,10 @@ class Store:
             f"SELECT * FROM threads WHERE {' AND '.join(where)}"
             " ORDER BY updated_at DESC, id DESC LIMIT ?"
         )
-        cur = await self._conn.execute(sql, [*params, limit + 1])
-        rows = [_thread(r) for r in await cur.fetchall()]
-        page = rows[:limit]
-        next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+        rows = await self._query(sql, [*params, limit + 1])
+        threads = [_thread(r) for r in rows]
+        page = threads[:limit]
+        next_cursor = _encode_cursor(page[-1]) if len(threads) > limit else None
         return page, next_cursor
 
     async def set_status(
@@ -325,32 +349,38 @@ class Store:
         expect: Iterable[ThreadStatus] | None = None,
     ) -> None:
         """Set the thread's status (and error). With ``expect``, only from those states."""
-        async with self._write() as db:
+
+        def body(db: sqlite3.Connection) -> None:
             if expect is not None:
                 allowed = tuple(expect)
-                cur = await db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
-                row = await cur.fetchone()
+                cur = db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
+                row = cur.fetchone()
                 if row is None or row["status"] not in allowed:
                     current = None if row is None else row["status"]
                     raise Conflict(f"thread {thread_id!r} is {current}")
-            await db.execute(
+            db.execute(
                 "UPDATE threads SET status=?, error_type=?, error_message=?, updated_at=?,"
                 " runner=CASE WHEN ?='running' THEN ? ELSE runner END WHERE id=?",
                 (status, *(error or (None, None)), now(), status, self.lease.id, thread_id),
             )
 
+        await self._tx(body)
+
     # -- messages ---------------------------------------------------------------------
 
     async def messages(self, thread_id: str) -> list[StoredMessage]:
-        cur = await self._conn.execute(
+        rows = await self._query(
             "SELECT * FROM messages WHERE thread_id=? ORDER BY idx", (thread_id,)
         )
-        return [_message(r) for r in await cur.fetchall()]
+        return [_message(r) for r in rows]
 
     async def append(self, thread_id: str, *messages: Message) -> list[int]:
         """Append messages in one transaction; returns their indexes."""
-        async with self._write() as db:
-            return [await self._append(db, thread_id, m) for m in messages]
+
+        def body(db: sqlite3.Connection) -> list[int]:
+            return [self._append(db, thread_id, m) for m in messages]
+
+        return await self._tx(body)
 
     async def append_user(
         self,
@@ -361,40 +391,49 @@ class Store:
         personality: str | None = None,
     ) -> None:
         """Append the caller's next message and mark the thread running, atomically."""
-        async with self._write() as db:
-            cur = await db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
-            row = await cur.fetchone()
+
+        def body(db: sqlite3.Connection) -> None:
+            cur = db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
+            row = cur.fetchone()
             if row is None:
                 raise NotFound(f"thread {thread_id!r} not found")
             if row["status"] not in expect:
                 raise Conflict(f"thread {thread_id!r} is {row['status']}")
-            await self._append(db, thread_id, Message(role="user", content=content))
-            await db.execute(
+            self._append(db, thread_id, Message(role="user", content=content))
+            db.execute(
                 "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
                 " personality=?, runner=? WHERE id=?",
                 (personality, self.lease.id, thread_id),
             )
 
+        await self._tx(body)
+
     async def fail_pending(self, thread_id: str, content: str) -> None:
         """Mark the thread's steps still ``pending`` as errors with ``content``."""
-        async with self._write() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE messages SET status='error', content=? WHERE thread_id=? AND status='pending'",
                 (content, thread_id),
             )
 
+        await self._tx(body)
+
     async def finish_call(self, thread_id: str, call_id: str, content: str, *, ok: bool) -> None:
         """Record the result of the call ``call_id`` whose row is still ``pending``."""
-        async with self._write() as db:
-            await db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE messages SET content=?, status=? WHERE thread_id=? AND tool_call_id=?"
                 " AND status='pending'",
                 (content, "complete" if ok else "error", thread_id, call_id),
             )
 
-    async def _append(self, db: aiosqlite.Connection, thread_id: str, m: Message) -> int:
-        cur = await db.execute("SELECT message_count FROM threads WHERE id=?", (thread_id,))
-        row = await cur.fetchone()
+        await self._tx(body)
+
+    def _append(self, db: sqlite3.Connection, thread_id: str, m: Message) -> int:
+        cur = db.execute("SELECT message_count FROM threads WHERE id=?", (thread_id,))
+        row = cur.fetchone()
         if row is None:
             raise NotFound(f"thread {thread_id!r} not found")
         index = int(row["message_count"])
@@ -406,7 +445,7 @@ class Store:
             else None
         )
         usage = m.usage
-        await db.execute(
+        db.execute(
             "INSERT INTO messages (thread_id, idx, role, content, tool_calls, tool_call_id,"
             " reasoning, input_tokens, output_tokens, status, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -424,7 +463,7 @@ class Store:
                 now(),
             ),
         )
-        await db.execute(
+        db.execute(
             "UPDATE threads SET message_count=message_count+1, updated_at=? WHERE id=?",
             (now(), thread_id),
         )
@@ -433,8 +472,8 @@ class Store:
     # -- approvals --------------------------------------------------------------------
 
     async def add_approvals(self, approvals: Sequence[Approval]) -> None:
-        async with self._write() as db:
-            await db.executemany(
+        def body(db: sqlite3.Connection) -> None:
+            db.executemany(
                 "INSERT INTO approvals (thread_id, call_id, server, tool, arguments, digest,"
                 " status, reason, reason_hint, requested_at, decided_at, origin_call_id,"
                 " remote_server, remote_thread_id, remote_call_id, via)"
@@ -462,24 +501,26 @@ class Store:
                 ],
             )
 
+        await self._tx(body)
+
     async def approvals(self, thread_id: str) -> list[Approval]:
-        cur = await self._conn.execute(
+        rows = await self._query(
             "SELECT * FROM approvals WHERE thread_id=? ORDER BY requested_at, rowid", (thread_id,)
         )
-        return [_approval(r) for r in await cur.fetchall()]
+        return [_approval(r) for r in rows]
 
     async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
         """Undecided approvals of several threads at once (for the inbox)."""
         if not thread_ids:
             return {}
         marks = ",".join("?" * len(thread_ids))
-        cur = await self._conn.execute(
+        rows = await self._query(
             f"SELECT * FROM approvals WHERE status='pending' AND thread_id IN ({marks})"
             " ORDER BY requested_at, rowid",
             list(thread_ids),
         )
         out: dict[str, list[Approval]] = {}
-        for row in await cur.fetchall():
+        for row in rows:
             a = _approval(row)
             out.setdefault(a.thread_id, []).append(a)
         return out
@@ -498,11 +539,12 @@ class Store:
         A different decision on an already decided call is a ``Conflict``; nothing changes.
         With ``grant_tool``, that tool runs without asking for the rest of the thread.
         """
-        async with self._write() as db:
-            cur = await db.execute(
+
+        def body(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
                 "SELECT status FROM approvals WHERE thread_id=? AND call_id=?", (thread_id, call_id)
             )
-            row = await cur.fetchone()
+            row = cur.fetchone()
             if row is None:
                 raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}")
             wanted = "approved" if approve else "denied"
@@ -512,21 +554,23 @@ class Store:
                 raise Conflict(
                     f"call {call_id!r} was already {row['status']}; a decision cannot be changed"
                 )
-            await db.execute(
+            db.execute(
                 "UPDATE approvals SET status=?, reason=?, decided_at=? WHERE thread_id=? AND call_id=?",
                 (wanted, reason, now(), thread_id, call_id),
             )
             if grant_tool is not None:
-                await db.execute(
+                db.execute(
                     "INSERT OR IGNORE INTO grants (thread_id, tool) VALUES (?, ?)",
                     (thread_id, grant_tool),
                 )
             return True
 
+        return await self._tx(body)
+
     async def grants(self, thread_id: str) -> set[str]:
         """Tools the user allowed for the rest of this thread (``scope="thread"``)."""
-        cur = await self._conn.execute("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
-        return {r["tool"] for r in await cur.fetchall()}
+        rows = await self._query("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
+        return {r["tool"] for r in rows}
 
 
 def _thread(row: sqlite3.Row) -> Thread:
@@ -548,7 +592,8 @@ def _thread(row: sqlite3.Row) -> Thread:
 
 
 def _message(row: sqlite3.Row) -> StoredMessage:
-    calls = tuple(ToolCall(**c) for c in json.loads(row["tool_calls"] or "[]"))
+    raw = row["tool_calls"]
+    calls = tuple(ToolCall(**c) for c in json.loads(raw)) if raw else ()
     usage = (
         None
         if row["input_tokens"] is None
