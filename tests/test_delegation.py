@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from fastmcp import Client
+from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
 
 from agents_mcp.messages import LLMRequest
@@ -274,3 +275,77 @@ async def test_cancelling_a_parent_stops_its_children(tmp_path: Path) -> None:
         ("orchestrator", "cancelled"),
         ("researcher", "cancelled"),
     ]
+
+
+async def test_looking_at_a_child_never_runs_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("DOWNSTREAM_LOG", str(log))
+    orchestrator = ScriptedLLM(Call("agent__writer", {"message": "write"}), "done")
+    writer = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"), "saved")
+    scripts = {"orchestrator": orchestrator, "researcher": ScriptedLLM(), "writer": writer}
+    async with connect(tmp_path, scripts) as client:
+        paused = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+        child = paused["pending_approvals"][0]["thread_id"]
+        await call(
+            client, "approve_call", thread_id=child, call_id="w1", approve=True, wait_seconds=0
+        )
+        seen = await call(client, "get_thread", thread_id=child, wait_seconds=10)
+        top = await call(client, "get_thread", thread_id=paused["thread_id"], wait_seconds=10)
+        with pytest.raises(ToolError, match="is a delegation inside thread"):
+            await client.call_tool(
+                "chat_with_agent", {"agent": "writer", "message": "x", "thread_id": child}
+            )
+    assert child != paused["thread_id"]
+    assert (seen["status"], top["status"], top["reply"]) == ("completed", "completed", "done")
+    assert len(log.read_text().splitlines()) == 1
+
+
+async def test_the_same_call_id_in_two_delegations_is_decided_by_thread(tmp_path: Path) -> None:
+    orchestrator = ScriptedLLM(
+        [Call("agent__researcher", {"message": "a"}), Call("agent__writer", {"message": "b"})],
+        "both done",
+    )
+    researcher = ScriptedLLM(
+        Call("notes__write_note", {"title": "r", "body": "1"}, id="call_0"), "r ok"
+    )
+    writer = ScriptedLLM(
+        Call("notes__write_note", {"title": "w", "body": "2"}, id="call_0"), "w ok"
+    )
+    agents = team()["agents"]
+    agents["researcher"]["require_approval"] = "always"
+    scripts = {"orchestrator": orchestrator, "researcher": researcher, "writer": writer}
+    cfg = make_config(tmp_path, agents=agents, models=team()["models"])
+    mcp = create_server(
+        cfg, db_path=tmp_path / "t.db", llms=scripts, transports={"notes": make_server("notes")}
+    )
+    async with Client(mcp) as client:
+        paused = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+        top = paused["thread_id"]
+        with pytest.raises(ToolError, match="exists in several delegated threads"):
+            await client.call_tool(
+                "approve_call", {"thread_id": top, "call_id": "call_0", "approve": True}
+            )
+        for p in paused["pending_approvals"]:
+            done = await call(
+                client, "approve_call", thread_id=p["thread_id"], call_id="call_0", approve=True
+            )
+    assert len(paused["pending_approvals"]) == 2
+    assert (done["status"], done["reply"]) in {("completed", "r ok"), ("completed", "w ok")}
+    final = [m for m in orchestrator.requests[-1].messages if m.role == "tool"]
+    assert len(final) == 2
+
+
+async def test_cancelling_a_child_cancels_its_whole_tree(tmp_path: Path) -> None:
+    orchestrator = ScriptedLLM(Call("agent__writer", {"message": "write"}))
+    writer = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"))
+    scripts = {"orchestrator": orchestrator, "researcher": ScriptedLLM(), "writer": writer}
+    async with connect(tmp_path, scripts) as client:
+        paused = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+        child = paused["pending_approvals"][0]["thread_id"]
+        await call(client, "cancel_run", thread_id=child)
+        top = await call(client, "get_thread", thread_id=paused["thread_id"])
+        tree = await call(client, "list_threads", include_children=True)
+    assert top["status"] == "cancelled"
+    assert {t["status"] for t in tree["threads"]} == {"cancelled"}

@@ -303,3 +303,21 @@ def test_llm_tool_names_are_valid_unique_and_stable() -> None:
     )
     assert all(len(n) <= 64 for n in names.values())
     assert len(set(names.values())) == len(names)
+
+
+async def test_a_thread_left_running_by_a_gone_process_is_settled_on_sight(tmp_path: Path) -> None:
+    """An interrupted `agents-mcp chat` leaves its thread running; the live server settles
+    it when asked instead of answering "running" forever."""
+    from agents_mcp.store import Store
+
+    llm = ScriptedLLM("fresh start")
+    async with connect(tmp_path, llm) as client:
+        other = await Store.open(tmp_path / "threads.db")
+        orphan = await other.create_thread(agent="helper", owner="local", first_message="hi")
+        await other.close()  # that process is gone; its lease with it
+        seen = await call(client, "get_thread", thread_id=orphan.id)
+        again = await call(
+            client, "chat_with_agent", agent="helper", message="retry", thread_id=orphan.id
+        )
+    assert (seen["status"], seen["error"]["type"]) == ("failed", "interrupted")
+    assert again["reply"] == "fresh start"

@@ -106,7 +106,10 @@ class Delegation:
             undecided = [a for a in await self.store.approvals(child.id) if a.status == "pending"]
             if undecided:
                 return Delegated(text=None)
-            await self.store.set_status(child.id, "running")
+            try:
+                await self.store.set_status(child.id, "running", expect=("needs_approval",))
+            except ClientError as exc:  # somebody else resumed it meanwhile
+                return Delegated(text=f"Error: {exc}", ok=False)
         prefix = f"{agent} › "
 
         async def progress(event: RunEvent) -> None:
@@ -156,8 +159,10 @@ class Delegation:
             )
         if child.status in ("running", "needs_approval"):
             raise ClientError(f"thread {wanted!r} is {child.status}; it cannot take a message now")
-        await self.store.relink(child.id, call.id)
-        await self.store.append_user(child.id, message, expect=("completed", "failed", "cancelled"))
+        # One transaction checks the status, adds the message and links the new call.
+        await self.store.append_user(
+            child.id, message, expect=("completed", "failed", "cancelled"), parent_call_id=call.id
+        )
         refreshed = await self.store.thread(child.id)
         assert refreshed is not None
         return refreshed

@@ -165,26 +165,43 @@ Step = Continue | Final | Paused | Failed
 
 async def run(r: Run) -> None:
     """Drive ``step()`` until the thread is completed, paused or failed; record the status."""
+    rechecks = 0
     while True:
         try:
             nxt = await step(r)
-        except RunError as exc:
-            nxt = Failed(exc)
         except Exception as exc:  # a bug must not leave the thread "running" forever
-            log.exception("run of thread %s crashed", r.thread_id)
-            err = RunError(f"internal error: {type(exc).__name__}: {exc}")
-            nxt = Failed(err)
+            nxt = Failed(_run_error(exc, r.thread_id))
         match nxt:
             case Continue():
                 continue
             case Final():
                 await r.store.set_status(r.thread_id, "completed")
             case Paused():
-                await r.progress(RunEvent("status", "waiting for approval"))
                 await r.store.set_status(r.thread_id, "needs_approval")
+                # A decision may have landed while this step ran: then go straight on.
+                thread = await r.store.thread(r.thread_id)
+                if (
+                    thread is not None
+                    and rechecks < 3
+                    and not await pending_in_tree(r.store, thread)
+                ):
+                    rechecks += 1
+                    await r.store.set_status(r.thread_id, "running")
+                    continue
+                await r.progress(RunEvent("status", "waiting for approval"))
             case Failed(error):
+                await r.store.fail_pending(r.thread_id, f"Error: the run failed: {error}")
                 await r.store.set_status(r.thread_id, "failed", error=(error.kind, str(error)))
         return
+
+
+def _run_error(exc: Exception, thread_id: str) -> RunError:
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # a task group around one failing call
+    if isinstance(exc, RunError):
+        return exc
+    log.exception("run of thread %s crashed", thread_id, exc_info=exc)
+    return RunError(f"internal error: {type(exc).__name__}: {exc}")
 
 
 async def step(r: Run) -> Step:
@@ -365,7 +382,7 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
         new = [a for a in asked if a.call_id not in known]
         if new:
             await r.store.add_approvals(new)
-            return True
+        return True  # the call stays open until the remote thread settles
     await r.store.finish_call(r.thread_id, call.id, out.text, ok=out.ok)
     return False
 

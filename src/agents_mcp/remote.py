@@ -25,6 +25,8 @@ from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
 THREAD_META = "agents-mcp/thread_id"
 FOLLOW_WAIT = 30.0
 """Seconds each remote get_thread may wait while we follow a running remote thread."""
+FOLLOW_LIMIT = 40
+"""How many such waits (20 minutes) before we give up following."""
 
 
 def remote_result(out: ToolOutput) -> Mapping[str, Any] | None:
@@ -40,6 +42,11 @@ def remote_result(out: ToolOutput) -> Mapping[str, Any] | None:
         "cancelled",
     ):
         return None
+    pending = s.get("pending_approvals") or []
+    if not isinstance(pending, list) or not all(
+        isinstance(p, Mapping) and isinstance(p.get("call_id"), str) for p in pending
+    ):
+        return None  # not our shape after all: an ordinary tool result
     return s
 
 
@@ -48,12 +55,19 @@ async def follow(
 ) -> ToolOutput:
     """Follow a remote thread that is still running until it settles."""
     result = remote_result(out)
-    while result is not None and result["status"] == "running":
+    for _ in range(FOLLOW_LIMIT):
+        if result is None or result["status"] != "running":
+            return out
         probe = replace(info, tool="get_thread", name=f"{info.server}__get_thread")
         args = {"thread_id": result["thread_id"], "wait_seconds": FOLLOW_WAIT}
         out = await toolset.call(probe, args, meta=meta)
         result = remote_result(out)
-    return out
+    tid = result["thread_id"] if result is not None else "?"
+    return ToolOutput(
+        text=f"Error: {info.server} is still running thread {tid} after"
+        f" {FOLLOW_LIMIT * FOLLOW_WAIT:.0f} s; ask for its result later with get_thread",
+        ok=False,
+    )
 
 
 def approvals_for(

@@ -33,6 +33,7 @@ class RunUsage(BaseModel):
 
 class PendingApproval(BaseModel):
     call_id: str = Field(description="Pass this to approve_call")
+    thread_id: str = Field(description="The thread the call belongs to (a delegation's own)")
     server: str
     tool: str
     arguments: Any = Field(description="The exact arguments that will run if approved")
@@ -221,6 +222,7 @@ def agent_result(s: TurnSummary) -> AgentResult:
 def _pending(a: Approval) -> PendingApproval:
     return PendingApproval(
         call_id=a.call_id,
+        thread_id=a.thread_id,
         server=a.server,
         tool=a.tool,
         arguments=_arguments(a.arguments),
@@ -297,7 +299,10 @@ def result_text(r: AgentResult) -> str:
         )
         for p in r.pending_approvals:
             args = json.dumps(p.arguments, ensure_ascii=False)
-            lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} (call_id: {p.call_id})")
+            where = f"call_id: {p.call_id}"
+            if p.thread_id != r.thread_id:  # asked by a delegated agent
+                where += f", thread_id: {p.thread_id}, asked by {' › '.join(p.via)}"
+            lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} ({where})")
         lines.append(
             f"Ask the user, then answer each with approve_call(thread_id={r.thread_id!r},"
             " call_id=…, approve=true|false)."

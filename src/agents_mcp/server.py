@@ -71,7 +71,8 @@ def _owner() -> str:
     token = get_access_token()
     if token is None:
         return LOCAL_OWNER
-    return token.client_id or token.subject or LOCAL_OWNER
+    # The person (subject) owns threads, not the OAuth client they came through.
+    return token.subject or token.client_id or LOCAL_OWNER
 
 
 def token_owner(token: str) -> str:

@@ -63,6 +63,8 @@ class Thread:
     personality: str | None = None
     parent_id: str | None = None
     parent_call_id: str | None = None
+    runner: str | None = None
+    """The process (lease id) that last ran the thread."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,20 +184,22 @@ class Store:
         """
         rows = await self._query("SELECT id, runner FROM threads WHERE status='running'")
         orphans = [r["id"] for r in rows if not self.lease.alive(r["runner"])]
-
-        def body(db: sqlite3.Connection) -> None:
-            for thread_id in orphans:
-                # A call waiting on another agents-mcp's approvals stays pending: it resumes.
-                db.execute(
-                    "UPDATE messages SET status='error', content=? WHERE thread_id=?"
-                    " AND status='pending' AND NOT EXISTS (SELECT 1 FROM approvals a"
-                    " WHERE a.thread_id = messages.thread_id"
-                    " AND a.origin_call_id = messages.tool_call_id)",
-                    (INTERRUPTED, thread_id),
-                )
-
-        await self._tx(body)
+        for thread_id in orphans:
+            await self.fail_interrupted(thread_id)
         return orphans
+
+    async def fail_interrupted(self, thread_id: str) -> None:
+        """Mark the steps of a thread whose process died as interrupted."""
+        # A call waiting on another agents-mcp's approvals stays pending: it resumes.
+        await self._tx(
+            lambda db: db.execute(
+                "UPDATE messages SET status='error', content=? WHERE thread_id=?"
+                " AND status='pending' AND NOT EXISTS (SELECT 1 FROM approvals a"
+                " WHERE a.thread_id = messages.thread_id"
+                " AND a.origin_call_id = messages.tool_call_id)",
+                (INTERRUPTED, thread_id),
+            )
+        )
 
     # -- threads ----------------------------------------------------------------------
 
@@ -268,14 +272,6 @@ class Store:
         )
         row = rows[0] if rows else None
         return None if row is None else _thread(row)
-
-    async def relink(self, thread_id: str, call_id: str) -> None:
-        """Point a continued child thread at the parent call that continues it."""
-
-        def body(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE threads SET parent_call_id=? WHERE id=?", (call_id, thread_id))
-
-        await self._tx(body)
 
     async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
         """The thread and all its descendants, each with its agent chain from the root."""
@@ -389,8 +385,12 @@ class Store:
         *,
         expect: Sequence[ThreadStatus],
         personality: str | None = None,
+        parent_call_id: str | None = None,
     ) -> None:
-        """Append the caller's next message and mark the thread running, atomically."""
+        """Append the caller's next message and mark the thread running, atomically.
+
+        ``parent_call_id``: a delegation continuing this child thread from a new call.
+        """
 
         def body(db: sqlite3.Connection) -> None:
             cur = db.execute("SELECT status FROM threads WHERE id=?", (thread_id,))
@@ -402,8 +402,8 @@ class Store:
             self._append(db, thread_id, Message(role="user", content=content))
             db.execute(
                 "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
-                " personality=?, runner=? WHERE id=?",
-                (personality, self.lease.id, thread_id),
+                " personality=?, runner=?, parent_call_id=COALESCE(?, parent_call_id) WHERE id=?",
+                (personality, self.lease.id, parent_call_id, thread_id),
             )
 
         await self._tx(body)
@@ -588,6 +588,7 @@ def _thread(row: sqlite3.Row) -> Thread:
         personality=row["personality"],
         parent_id=row["parent_id"],
         parent_call_id=row["parent_call_id"],
+        runner=row["runner"],
     )
 
 

@@ -222,6 +222,12 @@ class Threads:
             self.runs.claim(thread.id)
         else:
             thread = await self.store.get_thread(thread_id, owner)
+            if thread.parent_id is not None:
+                raise InvalidRequest(
+                    f"thread {thread_id!r} is a delegation inside thread {thread.parent_id!r};"
+                    " continue that thread instead"
+                )
+            thread = await self._settle_orphan(thread)
             if thread.agent != spec.name:
                 raise InvalidRequest(
                     f"thread {thread_id!r} belongs to agent {thread.agent!r}, not {agent!r};"
@@ -259,35 +265,43 @@ class Threads:
         from the top-level thread, which continues its children.
         """
         thread = await self.store.get_thread(thread_id, owner)
-        approvals: dict[str, Approval] = {}
+        matches: list[Approval] = []
+        every: list[Approval] = []
         for t, _ in await self.store.tree(thread.id):
-            approvals |= {a.call_id: a for a in await self.store.approvals(t.id)}
-        target = approvals.get(call_id)
-        if target is None:
-            pending = [a.call_id for a in approvals.values() if a.status == "pending"]
+            found = await self.store.approvals(t.id)
+            every += found
+            matches += [a for a in found if a.call_id == call_id]
+        if not matches:
+            pending = [a.call_id for a in every if a.status == "pending"]
             hint = f"; pending calls: {', '.join(pending)}" if pending else "; nothing is pending"
             raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}{hint}")
+        if len(matches) > 1:  # two delegated agents' models chose the same call id
+            where = ", ".join(f"thread_id={a.thread_id!r}" for a in matches)
+            raise Conflict(
+                f"call {call_id!r} exists in several delegated threads; call approve_call with"
+                f" the thread_id of the one you mean: {where}"
+            )
+        target = matches[0]
         grant = _tool_name(target) if approve and scope == "thread" else None
         await self.store.decide(
             target.thread_id, call_id, approve=approve, reason=reason, grant_tool=grant
         )
-        root = await self.store.get_thread(await self.store.root_of(thread.id), owner)
-        summary = await self._resume(root, owner, wait, progress)
-        if root.id == thread.id:
-            return summary
-        return await summarize(self.store, await self.store.get_thread(thread.id, owner))
+        return await self._resume(thread, owner, wait, progress)
 
     async def get(
         self, *, owner: str, thread_id: str, wait: float = 0.0, progress: Progress | None = None
     ) -> TurnSummary:
-        """The thread's current result, waiting up to ``wait`` seconds for a running turn."""
+        """The thread's current result, waiting up to ``wait`` seconds for a running turn.
+
+        Read-only: it never starts or resumes a run (approve_call does).
+        """
         thread = await self.store.get_thread(thread_id, owner)
-        if self.runs.running(thread.id) and wait > 0:
-            await self._wait(thread, wait, progress)
-            thread = await self.store.get_thread(thread_id, owner)
-        elif thread.status == "needs_approval":
-            return await self._resume(thread, owner, wait, progress)
-        return await summarize(self.store, thread)
+        root = await self._root(thread, owner)
+        if self.runs.running(root.id) and wait > 0:
+            await self._wait(root, wait, progress)
+        else:
+            await self._settle_orphan(root)
+        return await summarize(self.store, await self.store.get_thread(thread_id, owner))
 
     async def list_threads(
         self,
@@ -329,45 +343,76 @@ class Threads:
     async def cancel(self, *, owner: str, thread_id: str) -> TurnSummary:
         """Stop a running thread, or drop the undecided calls of a paused one.
 
-        Every completed step stays; calls that never ran get a "cancelled" result.
-        Cancelling a thread that is neither running nor paused changes nothing.
+        A delegation's thread is cancelled through its top-level thread, with its
+        siblings. Every completed step stays; calls that never ran get a "cancelled"
+        result. Cancelling a thread that is neither running nor paused changes nothing.
         """
         thread = await self.store.get_thread(thread_id, owner)
-        if self.runs.running(thread.id):
-            await self.runs.stop(thread.id)
-        elif thread.status in ("needs_approval", "running"):
-            self.runs.claim(thread.id)
-            try:
-                await stop_thread(self.store, thread.id)
-            finally:
-                self.runs.release(thread.id)
+        root = await self._root(thread, owner)
+        if self.runs.running(root.id):
+            await self.runs.stop(root.id)
+        else:
+            root = await self._settle_orphan(root)
+            if root.status == "running":
+                raise Conflict(
+                    f"thread {root.id!r} is running in another agents-mcp process on this"
+                    " database (agents-mcp chat?); stop it there"
+                )
+            if root.status == "needs_approval":
+                self.runs.claim(root.id)
+                try:
+                    await stop_thread(self.store, root.id)
+                finally:
+                    self.runs.release(root.id)
         return await summarize(self.store, await self.store.get_thread(thread_id, owner))
 
     async def recover(self) -> list[str]:
-        """Settle what a crash left behind; returns the threads that can resume now.
-
-        A thread that was running is ``failed`` (interrupted) unless its last answer still
-        has calls that never started (decided approvals): those go back to
-        ``needs_approval`` and resume, so a recorded decision is executed exactly once.
-        """
-        resumable: list[str] = []
+        """Settle what a crash left behind; returns the threads that can resume now."""
         for thread_id in await self.store.recover():
-            if open_calls(await self.store.messages(thread_id)):
-                await self.store.set_status(thread_id, "needs_approval")
-            else:
-                await self.store.set_status(
-                    thread_id,
-                    "failed",
-                    error=(
-                        "interrupted",
-                        "the server stopped during this run; send a message to continue",
-                    ),
-                )
+            await self._interrupted(thread_id)
+        resumable: list[str] = []
         for thread_id in await self.store.waiting_threads():
             thread = await self.store.thread(thread_id)
             if thread is not None and not await pending_in_tree(self.store, thread):
                 resumable.append(thread_id)
         return resumable
+
+    async def _interrupted(self, thread_id: str) -> None:
+        """A thread whose process died: ``failed`` (interrupted), unless its last answer
+        still has calls that never started (decided approvals): those go back to
+        ``needs_approval`` and resume, so a recorded decision is executed exactly once."""
+        if open_calls(await self.store.messages(thread_id)):
+            await self.store.set_status(thread_id, "needs_approval")
+        else:
+            await self.store.set_status(
+                thread_id,
+                "failed",
+                error=(
+                    "interrupted",
+                    "the server stopped during this run; send a message to continue",
+                ),
+            )
+
+    async def _settle_orphan(self, thread: Thread) -> Thread:
+        """A thread left ``running`` by a process that is gone (e.g. an interrupted
+        ``agents-mcp chat``) is settled now rather than at the next start."""
+        if (
+            thread.status != "running"
+            or self.runs.running(thread.id)
+            or self.store.lease.alive(thread.runner)
+        ):
+            return thread
+        for t, _ in reversed(await self.store.tree(thread.id)):
+            if t.status == "running":
+                await self.store.fail_interrupted(t.id)
+                await self._interrupted(t.id)
+        settled = await self.store.thread(thread.id)
+        return settled or thread
+
+    async def _root(self, thread: Thread, owner: str) -> Thread:
+        if thread.parent_id is None:
+            return thread
+        return await self.store.get_thread(await self.store.root_of(thread.id), owner)
 
     async def resume(self, thread_id: str) -> None:
         """Resume a paused thread whose calls are all decided (used after a restart)."""
@@ -393,23 +438,29 @@ class Threads:
     async def _resume(
         self, thread: Thread, owner: str, wait: float, progress: Progress | None
     ) -> TurnSummary:
-        """Continue a paused thread whose calls are all decided (also after a restart)."""
+        """Continue a paused tree whose calls are all decided (also after a restart).
+
+        Always from the top-level thread, which continues its delegations.
+        """
+        asked = thread
+        thread = await self._root(thread, owner)
         if self.runs.running(thread.id):
             await self._wait(thread, wait, progress)
-            return await summarize(self.store, await self.store.get_thread(thread.id, owner))
+            return await summarize(self.store, await self.store.get_thread(asked.id, owner))
         self.runs.claim(thread.id)  # before any await: a concurrent resume must see it
         try:
+            thread = await self._settle_orphan(await self.store.get_thread(thread.id, owner))
             undecided = await pending_in_tree(self.store, thread)
-            thread = await self.store.get_thread(thread.id, owner)
             if thread.status != "needs_approval" or undecided:
                 self.runs.release(thread.id)
-                return await summarize(self.store, thread)
+                return await summarize(self.store, await self.store.get_thread(asked.id, owner))
             spec = self.agent(thread.agent)
             await self.store.set_status(thread.id, "running", expect=("needs_approval",))
         except BaseException:
             self.runs.release(thread.id)
             raise
-        return await self._run(thread.id, owner, spec, wait, progress, thread.personality)
+        await self._run(thread.id, owner, spec, wait, progress, thread.personality)
+        return await summarize(self.store, await self.store.get_thread(asked.id, owner))
 
     async def _wait(self, thread: Thread, wait: float, progress: Progress | None) -> None:
         spec = self.agents.get(thread.agent)
