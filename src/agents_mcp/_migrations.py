@@ -98,6 +98,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "the process running each thread",
         "ALTER TABLE threads ADD COLUMN runner TEXT",
     ),
+    (
+        6,
+        "find the start of a thread's latest turn without scanning it",
+        "CREATE INDEX messages_by_role ON messages (thread_id, role, idx)",
+    ),
 )
 
 

@@ -23,6 +23,7 @@ from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
 from agents_mcp.store import Approval, Store, StoredMessage, Thread, digest, now
 from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
+from agents_mcp.transcript import Transcript
 
 log = logging.getLogger("agents_mcp.loop")
 
@@ -122,6 +123,7 @@ class Run:
     """The delegation chain down to this run's agent (itself last)."""
     budget: Budget | None = None
     delegate: Delegate | None = None
+    state: RunState = field(default_factory=lambda: RunState())
 
     def meta(self) -> dict[str, Any]:
         """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain."""
@@ -131,6 +133,20 @@ class Run:
 
 
 CHAIN_META = "agents-mcp/chain"
+
+
+@dataclass
+class RunState:
+    """What a run keeps between its steps: the thread's transcript and its tool list."""
+
+    transcript: Transcript | None = None
+    tools: list[ToolInfo] | None = None
+
+
+async def _transcript(r: Run) -> Transcript:
+    if r.state.transcript is None:
+        r.state.transcript = await Transcript.load(r.store, r.thread_id, r.agent.tool_result_budget)
+    return r.state.transcript
 
 
 # -- the steps ------------------------------------------------------------------------
@@ -206,7 +222,8 @@ def _run_error(exc: Exception, thread_id: str) -> RunError:
 
 async def step(r: Run) -> Step:
     """Do the next thing the transcript calls for, and store it."""
-    history = await r.store.messages(r.thread_id)
+    transcript = await _transcript(r)
+    history = transcript.messages
     unsettled = open_calls(history)
     if unsettled:
         said = next(
@@ -228,7 +245,7 @@ async def step(r: Run) -> Step:
     await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
     request = LLMRequest(
         system=r.agent.system_prompt(r.personality),
-        messages=_prompt(history, r.agent.tool_result_budget),
+        messages=transcript.prompt(),
         tools=[t.spec for t in tools],
         settings=r.agent.settings,
     )
@@ -237,9 +254,8 @@ async def step(r: Run) -> Step:
         await r.progress(RunEvent("text", fragment))
 
     response = await r.agent.llm.complete(request, on_text=on_text)
-    calls = _unique_ids(response.tool_calls, history)
-    await r.store.append(
-        r.thread_id,
+    calls = _unique_ids(response.tool_calls, transcript.call_ids)
+    await transcript.append(
         Message(
             role="assistant",
             content=response.content,
@@ -301,7 +317,7 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall], said: str | None) -> 
     if new:
         await r.store.add_approvals(new)
     if answers:
-        await r.store.append(r.thread_id, *answers)
+        await (await _transcript(r)).append(*answers)
     waiting += await _execute(r, runnable)
     waiting += await _relay(r, relays)
     waiting += await _delegate(r, delegations)
@@ -309,7 +325,10 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall], said: str | None) -> 
 
 
 async def _tools(r: Run) -> list[ToolInfo]:
-    return [*await r.agent.toolset.list_tools(), *r.agent.delegates]
+    """The run's tools, listed once per run (servers' lists are cached as well)."""
+    if r.state.tools is None:
+        r.state.tools = [*await r.agent.toolset.list_tools(), *r.agent.delegates]
+    return r.state.tools
 
 
 async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[str]:
@@ -324,9 +343,8 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
         if out.text is None:
             waiting.append(call.id)
         else:
-            await r.store.append(
-                r.thread_id, _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
-            )
+            result = _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
+            await (await _transcript(r)).append(result)
 
     async with anyio.create_task_group() as tg:
         for call, info in calls:
@@ -342,7 +360,7 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
     if not calls:
         return []
     pending = [Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls]
-    await r.store.append(r.thread_id, *pending)
+    await (await _transcript(r)).append(*pending)
     waiting: list[str] = []
 
     async def one(call: ToolCall, info: ToolInfo, arguments: str) -> None:
@@ -383,7 +401,7 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
         if new:
             await r.store.add_approvals(new)
         return True  # the call stays open until the remote thread settles
-    await r.store.finish_call(r.thread_id, call.id, out.text, ok=out.ok)
+    await (await _transcript(r)).finish_call(call.id, out.text, ok=out.ok)
     return False
 
 
@@ -455,11 +473,9 @@ def open_calls(history: Sequence[StoredMessage]) -> list[ToolCall]:
     return []
 
 
-def _unique_ids(
-    calls: Sequence[ToolCall], history: Sequence[StoredMessage]
-) -> tuple[ToolCall, ...]:
+def _unique_ids(calls: Sequence[ToolCall], used: set[str]) -> tuple[ToolCall, ...]:
     """Make call ids unique in the thread (some models reuse ``call_0`` every turn)."""
-    seen = {c.id for h in history for c in h.message.tool_calls}
+    seen = set(used)
     out: list[ToolCall] = []
     for call in calls:
         cid, n = call.id, 1
@@ -469,25 +485,6 @@ def _unique_ids(
         seen.add(cid)
         out.append(ToolCall(id=cid, name=call.name, arguments=call.arguments))
     return tuple(out)
-
-
-def _prompt(history: Sequence[StoredMessage], budget: int) -> list[Message]:
-    """The transcript as the model must see it: tool results right after their call, in call
-    order, and no reasoning."""
-    results = {h.message.tool_call_id: h.message for h in history if h.message.role == "tool"}
-    out: list[Message] = []
-    for h in history:
-        m = h.message
-        if m.role == "tool":
-            continue
-        out.append(Message(role=m.role, content=m.content, tool_calls=m.tool_calls))
-        for call in m.tool_calls:
-            res = results.get(call.id)
-            content = res.content if res is not None else "Error: no result was recorded"
-            out.append(
-                Message(role="tool", tool_call_id=call.id, content=_fit(content or "", budget))
-            )
-    return out
 
 
 async def stop_thread(store: Store, thread_id: str) -> None:
@@ -514,15 +511,6 @@ async def _stop_one(store: Store, thread_id: str) -> None:
 
 
 CANCELLED = "Cancelled: the run was stopped before this call finished."
-
-
-def _fit(text: str, budget: int) -> str:
-    if len(text) <= budget:
-        return text
-    return (
-        f"{text[:budget]}\n[truncated: {budget} of {len(text)} characters shown; the full"
-        " result is kept in the thread transcript]"
-    )
 
 
 # -- results ----------------------------------------------------------------------------
@@ -555,8 +543,7 @@ async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
 
 async def summarize(store: Store, thread: Thread) -> TurnSummary:
     """The result of the thread's latest turn, derived from the transcript."""
-    history = await store.messages(thread.id)
-    turn = _current_turn(history)
+    turn = await store.turn(thread.id)
     answers = [h.message for h in turn if h.message.role == "assistant"]
     usage = Usage()
     for m in answers:

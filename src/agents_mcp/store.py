@@ -370,6 +370,15 @@ class Store:
         )
         return [_message(r) for r in rows]
 
+    async def turn(self, thread_id: str) -> list[StoredMessage]:
+        """The messages since the caller's last message (inclusive)."""
+        rows = await self._query(
+            "SELECT * FROM messages WHERE thread_id=? AND idx >= COALESCE((SELECT MAX(idx)"
+            " FROM messages WHERE thread_id=? AND role='user'), 0) ORDER BY idx",
+            (thread_id, thread_id),
+        )
+        return [_message(r) for r in rows]
+
     async def append(self, thread_id: str, *messages: Message) -> list[int]:
         """Append messages in one transaction; returns their indexes."""
 

@@ -1,0 +1,84 @@
+"""A running thread's transcript, held in memory by the run that owns the thread.
+
+The store stays the truth: every change goes to SQLite first, then here. Holding it saves
+re-reading and re-decoding the whole thread at every step, and keeps the model's view
+(``prompt``) up to date incrementally: tool results sit right after the answer that asked
+for them, in call order, whatever order they finish in; reasoning is never included.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import replace
+
+from agents_mcp.messages import Message, MessageStatus
+from agents_mcp.store import Store, StoredMessage
+
+NO_RESULT = "Error: no result was recorded"
+
+
+class Transcript:
+    """The messages of one thread and the model's view of them."""
+
+    def __init__(self, store: Store, thread_id: str, history: list[StoredMessage], budget: int):
+        self.store = store
+        self.thread_id = thread_id
+        self.budget = budget
+        self.messages = history
+        self.call_ids: set[str] = set()
+        self._prompt: list[Message] = []
+        self._slots: dict[str, int] = {}
+        for h in history:
+            self._project(h.message)
+
+    @classmethod
+    async def load(cls, store: Store, thread_id: str, budget: int) -> Transcript:
+        return cls(store, thread_id, await store.messages(thread_id), budget)
+
+    def prompt(self) -> list[Message]:
+        """The conversation as the model sees it (a copy: requests keep what they sent)."""
+        return list(self._prompt)
+
+    async def append(self, *messages: Message) -> None:
+        indexes = await self.store.append(self.thread_id, *messages)
+        for index, m in zip(indexes, messages, strict=True):
+            stored = StoredMessage(index=index, message=m)
+            if self.messages and self.messages[-1].index > index:  # concurrent appends
+                bisect.insort(self.messages, stored, key=lambda h: h.index)
+            else:
+                self.messages.append(stored)
+            self._project(m)
+
+    async def finish_call(self, call_id: str, content: str, *, ok: bool) -> None:
+        """Record the result of a call whose row is still ``pending``."""
+        await self.store.finish_call(self.thread_id, call_id, content, ok=ok)
+        status: MessageStatus = "complete" if ok else "error"
+        for i in range(len(self.messages) - 1, -1, -1):
+            m = self.messages[i].message
+            if m.role == "tool" and m.tool_call_id == call_id and m.status == "pending":
+                done = replace(m, content=content, status=status)
+                self.messages[i] = replace(self.messages[i], message=done)
+                self._project(done)
+                break
+
+    def _project(self, m: Message) -> None:
+        if m.role != "tool":
+            self._prompt.append(Message(role=m.role, content=m.content, tool_calls=m.tool_calls))
+            for call in m.tool_calls:
+                self.call_ids.add(call.id)
+                self._slots[call.id] = len(self._prompt)
+                self._prompt.append(Message(role="tool", tool_call_id=call.id, content=NO_RESULT))
+        elif m.status != "pending" and m.tool_call_id in self._slots:
+            content = _fit(m.content or "", self.budget)
+            self._prompt[self._slots[m.tool_call_id]] = Message(
+                role="tool", tool_call_id=m.tool_call_id, content=content
+            )
+
+
+def _fit(text: str, budget: int) -> str:
+    if len(text) <= budget:
+        return text
+    return (
+        f"{text[:budget]}\n[truncated: {budget} of {len(text)} characters shown; the full"
+        " result is kept in the thread transcript]"
+    )
