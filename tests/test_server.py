@@ -356,18 +356,13 @@ async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:
     )
 
 
-async def test_a_server_name_too_long_for_client_tool_names_is_a_config_error(
-    tmp_path: Path,
-) -> None:
+def test_a_server_name_too_long_for_client_tool_names_is_a_config_error(tmp_path: Path) -> None:
     from agents_mcp.errors import ConfigError
 
-    cfg = make_config(
-        tmp_path, server={"name": "a-very-long-server-name-for-all-of-our-team-agents"}
-    )
     with pytest.raises(ConfigError) as info:
-        create_server(cfg, db_path=tmp_path / "t.db")
+        make_config(tmp_path, server={"name": "a-very-long-server-name-for-all-of-our-team-agents"})
     assert str(info.value).split(": ", 1)[1] == snapshot(
-        "server.name: 'a-very-long-server-name-for-all-of-our-team-agents' makes client tool names like 'mcp__a-very-long-server-name-for-all-of-our-team-agents__chat_with_agent' longer than 64 characters; use at most 42 characters"
+        "server.name: makes client tool names like 'mcp__a-very-long-server-name-for-all-of-our-team-agents__chat_with_agent' longer than 64 characters; use at most 42 characters"
     )
 
 

@@ -372,6 +372,20 @@ class ServerSettings(_Model):
     max_total_llm_requests: int = Field(100, ge=1)
     """LLM requests one top-level run may make, delegations included."""
 
+    @field_validator("name")
+    @classmethod
+    def _fits_client_tool_names(cls, name: str) -> str:
+        # Clients call our tools mcp__<server name>__<tool> and reject names over 64.
+        longest = f"mcp__{name}__chat_with_agent"
+        if len(longest) > 64:
+            room = 64 - len("mcp____chat_with_agent")
+            raise _err(
+                "name_too_long",
+                f"makes client tool names like {longest!r} longer than 64 characters;"
+                f" use at most {room} characters",
+            )
+        return name
+
     @field_validator("auth_tokens")
     @classmethod
     def _no_empty_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:

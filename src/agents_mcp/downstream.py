@@ -90,8 +90,16 @@ class DownstreamServer:
         async with self._lock:
             if self._client is None:
                 client = self._new_client()
-                with anyio.fail_after(self.config.init_timeout + 5):
-                    await client.__aenter__()  # type: ignore[no-untyped-call]
+                try:
+                    with anyio.fail_after(self.config.init_timeout + 5):
+                        await client.__aenter__()  # type: ignore[no-untyped-call]
+                except BaseException:  # failed or cancelled mid-handshake: leave no child behind
+                    with anyio.move_on_after(5, shield=True):
+                        try:
+                            await client.close()  # type: ignore[no-untyped-call]
+                        except Exception as exc:
+                            log.debug("%s: close after a failed connect: %s", self.name, exc)
+                    raise
                 self._client = client
                 log.info("%s: connected (%s)", self.name, client.protocol_version)
             return self._client

@@ -247,7 +247,6 @@ def create_server(
     budget = config.server.reply_budget
     inline = config.server.approval_prompt == "auto"
     ask_timeout = config.server.elicitation_timeout
-    check_tool_names(config)
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -465,22 +464,6 @@ def create_server(
         )
 
     return mcp
-
-
-TOOL_NAMES = ("chat_with_agent", "approve_call", "get_thread", "cancel_run", "list_threads")
-MAX_NAME = 64
-
-
-def check_tool_names(config: Config) -> None:
-    """Clients call our tools ``mcp__<server name>__<tool>`` and reject names over 64."""
-    longest = max(TOOL_NAMES, key=len)
-    name = f"mcp__{config.server.name}__{longest}"
-    if len(name) > MAX_NAME:
-        room = MAX_NAME - len(f"mcp____{longest}")
-        raise ConfigError(
-            f"{config.path}: server.name: {config.server.name!r} makes client tool names like"
-            f" {name!r} longer than {MAX_NAME} characters; use at most {room} characters"
-        )
 
 
 def is_loopback(host: str) -> bool:

@@ -1,109 +1,58 @@
 """Durable threads in SQLite (aiosqlite): threads, their messages and their approvals.
 
 One connection per process, WAL, foreign keys, numbered migrations recorded in the
-database. Every multi-statement write runs in one ``BEGIN IMMEDIATE`` transaction under a
-lock, so a crash leaves either all of a step or none of it.
+database. Every multi-statement write runs in one ``BEGIN IMMEDIATE`` transaction, so a
+crash leaves either all of a step or none of it.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
 
 from agents_mcp._leases import Lease
 from agents_mcp._migrations import migrate
-from agents_mcp.errors import Conflict, InvalidRequest, NotFound
-from agents_mcp.messages import Message, MessageStatus, Role, ToolCall, Usage
+from agents_mcp._records import (
+    INTERRUPTED,
+    THREAD_STATUSES,
+    Approval,
+    ApprovalStatus,
+    StoredMessage,
+    Thread,
+    ThreadStatus,
+    approval_row,
+    decode_cursor,
+    digest,
+    encode_cursor,
+    message_row,
+    new_thread_id,
+    now,
+    thread_row,
+)
+from agents_mcp.errors import Conflict, NotFound
+from agents_mcp.messages import Message
+
+__all__ = [
+    "INTERRUPTED",
+    "THREAD_STATUSES",
+    "Approval",
+    "ApprovalStatus",
+    "Store",
+    "StoredMessage",
+    "Thread",
+    "ThreadStatus",
+    "digest",
+    "new_thread_id",
+    "now",
+]
 
 T = TypeVar("T")
-ThreadStatus = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
-ApprovalStatus = Literal["pending", "approved", "denied"]
-THREAD_STATUSES: tuple[ThreadStatus, ...] = (
-    "completed",
-    "needs_approval",
-    "running",
-    "failed",
-    "cancelled",
-)
-INTERRUPTED = "interrupted: the server stopped before this step finished"
-
-
-def new_thread_id() -> str:
-    """An unguessable thread id: 144 random bits."""
-    return "th_" + secrets.token_urlsafe(18)
-
-
-def now() -> str:
-    """UTC timestamp with milliseconds, sortable as text."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Thread:
-    id: str
-    agent: str
-    owner: str
-    title: str
-    status: ThreadStatus
-    error_type: str | None
-    error_message: str | None
-    created_at: str
-    updated_at: str
-    message_count: int
-    personality: str | None = None
-    parent_id: str | None = None
-    parent_call_id: str | None = None
-    runner: str | None = None
-    """The process (lease id) that last ran the thread."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoredMessage:
-    """A message with its position in the thread."""
-
-    index: int
-    message: Message
-
-
-@dataclass(frozen=True, kw_only=True)
-class Approval:
-    """A tool call that waits for (or got) a human decision. ``arguments`` is stored verbatim."""
-
-    thread_id: str
-    call_id: str
-    server: str
-    tool: str
-    arguments: str
-    digest: str
-    status: ApprovalStatus
-    reason: str | None
-    requested_at: str
-    decided_at: str | None
-    reason_hint: str | None = None
-    via: tuple[str, ...] = ()
-    """The agents the call comes through, from the top-level thread's agent down."""
-    origin_call_id: str | None = None
-    """For a call relayed from another agents-mcp: our call that is waiting on it."""
-    remote_server: str | None = None
-    remote_thread_id: str | None = None
-    remote_call_id: str | None = None
-
-
-def digest(arguments: str) -> str:
-    """A digest of the exact argument text, stored to prove it was not changed."""
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(arguments.encode()).hexdigest()
 
 
 class Store:
@@ -250,13 +199,13 @@ class Store:
         row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"thread {thread_id!r} not found")
-        return _thread(row)
+        return thread_row(row)
 
     async def thread(self, thread_id: str) -> Thread | None:
         """The thread whoever owns it (for internal use: recovery)."""
         rows = await self._query("SELECT * FROM threads WHERE id=?", (thread_id,))
         row = rows[0] if rows else None
-        return None if row is None else _thread(row)
+        return None if row is None else thread_row(row)
 
     async def waiting_threads(self) -> list[str]:
         """Top-level threads waiting for approval (children resume through their root)."""
@@ -271,7 +220,7 @@ class Store:
             "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?", (parent_id, call_id)
         )
         row = rows[0] if rows else None
-        return None if row is None else _thread(row)
+        return None if row is None else thread_row(row)
 
     async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
         """The thread and all its descendants, each with its agent chain from the root."""
@@ -281,7 +230,7 @@ class Store:
             " SELECT threads.* FROM threads JOIN t ON threads.id = t.id ORDER BY t.depth",
             (root_id,),
         )
-        threads = [_thread(r) for r in rows]
+        threads = [thread_row(r) for r in rows]
         chains: dict[str, tuple[str, ...]] = {}
         out: list[tuple[Thread, tuple[str, ...]]] = []
         for t in threads:  # ordered by depth: parents before their children
@@ -323,7 +272,7 @@ class Store:
             where.append("status=?")
             params.append(status)
         if cursor is not None:
-            updated_at, last_id = _decode_cursor(cursor)
+            updated_at, last_id = decode_cursor(cursor)
             where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
             params += [updated_at, updated_at, last_id]
         sql = (
@@ -331,9 +280,9 @@ class Store:
             " ORDER BY updated_at DESC, id DESC LIMIT ?"
         )
         rows = await self._query(sql, [*params, limit + 1])
-        threads = [_thread(r) for r in rows]
+        threads = [thread_row(r) for r in rows]
         page = threads[:limit]
-        next_cursor = _encode_cursor(page[-1]) if len(threads) > limit else None
+        next_cursor = encode_cursor(page[-1]) if len(threads) > limit else None
         return page, next_cursor
 
     async def set_status(
@@ -368,7 +317,7 @@ class Store:
         rows = await self._query(
             "SELECT * FROM messages WHERE thread_id=? ORDER BY idx", (thread_id,)
         )
-        return [_message(r) for r in rows]
+        return [message_row(r) for r in rows]
 
     async def turn(self, thread_id: str) -> list[StoredMessage]:
         """The messages since the caller's last message (inclusive)."""
@@ -377,7 +326,7 @@ class Store:
             " FROM messages WHERE thread_id=? AND role='user'), 0) ORDER BY idx",
             (thread_id, thread_id),
         )
-        return [_message(r) for r in rows]
+        return [message_row(r) for r in rows]
 
     async def append(self, thread_id: str, *messages: Message) -> list[int]:
         """Append messages in one transaction; returns their indexes."""
@@ -516,7 +465,7 @@ class Store:
         rows = await self._query(
             "SELECT * FROM approvals WHERE thread_id=? ORDER BY requested_at, rowid", (thread_id,)
         )
-        return [_approval(r) for r in rows]
+        return [approval_row(r) for r in rows]
 
     async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
         """Undecided approvals of several threads at once (for the inbox)."""
@@ -530,7 +479,7 @@ class Store:
         )
         out: dict[str, list[Approval]] = {}
         for row in rows:
-            a = _approval(row)
+            a = approval_row(row)
             out.setdefault(a.thread_id, []).append(a)
         return out
 
@@ -580,83 +529,3 @@ class Store:
         """Tools the user allowed for the rest of this thread (``scope="thread"``)."""
         rows = await self._query("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
         return {r["tool"] for r in rows}
-
-
-def _thread(row: sqlite3.Row) -> Thread:
-    return Thread(
-        id=row["id"],
-        agent=row["agent"],
-        owner=row["owner"],
-        title=row["title"],
-        status=row["status"],
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        message_count=row["message_count"],
-        personality=row["personality"],
-        parent_id=row["parent_id"],
-        parent_call_id=row["parent_call_id"],
-        runner=row["runner"],
-    )
-
-
-def _message(row: sqlite3.Row) -> StoredMessage:
-    raw = row["tool_calls"]
-    calls = tuple(ToolCall(**c) for c in json.loads(raw)) if raw else ()
-    usage = (
-        None
-        if row["input_tokens"] is None
-        else Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"])
-    )
-    return StoredMessage(
-        index=row["idx"],
-        message=Message(
-            role=cast(Role, row["role"]),
-            content=row["content"],
-            tool_calls=calls,
-            tool_call_id=row["tool_call_id"],
-            reasoning=row["reasoning"],
-            usage=usage,
-            status=cast(MessageStatus, row["status"]),
-        ),
-    )
-
-
-def _approval(row: sqlite3.Row) -> Approval:
-    return Approval(
-        thread_id=row["thread_id"],
-        call_id=row["call_id"],
-        server=row["server"],
-        tool=row["tool"],
-        arguments=row["arguments"],
-        digest=row["digest"],
-        status=row["status"],
-        reason=row["reason"],
-        reason_hint=row["reason_hint"],
-        requested_at=row["requested_at"],
-        decided_at=row["decided_at"],
-        via=tuple(json.loads(row["via"])) if row["via"] else (),
-        origin_call_id=row["origin_call_id"],
-        remote_server=row["remote_server"],
-        remote_thread_id=row["remote_thread_id"],
-        remote_call_id=row["remote_call_id"],
-    )
-
-
-def _encode_cursor(t: Thread) -> str:
-    raw = json.dumps([t.updated_at, t.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        updated_at, thread_id = json.loads(raw)
-        if not isinstance(updated_at, str) or not isinstance(thread_id, str):
-            raise ValueError
-    except (ValueError, TypeError):
-        raise InvalidRequest(
-            f"invalid cursor {cursor!r}; pass the next_cursor of a previous list_threads result"
-        ) from None
-    return updated_at, thread_id
