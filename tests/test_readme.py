@@ -42,7 +42,7 @@ README = ROOT / "README.md"
 FIRST_COMMANDS = [
     "pip install -e . && agents-mcp serve --config examples/agents.toml",
     'python -m pip install -e ".[dev]" && python -m ruff check . && python -m ruff format'
-    " --check . && python -m mypy && python -m pytest && python -m benchmarks smoke",
+    " --check . && python -m mypy && python -m benchmarks smoke && python -m pytest",
 ]
 
 
