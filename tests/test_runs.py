@@ -321,3 +321,33 @@ async def test_a_thread_left_running_by_a_gone_process_is_settled_on_sight(tmp_p
         )
     assert (seen["status"], seen["error"]["type"]) == ("failed", "interrupted")
     assert again["reply"] == "fresh start"
+
+
+async def test_kept_transcripts_notice_what_another_process_wrote(tmp_path: Path) -> None:
+    """The server keeps a thread's transcript between turns; `agents-mcp chat` in another
+    process may continue the same thread meanwhile, and the next turn must see it all."""
+    from agents_mcp.messages import Message
+    from agents_mcp.store import Store
+
+    llm = ScriptedLLM("one", "three", "four")
+    async with connect(tmp_path, llm) as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="m1")
+        tid = first["thread_id"]
+        other = await Store.open(tmp_path / "threads.db")
+        await other.append_user(tid, "m2", expect=("completed",))
+        await other.append(tid, Message(role="assistant", content="two"))
+        await other.set_status(tid, "completed")
+        await call(client, "chat_with_agent", agent="helper", message="m3", thread_id=tid)
+        await other.fail_pending(tid, "x")  # changes no row, but the revision moves on
+        await other.close()
+        await call(client, "chat_with_agent", agent="helper", message="m4", thread_id=tid)
+    assert [m.content for m in llm.requests[1].messages] == ["m1", "one", "m2", "two", "m3"]
+    assert [m.content for m in llm.requests[2].messages] == [
+        "m1",
+        "one",
+        "m2",
+        "two",
+        "m3",
+        "three",
+        "m4",
+    ]

@@ -103,6 +103,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "find the start of a thread's latest turn without scanning it",
         "CREATE INDEX messages_by_role ON messages (thread_id, role, idx)",
     ),
+    (
+        7,
+        "a revision counter of each thread's messages, for transcripts kept in memory",
+        "ALTER TABLE threads ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 

@@ -57,6 +57,8 @@ class Thread:
     parent_call_id: str | None = None
     runner: str | None = None
     """The process (lease id) that last ran the thread."""
+    revision: int = 0
+    """Counts every change to the thread's messages."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +114,7 @@ def thread_row(row: sqlite3.Row) -> Thread:
         parent_id=row["parent_id"],
         parent_call_id=row["parent_call_id"],
         runner=row["runner"],
+        revision=row["revision"],
     )
 
 

@@ -139,16 +139,19 @@ class Store:
 
     async def fail_interrupted(self, thread_id: str) -> None:
         """Mark the steps of a thread whose process died as interrupted."""
-        # A call waiting on another agents-mcp's approvals stays pending: it resumes.
-        await self._tx(
-            lambda db: db.execute(
+
+        def body(db: sqlite3.Connection) -> None:
+            # A call waiting on another agents-mcp's approvals stays pending: it resumes.
+            db.execute(
                 "UPDATE messages SET status='error', content=? WHERE thread_id=?"
                 " AND status='pending' AND NOT EXISTS (SELECT 1 FROM approvals a"
                 " WHERE a.thread_id = messages.thread_id"
                 " AND a.origin_call_id = messages.tool_call_id)",
                 (INTERRUPTED, thread_id),
             )
-        )
+            db.execute("UPDATE threads SET revision=revision+1 WHERE id=?", (thread_id,))
+
+        await self._tx(body)
 
     # -- threads ----------------------------------------------------------------------
 
@@ -319,6 +322,21 @@ class Store:
         )
         return [message_row(r) for r in rows]
 
+    async def transcript(
+        self, thread_id: str, *, since: int = 0
+    ) -> tuple[list[StoredMessage], int]:
+        """Messages from index ``since`` on, and the thread's revision, read together."""
+
+        def body(db: sqlite3.Connection) -> tuple[list[StoredMessage], int]:
+            rows = db.execute(
+                "SELECT * FROM messages WHERE thread_id=? AND idx >= ? ORDER BY idx",
+                (thread_id, since),
+            ).fetchall()
+            found = db.execute("SELECT revision FROM threads WHERE id=?", (thread_id,)).fetchone()
+            return [message_row(r) for r in rows], int(found["revision"]) if found else 0
+
+        return await self._call(body)
+
     async def turn(self, thread_id: str) -> list[StoredMessage]:
         """The messages since the caller's last message (inclusive)."""
         rows = await self._query(
@@ -374,6 +392,7 @@ class Store:
                 "UPDATE messages SET status='error', content=? WHERE thread_id=? AND status='pending'",
                 (content, thread_id),
             )
+            db.execute("UPDATE threads SET revision=revision+1 WHERE id=?", (thread_id,))
 
         await self._tx(body)
 
@@ -386,6 +405,7 @@ class Store:
                 " AND status='pending'",
                 (content, "complete" if ok else "error", thread_id, call_id),
             )
+            db.execute("UPDATE threads SET revision=revision+1 WHERE id=?", (thread_id,))
 
         await self._tx(body)
 
@@ -422,7 +442,8 @@ class Store:
             ),
         )
         db.execute(
-            "UPDATE threads SET message_count=message_count+1, updated_at=? WHERE id=?",
+            "UPDATE threads SET message_count=message_count+1, revision=revision+1, updated_at=?"
+            " WHERE id=?",
             (now(), thread_id),
         )
         return index

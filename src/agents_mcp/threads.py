@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from agents_mcp.loop import (
     Progress,
     Run,
     RunEvent,
+    RunState,
     TurnSummary,
     open_calls,
     pending_in_tree,
@@ -32,10 +34,12 @@ from agents_mcp.loop import (
     summarize,
 )
 from agents_mcp.store import Approval, Store, StoredMessage, Thread, ThreadStatus
+from agents_mcp.transcript import Transcript
 
 log = logging.getLogger("agents_mcp.threads")
 
 Scope = Literal["once", "thread"]
+TRANSCRIPTS_KEPT = 64
 
 
 @dataclass
@@ -177,6 +181,9 @@ class Threads:
         self.runs = runs
         self.delegation = Delegation(store, self.agents, max_depth=max_depth)
         self.max_total_llm_requests = max_total_llm_requests
+        # Transcripts of recently run threads, so a new turn does not re-read the whole
+        # thread; each is checked against the store's revision before it is used.
+        self._transcripts: OrderedDict[str, Transcript] = OrderedDict()
 
     def agent(self, name: str) -> Agent:
         try:
@@ -462,6 +469,17 @@ class Threads:
         await self._run(thread.id, owner, spec, wait, progress, thread.personality)
         return await summarize(self.store, await self.store.get_thread(asked.id, owner))
 
+    async def _transcript(self, thread_id: str, spec: Agent) -> Transcript:
+        cached = self._transcripts.pop(thread_id, None)
+        if cached is None:
+            cached = await Transcript.load(self.store, thread_id, spec.tool_result_budget)
+        else:
+            await cached.refresh()
+        self._transcripts[thread_id] = cached
+        while len(self._transcripts) > TRANSCRIPTS_KEPT:
+            self._transcripts.popitem(last=False)
+        return cached
+
     async def _wait(self, thread: Thread, wait: float, progress: Progress | None) -> None:
         spec = self.agents.get(thread.agent)
         stop = spec is not None and spec.on_cancel == "stop"
@@ -479,6 +497,11 @@ class Threads:
     ) -> TurnSummary:
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
+        try:
+            state = RunState(transcript=await self._transcript(thread_id, spec))
+        except BaseException:
+            self.runs.release(thread_id)  # claimed by the caller; nothing was started
+            raise
         self.runs.launch(
             thread_id,
             lambda p: Run(
@@ -490,6 +513,7 @@ class Threads:
                 chain=chain,
                 budget=budget,
                 delegate=self.delegation,
+                state=state,
             ),
             self.store,
         )

@@ -20,10 +20,22 @@ NO_RESULT = "Error: no result was recorded"
 class Transcript:
     """The messages of one thread and the model's view of them."""
 
-    def __init__(self, store: Store, thread_id: str, history: list[StoredMessage], budget: int):
+    def __init__(
+        self,
+        store: Store,
+        thread_id: str,
+        history: list[StoredMessage],
+        budget: int,
+        revision: int = 0,
+    ) -> None:
         self.store = store
         self.thread_id = thread_id
         self.budget = budget
+        self.revision = revision
+        """The thread's revision this copy matches (it counts every message change)."""
+        self._reset(history)
+
+    def _reset(self, history: list[StoredMessage]) -> None:
         self.messages = history
         self.call_ids: set[str] = set()
         self._prompt: list[Message] = []
@@ -33,7 +45,21 @@ class Transcript:
 
     @classmethod
     async def load(cls, store: Store, thread_id: str, budget: int) -> Transcript:
-        return cls(store, thread_id, await store.messages(thread_id), budget)
+        history, revision = await store.transcript(thread_id)
+        return cls(store, thread_id, history, budget, revision)
+
+    async def refresh(self) -> None:
+        """Catch up with the store: read only the new messages when nothing but appends
+        happened since this copy was made (by this process or another), else everything."""
+        new, revision = await self.store.transcript(self.thread_id, since=len(self.messages))
+        if revision == self.revision + len(new):
+            for h in new:
+                self.messages.append(h)
+                self._project(h.message)
+        else:
+            history, revision = await self.store.transcript(self.thread_id)
+            self._reset(history)
+        self.revision = revision
 
     def prompt(self) -> list[Message]:
         """The conversation as the model sees it (a copy: requests keep what they sent)."""
@@ -41,6 +67,7 @@ class Transcript:
 
     async def append(self, *messages: Message) -> None:
         indexes = await self.store.append(self.thread_id, *messages)
+        self.revision += len(messages)
         for index, m in zip(indexes, messages, strict=True):
             stored = StoredMessage(index=index, message=m)
             if self.messages and self.messages[-1].index > index:  # concurrent appends
@@ -52,6 +79,7 @@ class Transcript:
     async def finish_call(self, call_id: str, content: str, *, ok: bool) -> None:
         """Record the result of a call whose row is still ``pending``."""
         await self.store.finish_call(self.thread_id, call_id, content, ok=ok)
+        self.revision += 1
         status: MessageStatus = "complete" if ok else "error"
         for i in range(len(self.messages) - 1, -1, -1):
             m = self.messages[i].message
