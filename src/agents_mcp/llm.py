@@ -15,7 +15,7 @@ import anyio
 import httpx2
 
 from agents_mcp.errors import LLMError
-from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
+from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, Usage
 
 TextCallback = Callable[[str], Awaitable[None]]
 """Called with each streamed text fragment as it arrives."""
@@ -91,6 +91,7 @@ class OpenAIChatModel:
         self._transport = transport
         self._sleep = sleep
         self._client: httpx2.AsyncClient | None = None
+        self._wire = _WireCache()
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r})"
@@ -121,7 +122,10 @@ class OpenAIChatModel:
 
     def build_body(self, request: LLMRequest) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
-        body: dict[str, Any] = {"model": self.model, "messages": _wire_messages(request)}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": _wire_messages(request, self._wire),
+        }
         if request.tools:
             body["tools"] = [
                 {
@@ -265,31 +269,55 @@ class OpenAIChatModel:
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
-def _wire_messages(request: LLMRequest) -> list[dict[str, Any]]:
+def _wire_messages(request: LLMRequest, cache: _WireCache | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if request.system:
         out.append({"role": "system", "content": request.system})
-    for m in request.messages:
-        if m.role == "user":
-            out.append({"role": "user", "content": m.content or ""})
-        elif m.role == "assistant":
-            # Reasoning is deliberately dropped: providers reject or mis-bill it when echoed.
-            item: dict[str, Any] = {"role": "assistant", "content": m.content or None}
-            if m.tool_calls:
-                item["tool_calls"] = [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments},
-                    }
-                    for c in m.tool_calls
-                ]
-            out.append(item)
-        else:
-            out.append(
-                {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content or ""}
-            )
+    wire = cache.get if cache is not None else _wire_message
+    out += [wire(m) for m in request.messages]
     return out
+
+
+def _wire_message(m: Message) -> dict[str, Any]:
+    if m.role == "user":
+        return {"role": "user", "content": m.content or ""}
+    if m.role == "assistant":
+        # Reasoning is deliberately dropped: providers reject or mis-bill it when echoed.
+        item: dict[str, Any] = {"role": "assistant", "content": m.content or None}
+        if m.tool_calls:
+            item["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in m.tool_calls
+            ]
+        return item
+    return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content or ""}
+
+
+class _WireCache:
+    """Each message's wire dict, built once.
+
+    Messages are immutable and a running thread sends the same ones again on every
+    request, so a long thread would otherwise rebuild thousands of dicts per step. Keyed
+    by identity; each entry holds its message, so the id cannot be reused while cached.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._items: dict[int, tuple[Message, dict[str, Any]]] = {}
+
+    def get(self, m: Message) -> dict[str, Any]:
+        hit = self._items.get(id(m))
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        wire = _wire_message(m)
+        if len(self._items) >= self._size:
+            del self._items[next(iter(self._items))]  # the oldest entry
+        self._items[id(m)] = (m, wire)
+        return wire
 
 
 def _loads(data: str | bytes, what: str) -> Any:
