@@ -20,7 +20,6 @@ import anyio
 import pytest
 from inline_snapshot import snapshot
 
-from agents_mcp import cli, runtime
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer, Fault
 from tests.conftest import DOWNSTREAM
@@ -521,7 +520,3 @@ async def test_serve_keeps_stdout_for_the_protocol(tmp_path: Path) -> None:
     assert scrub(ran.err, (str(db), "<db>")) == snapshot(
         "agents-mcp 0.1.0: 1 agent(s) (helper) on stdio; threads in <db>\n"
     )
-
-
-def test_the_history_commands_find_the_same_default_database() -> None:
-    assert cli.default_db_path() == runtime.default_db_path()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 
-from agents_mcp._history import OWNER
 from agents_mcp._terminal import Console, LineReader
 from agents_mcp.config import Config
 from agents_mcp.errors import InvalidRequest
 from agents_mcp.loop import RunEvent, TurnSummary
-from agents_mcp.store import Approval
+from agents_mcp.store import LOCAL_OWNER, Approval
 from agents_mcp.threads import Scope, Threads
 
 WAIT = 3600.0
@@ -65,7 +64,7 @@ class ChatSession:
         if self.thread_id is None:
             return True
         async with self.console.spinner("loading the thread"):
-            summary = await self.threads.get(owner=OWNER, thread_id=self.thread_id)
+            summary = await self.threads.get(owner=LOCAL_OWNER, thread_id=self.thread_id)
         if summary.thread.agent != self.agent:
             raise InvalidRequest(
                 f"thread {self.thread_id!r} belongs to agent {summary.thread.agent!r},"
@@ -84,7 +83,7 @@ class ChatSession:
         self._streamed = False
         async with self.console.spinner("sending"):
             summary = await self.threads.chat(
-                owner=OWNER,
+                owner=LOCAL_OWNER,
                 agent=self.agent,
                 message=message,
                 thread_id=self.thread_id,
@@ -107,7 +106,7 @@ class ChatSession:
             approve, scope, reason = answer
             self.console.working("resuming")
             summary = await self.threads.approve(
-                owner=OWNER,
+                owner=LOCAL_OWNER,
                 thread_id=summary.thread.id,
                 call_id=approval.call_id,
                 approve=approve,

@@ -17,10 +17,7 @@ from agents_mcp.errors import NotFound
 from agents_mcp.loop import pending_in_tree
 from agents_mcp.messages import Usage
 from agents_mcp.results import ThreadList, thread_info
-from agents_mcp.store import Approval, Store, StoredMessage, Thread, ThreadStatus
-
-OWNER = "local"
-"""The owner of threads started over stdio or from the CLI (``server.LOCAL_OWNER``)."""
+from agents_mcp.store import LOCAL_OWNER, Approval, Store, StoredMessage, Thread, ThreadStatus
 
 _TITLE_WIDTH = 48
 
@@ -70,7 +67,7 @@ async def _listing(
     store = await Store.open(db_path)
     try:
         threads, next_cursor = await store.list_threads(
-            owner=OWNER, agent=agent, status=status, limit=limit, include_children=children
+            owner=LOCAL_OWNER, agent=agent, status=status, limit=limit, include_children=children
         )
         # A waiting thread's calls may sit in a delegation further down: list them all.
         pending = {
@@ -88,7 +85,7 @@ async def show_thread(
         raise NotFound(f"thread {thread_id!r} not found (no database at {db_path})")
     store = await Store.open(db_path)
     try:
-        thread = await store.get_thread(thread_id, OWNER)
+        thread = await store.get_thread(thread_id, LOCAL_OWNER)
         messages = await store.messages(thread.id)
         approvals = await store.approvals(thread.id)
         children = [t for t, _ in await store.tree(thread.id) if t.parent_id == thread.id]

@@ -351,21 +351,10 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Console | None], int]] = {
 # -- the thread database ----------------------------------------------------------------------
 
 
-def default_db_path() -> Path:
-    """``runtime.default_db_path()`` without importing the runtime (and fastmcp): the
-    history commands should start fast. A test keeps the two equal."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
-
-
 def _db_path(config: Config | None, override: str | None) -> str:
-    """As ``runtime.resolve_db_path``: --db, else the config's [server] db, else the default."""
-    if override is not None:
-        return override
-    if config is not None and config.server.db is not None:
-        return str(config.server.db)
-    return str(default_db_path())
+    from agents_mcp.store import resolve_db_path
+
+    return resolve_db_path(config.server.db if config is not None else None, override)
 
 
 def _history_db(args: argparse.Namespace) -> str:

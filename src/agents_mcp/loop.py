@@ -270,9 +270,8 @@ async def step(r: Run) -> Step:
 async def _settle_calls(r: Run, calls: Sequence[ToolCall], said: str | None) -> Step:
     """Run, refuse or hold each open call of the model's last answer."""
     tools = {t.name: t for t in await _tools(r)}
-    every = await r.store.approvals(r.thread_id)
+    every, grants = await r.store.decisions(r.thread_id)
     decided = {a.call_id: a for a in every}
-    grants = await r.store.grants(r.thread_id)
     relays: list[tuple[ToolCall, ToolInfo, list[Approval]]] = []
     runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
     delegations: list[tuple[ToolCall, ToolInfo]] = []

@@ -13,30 +13,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
 from agents_mcp.delegation import delegate_tool
 from agents_mcp.downstream import Downstreams
 from agents_mcp.llm import LLM, OpenAIChatModel
 from agents_mcp.loop import Agent
-from agents_mcp.store import Store
+from agents_mcp.store import Store, resolve_db_path
 from agents_mcp.threads import Runs, Threads
 from agents_mcp.toolsets import ToolInfo
 
 log = logging.getLogger("agents_mcp.runtime")
-
-
-def default_db_path() -> Path:
-    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
-
-
-def resolve_db_path(config: Config, override: str | Path | None) -> str:
-    if override is not None:
-        return str(override)
-    if config.server.db is not None:
-        return str(config.server.db)
-    return str(default_db_path())
 
 
 def build_llm(cfg: ModelConfig) -> LLM:
@@ -101,7 +87,7 @@ async def open_threads(
     Downstream servers connect lazily, on first use, never here.
     """
     async with AsyncExitStack() as stack:
-        store = await Store.open(resolve_db_path(config, db_path))
+        store = await Store.open(resolve_db_path(config.server.db, db_path))
         stack.push_async_callback(store.close)
         downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
         stack.push_async_callback(downstreams.aclose)

@@ -40,6 +40,7 @@ from agents_mcp.messages import Message
 
 __all__ = [
     "INTERRUPTED",
+    "LOCAL_OWNER",
     "THREAD_STATUSES",
     "Approval",
     "ApprovalStatus",
@@ -47,12 +48,31 @@ __all__ = [
     "StoredMessage",
     "Thread",
     "ThreadStatus",
+    "default_db_path",
     "digest",
     "new_thread_id",
     "now",
+    "resolve_db_path",
 ]
 
 T = TypeVar("T")
+
+LOCAL_OWNER = "local"
+"""The owner of threads over stdio, from the CLI, and over HTTP without tokens."""
+
+
+def default_db_path() -> Path:
+    """The database when neither ``--db`` nor ``[server] db`` names one."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
+
+
+def resolve_db_path(configured: str | None, override: str | Path | None = None) -> str:
+    """``--db``, else the config's ``[server] db``, else :func:`default_db_path`."""
+    if override is not None:
+        return str(override)
+    return configured if configured is not None else str(default_db_path())
 
 
 class Store:
@@ -546,7 +566,16 @@ class Store:
 
         return await self._tx(body)
 
-    async def grants(self, thread_id: str) -> set[str]:
-        """Tools the user allowed for the rest of this thread (``scope="thread"``)."""
-        rows = await self._query("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
-        return {r["tool"] for r in rows}
+    async def decisions(self, thread_id: str) -> tuple[list[Approval], set[str]]:
+        """The thread's approvals, and the tools allowed for the rest of it
+        (``scope="thread"``), read in one go: the loop needs both at every settle."""
+
+        def body(db: sqlite3.Connection) -> tuple[list[Approval], set[str]]:
+            rows = db.execute(
+                "SELECT * FROM approvals WHERE thread_id=? ORDER BY requested_at, rowid",
+                (thread_id,),
+            ).fetchall()
+            tools = db.execute("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
+            return [approval_row(r) for r in rows], {r["tool"] for r in tools}
+
+        return await self._call(body)
