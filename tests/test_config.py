@@ -175,6 +175,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "db": "<configs>/state/agents.db",
                 "name": "research-agents",
                 "wait_seconds": 45.0,
+                "progress_interval": 0.5,
                 "reply_budget": 20000,
                 "tool_result_budget": 50000,
                 "approval_prompt": "structured",
@@ -259,6 +260,7 @@ def test_defaults() -> None:
             "db": None,
             "name": "agents-mcp",
             "wait_seconds": 45.0,
+            "progress_interval": 0.5,
             "reply_budget": 20000,
             "tool_result_budget": 50000,
             "approval_prompt": "structured",
@@ -369,7 +371,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, extra, max_tokens, model, provider, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: approval_prompt, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, reply_budget, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: approval_prompt, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
 """)
 
 

@@ -93,7 +93,7 @@ async def test_delegation_runs_a_child_thread_and_continues_it(tmp_path: Path) -
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(message or "")
 
-    async with connect(tmp_path, scripts) as client:
+    async with connect(tmp_path, scripts, progress_interval=0) as client:
         with anyio.fail_after(15):
             await client.call_tool(
                 "chat_with_agent",

@@ -93,7 +93,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[FakeChatServer, Path]]:
     fake = FakeChatServer(script())
     async with fake.serve() as base_url:
         with http_downstream("calc") as calc_url:
-            yield fake, write_config(tmp_path / "agents.json", config(base_url, calc_url))
+            # Every step's progress (the default rate limit would merge these fast steps).
+            cfg = config(base_url, calc_url, progress_interval=0)
+            yield fake, write_config(tmp_path / "agents.json", cfg)
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -14,7 +14,7 @@ from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
 from mcp_types import ResourceLink, TextResourceContents
 
-from agents_mcp.messages import LLMRequest
+from agents_mcp.messages import LLMRequest, LLMResponse
 from agents_mcp.server import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.toolsets import llm_tool_names
@@ -74,7 +74,8 @@ async def test_progress_messages_arrive_in_order(tmp_path: Path, mode: str) -> N
         seen.append(message or "")
 
     llm = ScriptedLLM(Call("notes__echo", {"text": "a"}), "done")
-    async with connect(tmp_path, llm, mode=mode) as client:
+    every_step = {"progress_interval": 0}
+    async with connect(tmp_path, llm, mode=mode, server=every_step) as client:
         with anyio.fail_after(10):
             await client.call_tool(
                 "chat_with_agent",
@@ -82,6 +83,72 @@ async def test_progress_messages_arrive_in_order(tmp_path: Path, mode: str) -> N
                 progress_handler=on_progress,
             )
     assert seen == snapshot(["thinking (turn 1/12)", "calling notes__echo", "thinking (turn 2/12)"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_progress_is_rate_limited_and_the_first_message_is_sent_at_once(
+    tmp_path: Path, mode: str
+) -> None:
+    sent: list[tuple[float, str]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        sent.append((progress, message or ""))
+
+    # Four fast steps inside one (long) interval: only the first status goes out, and
+    # the newer ones still pending when the result is ready are dropped, not sent after it.
+    llm = ScriptedLLM(Call("notes__echo", {"text": "a"}), Call("notes__echo", {"text": "b"}), "ok")
+    async with connect(tmp_path, llm, mode=mode, server={"progress_interval": 60}) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool(
+                "chat_with_agent",
+                {"agent": "helper", "message": "go"},
+                progress_handler=on_progress,
+            )
+    assert result.structured_content is not None
+    assert result.structured_content["reply"] == "ok"
+    assert sent == [(1, "thinking (turn 1/12)")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_rate_limited_progress_still_reports_every_slow_step(
+    tmp_path: Path, mode: str
+) -> None:
+    sent: list[tuple[float, str]] = []
+    changed = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        nonlocal changed
+        sent.append((progress, message or ""))
+        changed.set()
+        changed = anyio.Event()
+
+    async def shown(message: str) -> None:
+        while not sent or sent[-1][1] != message:
+            await changed.wait()
+
+    async def first(request: LLMRequest) -> LLMResponse:
+        await shown("thinking (turn 1/12)")
+        return LLMResponse(content=None, tool_calls=(Call("notes__echo").to_tool_call(),))
+
+    async def second(request: LLMRequest) -> str:
+        # Posted a moment after "calling notes__echo", inside the interval: it is sent
+        # when the interval has passed, while this step lasts.
+        await shown("thinking (turn 2/12)")
+        return "done"
+
+    llm = ScriptedLLM(first, second)
+    async with connect(tmp_path, llm, mode=mode, server={"progress_interval": 0.05}) as client:
+        with anyio.fail_after(10):
+            await client.call_tool(
+                "chat_with_agent",
+                {"agent": "helper", "message": "go"},
+                progress_handler=on_progress,
+            )
+    counts, messages = [p for p, _ in sent], [m for _, m in sent]
+    assert counts == sorted(set(counts))  # increasing, as the specification requires
+    assert messages[0] == "thinking (turn 1/12)"
+    assert messages[-1] == "thinking (turn 2/12)"
+    assert set(messages) <= {"thinking (turn 1/12)", "calling notes__echo", "thinking (turn 2/12)"}
 
 
 @pytest.mark.parametrize("mode", MODES)

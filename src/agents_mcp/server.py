@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
@@ -35,7 +35,8 @@ from agents_mcp import __version__
 from agents_mcp.config import Config
 from agents_mcp.errors import ClientError, ConfigError, InvalidRequest
 from agents_mcp.llm import LLM
-from agents_mcp.loop import CHAIN_META, Link, Progress, RunEvent, TurnSummary
+from agents_mcp.loop import CHAIN_META, Link, Progress, TurnSummary
+from agents_mcp.progress import relayed
 from agents_mcp.results import (
     META_REPLY_CHARS,
     META_STATUS,
@@ -115,27 +116,13 @@ def _agent_tool_result(
     return ToolResult(content=content, structured_content=result, meta=meta)
 
 
-def _progress(ctx: Context) -> Progress:
+def _progress(ctx: Context, interval: float) -> AbstractAsyncContextManager[Progress]:
     """Relay run events as ``notifications/progress`` (when the caller asked for them)."""
-    count = 0
-    streamed = ""
 
-    async def report(event: RunEvent) -> None:
-        nonlocal count, streamed
-        if event.kind == "text":
-            # Streamed text rides along, shortened, without flooding the client.
-            before = len(streamed)
-            streamed += event.text
-            if len(streamed) // 200 == before // 200:
-                return
-            message = "writing: …" + " ".join(streamed[-120:].split())
-        else:
-            streamed = ""
-            message = event.text
-        count += 1
+    async def send(count: int, message: str) -> None:
         await ctx.report_progress(count, None, message)
 
-    return report
+    return relayed(send, interval)
 
 
 def _incoming_chain(ctx: Context) -> tuple[Link, ...]:
@@ -172,6 +159,7 @@ async def _ask_inline(
     *,
     deadline: float,
     wait: float,
+    progress: Progress,
 ) -> TurnSummary:
     """The optional fast path: ask the user in the client, one pending call at a time.
 
@@ -205,7 +193,7 @@ async def _ask_inline(
             approve=approve,
             reason=reason,
             wait=wait,
-            progress=_progress(ctx),
+            progress=progress,
         )
     return summary
 
@@ -247,6 +235,7 @@ def create_server(
     budget = config.server.reply_budget
     inline = config.server.approval_prompt == "auto"
     ask_timeout = config.server.elicitation_timeout
+    progress_interval = config.server.progress_interval
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -269,10 +258,18 @@ def create_server(
         threads: Threads = ctx.lifespan_context["threads"]
         return threads
 
-    async def decided(ctx: Context, summary: TurnSummary, wait: float) -> TurnSummary:
+    def progress_of(ctx: Context) -> AbstractAsyncContextManager[Progress]:
+        return _progress(ctx, progress_interval)
+
+    async def decided(
+        ctx: Context, summary: TurnSummary, wait: float, progress: Progress
+    ) -> TurnSummary:
         """With approval_prompt = "auto", try the inline fast path before answering."""
         if inline and summary.thread.status == "needs_approval" and _can_elicit(ctx):
-            return await _ask_inline(ctx, threads_of(ctx), summary, deadline=ask_timeout, wait=wait)
+            threads = threads_of(ctx)
+            return await _ask_inline(
+                ctx, threads, summary, deadline=ask_timeout, wait=wait, progress=progress
+            )
         return summary
 
     agent_field = Field(description="Which agent to talk to", json_schema_extra={"enum": names})
@@ -304,17 +301,19 @@ def create_server(
         ] = None,
         wait_seconds: Annotated[float, wait_field] = default_wait,
     ) -> ToolResult:
-        summary = await threads_of(ctx).chat(
-            owner=_owner(),
-            agent=agent,
-            message=message,
-            thread_id=thread_id,
-            personality=personality,
-            wait=wait_seconds,
-            progress=_progress(ctx),
-            chain=_incoming_chain(ctx),
-        )
-        return _agent_tool_result(await decided(ctx, summary, wait_seconds), budget)
+        async with progress_of(ctx) as progress:
+            summary = await threads_of(ctx).chat(
+                owner=_owner(),
+                agent=agent,
+                message=message,
+                thread_id=thread_id,
+                personality=personality,
+                wait=wait_seconds,
+                progress=progress,
+                chain=_incoming_chain(ctx),
+            )
+            summary = await decided(ctx, summary, wait_seconds, progress)
+        return _agent_tool_result(summary, budget)
 
     @mcp.tool(
         description=(
@@ -341,17 +340,19 @@ def create_server(
         ] = "once",
         wait_seconds: Annotated[float, wait_field] = default_wait,
     ) -> ToolResult:
-        summary = await threads_of(ctx).approve(
-            owner=_owner(),
-            thread_id=thread_id,
-            call_id=call_id,
-            approve=approve,
-            reason=reason,
-            scope=scope,
-            wait=wait_seconds,
-            progress=_progress(ctx),
-        )
-        return _agent_tool_result(await decided(ctx, summary, wait_seconds), budget)
+        async with progress_of(ctx) as progress:
+            summary = await threads_of(ctx).approve(
+                owner=_owner(),
+                thread_id=thread_id,
+                call_id=call_id,
+                approve=approve,
+                reason=reason,
+                scope=scope,
+                wait=wait_seconds,
+                progress=progress,
+            )
+            summary = await decided(ctx, summary, wait_seconds, progress)
+        return _agent_tool_result(summary, budget)
 
     @mcp.tool(
         description=(
@@ -378,9 +379,10 @@ def create_server(
         ] = None,
     ) -> ToolResult:
         threads = threads_of(ctx)
-        summary = await threads.get(
-            owner=_owner(), thread_id=thread_id, wait=wait_seconds, progress=_progress(ctx)
-        )
+        async with progress_of(ctx) as progress:
+            summary = await threads.get(
+                owner=_owner(), thread_id=thread_id, wait=wait_seconds, progress=progress
+            )
         page: tuple[list[TranscriptMessage], int | None] = ([], None)
         if include_messages:
             _, history = await threads.transcript(owner=_owner(), thread_id=thread_id)
