@@ -159,7 +159,9 @@ class Continue:
 
 @dataclass(frozen=True)
 class Final:
-    """The model answered without tool calls."""
+    """The model answered without tool calls (``stored``: the thread is already completed)."""
+
+    stored: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,8 +192,10 @@ async def run(r: Run) -> None:
         match nxt:
             case Continue():
                 continue
-            case Final():
+            case Final(stored=False):
                 await r.store.set_status(r.thread_id, "completed")
+            case Final():
+                pass
             case Paused():
                 await r.store.set_status(r.thread_id, "needs_approval")
                 # A decision may have landed while this step ran: then go straight on.
@@ -255,22 +259,33 @@ async def step(r: Run) -> Step:
 
     response = await r.agent.llm.complete(request, on_text=on_text)
     calls = _unique_ids(response.tool_calls, transcript.call_ids)
-    await transcript.append(
-        Message(
-            role="assistant",
-            content=response.content,
-            tool_calls=calls,
-            reasoning=response.reasoning,
-            usage=response.usage,
-        ),
+    answer = Message(
+        role="assistant",
+        content=response.content,
+        tool_calls=calls,
+        reasoning=response.reasoning,
+        usage=response.usage,
     )
-    return Continue() if calls else Final()
+    if not calls:
+        await transcript.append(answer, status="completed")
+        return Final(stored=True)
+    return await _settle_calls(r, calls, response.content, answer=answer)
 
 
-async def _settle_calls(r: Run, calls: Sequence[ToolCall], said: str | None) -> Step:
-    """Run, refuse or hold each open call of the model's last answer."""
+async def _settle_calls(
+    r: Run, calls: Sequence[ToolCall], said: str | None, answer: Message | None = None
+) -> Step:
+    """Run, refuse or hold each open call of the model's last answer.
+
+    ``answer``: that answer, just received and not stored yet. It is stored with the
+    step's first writes (results, approvals, the ``pending`` rows of calls about to run),
+    and since its calls are new, no decision about them can exist yet.
+    """
     tools = {t.name: t for t in await _tools(r)}
-    every, grants = await r.store.decisions(r.thread_id)
+    if answer is None or any(_may_ask(r, tools.get(c.name)) for c in calls):
+        every, grants = await r.store.decisions(r.thread_id)
+    else:
+        every, grants = [], set()
     decided = {a.call_id: a for a in every}
     relays: list[tuple[ToolCall, ToolInfo, list[Approval]]] = []
     runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
@@ -313,14 +328,21 @@ async def _settle_calls(r: Run, calls: Sequence[ToolCall], said: str | None) -> 
             answers.append(_tool_message(call, ToolOutput(text=text, ok=False)))
         else:
             waiting.append(call.id)
-    if new:
-        await r.store.add_approvals(new)
-    if answers:
-        await (await _transcript(r)).append(*answers)
+    pending = [
+        Message(role="tool", tool_call_id=call.id, status="pending") for call, *_ in runnable
+    ]
+    writes = [*([answer] if answer is not None else []), *answers, *pending]
+    if writes or new:
+        await (await _transcript(r)).append(*writes, approvals=new)
     waiting += await _execute(r, runnable)
     waiting += await _relay(r, relays)
     waiting += await _delegate(r, delegations)
     return Paused(tuple(waiting)) if waiting else Continue()
+
+
+def _may_ask(r: Run, info: ToolInfo | None) -> bool:
+    """Whether the agent's rule may hold a call of this tool for approval."""
+    return info is not None and info.server != DELEGATION_SERVER and r.agent.requires_approval(info)
 
 
 async def _tools(r: Run) -> list[ToolInfo]:
@@ -352,14 +374,12 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
 
 
 async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]]) -> list[str]:
-    """Run calls concurrently; each gets a ``pending`` row first, in call order.
+    """Run calls concurrently (their ``pending`` rows are stored already).
 
     Returns the ids of calls now waiting on another agents-mcp's approvals.
     """
     if not calls:
         return []
-    pending = [Message(role="tool", tool_call_id=call.id, status="pending") for call, _, _ in calls]
-    await (await _transcript(r)).append(*pending)
     waiting: list[str] = []
 
     async def one(call: ToolCall, info: ToolInfo, arguments: str) -> None:
@@ -540,9 +560,12 @@ async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
     return out
 
 
-async def summarize(store: Store, thread: Thread) -> TurnSummary:
+async def summarize(
+    store: Store, thread: Thread, turn: Sequence[StoredMessage] | None = None
+) -> TurnSummary:
     """The result of the thread's latest turn, derived from the transcript."""
-    turn = await store.turn(thread.id)
+    if turn is None:
+        turn = await store.turn(thread.id)
     answers = [h.message for h in turn if h.message.role == "assistant"]
     usage = Usage()
     for m in answers:

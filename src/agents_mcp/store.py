@@ -75,6 +75,13 @@ def resolve_db_path(configured: str | None, override: str | Path | None = None) 
     return configured if configured is not None else str(default_db_path())
 
 
+_TURN = (
+    "SELECT * FROM messages WHERE thread_id=? AND idx >= COALESCE((SELECT MAX(idx)"
+    " FROM messages WHERE thread_id=? AND role='user'), 0) ORDER BY idx"
+)
+"""The messages since the caller's last message (inclusive)."""
+
+
 class Store:
     """The only owner of the SQLite connection."""
 
@@ -193,7 +200,7 @@ class Store:
         title = " ".join(first_message.split())[:80]
         parent_id, parent_call = parent or (None, None)
 
-        def body(db: sqlite3.Connection) -> None:
+        def body(db: sqlite3.Connection) -> Thread:
             db.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
                 " message_count, personality, parent_id, parent_call_id, runner)"
@@ -212,9 +219,11 @@ class Store:
                 ),
             )
             self._append(db, thread_id, Message(role="user", content=first_message))
+            return thread_row(
+                db.execute("SELECT * FROM threads WHERE id=?", (thread_id,)).fetchone()
+            )
 
-        await self._tx(body)
-        return await self.get_thread(thread_id, owner)
+        return await self._tx(body)
 
     async def get_thread(self, thread_id: str, owner: str) -> Thread:
         """The thread, or ``NotFound`` (also when it belongs to someone else)."""
@@ -326,13 +335,22 @@ class Store:
                 if row is None or row["status"] not in allowed:
                     current = None if row is None else row["status"]
                     raise Conflict(f"thread {thread_id!r} is {current}")
-            db.execute(
-                "UPDATE threads SET status=?, error_type=?, error_message=?, updated_at=?,"
-                " runner=CASE WHEN ?='running' THEN ? ELSE runner END WHERE id=?",
-                (status, *(error or (None, None)), now(), status, self.lease.id, thread_id),
-            )
+            self._set_status(db, thread_id, status, error)
 
         await self._tx(body)
+
+    def _set_status(
+        self,
+        db: sqlite3.Connection,
+        thread_id: str,
+        status: ThreadStatus,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        db.execute(
+            "UPDATE threads SET status=?, error_type=?, error_message=?, updated_at=?,"
+            " runner=CASE WHEN ?='running' THEN ? ELSE runner END WHERE id=?",
+            (status, *(error or (None, None)), now(), status, self.lease.id, thread_id),
+        )
 
     # -- messages ---------------------------------------------------------------------
 
@@ -359,18 +377,43 @@ class Store:
 
     async def turn(self, thread_id: str) -> list[StoredMessage]:
         """The messages since the caller's last message (inclusive)."""
-        rows = await self._query(
-            "SELECT * FROM messages WHERE thread_id=? AND idx >= COALESCE((SELECT MAX(idx)"
-            " FROM messages WHERE thread_id=? AND role='user'), 0) ORDER BY idx",
-            (thread_id, thread_id),
-        )
+        rows = await self._query(_TURN, (thread_id, thread_id))
         return [message_row(r) for r in rows]
 
-    async def append(self, thread_id: str, *messages: Message) -> list[int]:
-        """Append messages in one transaction; returns their indexes."""
+    async def thread_turn(self, thread_id: str, owner: str) -> tuple[Thread, list[StoredMessage]]:
+        """The thread (``NotFound`` as in :meth:`get_thread`) and its latest turn, together."""
+
+        def body(db: sqlite3.Connection) -> tuple[Thread, list[StoredMessage]]:
+            found = db.execute(
+                "SELECT * FROM threads WHERE id=? AND owner=?", (thread_id, owner)
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            rows = db.execute(_TURN, (thread_id, thread_id)).fetchall()
+            return thread_row(found), [message_row(r) for r in rows]
+
+        return await self._call(body)
+
+    async def append(
+        self,
+        thread_id: str,
+        *messages: Message,
+        approvals: Sequence[Approval] = (),
+        status: ThreadStatus | None = None,
+    ) -> list[int]:
+        """Append messages in one transaction; returns their indexes.
+
+        A step's other writes go in the same transaction: the ``approvals`` its calls
+        wait for, and the thread's new ``status`` (a final answer completes it).
+        """
 
         def body(db: sqlite3.Connection) -> list[int]:
-            return [self._append(db, thread_id, m) for m in messages]
+            indexes = [self._append(db, thread_id, m) for m in messages]
+            if approvals:
+                self._add_approvals(db, approvals)
+            if status is not None:
+                self._set_status(db, thread_id, status)
+            return indexes
 
         return await self._tx(body)
 
@@ -471,36 +514,36 @@ class Store:
     # -- approvals --------------------------------------------------------------------
 
     async def add_approvals(self, approvals: Sequence[Approval]) -> None:
-        def body(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT INTO approvals (thread_id, call_id, server, tool, arguments, digest,"
-                " status, reason, reason_hint, requested_at, decided_at, origin_call_id,"
-                " remote_server, remote_thread_id, remote_call_id, via)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        a.thread_id,
-                        a.call_id,
-                        a.server,
-                        a.tool,
-                        a.arguments,
-                        a.digest,
-                        a.status,
-                        a.reason,
-                        a.reason_hint,
-                        a.requested_at,
-                        a.decided_at,
-                        a.origin_call_id,
-                        a.remote_server,
-                        a.remote_thread_id,
-                        a.remote_call_id,
-                        json.dumps(list(a.via)) if a.via else None,
-                    )
-                    for a in approvals
-                ],
-            )
+        await self._tx(lambda db: self._add_approvals(db, approvals))
 
-        await self._tx(body)
+    def _add_approvals(self, db: sqlite3.Connection, approvals: Sequence[Approval]) -> None:
+        db.executemany(
+            "INSERT INTO approvals (thread_id, call_id, server, tool, arguments, digest,"
+            " status, reason, reason_hint, requested_at, decided_at, origin_call_id,"
+            " remote_server, remote_thread_id, remote_call_id, via)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    a.thread_id,
+                    a.call_id,
+                    a.server,
+                    a.tool,
+                    a.arguments,
+                    a.digest,
+                    a.status,
+                    a.reason,
+                    a.reason_hint,
+                    a.requested_at,
+                    a.decided_at,
+                    a.origin_call_id,
+                    a.remote_server,
+                    a.remote_thread_id,
+                    a.remote_call_id,
+                    json.dumps(list(a.via)) if a.via else None,
+                )
+                for a in approvals
+            ],
+        )
 
     async def approvals(self, thread_id: str) -> list[Approval]:
         rows = await self._query(

@@ -308,7 +308,7 @@ class Threads:
             await self._wait(root, wait, progress)
         else:
             await self._settle_orphan(root)
-        return await summarize(self.store, await self.store.get_thread(thread_id, owner))
+        return await self._summary(thread_id, owner)
 
     async def list_threads(
         self,
@@ -371,7 +371,7 @@ class Threads:
                     await stop_thread(self.store, root.id)
                 finally:
                     self.runs.release(root.id)
-        return await summarize(self.store, await self.store.get_thread(thread_id, owner))
+        return await self._summary(thread_id, owner)
 
     async def recover(self) -> list[str]:
         """Settle what a crash left behind; returns the threads that can resume now."""
@@ -453,21 +453,25 @@ class Threads:
         thread = await self._root(thread, owner)
         if self.runs.running(thread.id):
             await self._wait(thread, wait, progress)
-            return await summarize(self.store, await self.store.get_thread(asked.id, owner))
+            return await self._summary(asked.id, owner)
         self.runs.claim(thread.id)  # before any await: a concurrent resume must see it
         try:
             thread = await self._settle_orphan(await self.store.get_thread(thread.id, owner))
             undecided = await pending_in_tree(self.store, thread)
             if thread.status != "needs_approval" or undecided:
                 self.runs.release(thread.id)
-                return await summarize(self.store, await self.store.get_thread(asked.id, owner))
+                return await self._summary(asked.id, owner)
             spec = self.agent(thread.agent)
             await self.store.set_status(thread.id, "running", expect=("needs_approval",))
         except BaseException:
             self.runs.release(thread.id)
             raise
         await self._run(thread.id, owner, spec, wait, progress, thread.personality)
-        return await summarize(self.store, await self.store.get_thread(asked.id, owner))
+        return await self._summary(asked.id, owner)
+
+    async def _summary(self, thread_id: str, owner: str) -> TurnSummary:
+        thread, turn = await self.store.thread_turn(thread_id, owner)
+        return await summarize(self.store, thread, turn)
 
     async def _transcript(self, thread_id: str, spec: Agent) -> Transcript:
         cached = self._transcripts.pop(thread_id, None)
@@ -518,7 +522,7 @@ class Threads:
             self.store,
         )
         await self.runs.wait(thread_id, wait, progress, stop_on_cancel=spec.on_cancel == "stop")
-        return await summarize(self.store, await self.store.get_thread(thread_id, owner))
+        return await self._summary(thread_id, owner)
 
 
 def _tool_name(a: Approval) -> str:

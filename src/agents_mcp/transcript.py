@@ -9,10 +9,11 @@ for them, in call order, whatever order they finish in; reasoning is never inclu
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import replace
 
 from agents_mcp.messages import Message, MessageStatus
-from agents_mcp.store import Store, StoredMessage
+from agents_mcp.store import Approval, Store, StoredMessage, ThreadStatus
 
 NO_RESULT = "Error: no result was recorded"
 
@@ -65,8 +66,16 @@ class Transcript:
         """The conversation as the model sees it (a copy: requests keep what they sent)."""
         return list(self._prompt)
 
-    async def append(self, *messages: Message) -> None:
-        indexes = await self.store.append(self.thread_id, *messages)
+    async def append(
+        self,
+        *messages: Message,
+        approvals: Sequence[Approval] = (),
+        status: ThreadStatus | None = None,
+    ) -> None:
+        """Store messages (with the step's other writes, see :meth:`Store.append`)."""
+        indexes = await self.store.append(
+            self.thread_id, *messages, approvals=approvals, status=status
+        )
         self.revision += len(messages)
         for index, m in zip(indexes, messages, strict=True):
             stored = StoredMessage(index=index, message=m)
