@@ -3,11 +3,12 @@
 Hosts use ``notifications/progress`` to show what a tool call is doing and to reset
 their idle timers; nobody reads eleven statuses in fifty milliseconds. The MCP
 specification asks senders to rate-limit them, so a :class:`ProgressRelay` sends at
-most one message per ``interval``: the first at once, then the latest one when the
-interval has passed (older ones it replaces are dropped). A step that lasts longer than
-the interval is therefore always reported, and the run never waits on a slow client:
-it only posts, and the request's own task does the sending. Nothing is sent after the
-relay closes, so no notification trails the tool result.
+most one message per ``interval``: the newest status, once an interval has passed since
+the previous message (or since the request began); the older ones it replaced are
+dropped. A step that lasts longer than the interval is therefore always reported, at
+most one interval late, and a call answered within the first interval sends none. The
+run never waits on a slow client: it only posts, and the request's own task does the
+sending. Nothing is sent after the relay closes, so no notification trails the result.
 
 ``interval == 0`` keeps every message, each sent before the run goes on.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -74,7 +74,7 @@ class ProgressRelay:
 
     async def pump(self) -> None:
         """Send the latest message whenever there is one and the interval allows."""
-        last = -math.inf
+        last = anyio.current_time()
         while not self._broken:
             await self._posted.wait()
             if (delay := last + self._interval - anyio.current_time()) > 0:

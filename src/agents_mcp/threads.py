@@ -33,6 +33,7 @@ from agents_mcp.loop import (
     stop_thread,
     summarize,
 )
+from agents_mcp.messages import Message
 from agents_mcp.store import Approval, Store, StoredMessage, Thread, ThreadStatus
 from agents_mcp.transcript import Transcript
 
@@ -227,6 +228,11 @@ class Threads:
                 agent=spec.name, owner=owner, first_message=message, personality=personality
             )
             self.runs.claim(thread.id)
+            first = StoredMessage(index=0, message=Message(role="user", content=message))
+            new = Transcript(
+                self.store, thread.id, [first], spec.tool_result_budget, thread.revision
+            )
+            return await self._run(thread.id, owner, spec, wait, progress, personality, chain, new)
         else:
             thread = await self.store.get_thread(thread_id, owner)
             if thread.parent_id is not None:
@@ -479,10 +485,14 @@ class Threads:
             cached = await Transcript.load(self.store, thread_id, spec.tool_result_budget)
         else:
             await cached.refresh()
-        self._transcripts[thread_id] = cached
+        self._keep(cached)
+        return cached
+
+    def _keep(self, transcript: Transcript) -> None:
+        self._transcripts.pop(transcript.thread_id, None)
+        self._transcripts[transcript.thread_id] = transcript
         while len(self._transcripts) > TRANSCRIPTS_KEPT:
             self._transcripts.popitem(last=False)
-        return cached
 
     async def _wait(self, thread: Thread, wait: float, progress: Progress | None) -> None:
         spec = self.agents.get(thread.agent)
@@ -498,11 +508,16 @@ class Threads:
         progress: Progress | None,
         personality: str | None,
         incoming: tuple[Link, ...] = (),
+        new: Transcript | None = None,
     ) -> TurnSummary:
+        """Run the claimed thread; ``new``: the transcript of a thread just created."""
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
         try:
-            state = RunState(transcript=await self._transcript(thread_id, spec))
+            if new is not None:
+                self._keep(new)
+            transcript = new or await self._transcript(thread_id, spec)
+            state = RunState(transcript=transcript)
         except BaseException:
             self.runs.release(thread_id)  # claimed by the caller; nothing was started
             raise
