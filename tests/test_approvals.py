@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -261,12 +263,11 @@ async def test_executed_arguments_are_the_stored_ones(
         {"server": "notes", "tool": "write_note", "arguments": {"title": "keep", "body": body}}
     ]
     # Tampering with the database after the request is refused at execution time.
-    store = await Store.open(tmp_path / "threads.db")
-    await store._conn.execute(  # an attacker with file access
-        "UPDATE approvals SET arguments=? WHERE call_id='w1~2'",
-        ('{"title": "evil", "body": "x"}',),
-    )
-    await store.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "threads.db")) as db, db:
+        db.execute(  # an attacker with file access
+            "UPDATE approvals SET arguments=? WHERE call_id='w1~2'",
+            ('{"title": "evil", "body": "x"}',),
+        )
     async with connect(tmp_path, llm) as client:
         done = await call(client, "approve_call", thread_id=tid, call_id="w1~2", approve=True)
     assert done["status"] == "completed"

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 import anyio
 
 from agents_mcp._leases import Lease
@@ -35,6 +34,7 @@ from agents_mcp._records import (
     now,
     thread_row,
 )
+from agents_mcp._sqlite import Database
 from agents_mcp.errors import Conflict, NotFound
 from agents_mcp.messages import Message
 
@@ -85,8 +85,8 @@ _TURN = (
 class Store:
     """The only owner of the SQLite connection."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
-        self._conn = conn
+    def __init__(self, db: Database, path: str) -> None:
+        self._db = db
         self.path = path
         self.lease = Lease(path)
 
@@ -97,51 +97,27 @@ class Store:
         if target != ":memory:":
             target = str(await anyio.Path(target).expanduser())
             await anyio.Path(target).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(target, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        store = cls(conn, target)
+        store = cls(await Database.open(target), target)
         try:
-
-            def setup(db: sqlite3.Connection) -> None:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA foreign_keys=ON")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA busy_timeout=5000")
-
-            await store._call(setup)
-            await store._tx(migrate)
+            await store._db.transaction(migrate, thread=True)
         except BaseException:
             await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        await self._conn.close()
+        await self._db.close()
         self.lease.release()
 
-    # aiosqlite sends every statement and every fetch to its worker thread as a separate
-    # round trip. A Store method instead runs as one function on that thread (aiosqlite's
-    # own queue, which also serializes them), so a whole transaction is one hop, and a
-    # cancelled caller cannot leave a transaction half done.
+    # Each Store method is one function over the connection (see ``_sqlite``): a whole
+    # transaction runs at once, never split by an await.
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        result: T = await self._conn._execute(fn, self._conn._conn)  # type: ignore[no-untyped-call]
-        return result
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, thread: bool = False) -> T:
+        return await self._db.call(fn, thread=thread)
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction: all of it or nothing."""
-
-        def transaction(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return out
-
-        return await self._call(transaction)
+        return await self._db.transaction(fn)
 
     async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Execute a read and fetch all its rows in one hop."""
@@ -355,10 +331,11 @@ class Store:
     # -- messages ---------------------------------------------------------------------
 
     async def messages(self, thread_id: str) -> list[StoredMessage]:
-        rows = await self._query(
-            "SELECT * FROM messages WHERE thread_id=? ORDER BY idx", (thread_id,)
-        )
-        return [message_row(r) for r in rows]
+        def body(db: sqlite3.Connection) -> list[StoredMessage]:
+            rows = db.execute("SELECT * FROM messages WHERE thread_id=? ORDER BY idx", (thread_id,))
+            return [message_row(r) for r in rows]
+
+        return await self._call(body, thread=True)  # a whole thread can be long
 
     async def transcript(
         self, thread_id: str, *, since: int = 0
@@ -373,7 +350,7 @@ class Store:
             found = db.execute("SELECT revision FROM threads WHERE id=?", (thread_id,)).fetchone()
             return [message_row(r) for r in rows], int(found["revision"]) if found else 0
 
-        return await self._call(body)
+        return await self._call(body, thread=since == 0)  # a whole thread can be long
 
     async def turn(self, thread_id: str) -> list[StoredMessage]:
         """The messages since the caller's last message (inclusive)."""
