@@ -87,6 +87,8 @@ class DownstreamServer:
         )
 
     async def _connected(self) -> Client[Any]:
+        if self._client is not None:  # the common case, without taking the lock
+            return self._client
         async with self._lock:
             if self._client is None:
                 client = self._new_client()

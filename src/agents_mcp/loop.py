@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -367,9 +367,7 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
             result = _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
             await (await _transcript(r)).append(result)
 
-    async with anyio.create_task_group() as tg:
-        for call, info in calls:
-            tg.start_soon(one, call, info)
+    await _concurrently(one, calls)
     return waiting
 
 
@@ -382,17 +380,27 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
         return []
     waiting: list[str] = []
 
-    async def one(call: ToolCall, info: ToolInfo, arguments: str) -> None:
+    async def one(call: ToolCall, info: ToolInfo | None, arguments: str) -> None:
+        assert info is not None  # runnable calls have a tool
         await r.progress(RunEvent("status", f"calling {info.name}"))
         out = await r.agent.toolset.call(info, json.loads(arguments or "{}"), meta=r.meta())
         if await _record(r, call, info, out):
             waiting.append(call.id)
 
-    async with anyio.create_task_group() as tg:
-        for call, info, arguments in calls:
-            assert info is not None
-            tg.start_soon(one, call, info, arguments)
+    await _concurrently(one, calls)
     return waiting
+
+
+async def _concurrently(
+    fn: Callable[..., Coroutine[Any, Any, None]], calls: Sequence[tuple[Any, ...]]
+) -> None:
+    """``fn(*args)`` for each of ``calls`` at once (a lone call needs no task group)."""
+    if len(calls) == 1:
+        await fn(*calls[0])
+    elif calls:
+        async with anyio.create_task_group() as tg:
+            for args in calls:
+                tg.start_soon(fn, *args)
 
 
 async def _relay(r: Run, relays: Sequence[tuple[ToolCall, ToolInfo, list[Approval]]]) -> list[str]:
