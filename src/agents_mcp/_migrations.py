@@ -108,6 +108,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "a revision counter of each thread's messages, for transcripts kept in memory",
         "ALTER TABLE threads ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        8,
+        "every query of pending rows names its thread: the primary key serves them",
+        "DROP INDEX IF EXISTS messages_pending",
+    ),
 )
 
 

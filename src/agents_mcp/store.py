@@ -385,7 +385,7 @@ class Store:
         """
 
         def body(db: sqlite3.Connection) -> list[int]:
-            indexes = [self._append(db, thread_id, m) for m in messages]
+            indexes = self._append(db, thread_id, *messages)
             if approvals:
                 self._add_approvals(db, approvals)
             if status is not None:
@@ -436,57 +436,63 @@ class Store:
 
         await self._tx(body)
 
-    async def finish_call(self, thread_id: str, call_id: str, content: str, *, ok: bool) -> None:
-        """Record the result of the call ``call_id`` whose row is still ``pending``."""
+    async def finish_call(
+        self, thread_id: str, call_id: str, content: str, *, ok: bool, index: int | None = None
+    ) -> None:
+        """Record the result of the call ``call_id`` whose row is still ``pending``
+        (at ``index``, when the caller knows it: no scan of the thread)."""
+        status = "complete" if ok else "error"
 
         def body(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE messages SET content=?, status=? WHERE thread_id=? AND tool_call_id=?"
-                " AND status='pending'",
-                (content, "complete" if ok else "error", thread_id, call_id),
-            )
+            if index is not None:
+                db.execute(
+                    "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?"
+                    " AND tool_call_id=? AND status='pending'",
+                    (content, status, thread_id, index, call_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE messages SET content=?, status=? WHERE thread_id=?"
+                    " AND tool_call_id=? AND status='pending'",
+                    (content, status, thread_id, call_id),
+                )
             db.execute("UPDATE threads SET revision=revision+1 WHERE id=?", (thread_id,))
 
         await self._tx(body)
 
-    def _append(self, db: sqlite3.Connection, thread_id: str, m: Message) -> int:
-        cur = db.execute("SELECT message_count FROM threads WHERE id=?", (thread_id,))
-        row = cur.fetchone()
-        if row is None:
+    def _append(self, db: sqlite3.Connection, thread_id: str, *messages: Message) -> list[int]:
+        """Insert messages at the end of the thread; one update of the thread row for all."""
+        stamp = now()
+        found = db.execute(
+            "UPDATE threads SET message_count=message_count+?, revision=revision+?, updated_at=?"
+            " WHERE id=? RETURNING message_count",
+            (len(messages), len(messages), stamp, thread_id),
+        ).fetchone()
+        if found is None:
             raise NotFound(f"thread {thread_id!r} not found")
-        index = int(row["message_count"])
-        calls = (
-            json.dumps(
-                [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]
-            )
-            if m.tool_calls
-            else None
-        )
-        usage = m.usage
-        db.execute(
+        first = int(found["message_count"]) - len(messages)
+        db.executemany(
             "INSERT INTO messages (thread_id, idx, role, content, tool_calls, tool_call_id,"
             " reasoning, input_tokens, output_tokens, status, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                thread_id,
-                index,
-                m.role,
-                m.content,
-                calls,
-                m.tool_call_id,
-                m.reasoning,
-                None if usage is None else usage.input_tokens,
-                None if usage is None else usage.output_tokens,
-                m.status,
-                now(),
-            ),
+            [
+                (
+                    thread_id,
+                    first + i,
+                    m.role,
+                    m.content,
+                    _calls_json(m),
+                    m.tool_call_id,
+                    m.reasoning,
+                    None if m.usage is None else m.usage.input_tokens,
+                    None if m.usage is None else m.usage.output_tokens,
+                    m.status,
+                    stamp,
+                )
+                for i, m in enumerate(messages)
+            ],
         )
-        db.execute(
-            "UPDATE threads SET message_count=message_count+1, revision=revision+1, updated_at=?"
-            " WHERE id=?",
-            (now(), thread_id),
-        )
-        return index
+        return list(range(first, first + len(messages)))
 
     # -- approvals --------------------------------------------------------------------
 
@@ -599,3 +605,11 @@ class Store:
             return [approval_row(r) for r in rows], {r["tool"] for r in tools}
 
         return await self._call(body)
+
+
+def _calls_json(m: Message) -> str | None:
+    if not m.tool_calls:
+        return None
+    return json.dumps(
+        [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+    )
