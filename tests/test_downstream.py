@@ -83,11 +83,17 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
         {"live": DownstreamServerConfig(command="unused")}, {"live": server}
     )
     live = servers.servers["live"]
+    toolset = servers.toolset(["live"], {})
     try:
         before = [t.name for t in await live.tools()]
+        offered = [t.name for t in await toolset.list_tools()]
+        again = await toolset.list_tools()
         await live.call("grow", {})
         after = [t.name for t in await live.tools()]
+        offered_after = [t.name for t in await toolset.list_tools()]
     finally:
         await servers.aclose()
     assert before == ["grow"]
     assert after == ["grow", "fresh"]
+    assert [t.name for t in again] == offered == ["live__grow"]
+    assert offered_after == ["live__grow", "live__fresh"]

@@ -106,6 +106,11 @@ class DownstreamServer:
                 log.info("%s: connected (%s)", self.name, client.protocol_version)
             return self._client
 
+    @property
+    def cached_tools(self) -> list[mt.Tool] | None:
+        """The tool list from the server's last answer, if it is still current."""
+        return self._tools
+
     def invalidate(self) -> None:
         """Forget the cached tool list; the next ``tools()`` asks the server again."""
         self._tools = None
@@ -209,6 +214,8 @@ class AgentToolset:
     ) -> None:
         self._servers = {s.name: s for s in servers}
         self._allow = {k: set(v) for k, v in allow.items()}
+        # The last answer, and the servers' tool lists it was built from.
+        self._built: tuple[list[list[mt.Tool] | None], list[ToolInfo]] | None = None
 
     async def list_tools(self) -> list[ToolInfo]:
         found: dict[str, list[mt.Tool]] = {}
@@ -219,9 +226,26 @@ class AgentToolset:
             except Exception as exc:
                 log.warning("%s: cannot list tools: %s", server.name, _why(exc))
 
-        async with anyio.create_task_group() as tg:
-            for server in self._servers.values():
-                tg.start_soon(fetch, server)
+        missing = [s for s in self._servers.values() if s.cached_tools is None]
+        if len(missing) == 1:
+            await fetch(missing[0])
+        elif missing:
+            async with anyio.create_task_group() as tg:
+                for server in missing:
+                    tg.start_soon(fetch, server)
+        for server in self._servers.values():
+            if server.cached_tools is not None:
+                found[server.name] = server.cached_tools
+        sources = [found.get(name) for name in self._servers]
+        if self._built is not None and all(
+            a is b for a, b in zip(self._built[0], sources, strict=True)
+        ):
+            return list(self._built[1])  # nothing changed: no renaming, no new ToolInfos
+        infos = self._infos(found)
+        self._built = (sources, infos)
+        return list(infos)
+
+    def _infos(self, found: Mapping[str, list[mt.Tool]]) -> list[ToolInfo]:
         pairs = [
             (name, tool)
             for name in self._servers
