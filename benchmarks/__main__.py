@@ -19,12 +19,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import harness, peers, report, scenarios, whatif
+from benchmarks import harness, peers, report, scenarios
 from benchmarks.harness import BENCH, ECHO_SERVER, HOP_SERVER, FakeLLM, Worker, agents_config
 from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, RunData
 
 RESULTS = BENCH / "results"
-WHATIF = "whatif-"
 WORK = BENCH / ".work"
 MAIN_DISTS = (
     "agents-mcp",
@@ -116,9 +115,7 @@ async def _peers_ready(args: argparse.Namespace, work: Path) -> dict[str, str | 
     return out
 
 
-def _workers(
-    base_url: str, work: Path, config: Path, skip: dict[str, str | None], whatifs: list[str]
-) -> list[Worker]:
+def _workers(base_url: str, work: Path, config: Path, skip: dict[str, str | None]) -> list[Worker]:
     py = sys.executable
 
     def mcp(server: str, transport: str, db: str) -> list[str]:
@@ -142,11 +139,6 @@ def _workers(
     for peer in peers.PEERS:
         if skip.get(peer.key) is None:
             ws.append(Worker(peer.key, peer.label, peer.argv(base_url), work / f"w-{peer.key}.log"))
-    for i, patches in enumerate(whatifs):
-        key = f"{WHATIF}{i}"
-        argv = [*mcp("agents-mcp", "stdio", str(work / f"{key}.db")), "--whatif", patches]
-        label = f"what-if agents-mcp (stdio) + {patches.replace(',', ' + ')}"
-        ws.append(Worker(key, label, argv, work / f"w-{key}.log", am_match))
     return ws
 
 
@@ -178,25 +170,17 @@ async def run(args: argparse.Namespace) -> int:
     config.write_text(agents_config(fake.base_url))
     only = set(args.only.split(",")) if args.only else {"s1", "s2", "s3", "s4", "s5"}
     print("seeding databases", file=sys.stderr)
-    whatifs = list(args.whatif or [])
-    for patches in whatifs:
-        whatif.check([p for p in patches.split(",") if p])
-    threads: dict[str, dict[int, str]] = {}
-    for key, db in [
-        (AM_STDIO, "s1"),
-        *((f"{WHATIF}{i}", f"{WHATIF}{i}") for i in range(len(whatifs))),
-    ]:
-        ids = await seed_threads(str(work / f"{db}.db"), list(z.s4_sizes))
-        threads[key] = dict(zip(z.s4_sizes, ids, strict=True))
+    ids = await seed_threads(str(work / "s1.db"), list(z.s4_sizes))
+    threads: dict[str, dict[int, str]] = {AM_STDIO: dict(zip(z.s4_sizes, ids, strict=True))}
     store = await Store.open(str(work / "cold.db"))
     await store.close()
     if "s5" in only:
         await seed_threads(str(work / "many.db"), [4] * z.s5_threads)
 
-    workers = _workers(fake.base_url, work, config, peer_status, whatifs)
+    workers = _workers(fake.base_url, work, config, peer_status)
     if args.drivers:
         keep = set(args.drivers.split(","))
-        workers = [w for w in workers if w.key in keep or w.key.startswith(WHATIF)]
+        workers = [w for w in workers if w.key in keep]
     print(f"starting {len(workers)} drivers", file=sys.stderr)
     started_ok = await asyncio.gather(*(w.start() for w in workers))
     live = [w for w, ok in zip(workers, started_ok, strict=True) if ok]
@@ -314,14 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument(
             "--drivers",
-            help="driver keys to run, e.g. agents-mcp-stdio,hop-stdio (what-if rows always run)",
-        )
-        p.add_argument(
-            "--whatif",
-            action="append",
-            metavar="PATCHES",
-            help="also run agents-mcp with these prototype fixes (comma-separated, from "
-            f"{', '.join(whatif.PATCHES)}); repeat for several rows",
+            help="driver keys to run, e.g. agents-mcp-stdio,hop-stdio",
         )
     sub.add_parser("install-peers", help="create the peer virtual environments")
     args = parser.parse_args(argv)

@@ -113,8 +113,6 @@ async def main(args: argparse.Namespace) -> None:
         (thread_id,) = await seed_threads(str(db), [args.history])
     argv = [sys.executable, "-m", "benchmarks.drivers.mcp_client", "--server", args.server,
             "--base-url", fake.base_url, "--config", str(config), "--db", str(db)]  # fmt: skip
-    if args.whatif:
-        argv += ["--whatif", args.whatif]
     match = "serve --config" if args.server == "agents-mcp" else "hop_server.py"
     worker = Worker("profile", args.server, argv, work / "worker.log", match)
     if not await worker.start():
@@ -143,9 +141,7 @@ async def main(args: argparse.Namespace) -> None:
         await fake.stop()
     n = args.conversations
     what = f"turns on a {args.history}-message thread" if args.history else "conversations"
-    print(
-        f"# profile: {args.server}{' + ' + args.whatif if args.whatif else ''}, K={args.k}, {what}"
-    )
+    print(f"# profile: {args.server}, K={args.k}, {what}")
     print(
         f"CPU ms/conversation by role: { ({k: round(v / n, 1) for k, v in sample.cpu_ms.items()}) }"
     )
@@ -164,7 +160,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", choices=["agents-mcp", "hop"], default="agents-mcp")
-    parser.add_argument("--whatif", default="", help="prototype fixes, as for `run --whatif`")
     parser.add_argument("--src", help="agents_mcp source directory to profile")
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("-k", type=int, default=5, help="tool calls per conversation")

@@ -186,30 +186,6 @@ def targets(d: RunData) -> list[tuple[str, str, str]]:
     return out
 
 
-def whatif_table(d: RunData) -> list[str]:
-    """The run-time targets for agents-mcp and for each what-if row, side by side."""
-    keys = [AM_STDIO, *(k for k, _, why in d.drivers if k.startswith("whatif-") and why is None)]
-    if len(keys) == 1:
-        return []
-    labels = {k: label for k, label, _ in d.drivers}
-    lines = [
-        "| driver | S1 CPU ms/conv | × minimal + hop (≤ 1.2) | × openai-agents (≤ 0.5) | "
-        "× pydantic-ai (≤ 0.5) | S2 × minimal + hop (≤ 1.2) | S4 × first size (≤ 1.3) |",
-        "|" + "---|" * 7,
-    ]
-    for key in keys:
-        cpu = s1_cpu(d, key)
-        s4 = s4_rows(d.s4, key) if d.s4 is not None else []
-        lines.append(
-            f"| {labels.get(key, key)} | {_f(cpu)} | {_x(_ratio(cpu, s1_cpu(d, HOP_STDIO)))} | "
-            f"{_x(_ratio(cpu, s1_cpu(d, PEER_KEYS[0])))} | "
-            f"{_x(_ratio(cpu, s1_cpu(d, PEER_KEYS[1])))} | "
-            f"{_x(_ratio(s2_total(d, key), s2_total(d, HOP_STDIO)))} | "
-            f"{_x(s4[-1]['ratio'] if s4 else None)} |"
-        )
-    return lines
-
-
 def main_table(d: RunData) -> list[str]:
     z = d.sizes
     head = (
@@ -326,18 +302,6 @@ def render(d: RunData) -> str:
         "",
         *main_table(d),
         "",
-        *(
-            [
-                "What-if rows run agents-mcp with prototype fixes applied at run time "
-                "(`benchmarks/whatif.py`); they are measurements of proposed changes, not the "
-                "product:",
-                "",
-                *whatif_table(d),
-                "",
-            ]
-            if whatif_table(d)
-            else []
-        ),
         f"S2 over HTTP at {z.s2_http_concurrency} concurrent conversations:",
         "",
         *http_table(d),

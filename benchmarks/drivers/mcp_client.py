@@ -25,8 +25,6 @@ BENCH = Path(__file__).resolve().parent.parent
 def _server_command(args: argparse.Namespace, port: int | None) -> list[str]:
     if args.server == "agents-mcp":
         entry = ["agents_mcp"]
-        if args.whatif:
-            entry = ["benchmarks.whatif", "--patches", args.whatif]
         cmd = [
             sys.executable,
             "-m",
@@ -122,5 +120,4 @@ if __name__ == "__main__":
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--config", default="")
     parser.add_argument("--db", default="")
-    parser.add_argument("--whatif", default="", help="run agents-mcp under benchmarks.whatif")
     asyncio.run(main(parser.parse_args()))
