@@ -360,7 +360,7 @@ class ServerSettings(_Model):
     name: str = Field("agents-mcp", min_length=1)
     wait_seconds: float = Field(45.0, ge=0, le=600)
     """How long a tool call waits for a run before answering ``running``."""
-    progress_interval: float = Field(0.5, ge=0, le=60)
+    progress_interval: float = Field(1.0, ge=0, le=60)
     """Seconds between two progress notifications to one request (the latest status
     wins); 0 sends every step's status."""
     reply_budget: int = Field(20_000, ge=200)
