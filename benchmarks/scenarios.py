@@ -41,7 +41,7 @@ class Sizes:
 
 FULL = Sizes(
     s1_warmup=5,
-    s1_rounds=6,
+    s1_rounds=10,
     s1_batch=10,
     s2_rounds=9,
     s2_concurrency=50,
