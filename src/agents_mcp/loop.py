@@ -159,9 +159,7 @@ class Continue:
 
 @dataclass(frozen=True)
 class Final:
-    """The model answered without tool calls (``stored``: the thread is already completed)."""
-
-    stored: bool = False
+    """The model answered without tool calls; the thread is stored as completed."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +190,6 @@ async def run(r: Run) -> None:
         match nxt:
             case Continue():
                 continue
-            case Final(stored=False):
-                await r.store.set_status(r.thread_id, "completed")
             case Final():
                 pass
             case Paused():
@@ -235,6 +231,7 @@ async def step(r: Run) -> Step:
         )
         return await _settle_calls(r, unsettled, said)
     if history and history[-1].message.role == "assistant":
+        await r.store.set_status(r.thread_id, "completed")
         return Final()
     turn = _current_turn(history)
     requests = sum(1 for m in turn if m.message.role == "assistant")
@@ -268,7 +265,7 @@ async def step(r: Run) -> Step:
     )
     if not calls:
         await transcript.append(answer, status="completed")
-        return Final(stored=True)
+        return Final()
     return await _settle_calls(r, calls, response.content, answer=answer)
 
 

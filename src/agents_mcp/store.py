@@ -437,25 +437,17 @@ class Store:
         await self._tx(body)
 
     async def finish_call(
-        self, thread_id: str, call_id: str, content: str, *, ok: bool, index: int | None = None
+        self, thread_id: str, index: int, call_id: str, content: str, *, ok: bool
     ) -> None:
-        """Record the result of the call ``call_id`` whose row is still ``pending``
-        (at ``index``, when the caller knows it: no scan of the thread)."""
+        """Record the result of the call ``call_id`` whose row ``index`` is still ``pending``."""
         status = "complete" if ok else "error"
 
         def body(db: sqlite3.Connection) -> None:
-            if index is not None:
-                db.execute(
-                    "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?"
-                    " AND tool_call_id=? AND status='pending'",
-                    (content, status, thread_id, index, call_id),
-                )
-            else:
-                db.execute(
-                    "UPDATE messages SET content=?, status=? WHERE thread_id=?"
-                    " AND tool_call_id=? AND status='pending'",
-                    (content, status, thread_id, call_id),
-                )
+            db.execute(
+                "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?"
+                " AND tool_call_id=? AND status='pending'",
+                (content, status, thread_id, index, call_id),
+            )
             db.execute("UPDATE threads SET revision=revision+1 WHERE id=?", (thread_id,))
 
         await self._tx(body)

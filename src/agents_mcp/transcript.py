@@ -88,23 +88,19 @@ class Transcript:
     async def finish_call(self, call_id: str, content: str, *, ok: bool) -> None:
         """Record the result of a call whose row is still ``pending``."""
         at = next(
-            (
-                i
-                for i in range(len(self.messages) - 1, -1, -1)
-                if (m := self.messages[i].message).role == "tool"
-                and m.tool_call_id == call_id
-                and m.status == "pending"
-            ),
-            None,
-        )
-        index = None if at is None else self.messages[at].index
-        await self.store.finish_call(self.thread_id, call_id, content, ok=ok, index=index)
+            i
+            for i in range(len(self.messages) - 1, -1, -1)
+            if (m := self.messages[i].message).role == "tool"
+            and m.tool_call_id == call_id
+            and m.status == "pending"
+        )  # the run stored that row before it started the call
+        stored = self.messages[at]
+        await self.store.finish_call(self.thread_id, stored.index, call_id, content, ok=ok)
         self.revision += 1
-        if at is not None:
-            status: MessageStatus = "complete" if ok else "error"
-            done = replace(self.messages[at].message, content=content, status=status)
-            self.messages[at] = replace(self.messages[at], message=done)
-            self._project(done)
+        status: MessageStatus = "complete" if ok else "error"
+        done = replace(stored.message, content=content, status=status)
+        self.messages[at] = replace(stored, message=done)
+        self._project(done)
 
     def _project(self, m: Message) -> None:
         if m.role != "tool":
