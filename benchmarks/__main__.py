@@ -35,7 +35,7 @@ MAIN_DISTS = (
     "httpcore2",
     "pydantic",
     "pydantic-core",
-    "aiosqlite",
+    "asyncpg",
     "anyio",
     "uvicorn",
     "starlette",
@@ -161,7 +161,7 @@ async def run(args: argparse.Namespace) -> int:
         harness.use_src(args.src)
     peer_status = await _peers_ready(args, work)
 
-    from agents_mcp.store import Store
+    from agents_mcp.store import open_store
     from benchmarks.seed import seed_threads
 
     fake = FakeLLM()
@@ -172,7 +172,7 @@ async def run(args: argparse.Namespace) -> int:
     print("seeding databases", file=sys.stderr)
     ids = await seed_threads(str(work / "s1.db"), list(z.s4_sizes))
     threads: dict[str, dict[int, str]] = {AM_STDIO: dict(zip(z.s4_sizes, ids, strict=True))}
-    store = await Store.open(str(work / "cold.db"))
+    store = await open_store(str(work / "cold.db"))
     await store.close()
     if "s5" in only:
         await seed_threads(str(work / "many.db"), [4] * z.s5_threads)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents_mcp.messages import Message, ToolCall, Usage
-from agents_mcp.store import Store
+from agents_mcp.store import Claim, Store, open_store
 from benchmarks.drivers.protocol import history
 
 AGENT = "bench"
@@ -32,19 +32,20 @@ def _message(wire: dict[str, Any]) -> Message:
 async def seed_thread(store: Store, size: int) -> str:
     """One completed thread of ``size`` messages (owner ``local``); returns its id."""
     wire = history(size, TOOL)
+    claim = Claim.new(store.runner)
     thread = await store.create_thread(
-        agent=AGENT, owner=LOCAL_OWNER, first_message=wire[0]["content"]
+        agent=AGENT, owner=LOCAL_OWNER, first_message=wire[0]["content"], claim=claim
     )
     rest = [_message(m) for m in wire[1:]]
     for i in range(0, len(rest), 500):
-        await store.append(thread.id, *rest[i : i + 500])
-    await store.set_status(thread.id, "completed")
+        await store.append(thread.id, claim, *rest[i : i + 500])
+    await store.append(thread.id, claim, complete=True)
     return thread.id
 
 
 async def seed_threads(path: str, sizes: list[int]) -> list[str]:
     """Create the database at ``path`` holding one thread per entry of ``sizes``."""
-    store = await Store.open(path)
+    store = await open_store(path)
     try:
         return [await seed_thread(store, size) for size in sizes]
     finally:

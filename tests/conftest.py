@@ -21,6 +21,25 @@ def anyio_backend() -> str:
     return "asyncio"  # fastmcp's client is asyncio-only
 
 
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[str]:
+    """One throwaway PostgreSQL cluster for the whole session (see ``tests/postgres.py``)."""
+    from tests.postgres import cluster
+
+    with cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh thread database of each kind: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "threads.db")
+    from tests.postgres import fresh_database
+
+    return await fresh_database(request.getfixturevalue("pg_cluster"))
+
+
 @pytest.fixture(autouse=True)
 def _no_real_llms() -> Iterator[None]:
     with block_real_llms():

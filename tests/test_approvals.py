@@ -17,7 +17,7 @@ from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
 
 from agents_mcp.server import create_server
-from agents_mcp.store import Store
+from agents_mcp.store import Claim, open_store
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
@@ -198,7 +198,7 @@ async def test_new_message_while_calls_are_pending_is_refused(tmp_path: Path) ->
             )
         still = await call(client, "get_thread", thread_id=tid)
     assert str(info.value).replace(tid, "<t>") == snapshot(
-        """thread '<t>' has undecided tool calls: w1 (notes__write_note {"title": "t", "body": "b"}). Decide each with approve_call(thread_id, call_id, approve=true|false) before sending a new message"""
+        'thread \'<t>\' has undecided tool calls: w1 (notes__write_note {"title": "t", "body": "b"}). Decide each with approve_call(thread_id, call_id, approve=true|false) before sending a new message, or cancel_run to drop them'
     )
     assert still["status"] == "needs_approval"
     assert len(llm.requests) == 1
@@ -309,11 +309,14 @@ async def test_decision_recorded_before_a_crash_runs_exactly_once(
     async with connect(tmp_path, llm) as client:
         paused = await call(client, "chat_with_agent", agent="helper", message="note")
     tid = paused["thread_id"]
-    # Exactly what approve_call writes before it resumes the run, and nothing more.
-    store = await Store.open(tmp_path / "threads.db")
-    await store.decide(tid, "w1", approve=True, reason=None)
-    await store.set_status(tid, "running")
+    # Exactly what approve_call writes before it resumes the run, and nothing more: the
+    # decision, and the thread claimed by a run of that (now gone) process.
+    store = await open_store(tmp_path / "threads.db")
+    decision = await store.decide(
+        tid, tid, "w1", approve=True, reason=None, claim=Claim.new(store.runner)
+    )
     await store.close()
+    assert decision.outcome == "resumed"
 
     async with connect(tmp_path, llm) as client:
         # Recovery on start resumes the thread in the background; get_thread waits for it.

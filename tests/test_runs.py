@@ -16,6 +16,7 @@ from mcp_types import ResourceLink, TextResourceContents
 
 from agents_mcp.messages import LLMRequest, LLMResponse
 from agents_mcp.server import create_server
+from agents_mcp.store.states import STOPPED_BEFORE
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.toolsets import llm_tool_names
 from tests.conftest import call, make_config
@@ -217,7 +218,12 @@ async def test_client_cancel_with_stop_ends_the_run_and_keeps_steps(
         )
     assert stopped["status"] == "cancelled"
     assert [(m["role"], m["content"]) for m in page["messages"]] == snapshot(
-        [("user", "x"), ("assistant", None), ("tool", "notes echo: kept")]
+        [
+            ("user", "x"),
+            ("assistant", None),
+            ("tool", "notes echo: kept"),
+            ("event", "cancelled: the run was stopped (cancel_run)"),
+        ]
     )
     assert again["reply"] == "after"
 
@@ -250,7 +256,7 @@ async def test_cancel_run_drops_undecided_approvals(tmp_path: Path) -> None:
     assert (paused["status"], cancelled["status"]) == ("needs_approval", "cancelled")
     assert cancelled["pending_approvals"] == []
     tool_results = [m.content for m in llm.requests[1].messages if m.role == "tool"]
-    assert tool_results == ["Cancelled: the run was stopped before this call finished."]
+    assert tool_results == [STOPPED_BEFORE]
     assert again["status"] == "completed"
 
 
@@ -375,12 +381,14 @@ def test_llm_tool_names_are_valid_unique_and_stable() -> None:
 async def test_a_thread_left_running_by_a_gone_process_is_settled_on_sight(tmp_path: Path) -> None:
     """An interrupted `agents-mcp chat` leaves its thread running; the live server settles
     it when asked instead of answering "running" forever."""
-    from agents_mcp.store import Store
+    from agents_mcp.store import Claim, open_store
 
     llm = ScriptedLLM("fresh start")
     async with connect(tmp_path, llm) as client:
-        other = await Store.open(tmp_path / "threads.db")
-        orphan = await other.create_thread(agent="helper", owner="local", first_message="hi")
+        other = await open_store(tmp_path / "threads.db")
+        orphan = await other.create_thread(
+            agent="helper", owner="local", first_message="hi", claim=Claim.new(other.runner)
+        )
         await other.close()  # that process is gone; its lease with it
         seen = await call(client, "get_thread", thread_id=orphan.id)
         again = await call(
@@ -394,18 +402,22 @@ async def test_kept_transcripts_notice_what_another_process_wrote(tmp_path: Path
     """The server keeps a thread's transcript between turns; `agents-mcp chat` in another
     process may continue the same thread meanwhile, and the next turn must see it all."""
     from agents_mcp.messages import Message
-    from agents_mcp.store import Store
+    from agents_mcp.store import Claim, open_store
 
     llm = ScriptedLLM("one", "three", "four")
     async with connect(tmp_path, llm) as client:
         first = await call(client, "chat_with_agent", agent="helper", message="m1")
         tid = first["thread_id"]
-        other = await Store.open(tmp_path / "threads.db")
-        await other.append_user(tid, "m2", expect=("completed",))
-        await other.append(tid, Message(role="assistant", content="two"))
-        await other.set_status(tid, "completed")
+        other = await open_store(tmp_path / "threads.db")
+        claim = Claim.new(other.runner)
+        await other.start_turn(tid, "m2", claim=claim)
+        await other.append(tid, claim, Message(role="assistant", content="two"), complete=True)
         await call(client, "chat_with_agent", agent="helper", message="m3", thread_id=tid)
-        await other.fail_pending(tid, "x")  # changes no row, but the revision moves on
+        # A turn the other process cancels before the model answers: rows change in place
+        # as well as at the end.
+        claim = Claim.new(other.runner)
+        await other.start_turn(tid, "m3b", claim=claim)
+        await other.settle(tid, claim=claim.token, cancel=True)
         await other.close()
         await call(client, "chat_with_agent", agent="helper", message="m4", thread_id=tid)
     assert [m.content for m in llm.requests[1].messages] == ["m1", "one", "m2", "two", "m3"]
@@ -416,5 +428,6 @@ async def test_kept_transcripts_notice_what_another_process_wrote(tmp_path: Path
         "two",
         "m3",
         "three",
+        "m3b",
         "m4",
     ]

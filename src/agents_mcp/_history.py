@@ -17,7 +17,14 @@ from agents_mcp.errors import NotFound
 from agents_mcp.loop import pending_in_tree
 from agents_mcp.messages import Usage
 from agents_mcp.results import ThreadList, thread_info
-from agents_mcp.store import LOCAL_OWNER, Approval, Store, StoredMessage, Thread, ThreadStatus
+from agents_mcp.store import (
+    LOCAL_OWNER,
+    Approval,
+    StoredMessage,
+    Thread,
+    ThreadStatus,
+    open_store,
+)
 
 _TITLE_WIDTH = 48
 
@@ -64,7 +71,7 @@ async def list_threads(
 async def _listing(
     db_path: str, agent: str | None, status: ThreadStatus | None, limit: int, children: bool
 ) -> tuple[list[Thread], str | None, dict[str, list[Approval]]]:
-    store = await Store.open(db_path)
+    store = await open_store(db_path)
     try:
         threads, next_cursor = await store.list_threads(
             owner=LOCAL_OWNER, agent=agent, status=status, limit=limit, include_children=children
@@ -83,7 +90,7 @@ async def show_thread(
 ) -> int:
     if not await anyio.Path(db_path).exists():
         raise NotFound(f"thread {thread_id!r} not found (no database at {db_path})")
-    store = await Store.open(db_path)
+    store = await open_store(db_path)
     try:
         thread = await store.get_thread(thread_id, LOCAL_OWNER)
         messages = await store.messages(thread.id)
@@ -126,6 +133,8 @@ def transcript(
         m = stored.message
         if m.role == "user":
             out += ["", "you:", *_indent(m.content or "")]
+        elif m.role == "event":
+            out += ["", f"— {m.content} —"]
         elif m.role == "assistant":
             requests += 1
             usage = usage + (m.usage or Usage())
@@ -146,7 +155,12 @@ def transcript(
                     out.append(f"    {_decision(approval)}")
                 result = results.get(call.id)
                 if result is not None:
-                    mark = {"complete": "←", "error": "← error:", "pending": "… running"}
+                    mark = {
+                        "complete": "←",
+                        "error": "← error:",
+                        "started": "… running",
+                        "waiting": "… waiting for approvals elsewhere",
+                    }
                     text = (result.content or "").strip()
                     out += _indent(f"{mark[result.status]} {text}".rstrip(), 4)
     if thread.error_message:

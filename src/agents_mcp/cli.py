@@ -352,9 +352,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Console | None], int]] = {
 
 
 def _db_path(config: Config | None, override: str | None) -> str:
-    from agents_mcp.store import resolve_db_path
+    from agents_mcp.store import resolve_db
 
-    return resolve_db_path(config.server.db if config is not None else None, override)
+    return resolve_db(config.server.db if config is not None else None, override)
 
 
 def _history_db(args: argparse.Namespace) -> str:

@@ -103,11 +103,10 @@ class Delegation:
         if child.status in ("completed", "failed", "cancelled"):
             return await self._outcome(child)  # finished before a crash or a pause upstream
         if child.status == "needs_approval":
-            undecided = [a for a in await self.store.approvals(child.id) if a.status == "pending"]
-            if undecided:
+            if await self.store.pending_in_tree(child.id):
                 return Delegated(text=None)
-            try:
-                await self.store.set_status(child.id, "running", expect=("needs_approval",))
+            try:  # its calls are decided: this run carries them out
+                await self.store.resume_child(child.id, parent.claim)
             except ClientError as exc:  # somebody else resumed it meanwhile
                 return Delegated(text=f"Error: {exc}", ok=False)
         prefix = f"{agent} › "
@@ -121,6 +120,7 @@ class Delegation:
                 agent=self.agents[agent],
                 thread_id=child.id,
                 store=self.store,
+                claim=parent.claim,
                 progress=progress,
                 chain=(*parent.chain, Link(self.instance, agent)),
                 budget=parent.budget,
@@ -149,6 +149,7 @@ class Delegation:
                 agent=agent,
                 owner=owner_thread.owner,
                 first_message=message,
+                claim=parent.claim,
                 parent=(parent.thread_id, call.id),
             )
         child = await self.store.thread(str(wanted))
@@ -160,12 +161,9 @@ class Delegation:
         if child.status in ("running", "needs_approval"):
             raise ClientError(f"thread {wanted!r} is {child.status}; it cannot take a message now")
         # One transaction checks the status, adds the message and links the new call.
-        await self.store.append_user(
-            child.id, message, expect=("completed", "failed", "cancelled"), parent_call_id=call.id
+        return await self.store.start_turn(
+            child.id, message, claim=parent.claim, parent_call_id=call.id
         )
-        refreshed = await self.store.thread(child.id)
-        assert refreshed is not None
-        return refreshed
 
     async def _outcome(self, child: Thread) -> Delegated:
         if child.status == "needs_approval":

@@ -2,6 +2,9 @@
 
     AgentsMCPError
     ├── ConfigError            the operator's configuration is wrong (startup, one line)
+    ├── StoreError             the thread database failed (full, read-only, locked, unreachable)
+    ├── LostClaim              a run's write found the thread no longer held by that run
+    │   └── StopRequested      … because cancel_run asked it to stop
     ├── ClientError            the MCP caller asked for something invalid; becomes a tool error
     │   ├── NotFound           unknown agent, thread or call (also: someone else's thread)
     │   ├── InvalidRequest     a malformed argument (empty message, bad cursor, …)
@@ -25,6 +28,22 @@ class AgentsMCPError(Exception):
 
 class ConfigError(AgentsMCPError):
     """The configuration file (or an environment variable it names) is invalid."""
+
+
+class StoreError(AgentsMCPError):
+    """The thread database failed; the message names the cause and what to do about it."""
+
+
+class LostClaim(AgentsMCPError):
+    """A run tried to write to a thread it no longer holds (stopped, settled, taken over).
+
+    Raised by the store so that a run that lost its thread can change nothing; the run
+    ends quietly. Never reaches a client.
+    """
+
+
+class StopRequested(LostClaim):
+    """``cancel_run`` asked the run to stop; it records the stop itself."""
 
 
 class ClientError(AgentsMCPError):

@@ -5,6 +5,10 @@ thing (call the model, or settle the open tool calls of its last answer), writes
 did, and says what comes next. So a run can stop anywhere (approval, crash, restart) and
 ``run()`` picks it up again from the database. The loop does no I/O of its own: the model,
 the toolset and the store come in through :class:`Agent` and :class:`Run`.
+
+A run holds its thread through a :class:`Claim`; every write it makes checks the claim, so
+a run that lost its thread (stopped, or settled by recovery) changes nothing: the store
+raises ``LostClaim``/``StopRequested`` and ``run()`` lets them through to its owner.
 """
 
 from __future__ import annotations
@@ -18,10 +22,19 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp import remote
-from agents_mcp.errors import BudgetExceeded, MaxIterations, RunError
+from agents_mcp.errors import BudgetExceeded, LostClaim, MaxIterations, RunError, StoreError
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
-from agents_mcp.store import Approval, Store, StoredMessage, Thread, digest, now
+from agents_mcp.store import (
+    Approval,
+    Claim,
+    Store,
+    StoredMessage,
+    Thread,
+    digest,
+    now,
+    open_calls,
+)
 from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
 from agents_mcp.transcript import Transcript
 
@@ -117,6 +130,8 @@ class Run:
     agent: Agent
     thread_id: str
     store: Store
+    claim: Claim
+    """The run's hold on its thread (a delegation's run shares its parent's)."""
     progress: Progress = _no_progress
     personality: str | None = None
     chain: tuple[Link, ...] = ()
@@ -179,41 +194,59 @@ class Failed:
 Step = Continue | Final | Paused | Failed
 
 
+RECHECKS = 3
+"""How often a run goes on at once when every call it waited for was decided meanwhile."""
+
+
 async def run(r: Run) -> None:
-    """Drive ``step()`` until the thread is completed, paused or failed; record the status."""
+    """Drive ``step()`` until the thread is completed, paused or failed; record the outcome.
+
+    A failure to reach the store (``StoreError``) and the loss of the thread
+    (``LostClaim``) propagate: the run's owner settles the thread.
+    """
     rechecks = 0
     while True:
         try:
             nxt = await step(r)
+        except (LostClaim, StoreError):
+            raise
         except Exception as exc:  # a bug must not leave the thread "running" forever
             nxt = Failed(_run_error(exc, r.thread_id))
         match nxt:
             case Continue():
                 continue
             case Final():
-                pass
+                return
             case Paused():
-                await r.store.set_status(r.thread_id, "needs_approval")
                 # A decision may have landed while this step ran: then go straight on.
-                thread = await r.store.thread(r.thread_id)
-                if (
-                    thread is not None
-                    and rechecks < 3
-                    and not await pending_in_tree(r.store, thread)
-                ):
-                    rechecks += 1
-                    await r.store.set_status(r.thread_id, "running")
-                    continue
-                await r.progress(RunEvent("status", "waiting for approval"))
+                if await r.store.pause(r.thread_id, r.claim):
+                    await r.progress(RunEvent("status", "waiting for approval"))
+                    return
+                rechecks += 1
+                if rechecks > RECHECKS:
+                    await r.store.fail(r.thread_id, r.claim, _STUCK)
+                    return
             case Failed(error):
-                await r.store.fail_pending(r.thread_id, f"Error: the run failed: {error}")
-                await r.store.set_status(r.thread_id, "failed", error=(error.kind, str(error)))
-        return
+                await r.store.fail(r.thread_id, r.claim, (error.kind, str(error)))
+                return
+
+
+_STUCK = (
+    "run_error",
+    "a call kept waiting for decisions that were already made (another agents-mcp asks"
+    " again?); send a message to continue",
+)
 
 
 def _run_error(exc: Exception, thread_id: str) -> RunError:
     while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]  # a task group around one failing call
+    if isinstance(exc, ExceptionGroup):  # concurrent calls: the loss of the thread wins
+        lost = exc.subgroup(lambda e: isinstance(e, LostClaim | StoreError))
+        if lost is not None:
+            raise lost.exceptions[0]
+    if isinstance(exc, LostClaim | StoreError):
+        raise exc
     if isinstance(exc, RunError):
         return exc
     log.exception("run of thread %s crashed", thread_id, exc_info=exc)
@@ -230,8 +263,9 @@ async def step(r: Run) -> Step:
             (h.message.content for h in reversed(history) if h.message.role == "assistant"), None
         )
         return await _settle_calls(r, unsettled, said)
-    if history and history[-1].message.role == "assistant":
-        await r.store.set_status(r.thread_id, "completed")
+    last = next((h.message for h in reversed(history) if h.message.role != "event"), None)
+    if last is not None and last.role == "assistant":  # answered before a restart
+        await transcript.append(r.claim, complete=True)
         return Final()
     turn = _current_turn(history)
     requests = sum(1 for m in turn if m.message.role == "assistant")
@@ -264,7 +298,7 @@ async def step(r: Run) -> Step:
         usage=response.usage,
     )
     if not calls:
-        await transcript.append(answer, status="completed")
+        await transcript.append(r.claim, answer, complete=True)
         return Final()
     return await _settle_calls(r, calls, response.content, answer=answer)
 
@@ -325,12 +359,12 @@ async def _settle_calls(
             answers.append(_tool_message(call, ToolOutput(text=text, ok=False)))
         else:
             waiting.append(call.id)
-    pending = [
-        Message(role="tool", tool_call_id=call.id, status="pending") for call, *_ in runnable
-    ]
-    writes = [*([answer] if answer is not None else []), *answers, *pending]
+    started = [
+        Message(role="tool", tool_call_id=call.id, status="started") for call, *_ in runnable
+    ]  # committed before any of them is invoked
+    writes = [*([answer] if answer is not None else []), *answers, *started]
     if writes or new:
-        await (await _transcript(r)).append(*writes, approvals=new)
+        await (await _transcript(r)).append(r.claim, *writes, approvals=new)
     waiting += await _execute(r, runnable)
     waiting += await _relay(r, relays)
     waiting += await _delegate(r, delegations)
@@ -362,14 +396,14 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
             waiting.append(call.id)
         else:
             result = _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
-            await (await _transcript(r)).append(result)
+            await (await _transcript(r)).append(r.claim, result)
 
     await _concurrently(one, calls)
     return waiting
 
 
 async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]]) -> list[str]:
-    """Run calls concurrently (their ``pending`` rows are stored already).
+    """Run calls concurrently (their ``started`` rows are stored already).
 
     Returns the ids of calls now waiting on another agents-mcp's approvals.
     """
@@ -419,13 +453,10 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
         out = await remote.follow(r.agent.toolset, info, out, r.meta())
         result = remote.remote_result(out)
     if result is not None and result["status"] == "needs_approval":
-        known = {a.call_id for a in await r.store.approvals(r.thread_id)}
         asked = remote.approvals_for(r.thread_id, call.id, info, result)
-        new = [a for a in asked if a.call_id not in known]
-        if new:
-            await r.store.add_approvals(new)
+        await (await _transcript(r)).hold_call(r.claim, call.id, asked)
         return True  # the call stays open until the remote thread settles
-    await (await _transcript(r)).finish_call(call.id, out.text, ok=out.ok)
+    await (await _transcript(r)).finish_call(r.claim, call.id, out.text, ok=out.ok)
     return False
 
 
@@ -482,21 +513,6 @@ def _current_turn(history: Sequence[StoredMessage]) -> Sequence[StoredMessage]:
     return history
 
 
-def open_calls(history: Sequence[StoredMessage]) -> list[ToolCall]:
-    """Calls of the last assistant message that have no result yet."""
-    for i in range(len(history) - 1, -1, -1):
-        m = history[i].message
-        if m.role == "assistant":
-            # A row still "pending" outside a running step waits on another agents-mcp.
-            answered = {
-                h.message.tool_call_id for h in history[i + 1 :] if h.message.status != "pending"
-            }
-            return [c for c in m.tool_calls if c.id not in answered]
-        if m.role == "user":
-            return []
-    return []
-
-
 def _unique_ids(calls: Sequence[ToolCall], used: set[str]) -> tuple[ToolCall, ...]:
     """Make call ids unique in the thread (some models reuse ``call_0`` every turn)."""
     seen = set(used)
@@ -509,32 +525,6 @@ def _unique_ids(calls: Sequence[ToolCall], used: set[str]) -> tuple[ToolCall, ..
         seen.add(cid)
         out.append(ToolCall(id=cid, name=call.name, arguments=call.arguments))
     return tuple(out)
-
-
-async def stop_thread(store: Store, thread_id: str) -> None:
-    """Record that the thread's run was stopped: calls in flight or not yet run get a
-    "cancelled" result, undecided approvals are refused, and the thread is ``cancelled``.
-    Its unfinished child threads (delegations) are stopped first."""
-    for child, _ in reversed(await store.tree(thread_id)):
-        if child.id != thread_id and child.status in ("running", "needs_approval"):
-            await _stop_one(store, child.id)
-    await _stop_one(store, thread_id)
-
-
-async def _stop_one(store: Store, thread_id: str) -> None:
-    await store.fail_pending(thread_id, CANCELLED)
-    for approval in await store.approvals(thread_id):
-        if approval.status == "pending":
-            await store.decide(thread_id, approval.call_id, approve=False, reason="run cancelled")
-    unsettled = open_calls(await store.messages(thread_id))
-    if unsettled:
-        await store.append(
-            thread_id, *(_tool_message(c, ToolOutput(text=CANCELLED, ok=False)) for c in unsettled)
-        )
-    await store.set_status(thread_id, "cancelled")
-
-
-CANCELLED = "Cancelled: the run was stopped before this call finished."
 
 
 # -- results ----------------------------------------------------------------------------
@@ -554,15 +544,11 @@ class TurnSummary:
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
     """Undecided calls of the thread and of its delegations, each with its agent chain."""
-    out: list[Approval] = []
-    for t, via in await store.tree(thread.id):
-        if t.id == thread.id or t.status == "needs_approval":
-            out += [
-                replace(a, via=(*via, *a.via))
-                for a in await store.approvals(t.id)
-                if a.status == "pending"
-            ]
-    return out
+    pending = await store.pending_in_tree(thread.id)
+    if not pending:
+        return []
+    chains = {t.id: via for t, via in await store.tree(thread.id)}
+    return [replace(a, via=(*chains.get(a.thread_id, ()), *a.via)) for a in pending]
 
 
 async def summarize(

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Role = Literal["user", "assistant", "tool"]
-MessageStatus = Literal["pending", "complete", "error"]
+Role = Literal["user", "assistant", "tool", "event"]
+MessageStatus = Literal["started", "waiting", "complete", "error"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,8 +43,10 @@ class Message:
 
     ``user``: the caller's message. ``assistant``: the model's answer, possibly with tool
     calls and captured reasoning (never sent back to the model). ``tool``: the result of one
-    tool call, linked by ``tool_call_id``; ``status`` is ``pending`` while it runs and
-    ``error`` when it failed or was interrupted.
+    tool call, linked by ``tool_call_id``; ``status`` is ``started`` while it runs (stored
+    before the tool is invoked), ``waiting`` while another agents-mcp waits for approvals,
+    and ``error`` when it failed or was interrupted. ``event``: what happened to the run
+    (interrupted, cancelled), for people reading the thread; never sent to a model.
     """
 
     role: Role

@@ -66,11 +66,15 @@ class AgentResult(BaseModel):
 
 class TranscriptMessage(BaseModel):
     index: int
-    role: Literal["user", "assistant", "tool"]
+    role: Literal["user", "assistant", "tool", "event"] = Field(
+        description="event: what happened to the run (interrupted, cancelled); not model input"
+    )
     content: str | None
     tool_calls: list[dict[str, str]] = Field(default_factory=list[dict[str, str]])
     tool_call_id: str | None = None
-    status: Literal["pending", "complete", "error"]
+    status: Literal["pending", "complete", "error"] = Field(
+        description="pending: the call has no result yet (running, or waiting on approvals)"
+    )
 
 
 class ChildThread(BaseModel):
@@ -140,7 +144,7 @@ def transcript_page(
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in h.message.tool_calls
             ],
             tool_call_id=h.message.tool_call_id,
-            status=h.message.status,
+            status="pending" if h.message.status in ("started", "waiting") else h.message.status,
         )
         for h in history[start:end]
     ]
@@ -173,6 +177,8 @@ def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str
                 out += ["", m.content]
             for c in m.tool_calls:
                 out += ["", f"→ `{c.name}` `{c.arguments}` (call `{c.id}`)"]
+        elif m.role == "event":
+            out += ["", f"*— {m.content} —*"]
         else:
             mark = "" if m.status == "complete" else f" ({m.status})"
             out += [

@@ -6,7 +6,6 @@ continued in the other.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,8 +17,9 @@ from agents_mcp.delegation import delegate_tool
 from agents_mcp.downstream import Downstreams
 from agents_mcp.llm import LLM, OpenAIChatModel
 from agents_mcp.loop import Agent
-from agents_mcp.store import Store, resolve_db_path
-from agents_mcp.threads import Runs, Threads
+from agents_mcp.runs import Runs
+from agents_mcp.store import open_store, resolve_db
+from agents_mcp.threads import Threads
 from agents_mcp.toolsets import ToolInfo
 
 log = logging.getLogger("agents_mcp.runtime")
@@ -87,7 +87,7 @@ async def open_threads(
     Downstream servers connect lazily, on first use, never here.
     """
     async with AsyncExitStack() as stack:
-        store = await Store.open(resolve_db_path(config.server.db, db_path))
+        store = await open_store(resolve_db(config.server.db, db_path))
         stack.push_async_callback(store.close)
         downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
         stack.push_async_callback(downstreams.aclose)
@@ -97,7 +97,7 @@ async def open_threads(
             closer = getattr(models[name], "aclose", None)
             if closer is not None:
                 stack.push_async_callback(closer)
-        runs = Runs()
+        runs = Runs(store)
         stack.push_async_callback(runs.aclose)
         threads = Threads(
             store,
@@ -106,13 +106,6 @@ async def open_threads(
             max_depth=config.server.max_depth,
             max_total_llm_requests=config.server.max_total_llm_requests,
         )
-        for thread_id in await threads.recover():
-            runs.spawn(functools.partial(_resume, threads, thread_id))
+        await threads.recover()
+        runs.spawn(threads.maintain)
         yield threads
-
-
-async def _resume(threads: Threads, thread_id: str) -> None:
-    try:
-        await threads.resume(thread_id)
-    except Exception as exc:  # one broken thread must not stop the server
-        log.warning("could not resume thread %s: %s", thread_id, exc)

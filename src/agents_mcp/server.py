@@ -56,7 +56,7 @@ from agents_mcp.results import (
     transcript_page,
 )
 from agents_mcp.runtime import open_threads
-from agents_mcp.store import LOCAL_OWNER, resolve_db_path
+from agents_mcp.store import LOCAL_OWNER, resolve_db
 from agents_mcp.threads import Threads
 
 log = logging.getLogger("agents_mcp.server")
@@ -229,7 +229,7 @@ def create_server(
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
     """
-    path = resolve_db_path(config.server.db, db_path)
+    path = resolve_db(config.server.db, db_path)
     names: list[JsonValue] = list(config.agents)
     default_wait = config.server.wait_seconds if wait_seconds is None else wait_seconds
     budget = config.server.reply_budget

@@ -1,172 +1,67 @@
-"""What callers do with threads: chat, decide approvals, look them up. Transport-free.
+"""What callers do with threads: chat, decide approvals, look them up, cancel. Transport-free.
 
-The MCP server and the CLI both call :class:`Threads`. Runs execute in the background,
-in a task group owned by the process, independent of the request that started them; a
-request waits up to its deadline and otherwise answers ``running``.
+The MCP server and the CLI both call :class:`Threads`. Every change of a thread's state is
+one transition in the store (see ``store.states``); a request that starts a run claims
+the thread in the same write, and the run executes in the background (``runs``),
+independent of the request that started it; a request waits up to its deadline and
+otherwise answers ``running``. Any process sharing the database (another replica, or
+``agents-mcp chat`` next to the server) may hold a thread: requests follow its run through
+the store, and ``cancel_run`` asks it to stop through the store.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
 
 import anyio
 
 from agents_mcp.delegation import Delegation
-from agents_mcp.errors import Conflict, InvalidRequest, NotFound
+from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError
 from agents_mcp.loop import (
     Agent,
     Budget,
     Link,
     Progress,
     Run,
-    RunEvent,
     RunState,
     TurnSummary,
-    open_calls,
     pending_in_tree,
-    run,
-    stop_thread,
     summarize,
 )
 from agents_mcp.messages import Message
-from agents_mcp.store import Approval, Store, StoredMessage, Thread, ThreadStatus
+from agents_mcp.runs import SETTLE_SECONDS, Runs
+from agents_mcp.store import (
+    Approval,
+    Claim,
+    Settled,
+    StateConflict,
+    Store,
+    StoredMessage,
+    Thread,
+    ThreadStatus,
+)
+from agents_mcp.toolsets import ToolInfo
 from agents_mcp.transcript import Transcript
 
 log = logging.getLogger("agents_mcp.threads")
 
 Scope = Literal["once", "thread"]
 TRANSCRIPTS_KEPT = 64
-
-
-@dataclass
-class _Active:
-    done: anyio.Event = field(default_factory=anyio.Event)
-    listeners: set[Progress] = field(default_factory=set[Progress])
-    task: asyncio.Task[None] | None = None
-    stopping: bool = False
-
-
-class Runs:
-    """The runs in flight in this process, one at most per thread.
-
-    Runs are asyncio tasks rather than children of an anyio task group: they must outlive
-    the request that started them, and FastMCP closes its lifespan under a shielded cancel
-    scope that a task group opened inside the lifespan cannot exit from. ``aclose()``
-    cancels whatever is still running; those threads are marked interrupted on next start.
-    """
-
-    def __init__(self) -> None:
-        self._active: dict[str, _Active] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
-        """Run ``fn`` in the background until it ends or ``aclose()``."""
-        task = asyncio.get_running_loop().create_task(fn())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        with anyio.move_on_after(10, shield=True):
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    def claim(self, thread_id: str) -> None:
-        """Reserve the thread for a new run, or refuse if one is in flight."""
-        if thread_id in self._active:
-            raise Conflict(
-                f"thread {thread_id!r} is running; call get_thread to wait for its result"
-            )
-        self._active[thread_id] = _Active()
-
-    def release(self, thread_id: str) -> None:
-        active = self._active.pop(thread_id, None)
-        if active is not None:
-            active.done.set()
-
-    def launch(self, thread_id: str, make: Callable[[Progress], Run], store: Store) -> None:
-        """Start the claimed thread's run in the background."""
-        active = self._active[thread_id]
-
-        async def progress(event: RunEvent) -> None:
-            for listener in list(active.listeners):
-                try:
-                    await listener(event)
-                except Exception as exc:  # a gone client must not break the run
-                    log.debug("progress listener failed: %s", exc)
-                    active.listeners.discard(listener)
-
-        async def body() -> None:
-            try:
-                await run(make(progress))
-            except asyncio.CancelledError:
-                if active.stopping:  # stopped on purpose, not a shutdown: record it
-                    with anyio.CancelScope(shield=True):
-                        await stop_thread(store, thread_id)
-                raise
-            finally:
-                self.release(thread_id)
-
-        active.task = self.spawn(body)
-
-    def running(self, thread_id: str) -> bool:
-        return thread_id in self._active
-
-    async def stop(self, thread_id: str) -> None:
-        """Stop the thread's run (at its next await) and wait until it has ended."""
-        active = self._active.get(thread_id)
-        if active is None:
-            return
-        active.stopping = True
-        if active.task is not None:
-            active.task.cancel()
-        with anyio.move_on_after(30, shield=True):
-            await active.done.wait()
-
-    async def wait(
-        self,
-        thread_id: str,
-        seconds: float,
-        progress: Progress | None,
-        *,
-        stop_on_cancel: bool = False,
-    ) -> None:
-        """Wait up to ``seconds`` for the thread's run to end, relaying its progress.
-
-        When the waiting request is cancelled the run goes on (detach), unless
-        ``stop_on_cancel``.
-        """
-        active = self._active.get(thread_id)
-        if active is None:
-            return
-        if progress is not None:
-            active.listeners.add(progress)
-        try:
-            with anyio.move_on_after(seconds):
-                await active.done.wait()
-        except anyio.get_cancelled_exc_class():
-            if stop_on_cancel:
-                with anyio.CancelScope(shield=True):
-                    await self.stop(thread_id)
-            raise
-        finally:
-            if progress is not None:
-                active.listeners.discard(progress)
-
-
-async def _silent(event: RunEvent) -> None:
-    return None
+POLL_SECONDS = 0.25
+"""How often a request following a run in another process looks at the thread again
+(SQLite; PostgreSQL wakes it at once with ``NOTIFY``, and polls as a fallback)."""
+WATCH_SECONDS = 0.5
+"""How often this process looks for stop requests from other processes for its runs."""
+SWEEP_SECONDS = 5.0
+"""How often it looks for threads whose process is gone (orphans) to settle them."""
 
 
 class Threads:
-    """Chat, approve, get and list, for one owner at a time."""
+    """Chat, approve, get, list and cancel, for one owner at a time."""
 
     def __init__(
         self,
@@ -192,6 +87,8 @@ class Threads:
         except KeyError:
             valid = ", ".join(sorted(self.agents))
             raise NotFound(f"unknown agent {name!r}; valid agents: {valid}") from None
+
+    # -- requests ---------------------------------------------------------------------------
 
     async def chat(
         self,
@@ -223,16 +120,17 @@ class Threads:
             raise InvalidRequest(
                 f"unknown personality {personality!r} for agent {agent!r}; valid: {valid}"
             )
+        claim = self._claim()
+        new: Transcript | None = None
         if thread_id is None:
             thread = await self.store.create_thread(
-                agent=spec.name, owner=owner, first_message=message, personality=personality
-            )
-            self.runs.claim(thread.id)
+                agent=spec.name, owner=owner, first_message=message, personality=personality,
+                claim=claim,
+            )  # fmt: skip
             first = StoredMessage(index=0, message=Message(role="user", content=message))
             new = Transcript(
                 self.store, thread.id, [first], spec.tool_result_budget, thread.revision
             )
-            return await self._run(thread.id, owner, spec, wait, progress, personality, chain, new)
         else:
             thread = await self.store.get_thread(thread_id, owner)
             if thread.parent_id is not None:
@@ -240,25 +138,15 @@ class Threads:
                     f"thread {thread_id!r} is a delegation inside thread {thread.parent_id!r};"
                     " continue that thread instead"
                 )
-            thread = await self._settle_orphan(thread)
             if thread.agent != spec.name:
                 raise InvalidRequest(
                     f"thread {thread_id!r} belongs to agent {thread.agent!r}, not {agent!r};"
                     f" call chat_with_agent with agent={thread.agent!r}"
                 )
-            await self._refuse_if_waiting(thread)
-            self.runs.claim(thread.id)
-            try:
-                await self.store.append_user(
-                    thread.id,
-                    message,
-                    expect=("completed", "failed", "cancelled"),
-                    personality=personality,
-                )
-            except BaseException:
-                self.runs.release(thread.id)
-                raise
-        return await self._run(thread.id, owner, spec, wait, progress, personality, chain)
+            thread = await self._start_turn(thread, message, claim, personality)
+        self._launch(thread, spec, claim, personality, chain, new)
+        await self._wait_local(thread.id, spec, wait, progress)
+        return await self._summary(thread.id, owner)
 
     async def approve(
         self,
@@ -272,48 +160,72 @@ class Threads:
         wait: float = 45.0,
         progress: Progress | None = None,
     ) -> TurnSummary:
-        """Record a decision on a pending call; resume the run once every call is decided.
-
-        The call may belong to the thread or to any of its delegations; the run resumes
-        from the top-level thread, which continues its children.
-        """
+        """Record a decision on a pending call; once every call is decided, the run resumes
+        (claimed in the same write as the last decision) from the top-level thread."""
         thread = await self.store.get_thread(thread_id, owner)
-        matches: list[Approval] = []
-        every: list[Approval] = []
-        for t, _ in await self.store.tree(thread.id):
-            found = await self.store.approvals(t.id)
-            every += found
-            matches += [a for a in found if a.call_id == call_id]
-        if not matches:
-            pending = [a.call_id for a in every if a.status == "pending"]
-            hint = f"; pending calls: {', '.join(pending)}" if pending else "; nothing is pending"
-            raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}{hint}")
-        if len(matches) > 1:  # two delegated agents' models chose the same call id
-            where = ", ".join(f"thread_id={a.thread_id!r}" for a in matches)
+        root = await self._root(thread, owner)
+        target = await self._find_call(thread, root, call_id)
+        spec = self.agents.get(root.agent)
+        if spec is None:
             raise Conflict(
-                f"call {call_id!r} exists in several delegated threads; call approve_call with"
-                f" the thread_id of the one you mean: {where}"
+                f"thread {root.id!r} belongs to agent {root.agent!r}, which is no longer"
+                " configured; its calls cannot run"
             )
-        target = matches[0]
-        grant = _tool_name(target) if approve and scope == "thread" else None
-        await self.store.decide(
-            target.thread_id, call_id, approve=approve, reason=reason, grant_tool=grant
+        grant = target.tool_name if approve and scope == "thread" else None
+        claim = self._claim()
+        decision = await self.store.decide(
+            root.id,
+            target.thread_id,
+            call_id,
+            approve=approve,
+            reason=reason,
+            claim=claim,
+            grant_tool=grant,
         )
-        return await self._resume(thread, owner, wait, progress)
+        if decision.outcome == "resumed":
+            resumed = await self.store.thread(root.id)
+            assert resumed is not None
+            self._launch(resumed, spec, claim, resumed.personality)
+            await self._wait_local(root.id, spec, wait, progress)
+        else:  # other calls still wait, or the run that holds the thread goes on
+            await self._follow(root, wait, progress)
+        return await self._summary(thread.id, owner)
 
     async def get(
         self, *, owner: str, thread_id: str, wait: float = 0.0, progress: Progress | None = None
     ) -> TurnSummary:
         """The thread's current result, waiting up to ``wait`` seconds for a running turn.
 
-        Read-only: it never starts or resumes a run (approve_call does).
+        Read-only: it never starts a run, and a cancelled wait never stops one.
+        """
+        thread = await self.store.get_thread(thread_id, owner)
+        await self._follow(await self._root(thread, owner), wait, progress)
+        return await self._summary(thread_id, owner)
+
+    async def cancel(self, *, owner: str, thread_id: str) -> TurnSummary:
+        """Stop a running thread, or drop the undecided calls of a paused one.
+
+        A delegation's thread is cancelled through its top-level thread, with its
+        siblings. Every completed step stays; calls that never ran get a "cancelled"
+        result. Cancelling a thread that is neither running nor paused changes nothing.
         """
         thread = await self.store.get_thread(thread_id, owner)
         root = await self._root(thread, owner)
-        if self.runs.running(root.id) and wait > 0:
-            await self._wait(root, wait, progress)
-        else:
-            await self._settle_orphan(root)
+        for _ in range(3):  # a racing request may change the thread between our looks
+            if self.runs.running(root.id):
+                await self.runs.stop(root.id, SETTLE_SECONDS)
+                break
+            if root.status == "running" and await self._live(root):
+                await self.store.request_stop(root.id, root.claim or "")
+                await self._follow(root, SETTLE_SECONDS, None)
+                break
+            if root.status not in ("running", "needs_approval"):
+                break
+            settled = await self.store.settle(root.id, claim=root.claim, cancel=True)
+            if settled is not None:
+                await self._forward(settled)
+                break
+            root = await self.store.get_thread(root.id, owner)
         return await self._summary(thread_id, owner)
 
     async def list_threads(
@@ -353,127 +265,181 @@ class Threads:
         thread = await self.store.get_thread(thread_id, owner)
         return thread, await self.store.messages(thread.id)
 
-    async def cancel(self, *, owner: str, thread_id: str) -> TurnSummary:
-        """Stop a running thread, or drop the undecided calls of a paused one.
+    # -- recovery -----------------------------------------------------------------------------
 
-        A delegation's thread is cancelled through its top-level thread, with its
-        siblings. Every completed step stays; calls that never ran get a "cancelled"
-        result. Cancelling a thread that is neither running nor paused changes nothing.
-        """
-        thread = await self.store.get_thread(thread_id, owner)
-        root = await self._root(thread, owner)
-        if self.runs.running(root.id):
-            await self.runs.stop(root.id)
-        else:
-            root = await self._settle_orphan(root)
-            if root.status == "running":
-                raise Conflict(
-                    f"thread {root.id!r} is running in another agents-mcp process on this"
-                    " database (agents-mcp chat?); stop it there"
-                )
-            if root.status == "needs_approval":
-                self.runs.claim(root.id)
-                try:
-                    await stop_thread(self.store, root.id)
-                finally:
-                    self.runs.release(root.id)
-        return await self._summary(thread_id, owner)
+    async def recover(self) -> None:
+        """Settle threads whose run is gone (its process died, or it was lost here) and
+        resume those whose decided calls are still to run."""
+        for root in await self.store.running_roots():
+            if not self.runs.running(root.id) and not await self._live(root):
+                await self._settle_orphan(root)
+        for root_id in await self.store.paused_roots():
+            claim = self._claim()
+            if await self.store.resume_paused(root_id, claim):
+                resumed = await self.store.thread(root_id)
+                spec = self.agents.get(resumed.agent) if resumed else None
+                if resumed is not None and spec is not None:
+                    self._launch(resumed, spec, claim, resumed.personality)
 
-    async def recover(self) -> list[str]:
-        """Settle what a crash left behind; returns the threads that can resume now."""
-        for thread_id in await self.store.recover():
-            await self._interrupted(thread_id)
-        resumable: list[str] = []
-        for thread_id in await self.store.waiting_threads():
-            thread = await self.store.thread(thread_id)
-            if thread is not None and not await pending_in_tree(self.store, thread):
-                resumable.append(thread_id)
-        return resumable
+    async def maintain(self) -> None:
+        """Forever: stop this process's runs that ``cancel_run`` asked to stop from another
+        process, and settle orphans now and then (run in the background)."""
+        ticks = 0
+        while True:
+            await anyio.sleep(WATCH_SECONDS)
+            ticks += 1
+            try:
+                if self.runs.running_count():
+                    for t in await self.store.stop_requests():
+                        if self.runs.holds(t.claim):
+                            self.runs.spawn(functools.partial(self.runs.stop, t.id, SETTLE_SECONDS))
+                if ticks * WATCH_SECONDS >= SWEEP_SECONDS:
+                    ticks = 0
+                    await self.recover()
+            except StoreError as exc:
+                log.warning("%s", exc)
 
-    async def _interrupted(self, thread_id: str) -> None:
-        """A thread whose process died: ``failed`` (interrupted), unless its last answer
-        still has calls that never started (decided approvals): those go back to
-        ``needs_approval`` and resume, so a recorded decision is executed exactly once."""
-        if open_calls(await self.store.messages(thread_id)):
-            await self.store.set_status(thread_id, "needs_approval")
-        else:
-            await self.store.set_status(
-                thread_id,
-                "failed",
-                error=(
-                    "interrupted",
-                    "the server stopped during this run; send a message to continue",
-                ),
+    # -- internals ----------------------------------------------------------------------------
+
+    def _claim(self) -> Claim:
+        return Claim.new(self.store.runner)
+
+    async def _live(self, thread: Thread) -> bool:
+        """Whether a run somewhere still holds this running thread."""
+        if thread.runner == self.store.runner:
+            return self.runs.holds(thread.claim)
+        return await self.store.alive(thread.runner)
+
+    async def _start_turn(
+        self, thread: Thread, message: str, claim: Claim, personality: str | None
+    ) -> Thread:
+        """The new message and the claim, in one write; an orphan in the way is settled."""
+        try:
+            return await self.store.start_turn(
+                thread.id, message, claim=claim, personality=personality
             )
+        except StateConflict as exc:
+            current = exc.thread
+            if current.status != "running" or await self._live(current):
+                raise await self._busy(current) from None
+        await self._settle_orphan(current)
+        try:
+            return await self.store.start_turn(
+                thread.id, message, claim=claim, personality=personality
+            )
+        except StateConflict as exc:
+            raise await self._busy(exc.thread) from None
 
-    async def _settle_orphan(self, thread: Thread) -> Thread:
-        """A thread left ``running`` by a process that is gone (e.g. an interrupted
-        ``agents-mcp chat``) is settled now rather than at the next start."""
-        if (
-            thread.status != "running"
-            or self.runs.running(thread.id)
-            or self.store.lease.alive(thread.runner)
-        ):
-            return thread
-        for t, _ in reversed(await self.store.tree(thread.id)):
-            if t.status == "running":
-                await self.store.fail_interrupted(t.id)
-                await self._interrupted(t.id)
-        settled = await self.store.thread(thread.id)
-        return settled or thread
+    async def _busy(self, thread: Thread) -> Conflict:
+        """Why a new message cannot go to ``thread`` now, and what to do instead."""
+        if thread.status == "needs_approval":
+            pending = await pending_in_tree(self.store, thread)
+            listed = "; ".join(f"{a.call_id} ({a.tool_name} {a.arguments})" for a in pending)
+            return Conflict(
+                f"thread {thread.id!r} has undecided tool calls: {listed}. Decide each with"
+                " approve_call(thread_id, call_id, approve=true|false) before sending a new"
+                " message, or cancel_run to drop them"
+            )
+        return Conflict(
+            f"thread {thread.id!r} is {thread.status}; call get_thread to wait for its"
+            " result, or cancel_run to stop it"
+        )
+
+    async def _settle_orphan(self, root: Thread) -> None:
+        """A thread left ``running`` by a run that is gone: settle it now and resume it
+        when decided calls are still to run."""
+        claim = self._claim()
+        settled = await self.store.settle(
+            root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
+        )
+        if settled is None:
+            return
+        await self._forward(settled)
+        if settled.status == "running":
+            spec = self.agents.get(root.agent)
+            resumed = await self.store.thread(root.id)
+            if spec is not None and resumed is not None:
+                self._launch(resumed, spec, claim, resumed.personality)
+            else:  # its agent is gone from the config: it cannot go on
+                await self.store.settle(root.id, claim=claim.token, cancel=False)
+
+    async def _follow(self, root: Thread, wait: float, progress: Progress | None) -> None:
+        """Wait up to ``wait`` for the tree's run, wherever it runs, to end."""
+        if self.runs.running(root.id):
+            await self.runs.wait(root.id, wait, progress)
+            return
+        if root.status != "running":
+            return
+        if not await self._live(root):
+            await self._settle_orphan(root)
+            if self.runs.running(root.id):
+                await self.runs.wait(root.id, wait, progress)
+            return
+        with anyio.move_on_after(wait):  # it runs in another process: watch the store
+            while True:
+                await self.store.wait_changed(root.id, POLL_SECONDS)
+                current = await self.store.thread(root.id)
+                if current is None or current.status != "running":
+                    return
+                if not await self._live(current):
+                    await self._settle_orphan(current)
+                    return
+
+    async def _find_call(self, thread: Thread, root: Thread, call_id: str) -> Approval:
+        """The approval ``call_id`` in ``thread``'s tree (or ``root``'s, for a child)."""
+        matches: list[Approval] = []
+        every: list[Approval] = []
+        for t, _ in await self.store.tree(root.id if thread.parent_id is None else thread.id):
+            found = await self.store.approvals(t.id)
+            every += found
+            matches += [a for a in found if a.call_id == call_id]
+        if not matches:
+            pending = [a.call_id for a in every if a.status == "pending"]
+            hint = f"; pending calls: {', '.join(pending)}" if pending else "; nothing is pending"
+            raise NotFound(f"call {call_id!r} not found in thread {thread.id!r}{hint}")
+        if len(matches) > 1:  # two delegated agents' models chose the same call id
+            where = ", ".join(f"thread_id={a.thread_id!r}" for a in matches)
+            raise Conflict(
+                f"call {call_id!r} exists in several delegated threads; call approve_call with"
+                f" the thread_id of the one you mean: {where}"
+            )
+        return matches[0]
+
+    async def _forward(self, settled: Settled) -> None:
+        """Cancel, on the other agents-mcp servers, the threads whose approvals we relayed
+        and just cancelled: their calls must not run there either."""
+        done: set[tuple[str, str]] = set()
+        for a in settled.remote:
+            if a.remote_server is None or a.remote_thread_id is None:
+                continue
+            key = (a.remote_server, a.remote_thread_id)
+            if key in done:
+                continue
+            done.add(key)
+            owner = await self.store.thread(a.thread_id)
+            spec = self.agents.get(owner.agent) if owner else None
+            if spec is None:
+                continue
+            tool = ToolInfo(
+                name=f"{a.remote_server}__cancel_run",
+                server=a.remote_server,
+                tool="cancel_run",
+                description="",
+                parameters={},
+            )
+            out = await spec.toolset.call(tool, {"thread_id": a.remote_thread_id})
+            if not out.ok:
+                log.warning(
+                    "could not cancel thread %s on %s: %s",
+                    a.remote_thread_id,
+                    a.remote_server,
+                    out.text,
+                )
 
     async def _root(self, thread: Thread, owner: str) -> Thread:
         if thread.parent_id is None:
             return thread
         return await self.store.get_thread(await self.store.root_of(thread.id), owner)
-
-    async def resume(self, thread_id: str) -> None:
-        """Resume a paused thread whose calls are all decided (used after a restart)."""
-        thread = await self.store.thread(thread_id)
-        if thread is not None:
-            await self._resume(thread, thread.owner, 0.0, None)
-
-    # -- internals --------------------------------------------------------------------
-
-    async def _refuse_if_waiting(self, thread: Thread) -> None:
-        if self.runs.running(thread.id) or thread.status == "running":
-            raise Conflict(
-                f"thread {thread.id!r} is running; call get_thread to wait for its result"
-            )
-        if thread.status == "needs_approval":
-            pending = await pending_in_tree(self.store, thread)
-            listed = "; ".join(f"{a.call_id} ({_tool_name(a)} {a.arguments})" for a in pending)
-            raise Conflict(
-                f"thread {thread.id!r} has undecided tool calls: {listed}. Decide each with"
-                " approve_call(thread_id, call_id, approve=true|false) before sending a new message"
-            )
-
-    async def _resume(
-        self, thread: Thread, owner: str, wait: float, progress: Progress | None
-    ) -> TurnSummary:
-        """Continue a paused tree whose calls are all decided (also after a restart).
-
-        Always from the top-level thread, which continues its delegations.
-        """
-        asked = thread
-        thread = await self._root(thread, owner)
-        if self.runs.running(thread.id):
-            await self._wait(thread, wait, progress)
-            return await self._summary(asked.id, owner)
-        self.runs.claim(thread.id)  # before any await: a concurrent resume must see it
-        try:
-            thread = await self._settle_orphan(await self.store.get_thread(thread.id, owner))
-            undecided = await pending_in_tree(self.store, thread)
-            if thread.status != "needs_approval" or undecided:
-                self.runs.release(thread.id)
-                return await self._summary(asked.id, owner)
-            spec = self.agent(thread.agent)
-            await self.store.set_status(thread.id, "running", expect=("needs_approval",))
-        except BaseException:
-            self.runs.release(thread.id)
-            raise
-        await self._run(thread.id, owner, spec, wait, progress, thread.personality)
-        return await self._summary(asked.id, owner)
 
     async def _summary(self, thread_id: str, owner: str) -> TurnSummary:
         thread, turn = await self.store.thread_turn(thread_id, owner)
@@ -494,51 +460,40 @@ class Threads:
         while len(self._transcripts) > TRANSCRIPTS_KEPT:
             self._transcripts.popitem(last=False)
 
-    async def _wait(self, thread: Thread, wait: float, progress: Progress | None) -> None:
-        spec = self.agents.get(thread.agent)
-        stop = spec is not None and spec.on_cancel == "stop"
-        await self.runs.wait(thread.id, wait, progress, stop_on_cancel=stop)
+    async def _wait_local(
+        self, thread_id: str, spec: Agent, wait: float, progress: Progress | None
+    ) -> None:
+        stop = spec.on_cancel == "stop"
+        await self.runs.wait(thread_id, wait, progress, stop_on_cancel=stop)
 
-    async def _run(
+    def _launch(
         self,
-        thread_id: str,
-        owner: str,
+        thread: Thread,
         spec: Agent,
-        wait: float,
-        progress: Progress | None,
+        claim: Claim,
         personality: str | None,
         incoming: tuple[Link, ...] = (),
         new: Transcript | None = None,
-    ) -> TurnSummary:
-        """Run the claimed thread; ``new``: the transcript of a thread just created."""
+    ) -> None:
+        """Run the thread this process has just claimed; ``new``: a new thread's transcript."""
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
-        try:
-            if new is not None:
-                self._keep(new)
-            transcript = new or await self._transcript(thread_id, spec)
-            state = RunState(transcript=transcript)
-        except BaseException:
-            self.runs.release(thread_id)  # claimed by the caller; nothing was started
-            raise
-        self.runs.launch(
-            thread_id,
-            lambda p: Run(
+        if new is not None:
+            self._keep(new)
+
+        async def make(progress: Progress) -> Run:
+            transcript = new or await self._transcript(thread.id, spec)
+            return Run(
                 agent=spec,
-                thread_id=thread_id,
+                thread_id=thread.id,
                 store=self.store,
-                progress=p,
+                claim=claim,
+                progress=progress,
                 personality=personality,
                 chain=chain,
                 budget=budget,
                 delegate=self.delegation,
-                state=state,
-            ),
-            self.store,
-        )
-        await self.runs.wait(thread_id, wait, progress, stop_on_cancel=spec.on_cancel == "stop")
-        return await self._summary(thread_id, owner)
+                state=RunState(transcript=transcript),
+            )
 
-
-def _tool_name(a: Approval) -> str:
-    return f"{a.server}__{a.tool}"
+        self.runs.launch(thread.id, claim, make, self._forward)

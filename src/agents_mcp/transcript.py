@@ -1,6 +1,6 @@
 """A running thread's transcript, held in memory by the run that owns the thread.
 
-The store stays the truth: every change goes to SQLite first, then here. Holding it saves
+The store stays the truth: every change goes to the database first, then here. Holding it saves
 re-reading and re-decoding the whole thread at every step, and keeps the model's view
 (``prompt``) up to date incrementally: tool results sit right after the answer that asked
 for them, in call order, whatever order they finish in; reasoning is never included.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from agents_mcp.messages import Message, MessageStatus
-from agents_mcp.store import Approval, Store, StoredMessage, ThreadStatus
+from agents_mcp.store import Approval, Claim, Store, StoredMessage
 
 NO_RESULT = "Error: no result was recorded"
 
@@ -68,13 +68,14 @@ class Transcript:
 
     async def append(
         self,
+        claim: Claim,
         *messages: Message,
         approvals: Sequence[Approval] = (),
-        status: ThreadStatus | None = None,
+        complete: bool = False,
     ) -> None:
         """Store messages (with the step's other writes, see :meth:`Store.append`)."""
         indexes = await self.store.append(
-            self.thread_id, *messages, approvals=approvals, status=status
+            self.thread_id, claim, *messages, approvals=approvals, complete=complete
         )
         self.revision += len(messages)
         for index, m in zip(indexes, messages, strict=True):
@@ -85,31 +86,45 @@ class Transcript:
                 self.messages.append(stored)
             self._project(m)
 
-    async def finish_call(self, call_id: str, content: str, *, ok: bool) -> None:
-        """Record the result of a call whose row is still ``pending``."""
-        at = next(
-            i
-            for i in range(len(self.messages) - 1, -1, -1)
-            if (m := self.messages[i].message).role == "tool"
-            and m.tool_call_id == call_id
-            and m.status == "pending"
-        )  # the run stored that row before it started the call
+    async def finish_call(self, claim: Claim, call_id: str, content: str, *, ok: bool) -> None:
+        """Record the result of a call whose row is ``started`` (or ``waiting``)."""
+        at = self._row(call_id)
         stored = self.messages[at]
-        await self.store.finish_call(self.thread_id, stored.index, call_id, content, ok=ok)
+        await self.store.finish_call(self.thread_id, claim, stored.index, call_id, content, ok=ok)
         self.revision += 1
         status: MessageStatus = "complete" if ok else "error"
         done = replace(stored.message, content=content, status=status)
         self.messages[at] = replace(stored, message=done)
         self._project(done)
 
+    async def hold_call(self, claim: Claim, call_id: str, asked: Sequence[Approval]) -> None:
+        """The call waits on another agents-mcp's approvals (see :meth:`Store.hold_call`)."""
+        at = self._row(call_id)
+        stored = self.messages[at]
+        await self.store.hold_call(self.thread_id, claim, stored.index, call_id, asked)
+        self.revision += 1
+        self.messages[at] = replace(stored, message=replace(stored.message, status="waiting"))
+
+    def _row(self, call_id: str) -> int:
+        """Where the unfinished row of ``call_id`` is (the run stored it before the call)."""
+        return next(
+            i
+            for i in range(len(self.messages) - 1, -1, -1)
+            if (m := self.messages[i].message).role == "tool"
+            and m.tool_call_id == call_id
+            and m.status in ("started", "waiting")
+        )
+
     def _project(self, m: Message) -> None:
+        if m.role == "event":  # for people reading the thread, not for the model
+            return
         if m.role != "tool":
             self._prompt.append(Message(role=m.role, content=m.content, tool_calls=m.tool_calls))
             for call in m.tool_calls:
                 self.call_ids.add(call.id)
                 self._slots[call.id] = len(self._prompt)
                 self._prompt.append(Message(role="tool", tool_call_id=call.id, content=NO_RESULT))
-        elif m.status != "pending" and m.tool_call_id in self._slots:
+        elif m.status in ("complete", "error") and m.tool_call_id in self._slots:
             content = _fit(m.content or "", self.budget)
             self._prompt[self._slots[m.tool_call_id]] = Message(
                 role="tool", tool_call_id=m.tool_call_id, content=content

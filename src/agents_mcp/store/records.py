@@ -1,8 +1,4 @@
-"""The plain records the store reads and writes, and their row codecs.
-
-Kept apart from ``store`` so it reads as the database's operations; ``store`` re-exports
-the public names.
-"""
+"""The plain records the store reads and writes, and their row codecs (both databases)."""
 
 from __future__ import annotations
 
@@ -10,16 +6,16 @@ import base64
 import hashlib
 import json
 import secrets
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from agents_mcp.errors import InvalidRequest
 from agents_mcp.messages import Message, MessageStatus, Role, ToolCall, Usage
 
 ThreadStatus = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
-ApprovalStatus = Literal["pending", "approved", "denied"]
+ApprovalStatus = Literal["pending", "approved", "denied", "cancelled"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = (
     "completed",
     "needs_approval",
@@ -27,7 +23,12 @@ THREAD_STATUSES: tuple[ThreadStatus, ...] = (
     "failed",
     "cancelled",
 )
-INTERRUPTED = "interrupted: the server stopped before this step finished"
+
+
+class Row(Protocol):
+    """A database row: ``sqlite3.Row`` and ``asyncpg.Record`` both read by column name."""
+
+    def __getitem__(self, key: str) -> Any: ...
 
 
 def new_thread_id() -> str:
@@ -38,6 +39,21 @@ def new_thread_id() -> str:
 def now() -> str:
     """UTC timestamp with milliseconds, sortable as text."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One run's hold on a thread: taken in the write that makes the thread ``running``,
+    checked by every write the run makes, dropped in the write that ends the run."""
+
+    token: str
+    """Unique to the run."""
+    runner: str
+    """The process (lease) running it."""
+
+    @classmethod
+    def new(cls, runner: str) -> Claim:
+        return cls("cl_" + secrets.token_urlsafe(12), runner)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +72,11 @@ class Thread:
     parent_id: str | None = None
     parent_call_id: str | None = None
     runner: str | None = None
-    """The process (lease id) that last ran the thread."""
+    """The process (lease id) running the thread, while it is ``running``."""
+    claim: str | None = None
+    """The run holding the thread, while it is ``running``."""
+    stop_requested: bool = False
+    """``cancel_run`` asked the run to stop (from any process)."""
     revision: int = 0
     """Counts every change to the thread's messages."""
 
@@ -92,13 +112,18 @@ class Approval:
     remote_thread_id: str | None = None
     remote_call_id: str | None = None
 
+    @property
+    def tool_name(self) -> str:
+        """The name the model used: ``<server>__<tool>``."""
+        return f"{self.server}__{self.tool}"
+
 
 def digest(arguments: str) -> str:
     """A digest of the exact argument text, stored to prove it was not changed."""
     return "sha256:" + hashlib.sha256(arguments.encode()).hexdigest()
 
 
-def thread_row(row: sqlite3.Row) -> Thread:
+def thread_row(row: Row) -> Thread:
     return Thread(
         id=row["id"],
         agent=row["agent"],
@@ -114,11 +139,13 @@ def thread_row(row: sqlite3.Row) -> Thread:
         parent_id=row["parent_id"],
         parent_call_id=row["parent_call_id"],
         runner=row["runner"],
+        claim=row["claim"],
+        stop_requested=bool(row["stop_requested"]),
         revision=row["revision"],
     )
 
 
-def message_row(row: sqlite3.Row) -> StoredMessage:
+def message_row(row: Row) -> StoredMessage:
     raw = row["tool_calls"]
     calls = tuple(ToolCall(**c) for c in json.loads(raw)) if raw else ()
     usage = (
@@ -140,7 +167,35 @@ def message_row(row: sqlite3.Row) -> StoredMessage:
     )
 
 
-def approval_row(row: sqlite3.Row) -> Approval:
+def message_values(thread_id: str, index: int, m: Message, stamp: str) -> tuple[Any, ...]:
+    """A message as the values of an ``INSERT INTO messages`` (see ``MESSAGE_COLUMNS``)."""
+    calls = (
+        json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls])
+        if m.tool_calls
+        else None
+    )
+    return (
+        thread_id,
+        index,
+        m.role,
+        m.content,
+        calls,
+        m.tool_call_id,
+        m.reasoning,
+        None if m.usage is None else m.usage.input_tokens,
+        None if m.usage is None else m.usage.output_tokens,
+        m.status,
+        stamp,
+    )
+
+
+MESSAGE_COLUMNS = (
+    "thread_id, idx, role, content, tool_calls, tool_call_id, reasoning, input_tokens,"
+    " output_tokens, status, created_at"
+)
+
+
+def approval_row(row: Row) -> Approval:
     return Approval(
         thread_id=row["thread_id"],
         call_id=row["call_id"],
@@ -161,6 +216,34 @@ def approval_row(row: sqlite3.Row) -> Approval:
     )
 
 
+APPROVAL_COLUMNS = (
+    "thread_id, call_id, server, tool, arguments, digest, status, reason, reason_hint,"
+    " requested_at, decided_at, origin_call_id, remote_server, remote_thread_id,"
+    " remote_call_id, via"
+)
+
+
+def approval_values(a: Approval) -> tuple[Any, ...]:
+    return (
+        a.thread_id,
+        a.call_id,
+        a.server,
+        a.tool,
+        a.arguments,
+        a.digest,
+        a.status,
+        a.reason,
+        a.reason_hint,
+        a.requested_at,
+        a.decided_at,
+        a.origin_call_id,
+        a.remote_server,
+        a.remote_thread_id,
+        a.remote_call_id,
+        json.dumps(list(a.via)) if a.via else None,
+    )
+
+
 def encode_cursor(t: Thread) -> str:
     raw = json.dumps([t.updated_at, t.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -177,3 +260,30 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
             f"invalid cursor {cursor!r}; pass the next_cursor of a previous list_threads result"
         ) from None
     return updated_at, thread_id
+
+
+def marks(values: Sequence[object]) -> str:
+    """``?, ?, ?`` for an ``IN (…)`` list of ``values``."""
+    return ", ".join("?" * len(values))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What recording a decision did: ``recorded`` (other calls still wait, or the run
+    that holds the thread picks it up), ``unchanged`` (the same decision was recorded
+    before) or ``resumed`` (it was the last one: the thread is now claimed by the claim
+    passed in, and the caller starts the run)."""
+
+    outcome: Literal["recorded", "unchanged", "resumed"]
+    approval: Approval
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What settling a thread whose run ended abnormally did."""
+
+    status: ThreadStatus
+    """The top-level thread's new status (``running``: resumed under the claim given)."""
+    remote: tuple[Approval, ...] = ()
+    """Approvals relayed from other agents-mcp servers that this cancelled: their
+    threads must be cancelled there too."""

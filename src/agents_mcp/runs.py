@@ -1,0 +1,207 @@
+"""The runs in flight in this process: at most one per top-level thread.
+
+The database says who holds a thread (its claim); this registry is how this process
+reaches the runs it holds: to relay their progress, to wait for them, to stop them.
+
+Runs are asyncio tasks rather than children of an anyio task group: they outlive the
+request that started them, and FastMCP closes its lifespan under a shielded cancel scope
+that a task group opened inside the lifespan could not exit from. A run ends its claim
+whatever happens to its task: it records its own end; a stop (``cancel_run``) or a
+shutdown cancels the run's own cancel scope, never the task, so the task always gets to
+record what happened (``cancelled``, or interrupted at shutdown). A task cancelled
+before it ever ran still leaves the registry (a done callback), and its thread, claimed
+by a run that no longer exists here, is an orphan that is settled when next touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+
+from agents_mcp.errors import LostClaim, StopRequested, StoreError
+from agents_mcp.loop import Progress, Run, RunEvent, run
+from agents_mcp.store import Claim, Settled, Store
+
+log = logging.getLogger("agents_mcp.runs")
+
+SETTLE_SECONDS = 10.0
+"""How long a run that ends abnormally may take to record it."""
+CLOSE_SECONDS = 10.0
+"""How long shutting down waits for runs to record that they were interrupted."""
+
+Ended = Literal["done", "stopped", "interrupted", "lost"]
+OnSettled = Callable[[Settled], Awaitable[None]]
+
+
+@dataclass
+class _Active:
+    claim: Claim
+    done: anyio.Event = field(default_factory=anyio.Event)
+    listeners: set[Progress] = field(default_factory=set[Progress])
+    scope: anyio.CancelScope | None = None
+    stopping: bool = False
+
+
+class Runs:
+    """This process's runs, by top-level thread id."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._active: dict[str, _Active] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+        """Run ``fn`` in the background until it ends or ``aclose()``."""
+        task = asyncio.get_running_loop().create_task(fn())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def running(self, thread_id: str) -> bool:
+        return thread_id in self._active
+
+    def running_count(self) -> int:
+        return len(self._active)
+
+    def holds(self, claim: str | None) -> bool:
+        """Whether a live run of this process holds ``claim``."""
+        return claim is not None and any(a.claim.token == claim for a in self._active.values())
+
+    def claim_of(self, thread_id: str) -> Claim | None:
+        active = self._active.get(thread_id)
+        return None if active is None else active.claim
+
+    def launch(
+        self,
+        thread_id: str,
+        claim: Claim,
+        make: Callable[[Progress], Awaitable[Run]],
+        on_settled: OnSettled,
+    ) -> None:
+        """Start the run of a thread this process has just claimed with ``claim``."""
+        if thread_id in self._active:  # the store's claims make this impossible
+            raise RuntimeError(f"thread {thread_id} already runs in this process")
+        active = self._active[thread_id] = _Active(claim)
+
+        async def progress(event: RunEvent) -> None:
+            for listener in list(active.listeners):
+                try:
+                    await listener(event)
+                except Exception as exc:  # a gone client must not break the run
+                    log.debug("progress listener failed: %s", exc)
+                    active.listeners.discard(listener)
+
+        async def body() -> None:
+            try:
+                ended = await self._drive(active, make, progress)
+                if ended in ("stopped", "interrupted"):
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_SECONDS):
+                        await self._settle(thread_id, claim, ended == "stopped", on_settled)
+            finally:
+                self._release(thread_id, active)
+
+        task = self.spawn(body)
+        task.add_done_callback(lambda _: self._release(thread_id, active))
+
+    async def _drive(
+        self, active: _Active, make: Callable[[Progress], Awaitable[Run]], progress: Progress
+    ) -> Ended:
+        try:
+            with anyio.CancelScope() as scope:
+                active.scope = scope
+                if active.stopping or self._closing:
+                    scope.cancel()
+                await run(await make(progress))
+                return "done"
+            return "stopped" if active.stopping else "interrupted"
+        except StopRequested:
+            return "stopped"
+        except LostClaim as exc:
+            log.info("run ended: %s", exc)
+            return "lost"
+        except Exception as exc:  # the store failed (or a bug): record it if we still can
+            if not isinstance(exc, StoreError):
+                log.exception("run of a thread crashed outside its steps")
+            else:
+                log.error("run stopped: %s", exc)
+            return "interrupted"
+
+    async def _settle(self, thread_id: str, claim: Claim, stop: bool, on: OnSettled) -> None:
+        try:
+            settled = await self.store.settle(thread_id, claim=claim.token, cancel=stop)
+        except StoreError as exc:  # left for recovery: an orphan once this run is gone
+            log.error("could not record the end of thread %s: %s", thread_id, exc)
+            return
+        if settled is not None:
+            await on(settled)
+
+    def _release(self, thread_id: str, active: _Active) -> None:
+        if self._active.get(thread_id) is active:
+            del self._active[thread_id]
+        active.done.set()
+
+    async def stop(self, thread_id: str, wait: float) -> None:
+        """Stop the thread's run here: durably requested first (so a crash cannot let
+        it go on after a restart), then its cancel scope; wait up to ``wait`` for it."""
+        active = self._active.get(thread_id)
+        if active is None:
+            return
+        if not active.stopping:
+            active.stopping = True
+            await self.store.request_stop(thread_id, active.claim.token)
+            if active.scope is not None:
+                active.scope.cancel()
+        with anyio.move_on_after(wait):
+            await active.done.wait()
+
+    async def wait(
+        self,
+        thread_id: str,
+        seconds: float,
+        progress: Progress | None,
+        *,
+        stop_on_cancel: bool = False,
+    ) -> None:
+        """Wait up to ``seconds`` for the thread's run to end, relaying its progress.
+
+        When the waiting request is cancelled the run goes on (detach), unless
+        ``stop_on_cancel``.
+        """
+        active = self._active.get(thread_id)
+        if active is None:
+            return
+        if progress is not None:
+            active.listeners.add(progress)
+        try:
+            with anyio.move_on_after(seconds):
+                await active.done.wait()
+        except anyio.get_cancelled_exc_class():
+            if stop_on_cancel:
+                with anyio.CancelScope(shield=True):
+                    await self.stop(thread_id, SETTLE_SECONDS)
+            raise
+        finally:
+            if progress is not None:
+                active.listeners.discard(progress)
+
+    async def aclose(self) -> None:
+        """Shut down: every run records that it was interrupted, then the tasks end."""
+        self._closing = True
+        for active in list(self._active.values()):
+            if active.scope is not None:
+                active.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLOSE_SECONDS):
+                for active in list(self._active.values()):
+                    await active.done.wait()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await asyncio.gather(*tasks, return_exceptions=True)

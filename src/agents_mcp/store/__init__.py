@@ -1,0 +1,107 @@
+"""Durable threads: threads, their messages, approvals and who runs them.
+
+The loop and ``threads`` depend on the :class:`Store` protocol. One implementation of its
+operations (``sql.SQLStore``) runs on SQLite (``sqlite``: a file, the embedded default)
+or PostgreSQL (``postgres``: several replicas on one database). The thread's state
+machine is written down in ``states``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from agents_mcp.store.protocol import Store
+from agents_mcp.store.records import (
+    THREAD_STATUSES,
+    Approval,
+    ApprovalStatus,
+    Claim,
+    Decision,
+    Settled,
+    StoredMessage,
+    Thread,
+    ThreadStatus,
+    digest,
+    new_thread_id,
+    now,
+)
+from agents_mcp.store.settle import open_calls
+from agents_mcp.store.sql import SQLStore, StateConflict
+
+__all__ = [
+    "LOCAL_OWNER",
+    "THREAD_STATUSES",
+    "Approval",
+    "ApprovalStatus",
+    "Claim",
+    "Decision",
+    "SQLStore",
+    "Settled",
+    "StateConflict",
+    "Store",
+    "StoredMessage",
+    "Thread",
+    "ThreadStatus",
+    "default_db_path",
+    "digest",
+    "is_url",
+    "new_thread_id",
+    "now",
+    "open_calls",
+    "open_store",
+    "resolve_db",
+]
+
+LOCAL_OWNER = "local"
+"""The owner of threads over stdio, from the CLI, and over HTTP without tokens."""
+
+
+def default_db_path() -> Path:
+    """The database when neither ``--db`` nor ``[server] db`` names one."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("agents-mcp")) / "threads.db"
+
+
+def is_url(db: str) -> bool:
+    """Whether ``db`` names a PostgreSQL database rather than a SQLite file."""
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def resolve_db(configured: str | None, override: str | Path | None = None) -> str:
+    """``--db``, else the config's ``[server] db``, else :func:`default_db_path`."""
+    if override is not None:
+        return str(override)
+    return configured if configured is not None else str(default_db_path())
+
+
+async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore:
+    """Open (creating and migrating as needed) the store at ``db``: a SQLite path or
+    ``:memory:``, or a ``postgresql://`` URL."""
+    target = str(db)
+    if is_url(target):
+        from agents_mcp.store.postgres import open_postgres
+
+        return await open_postgres(target, lease_seconds=lease_seconds)
+    from agents_mcp.store.leases import FileLeases
+    from agents_mcp.store.sqlite import SQLiteDatabase
+
+    target = _sqlite_path(target)
+    database = await SQLiteDatabase.open(target)
+    try:
+        leases = FileLeases(target)
+    except BaseException:
+        await database.close()
+        raise
+    store = SQLStore(database, leases)
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def _sqlite_path(target: str) -> str:
+    return target if target == ":memory:" else os.path.expanduser(target)

@@ -1,0 +1,272 @@
+"""PostgreSQL, for several agents-mcp replicas on one database (asyncpg).
+
+Why asyncpg: it is asyncio-native (our loop), the fastest PostgreSQL driver for Python
+(binary protocol, prepared statements cached per connection), and it delivers ``NOTIFY``
+to a listener callback on a plain connection, which is how replicas learn at once that a
+thread changed. Its one dependency is itself.
+
+* Transactions run on a pool of connections; a transition locks its top-level thread's
+  row (``SELECT … FOR UPDATE``), so transitions of one thread are serial across replicas.
+* Leases (:class:`TableLeases`): each replica renews its row in ``runners`` every third of
+  ``lease_seconds``; a replica whose row has expired is gone, and any other replica
+  settles its threads (see ``threads.Threads.recover``).
+* Every transition sends ``NOTIFY agents_mcp, '<thread id>'`` at commit; a request that
+  follows a run on another replica wakes on it, and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import asyncpg
+from asyncpg import exceptions as pgx
+
+from agents_mcp.errors import StoreError
+from agents_mcp.store.database import POSTGRESQL, Body
+from agents_mcp.store.leases import new_runner_id
+from agents_mcp.store.points import Points
+from agents_mcp.store.records import Row, now
+from agents_mcp.store.sql import SQLStore
+
+log = logging.getLogger("agents_mcp.store.postgres")
+
+T = TypeVar("T")
+
+POOL_SIZE = 10
+CONNECT_SECONDS = 10.0
+CHANNEL = "agents_mcp"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1, $2, …``."""
+    count = 0
+
+    def next_mark(_: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        return f"${count}"
+
+    return re.sub(r"\?", next_mark, sql)
+
+
+class PostgresDatabase:
+    """A pool of connections, and one more that listens for changes."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self._url = url
+        self.location = redact(url)
+        self.points = Points()
+        self._listener: asyncpg.Connection | None = None
+        self._waiters: dict[str, set[anyio.Event]] = {}
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresDatabase:
+        try:
+            with anyio.fail_after(CONNECT_SECONDS):
+                pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE)
+        except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
+            raise pg_error(exc, redact(url)) from exc
+        db = cls(pool, url)
+        try:
+            db._listener = await asyncpg.connect(url)
+            await db._listener.add_listener(CHANNEL, db._notified)
+        except (OSError, pgx.PostgresError, pgx.InterfaceError) as exc:
+            log.warning("no change notifications (%s); replicas poll instead", exc)
+        return db
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        for event in self._waiters.pop(payload, ()):
+            event.set()
+
+    async def wait_changed(self, thread_id: str, seconds: float) -> None:
+        event = anyio.Event()
+        self._waiters.setdefault(thread_id, set()).add(event)
+        try:
+            with anyio.move_on_after(seconds if self._listener is None else max(seconds, 2.0)):
+                await event.wait()
+        finally:
+            waiting = self._waiters.get(thread_id)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self._waiters[thread_id]
+
+    async def transaction(self, op: str, body: Body[T]) -> T:
+        return await self._run(op, body, readonly=False)
+
+    async def read(self, op: str, body: Body[T]) -> T:
+        return await self._run(op, body, readonly=True)
+
+    async def _run(self, op: str, body: Body[T], *, readonly: bool) -> T:
+        points = self.points
+        if points.active:
+            await points.reach(f"before:{op}")
+        try:
+            async with self._pool.acquire() as conn:
+                if readonly:
+                    tx = conn.transaction(isolation="repeatable_read", readonly=True)
+                else:
+                    tx = conn.transaction()
+                async with tx:
+                    out = await body(_Tx(conn))
+                    if points.active and not readonly:
+                        await points.reach(f"commit:{op}")
+        except (OSError, pgx.PostgresError, pgx.InterfaceError) as exc:
+            raise pg_error(exc, self.location) from exc
+        if points.active:
+            await points.reach(f"after:{op}")
+        return out
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=5)
+        with anyio.move_on_after(10):
+            await self._pool.close()
+
+
+class _Tx:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Row]:
+        rows: list[Row] = await self._conn.fetch(numbered(sql), *params)
+        return rows
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = await self._conn.fetchrow(numbered(sql), *params)
+        return row
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        status: str = await self._conn.execute(numbered(sql), *params)
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._conn.executemany(numbered(sql), rows)
+
+
+class TableLeases:
+    """This replica's row in ``runners``, renewed in the background; others' rows expire."""
+
+    def __init__(self, db: PostgresDatabase, seconds: float) -> None:
+        self.id = new_runner_id()
+        self._db = db
+        self._seconds = seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._renew()
+        self._task = asyncio.get_running_loop().create_task(self._heartbeat())
+
+    async def _renew(self) -> None:
+        epoch = self._db.dialect.epoch
+
+        async def body(tx: Any) -> None:
+            changed = await tx.execute(
+                f"UPDATE runners SET expires_at = {epoch} + ? WHERE id=?",
+                (self._seconds, self.id),
+            )
+            if not changed:
+                await tx.execute(
+                    "INSERT INTO runners (id, host, pid, started_at, expires_at)"
+                    f" VALUES (?, ?, ?, ?, {epoch} + ?)",
+                    (self.id, socket.gethostname(), os.getpid(), now(), self._seconds),
+                )
+            # Leases long gone tell nobody anything any more.
+            await tx.execute(f"DELETE FROM runners WHERE expires_at < {epoch} - 3600")
+
+        await self._db.transaction("lease", body)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self._seconds / 3)
+            try:
+                await self._renew()
+            except StoreError as exc:
+                log.warning("could not renew this replica's lease: %s", exc)
+
+    async def alive(self, runner: str | None) -> bool:
+        if runner is None:
+            return False
+        if runner == self.id:
+            return True
+        epoch = self._db.dialect.epoch
+
+        async def body(tx: Any) -> bool:
+            row = await tx.fetchrow(
+                f"SELECT 1 AS live FROM runners WHERE id=? AND expires_at > {epoch}", (runner,)
+            )
+            return row is not None
+
+        live: bool = await self._db.read("alive", body)
+        return live
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(StoreError):  # gone at once, rather than on expiry
+
+            async def body(tx: Any) -> None:
+                await tx.execute("DELETE FROM runners WHERE id=?", (self.id,))
+
+            await self._db.transaction("lease", body)
+
+
+async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
+    db = await PostgresDatabase.open(url)
+    leases = TableLeases(db, lease_seconds)
+    store = SQLStore(db, leases)
+    try:
+        await store.migrate()
+        await leases.start()
+    except BaseException:
+        await store.close()
+        raise
+    return store
+
+
+def pg_error(exc: BaseException, location: str) -> StoreError:
+    """What went wrong with PostgreSQL, in words an operator can act on."""
+    if isinstance(exc, pgx.DiskFullError):
+        why = f"the disk of the PostgreSQL server at {location} is full"
+    elif isinstance(exc, pgx.ReadOnlySQLTransactionError):
+        why = f"the PostgreSQL database {location} is read-only (a standby?); point --db at the primary"
+    elif isinstance(exc, pgx.InvalidPasswordError | pgx.InvalidAuthorizationSpecificationError):
+        why = f"PostgreSQL at {location} refused the login ({exc}); check the user and password in the URL"
+    elif isinstance(exc, pgx.InvalidCatalogNameError):
+        why = f"the PostgreSQL database in {location} does not exist; create it (createdb) first"
+    elif isinstance(exc, OSError | TimeoutError | pgx.ConnectionDoesNotExistError):
+        why = f"cannot reach PostgreSQL at {location} ({exc or type(exc).__name__}); is it running?"
+    else:
+        why = f"the PostgreSQL database {location} failed ({exc})"
+    return StoreError(why)

@@ -1,0 +1,197 @@
+"""What settling a thread tree whose run ended abnormally writes (see ``SQLStore.settle``).
+
+A pure function of the tree's state, so the rules read in one place:
+
+* a call ``started`` without a result may have run: it gets a result that says so;
+* a call that never started did not run: it gets a result that says so, unless it was
+  approved (or denied) by a person, or waits on another agents-mcp whose calls are all
+  decided: those stay open and the run resumes to carry the decision out, exactly once;
+* an undecided approval keeps the tree waiting (``needs_approval``);
+* cancelling ends every unfinished call and undecided approval, and the threads are
+  ``cancelled``; approvals relayed from another agents-mcp are cancelled there as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agents_mcp.messages import Message, ToolCall
+from agents_mcp.store import states
+from agents_mcp.store.records import Approval, Claim, StoredMessage, Thread, ThreadStatus
+
+INTERRUPTED = ("interrupted", "the server stopped during this run; send a message to continue")
+
+State = Literal["pending", "resumable", "idle"]
+
+
+@dataclass
+class ThreadWrites:
+    status: ThreadStatus
+    error: tuple[str, str] | None
+    event: Message
+    results: list[Message] = field(default_factory=list[Message])
+    """Results for calls that never started."""
+    finished: list[tuple[int, str]] = field(default_factory=list[tuple[int, str]])
+    """Rows of started (or waiting) calls: their index and the error they end with."""
+    cancelled: list[str] = field(default_factory=list[str])
+    """Approvals (call ids) that will never be decided."""
+
+
+@dataclass
+class Plan:
+    threads: dict[str, ThreadWrites]
+    remote: list[Approval]
+
+
+def open_calls(history: Sequence[StoredMessage]) -> list[ToolCall]:
+    """Calls of the last model answer that have no result yet.
+
+    A row still ``started`` outside a running step, or ``waiting`` on another agents-mcp,
+    has no result yet either.
+    """
+    for i in range(len(history) - 1, -1, -1):
+        m = history[i].message
+        if m.role == "assistant":
+            answered = {
+                h.message.tool_call_id
+                for h in history[i + 1 :]
+                if h.message.role == "tool" and h.message.status in ("complete", "error")
+            }
+            return [c for c in m.tool_calls if c.id not in answered]
+        if m.role == "user":
+            return []
+    return []
+
+
+def plan_settlement(
+    root: Thread,
+    tree: Sequence[Thread],
+    tails: Mapping[str, Sequence[StoredMessage]],
+    approvals: Mapping[str, Sequence[Approval]],
+    *,
+    cancel: bool,
+    resume: Claim | None,
+) -> Plan:
+    """The writes that settle every unfinished thread of ``tree`` (ordered parents first).
+
+    ``tails``: each unfinished thread's latest turn; ``approvals``: each one's approvals.
+    """
+    plans: dict[str, ThreadWrites] = {}
+    state: dict[str, State] = {}
+    remote: list[Approval] = []
+    for t in reversed(tree):  # children before their parents
+        if t.id not in tails:
+            continue
+        children = {c.parent_call_id: c for c in tree if c.parent_id == t.id}
+        child_state = {call: state.get(c.id, "idle") for call, c in children.items() if call}
+        writes, state[t.id] = _plan_one(
+            t, tails[t.id], approvals[t.id], child_state, cancel=cancel, remote=remote
+        )
+        if cancel or t.status == "running":  # a paused delegation stays as it is
+            plans[t.id] = writes
+    waiting = any(s == "pending" for s in state.values())
+    top = plans[root.id]
+    if not cancel and not waiting and state[root.id] == "resumable" and resume is not None:
+        top.status = "running"
+        top.event = Message(
+            role="event",
+            content="interrupted: the server stopped during this run; it resumes to carry"
+            " out the decided calls",
+        )
+    return Plan(plans, remote)
+
+
+def _plan_one(
+    t: Thread,
+    tail: Sequence[StoredMessage],
+    every: Sequence[Approval],
+    child_state: Mapping[str, State],
+    *,
+    cancel: bool,
+    remote: list[Approval],
+) -> tuple[ThreadWrites, State]:
+    rows = _rows_after_answer(tail)
+    answer = next((h.message for h in reversed(tail) if h.message.role == "assistant"), None)
+    decided = {a.call_id: a for a in every}
+    relayed: dict[str, list[Approval]] = {}
+    for a in every:
+        if a.origin_call_id is not None:
+            relayed.setdefault(a.origin_call_id, []).append(a)
+    w = ThreadWrites(status="failed", error=None, event=Message(role="event"))
+    pending = resumable = False
+    for call in answer.tool_calls if answer is not None else ():
+        row = rows.get(call.id)
+        if row is not None and row.message.status == "started":
+            w.finished.append(
+                (row.index, states.STOPPED_RUNNING if cancel else states.MAY_HAVE_RUN)
+            )
+        elif row is not None and row.message.status == "waiting":
+            asked = relayed.get(call.id, [])
+            if cancel:
+                w.finished.append((row.index, states.STOPPED_RUNNING))
+                w.cancelled += [a.call_id for a in asked if a.status == "pending"]
+                remote += asked
+            elif any(a.status == "pending" for a in asked):
+                pending = True
+            else:
+                resumable = True
+        elif row is not None:
+            continue  # it has its result
+        elif (d := decided.get(call.id)) is not None:
+            if cancel or d.status == "cancelled":
+                w.results.append(_result(call, states.STOPPED_BEFORE))
+                if d.status == "pending":
+                    w.cancelled.append(d.call_id)
+            elif d.status == "pending":
+                pending = True
+            else:
+                resumable = True  # a person decided: carry it out
+        elif call.id in child_state and not cancel:
+            if child_state[call.id] == "idle":
+                w.results.append(_result(call, _DELEGATION_STOPPED))
+            pending = pending or child_state[call.id] == "pending"
+            resumable = resumable or child_state[call.id] == "resumable"
+        else:
+            w.results.append(_result(call, states.STOPPED_BEFORE if cancel else states.DID_NOT_RUN))
+    if cancel:
+        w.status = "cancelled"
+        return _with_event(w, _event(cancelled=True)), "idle"
+    if pending or resumable:
+        w.status = "needs_approval"
+        return _with_event(w, _event(cancelled=False)), "pending" if pending else "resumable"
+    w.error = INTERRUPTED
+    return _with_event(w, _event(cancelled=False)), "idle"
+
+
+_DELEGATION_STOPPED = (
+    "Interrupted: the server stopped while the agent worked on this; its own thread keeps"
+    " what it did. Ask it again if the answer is still needed."
+)
+
+
+def _event(*, cancelled: bool) -> str:
+    if cancelled:
+        return "cancelled: the run was stopped (cancel_run)"
+    return "interrupted: the server stopped during this run"
+
+
+def _with_event(w: ThreadWrites, text: str) -> ThreadWrites:
+    w.event = Message(role="event", content=text)
+    return w
+
+
+def _rows_after_answer(tail: Sequence[StoredMessage]) -> dict[str, StoredMessage]:
+    """The tool rows after the last model answer, by call id."""
+    out: dict[str, StoredMessage] = {}
+    for h in reversed(tail):
+        if h.message.role == "assistant":
+            break
+        if h.message.role == "tool" and h.message.tool_call_id is not None:
+            out.setdefault(h.message.tool_call_id, h)
+    return out
+
+
+def _result(call: ToolCall, text: str) -> Message:
+    return Message(role="tool", tool_call_id=call.id, content=text, status="error")

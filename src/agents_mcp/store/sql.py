@@ -1,0 +1,780 @@
+"""The store's operations, written once for SQLite and PostgreSQL.
+
+Each method is one transaction (or one consistent read) of the :class:`Database` it runs
+on, named after the operation so tests can stop it at its points. Transitions of a
+thread's status follow :mod:`agents_mcp.store.states`: one conditional write each, so
+that of two racing requests one wins and the other is refused with the thread's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agents_mcp.errors import Conflict, LostClaim, NotFound, StopRequested
+from agents_mcp.messages import Message
+from agents_mcp.store import states
+from agents_mcp.store.database import Database, Tx
+from agents_mcp.store.leases import Leases
+from agents_mcp.store.migrations import migrate
+from agents_mcp.store.records import (
+    APPROVAL_COLUMNS,
+    MESSAGE_COLUMNS,
+    Approval,
+    Claim,
+    Decision,
+    Settled,
+    StoredMessage,
+    Thread,
+    ThreadStatus,
+    approval_row,
+    approval_values,
+    decode_cursor,
+    encode_cursor,
+    marks,
+    message_row,
+    message_values,
+    new_thread_id,
+    now,
+    thread_row,
+)
+from agents_mcp.store.settle import plan_settlement
+
+_THREAD = "SELECT * FROM threads WHERE id=?"
+_TURN = (
+    "SELECT * FROM messages WHERE thread_id=? AND idx >= COALESCE((SELECT MAX(idx)"
+    " FROM messages WHERE thread_id=? AND role='user'), 0) ORDER BY idx"
+)
+"""The messages since the caller's last message (inclusive)."""
+_TREE_IDS = (
+    "WITH RECURSIVE t(id, depth) AS (SELECT CAST(? AS TEXT), 0 UNION ALL"
+    " SELECT threads.id, t.depth + 1 FROM threads JOIN t ON threads.parent_id = t.id)"
+)
+_TREE = (
+    _TREE_IDS + " SELECT threads.* FROM threads JOIN t ON threads.id = t.id"
+    " ORDER BY t.depth, threads.created_at, threads.id"
+)
+_PENDING_IN_TREE = (
+    _TREE_IDS + " SELECT approvals.* FROM approvals JOIN t ON approvals.thread_id = t.id"
+    " WHERE approvals.status = 'pending' ORDER BY approvals.requested_at, approvals.seq"
+)
+_APPROVALS = "SELECT * FROM approvals WHERE thread_id=? ORDER BY requested_at, seq"
+
+
+class SQLStore:
+    """Threads, their messages and approvals, in one database."""
+
+    def __init__(self, db: Database, leases: Leases) -> None:
+        self.db = db
+        self.leases = leases
+        self.points = db.points
+        self._notify = db.dialect.name == "postgresql"
+
+    @property
+    def runner(self) -> str:
+        """This process, as recorded on the threads it runs."""
+        return self.leases.id
+
+    @property
+    def location(self) -> str:
+        return self.db.location
+
+    async def migrate(self) -> list[int]:
+        return await self.db.transaction("migrate", lambda tx: migrate(tx, self.db.dialect))
+
+    async def alive(self, runner: str | None) -> bool:
+        return await self.leases.alive(runner)
+
+    async def wait_changed(self, thread_id: str, seconds: float) -> None:
+        """Return once the thread may have changed in another process, or after ``seconds``."""
+        await self.db.wait_changed(thread_id, seconds)
+
+    async def close(self) -> None:
+        try:
+            await self.leases.close()
+        finally:
+            await self.db.close()
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def get_thread(self, thread_id: str, owner: str) -> Thread:
+        """The thread, or ``NotFound`` (also when it belongs to someone else)."""
+        found = await self.thread(thread_id)
+        if found is None or found.owner != owner:
+            raise NotFound(f"thread {thread_id!r} not found")
+        return found
+
+    async def thread(self, thread_id: str) -> Thread | None:
+        """The thread whoever owns it (for internal use)."""
+
+        async def body(tx: Tx) -> Thread | None:
+            row = await tx.fetchrow(_THREAD, (thread_id,))
+            return None if row is None else thread_row(row)
+
+        return await self.db.read("thread", body)
+
+    async def thread_turn(self, thread_id: str, owner: str) -> tuple[Thread, list[StoredMessage]]:
+        """The thread (``NotFound`` as in :meth:`get_thread`) and its latest turn."""
+
+        async def body(tx: Tx) -> tuple[Thread, list[StoredMessage]]:
+            found = await tx.fetchrow(_THREAD, (thread_id,))
+            if found is None or found["owner"] != owner:
+                raise NotFound(f"thread {thread_id!r} not found")
+            rows = await tx.fetch(_TURN, (thread_id, thread_id))
+            return thread_row(found), [message_row(r) for r in rows]
+
+        return await self.db.read("thread_turn", body)
+
+    async def turn(self, thread_id: str) -> list[StoredMessage]:
+        async def body(tx: Tx) -> list[StoredMessage]:
+            return [message_row(r) for r in await tx.fetch(_TURN, (thread_id, thread_id))]
+
+        return await self.db.read("turn", body)
+
+    async def messages(self, thread_id: str) -> list[StoredMessage]:
+        return (await self.transcript(thread_id))[0]
+
+    async def transcript(
+        self, thread_id: str, *, since: int = 0
+    ) -> tuple[list[StoredMessage], int]:
+        """Messages from index ``since`` on, and the thread's revision, read together."""
+
+        async def body(tx: Tx) -> tuple[list[StoredMessage], int]:
+            rows = await tx.fetch(
+                "SELECT * FROM messages WHERE thread_id=? AND idx >= ? ORDER BY idx",
+                (thread_id, since),
+                long=since == 0,  # a whole thread can be long
+            )
+            found = await tx.fetchrow("SELECT revision FROM threads WHERE id=?", (thread_id,))
+            return [message_row(r) for r in rows], int(found["revision"]) if found else 0
+
+        return await self.db.read("transcript", body)
+
+    async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
+        """The thread and all its descendants, each with its agent chain from the root."""
+
+        async def body(tx: Tx) -> list[Thread]:
+            return [thread_row(r) for r in await tx.fetch(_TREE, (root_id,))]
+
+        chains: dict[str, tuple[str, ...]] = {}
+        out: list[tuple[Thread, tuple[str, ...]]] = []
+        for t in await self.db.read("tree", body):  # parents before their children
+            chains[t.id] = (*chains.get(t.parent_id or "", ()), t.agent)
+            out.append((t, chains[t.id]))
+        return out
+
+    async def root_of(self, thread_id: str) -> str:
+        """The top-level thread a (child) thread belongs to."""
+
+        async def body(tx: Tx) -> str:
+            row = await tx.fetchrow(
+                "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM threads"
+                " WHERE id=? UNION ALL SELECT threads.id, threads.parent_id FROM threads"
+                " JOIN up ON threads.id = up.parent_id) SELECT id FROM up WHERE parent_id IS NULL",
+                (thread_id,),
+            )
+            return thread_id if row is None else str(row["id"])
+
+        return await self.db.read("root_of", body)
+
+    async def child_for_call(self, parent_id: str, call_id: str) -> Thread | None:
+        """The child thread a delegation call of ``parent_id`` is running, if any."""
+
+        async def body(tx: Tx) -> Thread | None:
+            row = await tx.fetchrow(
+                "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?", (parent_id, call_id)
+            )
+            return None if row is None else thread_row(row)
+
+        return await self.db.read("child_for_call", body)
+
+    async def list_threads(
+        self,
+        *,
+        owner: str,
+        agent: str | None = None,
+        status: ThreadStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        include_children: bool = False,
+    ) -> tuple[list[Thread], str | None]:
+        """The owner's threads, newest first, and the cursor of the next page (or None)."""
+        where = ["owner=?"]
+        params: list[Any] = [owner]
+        if not include_children:
+            where.append("parent_id IS NULL")
+        if agent is not None:
+            where.append("agent=?")
+            params.append(agent)
+        if status is not None:
+            where.append("status=?")
+            params.append(status)
+        if cursor is not None:
+            updated_at, last_id = decode_cursor(cursor)
+            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+            params += [updated_at, updated_at, last_id]
+        sql = (
+            f"SELECT * FROM threads WHERE {' AND '.join(where)}"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        )
+
+        async def body(tx: Tx) -> list[Thread]:
+            return [thread_row(r) for r in await tx.fetch(sql, [*params, limit + 1])]
+
+        threads = await self.db.read("list_threads", body)
+        page = threads[:limit]
+        return page, encode_cursor(page[-1]) if len(threads) > limit else None
+
+    async def approvals(self, thread_id: str) -> list[Approval]:
+        async def body(tx: Tx) -> list[Approval]:
+            return [approval_row(r) for r in await tx.fetch(_APPROVALS, (thread_id,))]
+
+        return await self.db.read("approvals", body)
+
+    async def pending_in_tree(self, root_id: str) -> list[Approval]:
+        """Undecided calls of the thread and of its delegations."""
+
+        async def body(tx: Tx) -> list[Approval]:
+            return [approval_row(r) for r in await tx.fetch(_PENDING_IN_TREE, (root_id,))]
+
+        return await self.db.read("pending_in_tree", body)
+
+    async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
+        """Undecided approvals of several threads at once (for the inbox)."""
+        if not thread_ids:
+            return {}
+
+        async def body(tx: Tx) -> list[Approval]:
+            rows = await tx.fetch(
+                f"SELECT * FROM approvals WHERE status='pending' AND thread_id IN"
+                f" ({marks(thread_ids)}) ORDER BY requested_at, seq",
+                list(thread_ids),
+            )
+            return [approval_row(r) for r in rows]
+
+        out: dict[str, list[Approval]] = {}
+        for a in await self.db.read("pending_approvals", body):
+            out.setdefault(a.thread_id, []).append(a)
+        return out
+
+    async def decisions(self, thread_id: str) -> tuple[list[Approval], set[str]]:
+        """The thread's approvals and the tools allowed for the rest of it, together."""
+
+        async def body(tx: Tx) -> tuple[list[Approval], set[str]]:
+            rows = await tx.fetch(_APPROVALS, (thread_id,))
+            tools = await tx.fetch("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
+            return [approval_row(r) for r in rows], {r["tool"] for r in tools}
+
+        return await self.db.read("decisions", body)
+
+    async def running_roots(self) -> list[Thread]:
+        """Top-level threads whose status is ``running`` (their runs may be gone)."""
+
+        async def body(tx: Tx) -> list[Thread]:
+            rows = await tx.fetch(
+                "SELECT * FROM threads WHERE status='running' AND parent_id IS NULL"
+            )
+            return [thread_row(r) for r in rows]
+
+        return await self.db.read("running_roots", body)
+
+    async def paused_roots(self) -> list[str]:
+        """Top-level threads waiting for approval."""
+
+        async def body(tx: Tx) -> list[str]:
+            rows = await tx.fetch(
+                "SELECT id FROM threads WHERE status='needs_approval' AND parent_id IS NULL"
+            )
+            return [r["id"] for r in rows]
+
+        return await self.db.read("paused_roots", body)
+
+    async def stop_requests(self) -> list[Thread]:
+        """Threads this process runs that ``cancel_run`` (from anywhere) asked to stop."""
+
+        async def body(tx: Tx) -> list[Thread]:
+            rows = await tx.fetch(
+                "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1",
+                (self.runner,),
+            )
+            return [thread_row(r) for r in rows]
+
+        return await self.db.read("stop_requests", body)
+
+    # -- transitions into running (chat, approve, recovery) -------------------------------
+
+    async def create_thread(
+        self,
+        *,
+        agent: str,
+        owner: str,
+        first_message: str,
+        claim: Claim,
+        personality: str | None = None,
+        parent: tuple[str, str] | None = None,
+    ) -> Thread:
+        """A new thread holding the caller's first message, running under ``claim``.
+
+        ``parent`` is ``(thread id, call id)`` for the child thread of a delegation.
+        """
+        thread_id = new_thread_id()
+        stamp = now()
+        title = " ".join(first_message.split())[:80]
+        parent_id, parent_call = parent or (None, None)
+
+        async def body(tx: Tx) -> Thread:
+            await tx.execute(
+                "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
+                " message_count, personality, parent_id, parent_call_id, runner, claim)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?, ?)",
+                (
+                    thread_id,
+                    agent,
+                    owner,
+                    title,
+                    stamp,
+                    stamp,
+                    personality,
+                    parent_id,
+                    parent_call,
+                    claim.runner,
+                    claim.token,
+                ),
+            )
+            await self._append(tx, thread_id, (Message(role="user", content=first_message),))
+            await self._changed(tx, thread_id)
+            return await self._read_thread(tx, thread_id)
+
+        return await self.db.transaction("create_thread", body)
+
+    async def start_turn(
+        self,
+        thread_id: str,
+        message: str,
+        *,
+        claim: Claim,
+        personality: str | None = None,
+        parent_call_id: str | None = None,
+    ) -> Thread:
+        """The caller's next message, and the thread running under ``claim``: one write.
+
+        Refused with :class:`StateConflict` unless the thread's last run has finished.
+        ``parent_call_id``: a delegation continuing this child thread from a new call.
+        """
+
+        async def body(tx: Tx) -> Thread:
+            changed = await tx.execute(
+                "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
+                " personality=?, runner=?, claim=?, stop_requested=0,"
+                " parent_call_id=COALESCE(?, parent_call_id)"
+                f" WHERE id=? AND status IN ({marks(states.FINISHED)})",
+                (
+                    personality,
+                    claim.runner,
+                    claim.token,
+                    parent_call_id,
+                    thread_id,
+                    *states.FINISHED,
+                ),
+            )
+            if not changed:
+                raise StateConflict(await self._read_thread(tx, thread_id))
+            await self._append(tx, thread_id, (Message(role="user", content=message),))
+            await self._changed(tx, thread_id)
+            return await self._read_thread(tx, thread_id)
+
+        return await self.db.transaction("start_turn", body)
+
+    async def decide(
+        self,
+        root_id: str,
+        thread_id: str,
+        call_id: str,
+        *,
+        approve: bool,
+        reason: str | None,
+        claim: Claim,
+        grant_tool: str | None = None,
+    ) -> Decision:
+        """Record a decision on a call of ``thread_id`` (``root_id`` or one of its
+        delegations). When it is the tree's last undecided call and the tree waits, the
+        top-level thread is claimed by ``claim`` in the same write (``resumed``).
+
+        A different decision on a decided call is a ``Conflict``; nothing changes. With
+        ``grant_tool``, that tool runs without asking for the rest of the thread.
+        """
+        wanted = "approved" if approve else "denied"
+
+        async def body(tx: Tx) -> Decision:
+            root = await self._lock(tx, root_id)
+            row = await tx.fetchrow(
+                "SELECT * FROM approvals WHERE thread_id=? AND call_id=?", (thread_id, call_id)
+            )
+            if row is None:
+                raise NotFound(f"call {call_id!r} not found in thread {thread_id!r}")
+            approval = approval_row(row)
+            if approval.status == "cancelled":
+                raise Conflict(
+                    f"call {call_id!r} was cancelled by cancel_run, so it will never run;"
+                    " send the thread a new message to continue"
+                )
+            outcome: Any = "unchanged"
+            if approval.status == "pending":
+                await tx.execute(
+                    "UPDATE approvals SET status=?, reason=?, decided_at=?"
+                    " WHERE thread_id=? AND call_id=?",
+                    (wanted, reason, now(), thread_id, call_id),
+                )
+                if grant_tool is not None:
+                    await tx.execute(
+                        "INSERT INTO grants (thread_id, tool) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        (thread_id, grant_tool),
+                    )
+                outcome = "recorded"
+            elif approval.status != wanted:
+                raise Conflict(
+                    f"call {call_id!r} was already {approval.status}; a decision cannot be changed"
+                )
+            if root.status == "needs_approval" and await self._claim_paused(tx, root_id, claim):
+                outcome = "resumed"
+            await self._changed(tx, root_id)
+            return Decision(outcome, approval)
+
+        return await self.db.transaction("decide", body)
+
+    async def resume_paused(self, root_id: str, claim: Claim) -> bool:
+        """Claim a waiting thread whose calls are all decided (after a crash); False when
+        it is not waiting or still has undecided calls."""
+
+        async def body(tx: Tx) -> bool:
+            root = await self._lock(tx, root_id)
+            return root.status == "needs_approval" and await self._claim_paused(tx, root_id, claim)
+
+        return await self.db.transaction("resume_paused", body)
+
+    async def resume_child(self, thread_id: str, claim: Claim) -> None:
+        """A run continues its own delegation that waited for approvals (now decided)."""
+
+        async def body(tx: Tx) -> None:
+            changed = await tx.execute(
+                "UPDATE threads SET status='running', claim=?, runner=?, updated_at=?"
+                " WHERE id=? AND status='needs_approval'",
+                (claim.token, claim.runner, now(), thread_id),
+            )
+            if not changed:
+                raise StateConflict(await self._read_thread(tx, thread_id))
+
+        await self.db.transaction("resume_child", body)
+
+    # -- a run's own writes (each checks the run's claim) --------------------------------
+
+    async def append(
+        self,
+        thread_id: str,
+        claim: Claim,
+        *messages: Message,
+        approvals: Sequence[Approval] = (),
+        complete: bool = False,
+    ) -> list[int]:
+        """A step's writes in one transaction; returns the messages' indexes.
+
+        The model's answer goes in with the ``started`` rows of the calls about to run and
+        the ``approvals`` the others wait for; with ``complete`` (a final answer) the run
+        ends and the thread is ``completed``.
+        """
+
+        async def body(tx: Tx) -> list[int]:
+            indexes = await self._append(tx, thread_id, messages, claim, final=complete)
+            if approvals:
+                await tx.executemany(
+                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
+                    [approval_values(a) for a in approvals],
+                )
+            if complete:
+                await tx.execute(
+                    "UPDATE threads SET status='completed', error_type=NULL, error_message=NULL,"
+                    " claim=NULL, runner=NULL, stop_requested=0 WHERE id=?",
+                    (thread_id,),
+                )
+                await self._changed(tx, thread_id)
+            return indexes
+
+        return await self.db.transaction("append", body)
+
+    async def finish_call(
+        self, thread_id: str, claim: Claim, index: int, call_id: str, content: str, *, ok: bool
+    ) -> None:
+        """Record the result of the call whose row ``index`` is ``started`` (or ``waiting``).
+
+        Recorded even when a stop was requested: the call has run.
+        """
+
+        async def body(tx: Tx) -> None:
+            await self._touch(tx, thread_id, claim)
+            await tx.execute(
+                "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?"
+                " AND tool_call_id=? AND status IN ('started', 'waiting')",
+                (content, "complete" if ok else "error", thread_id, index, call_id),
+            )
+
+        await self.db.transaction("finish_call", body)
+
+    async def hold_call(
+        self, thread_id: str, claim: Claim, index: int, call_id: str, asked: Sequence[Approval]
+    ) -> None:
+        """The call reached another agents-mcp that asks for approvals: its row waits, and
+        the approvals it asks for (those not known yet) are ours to decide."""
+
+        async def body(tx: Tx) -> None:
+            await self._touch(tx, thread_id, claim)
+            await tx.execute(
+                "UPDATE messages SET status='waiting' WHERE thread_id=? AND idx=?"
+                " AND tool_call_id=? AND status IN ('started', 'waiting')",
+                (thread_id, index, call_id),
+            )
+            known = {
+                r["call_id"]
+                for r in await tx.fetch(
+                    "SELECT call_id FROM approvals WHERE thread_id=? AND origin_call_id=?",
+                    (thread_id, call_id),
+                )
+            }
+            new = [approval_values(a) for a in asked if a.call_id not in known]
+            if new:
+                await tx.executemany(
+                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
+                    new,
+                )
+
+        await self.db.transaction("hold_call", body)
+
+    async def pause(self, thread_id: str, claim: Claim) -> bool:
+        """The run waits for decisions: ``needs_approval`` and the claim dropped, if any
+        call of the thread or its delegations is undecided. False (still running, the
+        run goes on) when every call was decided meanwhile."""
+
+        async def body(tx: Tx) -> bool:
+            found = await self._lock(tx, thread_id)
+            if found.claim != claim.token or found.status != "running":
+                raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
+            if found.stop_requested:
+                raise StopRequested(f"thread {thread_id!r} was asked to stop")
+            if not await tx.fetch(_PENDING_IN_TREE, (thread_id,)):
+                return False
+            await tx.execute(
+                "UPDATE threads SET status='needs_approval', claim=NULL, runner=NULL,"
+                " updated_at=? WHERE id=?",
+                (now(), thread_id),
+            )
+            await self._changed(tx, thread_id)
+            return True
+
+        return await self.db.transaction("pause", body)
+
+    async def fail(self, thread_id: str, claim: Claim, error: tuple[str, str]) -> None:
+        """The run cannot go on: calls still ``started`` and undecided approvals end with
+        it, and the thread is ``failed`` with ``error`` (kind, message)."""
+
+        async def body(tx: Tx) -> None:
+            changed = await tx.execute(
+                "UPDATE threads SET status='failed', error_type=?, error_message=?, claim=NULL,"
+                " runner=NULL, stop_requested=0, updated_at=?, revision=revision+1"
+                " WHERE id=? AND claim=? AND status='running'",
+                (*error, now(), thread_id, claim.token),
+            )
+            if not changed:
+                raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
+            await tx.execute(
+                "UPDATE messages SET status='error', content=? WHERE thread_id=?"
+                " AND status IN ('started', 'waiting')",
+                (f"Error: the run failed: {error[1]}", thread_id),
+            )
+            await tx.execute(
+                "UPDATE approvals SET status='cancelled', reason=?, decided_at=?"
+                " WHERE thread_id=? AND status='pending'",
+                ("the run failed", now(), thread_id),
+            )
+            await self._changed(tx, thread_id)
+
+        await self.db.transaction("fail", body)
+
+    # -- stopping and settling -------------------------------------------------------------
+
+    async def request_stop(self, root_id: str, claim: str) -> bool:
+        """Ask the run holding ``claim`` to stop (it may run in another process).
+
+        False when the thread is no longer held by that run.
+        """
+
+        async def body(tx: Tx) -> bool:
+            changed = await tx.execute(
+                "UPDATE threads SET stop_requested=1 WHERE id=? AND status='running' AND claim=?",
+                (root_id, claim),
+            )
+            if changed:
+                await self._changed(tx, root_id)
+            return bool(changed)
+
+        return await self.db.transaction("request_stop", body)
+
+    async def settle(
+        self,
+        root_id: str,
+        *,
+        claim: str | None,
+        cancel: bool,
+        resume: Claim | None = None,
+    ) -> Settled | None:
+        """End a thread tree's run that cannot end itself, in one write.
+
+        The tree must be ``running`` under ``claim`` (a run that stopped, or whose process
+        is gone), or, with ``cancel``, waiting for approval. ``cancel`` (or a stop that
+        was requested): every unfinished call is cancelled and every undecided approval
+        too, and the threads are ``cancelled``. Otherwise (interrupted): started calls
+        "may have run", calls that never started "did not run", except approved ones
+        (and delegations that can go on), which stay for the run to resume under
+        ``resume``. Returns None when the tree was not in that state (somebody else
+        settled it, or a new run holds it).
+        """
+
+        async def body(tx: Tx) -> Settled | None:
+            root = await self._lock(tx, root_id)
+            if root.status == "running" and root.claim != claim:
+                return None
+            if root.status not in ("running", "needs_approval") or (
+                root.status == "needs_approval" and not cancel
+            ):
+                return None
+            tree = [thread_row(r) for r in await tx.fetch(_TREE, (root_id,))]
+            open_threads = [t for t in tree if t.status in ("running", "needs_approval")]
+            tails = {
+                t.id: [message_row(r) for r in await tx.fetch(_TURN, (t.id, t.id))]
+                for t in open_threads
+            }
+            every = {
+                t.id: [approval_row(r) for r in await tx.fetch(_APPROVALS, (t.id,))]
+                for t in open_threads
+            }
+            plan = plan_settlement(
+                root, tree, tails, every, cancel=cancel or root.stop_requested, resume=resume
+            )
+            stamp = now()
+            for t_id, writes in plan.threads.items():
+                if writes.results:
+                    await self._append(tx, t_id, writes.results)
+                for index, content in writes.finished:
+                    await tx.execute(
+                        "UPDATE messages SET status='error', content=? WHERE thread_id=? AND idx=?",
+                        (content, t_id, index),
+                    )
+                if writes.cancelled:
+                    await tx.execute(
+                        f"UPDATE approvals SET status='cancelled', reason=?, decided_at=?"
+                        f" WHERE thread_id=? AND call_id IN ({marks(writes.cancelled)})",
+                        ("run cancelled", stamp, t_id, *writes.cancelled),
+                    )
+                await self._append(tx, t_id, (writes.event,))
+                held = resume if writes.status == "running" else None
+                # revision+1: rows changed in place, so kept transcripts read it all again
+                await tx.execute(
+                    "UPDATE threads SET status=?, error_type=?, error_message=?, claim=?,"
+                    " runner=?, stop_requested=0, updated_at=?, revision=revision+1 WHERE id=?",
+                    (
+                        writes.status,
+                        *(writes.error or (None, None)),
+                        held.token if held else None,
+                        held.runner if held else None,
+                        stamp,
+                        t_id,
+                    ),
+                )
+            await self._changed(tx, root_id)
+            return Settled(plan.threads[root_id].status, tuple(plan.remote))
+
+        return await self.db.transaction("settle", body)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _read_thread(self, tx: Tx, thread_id: str) -> Thread:
+        row = await tx.fetchrow(_THREAD, (thread_id,))
+        if row is None:
+            raise NotFound(f"thread {thread_id!r} not found")
+        return thread_row(row)
+
+    async def _lock(self, tx: Tx, thread_id: str) -> Thread:
+        """Read the thread, locking it for the rest of the transaction (PostgreSQL)."""
+        row = await tx.fetchrow(_THREAD + self.db.dialect.lock, (thread_id,))
+        if row is None:
+            raise NotFound(f"thread {thread_id!r} not found")
+        return thread_row(row)
+
+    async def _claim_paused(self, tx: Tx, root_id: str, claim: Claim) -> bool:
+        if await tx.fetch(_PENDING_IN_TREE, (root_id,)):
+            return False
+        await tx.execute(
+            "UPDATE threads SET status='running', claim=?, runner=?, stop_requested=0,"
+            " updated_at=? WHERE id=? AND status='needs_approval'",
+            (claim.token, claim.runner, now(), root_id),
+        )
+        return True
+
+    async def _touch(self, tx: Tx, thread_id: str, claim: Claim) -> None:
+        """Count a change to the thread's messages, if ``claim`` still holds it."""
+        changed = await tx.execute(
+            "UPDATE threads SET revision=revision+1 WHERE id=? AND claim=?",
+            (thread_id, claim.token),
+        )
+        if not changed:
+            raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
+
+    async def _append(
+        self,
+        tx: Tx,
+        thread_id: str,
+        messages: Sequence[Message],
+        claim: Claim | None = None,
+        *,
+        final: bool = False,
+    ) -> list[int]:
+        """Insert messages at the end of the thread; one update of the thread row for all.
+
+        With ``claim``, only while that run holds the thread and (unless ``final``) no
+        stop was requested.
+        """
+        stamp = now()
+        n = len(messages)
+        sql = (
+            "UPDATE threads SET message_count=message_count+?, revision=revision+?, updated_at=?"
+            " WHERE id=?"
+        )
+        params: tuple[Any, ...] = (n, n, stamp, thread_id)
+        if claim is not None:
+            sql += " AND claim=?" + ("" if final else " AND stop_requested=0")
+            params += (claim.token,)
+        found = await tx.fetchrow(sql + " RETURNING message_count", params)
+        if found is None:
+            if claim is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            current = await self._read_thread(tx, thread_id)
+            if current.claim == claim.token:
+                raise StopRequested(f"thread {thread_id!r} was asked to stop")
+            raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
+        first = int(found["message_count"]) - n
+        await tx.executemany(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(11))})",
+            [message_values(thread_id, first + i, m, stamp) for i, m in enumerate(messages)],
+        )
+        return list(range(first, first + n))
+
+    async def _changed(self, tx: Tx, thread_id: str) -> None:
+        """Tell other replicas the thread changed (PostgreSQL ``NOTIFY``, at commit)."""
+        if self._notify:
+            await tx.execute("SELECT pg_notify('agents_mcp', ?)", (thread_id,))
+
+
+class StateConflict(Conflict):
+    """A transition was refused: the thread is not in a state it may start from."""
+
+    def __init__(self, thread: Thread) -> None:
+        super().__init__(f"thread {thread.id!r} is {thread.status}")
+        self.thread = thread
