@@ -38,7 +38,7 @@ Ended = Literal["done", "stopped", "interrupted", "lost"]
 OnSettled = Callable[[Settled], Awaitable[None]]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Active:
     claim: Claim
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -53,6 +53,10 @@ class Runs:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._active: dict[str, _Active] = {}
+        """The newest run of each thread here."""
+        self._runs: set[_Active] = set()
+        """Every run still ending here: a run that has just ended its claim (its last
+        write committed) may still be finishing when a new run of the thread starts."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -71,7 +75,7 @@ class Runs:
 
     def holds(self, claim: str | None) -> bool:
         """Whether a live run of this process holds ``claim``."""
-        return claim is not None and any(a.claim.token == claim for a in self._active.values())
+        return claim is not None and any(a.claim.token == claim for a in self._runs)
 
     def claim_of(self, thread_id: str) -> Claim | None:
         active = self._active.get(thread_id)
@@ -85,9 +89,8 @@ class Runs:
         on_settled: OnSettled,
     ) -> None:
         """Start the run of a thread this process has just claimed with ``claim``."""
-        if thread_id in self._active:  # the store's claims make this impossible
-            raise RuntimeError(f"thread {thread_id} already runs in this process")
         active = self._active[thread_id] = _Active(claim)
+        self._runs.add(active)
 
         async def progress(event: RunEvent) -> None:
             for listener in list(active.listeners):
@@ -144,6 +147,7 @@ class Runs:
     def _release(self, thread_id: str, active: _Active) -> None:
         if self._active.get(thread_id) is active:
             del self._active[thread_id]
+        self._runs.discard(active)
         active.done.set()
 
     async def stop(self, thread_id: str, wait: float) -> None:
@@ -193,12 +197,12 @@ class Runs:
     async def aclose(self) -> None:
         """Shut down: every run records that it was interrupted, then the tasks end."""
         self._closing = True
-        for active in list(self._active.values()):
+        for active in list(self._runs):
             if active.scope is not None:
                 active.scope.cancel()
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(CLOSE_SECONDS):
-                for active in list(self._active.values()):
+                for active in list(self._runs):
                     await active.done.wait()
             tasks = list(self._tasks)
             for task in tasks:

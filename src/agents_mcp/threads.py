@@ -121,17 +121,7 @@ class Threads:
                 f"unknown personality {personality!r} for agent {agent!r}; valid: {valid}"
             )
         claim = self._claim()
-        new: Transcript | None = None
-        if thread_id is None:
-            thread = await self.store.create_thread(
-                agent=spec.name, owner=owner, first_message=message, personality=personality,
-                claim=claim,
-            )  # fmt: skip
-            first = StoredMessage(index=0, message=Message(role="user", content=message))
-            new = Transcript(
-                self.store, thread.id, [first], spec.tool_result_budget, thread.revision
-            )
-        else:
+        if thread_id is not None:
             thread = await self.store.get_thread(thread_id, owner)
             if thread.parent_id is not None:
                 raise InvalidRequest(
@@ -143,8 +133,22 @@ class Threads:
                     f"thread {thread_id!r} belongs to agent {thread.agent!r}, not {agent!r};"
                     f" call chat_with_agent with agent={thread.agent!r}"
                 )
-            thread = await self._start_turn(thread, message, claim, personality)
-        self._launch(thread, spec, claim, personality, chain, new)
+        # Once the write that claims the thread commits, its run must start: nothing may
+        # cancel this request in between (the thread would be claimed by no run).
+        with anyio.CancelScope(shield=True):
+            if thread_id is None:
+                thread = await self.store.create_thread(
+                    agent=spec.name, owner=owner, first_message=message,
+                    personality=personality, claim=claim,
+                )  # fmt: skip
+                first = StoredMessage(index=0, message=Message(role="user", content=message))
+                new = Transcript(
+                    self.store, thread.id, [first], spec.tool_result_budget, thread.revision
+                )
+                self._launch(thread.id, spec, claim, personality, chain, new)
+            else:
+                thread = await self._start_turn(thread, message, claim, personality)
+                self._launch(thread.id, spec, claim, personality, chain)
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -173,19 +177,19 @@ class Threads:
             )
         grant = target.tool_name if approve and scope == "thread" else None
         claim = self._claim()
-        decision = await self.store.decide(
-            root.id,
-            target.thread_id,
-            call_id,
-            approve=approve,
-            reason=reason,
-            claim=claim,
-            grant_tool=grant,
-        )
+        with anyio.CancelScope(shield=True):  # a claim taken is a run started
+            decision = await self.store.decide(
+                root.id,
+                target.thread_id,
+                call_id,
+                approve=approve,
+                reason=reason,
+                claim=claim,
+                grant_tool=grant,
+            )
+            if decision.outcome == "resumed":
+                self._launch(root.id, spec, claim, root.personality)
         if decision.outcome == "resumed":
-            resumed = await self.store.thread(root.id)
-            assert resumed is not None
-            self._launch(resumed, spec, claim, resumed.personality)
             await self._wait_local(root.id, spec, wait, progress)
         else:  # other calls still wait, or the run that holds the thread goes on
             await self._follow(root, wait, progress)
@@ -274,12 +278,14 @@ class Threads:
             if not self.runs.running(root.id) and not await self._live(root):
                 await self._settle_orphan(root)
         for root_id in await self.store.paused_roots():
+            paused = await self.store.thread(root_id)
+            spec = self.agents.get(paused.agent) if paused else None
+            if paused is None or spec is None:
+                continue
             claim = self._claim()
-            if await self.store.resume_paused(root_id, claim):
-                resumed = await self.store.thread(root_id)
-                spec = self.agents.get(resumed.agent) if resumed else None
-                if resumed is not None and spec is not None:
-                    self._launch(resumed, spec, claim, resumed.personality)
+            with anyio.CancelScope(shield=True):
+                if await self.store.resume_paused(root_id, claim):
+                    self._launch(root_id, spec, claim, paused.personality)
 
     async def maintain(self) -> None:
         """Forever: stop this process's runs that ``cancel_run`` asked to stop from another
@@ -347,21 +353,17 @@ class Threads:
 
     async def _settle_orphan(self, root: Thread) -> None:
         """A thread left ``running`` by a run that is gone: settle it now and resume it
-        when decided calls are still to run."""
-        claim = self._claim()
-        settled = await self.store.settle(
-            root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
-        )
-        if settled is None:
-            return
-        await self._forward(settled)
-        if settled.status == "running":
-            spec = self.agents.get(root.agent)
-            resumed = await self.store.thread(root.id)
-            if spec is not None and resumed is not None:
-                self._launch(resumed, spec, claim, resumed.personality)
-            else:  # its agent is gone from the config: it cannot go on
-                await self.store.settle(root.id, claim=claim.token, cancel=False)
+        when decided calls are still to run (if its agent is still configured)."""
+        spec = self.agents.get(root.agent)
+        claim = self._claim() if spec is not None else None
+        with anyio.CancelScope(shield=True):  # a claim taken is a run started
+            settled = await self.store.settle(
+                root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
+            )
+            if settled is not None and settled.status == "running" and spec and claim:
+                self._launch(root.id, spec, claim, root.personality)
+        if settled is not None:
+            await self._forward(settled)
 
     async def _follow(self, root: Thread, wait: float, progress: Progress | None) -> None:
         """Wait up to ``wait`` for the tree's run, wherever it runs, to end."""
@@ -468,7 +470,7 @@ class Threads:
 
     def _launch(
         self,
-        thread: Thread,
+        thread_id: str,
         spec: Agent,
         claim: Claim,
         personality: str | None,
@@ -482,10 +484,10 @@ class Threads:
             self._keep(new)
 
         async def make(progress: Progress) -> Run:
-            transcript = new or await self._transcript(thread.id, spec)
+            transcript = new or await self._transcript(thread_id, spec)
             return Run(
                 agent=spec,
-                thread_id=thread.id,
+                thread_id=thread_id,
                 store=self.store,
                 claim=claim,
                 progress=progress,
@@ -496,4 +498,4 @@ class Threads:
                 state=RunState(transcript=transcript),
             )
 
-        self.runs.launch(thread.id, claim, make, self._forward)
+        self.runs.launch(thread_id, claim, make, self._forward)

@@ -35,6 +35,7 @@ class Points:
         self._kill_at, self._kill_count = _kill_target(os.environ.get(KILL_ENV))
 
     def set(self, point: str, hook: Hook) -> None:
+        """Call ``hook`` whenever an operation reaches ``point`` (``"*"``: every point)."""
         self._hooks[point] = hook
 
     def clear(self, point: str | None = None) -> None:
@@ -45,14 +46,15 @@ class Points:
             self._hooks.pop(point, None)
 
     def on_thread(self, op: str, forced: bool = True) -> None:
-        """Make operation ``op`` run on the database thread (SQLite), as when it is busy."""
+        """Make operation ``op`` (``"*"``: every one) run on the database thread (SQLite),
+        as when the database is busy."""
         if forced:
             self._threaded.add(op)
         else:
             self._threaded.discard(op)
 
     def threaded(self, op: str) -> bool:
-        return op in self._threaded
+        return bool(self._threaded) and (op in self._threaded or "*" in self._threaded)
 
     @property
     def active(self) -> bool:
@@ -66,7 +68,7 @@ class Points:
             self._kill_count -= 1
             if self._kill_count <= 0:
                 os.kill(os.getpid(), signal.SIGKILL)
-        hook = self._hooks.get(point)
+        hook = self._hooks.get(point) or self._hooks.get("*")
         if hook is not None:
             await hook(point)
 
