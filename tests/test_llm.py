@@ -14,7 +14,7 @@ import pytest
 from inline_snapshot import snapshot
 
 from agents_mcp.errors import LLMError
-from agents_mcp.llm import OpenAIChatModel
+from agents_mcp.llm.chat import OpenAIChatModel
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, ToolSpec, Usage
 from agents_mcp.testing.chat_server import FakeChatServer, Fault
 
