@@ -255,16 +255,18 @@ async def _probe_model(
             False, item, f"{where}: no answer within {seconds:g} s", "is the endpoint up?"
         )
     except LLMError as exc:
-        rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status))
+        rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status, cfg.provider))
     finally:
         closer = getattr(llm, "aclose", None)
         if closer is not None:
             await closer()
 
 
-def _model_fix(name: str, status: int | None) -> str:
+def _model_fix(name: str, status: int | None, provider: str = "openai") -> str:
     key = f"models.{name}"
     if status in (401, 403):
+        if provider == "anthropic":
+            return f"check {key}.api_key (by default the environment variable ANTHROPIC_API_KEY)"
         return f"check {key}.api_key and the environment variable it names"
     if status == 404:
         return f"check {key}.base_url (usually ends in /v1) and {key}.model"

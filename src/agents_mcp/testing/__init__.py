@@ -4,8 +4,10 @@
   of the request. It records every request and fails loudly on an unexpected extra call.
 * :class:`DemoLLM` is the bundled ``provider = "demo"`` model: deterministic, no API key.
 * :func:`block_real_llms` fails a test that would reach a real (non-loopback) LLM endpoint.
-* ``agents_mcp.testing.chat_server.FakeChatServer`` speaks the real Chat Completions wire
-  format over HTTP, backed by any of the models above.
+* ``chat_server.FakeChatServer``, ``anthropic_server.FakeAnthropicServer`` and
+  ``responses_server.FakeResponsesServer`` (in this package) speak the real Chat
+  Completions, Anthropic Messages and Responses wire formats over HTTP, backed by any of
+  the models above, with injectable faults (``fake_server.Fault``).
 """
 
 from __future__ import annotations
