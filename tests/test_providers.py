@@ -376,3 +376,22 @@ async def test_an_echoed_key_is_redacted(provider: Provider) -> None:
     assert redact(model, caught.value) == snapshot(
         "LLM request failed: HTTP 400 from <base>: bad key *** here"
     )
+
+
+async def test_probe_reports_tool_use_and_streaming(provider: Provider) -> None:
+    from agents_mcp.llm.probe import PING, probe
+    from agents_mcp.testing import Call as Scripted
+    from agents_mcp.testing import ScriptedLLM
+
+    fake = provider.fake(ScriptedLLM(Scripted("ping", id="call_p"), "ok, pong received"))
+    async with connect(provider, fake) as model:
+        called = await probe(model)
+        answered = await probe(model)
+    assert (called.tool_call, called.reply) == ("ping", None)
+    assert (answered.tool_call, answered.reply, answered.fragments) == (
+        None,
+        "ok, pong received",
+        3,
+    )
+    assert fake.llm.requests[0].tools == (PING,)  # type: ignore[attr-defined]
+    assert all(r["stream"] is True for r in fake.requests)
