@@ -52,10 +52,12 @@ class ReasoningPayload:
 
     ``provider`` names the adapter that made it (``"anthropic"``, ``"responses"``); only
     that adapter sends it back, any other drops it. ``data`` is JSON-serialisable (lists,
-    dicts, strings, numbers) so the store can keep it as JSON text: Anthropic's
-    ``thinking``/``redacted_thinking`` blocks with their signatures, or the Responses API's
-    ``reasoning`` items with their ``encrypted_content``, in the order the model produced
-    them.
+    dicts, strings, numbers) so the store can keep it as JSON text. Today it is a list: the
+    answer's blocks (Anthropic) or output items (Responses) in the order the model produced
+    them, the reasoning ones whole (``thinking``/``redacted_thinking`` with their
+    signatures; ``reasoning`` items with their ``encrypted_content``) and the others as
+    placeholders naming their type and id, which the adapter fills from the message's own
+    text and tool calls when it sends the answer back.
     """
 
     provider: str
