@@ -395,3 +395,32 @@ async def test_probe_reports_tool_use_and_streaming(provider: Provider) -> None:
     )
     assert fake.llm.requests[0].tools == (PING,)  # type: ignore[attr-defined]
     assert all(r["stream"] is True for r in fake.requests)
+
+
+async def test_the_test_guard_covers_every_provider(provider: Provider) -> None:
+    from agents_mcp.testing import RealLLMBlocked
+
+    async with provider.model(base_url="https://api.example.com/v1", model="m") as model:
+        with pytest.raises(RealLLMBlocked):
+            await model.complete(HELLO)
+
+
+def test_build_llm_follows_the_model_entry() -> None:
+    from agents_mcp.config import ModelConfig
+    from agents_mcp.llm import build_llm
+    from agents_mcp.testing import DemoLLM
+
+    entries = {
+        "openai": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
+        "anthropic": {"provider": "anthropic", "model": "claude", "stream": True},
+        "responses": {"provider": "responses", "base_url": "http://127.0.0.1:1/v1", "model": "o"},
+    }
+    built = {name: build_llm(ModelConfig.model_validate(e)) for name, e in entries.items()}
+    assert {n: (type(m).__name__, m.base_url, m.stream) for n, m in built.items()} == {  # type: ignore[attr-defined]
+        "openai": ("OpenAIChatModel", "http://127.0.0.1:1/v1", "auto"),
+        "anthropic": ("AnthropicModel", "https://api.anthropic.com/v1", True),
+        "responses": ("ResponsesModel", "http://127.0.0.1:1/v1", "auto"),
+    }
+    limited = build_llm(ModelConfig.model_validate(entries["openai"]), timeout=3, max_retries=0)
+    assert (limited.timeout, limited.retry.max_retries) == (3, 0)  # type: ignore[attr-defined]
+    assert isinstance(build_llm(ModelConfig(provider="demo")), DemoLLM)
