@@ -15,13 +15,39 @@ Provider modules load on first use, so importing this package stays cheap.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agents_mcp.messages import LLMRequest, LLMResponse
 
 if TYPE_CHECKING:
     from agents_mcp.config import ModelConfig
+    from agents_mcp.llm.anthropic import AnthropicModel
+    from agents_mcp.llm.chat import OpenAIChatModel
+    from agents_mcp.llm.responses import ResponsesModel
+
+__all__ = [
+    "LLM",
+    "AnthropicModel",
+    "OpenAIChatModel",
+    "ResponsesModel",
+    "TextCallback",
+    "build_llm",
+]
+_ADAPTERS = {
+    "AnthropicModel": "anthropic",
+    "OpenAIChatModel": "chat",
+    "ResponsesModel": "responses",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The adapters load on first use: importing the package must not import them all.
+    if name in _ADAPTERS:
+        return getattr(importlib.import_module(f"agents_mcp.llm.{_ADAPTERS[name]}"), name)
+    raise AttributeError(f"module 'agents_mcp.llm' has no attribute {name!r}")
+
 
 TextCallback = Callable[[str], Awaitable[None]]
 """Called with each streamed text fragment as it arrives."""
