@@ -3,6 +3,7 @@
 ``python -m benchmarks smoke`` is the CI entry point: the quick run, no results file,
 exit status 1 if an agents-mcp or floor driver failed or any conversation errored.
 ``python -m benchmarks install-peers`` only prepares the peer venvs.
+``python -m benchmarks.adapters`` compares the provider adapters' own CPU per conversation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import harness, peers, report, scenarios
+from benchmarks import adapters, harness, peers, report, scenarios
 from benchmarks.harness import BENCH, ECHO_SERVER, HOP_SERVER, FakeLLM, Worker, agents_config
 from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, RunData
 
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args.smoke = args.command == "smoke"
     if args.smoke:
         args.quick = True
+        asyncio.run(adapters.main(conversations=2, rounds=1))  # keeps it working
     return asyncio.run(run(args))
 
 

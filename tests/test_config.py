@@ -103,6 +103,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "temperature": 0.2,
                     "max_tokens": 2000,
                     "timeout": 120.0,
+                    "stream": "auto",
+                    "context_tokens": 128000,
                     "extra": {"reasoning_effort": "low", "top_p": 0.9},
                 },
                 "offline": {
@@ -113,6 +115,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "temperature": None,
                     "max_tokens": None,
                     "timeout": 120.0,
+                    "stream": "auto",
+                    "context_tokens": 128000,
                     "extra": {},
                 },
             },
@@ -235,6 +239,43 @@ def test_claude_desktop_paste() -> None:
     assert linear.headers == {"Authorization": "Bearer lin_api_123"}
     assert (linear.timeout, linear.init_timeout, linear.protocol) == (60.0, 30.0, "legacy")
     assert servers["filesystem"].env == {"NODE_ENV": "production"}
+
+
+def test_provider_defaults() -> None:
+    data = valid()
+    data["models"] = {
+        "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5"},
+        "keyed": {"provider": "anthropic", "model": "claude", "api_key": "${MY_KEY}"},
+        "resp": {"provider": "responses", "base_url": "https://api.openai.com/v1", "model": "o4"},
+        "local": {"base_url": "http://127.0.0.1:11434/v1", "model": "llama3", "stream": False},
+    }
+    data["agents"]["helper"]["model"] = "claude"
+    models = load(data, {"ANTHROPIC_API_KEY": "sk-ant-1", "MY_KEY": "sk-ant-2"}).models
+    shown = {
+        name: (m.base_url, m.api_key and m.api_key.get_secret_value(), m.stream, m.context_tokens)
+        for name, m in models.items()
+    }
+    assert shown == snapshot(
+        {
+            "claude": ("https://api.anthropic.com/v1", "sk-ant-1", "auto", 200000),
+            "keyed": ("https://api.anthropic.com/v1", "sk-ant-2", "auto", 200000),
+            "resp": ("https://api.openai.com/v1", None, "auto", 128000),
+            "local": ("http://127.0.0.1:11434/v1", None, False, 128000),
+        }
+    )
+    unset = load(data, {"MY_KEY": "sk-ant-2"}).models["claude"]
+    assert unset.api_key is None  # ANTHROPIC_API_KEY not set: no key, the API says so
+
+
+def test_provider_requirements() -> None:
+    data = valid()
+    data["models"] = {"claude": {"provider": "anthropic"}, "resp": {"provider": "responses"}}
+    data["agents"]["helper"]["model"] = "claude"
+    assert errors(data) == snapshot("""\
+agents.toml: models.claude.model: required for provider 'anthropic'
+agents.toml: models.resp.base_url: required for provider 'responses'
+agents.toml: models.resp.model: required for provider 'responses'\
+""")
 
 
 def test_defaults() -> None:
@@ -369,7 +410,7 @@ agents.toml: agents.helper.colour: unknown key; valid keys: agents, default_pers
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, protocol, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, extra, max_tokens, model, provider, temperature, timeout
+agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: server.port: unknown key; valid keys: approval_prompt, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
 """)
@@ -379,7 +420,8 @@ def test_bad_types_and_ranges() -> None:
     data = valid()
     data["mcpServers"]["fs"] |= {"args": "--verbose", "timeout": 0, "env": {"N": 1}}
     data["mcpServers"]["time"] |= {"url": "localhost:8000/mcp", "protocol": "2025"}
-    data["models"]["default"] |= {"temperature": 3, "max_tokens": 0, "provider": "anthropic"}
+    data["models"]["default"] |= {"temperature": 3, "max_tokens": 0, "provider": "gemini"}
+    data["models"]["fast"] = {"provider": "demo", "stream": "sometimes", "context_tokens": 0}
     data["agents"]["helper"] |= {"description": "", "max_iterations": "many"}
     data["agents"]["x" * 65] = {"description": "Too long a name.", "model": "fast"}
     data["agents"]["other"] = "not a table"
@@ -394,8 +436,10 @@ agents.toml: mcpServers.fs.timeout: must be greater than 0
 agents.toml: mcpServers.time.protocol: expected 'legacy', 'auto' or '2026-07-28', got '2025'
 agents.toml: mcpServers.time.url: expected an http:// or https:// URL
 agents.toml: models.default.max_tokens: must be greater than 0
-agents.toml: models.default.provider: expected 'openai' or 'demo', got 'anthropic'
-agents.toml: models.default.temperature: must be at most 2\
+agents.toml: models.default.provider: expected 'openai', 'anthropic', 'responses' or 'demo', got 'gemini'
+agents.toml: models.default.temperature: must be at most 2
+agents.toml: models.fast.context_tokens: must be greater than 0
+agents.toml: models.fast.stream: expected true, false or 'auto', got 'sometimes'\
 """)
 
 
@@ -440,7 +484,7 @@ def test_references_are_checked_alongside_other_errors() -> None:
 agents.toml: agents.helper.model: unknown model 'nope'; valid: default, fast
 agents.toml: agents.helper.servers[0]: unknown server 'fs'; valid: (none defined)
 agents.toml: agents.helper.servers[1]: unknown server 'time'; valid: (none defined)
-agents.toml: models.default.colour: unknown key; valid keys: api_key, base_url, extra, max_tokens, model, provider, temperature, timeout\
+agents.toml: models.default.colour: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
 """)
 
 

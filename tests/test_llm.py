@@ -14,7 +14,7 @@ import pytest
 from inline_snapshot import snapshot
 
 from agents_mcp.errors import LLMError
-from agents_mcp.llm import OpenAIChatModel
+from agents_mcp.llm.chat import OpenAIChatModel
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, ToolSpec, Usage
 from agents_mcp.testing.chat_server import FakeChatServer, Fault
 
@@ -546,3 +546,35 @@ async def test_error_chunk_mid_stream() -> None:
             "LLM request failed: provider error from http://localhost/v1: Provider overloaded mid-stream",
         )
     )
+
+
+def test_wire_cache_is_bounded_by_bytes() -> None:
+    from agents_mcp.llm.chat import _wire_message
+    from agents_mcp.llm.endpoint import WIRE_CACHE_BYTES, WireCache
+
+    assert WIRE_CACHE_BYTES == 8 * 1024 * 1024
+    cache = WireCache(_wire_message, budget=10_000)
+    small = [Message(role="user", content=f"message {i}") for i in range(10)]
+    assert [cache.get(m) for m in small] == [_wire_message(m) for m in small]
+    assert cache.get(small[0]) is cache.get(small[0])  # built once
+    big = [Message(role="tool", tool_call_id="c", content="x" * 3_000) for _ in range(5)]
+    for m in big:
+        cache.get(m)
+    assert cache.size <= 10_000
+    assert len(cache) < 15  # the oldest entries left
+    huge = Message(role="user", content="y" * 20_000)
+    assert cache.get(huge) == {"role": "user", "content": "y" * 20_000}
+    assert cache.get(huge) is not cache.get(huge)  # bigger than the budget: never kept
+    assert cache.size <= 10_000
+
+
+async def test_wire_cache_holds_at_most_its_budget_across_a_long_thread() -> None:
+    from agents_mcp.llm.endpoint import WIRE_CACHE_BYTES
+
+    model = OpenAIChatModel(base_url="http://localhost/v1", model="m")
+    thread = [Message(role="tool", tool_call_id=f"c{i}", content="z" * 50_000) for i in range(400)]
+    body = model.build_body(LLMRequest(system="", messages=thread), stream=False)
+    assert len(body["messages"]) == 400
+    assert model._wire.size <= WIRE_CACHE_BYTES  # 20 MB of tool results were sent
+    assert len(model._wire) < 400
+    await model.aclose()

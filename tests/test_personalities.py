@@ -115,7 +115,9 @@ async def test_default_personality_and_params_merged_over_model_defaults(tmp_pat
             }
         ]
     )
-    assert fake.requests[0]["stream"] is True
+    # stream = "auto": nobody shows an MCP caller the answer as it streams, so it is asked
+    # for whole (the terminal chat streams; see test_cli).
+    assert fake.requests[0]["stream"] is False
 
 
 async def test_chosen_personality_from_a_file_for_one_message(tmp_path: Path) -> None:

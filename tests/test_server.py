@@ -367,7 +367,7 @@ def test_a_server_name_too_long_for_client_tool_names_is_a_config_error(tmp_path
 
 
 async def test_the_guard_refuses_real_llm_endpoints() -> None:
-    from agents_mcp.llm import OpenAIChatModel
+    from agents_mcp.llm.chat import OpenAIChatModel
     from agents_mcp.messages import LLMRequest, Message
     from agents_mcp.testing import RealLLMBlocked
 

@@ -241,20 +241,10 @@ async def _probe_model(
     if offline:
         rows[name] = Row(None, item, f"{where}: not contacted (--offline)")
         return
-    from agents_mcp.llm import OpenAIChatModel
+    from agents_mcp.llm import build_llm
     from agents_mcp.messages import LLMRequest, Message
 
-    assert cfg.base_url is not None and cfg.model is not None
-    llm = OpenAIChatModel(
-        base_url=cfg.base_url,
-        model=cfg.model,
-        api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        timeout=min(cfg.timeout, seconds),
-        extra=cfg.extra,
-        max_retries=0,
-    )
+    llm = build_llm(cfg, timeout=min(cfg.timeout, seconds), max_retries=0)
     request = LLMRequest(system="", messages=[Message(role="user", content="Reply with: ok")])
     try:
         with anyio.fail_after(seconds):
@@ -265,14 +255,18 @@ async def _probe_model(
             False, item, f"{where}: no answer within {seconds:g} s", "is the endpoint up?"
         )
     except LLMError as exc:
-        rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status))
+        rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status, cfg.provider))
     finally:
-        await llm.aclose()
+        closer = getattr(llm, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
-def _model_fix(name: str, status: int | None) -> str:
+def _model_fix(name: str, status: int | None, provider: str = "openai") -> str:
     key = f"models.{name}"
     if status in (401, 403):
+        if provider == "anthropic":
+            return f"check {key}.api_key (by default the environment variable ANTHROPIC_API_KEY)"
         return f"check {key}.api_key and the environment variable it names"
     if status == 404:
         return f"check {key}.base_url (usually ends in /v1) and {key}.model"

@@ -3,7 +3,7 @@
 ::
 
     [mcpServers.<name>]   DownstreamServerConfig   the Claude Desktop entry shape
-    [models.<name>]       ModelConfig              an OpenAI-compatible endpoint (or "demo")
+    [models.<name>]       ModelConfig              an LLM endpoint and the API it speaks
     [agents.<name>]       AgentConfig              what becomes one MCP tool
     [server]              ServerSettings           our own HTTP auth, database, name
 
@@ -148,10 +148,31 @@ class DownstreamServerConfig(_Model):
         return self
 
 
+Provider = Literal["openai", "anthropic", "responses", "demo"]
+
+ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
+ANTHROPIC_API_KEY = "${ANTHROPIC_API_KEY:-}"
+"""What ``api_key`` means for ``provider = "anthropic"`` when the entry does not say."""
+
+DEFAULT_CONTEXT_TOKENS: dict[str, int] = {
+    "openai": 128_000,
+    "responses": 128_000,
+    "anthropic": 200_000,
+    "demo": 128_000,
+}
+"""``context_tokens`` when a model entry does not set it, by provider."""
+
+
+def _stream_mode(value: Any) -> Any:
+    if value is True or value is False or value == "auto":
+        return value
+    raise _err("stream", f"expected true, false or 'auto', got {value!r}")
+
+
 class ModelConfig(_Model):
     """An LLM endpoint. ``provider = "demo"`` is the bundled scripted model and needs nothing."""
 
-    provider: Literal["openai", "demo"] = "openai"
+    provider: Provider = "openai"
     base_url: HttpUrl | None = None
     # "${OPENAI_API_KEY:-}" means no key: local endpoints need none.
     api_key: Annotated[SecretStr | None, BeforeValidator(lambda v: None if v == "" else v)] = None
@@ -159,13 +180,35 @@ class ModelConfig(_Model):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0)
     timeout: float = Field(120.0, gt=0)
+    stream: Annotated[bool | Literal["auto"], BeforeValidator(_stream_mode)] = "auto"
+    """``"auto"``: stream only while someone shows the answer as it is written."""
+    context_tokens: int = Field(gt=0)
+    """The model's context window, in tokens (defaults by provider)."""
     extra: dict[str, Any] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        provider = data.get("provider", "openai")
+        defaults: dict[str, Any] = {
+            "context_tokens": DEFAULT_CONTEXT_TOKENS.get(provider, DEFAULT_CONTEXT_TOKENS["openai"])
+        }
+        if provider == "anthropic":
+            defaults["base_url"] = ANTHROPIC_BASE_URL
+        return {**defaults, **data}
+
     @model_validator(mode="after")
-    def _openai_needs_endpoint(self) -> Self:
-        if self.provider == "openai":
-            required = [k for k in ("base_url", "model") if getattr(self, k) is None]
-            _fail(((k,), "required for provider 'openai' (the default)") for k in required)
+    def _endpoint_required(self) -> Self:
+        required: tuple[str, ...] = ()
+        if self.provider in ("openai", "responses"):
+            required = ("base_url", "model")
+        elif self.provider == "anthropic":
+            required = ("model",)
+        default = " (the default)" if self.provider == "openai" else ""
+        missing = [k for k in required if getattr(self, k) is None]
+        _fail(((k,), f"required for provider {self.provider!r}{default}") for k in missing)
         return self
 
 
@@ -505,6 +548,7 @@ def config_from_dict(
     """Validate already-parsed config data; ``path`` names the file in messages and
     anchors relative paths. Raises :class:`ConfigError` listing every problem."""
     problems: list[tuple[Loc, str]] = []
+    data = _with_default_keys(data)
     expanded = expand(data, (), os.environ if environ is None else environ, problems)
     env_locs = {loc for loc, _ in problems}  # a failed expansion explains later errors there
     if "path" in expanded:  # our field, filled in below; not a file key
@@ -523,6 +567,20 @@ def config_from_dict(
         # secrets included) must not ride along as __context__ into tracebacks.
         raise ConfigError("\n".join(lines))
     return config
+
+
+def _with_default_keys(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` with ``api_key = "${ANTHROPIC_API_KEY:-}"`` on anthropic models that set none."""
+    models = data.get("models")
+    if not isinstance(models, Mapping):
+        return data
+    filled = {
+        name: {**m, "api_key": ANTHROPIC_API_KEY}
+        if isinstance(m, Mapping) and m.get("provider") == "anthropic" and "api_key" not in m
+        else m
+        for name, m in models.items()
+    }
+    return {**data, "models": filled}
 
 
 def load_config(

@@ -50,6 +50,8 @@ class RunEvent:
 
 
 Progress = Callable[[RunEvent], Awaitable[None]]
+"""A listener of a run. One that shows streamed text as it comes (a terminal) has a true
+``shows_text`` attribute: only then is the model's answer streamed (``stream = "auto"``)."""
 
 
 async def _no_progress(event: RunEvent) -> None:
@@ -139,6 +141,8 @@ class Run:
     budget: Budget | None = None
     delegate: Delegate | None = None
     state: RunState = field(default_factory=lambda: RunState())
+    reads_text: Callable[[], bool] = lambda: False
+    """Whether someone shows the model's text as it streams (a terminal chat)."""
 
     def meta(self) -> dict[str, Any]:
         """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain."""
@@ -288,13 +292,16 @@ async def step(r: Run) -> Step:
     async def on_text(fragment: str) -> None:
         await r.progress(RunEvent("text", fragment))
 
-    response = await r.agent.llm.complete(request, on_text=on_text)
+    # Only someone reading the text as it comes is worth a streamed answer (stream="auto").
+    reader = on_text if r.reads_text() else None
+    response = await r.agent.llm.complete(request, on_text=reader)
     calls = _unique_ids(response.tool_calls, transcript.call_ids)
     answer = Message(
         role="assistant",
         content=response.content,
         tool_calls=calls,
         reasoning=response.reasoning,
+        reasoning_payload=response.reasoning_payload,
         usage=response.usage,
     )
     if not calls:

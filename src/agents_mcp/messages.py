@@ -16,15 +16,24 @@ MessageStatus = Literal["started", "waiting", "complete", "error"]
 
 @dataclass(frozen=True, kw_only=True)
 class Usage:
-    """Token counts reported by the model for one or more requests."""
+    """Token counts reported by the model for one or more requests.
+
+    ``input_tokens`` counts every prompt token, cached or not; ``cache_read_tokens`` (read
+    from the provider's prompt cache) and ``cache_write_tokens`` (written to it) are the
+    parts of it that the provider reported separately.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 
@@ -37,16 +46,36 @@ class ToolCall:
     arguments: str
 
 
+@dataclass(frozen=True)
+class ReasoningPayload:
+    """The provider's own record of the model's reasoning, opaque to everything else.
+
+    ``provider`` names the adapter that made it (``"anthropic"``, ``"responses"``); only
+    that adapter sends it back, any other drops it. ``data`` is JSON-serialisable (lists,
+    dicts, strings, numbers) so the store can keep it as JSON text. Today it is a list: the
+    answer's blocks (Anthropic) or output items (Responses) in the order the model produced
+    them, the reasoning ones whole (``thinking``/``redacted_thinking`` with their
+    signatures; ``reasoning`` items with their ``encrypted_content``) and the others as
+    placeholders naming their type and id, which the adapter fills from the message's own
+    text and tool calls when it sends the answer back.
+    """
+
+    provider: str
+    data: Any
+
+
 @dataclass(frozen=True, kw_only=True)
 class Message:
     """One stored step of a thread.
 
     ``user``: the caller's message. ``assistant``: the model's answer, possibly with tool
-    calls and captured reasoning (never sent back to the model). ``tool``: the result of one
-    tool call, linked by ``tool_call_id``; ``status`` is ``started`` while it runs (stored
-    before the tool is invoked), ``waiting`` while another agents-mcp waits for approvals,
-    and ``error`` when it failed or was interrupted. ``event``: what happened to the run
-    (interrupted, cancelled), for people reading the thread; never sent to a model.
+    calls and captured reasoning: ``reasoning`` is the readable text (never sent back to a
+    model), ``reasoning_payload`` the provider's opaque record of it (sent back only to the
+    provider that made it). ``tool``: the result of one tool call, linked by
+    ``tool_call_id``; ``status`` is ``started`` while it runs (stored before the tool is
+    invoked), ``waiting`` while another agents-mcp waits for approvals, and ``error`` when
+    it failed or was interrupted. ``event``: what happened to the run (interrupted,
+    cancelled), for people reading the thread; never sent to a model.
     """
 
     role: Role
@@ -54,6 +83,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     reasoning: str | None = None
+    reasoning_payload: ReasoningPayload | None = None
     usage: Usage | None = None
     status: MessageStatus = "complete"
 
@@ -79,10 +109,15 @@ class LLMRequest:
 
 @dataclass(frozen=True, kw_only=True)
 class LLMResponse:
-    """The model's answer to one request."""
+    """The model's answer to one request.
+
+    ``finish_reason`` uses Chat Completions' words where the provider's have an equivalent
+    (``stop``, ``tool_calls``, ``length``, ``content_filter``), else the provider's own.
+    """
 
     content: str | None
     tool_calls: tuple[ToolCall, ...] = ()
     reasoning: str | None = None
+    reasoning_payload: ReasoningPayload | None = None
     usage: Usage = Usage()
     finish_reason: str | None = None

@@ -85,10 +85,14 @@ class Runs:
         self,
         thread_id: str,
         claim: Claim,
-        make: Callable[[Progress], Awaitable[Run]],
+        make: Callable[[Progress, Callable[[], bool]], Awaitable[Run]],
         on_settled: OnSettled,
     ) -> None:
-        """Start the run of a thread this process has just claimed with ``claim``."""
+        """Start the run of a thread this process has just claimed with ``claim``.
+
+        ``make(progress, reads_text)`` builds the run: ``progress`` reaches every listener
+        of the moment, and ``reads_text()`` says whether one of them shows streamed text.
+        """
         active = self._active[thread_id] = _Active(claim)
         self._runs.add(active)
 
@@ -100,9 +104,15 @@ class Runs:
                     log.debug("progress listener failed: %s", exc)
                     active.listeners.discard(listener)
 
+        def reads_text() -> bool:
+            return any(getattr(listener, "shows_text", False) for listener in active.listeners)
+
+        async def build(progress: Progress) -> Run:
+            return await make(progress, reads_text)
+
         async def body() -> None:
             try:
-                ended = await self._drive(active, make, progress)
+                ended = await self._drive(active, build, progress)
                 if ended in ("stopped", "interrupted"):
                     with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_SECONDS):
                         await self._settle(thread_id, claim, ended == "stopped", on_settled)

@@ -15,7 +15,8 @@ from typing import Any
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
 from agents_mcp.delegation import delegate_tool
 from agents_mcp.downstream import Downstreams
-from agents_mcp.llm import LLM, OpenAIChatModel
+from agents_mcp.llm import LLM
+from agents_mcp.llm import build_llm as _build_llm
 from agents_mcp.loop import Agent
 from agents_mcp.runs import Runs
 from agents_mcp.store import open_store, resolve_db
@@ -26,20 +27,7 @@ log = logging.getLogger("agents_mcp.runtime")
 
 
 def build_llm(cfg: ModelConfig) -> LLM:
-    if cfg.provider == "demo":
-        from agents_mcp.testing import DemoLLM
-
-        return DemoLLM()
-    assert cfg.base_url is not None and cfg.model is not None  # enforced by the config
-    return OpenAIChatModel(
-        base_url=str(cfg.base_url),
-        model=cfg.model,
-        api_key=cfg.api_key.get_secret_value() if cfg.api_key is not None else None,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        timeout=cfg.timeout,
-        extra=cfg.extra,
-    )
+    return _build_llm(cfg)
 
 
 def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:

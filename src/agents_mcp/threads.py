@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import anyio
@@ -483,7 +483,7 @@ class Threads:
         if new is not None:
             self._keep(new)
 
-        async def make(progress: Progress) -> Run:
+        async def make(progress: Progress, reads_text: Callable[[], bool]) -> Run:
             transcript = new or await self._transcript(thread_id, spec)
             return Run(
                 agent=spec,
@@ -496,6 +496,7 @@ class Threads:
                 budget=budget,
                 delegate=self.delegation,
                 state=RunState(transcript=transcript),
+                reads_text=reads_text,
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)

@@ -3,7 +3,8 @@
 The store stays the truth: every change goes to the database first, then here. Holding it saves
 re-reading and re-decoding the whole thread at every step, and keeps the model's view
 (``prompt``) up to date incrementally: tool results sit right after the answer that asked
-for them, in call order, whatever order they finish in; reasoning is never included.
+for them, in call order, whatever order they finish in; reasoning text is never included,
+the provider's reasoning payload is (each adapter sends it back only to its own provider).
 """
 
 from __future__ import annotations
@@ -119,7 +120,14 @@ class Transcript:
         if m.role == "event":  # for people reading the thread, not for the model
             return
         if m.role != "tool":
-            self._prompt.append(Message(role=m.role, content=m.content, tool_calls=m.tool_calls))
+            self._prompt.append(
+                Message(
+                    role=m.role,
+                    content=m.content,
+                    tool_calls=m.tool_calls,
+                    reasoning_payload=m.reasoning_payload,
+                )
+            )
             for call in m.tool_calls:
                 self.call_ids.add(call.id)
                 self._slots[call.id] = len(self._prompt)

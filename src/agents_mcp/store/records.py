@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
 from agents_mcp.errors import InvalidRequest
-from agents_mcp.messages import Message, MessageStatus, Role, ToolCall, Usage
+from agents_mcp.messages import Message, MessageStatus, ReasoningPayload, Role, ToolCall, Usage
 
 ThreadStatus = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
 ApprovalStatus = Literal["pending", "approved", "denied", "cancelled"]
@@ -151,8 +151,14 @@ def message_row(row: Row) -> StoredMessage:
     usage = (
         None
         if row["input_tokens"] is None
-        else Usage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"])
+        else Usage(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_read_tokens=row["cache_read_tokens"] or 0,
+            cache_write_tokens=row["cache_write_tokens"] or 0,
+        )
     )
+    payload = row["reasoning_payload"]
     return StoredMessage(
         index=row["idx"],
         message=Message(
@@ -161,10 +167,15 @@ def message_row(row: Row) -> StoredMessage:
             tool_calls=calls,
             tool_call_id=row["tool_call_id"],
             reasoning=row["reasoning"],
+            reasoning_payload=_payload(json.loads(payload)) if payload else None,
             usage=usage,
             status=cast(MessageStatus, row["status"]),
         ),
     )
+
+
+def _payload(raw: dict[str, Any]) -> ReasoningPayload:
+    return ReasoningPayload(provider=raw["provider"], data=raw["data"])
 
 
 def message_values(thread_id: str, index: int, m: Message, stamp: str) -> tuple[Any, ...]:
@@ -182,16 +193,23 @@ def message_values(thread_id: str, index: int, m: Message, stamp: str) -> tuple[
         calls,
         m.tool_call_id,
         m.reasoning,
+        None
+        if m.reasoning_payload is None
+        else json.dumps(
+            {"provider": m.reasoning_payload.provider, "data": m.reasoning_payload.data}
+        ),
         None if m.usage is None else m.usage.input_tokens,
         None if m.usage is None else m.usage.output_tokens,
+        None if m.usage is None else m.usage.cache_read_tokens,
+        None if m.usage is None else m.usage.cache_write_tokens,
         m.status,
         stamp,
     )
 
 
 MESSAGE_COLUMNS = (
-    "thread_id, idx, role, content, tool_calls, tool_call_id, reasoning, input_tokens,"
-    " output_tokens, status, created_at"
+    "thread_id, idx, role, content, tool_calls, tool_call_id, reasoning, reasoning_payload,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, created_at"
 )
 
 

@@ -761,7 +761,7 @@ class SQLStore:
             raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
         first = int(found["message_count"]) - n
         await tx.executemany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(11))})",
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(14))})",
             [message_values(thread_id, first + i, m, stamp) for i, m in enumerate(messages)],
         )
         return list(range(first, first + n))

@@ -4,8 +4,10 @@
   of the request. It records every request and fails loudly on an unexpected extra call.
 * :class:`DemoLLM` is the bundled ``provider = "demo"`` model: deterministic, no API key.
 * :func:`block_real_llms` fails a test that would reach a real (non-loopback) LLM endpoint.
-* ``agents_mcp.testing.chat_server.FakeChatServer`` speaks the real Chat Completions wire
-  format over HTTP, backed by any of the models above.
+* ``chat_server.FakeChatServer``, ``anthropic_server.FakeAnthropicServer`` and
+  ``responses_server.FakeResponsesServer`` (in this package) speak the real Chat
+  Completions, Anthropic Messages and Responses wire formats over HTTP, backed by any of
+  the models above, with injectable faults (``fake_server.Fault``).
 """
 
 from __future__ import annotations
@@ -149,26 +151,26 @@ class RealLLMBlocked(AssertionError):
 
 @contextmanager
 def block_real_llms() -> Iterator[None]:
-    """Fail any ``OpenAIChatModel`` request to a non-loopback host inside this block.
+    """Fail any request of an HTTP model adapter to a non-loopback host inside this block.
 
-    Fakes keep working: ``FakeChatServer`` listens on 127.0.0.1, and a model built with an
-    in-process ``transport=`` never touches the network.
+    Covers every provider (Chat Completions, Anthropic, Responses). Fakes keep working:
+    they listen on 127.0.0.1, and a model built with an in-process ``transport=`` never
+    touches the network.
     """
-    from agents_mcp.llm import OpenAIChatModel
+    from agents_mcp.llm.endpoint import HTTPModel
 
-    original = OpenAIChatModel.complete
+    original = HTTPModel.complete
 
     async def guarded(
-        self: OpenAIChatModel, request: LLMRequest, *, on_text: TextCallback | None = None
+        self: HTTPModel, request: LLMRequest, *, on_text: TextCallback | None = None
     ) -> LLMResponse:
         host = urlsplit(self.base_url).hostname or ""
-        in_process = self._transport is not None  # a MockTransport/ASGITransport: no network
-        if not in_process and host not in ("127.0.0.1", "localhost", "::1"):
+        if not self.in_process and host not in ("127.0.0.1", "localhost", "::1"):
             raise RealLLMBlocked(f"test tried to reach a real LLM at {self.base_url}")
         return await original(self, request, on_text=on_text)
 
-    OpenAIChatModel.complete = guarded  # type: ignore[method-assign]
+    HTTPModel.complete = guarded  # type: ignore[method-assign]
     try:
         yield
     finally:
-        OpenAIChatModel.complete = original  # type: ignore[method-assign]
+        HTTPModel.complete = original  # type: ignore[method-assign]

@@ -7,53 +7,24 @@ tested against it without a provider.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import socket
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, Literal
 
-import anyio
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
 
-from agents_mcp.errors import LLMError
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, ToolSpec
+from agents_mcp.testing.fake_server import CREATED, FakeServer, Fault, split, sse
 
-log = logging.getLogger("agents_mcp.testing")
+__all__ = ["FakeChatServer", "Fault", "parse_chat_request"]
 
-_CREATED = 1_700_000_000  # fixed so recorded responses are deterministic
+_CREATED = CREATED
 _WIRE_KEYS = frozenset({"model", "messages", "tools", "stream", "stream_options"})
+_split = split
 
 
-@dataclass(frozen=True, kw_only=True)
-class Fault:
-    """One injected failure; it answers the next request instead of the backing LLM.
-
-    Exactly one of: ``status`` (an HTTP error with ``body`` — a dict is sent as JSON, a
-    string as text — and an optional ``Retry-After``), ``truncate`` (a stream that stops
-    without ``finish_reason``/``[DONE]``; a non-streaming request gets half a JSON body) or
-    ``malformed`` (a chunk, or a body, that is not JSON).
-    """
-
-    status: int | None = None
-    retry_after: str | None = None
-    body: dict[str, Any] | str | None = None
-    truncate: bool = False
-    malformed: bool = False
-
-    def __post_init__(self) -> None:
-        if (self.status is not None) + self.truncate + self.malformed != 1:
-            raise ValueError("a Fault needs exactly one of status, truncate or malformed")
-
-
-class FakeChatServer:
+class FakeChatServer(FakeServer):
     """A Starlette app at ``POST /v1/chat/completions`` (and ``/chat/completions``).
 
     ``requests`` holds every JSON body received and ``request_headers`` the matching
@@ -61,6 +32,8 @@ class FakeChatServer:
     ``api_key`` set, requests without ``Authorization: Bearer <api_key>`` get a 401. With
     ``ignore_stream``, streaming requests get a JSON completion, as some providers do.
     """
+
+    paths = ("/v1/chat/completions", "/chat/completions")
 
     def __init__(
         self,
@@ -71,112 +44,47 @@ class FakeChatServer:
         interleave_tool_calls: bool = False,
         ignore_stream: bool = False,
     ) -> None:
-        self.llm = llm
-        self.api_key = api_key
+        super().__init__(llm, api_key=api_key)
         self.reasoning_field = reasoning_field
         self.interleave_tool_calls = interleave_tool_calls
         self.ignore_stream = ignore_stream
-        self.requests: list[dict[str, Any]] = []
-        self.request_headers: list[dict[str, str]] = []
-        self.faults: list[Fault] = []
-        routes = [
-            Route(path, self._handle, methods=["POST"])
-            for path in ("/v1/chat/completions", "/chat/completions")
-        ]
-        self.app = Starlette(routes=routes)
 
-    @contextlib.asynccontextmanager
-    async def serve(self) -> AsyncIterator[str]:
-        """Serve on a free loopback port in this event loop; yield the ``…/v1`` base URL."""
-        # Bind and listen before uvicorn starts so the URL is valid immediately: early
-        # connections wait in the backlog instead of being refused.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            timeout_graceful_shutdown=1,
-        )
-        server = _EmbeddedServer(config)
-        stopped = anyio.Event()
-        # Shielded so an outer cancellation still gets a graceful shutdown; cancelled by
-        # hand only if that shutdown overruns.
-        serve_scope = anyio.CancelScope(shield=True)
+    def streams(self, body: dict[str, Any]) -> bool:
+        return bool(body.get("stream")) and not self.ignore_stream
 
-        async def run() -> None:
-            try:
-                with serve_scope:
-                    await server.serve(sockets=[sock])
-            finally:
-                stopped.set()
+    def error_response(self, status: int, message: str, **headers: str) -> Response:
+        code = "invalid_api_key" if status == 401 else None
+        return _error(status, message, code=code, headers=headers)
 
-        failure: BaseException | None = None
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run)
-                try:
-                    yield f"http://127.0.0.1:{port}/v1"
-                except BaseException as exc:
-                    # Re-raised below, outside the task group, so the caller sees its own
-                    # exception rather than an ExceptionGroup around it.
-                    failure = exc
-                finally:
-                    server.should_exit = True
-                    server.stopping.set()
-                    with anyio.move_on_after(5, shield=True):
-                        await stopped.wait()
-                    serve_scope.cancel()
-        finally:
-            # Close asyncio's listeners before the socket: a closed fd that is still
-            # registered with the selector breaks the next server that reuses the number.
-            for listener in server.servers:
-                listener.close()
-            sock.close()
-        if failure is not None:
-            raise failure
+    def parse_request(self, body: dict[str, Any]) -> LLMRequest:
+        return parse_chat_request(body)
 
-    async def _handle(self, request: Request) -> Response:
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return _error(400, "We could not parse the JSON body of your request.")
-        if not isinstance(body, dict):
-            return _error(400, "The request body must be a JSON object.")
-        self.requests.append(body)
-        self.request_headers.append(dict(request.headers))
-        if self.api_key is not None and (
-            request.headers.get("authorization") != f"Bearer {self.api_key}"
-        ):
-            return _error(401, "Incorrect API key provided.", code="invalid_api_key")
-        stream = bool(body.get("stream")) and not self.ignore_stream
-        if self.faults:
-            return _fault_response(self.faults.pop(0), stream, str(body.get("model")))
-        try:
-            llm_request = parse_chat_request(body)
-        except (KeyError, TypeError, ValueError) as exc:
-            return _error(400, f"Invalid request: {exc!r}")
-        try:
-            response = await self.llm.complete(llm_request)
-        except LLMError as exc:
-            return _error(exc.status or 500, str(exc))
-        except Exception as exc:
-            # Surface scripted-LLM failures to the client instead of a bare 500 page.
-            log.exception("fake chat server: backing LLM failed")
-            return _error(500, f"{type(exc).__name__}: {exc}")
+    def render(self, response: LLMResponse, body: dict[str, Any]) -> Response:
         model = str(body.get("model"))
-        if not stream:
+        if not self.streams(body):
             return JSONResponse(self.completion_json(response, model))
         options = body.get("stream_options") or {}
         chunks = self.stream_chunks(
             response, model, include_usage=bool(options.get("include_usage"))
         )
-        return _sse([": fake keep-alive", *(_data(c) for c in chunks), "data: [DONE]"])
+        return sse([": fake keep-alive", *(_data(c) for c in chunks), "data: [DONE]"])
+
+    def fault_events(self, fault: Fault, body: dict[str, Any]) -> list[str]:
+        model = str(body.get("model"))
+        head = [_data(_chunk(model, {"role": "assistant", "content": ""}))]
+        if fault.truncate:
+            return head + [_data(_chunk(model, {"content": p})) for p in _split(_CUT_OFF)]
+        if fault.stream_error:
+            error = {"message": "Injected fault: stream error", "code": 500}
+            return [*head, _data({"error": error})]
+        return [*head, 'data: {"choices": [{"delta": {"content": "x"']
+
+    def partial_body(self, body: dict[str, Any]) -> str:
+        partial = LLMResponse(content=_CUT_OFF)
+        return json.dumps(_completion_json(partial, str(body.get("model")), "reasoning_content"))
+
+    def malformed_body(self) -> str:
+        return '{"choices": [{"message": '
 
     def completion_json(self, response: LLMResponse, model: str) -> dict[str, Any]:
         """``response`` as one non-streaming ``chat.completion`` object."""
@@ -265,50 +173,11 @@ def parse_chat_request(body: dict[str, Any]) -> LLMRequest:
     return LLMRequest(system="\n\n".join(system), messages=messages, tools=tools, settings=settings)
 
 
-class _EmbeddedServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.stopping = anyio.Event()
-
-    async def main_loop(self) -> None:
-        # Wake on ``stopping`` instead of uvicorn's 100 ms polling so teardown is quick;
-        # one tick still sets the default response headers.
-        await self.on_tick(0)
-        await self.stopping.wait()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # uvicorn's shutdown always sleeps 100 ms; a test suite starting many fakes can't
-        # afford that, so poll briefly for open connections instead (lifespan is off).
-        for listener in self.servers:
-            listener.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        with anyio.move_on_after(self.config.timeout_graceful_shutdown or 5):
-            # uvicorn offers no event for "all connections closed"; polling is the only way.
-            while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
-                await anyio.sleep(0.005)
-        for task in self.server_state.tasks:
-            task.cancel()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The hosting process (pytest) owns SIGINT/SIGTERM; don't take them over.
-        yield
-
-
 def _text(content: Any) -> str | None:
     if content is None or isinstance(content, str):
         return content
     # Content parts: [{"type": "text", "text": ...}, ...]
     return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-
-
-def _split(text: str | None, parts: int = 3, *, pad: bool = False) -> list[str]:
-    """Cut ``text`` into up to ``parts`` fragments (exactly ``parts`` when ``pad``)."""
-    text = text or ""
-    size = max(1, -(-len(text) // parts))
-    pieces = [text[i : i + size] for i in range(0, len(text), size)]
-    return pieces + [""] * (parts - len(pieces)) if pad else pieces
 
 
 def _zip_longest(groups: list[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
@@ -330,52 +199,31 @@ def _finish_reason(response: LLMResponse) -> str:
     return response.finish_reason or ("tool_calls" if response.tool_calls else "stop")
 
 
-def _usage_json(response: LLMResponse) -> dict[str, int]:
+def _usage_json(response: LLMResponse) -> dict[str, Any]:
     u = response.usage
-    return {
+    usage: dict[str, Any] = {
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
         "total_tokens": u.input_tokens + u.output_tokens,
     }
+    if u.cache_read_tokens:
+        usage["prompt_tokens_details"] = {"cached_tokens": u.cache_read_tokens}
+    return usage
 
 
 def _data(chunk: dict[str, Any]) -> str:
     return f"data: {json.dumps(chunk)}"
 
 
-def _sse(lines: list[str]) -> StreamingResponse:
-    async def body() -> AsyncIterator[str]:
-        for line in lines:
-            yield line + "\n\n"
-
-    return StreamingResponse(body(), media_type="text/event-stream")
-
-
-def _error(status: int, message: str, *, code: str | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     kind = "server_error" if status >= 500 else "invalid_request_error"
     return JSONResponse(
         {"error": {"message": message, "type": kind, "param": None, "code": code}},
         status_code=status,
+        headers=headers,
     )
 
 
-def _fault_response(fault: Fault, stream: bool, model: str) -> Response:
-    if fault.status is not None:
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        if isinstance(fault.body, str):
-            return Response(fault.body, fault.status, headers, media_type="text/plain")
-        body = fault.body or {
-            "error": {"message": f"Injected fault: HTTP {fault.status}", "type": "server_error"}
-        }
-        return JSONResponse(body, fault.status, headers)
-    partial = LLMResponse(content="This answer is cut o")
-    if stream:
-        head = [_data(_chunk(model, {"role": "assistant", "content": ""}))]
-        if fault.truncate:
-            return _sse(
-                head + [_data(_chunk(model, {"content": p})) for p in _split(partial.content)]
-            )
-        return _sse([*head, 'data: {"choices": [{"delta": {"content": "x"'])
-    text = json.dumps(_completion_json(partial, model, "reasoning_content"))
-    body_text = text[: len(text) // 2] if fault.truncate else '{"choices": [{"message": '
-    return Response(body_text, 200, media_type="application/json")
+_CUT_OFF = "This answer is cut o"

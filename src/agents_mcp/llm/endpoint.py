@@ -1,0 +1,322 @@
+"""What every HTTP model adapter shares: the client, one attempt, errors, retries, the wire cache.
+
+A provider module subclasses :class:`HTTPModel` and supplies its path, its auth headers,
+the request body (:meth:`HTTPModel.build_body`), and how to read a whole answer
+(:meth:`HTTPModel.parse_body`) or a stream of events (:meth:`HTTPModel.read_stream`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+
+import anyio
+import httpx2
+
+from agents_mcp.errors import LLMError
+from agents_mcp.llm import TextCallback
+from agents_mcp.llm.retry import Retryable, RetryPolicy, Sleep, retry_after, retryable_status
+from agents_mcp.llm.sse import ServerSentEvent, read_events
+from agents_mcp.messages import LLMRequest, LLMResponse, Message
+
+log = logging.getLogger("agents_mcp.llm")
+
+StreamMode = bool | Literal["auto"]
+"""``True``/``False`` force streaming on or off; ``"auto"`` streams when someone reads it."""
+
+WIRE_CACHE_BYTES = 8 * 1024 * 1024
+"""What one model's wire cache may hold: text characters of the cached messages (their
+content, tool calls and reasoning payloads) plus :data:`WIRE_ENTRY_OVERHEAD` per message."""
+
+WIRE_ENTRY_OVERHEAD = 256
+"""The bytes counted per cached message for the dicts that make up its wire form."""
+
+
+class Malformed(Exception):
+    """The provider answered with something that is not its documented wire format."""
+
+
+class HTTPModel:
+    """An :class:`~agents_mcp.llm.LLM` behind one HTTP endpoint of a provider.
+
+    Retries what :mod:`agents_mcp.llm.retry` says is worth retrying. When a truncated stream
+    is retried, ``on_text`` sees the repeated beginning again. With ``stream="auto"`` the
+    request streams only when ``complete`` is given an ``on_text`` to show it to.
+    """
+
+    provider: ClassVar[str]
+    """The ``provider`` name of the config; it also tags the reasoning payloads made here."""
+    path: ClassVar[str]
+    """Appended to ``base_url``: where requests are POSTed."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        timeout: float = 120.0,
+        extra: Mapping[str, Any] | None = None,
+        max_retries: int = 3,
+        stream: StreamMode = "auto",
+        transport: httpx2.AsyncBaseTransport | None = None,
+        backoff: float = 0.5,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.extra: dict[str, Any] = dict(extra or {})
+        self.stream = stream
+        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff, sleep=sleep)
+        self._api_key = api_key
+        self._transport = transport
+        self._client: httpx2.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def in_process(self) -> bool:
+        """Whether requests go to an injected transport (a test double) instead of the network."""
+        return self._transport is not None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (and an injected transport with it)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """The headers that carry ``api_key``."""
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def extra_headers(self) -> dict[str, str]:
+        """Headers every request carries besides auth (e.g. an API version)."""
+        return {}
+
+    def _http(self) -> httpx2.AsyncClient:
+        # Lazy: building the client creates an SSL context, which agents that never run
+        # should not pay for.
+        if self._client is None:
+            headers = self.extra_headers()
+            if self._api_key:
+                headers.update(self.auth_headers(self._api_key))
+            self._client = httpx2.AsyncClient(
+                headers=headers,
+                timeout=httpx2.Timeout(connect=10.0, read=self.timeout, write=30.0, pool=30.0),
+                transport=self._transport,
+            )
+        return self._client
+
+    def streams(self, on_text: TextCallback | None) -> bool:
+        """Whether a request answered to ``on_text`` streams."""
+        return self.stream is True or (self.stream == "auto" and on_text is not None)
+
+    def build_body(self, request: LLMRequest, *, stream: bool) -> dict[str, Any]:
+        """The JSON body sent for ``request``."""
+        raise NotImplementedError
+
+    def parse_body(self, payload: dict[str, Any]) -> LLMResponse:
+        """A whole (non-streamed) answer. Raise :class:`Malformed` for a foreign shape."""
+        raise NotImplementedError
+
+    async def read_stream(
+        self, events: AsyncIterator[ServerSentEvent], on_text: TextCallback | None
+    ) -> LLMResponse:
+        """A streamed answer: pass visible text to ``on_text``; read ``events`` to the end."""
+        raise NotImplementedError
+
+    async def complete(
+        self, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        """Send ``request``; stream text fragments to ``on_text``; retry transient failures."""
+        body = self.build_body(request, stream=self.streams(on_text))
+        return await self.retry.run(lambda n: self._attempt(body, on_text, n))
+
+    async def _attempt(
+        self, body: dict[str, Any], on_text: TextCallback | None, n: int
+    ) -> LLMResponse:
+        url = f"{self.base_url}{self.path}"
+        log.debug("POST %s model=%s attempt=%d", url, self.model, n + 1)
+        try:
+            async with self._http().stream("POST", url, json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._status_error(response)
+                ctype = response.headers.get("content-type", "")
+                if "text/event-stream" in ctype or (body.get("stream") and "json" not in ctype):
+                    result = await self.read_stream(read_events(response), on_text)
+                else:
+                    raw = await response.aread()
+                    result = self.parse_body(as_dict(loads(raw, "response body"), "response body"))
+                    if on_text is not None and result.content:
+                        await on_text(result.content)
+        except Malformed as exc:
+            msg = f"LLM response from {self.base_url} was malformed: {exc}"
+            raise LLMError(self.redact(msg)) from exc
+        except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
+            msg = f"LLM request failed: {self.base_url}: {type(exc).__name__}: {exc}"
+            raise Retryable(LLMError(self.redact(msg))) from exc
+        except httpx2.HTTPError as exc:
+            msg = f"LLM request failed: {self.base_url}: {type(exc).__name__}: {exc}"
+            raise LLMError(self.redact(msg)) from exc
+        log.debug(
+            "finish_reason=%s tool_calls=%d usage=%s",
+            result.finish_reason,
+            len(result.tool_calls),
+            result.usage,
+        )
+        return result
+
+    def _status_error(self, response: httpx2.Response) -> Exception:
+        status = response.status_code
+        detail = provider_message(response)
+        msg = self.redact(f"LLM request failed: HTTP {status} from {self.base_url}: {detail}")
+        error = LLMError(msg, status=status)
+        if retryable_status(status):
+            return Retryable(error, retry_after(response.headers))
+        return error
+
+    def provider_error(
+        self, detail: str, *, status: int | None = None, retry: bool = False
+    ) -> Exception:
+        """An error the provider reported in a 200 body or inside a stream."""
+        msg = self.redact(f"LLM request failed: provider error from {self.base_url}: {detail}")
+        error = LLMError(msg, status=status)
+        return Retryable(error) if retry else error
+
+    def truncated(self) -> Retryable:
+        """The stream ended before the provider said the answer was complete."""
+        msg = f"LLM request failed: {self.base_url}: stream ended before completion"
+        return Retryable(LLMError(self.redact(msg)))
+
+    def redact(self, text: str) -> str:
+        """``text`` without the API key: some providers echo the key they rejected."""
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+# --- the wire cache -------------------------------------------------------------------------
+
+W = TypeVar("W")
+
+
+class WireCache(Generic[W]):
+    """Each message's wire form, built once.
+
+    Messages are immutable and a running thread sends the same ones again on every
+    request, so a long thread would otherwise rebuild thousands of dicts per step. Keyed
+    by identity; each entry holds its message, so the id cannot be reused while cached.
+    Bounded by ``budget`` (see :data:`WIRE_CACHE_BYTES`): the oldest entries leave first,
+    and a message bigger than the whole budget is built every time instead of cached.
+    """
+
+    def __init__(self, build: Callable[[Message], W], budget: int = WIRE_CACHE_BYTES) -> None:
+        self._build = build
+        self.budget = budget
+        self.size = 0
+        self._items: dict[int, tuple[Message, W, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, m: Message) -> W:
+        hit = self._items.get(id(m))
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        wire = self._build(m)
+        cost = message_size(m)
+        if cost > self.budget:
+            return wire
+        while self.size + cost > self.budget:
+            oldest = next(iter(self._items))
+            self.size -= self._items.pop(oldest)[2]
+        self._items[id(m)] = (m, wire, cost)
+        self.size += cost
+        return wire
+
+
+def message_size(m: Message) -> int:
+    """What caching ``m`` keeps alive, roughly: its text plus a fixed overhead."""
+    size = WIRE_ENTRY_OVERHEAD + len(m.content or "") + len(m.tool_call_id or "")
+    for call in m.tool_calls:
+        size += len(call.id) + len(call.name) + len(call.arguments)
+    if m.reasoning_payload is not None:
+        size += len(json.dumps(m.reasoning_payload.data))
+    return size
+
+
+# --- reading JSON defensively ---------------------------------------------------------------
+
+
+def loads(data: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        snippet = data[:200].decode(errors="replace") if isinstance(data, bytes) else data[:200]
+        raise Malformed(f"{what} is not valid JSON: {snippet!r}") from exc
+
+
+def as_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is not a JSON object")
+    return value
+
+
+def as_list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Malformed(f"{what} is not a JSON array")
+    return value
+
+
+def opt_str(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{what} is not a string")
+    return value
+
+
+def opt_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def error_text(error: Any) -> str | None:
+    """The message of an error object (``{"message": …}``) or an error string."""
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return None
+
+
+def provider_message(response: httpx2.Response) -> str:
+    """What the provider said in an error response, in one short line."""
+    text = response.text
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        for key in ("error", "message", "detail"):
+            found = error_text(payload.get(key))
+            if found:
+                return found
+    text = text.strip()
+    if not text:
+        return response.reason_phrase or "no details"
+    return text if len(text) <= 300 else text[:300] + "…"

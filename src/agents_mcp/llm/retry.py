@@ -1,0 +1,102 @@
+"""When and how long to retry a failed model request: one policy for every provider.
+
+Retried: connection failures, timeouts, streams that end before the provider said they
+were complete, HTTP 408, 409, 429 and 5xx (Anthropic's 529 ``overloaded_error`` among
+them), and errors the provider reports inside a stream that mean the same (overloaded,
+rate limited, server error). The delay doubles from ``backoff`` up to 20 s, unless the
+provider names one with ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date),
+which wins, capped at 60 s. Anything else (a rejected request, a bad key, a malformed
+answer) fails at once: repeating it would fail the same way.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import anyio
+
+from agents_mcp.errors import LLMError
+
+log = logging.getLogger("agents_mcp.llm")
+
+Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+MAX_BACKOFF = 20.0
+MAX_RETRY_AFTER = 60.0
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+class Retryable(Exception):
+    """An attempt failed in a way worth repeating; ``error`` is raised once retries run out."""
+
+    def __init__(self, error: LLMError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an HTTP status (or a status a provider reports in a body) is worth repeating."""
+    return status in RETRY_STATUSES or status >= 500
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The delay the provider asked for, in seconds (None: it asked for none we can read)."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return min(max(float(millis) / 1000, 0.0), MAX_RETRY_AFTER)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+@dataclass
+class RetryPolicy:
+    """Repeats an attempt that raised :class:`Retryable`, at most ``max_retries`` times."""
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    sleep: Sleep = field(default=anyio.sleep)
+
+    async def run(self, attempt: Callable[[int], Awaitable[T]]) -> T:
+        """``attempt(n)`` (n counts from 0) until it succeeds or retries run out.
+
+        Out of retries, the last attempt's :class:`LLMError` is raised, saying how many
+        attempts were made when there was more than one.
+        """
+        n = 0
+        while True:
+            try:
+                return await attempt(n)
+            except Retryable as exc:
+                if n >= self.max_retries:
+                    if not n:
+                        raise exc.error from exc.__cause__
+                    msg = f"{exc.error} (gave up after {n + 1} attempts)"
+                    raise LLMError(msg, status=exc.error.status) from exc.__cause__
+                delay = min(self.backoff * 2**n, MAX_BACKOFF)
+                if exc.retry_after is not None:
+                    delay = exc.retry_after
+                log.debug("retrying in %.2fs: %s", delay, exc.error)
+                await self.sleep(delay)
+                n += 1
