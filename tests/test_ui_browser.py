@@ -86,6 +86,12 @@ class BrowserModel:
             return note("cheese") if n == 0 else f"The call was refused: {results[-1]}"
         if scenario == "allow":
             return [note("one"), note("two"), "Both saved."][n]
+        if scenario == "team":  # delegates to the scribe, whose call needs approval
+            if n == 0:
+                return Call("agent__scribe", {"message": "scribe: write bread"})
+            return "The scribe is done."
+        if scenario == "scribe":
+            return note("bread") if n == 0 else "Scribe saved bread."
         if scenario == "page":
             return note("page") if n == 0 else "Saved from the page."
         if scenario == "steps":
@@ -110,7 +116,14 @@ def config(model_url: str, notes_url: str) -> dict[str, Any]:
                 "model": "main",
                 "servers": ["notes"],
                 "require_approval": "read_only",
-            }
+                "agents": ["scribe"],
+            },
+            "scribe": {
+                "description": "Writes notes for the helper",
+                "model": "main",
+                "servers": ["notes"],
+                "require_approval": "read_only",
+            },
         },
         "server": {"approver": "person", "auth_tokens": ["${TOKEN_A}", "${TOKEN_B}"]},
     }
@@ -202,6 +215,11 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
     # Allow for this thread: the second call of the same tool did not ask again.
     assert (report["allowedReply"], report["allowedCalls"]) == ("Both saved.", ["done", "done"])
 
+    # A delegated agent's call: asked via the chain, shown in the tree, decided at the top.
+    assert "via helper › scribe" in report["team"]["card"]
+    assert report["team"]["tree"] == ["delegated to scribe · needs approval"]
+    assert report["team"]["reply"] == "The scribe is done."
+
     # A running thread, followed live: two step changes, then completed, in one document.
     assert report["followStarted"] == "running"
     assert report["followChanges"] == [
@@ -222,7 +240,7 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
 
     # The downstream calls that ran: each approved one exactly once, the denied one never.
     ran = [json.loads(line)["arguments"]["title"] for line in calls.read_text().splitlines()]
-    assert sorted(ran) == ["milk", "one", "page", "two"]
+    assert sorted(ran) == ["bread", "milk", "one", "page", "two"]
 
     # Nothing but the test host and agents-mcp was contacted, and nothing went wrong.
     assert set(report["origins"]) == {report["hostOrigin"], f"http://127.0.0.1:{port}"}
@@ -235,5 +253,5 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
         f"401 GET {page}",
         f"401 POST {page}/call",
     ]
-    assert len(report["screenshots"]) == 14
+    assert len(report["screenshots"]) == 16
     assert all(_written(Path(s)) for s in report["screenshots"])

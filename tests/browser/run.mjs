@@ -134,6 +134,20 @@ async function main() {
     report.allowedCalls = await view().locator(".call").evaluateAll((els) => els.map((e) => e.dataset.state));
     await shot(page, "allowed-for-thread");
 
+    // -- a delegated agent asks: the chain, the tree ------------------------------------
+    await host(() => window.host.callAsModel("chat_with_agent", { agent: "helper", message: "team: ask the scribe" }));
+    await card.waitFor({ timeout: WAIT });
+    await view().locator(".child").first().waitFor({ timeout: WAIT });
+    report.team = {
+      card: await card.innerText(),
+      tree: await view().locator(".child > .who").allInnerTexts(),
+    };
+    await shot(page, "delegated-needs-approval");
+    await card.getByRole("button", { name: "Approve", exact: true }).click();
+    await status("completed");
+    report.team.reply = await view().locator("#reply").innerText();
+    await shot(page, "delegated-completed");
+
     // -- follow a running thread live -------------------------------------------------
     const started = await host(() => window.host.callAsModel("chat_with_agent", { agent: "helper", message: "steps: follow me", wait_seconds: 0 }));
     report.followStarted = started.structuredContent.status;
