@@ -202,8 +202,8 @@ async def thread_view(
 ) -> ThreadView:
     """The thread's view; with ``since``, wait up to ``wait`` seconds for it to change.
 
-    A running thread is looked at again whenever its run reports progress (a model turn
-    starts, a call starts, text streams), at most every :data:`SLICE` seconds, so the
+    A running thread is looked at again whenever its run reports a new status (a model
+    turn or a call starts), at most every :data:`SLICE` seconds, so the
     answer comes soon after a step without re-reading a thread that is quiet. A view
     that stops looking (its request cancelled) never stops the run, whatever the
     agent's ``on_cancel``.
@@ -228,7 +228,7 @@ async def _until_progress(
 
     async def on_event(event: RunEvent) -> None:
         nonlocal heard
-        heard = True
+        heard = heard or event.kind == "status"  # streamed text stores nothing yet
 
     deadline = anyio.current_time() + seconds
     while True:
