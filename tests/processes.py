@@ -64,11 +64,16 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def agents_mcp_http(
-    config: Path, db: Path, *, port: int, env: dict[str, str] | None = None
+    config: Path,
+    db: Path,
+    *,
+    port: int,
+    env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[str]:
     """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL."""
     command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
-    command += ["--db", str(db), "--transport", "http", "--port", str(port)]
+    command += ["--db", str(db), "--transport", "http", "--port", str(port), "--host", host]
     proc = await anyio.open_process(
         command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=None, stderr=None
     )

@@ -184,6 +184,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "tool_result_budget": 50000,
                 "approval_prompt": "structured",
                 "elicitation_timeout": 20.0,
+                "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
             },
@@ -306,6 +307,7 @@ def test_defaults() -> None:
             "tool_result_budget": 50000,
             "approval_prompt": "structured",
             "elicitation_timeout": 20.0,
+            "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
         }
@@ -412,7 +414,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: approval_prompt, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
 """)
 
 

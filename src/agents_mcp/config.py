@@ -413,6 +413,11 @@ class ServerSettings(_Model):
     approval_prompt: Literal["auto", "structured"] = "structured"
     """``auto``: ask inline by elicitation where the client supports it."""
     elicitation_timeout: float = Field(20.0, gt=0, le=600)
+    approver: Literal["model", "person"] = "model"
+    """Who decides approvals for clients that render MCP Apps: ``model`` (the calling model
+    calls ``approve_call``, as for every other client) or ``person`` (``approve_call`` is
+    offered to the view only, where the person presses Approve or Deny). Clients without
+    MCP Apps always get the ``model`` flow."""
     max_depth: int = Field(3, ge=1, le=10)
     """How deep agents may delegate to agents."""
     max_total_llm_requests: int = Field(100, ge=1)

@@ -294,8 +294,12 @@ def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
     return r.model_copy(update={"reply": r.reply[:budget] + note}), full
 
 
-def result_text(r: AgentResult) -> str:
-    """The result for clients that show the model only text."""
+def result_text(r: AgentResult, *, person_decides: bool = False) -> str:
+    """The result for clients that show the model only text.
+
+    ``person_decides``: the client shows the thread view and approvals are the person's
+    (``[server] approver = "person"``), so the model is told to wait rather than decide.
+    """
     lines: list[str] = []
     if r.reply:
         lines += [r.reply, ""]
@@ -309,10 +313,18 @@ def result_text(r: AgentResult) -> str:
             if p.thread_id != r.thread_id:  # asked by a delegated agent
                 where += f", thread_id: {p.thread_id}, asked by {' › '.join(p.via)}"
             lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} ({where})")
-        lines.append(
-            f"Ask the user, then answer each with approve_call(thread_id={r.thread_id!r},"
-            " call_id=…, approve=true|false)."
-        )
+        if person_decides:
+            lines.append(
+                "The person decides each call in the agents-mcp view shown with this result"
+                " (Approve, Deny, Allow for this thread); approve_call is theirs, not yours."
+                " Tell them the agent is waiting for their decision, then call"
+                f" get_thread(thread_id={r.thread_id!r}, wait_seconds=30) for the outcome."
+            )
+        else:
+            lines.append(
+                f"Ask the user, then answer each with approve_call(thread_id={r.thread_id!r},"
+                " call_id=…, approve=true|false)."
+            )
     elif r.status == "running":
         lines.append(
             f"The agent is still working. Call get_thread(thread_id={r.thread_id!r},"

@@ -58,6 +58,9 @@ from agents_mcp.results import (
 from agents_mcp.runtime import open_threads
 from agents_mcp.store import LOCAL_OWNER, resolve_db
 from agents_mcp.threads import Threads
+from agents_mcp.ui import THREAD_UI
+from agents_mcp.ui.apps import add_thread_view, renders_apps
+from agents_mcp.ui.view import ThreadView, thread_view
 
 log = logging.getLogger("agents_mcp.server")
 
@@ -95,12 +98,17 @@ def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 def _agent_tool_result(
-    summary: TurnSummary, budget: int, extend: Callable[[AgentResult], AgentResult] | None = None
+    summary: TurnSummary,
+    budget: int,
+    extend: Callable[[AgentResult], AgentResult] | None = None,
+    *,
+    person_decides: bool = False,
 ) -> ToolResult:
     result, full = fit_reply(agent_result(summary), budget)
     if extend is not None:
         result = extend(result)
-    content: list[ContentBlock] = [TextContent(type="text", text=result_text(result))]
+    text = result_text(result, person_decides=person_decides)
+    content: list[ContentBlock] = [TextContent(type="text", text=text)]
     meta: dict[str, Any] = {META_THREAD_ID: result.thread_id, META_STATUS: result.status}
     if full is not None:
         content.append(
@@ -198,12 +206,17 @@ async def _ask_inline(
     return summary
 
 
-def _chat_description(config: Config) -> str:
+def _chat_description(config: Config, *, person_decides: bool = False) -> str:
+    approval = (
+        "the person decides in the view shown with the result, then call get_thread"
+        if person_decides
+        else "ask the user and call approve_call"
+    )
     head = (
         "Send a message to an agent and get its answer. Each agent has its own model,"
         " instructions and tools. Without thread_id a new conversation starts; pass the"
-        " thread_id of a previous result to continue it. status needs_approval: ask the user"
-        " and call approve_call; status running: call get_thread.\nAgents:\n"
+        f" thread_id of a previous result to continue it. status needs_approval: {approval};"
+        " status running: call get_thread.\nAgents:\n"
     )
     budget = max(40, (_DESCRIPTION_BUDGET - len(head)) // max(1, len(config.agents)))
     lines = []
@@ -236,11 +249,17 @@ def create_server(
     inline = config.server.approval_prompt == "auto"
     ask_timeout = config.server.elicitation_timeout
     progress_interval = config.server.progress_interval
+    person = config.server.approver == "person"
+    running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
         async with open_threads(config, db_path=path, llms=llms, transports=transports) as threads:
-            yield {"threads": threads}
+            running["threads"] = threads
+            try:
+                yield {"threads": threads}
+            finally:
+                running.pop("threads", None)
 
     mcp = FastMCP(
         config.server.name,
@@ -260,6 +279,10 @@ def create_server(
 
     def progress_of(ctx: Context) -> AbstractAsyncContextManager[Progress]:
         return _progress(ctx, progress_interval)
+
+    def person_decides(ctx: Context) -> bool:
+        """approver = "person" and the client shows the view: approvals are not the model's."""
+        return person and renders_apps(ctx)
 
     async def decided(
         ctx: Context, summary: TurnSummary, wait: float, progress: Progress
@@ -313,7 +336,7 @@ def create_server(
                 chain=_incoming_chain(ctx),
             )
             summary = await decided(ctx, summary, wait_seconds, progress)
-        return _agent_tool_result(summary, budget)
+        return _agent_tool_result(summary, budget, person_decides=person_decides(ctx))
 
     @mcp.tool(
         description=(
@@ -352,7 +375,7 @@ def create_server(
                 progress=progress,
             )
             summary = await decided(ctx, summary, wait_seconds, progress)
-        return _agent_tool_result(summary, budget)
+        return _agent_tool_result(summary, budget, person_decides=person_decides(ctx))
 
     @mcp.tool(
         description=(
@@ -396,7 +419,7 @@ def create_server(
                 **r.model_dump(), messages=page[0], messages_before=page[1], children=children
             )
 
-        return _agent_tool_result(summary, budget, extend)
+        return _agent_tool_result(summary, budget, extend, person_decides=person_decides(ctx))
 
     @mcp.tool(
         description=(
@@ -416,7 +439,7 @@ def create_server(
         thread_id: Annotated[str, Field(description="The thread to stop")], ctx: Context
     ) -> ToolResult:
         summary = await threads_of(ctx).cancel(owner=_owner(), thread_id=thread_id)
-        return _agent_tool_result(summary, budget)
+        return _agent_tool_result(summary, budget, person_decides=person_decides(ctx))
 
     @mcp.resource(
         "agents-mcp://threads/{thread_id}",
@@ -465,6 +488,45 @@ def create_server(
             next_cursor=next_cursor,
         )
 
+    @mcp.tool(
+        description=(
+            "For the agents-mcp view: the thread's result (as get_thread) with the steps of"
+            " its latest turn. With since (a previous version), waits up to wait_seconds"
+            " for something to change."
+        ),
+        output_schema=ThreadView.model_json_schema(),
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        meta={"ui": {"resourceUri": THREAD_UI, "visibility": ["app"]}},
+    )
+    @_tool_errors
+    async def watch_thread(
+        thread_id: Annotated[str, Field(description="The thread to show")],
+        ctx: Context,
+        since: Annotated[str | None, Field(description="version of the view shown now")] = None,
+        wait_seconds: Annotated[
+            float, Field(description="Seconds to wait for a change", ge=0, le=60)
+        ] = 0.0,
+    ) -> ToolResult:
+        view = await thread_view(
+            threads_of(ctx),
+            owner=_owner(),
+            thread_id=thread_id,
+            budget=budget,
+            since=since,
+            wait=wait_seconds,
+        )
+        text = f"[thread_id: {view.thread_id} · status: {view.status} · version: {view.version}]"
+        meta = {META_THREAD_ID: view.thread_id, META_STATUS: view.status}
+        return ToolResult(content=text, structured_content=view, meta=meta)
+
+    add_thread_view(
+        mcp,
+        lambda: running["threads"],
+        owner=_owner,
+        auth_required=auth is not None,
+        person_decides=person,
+        chat_description=_chat_description(config, person_decides=True),
+    )
     return mcp
 
 
