@@ -52,6 +52,25 @@ async def test_a_dead_stdio_server_is_restarted_on_the_next_call() -> None:
     assert "stopped during the call" in crashed.text
 
 
+async def test_a_late_reset_of_a_dead_session_leaves_the_new_one_alone() -> None:
+    """Two calls failing on one dead session both reset it; the second reset may come
+    after a third call connected afresh: it must not close that healthy session."""
+    servers = Downstreams.from_config({"notes": stdio()})
+    notes = servers.servers["notes"]
+    try:
+        with anyio.fail_after(30):
+            await notes.call("pid", {})
+            dead = notes._client
+            crashed = await notes.call("crash", {})
+            fresh = await notes.call("pid", {})
+            await notes._reset(dead)  # the other failed call's reset, arriving late
+            again = await notes.call("pid", {})
+    finally:
+        await servers.aclose()
+    assert not crashed.ok and fresh.ok and again.ok
+    assert again.text == fresh.text  # the same process answered: nothing was closed
+
+
 async def test_stdio_children_get_only_the_declared_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -121,8 +121,9 @@ class DownstreamServer:
             client = await self._connected()
             try:
                 self._tools = list(await client.list_tools())
-            except Exception:
-                await self._reset()
+            except Exception as exc:
+                if _is_dead(exc, client):
+                    await self._reset(client)
                 raise
         return self._tools
 
@@ -133,15 +134,14 @@ class DownstreamServer:
         try:
             client = await self._connected()
         except Exception as exc:
-            await self._reset()
             return ToolOutput(
                 text=f"Error: server {self.name!r} is unavailable: {_why(exc)}", ok=False
             )
         try:
             result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
         except Exception as exc:
-            if _is_dead(exc):
-                await self._reset()
+            if _is_dead(exc, client):
+                await self._reset(client)
                 return ToolOutput(
                     text=f"Error: server {self.name!r} stopped during the call ({_why(exc)});"
                     " it will be restarted on the next call",
@@ -155,8 +155,13 @@ class DownstreamServer:
             meta=result.meta,
         )
 
-    async def _reset(self) -> None:
+    async def _reset(self, failed: Client[Any] | None) -> None:
+        """Forget the session ``failed`` (None: whichever is current), so the next call
+        connects again. A late reset for a session already replaced is ignored: it must
+        not close the fresh, healthy one."""
         async with self._lock:
+            if failed is not None and self._client is not failed:
+                return
             client, self._client, self._tools = self._client, None, None
         if client is not None:
             with anyio.move_on_after(5, shield=True):
@@ -166,7 +171,7 @@ class DownstreamServer:
                     log.debug("%s: close failed: %s", self.name, exc)
 
     async def aclose(self) -> None:
-        await self._reset()
+        await self._reset(None)
 
 
 class Downstreams:
@@ -293,10 +298,16 @@ def result_text(result: mt.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def _is_dead(exc: BaseException) -> bool:
+def _is_dead(exc: BaseException, client: Client[Any]) -> bool:
+    """Whether the session is gone, from its state rather than from message text."""
+    from mcp import MCPError
+    from mcp_types.jsonrpc import CONNECTION_CLOSED
+
     if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError):
         return True
-    return "connection closed" in str(exc).lower() or "not connected" in str(exc).lower()
+    if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
+        return True
+    return not client.is_connected()
 
 
 def _why(exc: BaseException) -> str:

@@ -33,7 +33,7 @@ from pydantic import Field, JsonValue
 
 from agents_mcp import __version__
 from agents_mcp.config import Config
-from agents_mcp.errors import ClientError, ConfigError, InvalidRequest
+from agents_mcp.errors import ClientError, ConfigError, InvalidRequest, StoreError
 from agents_mcp.llm import LLM
 from agents_mcp.loop import CHAIN_META, Link, Progress, TurnSummary
 from agents_mcp.progress import relayed
@@ -85,7 +85,8 @@ def token_owner(token: str) -> str:
 
 
 def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Map the exception tree to MCP: client mistakes become tool errors with our message."""
+    """Map the exception tree to MCP: client mistakes become tool errors with our message,
+    and so does a failing database (its message names the cause: full, read-only, …)."""
 
     @wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -93,6 +94,9 @@ def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except ClientError as exc:
             raise ToolError(str(exc)) from exc
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise ToolError(f"agents-mcp could not use its thread database: {exc}") from exc
 
     return wrapper
 
