@@ -18,7 +18,7 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp import remote
-from agents_mcp.errors import BudgetExceeded, MaxIterations, RunError
+from agents_mcp.errors import BudgetExceeded, MaxIterations, RunError, internal_error
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
 from agents_mcp.store import Approval, Store, StoredMessage, Thread, digest, now
@@ -216,8 +216,7 @@ def _run_error(exc: Exception, thread_id: str) -> RunError:
         exc = exc.exceptions[0]  # a task group around one failing call
     if isinstance(exc, RunError):
         return exc
-    log.exception("run of thread %s crashed", thread_id, exc_info=exc)
-    return RunError(f"internal error: {type(exc).__name__}: {exc}")
+    return internal_error(exc, f"run of thread {thread_id}")
 
 
 async def step(r: Run) -> Step:
