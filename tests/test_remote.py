@@ -57,7 +57,7 @@ async def two_servers(
         }
         second_servers: dict[str, Any] = {"notes": notes}
         if loop_back:
-            second_servers["back"] = {"url": url1}
+            second_servers["back"] = {"url": url1, "kind": "agents-mcp"}
         cfg2 = server_config(
             fake2,
             "researcher",
@@ -65,7 +65,10 @@ async def two_servers(
             {"always": ["notes__write_note"], "default": "never"},
         )
         cfg1 = server_config(
-            fake1, "orchestrator", {"peer": {"url": url2, "protocol": "auto"}}, "never"
+            fake1,
+            "orchestrator",
+            {"peer": {"url": url2, "protocol": "auto", "kind": "agents-mcp"}},
+            "never",
         )
         env = {"DOWNSTREAM_LOG": str(log)}
         c2 = write_config(tmp_path / "two.json", cfg2)
