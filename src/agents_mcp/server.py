@@ -33,6 +33,7 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, JsonValue
+from starlette.applications import Starlette
 
 from agents_mcp import __version__
 from agents_mcp.access import Access
@@ -546,7 +547,11 @@ async def serve(
         await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
         return
     auth = http_auth(config, host=host, port=port)
-    await run_http(create_server(config, db_path=db_path, auth=auth), host=host, port=port)
+    app = http_app(create_server(config, db_path=db_path, auth=auth), host=host)
+    import uvicorn
+
+    server = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    await uvicorn.Server(server).serve()
 
 
 def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
@@ -578,13 +583,8 @@ def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
     return server_auth(settings, host=host, port=port)
 
 
-async def run_http(mcp: FastMCP, *, host: str, port: int, sockets: Any = None) -> None:
-    """Serve ``mcp`` over streamable HTTP (``sockets``: already bound, for tests)."""
-    await mcp.run_http_async(
-        show_banner=False,
-        host=host,
-        port=port,
-        log_level="warning",
-        host_origin_protection="auto",
-        sockets=sockets,
-    )
+def http_app(mcp: FastMCP, *, host: str) -> Starlette:
+    """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
+    the auth routes, and Host/Origin checks against DNS rebinding when bound to loopback."""
+    allowed = [host] if is_loopback(host) else None
+    return mcp.http_app(path="/mcp", host_origin_protection="auto", allowed_hosts=allowed)
