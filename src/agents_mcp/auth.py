@@ -71,13 +71,15 @@ def token_owner(token: str) -> str:
     return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def _access_token(token: str, owner: str, roles: Sequence[str], **claims: Any) -> AccessToken:
+def _access_token(
+    token: str, owner: str, roles: Sequence[str], claims: Mapping[str, Any] | None = None
+) -> AccessToken:
     return AccessToken(
         token=token,
         client_id=owner,
         scopes=[],
         subject=owner,
-        claims={**claims, OWNER_CLAIM: owner, ROLES_CLAIM: list(roles)},
+        claims={**(claims or {}), OWNER_CLAIM: owner, ROLES_CLAIM: list(roles)},
     )
 
 
@@ -167,8 +169,7 @@ def _claims_to_owner(
         return None
     raw = claims.get(config.roles_claim) or []
     roles = raw.split() if isinstance(raw, str) else [str(r) for r in raw if isinstance(r, str)]
-    token_claims = {k: v for k, v in claims.items() if k not in (OWNER_CLAIM, ROLES_CLAIM)}
-    checked = _access_token(token, owner, roles, **token_claims)
+    checked = _access_token(token, owner, roles, claims)
     return checked.model_copy(update={"expires_at": int(exp)})
 
 
