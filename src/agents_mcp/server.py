@@ -550,8 +550,11 @@ async def serve(
     app = http_app(create_server(config, db_path=db_path, auth=auth), host=host)
     import uvicorn
 
-    server = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    await uvicorn.Server(server).serve()
+    # As fastmcp's run_http_async: open streams (a legacy client's GET) get 2 s to close.
+    settings = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    await uvicorn.Server(settings).serve()
 
 
 def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
