@@ -369,3 +369,18 @@ def test_token_config_errors(tmp_path: Path) -> None:
             "server.tokens.local: the owner name 'local' is reserved for stdio, the CLI and loopback HTTP without tokens",
         ]
     )
+
+
+def test_roles_come_from_the_roles_claim_whatever_its_shape() -> None:
+    from agents_mcp.auth import ROLES_CLAIM, _claims_to_owner
+    from agents_mcp.config import JWTConfig
+
+    jwt = JWTConfig(public_key="-----BEGIN PUBLIC KEY-----", issuer=ISSUER, audience=AUDIENCE)
+    base = {"sub": "dana", "exp": time.time() + 60}
+    shapes: list[Any] = ["a b", ["a", 1, "b"], {"a": True}, 7, None]
+    found = []
+    for shape in shapes:
+        token = _claims_to_owner("t", {**base, "roles": shape}, jwt)
+        assert token is not None and token.subject == "dana"
+        found.append(token.claims[ROLES_CLAIM])
+    assert found == [["a", "b"], ["a", "b"], [], [], []]

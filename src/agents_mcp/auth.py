@@ -167,8 +167,11 @@ def _claims_to_owner(
     if not isinstance(owner, str) or not owner.strip() or owner == LOCAL_OWNER:
         log.info("JWT refused: claim %r is not a usable owner name", config.owner_claim)
         return None
-    raw = claims.get(config.roles_claim) or []
-    roles = raw.split() if isinstance(raw, str) else [str(r) for r in raw if isinstance(r, str)]
+    raw = claims.get(config.roles_claim)
+    if isinstance(raw, str):  # some servers send "a b c", like the scope claim
+        roles = raw.split()
+    else:
+        roles = [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else []
     checked = _access_token(token, owner, roles, claims)
     return checked.model_copy(update={"expires_at": int(exp)})
 
