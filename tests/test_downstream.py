@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -116,3 +117,32 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
     assert after == ["grow", "fresh"]
     assert [t.name for t in again] == offered == ["live__grow"]
     assert offered_after == ["live__grow", "live__fresh"]
+
+
+def test_why_a_call_failed_is_short_and_names_no_exception_class(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from agents_mcp.downstream import _why
+
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "x")])
+    reasons = [
+        _why(OSError(111, "Connection refused"), "s"),
+        _why(RuntimeError("Client failed to connect: [Errno 111] Connection refused"), "s"),
+        _why(group, "s"),
+        _why(TimeoutError(), "s"),
+        _why(ValueError("first line\nTraceback (most recent call last): ..."), "s"),
+        _why(ValueError("y" * 500), "s")[-3:],
+    ]
+    assert reasons == [
+        "Connection refused",
+        "Client failed to connect: Connection refused",
+        "x",
+        "timed out",
+        "first line",
+        "yy…",
+    ]
+    with caplog.at_level(logging.ERROR, "agents_mcp"):
+        silent = _why(KeyError(), "server s: calling t")
+    assert silent.startswith("internal error (id err_") and "KeyError" not in silent
+    (record,) = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is KeyError

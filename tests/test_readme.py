@@ -26,8 +26,10 @@ from agents_mcp.config import (
     AgentParams,
     ApprovalRules,
     DownstreamServerConfig,
+    JWTConfig,
     ModelConfig,
     ServerSettings,
+    TokenConfig,
     config_from_dict,
     load_config,
 )
@@ -164,6 +166,8 @@ def test_every_config_key_is_documented() -> None:
         AgentParams,
         ApprovalRules,
         ServerSettings,
+        TokenConfig,
+        JWTConfig,
     ]
     keys = {f.alias or n for m in models for n, f in m.model_fields.items()}
     missing = sorted(k for k in keys if f"`{k}`" not in text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag
@@ -75,6 +76,9 @@ def walk(loc: Loc, root: type[BaseModel]) -> tuple[Loc, type[BaseModel] | None]:
             if part in members:
                 tp = members[part]
                 continue
+        if get_origin(tp) in (Union, UnionType):  # ``X | None``: the key belongs to X
+            present = [m for m in get_args(tp) if m is not type(None)]
+            tp = present[0] if len(present) == 1 else tp
         if part == "[key]":  # the dict key itself was invalid; the path already ends with it
             continue
         path.append(part)
@@ -94,6 +98,7 @@ def keys(model: type[BaseModel]) -> list[str]:
 
 
 _PLAIN = {"missing": "required key is missing", "string_too_short": "must not be empty"}
+_PLAIN |= {"too_short": "must not be empty"}
 _PLAIN |= dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "expected an integer")
 _PLAIN |= dict.fromkeys(("float_type", "float_parsing"), "expected a number")
 _PLAIN |= dict.fromkeys(("dict_type", "model_type"), "expected a table")

@@ -252,7 +252,7 @@ def _serve(args: argparse.Namespace, console: Console | None) -> int:
     from agents_mcp.server import is_loopback, serve
 
     config = _load(args.config)
-    if args.transport == "stdio" or is_loopback(args.host) or config.server.auth_tokens:
+    if args.transport == "stdio" or is_loopback(args.host) or config.server.authenticates:
         where = "stdio" if args.transport == "stdio" else f"http://{args.host}:{args.port}/mcp"
         db = _db_path(config, args.db)
         # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their logs.

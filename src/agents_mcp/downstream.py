@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
 
 from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
+from agents_mcp.errors import internal_error
 from agents_mcp.toolsets import ToolInfo, ToolOutput, llm_tool_names
 
 log = logging.getLogger("agents_mcp.downstream")
@@ -134,25 +136,26 @@ class DownstreamServer:
         try:
             client = await self._connected()
         except Exception as exc:
-            return ToolOutput(
-                text=f"Error: server {self.name!r} is unavailable: {_why(exc)}", ok=False
-            )
+            why = _why(exc, f"{self.name}: connecting")
+            return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {why}", ok=False)
         try:
             result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
         except Exception as exc:
+            why = _why(exc, f"{self.name}: calling {tool}")
             if _is_dead(exc, client):
                 await self._reset(client)
                 return ToolOutput(
-                    text=f"Error: server {self.name!r} stopped during the call ({_why(exc)});"
+                    text=f"Error: server {self.name!r} stopped during the call ({why});"
                     " it will be restarted on the next call",
                     ok=False,
                 )
-            return ToolOutput(text=f"Error: {_why(exc)}", ok=False)
+            return ToolOutput(text=f"Error: {why}", ok=False)
         return ToolOutput(
             text=result_text(result),
             ok=not result.is_error,
             structured=result.structured_content,
             meta=result.meta,
+            peer=self.config.kind == "agents-mcp",
         )
 
     async def _reset(self, failed: Client[Any] | None) -> None:
@@ -229,7 +232,7 @@ class AgentToolset:
             try:
                 found[server.name] = await server.tools()
             except Exception as exc:
-                log.warning("%s: cannot list tools: %s", server.name, _why(exc))
+                log.warning("%s: cannot list tools: %s", server.name, exc, exc_info=exc)
 
         missing = [s for s in self._servers.values() if s.cached_tools is None]
         if len(missing) == 1:
@@ -266,6 +269,7 @@ class AgentToolset:
                 description=tool.description or tool.title or tool.name,
                 parameters=tool.input_schema,
                 read_only=bool(tool.annotations and tool.annotations.read_only_hint),
+                peer=self._servers[server].config.kind == "agents-mcp",
             )
             for server, tool in pairs
         ]
@@ -310,5 +314,23 @@ def _is_dead(exc: BaseException, client: Client[Any]) -> bool:
     return not client.is_connected()
 
 
-def _why(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_WHY_CHARS = 300
+
+
+def _why(exc: BaseException, where: str) -> str:
+    """Why a call failed, for the model: the exception's own first line, shortened.
+
+    Never its class name or traceback: those go to the log (at INFO, under ``where``).
+    A failure without any text gets an error id instead (see ``errors.internal_error``).
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    log.info("%s failed: %s", where, exc, exc_info=exc)
+    if isinstance(exc, TimeoutError):  # anyio's fail_after: no text of its own
+        return "timed out"
+    lines = _ERRNO.sub("", str(exc)).strip().splitlines()
+    if not lines:
+        return str(internal_error(exc, where))
+    text = lines[0].strip()
+    return text if len(text) <= _WHY_CHARS else text[: _WHY_CHARS - 1] + "…"

@@ -22,7 +22,14 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp import remote
-from agents_mcp.errors import BudgetExceeded, LostClaim, MaxIterations, RunError, StoreError
+from agents_mcp.errors import (
+    BudgetExceeded,
+    LostClaim,
+    MaxIterations,
+    RunError,
+    StoreError,
+    internal_error,
+)
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
 from agents_mcp.store import (
@@ -253,8 +260,7 @@ def _run_error(exc: Exception, thread_id: str) -> RunError:
         raise exc
     if isinstance(exc, RunError):
         return exc
-    log.exception("run of thread %s crashed", thread_id, exc_info=exc)
-    return RunError(f"internal error: {type(exc).__name__}: {exc}")
+    return internal_error(exc, f"run of thread {thread_id}")
 
 
 async def step(r: Run) -> Step:
