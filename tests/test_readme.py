@@ -17,10 +17,10 @@ import pytest
 from fastmcp import Client
 from pydantic import BaseModel
 
-from agents_mcp._check import check
-from agents_mcp._starter import write_starter
-from agents_mcp._terminal import Console
-from agents_mcp.cli import build_parser
+from agents_mcp.cli.check import check
+from agents_mcp.cli.commands import build_parser
+from agents_mcp.cli.starter import write_starter
+from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
     AgentConfig,
     AgentParams,

@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 
-from agents_mcp._terminal import Console
+from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
     SEPARATOR,
     AgentConfig,

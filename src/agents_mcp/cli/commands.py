@@ -23,7 +23,7 @@ from agents_mcp import __version__
 from agents_mcp.errors import AgentsMCPError, ClientError, ConfigError, Conflict, InvalidRequest
 
 if TYPE_CHECKING:
-    from agents_mcp._terminal import Console
+    from agents_mcp.cli.terminal import Console
     from agents_mcp.config import Config
 
 DEFAULT_CONFIG = "agents.toml"
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("AGENTS_MCP_PYTHON", sys.executable)
     console = None
     if args.command != "serve":
-        from agents_mcp._terminal import Console
+        from agents_mcp.cli.terminal import Console
 
         console = Console()
     _logging(debug, console)
@@ -270,7 +270,7 @@ def _serve(args: argparse.Namespace, console: Console | None) -> int:
 
 
 def _chat(args: argparse.Namespace, console: Console | None) -> int:
-    from agents_mcp._chat import chat
+    from agents_mcp.cli.chat import chat
 
     assert console is not None
     config = _load(args.config)
@@ -290,7 +290,7 @@ def _chat(args: argparse.Namespace, console: Console | None) -> int:
 
 
 def _threads(args: argparse.Namespace, console: Console | None) -> int:
-    from agents_mcp._history import list_threads
+    from agents_mcp.cli.history import list_threads
 
     assert console is not None
     if args.limit < 1:
@@ -310,7 +310,7 @@ def _threads(args: argparse.Namespace, console: Console | None) -> int:
 
 
 def _show(args: argparse.Namespace, console: Console | None) -> int:
-    from agents_mcp._history import show_thread
+    from agents_mcp.cli.history import show_thread
 
     assert console is not None
     db = _history_db(args)
@@ -320,7 +320,7 @@ def _show(args: argparse.Namespace, console: Console | None) -> int:
 
 
 def _check(args: argparse.Namespace, console: Console | None) -> int:
-    from agents_mcp._check import check
+    from agents_mcp.cli.check import check
 
     assert console is not None
     return anyio.run(
@@ -329,7 +329,7 @@ def _check(args: argparse.Namespace, console: Console | None) -> int:
 
 
 def _init(args: argparse.Namespace, console: Console | None) -> int:
-    from agents_mcp._starter import next_steps, write_starter
+    from agents_mcp.cli.starter import next_steps, write_starter
 
     assert console is not None
     written = write_starter(Path(args.path))

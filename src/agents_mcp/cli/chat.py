@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from agents_mcp._terminal import Console, LineReader
+from agents_mcp.cli.terminal import Console, LineReader
 from agents_mcp.config import Config
 from agents_mcp.errors import InvalidRequest
 from agents_mcp.loop import RunEvent, TurnSummary
