@@ -1,143 +1,20 @@
-"""The ``agents-mcp`` command through its real entry point, in subprocesses.
-
-Models are scripted behind a Chat Completions fake on loopback that lives in the test's
-event loop (so the CLI runs with ``anyio.run_process``, never a blocking call), and the
-downstream server is the real tests/downstream_server.py over stdio.
-"""
+"""``agents-mcp chat``, ``threads`` and ``show``, through the real entry point."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
 from inline_snapshot import snapshot
 
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer, Fault
-from tests.conftest import DOWNSTREAM
-from tests.processes import ROOT, write_config
+from tests.cli.runner import agents_mcp, all_of, helper_config, scrub
+from tests.processes import write_config
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-async def agents_mcp(
-    *args: str, tmp_path: Path, input: str | None = None, cwd: Path = ROOT, **env: str
-) -> Ran:
-    """Run ``python -m agents_mcp ARGS`` to completion (bounded); never in the user's dirs."""
-    environ = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), **env}
-    environ.pop("AGENTS_MCP_CONFIG", None)
-    with anyio.fail_after(90):
-        proc = await anyio.run_process(
-            [sys.executable, "-m", "agents_mcp", *args],
-            input=None if input is None else input.encode(),
-            check=False,
-            cwd=cwd,
-            env=environ,
-        )
-    return Ran(proc.returncode or 0, proc.stdout.decode(), proc.stderr.decode())
-
-
-async def all_of(runs: dict[str, Awaitable[Ran]]) -> dict[str, Ran]:
-    """Run several commands at once (each is a process: they overlap well)."""
-    done: dict[str, Ran] = {}
-
-    async def one(key: str, run: Awaitable[Ran]) -> None:
-        done[key] = await run
-
-    async with anyio.create_task_group() as tg:
-        for key, run in runs.items():
-            tg.start_soon(one, key, run)
-    return {k: done[k] for k in runs}
-
-
-def scrub(text: str, *known: tuple[str, str]) -> str:
-    """Replace what changes between runs: ids, times, paths, ports."""
-    for value, name in known:
-        text = text.replace(value, name)
-    # Same lengths as the originals, so columns stay aligned.
-    text = re.sub(r"th_[A-Za-z0-9_-]{24}", "th_" + "x" * 24, text)
-    text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?Z", _zeros, text)
-    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
-
-
-def _zeros(m: re.Match[str]) -> str:
-    return re.sub(r"\d", "0", m[0])
-
-
-def helper_config(base_url: str, *, policy: Any = "read_only", **extra: Any) -> dict[str, Any]:
-    return {
-        "mcpServers": {
-            "notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]},
-            **extra.pop("servers", {}),
-        },
-        "models": {"main": {"base_url": base_url, "model": "fake-model"}},
-        "agents": {
-            "helper": {
-                "description": "Takes notes",
-                "model": "main",
-                "servers": ["notes"],
-                "require_approval": policy,
-                **extra,
-            }
-        },
-    }
-
-
-COMMANDS = ["serve", "chat", "threads", "show", "check", "init"]
-
-
-@pytest.mark.parametrize("command", [None, *COMMANDS])
-async def test_every_command_has_help(tmp_path: Path, command: str | None) -> None:
-    ran = await agents_mcp(*([command] if command else []), "--help", tmp_path=tmp_path)
-    assert ran.code == 0
-    assert ran.out.startswith(f"usage: agents-mcp {command or ''}".rstrip())
-    assert ran.err == ""
-
-
-async def test_usage_and_config_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.toml"
-    broken.write_text('[agents.a]\nmodel = "nope"\n')
-    argvs = {
-        "no command": [],
-        "missing file": ["chat", "a", "hi", "--config", "nope.toml"],
-        "invalid file": ["serve", "--config", str(broken)],
-        "unknown thread": ["show", "th_nope", "--db", str(tmp_path / "t.db")],
-        "bad option": ["threads", "--limit", "x"],
-        "debug": ["--debug", "serve", "--config", "nope.toml"],
-    }
-    runs = await all_of({k: agents_mcp(*argv, tmp_path=tmp_path) for k, argv in argvs.items()})
-    debug = runs.pop("debug")
-    assert {k: r.code for k, r in runs.items()} == dict.fromkeys(runs, 2)
-    assert all(r.out == "" and "Traceback" not in r.err for r in runs.values())
-    assert scrub(runs["missing file"].err) == snapshot("agents-mcp: nope.toml: no such file\n")
-    assert scrub(runs["invalid file"].err, (str(tmp_path), "<tmp>")) == snapshot(
-        """\
-agents-mcp: <tmp>/broken.toml: agents.a.description: required key is missing
-<tmp>/broken.toml: agents.a.model: unknown model 'nope'; valid: (none defined)
-"""
-    )
-    assert scrub(runs["unknown thread"].err, (str(tmp_path), "<tmp>")) == snapshot(
-        "agents-mcp: thread 'th_nope' not found (no database at <tmp>/t.db)\n"
-    )
-    assert runs["bad option"].err.splitlines()[-1] == snapshot(
-        "agents-mcp threads: error: argument --limit: invalid int value: 'x'"
-    )
-    assert debug.code == 1 and "Traceback" in debug.err
 
 
 async def test_chat_streams_asks_for_approval_and_shares_the_thread_database(
@@ -169,7 +46,7 @@ async def test_chat_streams_asks_for_approval_and_shares_the_thread_database(
     }
   approve? [y]es, [n]o (or: n <reason>), [a]lways for this tool in this thread: y
 → calling notes__write_note
-thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx`)
+thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx --config <tmp>/agents.json --db <tmp>/threads.db`)
 """
     )
     executed = [json.loads(line) for line in log.read_text().splitlines()]
@@ -262,8 +139,8 @@ async def test_interactive_chat_an_undecided_call_and_continuing_the_thread(
     assert (first.code, first.out) == (1, "one\n")
     assert scrub(first.err).splitlines()[-2:] == snapshot(
         [
-            "agents-mcp: undecided, the run waits for approval (call w1)",
-            "thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx`)",
+            "    `agents-mcp approve th_xxxxxxxxxxxxxxxxxxxxxxxx w1 --config <tmp>/agents.json --db <tmp>/threads.db` (or --deny REASON)",
+            "thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx --config <tmp>/agents.json --db <tmp>/threads.db`)",
         ]
     )
     assert scrub(waiting.out) == snapshot("""\
@@ -327,7 +204,7 @@ async def test_chat_asks_about_the_calls_of_delegated_agents(tmp_path: Path) -> 
     }
   approve? [y]es, [n]o (or: n <reason>), [a]lways for this tool in this thread: y
 → helper › calling notes__write_note
-thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat boss --thread th_xxxxxxxxxxxxxxxxxxxxxxxx`)
+thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat boss --thread th_xxxxxxxxxxxxxxxxxxxxxxxx --config <tmp>/agents.json --db <tmp>/threads.db`)
 """)
     boss = re.findall(r"th_[A-Za-z0-9_-]{24}", ran.err)[-1]
     runs = await all_of(
@@ -379,144 +256,6 @@ async def test_a_failed_run_exits_1_with_the_reason(tmp_path: Path) -> None:
     assert scrub(ran.err) == snapshot(
         """\
 agents-mcp: the run failed (llm_error): LLM request failed: HTTP 401 from http://127.0.0.1:<port>/v1: Incorrect API key
-thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx`)
+thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx --config <tmp>/agents.json --db <tmp>/t.db`)
 """
-    )
-
-
-async def test_check_reports_each_server_and_model_with_fixes(tmp_path: Path) -> None:
-    demo_server = str(ROOT / "examples" / "demo_server.py")
-    fake = FakeChatServer(ScriptedLLM("ok"))
-    async with fake.serve() as base_url:
-        data = {
-            "mcpServers": {
-                "demo": {"command": sys.executable, "args": [demo_server]},
-                "broken": {"command": "no-such-command-agents-mcp"},
-            },
-            "models": {
-                "main": {"base_url": base_url, "model": "fake-model", "api_key": "${CHECK_KEY:-}"},
-                "demo": {"provider": "demo"},
-            },
-            "agents": {
-                "helper": {
-                    "description": "Takes notes",
-                    "model": "main",
-                    "servers": ["demo", "broken"],
-                    "tools": {"demo": ["list_notes", "add_note", "delete_all"]},
-                    "require_approval": {"default": "read_only", "always": ["demo__add_nte"]},
-                    "personalities": {"terse": "Short.", "chatty": "Long."},
-                    "default_personality": "terse",
-                }
-            },
-        }
-        cfg = write_config(tmp_path / "agents.json", data)
-        ran = await agents_mcp("check", "--config", str(cfg), tmp_path=tmp_path)
-    assert fake.requests[0]["messages"] == [{"role": "user", "content": "Reply with: ok"}]
-    assert ran.code == 1
-    known = [(str(cfg), "<config>"), (demo_server, "<demo_server>"), (sys.executable, "<python>")]
-    assert scrub(ran.out, *known) == snapshot("""\
-Checking <config>
-
-✓ config         1 agent(s), 2 server(s), 2 model(s)
-· env CHECK_KEY  not set; its default is used
-✓ server demo    2 tool(s) · <python> <demo_server>
-✗ server broken  cannot start 'no-such-command-agents-mcp': not found
-                 fix: install it, or put its absolute path in mcpServers.broken.command
-✓ model main     fake-model at http://127.0.0.1:<port>/v1 answered
-✓ model demo     demo: built in, needs no endpoint
-
-agent helper · model main · servers demo, broken
-  personalities: terse (default), chatty
-  demo__list_notes  read-only  runs without approval
-  demo__add_note               needs approval
-  (broken: unavailable, see above)
-✗ agent helper  tools.demo lists 'delete_all', which demo does not offer
-                fix: valid: add_note, list_notes
-✗ agent helper  require_approval rule 'demo__add_nte' names no tool of demo
-                fix: valid: demo__add_note, demo__list_notes
-
-3 problem(s) found.
-""")
-
-
-async def test_check_stops_at_an_invalid_config_with_exit_code_2(tmp_path: Path) -> None:
-    data = helper_config("http://127.0.0.1:9/v1")
-    data["models"]["main"]["api_key"] = "${CHECK_MISSING_KEY}"
-    data["agents"]["helper"]["max_iterations"] = "many"
-    cfg = write_config(tmp_path / "agents.json", data)
-    ran = await agents_mcp("check", "--config", str(cfg), tmp_path=tmp_path)
-    assert ran.code == 2
-    assert scrub(ran.out, (str(cfg), "<config>")) == snapshot(
-        """\
-Checking <config>
-
-✗ env CHECK_MISSING_KEY  not set
-                         fix: export CHECK_MISSING_KEY=… before starting
-✗ config                 agents.helper.max_iterations: expected an integer
-                         fix: edit <config>
-
-2 problem(s): the configuration is invalid.
-"""
-    )
-
-
-async def test_init_writes_a_starter_that_passes_check(tmp_path: Path) -> None:
-    ran = await agents_mcp("init", tmp_path=tmp_path, cwd=tmp_path)
-    assert ran.code == 0
-    written = tmp_path / "agents.toml"
-    entry = json.loads(ran.out[ran.out.index("{") : ran.out.rindex("}") + 1])["mcpServers"][
-        "agents"
-    ]
-    assert Path(entry["command"]).is_absolute() and await anyio.Path(entry["command"]).exists()
-    assert entry["args"][-3:] == ["serve", "--config", str(written.resolve())]
-    assert scrub(
-        ran.out, (str(written.resolve()), "<config>"), (entry["command"], "<cmd>")
-    ) == snapshot(
-        """\
-Wrote <config>
-
-Next:
-  agents-mcp check --config agents.toml --offline
-  agents-mcp chat demo "hello" --config agents.toml
-
-Claude Desktop: add this to claude_desktop_config.json (Settings → Developer →
-Edit Config), then restart Claude Desktop:
-
-{
-  "mcpServers": {
-    "agents": {
-      "command": "<cmd>",
-      "args": [
-        "serve",
-        "--config",
-        "<config>"
-      ]
-    }
-  }
-}
-
-Claude Code:
-
-  claude mcp add agents -- <cmd> serve --config <config>
-"""
-    )
-    again = await agents_mcp("init", tmp_path=tmp_path, cwd=tmp_path)
-    assert (again.code, again.err) == (
-        2,
-        "agents-mcp: agents.toml already exists; not overwriting it (choose another PATH)\n",
-    )
-    checked = await agents_mcp("check", "--offline", tmp_path=tmp_path, cwd=tmp_path)
-    assert checked.code == 0, checked.out + checked.err
-    assert checked.out.endswith("All checks passed.\n")
-
-
-async def test_serve_keeps_stdout_for_the_protocol(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path / "agents.json", helper_config("http://127.0.0.1:9/v1"))
-    db = tmp_path / "threads.db"
-    ran = await agents_mcp(
-        "serve", "--config", str(cfg), "--db", str(db), input="", tmp_path=tmp_path
-    )
-    assert (ran.code, ran.out) == (0, "")
-    assert scrub(ran.err, (str(db), "<db>")) == snapshot(
-        "agents-mcp 0.1.0: 1 agent(s) (helper) on stdio; threads in <db>\n"
     )
