@@ -7,9 +7,14 @@ downstream server is the real tests/downstream_server.py over stdio.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import pty
 import re
+import subprocess
 import sys
+import termios
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,3 +109,80 @@ def helper_config(base_url: str, *, policy: Any = "read_only", **extra: Any) -> 
             }
         },
     }
+
+
+class Terminal:
+    """``agents-mcp ARGS`` in a pseudo-terminal, as a user's shell runs it: the process
+    leads its own session with the pty as its controlling terminal, so ``^C`` typed into
+    the pty reaches it as SIGINT through the line discipline."""
+
+    def __init__(self, *args: str, tmp_path: Path, cwd: Path = ROOT, **env: str) -> None:
+        self.master, slave = pty.openpty()
+        self.output = b""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agents_mcp", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env=scratch_env(tmp_path, TERM="xterm", COLUMNS="100", **env),
+            start_new_session=True,
+            preexec_fn=_take_terminal,
+        )
+        os.close(slave)
+
+    async def read_until(self, text: str, seconds: float = 60) -> str:
+        """Everything the terminal showed, once ``text`` is among it."""
+        with anyio.fail_after(seconds):
+            while text.encode() not in self.output:
+                await anyio.wait_readable(self.master)
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # the process closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{text!r} never came; got {self.text()!r}")
+                self.output += chunk
+        return self.text()
+
+    async def listening(self, port: int) -> None:
+        """Once the process accepts connections on ``port`` (a bounded poll: the CLI
+        binds its own socket)."""
+        with anyio.fail_after(60):
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"exited before listening: {self.text()!r}")
+                try:
+                    stream = await anyio.connect_tcp("127.0.0.1", port)
+                except OSError:
+                    await anyio.sleep(0.05)
+                    continue
+                await stream.aclose()
+                return
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    async def exit_code(self, seconds: float = 30) -> int:
+        code = await anyio.to_thread.run_sync(lambda: self.proc.wait(timeout=seconds))
+        os.set_blocking(self.master, False)
+        with contextlib.suppress(OSError):  # collect what it wrote last
+            while True:
+                chunk = os.read(self.master, 65536)
+                if not chunk:
+                    break
+                self.output += chunk
+        return code
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace").replace("\r\n", "\n")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        os.close(self.master)
+
+
+def _take_terminal() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: stdin's pty becomes ours

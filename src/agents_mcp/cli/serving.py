@@ -27,6 +27,7 @@ from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError
 
 INTERRUPTED = 130
+STOPPED = "agents-mcp: stopped (Ctrl-C)"
 
 
 def run(
@@ -51,14 +52,23 @@ def run(
         await serve(config, transport=transport, host=host, port=port, db_path=invocation.db)
 
     if transport == "http" or os.name != "posix":
-        anyio.run(main)  # uvicorn stops on Ctrl-C by itself
+        try:
+            anyio.run(main)
+        except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+            _stopped()
+            return INTERRUPTED
         return 0
     with _interruptible_stdin() as interrupted:
         anyio.run(main)
     if interrupted():
-        print("agents-mcp: stopped (Ctrl-C)", file=sys.stderr)
+        _stopped()
         return INTERRUPTED
     return 0
+
+
+def _stopped() -> None:
+    # A terminal has echoed "^C": start a line of our own.
+    print(f"{chr(10) if sys.stderr.isatty() else ''}{STOPPED}", file=sys.stderr)
 
 
 def _check_port(host: str, port: int) -> None:
