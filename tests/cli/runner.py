@@ -28,10 +28,12 @@ from tests.processes import ROOT
 THREAD = re.compile(r"th_[A-Za-z0-9_-]{24}")
 
 
-def scratch_env(tmp_path: Path, **env: str) -> dict[str, str]:
-    """The environment for a CLI run: the user's, with data, state and config in tmp_path."""
+def scratch_env(tmp_path: Path, *, inherit: bool = True, **env: str) -> dict[str, str]:
+    """The environment for a CLI run: the user's (or only ``PATH`` when not ``inherit``),
+    with data, state, config and home in tmp_path."""
+    base = os.environ if inherit else {"PATH": os.environ["PATH"]}
     environ = {
-        **{k: v for k, v in os.environ.items() if k != "AGENTS_MCP_CONFIG"},
+        **{k: v for k, v in base.items() if k != "AGENTS_MCP_CONFIG"},
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
@@ -49,10 +51,15 @@ class Ran:
 
 
 async def agents_mcp(
-    *args: str, tmp_path: Path, input: str | None = None, cwd: Path = ROOT, **env: str
+    *args: str,
+    tmp_path: Path,
+    input: str | None = None,
+    cwd: Path = ROOT,
+    inherit: bool = True,
+    **env: str,
 ) -> Ran:
     """Run ``python -m agents_mcp ARGS`` to completion (bounded); never in the user's dirs."""
-    environ = scratch_env(tmp_path, **env)
+    environ = scratch_env(tmp_path, inherit=inherit, **env)
     with anyio.fail_after(90):
         proc = await anyio.run_process(
             [sys.executable, "-m", "agents_mcp", *args],

@@ -6,12 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import anyio
 import pytest
 from inline_snapshot import snapshot
 
+from agents_mcp.messages import LLMRequest
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer, Fault
-from tests.cli.runner import agents_mcp, all_of, helper_config, scrub
+from tests.cli.runner import Terminal, agents_mcp, all_of, helper_config, scrub
 from tests.processes import write_config
 
 pytestmark = pytest.mark.anyio
@@ -259,3 +261,35 @@ agents-mcp: the run failed (llm_error): LLM request failed: HTTP 401 from http:/
 thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx --config <tmp>/agents.json --db <tmp>/t.db`)
 """
     )
+
+
+async def test_in_a_terminal_the_spinner_shows_and_servers_stderr_stays_in_their_log(
+    tmp_path: Path,
+) -> None:
+    seen = anyio.Event()
+
+    async def answer_once_the_spinner_showed(request: LLMRequest) -> str:
+        await seen.wait()
+        return "All quiet."
+
+    fake = FakeChatServer(ScriptedLLM(answer_once_the_spinner_showed))
+    async with fake.serve() as base_url:
+        data = helper_config(base_url)
+        data["mcpServers"]["notes"]["args"] += ["--say", "Notes Server running on stdio"]
+        cfg = write_config(tmp_path / "agents.json", data)
+        term = Terminal(
+            "chat", "helper", "anything new?", "--config", str(cfg),
+            "--db", str(tmp_path / "t.db"), tmp_path=tmp_path,
+        )  # fmt: skip
+        try:
+            await term.read_until("thinking (turn 1/12)")  # drawn while the model works
+            seen.set()
+            code = await term.exit_code()
+        finally:
+            term.close()
+    assert code == 0
+    shown = term.text()
+    assert "All quiet.\n" in shown
+    assert "Notes Server" not in shown
+    log = tmp_path / "state" / "agents-mcp" / "log" / "notes.log"
+    assert "Notes Server running on stdio" in log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from inline_snapshot import snapshot
 
 from agents_mcp.testing import ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer
-from tests.cli.runner import agents_mcp, helper_config, scrub
+from tests.cli.runner import agents_mcp, all_of, helper_config, scrub
+from tests.conftest import DOWNSTREAM
 from tests.processes import ROOT, write_config
 
 pytestmark = pytest.mark.anyio
@@ -89,4 +91,101 @@ Checking <config>
 
 2 problem(s): the configuration is invalid.
 """
+    )
+
+
+async def test_a_failing_server_shows_its_log_and_the_variables_it_may_need(
+    tmp_path: Path,
+) -> None:
+    crash = "import sys; print('ModuleNotFoundError: no module named foo', file=sys.stderr); sys.exit(1)"
+    data = {
+        "mcpServers": {
+            "tls": {
+                "command": sys.executable,
+                "args": [DOWNSTREAM, "--say", "tls: starting", "--require-env", "SSL_CERT_FILE"],
+            },
+            "crash": {"command": sys.executable, "args": ["-c", crash]},
+            "fine": {"command": sys.executable, "args": [DOWNSTREAM, "--say", "fine: up"]},
+        },
+        "models": {"demo": {"provider": "demo"}},
+        "agents": {
+            "a": {
+                "description": "d",
+                "model": "demo",
+                "servers": ["tls", "crash", "fine"],
+                "tools": {"fine": ["echo", "write_note"]},
+                "require_approval": "read_only",
+            }
+        },
+    }
+    cfg = write_config(tmp_path / "agents.json", data)
+    # The user's environment has what the server needs, agents-mcp does not pass it.
+    env = {"SSL_CERT_FILE": "/etc/ssl/corp.pem", "HTTPS_PROXY": "http://proxy:3128"}
+    runs = await all_of(
+        {
+            "text": agents_mcp(
+                "check", "--config", str(cfg), tmp_path=tmp_path, inherit=False, **env
+            ),
+            "json": agents_mcp(
+                "check",
+                "--json",
+                "--config",
+                str(cfg),
+                tmp_path=tmp_path,
+                inherit=False,
+                **env,
+                XDG_STATE_HOME=str(tmp_path / "other"),  # logs of its own
+            ),
+        }
+    )
+    ran = runs["text"]
+    assert ran.code == 1
+    known = [(str(cfg), "<config>"), (DOWNSTREAM, "<server>"), (sys.executable, "<python>")]
+    assert scrub(ran.out, *known) == snapshot("""\
+Checking <config>
+
+✓ config        1 agent(s), 3 server(s), 1 model(s)
+✗ server tls    exited during start-up · <python> <server> --say tls: starting…
+                log: tls: starting
+                     ssl.SSLCertVerificationError: certificate verify failed
+                fix: it starts with your whole environment, but agents-mcp gives servers only PATH, HOME and their own env; pass what it needs in mcpServers.tls.env, likely: { HTTPS_PROXY = "${HTTPS_PROXY}", SSL_CERT_FILE = "${SSL_CERT_FILE}" }
+✗ server crash  exited during start-up · <python> -c import sys; print('ModuleNotFoundError: no module named …
+                log: ModuleNotFoundError: no module named foo
+                fix: see its log above
+✓ server fine   8 tool(s) · <python> <server> --say fine: up
+✓ model demo    demo: built in, needs no endpoint
+
+agent a · model demo · servers tls, crash, fine
+  fine__echo        read-only  runs without approval
+  fine__write_note             needs approval
+  (tls: unavailable, see above)
+  (crash: unavailable, see above)
+
+2 problem(s) found.
+""")
+    assert ran.err == ""  # a server's stderr goes to its log (the snapshot shows stdout)
+    logs = tmp_path / "state" / "agents-mcp" / "log"
+    assert "fine: up" in (logs / "fine.log").read_text()
+    report = json.loads(runs["json"].out)
+    assert (runs["json"].code, report["ok"], report["problems"]) == (1, False, 2)
+    rows = {r["item"]: r for r in report["checks"]}
+    assert rows["server tls"]["log"][-1] == snapshot(
+        "ssl.SSLCertVerificationError: certificate verify failed"
+    )
+    assert (rows["server fine"]["ok"], rows["server fine"]["log"]) == (True, [])
+    assert report["agents"] == snapshot(
+        [
+            {
+                "name": "a",
+                "model": "demo",
+                "servers": ["tls", "crash", "fine"],
+                "personalities": [],
+                "tools": [
+                    {"name": "fine__echo", "read_only": True, "needs_approval": False},
+                    {"name": "fine__write_note", "read_only": False, "needs_approval": True},
+                ],
+                "unavailable_servers": ["tls", "crash"],
+                "delegates_to": [],
+            }
+        ]
     )

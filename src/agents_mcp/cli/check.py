@@ -246,6 +246,10 @@ def _tail(path: Path) -> list[str]:
     return lines[-_TAIL:]
 
 
+def _is_closed(why: str) -> bool:
+    return "connection closed" in why.lower()
+
+
 def _not_found(exc: BaseException) -> bool:
     return "No such file or directory" in str(exc)
 
@@ -266,6 +270,8 @@ def _server_row(
     why = str(result) or type(result).__name__
     if isinstance(result, TimeoutError):
         detail = f"no answer within {timeout:g} s · {_short(where)}"
+    elif cfg.command is not None and _is_closed(why):
+        detail = f"exited during start-up · {_short(where)}"
     else:
         detail = f"{_short(why)} · {_short(where)}"
     if cfg.command is None:
@@ -291,7 +297,7 @@ def _server_row(
             detail,
             "see its log above; a first npx/uvx start downloads: try again, or raise --timeout",
         )
-    return Row(False, item, detail, "the server stopped during start-up: see its log above")
+    return Row(False, item, detail, "see its log above")
 
 
 def _environment_fix(name: str, cfg: DownstreamServerConfig) -> str:
