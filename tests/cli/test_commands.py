@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,31 @@ async def test_the_config_can_come_from_the_environment(tmp_path: Path) -> None:
     assert scrub(gone.err, (str(tmp_path), "<tmp>")) == snapshot(
         "agents-mcp: <tmp>/gone.toml (from $AGENTS_MCP_CONFIG): no such file; pass --config FILE, set AGENTS_MCP_CONFIG=FILE, or write a starter with `agents-mcp init`\n"
     )
+
+
+async def test_every_command_logs_in_one_format(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    runs = await all_of(
+        {
+            "serve": agents_mcp(
+                "serve", "--debug", "--config", EXAMPLE, "--db", db, input="", tmp_path=tmp_path
+            ),
+            "chat": agents_mcp(
+                "chat",
+                "demo",
+                "call demo__list_notes",
+                "--debug",
+                "--config",
+                EXAMPLE,
+                "--db",
+                db + "2",
+                tmp_path=tmp_path,
+            ),
+        }
+    )
+    line = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d agents-mcp (DEBUG|INFO|WARNING) [\w.]+: ")
+    for command, ran in runs.items():
+        assert ran.code == 0, ran.err
+        logged = [s for s in ran.err.splitlines() if re.search(r" (DEBUG|INFO|WARNING) ", s)]
+        assert logged, command
+        assert [s for s in logged if not line.match(s)] == [], command

@@ -1,4 +1,4 @@
-"""Terminal output for the CLI: streamed replies, status lines, tables, a spinner, line input.
+"""Terminal output for the CLI: streamed replies, status lines, a spinner, and line input.
 
 Replies go to stdout; everything else (status, questions, the spinner) goes to stderr, so
 ``agents-mcp chat a "…" > reply.txt`` captures only the answer. The spinner is drawn only
@@ -14,14 +14,13 @@ import contextlib
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TextIO
 
 from rich.console import Console as RichConsole
 from rich.live import Live
 from rich.spinner import Spinner
-from rich.table import Table
 from rich.text import Text
 
 MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("·", "dim")}
@@ -83,16 +82,6 @@ class Console:
         self._hide()
         self.end_text()
         self.rich_out.print(text)
-
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]]) -> None:
-        """Columns on stdout, aligned; a terminal's width wraps the last one."""
-        self._hide()
-        self.end_text()
-        table = Table(*headers, box=None, pad_edge=False, show_header=bool(headers))
-        table.show_edge = False
-        for row in rows:
-            table.add_row(*row)
-        self.rich_out.print(table)
 
     # -- stderr -----------------------------------------------------------------------
 
