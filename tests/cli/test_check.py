@@ -79,7 +79,14 @@ async def test_check_stops_at_an_invalid_config_with_exit_code_2(tmp_path: Path)
     data["agents"]["helper"]["max_iterations"] = "many"
     cfg = write_config(tmp_path / "agents.json", data)
     ran = await agents_mcp("check", "--config", str(cfg), tmp_path=tmp_path)
+    as_json = await agents_mcp("check", "--config", str(cfg), "--json", tmp_path=tmp_path)
     assert ran.code == 2
+    report = json.loads(as_json.out)
+    assert (as_json.code, report["ok"], report["problems"], report["agents"]) == (2, False, 2, [])
+    assert [(r["ok"], r["item"]) for r in report["checks"]] == [
+        (False, "env CHECK_MISSING_KEY"),
+        (False, "config"),
+    ]
     assert scrub(ran.out, (str(cfg), "<config>")) == snapshot(
         """\
 Checking <config>

@@ -78,17 +78,25 @@ class Console:
             self._mid_line = False
 
     def line(self, text: str | Text = "") -> None:
-        """A whole line on stdout (transcripts, reports)."""
+        """A whole line on stdout (transcripts, reports); plain text goes out verbatim."""
         self._hide()
         self.end_text()
-        self.rich_out.print(text)
+        if isinstance(text, Text):
+            self.rich_out.print(text)
+        else:
+            self.out.write(text + "\n")
+            self.out.flush()
 
     # -- stderr -----------------------------------------------------------------------
 
     def status(self, text: str | Text) -> None:
         """A line of progress or information on stderr."""
         self.end_text()
-        self.rich_err.print(text)  # above the spinner, when one is shown
+        if self._display is not None or isinstance(text, Text):
+            self.rich_err.print(text)  # above the spinner, when one is shown
+        else:
+            self.err.write(text + "\n")
+            self.err.flush()
 
     def ask(self, prompt: str) -> None:
         """A question on stderr; the answer is typed after it on the same line."""
