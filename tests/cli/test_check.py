@@ -196,3 +196,26 @@ agent a · model demo · servers tls, crash, fine
             }
         ]
     )
+
+
+async def test_a_server_that_never_answers_is_not_retried_but_proxies_are_named(
+    tmp_path: Path,
+) -> None:
+    silent = "import sys; sys.stdin.read()"  # waits for its input to end: never answers
+    data = {
+        "mcpServers": {"quiet": {"command": sys.executable, "args": ["-c", silent]}},
+        "models": {"demo": {"provider": "demo"}},
+        "agents": {"a": {"description": "d", "model": "demo", "servers": ["quiet"]}},
+    }
+    cfg = write_config(tmp_path / "agents.json", data)
+    ran = await agents_mcp(
+        "check", "--config", str(cfg), "--timeout", "1", "--json",
+        tmp_path=tmp_path, inherit=False, HTTPS_PROXY="http://proxy:3128",
+    )  # fmt: skip
+    (row,) = [r for r in json.loads(ran.out)["checks"] if r["item"] == "server quiet"]
+    assert (ran.code, row["ok"]) == (1, False)
+    assert scrub(row["fix"]) == snapshot(
+        "its log <tmp>/state/agents-mcp/log/quiet.log is empty; a first npx/uvx start downloads: try again, or raise --timeout; if it needs the network, pass HTTPS_PROXY in its env"
+    )
+    log = (tmp_path / "state" / "agents-mcp" / "log" / "quiet.log").read_text()
+    assert log.count("---- agents-mcp started") == 1  # one start: no retry

@@ -206,7 +206,9 @@ async def _server_rows(
             failed = found[name]
             if isinstance(failed, BaseException) and cfg.command is not None:
                 tails[name] = _tail(server.log_path)
-                if not _not_found(failed):
+                # Not a timeout: a first npx/uvx start may still be downloading, and the
+                # retry would then succeed for that reason alone.
+                if not _not_found(failed) and not isinstance(failed, TimeoutError):
                     whole = cfg.model_copy(update={"env": {**os.environ, **cfg.env}})
                     again = DownstreamServer(name, whole)
                     tg.start_soon(_retry, name, again, seconds, retried)
@@ -291,11 +293,14 @@ def _server_row(
     if retried is not None and not isinstance(retried, BaseException):
         return Row(False, item, detail, _environment_fix(name, cfg))
     if isinstance(result, TimeoutError):
+        likely, _ = suspects(os.environ, cfg.env)
+        proxy = f"; if it needs the network, pass {', '.join(likely)} in its env" if likely else ""
         return Row(
             False,
             item,
             detail,
-            "see its log above; a first npx/uvx start downloads: try again, or raise --timeout",
+            "see its log above; a first npx/uvx start downloads: try again, or raise"
+            f" --timeout{proxy}",
         )
     return Row(False, item, detail, "see its log above")
 
