@@ -3,8 +3,9 @@
 Validates the file and the environment variables it names, starts every downstream server
 (in parallel, with a timeout) and lists its tools as each agent's model will see them,
 and sends one tiny request to each model endpoint. One line per item, ✓ or ✗, and the fix
-for each ✗. A stdio server that fails shows the end of its log, and is started once more
-with the user's whole environment: when that works, the fix names the variables to pass.
+for each ✗. A stdio server that fails shows the end of its log, and (unless it timed out)
+is started once more with the user's whole environment: when that works, the fix names
+the variables to pass.
 With ``--json``, the same as one object (the README shows its shape).
 """
 
