@@ -94,25 +94,36 @@ class PortInUse(AgentsMCPError):
 
 
 class _WakeableStdin(io.RawIOBase):
-    """fd 0, except that it reads end-of-file once ``wake`` becomes readable."""
+    """The protocol's input, except that it reads end-of-file once ``wake`` is readable."""
 
-    def __init__(self, wake: int) -> None:
+    def __init__(self, fd: int, wake: int) -> None:
+        self._fd = fd
         self._wake = wake
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        ready, _, _ = select.select([0, self._wake], [], [])
+        ready, _, _ = select.select([self._fd, self._wake], [], [])
         if self._wake in ready:
             return 0
-        return os.readv(0, [buffer])
+        return os.readv(self._fd, [buffer])
 
 
 @contextlib.contextmanager
 def _interruptible_stdin() -> Iterator[Callable[[], bool]]:
-    """While open, the first Ctrl-C ends stdin; a second one interrupts for good."""
+    """While open, the first Ctrl-C ends stdin; a second one interrupts for good.
+
+    As the SDK does for its own stdin, fd 0 points at the null device meanwhile, so no
+    child process can read the protocol's bytes; the input is read from a private copy.
+    """
+    import fcntl  # POSIX only, as this function
+
     wake_r, wake_w = os.pipe()
+    wire = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     pressed: list[bool] = []
 
     def on_sigint(signum: int, frame: object) -> None:
@@ -122,12 +133,14 @@ def _interruptible_stdin() -> Iterator[Callable[[], bool]]:
         os.write(wake_w, b"x")
 
     stdin = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(_WakeableStdin(wake_r)), encoding="utf-8")
+    raw = _WakeableStdin(wire, wake_r)
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield lambda: bool(pressed)
     finally:
         signal.signal(signal.SIGINT, previous)
         sys.stdin = stdin
-        os.close(wake_r)
-        os.close(wake_w)
+        os.dup2(wire, 0)
+        for fd in (wire, wake_r, wake_w):
+            os.close(fd)
