@@ -421,8 +421,8 @@ def test_unknown_keys_at_every_depth() -> None:
 agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, protocol, timeout, transport, type, url
-agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
+agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
+agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, tokens, tool_result_budget, wait_seconds\
 """)

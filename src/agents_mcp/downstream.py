@@ -4,14 +4,22 @@ Connected lazily on first use (never at start-up), shared by every thread, tool 
 cached until the server says ``tools/list_changed``, and restarted on the next call after
 it died. Every failure of a call comes back as a ``ToolOutput(ok=False)`` for the model;
 nothing here raises into the loop.
+
+A stdio server's stderr goes to its own log file, ``<user log dir>/<name>.log`` (see
+:func:`log_dir`), never into agents-mcp's own output: over a terminal it would tear through
+``chat``'s reply and spinner. Each start appends a header line, and a file over 1 MB is
+moved to ``<name>.log.1`` first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,6 +40,32 @@ log = logging.getLogger("agents_mcp.downstream")
 # What a stdio child inherits besides the entry's own ``env`` (the SDK adds a few login
 # variables such as USER and SHELL on top of these).
 _INHERITED = ("PATH", "HOME")
+
+LOG_HEADER = "---- agents-mcp started "
+_LOG_LIMIT = 1_000_000
+
+
+def log_dir() -> Path:
+    """Where stdio servers' stderr goes: platformdirs' user log dir, e.g.
+    ``~/.local/state/agents-mcp/log`` on Linux, ``~/Library/Logs/agents-mcp`` on macOS."""
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("agents-mcp", appauthor=False))
+
+
+def _start_log(path: Path, command: str) -> Path | None:
+    """Ready ``path`` for one more start of its server; None when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > _LOG_LIMIT:
+            path.replace(path.with_name(path.name + ".1"))
+        with path.open("a", encoding="utf-8") as f:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            f.write(f"{LOG_HEADER}{stamp} (pid {os.getpid()}): {command}\n")
+    except OSError as exc:
+        log.warning("cannot write %s (%s); the server's stderr goes to ours", path, exc)
+        return None
+    return path
 
 
 def _list_changed_handler(server: DownstreamServer) -> Any:
@@ -70,11 +104,14 @@ class DownstreamServer:
         cfg = self.config
         transport = self._transport
         if transport is None and cfg.command is not None:
-            import os
-
             env = {k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env)
             transport = StdioTransport(
-                cfg.command, list(cfg.args), env=env, cwd=cfg.cwd, keep_alive=False
+                cfg.command,
+                list(cfg.args),
+                env=env,
+                cwd=cfg.cwd,
+                keep_alive=False,
+                log_file=_start_log(self.log_path, cfg.command),  # args may hold secrets
             )
         elif transport is None:
             assert cfg.url is not None
@@ -107,6 +144,11 @@ class DownstreamServer:
                 self._client = client
                 log.info("%s: connected (%s)", self.name, client.protocol_version)
             return self._client
+
+    @property
+    def log_path(self) -> Path:
+        """The file a stdio server's stderr goes to."""
+        return log_dir() / f"{self.name}.log"
 
     @property
     def cached_tools(self) -> list[mt.Tool] | None:
