@@ -65,6 +65,18 @@ async def _no_progress(event: RunEvent) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class ShowsText:
+    """A listener that shows the model's text as it streams (a terminal): with it
+    attached, answers are streamed (``stream = "auto"``)."""
+
+    listener: Progress
+    shows_text: bool = True
+
+    async def __call__(self, event: RunEvent) -> None:
+        await self.listener(event)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Agent:
     """A configured agent, ready to run: its model, tools and rules."""

@@ -38,6 +38,8 @@ async def test_chat_streams_asks_for_approval_and_shares_the_thread_database(
             input="y\n", tmp_path=tmp_path,
         )  # fmt: skip
     assert (ran.code, ran.out) == (0, "Echoed and saved.\n")
+    # stream = "auto": a person reads the answer as it comes, so it was asked as a stream.
+    assert [r["stream"] for r in fake.requests] == [True, True, True]
     assert scrub(ran.err) == snapshot(
         """\
 → calling notes__echo
@@ -293,3 +295,40 @@ async def test_in_a_terminal_the_spinner_shows_and_servers_stderr_stays_in_their
     assert "Notes Server" not in shown
     log = tmp_path / "state" / "agents-mcp" / "log" / "notes.log"
     assert "Notes Server running on stdio" in log.read_text()
+
+
+async def test_ctrl_c_during_a_chat_leaves_the_thread_interrupted_not_running(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while the model works: the process records that its run was interrupted
+    before it exits, and `show` says so where it happened."""
+    db = tmp_path / "threads.db"
+    asked, never = anyio.Event(), anyio.Event()
+
+    async def slow(request: LLMRequest) -> str:
+        asked.set()
+        await never.wait()
+        return "too late"
+
+    fake = FakeChatServer(ScriptedLLM(slow))
+    async with fake.serve() as base_url:
+        cfg = write_config(tmp_path / "agents.json", helper_config(base_url))
+        term = Terminal(
+            "chat", "helper", "think hard", "--config", str(cfg), "--db", str(db),
+            tmp_path=tmp_path,
+        )  # fmt: skip
+        try:
+            with anyio.fail_after(60):
+                await asked.wait()
+            term.type(b"\x03")  # Ctrl-C
+            code = await term.exit_code()
+        finally:
+            never.set()
+            term.close()
+        listed = await agents_mcp("threads", "--db", str(db), "--json", tmp_path=tmp_path)
+        thread = json.loads(listed.out)["threads"][0]
+        shown = await agents_mcp("show", thread["thread_id"], "--db", str(db), tmp_path=tmp_path)
+    assert code == 130
+    assert thread["status"] == "failed"
+    assert "— interrupted: the server stopped during this run —" in shown.out
+    assert "error (interrupted)" in shown.out

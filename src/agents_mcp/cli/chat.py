@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.terminal import Console, LineReader
 from agents_mcp.errors import InvalidRequest, NotFound
-from agents_mcp.loop import RunEvent, TurnSummary
+from agents_mcp.loop import Progress, RunEvent, ShowsText, TurnSummary
 from agents_mcp.results import agent_result
 from agents_mcp.store import LOCAL_OWNER, Approval
 from agents_mcp.threads import Scope, Threads
@@ -50,6 +50,8 @@ class ChatSession:
         self.personality = personality
         self.as_json = as_json
         self._streamed = False
+        # JSON output carries the reply whole: only a person reading along needs a stream.
+        self.listener: Progress = self.progress if as_json else ShowsText(self.progress)
 
     async def progress(self, event: RunEvent) -> None:
         if event.kind == "text":
@@ -98,7 +100,7 @@ class ChatSession:
                 thread_id=self.thread_id,
                 personality=self.personality,
                 wait=WAIT,
-                progress=self.progress,
+                progress=self.listener,
             )
             self.thread_id = summary.thread.id
             summary = await self._decide(summary)
@@ -117,7 +119,7 @@ class ChatSession:
                 reason=reason,
                 scope=scope,
                 wait=WAIT,
-                progress=self.progress,
+                progress=self.listener,
             )
         return self._report(summary)
 
@@ -139,7 +141,7 @@ class ChatSession:
                 reason=reason,
                 scope=scope,
                 wait=WAIT,
-                progress=self.progress,
+                progress=self.listener,
             )
         return summary
 
