@@ -43,11 +43,20 @@ def server_config(
 
 @asynccontextmanager
 async def two_servers(
-    tmp_path: Path, first: ScriptedLLM, second: ScriptedLLM, *, loop_back: bool = False
+    tmp_path: Path,
+    first: ScriptedLLM,
+    second: ScriptedLLM,
+    *,
+    loop_back: bool = False,
+    seen: list[str] | None = None,
 ) -> AsyncIterator[tuple[Client[Any], Path]]:
+    """A client of the first server, and the log of what the downstream executed.
+    ``seen`` gets the second server's URL, for tests that look at it directly."""
     log = tmp_path / "downstream.jsonl"
     port1, port2 = free_port(), free_port()
     url1, url2 = f"http://127.0.0.1:{port1}/mcp", f"http://127.0.0.1:{port2}/mcp"
+    if seen is not None:
+        seen.append(url2)
     async with AsyncExitStack() as stack:
         fake1 = await stack.enter_async_context(FakeChatServer(first).serve())
         fake2 = await stack.enter_async_context(FakeChatServer(second).serve())
@@ -242,3 +251,30 @@ async def test_only_a_configured_peer_may_relay_approvals(tmp_path: Path, kind: 
         assert answer["status"] == "needs_approval"
         assert pending == [("a1:x1", "github", "delete_repo")]
         assert sorted(calls) == ["ask needs_approval", "ask running", "get_thread"]
+
+
+async def test_cancel_reaches_the_other_server_whose_call_waits(tmp_path: Path) -> None:
+    """cancel_run at the first server, while the second one's call waits for the approval
+    the first relays: the second's thread is cancelled too, its inbox is empty, and the
+    call never runs, not even when somebody approves it there afterwards."""
+    first = ScriptedLLM(ask_peer("save a note"))
+    second = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"))
+    urls: list[str] = []
+    async with two_servers(tmp_path, first, second, seen=urls) as (client, log):
+        paused = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+        cancelled = await call(client, "cancel_run", thread_id=paused["thread_id"])
+        async with Client(StreamableHttpTransport(urls[0]), mode="legacy") as peer:
+            inbox = await call(peer, "list_threads", status="needs_approval")
+            listed = await call(peer, "list_threads")
+            remote_id = listed["threads"][0]["thread_id"]
+            late = await peer.call_tool(
+                "approve_call",
+                {"thread_id": remote_id, "call_id": "w1", "approve": True},
+                raise_on_error=False,
+            )
+    assert [p["call_id"] for p in paused["pending_approvals"]] == ["p1:w1"]
+    assert cancelled["status"] == "cancelled"
+    assert inbox["threads"] == []
+    assert listed["threads"][0]["status"] == "cancelled"
+    assert late.is_error and "cancelled" in late.content[0].text  # type: ignore[union-attr]
+    assert not log.exists() or log.read_text() == ""
