@@ -17,6 +17,14 @@ from agents_mcp.store import states
 from agents_mcp.store.database import Database, Tx
 from agents_mcp.store.leases import Leases
 from agents_mcp.store.migrations import migrate
+from agents_mcp.store.reads import (
+    APPROVALS,
+    PENDING_IN_TREE,
+    THREAD,
+    TREE,
+    TURN,
+    Reads,
+)
 from agents_mcp.store.records import (
     APPROVAL_COLUMNS,
     MESSAGE_COLUMNS,
@@ -24,13 +32,9 @@ from agents_mcp.store.records import (
     Claim,
     Decision,
     Settled,
-    StoredMessage,
     Thread,
-    ThreadStatus,
     approval_row,
     approval_values,
-    decode_cursor,
-    encode_cursor,
     marks,
     message_row,
     message_values,
@@ -40,28 +44,8 @@ from agents_mcp.store.records import (
 )
 from agents_mcp.store.settle import plan_settlement
 
-_THREAD = "SELECT * FROM threads WHERE id=?"
-_TURN = (
-    "SELECT * FROM messages WHERE thread_id=? AND idx >= COALESCE((SELECT MAX(idx)"
-    " FROM messages WHERE thread_id=? AND role='user'), 0) ORDER BY idx"
-)
-"""The messages since the caller's last message (inclusive)."""
-_TREE_IDS = (
-    "WITH RECURSIVE t(id, depth) AS (SELECT CAST(? AS TEXT), 0 UNION ALL"
-    " SELECT threads.id, t.depth + 1 FROM threads JOIN t ON threads.parent_id = t.id)"
-)
-_TREE = (
-    _TREE_IDS + " SELECT threads.* FROM threads JOIN t ON threads.id = t.id"
-    " ORDER BY t.depth, threads.created_at, threads.id"
-)
-_PENDING_IN_TREE = (
-    _TREE_IDS + " SELECT approvals.* FROM approvals JOIN t ON approvals.thread_id = t.id"
-    " WHERE approvals.status = 'pending' ORDER BY approvals.requested_at, approvals.seq"
-)
-_APPROVALS = "SELECT * FROM approvals WHERE thread_id=? ORDER BY requested_at, seq"
 
-
-class SQLStore:
+class SQLStore(Reads):
     """Threads, their messages and approvals, in one database."""
 
     def __init__(self, db: Database, leases: Leases) -> None:
@@ -94,200 +78,6 @@ class SQLStore:
             await self.leases.close()
         finally:
             await self.db.close()
-
-    # -- reads --------------------------------------------------------------------------
-
-    async def get_thread(self, thread_id: str, owner: str) -> Thread:
-        """The thread, or ``NotFound`` (also when it belongs to someone else)."""
-        found = await self.thread(thread_id)
-        if found is None or found.owner != owner:
-            raise NotFound(f"thread {thread_id!r} not found")
-        return found
-
-    async def thread(self, thread_id: str) -> Thread | None:
-        """The thread whoever owns it (for internal use)."""
-
-        async def body(tx: Tx) -> Thread | None:
-            row = await tx.fetchrow(_THREAD, (thread_id,))
-            return None if row is None else thread_row(row)
-
-        return await self.db.read("thread", body)
-
-    async def thread_turn(self, thread_id: str, owner: str) -> tuple[Thread, list[StoredMessage]]:
-        """The thread (``NotFound`` as in :meth:`get_thread`) and its latest turn."""
-
-        async def body(tx: Tx) -> tuple[Thread, list[StoredMessage]]:
-            found = await tx.fetchrow(_THREAD, (thread_id,))
-            if found is None or found["owner"] != owner:
-                raise NotFound(f"thread {thread_id!r} not found")
-            rows = await tx.fetch(_TURN, (thread_id, thread_id))
-            return thread_row(found), [message_row(r) for r in rows]
-
-        return await self.db.read("thread_turn", body)
-
-    async def turn(self, thread_id: str) -> list[StoredMessage]:
-        async def body(tx: Tx) -> list[StoredMessage]:
-            return [message_row(r) for r in await tx.fetch(_TURN, (thread_id, thread_id))]
-
-        return await self.db.read("turn", body)
-
-    async def messages(self, thread_id: str) -> list[StoredMessage]:
-        return (await self.transcript(thread_id))[0]
-
-    async def transcript(
-        self, thread_id: str, *, since: int = 0
-    ) -> tuple[list[StoredMessage], int]:
-        """Messages from index ``since`` on, and the thread's revision, read together."""
-
-        async def body(tx: Tx) -> tuple[list[StoredMessage], int]:
-            rows = await tx.fetch(
-                "SELECT * FROM messages WHERE thread_id=? AND idx >= ? ORDER BY idx",
-                (thread_id, since),
-                long=since == 0,  # a whole thread can be long
-            )
-            found = await tx.fetchrow("SELECT revision FROM threads WHERE id=?", (thread_id,))
-            return [message_row(r) for r in rows], int(found["revision"]) if found else 0
-
-        return await self.db.read("transcript", body)
-
-    async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
-        """The thread and all its descendants, each with its agent chain from the root."""
-
-        async def body(tx: Tx) -> list[Thread]:
-            return [thread_row(r) for r in await tx.fetch(_TREE, (root_id,))]
-
-        chains: dict[str, tuple[str, ...]] = {}
-        out: list[tuple[Thread, tuple[str, ...]]] = []
-        for t in await self.db.read("tree", body):  # parents before their children
-            chains[t.id] = (*chains.get(t.parent_id or "", ()), t.agent)
-            out.append((t, chains[t.id]))
-        return out
-
-    async def root_of(self, thread_id: str) -> str:
-        """The top-level thread a (child) thread belongs to."""
-
-        async def body(tx: Tx) -> str:
-            row = await tx.fetchrow(
-                "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM threads"
-                " WHERE id=? UNION ALL SELECT threads.id, threads.parent_id FROM threads"
-                " JOIN up ON threads.id = up.parent_id) SELECT id FROM up WHERE parent_id IS NULL",
-                (thread_id,),
-            )
-            return thread_id if row is None else str(row["id"])
-
-        return await self.db.read("root_of", body)
-
-    async def child_for_call(self, parent_id: str, call_id: str) -> Thread | None:
-        """The child thread a delegation call of ``parent_id`` is running, if any."""
-
-        async def body(tx: Tx) -> Thread | None:
-            row = await tx.fetchrow(
-                "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?", (parent_id, call_id)
-            )
-            return None if row is None else thread_row(row)
-
-        return await self.db.read("child_for_call", body)
-
-    async def list_threads(
-        self,
-        *,
-        owner: str,
-        agent: str | None = None,
-        status: ThreadStatus | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-        include_children: bool = False,
-    ) -> tuple[list[Thread], str | None]:
-        """The owner's threads, newest first, and the cursor of the next page (or None)."""
-        where = ["owner=?"]
-        params: list[Any] = [owner]
-        if not include_children:
-            where.append("parent_id IS NULL")
-        if agent is not None:
-            where.append("agent=?")
-            params.append(agent)
-        if status is not None:
-            where.append("status=?")
-            params.append(status)
-        if cursor is not None:
-            updated_at, last_id = decode_cursor(cursor)
-            where.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
-            params += [updated_at, updated_at, last_id]
-        sql = (
-            f"SELECT * FROM threads WHERE {' AND '.join(where)}"
-            " ORDER BY updated_at DESC, id DESC LIMIT ?"
-        )
-
-        async def body(tx: Tx) -> list[Thread]:
-            return [thread_row(r) for r in await tx.fetch(sql, [*params, limit + 1])]
-
-        threads = await self.db.read("list_threads", body)
-        page = threads[:limit]
-        return page, encode_cursor(page[-1]) if len(threads) > limit else None
-
-    async def approvals(self, thread_id: str) -> list[Approval]:
-        async def body(tx: Tx) -> list[Approval]:
-            return [approval_row(r) for r in await tx.fetch(_APPROVALS, (thread_id,))]
-
-        return await self.db.read("approvals", body)
-
-    async def pending_in_tree(self, root_id: str) -> list[Approval]:
-        """Undecided calls of the thread and of its delegations."""
-
-        async def body(tx: Tx) -> list[Approval]:
-            return [approval_row(r) for r in await tx.fetch(_PENDING_IN_TREE, (root_id,))]
-
-        return await self.db.read("pending_in_tree", body)
-
-    async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
-        """Undecided approvals of several threads at once (for the inbox)."""
-        if not thread_ids:
-            return {}
-
-        async def body(tx: Tx) -> list[Approval]:
-            rows = await tx.fetch(
-                f"SELECT * FROM approvals WHERE status='pending' AND thread_id IN"
-                f" ({marks(thread_ids)}) ORDER BY requested_at, seq",
-                list(thread_ids),
-            )
-            return [approval_row(r) for r in rows]
-
-        out: dict[str, list[Approval]] = {}
-        for a in await self.db.read("pending_approvals", body):
-            out.setdefault(a.thread_id, []).append(a)
-        return out
-
-    async def decisions(self, thread_id: str) -> tuple[list[Approval], set[str]]:
-        """The thread's approvals and the tools allowed for the rest of it, together."""
-
-        async def body(tx: Tx) -> tuple[list[Approval], set[str]]:
-            rows = await tx.fetch(_APPROVALS, (thread_id,))
-            tools = await tx.fetch("SELECT tool FROM grants WHERE thread_id=?", (thread_id,))
-            return [approval_row(r) for r in rows], {r["tool"] for r in tools}
-
-        return await self.db.read("decisions", body)
-
-    async def running_roots(self) -> list[Thread]:
-        """Top-level threads whose status is ``running`` (their runs may be gone)."""
-
-        async def body(tx: Tx) -> list[Thread]:
-            rows = await tx.fetch(
-                "SELECT * FROM threads WHERE status='running' AND parent_id IS NULL"
-            )
-            return [thread_row(r) for r in rows]
-
-        return await self.db.read("running_roots", body)
-
-    async def paused_roots(self) -> list[str]:
-        """Top-level threads waiting for approval."""
-
-        async def body(tx: Tx) -> list[str]:
-            rows = await tx.fetch(
-                "SELECT id FROM threads WHERE status='needs_approval' AND parent_id IS NULL"
-            )
-            return [r["id"] for r in rows]
-
-        return await self.db.read("paused_roots", body)
 
     async def stop_requests(self) -> list[Thread]:
         """Threads this process runs that ``cancel_run`` (from anywhere) asked to stop."""
@@ -559,7 +349,7 @@ class SQLStore:
                 raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
             if found.stop_requested:
                 raise StopRequested(f"thread {thread_id!r} was asked to stop")
-            if not await tx.fetch(_PENDING_IN_TREE, (thread_id,)):
+            if not await tx.fetch(PENDING_IN_TREE, (thread_id,)):
                 return False
             await tx.execute(
                 "UPDATE threads SET status='needs_approval', claim=NULL, runner=NULL,"
@@ -645,14 +435,14 @@ class SQLStore:
                 root.status == "needs_approval" and not cancel
             ):
                 return None
-            tree = [thread_row(r) for r in await tx.fetch(_TREE, (root_id,))]
+            tree = [thread_row(r) for r in await tx.fetch(TREE, (root_id,))]
             open_threads = [t for t in tree if t.status in ("running", "needs_approval")]
             tails = {
-                t.id: [message_row(r) for r in await tx.fetch(_TURN, (t.id, t.id))]
+                t.id: [message_row(r) for r in await tx.fetch(TURN, (t.id, t.id))]
                 for t in open_threads
             }
             every = {
-                t.id: [approval_row(r) for r in await tx.fetch(_APPROVALS, (t.id,))]
+                t.id: [approval_row(r) for r in await tx.fetch(APPROVALS, (t.id,))]
                 for t in open_threads
             }
             plan = plan_settlement(
@@ -696,20 +486,20 @@ class SQLStore:
     # -- internals ---------------------------------------------------------------------
 
     async def _read_thread(self, tx: Tx, thread_id: str) -> Thread:
-        row = await tx.fetchrow(_THREAD, (thread_id,))
+        row = await tx.fetchrow(THREAD, (thread_id,))
         if row is None:
             raise NotFound(f"thread {thread_id!r} not found")
         return thread_row(row)
 
     async def _lock(self, tx: Tx, thread_id: str) -> Thread:
         """Read the thread, locking it for the rest of the transaction (PostgreSQL)."""
-        row = await tx.fetchrow(_THREAD + self.db.dialect.lock, (thread_id,))
+        row = await tx.fetchrow(THREAD + self.db.dialect.lock, (thread_id,))
         if row is None:
             raise NotFound(f"thread {thread_id!r} not found")
         return thread_row(row)
 
     async def _claim_paused(self, tx: Tx, root_id: str, claim: Claim) -> bool:
-        if await tx.fetch(_PENDING_IN_TREE, (root_id,)):
+        if await tx.fetch(PENDING_IN_TREE, (root_id,)):
             return False
         await tx.execute(
             "UPDATE threads SET status='running', claim=?, runner=?, stop_requested=0,"
