@@ -76,16 +76,34 @@ async def agents_mcp_http(
     host: str = "127.0.0.1",
 ) -> AsyncIterator[str]:
     """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL."""
+    async with agents_mcp_http_process(config, port=port, db=db, env=env, host=host):
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
+@asynccontextmanager
+async def agents_mcp_http_process(
+    config: Path,
+    *,
+    port: int,
+    db: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+) -> AsyncIterator[Process]:
+    """``agents-mcp serve --transport http`` in a subprocess, once it listens; without
+    ``db``, the config's database."""
     command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
-    command += ["--db", str(db), "--transport", "http", "--port", str(port), "--host", host]
+    command += ["--transport", "http", "--port", str(port), "--host", host]
+    if db is not None:
+        command += ["--db", str(db)]
     proc = await anyio.open_process(
         command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=None, stderr=None
     )
     try:
         await _wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield proc
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         with anyio.move_on_after(10, shield=True):
             await proc.wait()
         if proc.returncode is None:

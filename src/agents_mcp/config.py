@@ -503,6 +503,11 @@ class ServerSettings(_Model):
     require_tokens: bool = False
     """Refuse to serve HTTP without a token, even on loopback."""
     db: LocalPath | None = None
+    """The thread database: a SQLite file (relative to the config file) or a
+    ``postgresql://user@host:port/db`` URL (``${VAR}`` for its password)."""
+    lease_seconds: float = Field(15.0, ge=2, le=600)
+    """PostgreSQL: how long a replica that stopped renewing its lease (it died) still
+    counts as alive; then another replica settles and resumes its threads."""
     name: str = Field("agents-mcp", min_length=1)
     wait_seconds: float = Field(45.0, ge=0, le=600)
     """How long a tool call waits for a run before answering ``running``."""
@@ -585,6 +590,9 @@ class ServerSettings(_Model):
                 ]
             )
         return self
+
+
+_DB_URLS = ("postgresql://", "postgres://")
 
 
 def _beside(path: str, info: ValidationInfo) -> str:
@@ -683,7 +691,9 @@ class Config(_Model):
     @field_validator("server")
     @classmethod
     def _resolve_db(cls, server: ServerSettings, info: ValidationInfo) -> ServerSettings:
-        return server.model_copy(update={"db": _beside(server.db, info)}) if server.db else server
+        if not server.db or server.db.startswith(_DB_URLS):
+            return server
+        return server.model_copy(update={"db": _beside(server.db, info)})
 
 
 # --- loading ----------------------------------------------------------------------------------

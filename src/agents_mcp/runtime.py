@@ -75,7 +75,9 @@ async def open_threads(
     Downstream servers connect lazily, on first use, never here.
     """
     async with AsyncExitStack() as stack:
-        store = await open_store(resolve_db(config.server.db, db_path))
+        store = await open_store(
+            resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+        )
         stack.push_async_callback(store.close)
         downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
         stack.push_async_callback(downstreams.aclose)

@@ -274,8 +274,17 @@ class Threads:
     async def recover(self) -> None:
         """Settle threads whose run is gone (its process died, or it was lost here) and
         resume those whose decided calls are still to run."""
+        alive: dict[str | None, bool] = {}  # each runner asked about once per sweep
         for root in await self.store.running_roots():
-            if not self.runs.running(root.id) and not await self._live(root):
+            if self.runs.running(root.id):
+                continue
+            if root.runner == self.store.runner:
+                live = self.runs.holds(root.claim)
+            else:
+                if root.runner not in alive:
+                    alive[root.runner] = await self.store.alive(root.runner)
+                live = alive[root.runner]
+            if not live:
                 await self._settle_orphan(root)
         for root_id in await self.store.paused_roots():
             paused = await self.store.thread(root_id)

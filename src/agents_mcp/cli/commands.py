@@ -78,8 +78,9 @@ ConfigOption = Annotated[
 DbOption = Annotated[
     str | None,
     Parameter(
-        metavar="PATH",
-        help="SQLite thread database (default: [server] db of the config, else the user data dir)",
+        metavar="DB",
+        help="thread database: a SQLite file or a postgresql:// URL (default: [server] db of"
+        " the config, else a file in the user data dir)",
     ),
 ]
 JsonOption = Annotated[bool, Parameter(help="machine-readable output (shape in the README)")]
