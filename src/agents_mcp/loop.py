@@ -35,6 +35,7 @@ from agents_mcp.store import (
     now,
     open_calls,
 )
+from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
 from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
 from agents_mcp.transcript import Transcript
 
@@ -547,6 +548,8 @@ class TurnSummary:
     llm_requests: int
     tool_calls: int
     pending: list[Approval]
+    cancelled: list[str] = field(default_factory=list[str])
+    """For a cancelled turn: each call the cancel cut short, and what became of it."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -577,4 +580,16 @@ async def summarize(
         llm_requests=len(answers),
         tool_calls=sum(1 for h in turn if h.message.role == "tool"),
         pending=pending,
+        cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
     )
+
+
+def _cut_short(turn: Sequence[StoredMessage]) -> list[str]:
+    """The calls of ``turn`` that a cancel stopped, as ``tool (call id): what happened``."""
+    names = {c.id: c.name for h in turn for c in h.message.tool_calls}
+    fates = {STOPPED_BEFORE: "did not run", STOPPED_RUNNING: "was stopped while running"}
+    return [
+        f"{names.get(m.tool_call_id or '', '?')} (call {m.tool_call_id}): {fates[m.content or '']}"
+        for h in turn
+        if (m := h.message).role == "tool" and m.content in fates
+    ]

@@ -294,11 +294,14 @@ def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
     return r.model_copy(update={"reply": r.reply[:budget] + note}), full
 
 
-def result_text(r: AgentResult, *, person_decides: bool = False) -> str:
+def result_text(
+    r: AgentResult, *, person_decides: bool = False, cancelled: Sequence[str] = ()
+) -> str:
     """The result for clients that show the model only text.
 
     ``person_decides``: the client shows the thread view and approvals are the person's
     (``[server] approver = "person"``), so the model is told to wait rather than decide.
+    ``cancelled``: the calls a cancel cut short (see ``TurnSummary.cancelled``).
     """
     lines: list[str] = []
     if r.reply:
@@ -326,14 +329,34 @@ def result_text(r: AgentResult, *, person_decides: bool = False) -> str:
                 " call_id=…, approve=true|false)."
             )
     elif r.status == "running":
-        lines.append(
-            f"The agent is still working. Call get_thread(thread_id={r.thread_id!r},"
-            " wait_seconds=30) for the result."
-        )
+        lines.append("The agent is still working.")
+    elif r.status == "cancelled":
+        lines.append("The run was cancelled (cancel_run); the steps it finished are kept.")
+        lines += [f"- {c}" for c in cancelled]
     elif r.error is not None:
         lines.append(f"The run failed ({r.error.type}): {r.error.message}")
     lines.append(
-        f"[thread_id: {r.thread_id} · agent: {r.agent} · status: {r.status}] To continue this"
-        f" conversation, call chat_with_agent with thread_id={r.thread_id!r}."
+        f"[thread_id: {r.thread_id} · agent: {r.agent} · status: {r.status}]"
+        f" {_next(r, person_decides)}"
     )
     return "\n".join(lines)
+
+
+def _next(r: AgentResult, person_decides: bool) -> str:
+    """The footer's next step: a call that works for ``r.status``."""
+    tid = repr(r.thread_id)
+    if r.status == "running":
+        return (
+            f"Next: get_thread(thread_id={tid}, wait_seconds=30). A new message is refused"
+            " while the run goes on; cancel_run stops it."
+        )
+    if r.status == "needs_approval" and person_decides:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the person decided."
+    if r.status == "needs_approval":
+        return (
+            "Next: approve_call for each pending call. A new message is refused until they"
+            " are decided; cancel_run drops them."
+        )
+    if r.status == "failed":
+        return f"To retry or go on, call chat_with_agent with thread_id={tid}."
+    return f"To continue this conversation, call chat_with_agent with thread_id={tid}."

@@ -107,7 +107,7 @@ def _agent_tool_result(
     result, full = fit_reply(agent_result(summary), budget)
     if extend is not None:
         result = extend(result)
-    text = result_text(result, person_decides=person_decides)
+    text = result_text(result, person_decides=person_decides, cancelled=summary.cancelled)
     content: list[ContentBlock] = [TextContent(type="text", text=text)]
     meta: dict[str, Any] = {META_THREAD_ID: result.thread_id, META_STATUS: result.status}
     if full is not None:
@@ -121,7 +121,10 @@ def _agent_tool_result(
             )
         )
         meta[META_REPLY_CHARS] = full
-    return ToolResult(content=content, structured_content=result, meta=meta)
+    # A failed run is an error result (clients flag it to their model), with the same
+    # structuredContent and thread id, so it can be continued like any other.
+    failed = result.status == "failed"
+    return ToolResult(content=content, structured_content=result, meta=meta, is_error=failed)
 
 
 def _progress(ctx: Context, interval: float) -> AbstractAsyncContextManager[Progress]:
@@ -204,6 +207,20 @@ async def _ask_inline(
             progress=progress,
         )
     return summary
+
+
+def _enum_or_null(names: list[JsonValue]) -> Callable[[dict[str, Any]], None]:
+    """Limit the string branch of an optional argument's schema to ``names``.
+
+    An ``enum`` beside ``anyOf`` would apply to null as well and refuse the default.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", []):
+            if branch.get("type") == "string":
+                branch["enum"] = names
+
+    return extra
 
 
 def _chat_description(config: Config, *, person_decides: bool = False) -> str:
@@ -464,7 +481,7 @@ def create_server(
         ctx: Context,
         agent: Annotated[
             str | None,
-            Field(description="Only this agent's threads", json_schema_extra={"enum": names}),
+            Field(description="Only this agent's threads", json_schema_extra=_enum_or_null(names)),
         ] = None,
         status: Annotated[Status | None, Field(description="Only threads in this status")] = None,
         limit: Annotated[int, Field(description="Page size", ge=1, le=100)] = 20,
