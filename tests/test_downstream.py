@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from fastmcp import FastMCP
+from fastmcp import Client, FastMCP
+from inline_snapshot import snapshot
 from mcp_types import ToolListChangedNotification
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import Downstreams
-from tests.conftest import DOWNSTREAM
+from agents_mcp.server import create_server
+from agents_mcp.testing import ScriptedLLM
+from tests.conftest import DOWNSTREAM, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +101,101 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
     assert after == ["grow", "fresh"]
     assert [t.name for t in again] == offered == ["live__grow"]
     assert offered_after == ["live__grow", "live__fresh"]
+
+
+# -- servers that cannot give their tools, through a real MCP client ----------------------
+
+EXITING = str(Path(__file__).parent / "exiting_server.py")
+
+
+def _unavailable_config(tmp_path: Path, *, required: bool = False) -> Any:
+    return make_config(
+        tmp_path,
+        servers={
+            "notes": {"command": sys.executable, "args": [DOWNSTREAM]},
+            "clock": {"command": "no-such-program-agents-mcp", "required": required},
+            "flaky": {"command": sys.executable, "args": [EXITING]},
+        },
+        agents={
+            "helper": {
+                "description": "d",
+                "instructions": "Be brief.",
+                "model": "main",
+                "servers": ["notes", "clock", "flaky"],
+                "require_approval": "never",
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_an_agent_without_some_servers_says_so_and_tells_its_model(
+    tmp_path: Path, mode: str
+) -> None:
+    llm = ScriptedLLM("I cannot tell the time: my clock tool is unavailable.")
+    mcp = create_server(
+        _unavailable_config(tmp_path), db_path=tmp_path / "t.db", llms={"main": llm}
+    )
+    async with Client(mcp, mode=mode) as client:
+        with anyio.fail_after(60):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "what time is it?"}
+            )
+        tid = result.structured_content["thread_id"]  # type: ignore[index]
+        with anyio.fail_after(60):
+            shown = await client.read_resource(f"agents-mcp://threads/{tid}")
+    payload = result.structured_content
+    assert payload is not None
+    assert payload["status"] == "completed"
+    assert payload["unavailable"] == snapshot(
+        [
+            {
+                "server": "clock",
+                "reason": "cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)",
+            },
+            {
+                "server": "flaky",
+                "reason": "it exited right after starting (the connection closed)",
+            },
+        ]
+    )
+    assert result.content[0].text.replace(tid, "<t>") == snapshot(  # type: ignore[union-attr]
+        """\
+I cannot tell the time: my clock tool is unavailable.
+
+Unavailable to the agent in this turn: the tools of server 'clock' (cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)).
+Unavailable to the agent in this turn: the tools of server 'flaky' (it exited right after starting (the connection closed)).
+[thread_id: <t> · agent: helper · status: completed] To continue this conversation, call chat_with_agent with thread_id='<t>'.\
+"""
+    )
+    # The model was told, and was offered only the tools that exist.
+    (request,) = llm.requests
+    assert request.system == snapshot(
+        "Be brief.\n\nSome of your tools are unavailable right now: server 'clock' (cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)); server 'flaky' (it exited right after starting (the connection closed)). Their tools are missing from your tool list. Do not guess what they would have returned: tell the user which tools are unavailable and why, and do what you can without them."
+    )
+    assert {t.name.split("__")[0] for t in request.tools} == {"notes"}
+    # People reading the thread see it too.
+    assert "unavailable: server 'flaky'" in shown[0].text  # type: ignore[union-attr]
+
+
+async def test_a_required_server_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
+    llm = ScriptedLLM()  # never asked: the run fails before the model
+    mcp = create_server(
+        _unavailable_config(tmp_path, required=True),
+        db_path=tmp_path / "t.db",
+        llms={"main": llm},
+    )
+    async with Client(mcp) as client:
+        with anyio.fail_after(60):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "time?"}, raise_on_error=False
+            )
+    payload = result.structured_content
+    assert payload is not None
+    assert result.is_error
+    assert (payload["status"], payload["error"]["type"]) == ("failed", "downstream_unavailable")
+    assert payload["error"]["message"] == snapshot(
+        "agent 'helper' cannot run without its required tools (server 'clock': cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)); fix the server (agents-mcp check shows why), then send a message to continue"
+    )
+    assert [u["server"] for u in payload["unavailable"]] == ["clock", "flaky"]
+    assert llm.requests == []

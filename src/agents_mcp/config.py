@@ -120,6 +120,9 @@ class DownstreamServerConfig(_Model):
     timeout: float = Field(60.0, gt=0)
     init_timeout: float = Field(30.0, gt=0)
     protocol: Literal["legacy", "auto", "2026-07-28"] = "legacy"
+    required: bool = False
+    """Fail a run (``downstream_unavailable``) when this server cannot be reached,
+    rather than go on without its tools."""
 
     @property
     def kind(self) -> Literal["stdio", "http"]:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
 
 from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.toolsets import ToolInfo, ToolOutput, llm_tool_names
+from agents_mcp.toolsets import Available, ToolInfo, ToolOutput, Unavailable, llm_tool_names
 
 log = logging.getLogger("agents_mcp.downstream")
 
@@ -218,13 +218,23 @@ class AgentToolset:
         self._built: tuple[list[list[mt.Tool] | None], list[ToolInfo]] | None = None
 
     async def list_tools(self) -> list[ToolInfo]:
+        """The tools that can be offered now (servers that fail are left out)."""
+        return list((await self.available()).tools)
+
+    async def available(self) -> Available:
+        """The tools that can be offered now, and the servers that failed, with why."""
         found: dict[str, list[mt.Tool]] = {}
+        failed: dict[str, Unavailable] = {}
 
         async def fetch(server: DownstreamServer) -> None:
             try:
                 found[server.name] = await server.tools()
             except Exception as exc:
-                log.warning("%s: cannot list tools: %s", server.name, _why(exc))
+                why = unavailable_reason(server.config, exc)
+                log.warning("%s: cannot list tools: %s", server.name, why)
+                failed[server.name] = Unavailable(
+                    server=server.name, reason=why, required=server.config.required
+                )
 
         missing = [s for s in self._servers.values() if s.cached_tools is None]
         if len(missing) == 1:
@@ -236,14 +246,16 @@ class AgentToolset:
         for server in self._servers.values():
             if server.cached_tools is not None:
                 found[server.name] = server.cached_tools
+        unavailable = [failed[name] for name in self._servers if name in failed]
         sources = [found.get(name) for name in self._servers]
         if self._built is not None and all(
             a is b for a, b in zip(self._built[0], sources, strict=True)
         ):
-            return list(self._built[1])  # nothing changed: no renaming, no new ToolInfos
+            # nothing changed: no renaming, no new ToolInfos
+            return Available(tools=list(self._built[1]), unavailable=unavailable)
         infos = self._infos(found)
         self._built = (sources, infos)
-        return list(infos)
+        return Available(tools=list(infos), unavailable=unavailable)
 
     def _infos(self, found: Mapping[str, list[mt.Tool]]) -> list[ToolInfo]:
         pairs = [
@@ -301,3 +313,40 @@ def _is_dead(exc: BaseException) -> bool:
 
 def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (exception groups of one unwrapped)."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        if isinstance(current, BaseExceptionGroup) and len(current.exceptions) == 1:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return out
+
+
+def unavailable_reason(config: DownstreamServerConfig, exc: BaseException) -> str:
+    """Why a server could not give its tools, in words the model and the caller can use."""
+    causes = _causes(exc)
+    if config.command is not None:
+        for cause in causes:
+            if isinstance(cause, FileNotFoundError) and cause.filename in (config.command, None):
+                return (
+                    f"cannot start {config.command!r}: no such program (give its absolute path"
+                    " in command; desktop apps start servers with a short PATH)"
+                )
+            if isinstance(cause, OSError) and cause.filename is not None:
+                return f"cannot start {config.command!r}: {cause.strerror}: {cause.filename}"
+    if any(isinstance(c, TimeoutError) for c in causes):
+        return f"it did not finish starting within init_timeout ({config.init_timeout:g} s)"
+    if any(_is_dead(c) for c in causes):
+        if config.command is not None:
+            return "it exited right after starting (the connection closed)"
+        return "it closed the connection right after it was opened"
+    text = " ".join(_why(causes[-1]).split())
+    if config.url is not None:
+        text = f"cannot reach {config.url}: {text}"
+    return text if len(text) <= 300 else text[:299] + "…"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -22,7 +23,14 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp import remote
-from agents_mcp.errors import BudgetExceeded, LostClaim, MaxIterations, RunError, StoreError
+from agents_mcp.errors import (
+    BudgetExceeded,
+    DownstreamUnavailable,
+    LostClaim,
+    MaxIterations,
+    RunError,
+    StoreError,
+)
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
 from agents_mcp.store import (
@@ -36,7 +44,7 @@ from agents_mcp.store import (
     open_calls,
 )
 from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
-from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
+from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset, Unavailable
 from agents_mcp.transcript import Transcript
 
 log = logging.getLogger("agents_mcp.loop")
@@ -161,6 +169,8 @@ class RunState:
 
     transcript: Transcript | None = None
     tools: list[ToolInfo] | None = None
+    unavailable: list[Unavailable] = field(default_factory=list[Unavailable])
+    """Servers whose tools could not be offered in this run."""
 
 
 async def _transcript(r: Run) -> Transcript:
@@ -284,7 +294,7 @@ async def step(r: Run) -> Step:
     tools = await _tools(r)
     await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
     request = LLMRequest(
-        system=r.agent.system_prompt(r.personality),
+        system=_system(r),
         messages=transcript.prompt(),
         tools=[t.spec for t in tools],
         settings=r.agent.settings,
@@ -385,10 +395,54 @@ def _may_ask(r: Run, info: ToolInfo | None) -> bool:
 
 
 async def _tools(r: Run) -> list[ToolInfo]:
-    """The run's tools, listed once per run (servers' lists are cached as well)."""
+    """The run's tools, listed once per run (servers' lists are cached as well).
+
+    Servers that cannot give their tools are recorded in the thread (an ``event`` the
+    caller's result reports) and told to the model; a ``required`` one fails the run.
+    """
     if r.state.tools is None:
-        r.state.tools = [*await r.agent.toolset.list_tools(), *r.agent.delegates]
+        found = await r.agent.toolset.available()
+        await _record_unavailable(r, found.unavailable)
+        r.state.tools = [*found.tools, *r.agent.delegates]
     return r.state.tools
+
+
+UNAVAILABLE_EVENT = "unavailable: server {server!r}: {reason}"
+"""How a server's failure is recorded in the thread (see :func:`summarize`)."""
+_UNAVAILABLE = re.compile(r"unavailable: server '([^']*)': (.*)", re.S)
+
+
+async def _record_unavailable(r: Run, missing: Sequence[Unavailable]) -> None:
+    r.state.unavailable = list(missing)
+    if not missing:
+        return
+    transcript = await _transcript(r)
+    said = {h.message.content for h in _current_turn(transcript.messages)}
+    texts = [UNAVAILABLE_EVENT.format(server=u.server, reason=u.reason) for u in missing]
+    new = [Message(role="event", content=t) for t in texts if t not in said]
+    if new:  # once per turn, however often the run resumes
+        await transcript.append(r.claim, *new)
+    required = [u for u in missing if u.required]
+    if required:
+        listed = "; ".join(f"server {u.server!r}: {u.reason}" for u in required)
+        raise DownstreamUnavailable(
+            f"agent {r.agent.name!r} cannot run without its required tools ({listed}); fix"
+            " the server (agents-mcp check shows why), then send a message to continue"
+        )
+
+
+def _system(r: Run) -> str:
+    """The agent's system prompt, plus what it must know about tools it does not have."""
+    prompt = r.agent.system_prompt(r.personality)
+    if not r.state.unavailable:
+        return prompt
+    listed = "; ".join(f"server {u.server!r} ({u.reason})" for u in r.state.unavailable)
+    note = (
+        f"Some of your tools are unavailable right now: {listed}. Their tools are missing"
+        " from your tool list. Do not guess what they would have returned: tell the user"
+        " which tools are unavailable and why, and do what you can without them."
+    )
+    return f"{prompt}\n\n{note}" if prompt else note
 
 
 async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[str]:
@@ -550,6 +604,8 @@ class TurnSummary:
     pending: list[Approval]
     cancelled: list[str] = field(default_factory=list[str])
     """For a cancelled turn: each call the cancel cut short, and what became of it."""
+    unavailable: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -581,7 +637,17 @@ async def summarize(
         tool_calls=sum(1 for h in turn if h.message.role == "tool"),
         pending=pending,
         cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
+        unavailable=_unavailable(turn),
     )
+
+
+def _unavailable(turn: Sequence[StoredMessage]) -> list[tuple[str, str]]:
+    """The servers recorded as unavailable in ``turn``, each once (its latest reason)."""
+    found: dict[str, str] = {}
+    for h in turn:
+        if h.message.role == "event" and (m := _UNAVAILABLE.fullmatch(h.message.content or "")):
+            found[m[1]] = m[2]
+    return list(found.items())
 
 
 def _cut_short(turn: Sequence[StoredMessage]) -> list[str]:

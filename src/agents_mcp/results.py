@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from agents_mcp.loop import TurnSummary
 from agents_mcp.store import Approval, StoredMessage, Thread
@@ -50,6 +50,11 @@ class RunErrorInfo(BaseModel):
     message: str
 
 
+class UnavailableServer(BaseModel):
+    server: str = Field(description="A downstream server of the agent")
+    reason: str = Field(description="Why its tools could not be offered")
+
+
 class AgentResult(BaseModel):
     """The result of chat_with_agent, approve_call and get_thread."""
 
@@ -62,6 +67,18 @@ class AgentResult(BaseModel):
     )
     error: RunErrorInfo | None
     usage: RunUsage
+    unavailable: list[UnavailableServer] = Field(
+        default_factory=list[UnavailableServer],
+        description="Servers whose tools the agent could not use in this turn, and why"
+        " (present only when there are some)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("unavailable"):
+            data.pop("unavailable", None)
+        return data
 
 
 class TranscriptMessage(BaseModel):
@@ -216,6 +233,7 @@ def agent_result(s: TurnSummary) -> AgentResult:
         reply=s.reply,
         pending_approvals=[_pending(a) for a in s.pending],
         error=error,
+        unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
         usage=RunUsage(
             input_tokens=s.usage.input_tokens,
             output_tokens=s.usage.output_tokens,
@@ -306,6 +324,10 @@ def result_text(
     lines: list[str] = []
     if r.reply:
         lines += [r.reply, ""]
+    for u in r.unavailable:
+        lines.append(
+            f"Unavailable to the agent in this turn: the tools of server {u.server!r} ({u.reason})."
+        )
     if r.status == "needs_approval":
         lines.append(
             f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:"
