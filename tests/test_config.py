@@ -184,6 +184,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "progress_interval": 1.0,
                 "reply_budget": 20000,
                 "tool_result_budget": 50000,
+                "max_stored_result": 1000000,
                 "approval_prompt": "structured",
                 "elicitation_timeout": 20.0,
                 "approver": "model",
@@ -307,6 +308,7 @@ def test_defaults() -> None:
             "progress_interval": 1.0,
             "reply_budget": 20000,
             "tool_result_budget": 50000,
+            "max_stored_result": 1000000,
             "approval_prompt": "structured",
             "elicitation_timeout": 20.0,
             "approver": "model",
@@ -416,7 +418,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
 """)
 
 

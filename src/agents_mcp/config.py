@@ -413,6 +413,10 @@ class ServerSettings(_Model):
     """Characters of the reply put in a tool result; the full reply stays readable."""
     tool_result_budget: int = Field(50_000, ge=200)
     """Characters of one downstream tool result shown to the model."""
+    max_stored_result: int = Field(1_000_000, ge=200)
+    """Characters of one tool result (or reply) kept in the thread; the rest is dropped,
+    with a note saying how much. At least ``tool_result_budget``: the model's view of a
+    result is always read back from what is stored."""
     approval_prompt: Literal["auto", "structured"] = "structured"
     """``auto``: ask inline by elicitation where the client supports it."""
     elicitation_timeout: float = Field(20.0, gt=0, le=600)
@@ -439,6 +443,20 @@ class ServerSettings(_Model):
                 f" use at most {room} characters",
             )
         return name
+
+    @model_validator(mode="after")
+    def _stored_covers_shown(self) -> Self:
+        if self.max_stored_result < self.tool_result_budget:
+            _fail(
+                [
+                    (
+                        ("max_stored_result",),
+                        f"must be at least tool_result_budget ({self.tool_result_budget}):"
+                        " the model is shown what is stored",
+                    )
+                ]
+            )
+        return self
 
     @field_validator("auth_tokens")
     @classmethod

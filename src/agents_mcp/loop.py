@@ -45,7 +45,7 @@ from agents_mcp.store import (
 )
 from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
 from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset, Unavailable
-from agents_mcp.transcript import Transcript
+from agents_mcp.transcript import Transcript, stored
 
 log = logging.getLogger("agents_mcp.loop")
 
@@ -84,7 +84,9 @@ class Agent:
     on_cancel: Literal["detach", "stop"] = "detach"
     """What a cancelled request does to the run it waits for."""
     tool_result_budget: int = 50_000
-    """Characters of one tool result shown to the model (the transcript keeps it all)."""
+    """Characters of one tool result shown to the model (the transcript keeps more)."""
+    max_stored_result: int = 1_000_000
+    """Characters of one tool result or reply the thread keeps; the rest is dropped."""
     delegates: Sequence[ToolInfo] = ()
     """Agents this one may call, as ``agent__<name>`` tools."""
 
@@ -307,9 +309,10 @@ async def step(r: Run) -> Step:
     reader = on_text if r.reads_text() else None
     response = await r.agent.llm.complete(request, on_text=reader)
     calls = _unique_ids(response.tool_calls, transcript.call_ids)
+    limit = r.agent.max_stored_result
     answer = Message(
         role="assistant",
-        content=response.content,
+        content=None if response.content is None else stored(response.content, limit),
         tool_calls=calls,
         reasoning=response.reasoning,
         reasoning_payload=response.reasoning_payload,
@@ -457,7 +460,8 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
         if out.text is None:
             waiting.append(call.id)
         else:
-            result = _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
+            text = stored(out.text, r.agent.max_stored_result)
+            result = _tool_message(call, ToolOutput(text=text, ok=out.ok))
             await (await _transcript(r)).append(r.claim, result)
 
     await _concurrently(one, calls)
@@ -518,7 +522,8 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
         asked = remote.approvals_for(r.thread_id, call.id, info, result)
         await (await _transcript(r)).hold_call(r.claim, call.id, asked)
         return True  # the call stays open until the remote thread settles
-    await (await _transcript(r)).finish_call(r.claim, call.id, out.text, ok=out.ok)
+    text = stored(out.text, r.agent.max_stored_result)  # a result enters the thread here
+    await (await _transcript(r)).finish_call(r.claim, call.id, text, ok=out.ok)
     return False
 
 

@@ -109,7 +109,10 @@ class ThreadResult(AgentResult):
         description="Threads of the agents this thread delegated to",
     )
     messages: list[TranscriptMessage] | None = Field(
-        None, description="A page of the transcript, oldest first (include_messages=true)"
+        None,
+        description="A page of the transcript, oldest first (include_messages=true), of"
+        " at most about reply_budget characters; a message cut to fit says so, and the"
+        " resource agents-mcp://threads/<thread_id> has every message whole",
     )
     messages_before: int | None = Field(
         None, description="Pass as before to read the previous page; null at the start"
@@ -146,26 +149,75 @@ class ThreadList(BaseModel):
 ThreadInfo.model_rebuild()
 
 
+MIN_CUT = 500
+"""The least of a message worth showing cut at the end of a page (else it starts the next)."""
+
+
 def transcript_page(
-    history: Sequence[StoredMessage], *, limit: int, before: int | None
+    history: Sequence[StoredMessage],
+    *,
+    limit: int,
+    before: int | None,
+    budget: int,
+    uri: str,
 ) -> tuple[list[TranscriptMessage], int | None]:
-    """Up to ``limit`` messages before index ``before`` (the newest when None)."""
+    """Up to ``limit`` messages before index ``before`` (the newest when None), newest
+    kept first, within ``budget`` characters of content and arguments.
+
+    The page ends where the next (older) message no longer fits. A message that does
+    not fit a page on its own, or that ends a page with room for at least ``MIN_CUT``
+    characters, is cut to fit, with a note that the resource ``uri`` has it whole. So a
+    page is never empty and never much over ``budget``, whatever the thread holds.
+    """
     end = len(history) if before is None else max(0, min(before, len(history)))
-    start = max(0, end - limit)
-    page = [
-        TranscriptMessage(
-            index=h.index,
-            role=h.message.role,
-            content=h.message.content,
-            tool_calls=[
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in h.message.tool_calls
-            ],
-            tool_call_id=h.message.tool_call_id,
-            status="pending" if h.message.status in ("started", "waiting") else h.message.status,
-        )
-        for h in history[start:end]
-    ]
+    page: list[TranscriptMessage] = []
+    room = budget
+    start = end
+    while start > 0 and len(page) < limit:
+        m = history[start - 1]
+        size = _size(m)
+        if size > room and page and room < MIN_CUT:
+            break
+        page.append(_page_message(m, room, uri))
+        start -= 1
+        room -= size
+        if room <= 0:
+            break
+    page.reverse()
     return page, (start if start > 0 else None)
+
+
+def _size(h: StoredMessage) -> int:
+    return len(h.message.content or "") + sum(len(c.arguments) for c in h.message.tool_calls)
+
+
+def _page_message(h: StoredMessage, room: int, uri: str) -> TranscriptMessage:
+    """``h`` for a page, its content and arguments cut to ``room`` characters in all."""
+    m = h.message
+    content = _cut(m.content, room, uri)
+    room -= len(m.content or "")
+    calls = []
+    for c in m.tool_calls:
+        calls.append({"id": c.id, "name": c.name, "arguments": _cut(c.arguments, room, uri)})
+        room -= len(c.arguments)
+    return TranscriptMessage(
+        index=h.index,
+        role=m.role,
+        content=content,
+        tool_calls=calls,
+        tool_call_id=m.tool_call_id,
+        status="pending" if m.status in ("started", "waiting") else m.status,
+    )
+
+
+def _cut(text: str | None, room: int, uri: str) -> str | None:
+    if text is None or len(text) <= room:
+        return text
+    shown = max(0, room)
+    return (
+        f"{text[:shown]}\n[cut: {shown} of {len(text)} characters shown; the whole message"
+        f" is in the resource {uri}]"
+    )
 
 
 def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str:
@@ -305,9 +357,8 @@ def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
         return r, None
     full = len(r.reply)
     note = (
-        f"\n\n[reply truncated: {budget} of {full} characters shown. Read it all with"
-        f" get_thread(thread_id={r.thread_id!r}, include_messages=true) or the resource"
-        f" {thread_uri(r.thread_id)}]"
+        f"\n\n[reply truncated: {budget} of {full} characters shown. Read it all in the"
+        f" resource {thread_uri(r.thread_id)}]"
     )
     return r.model_copy(update={"reply": r.reply[:budget] + note}), full
 

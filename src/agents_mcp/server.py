@@ -398,7 +398,9 @@ def create_server(
         description=(
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
             " wait_seconds for a running turn to finish. include_messages adds a page of the"
-            " transcript (newest last); pass messages_before to page back."
+            f" transcript (newest last, about {budget} characters at most, long messages"
+            " cut); pass messages_before to page back. The resource"
+            " agents-mcp://threads/<thread_id> has the whole transcript."
         ),
         output_schema=ThreadResult.model_json_schema(),
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
@@ -426,7 +428,13 @@ def create_server(
         page: tuple[list[TranscriptMessage], int | None] = ([], None)
         if include_messages:
             _, history = await threads.transcript(owner=_owner(), thread_id=thread_id)
-            page = transcript_page(history, limit=messages_limit, before=messages_before)
+            page = transcript_page(
+                history,
+                limit=messages_limit,
+                before=messages_before,
+                budget=budget,
+                uri=thread_uri(thread_id),
+            )
         children = [child_info(t) for t in await threads.children(summary.thread.id)]
 
         def extend(r: AgentResult) -> AgentResult:
