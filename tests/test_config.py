@@ -80,6 +80,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "init_timeout": 30.0,
                     "protocol": "legacy",
                     "required": False,
+                    "max_result_bytes": 16777216,
                 },
                 "search": {
                     "command": None,
@@ -94,6 +95,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "init_timeout": 5.0,
                     "protocol": "auto",
                     "required": False,
+                    "max_result_bytes": 16777216,
                 },
             },
             "models": {
@@ -414,7 +416,7 @@ def test_unknown_keys_at_every_depth() -> None:
     assert errors(data) == snapshot("""\
 agents.toml: agents.helper.colour: unknown key; valid keys: agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
-agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, protocol, required, timeout, transport, type, url
+agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, max_result_bytes, protocol, required, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server

@@ -12,12 +12,14 @@ import pytest
 from fastmcp import Client, FastMCP
 from inline_snapshot import snapshot
 from mcp_types import ToolListChangedNotification
+from pydantic import ValidationError
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import Downstreams
 from agents_mcp.server import create_server
-from agents_mcp.testing import ScriptedLLM
-from tests.conftest import DOWNSTREAM, make_config
+from agents_mcp.testing import Call, ScriptedLLM
+from tests.conftest import DOWNSTREAM, call, make_config
+from tests.processes import http_downstream
 
 pytestmark = pytest.mark.anyio
 
@@ -199,3 +201,52 @@ async def test_a_required_server_that_cannot_start_fails_the_run(tmp_path: Path)
     )
     assert [u["server"] for u in payload["unavailable"]] == ["clock", "flaky"]
     assert llm.requests == []
+
+
+# -- big results over streamable HTTP -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limit", "seen"),
+    [
+        (None, "[truncated: 50000 of 1200000 characters shown"),
+        (
+            1_000_000,
+            "Error: the result of big is too large: server 'web' sent more than 1000000 bytes"
+            " in one message (max_result_bytes), so it was refused. Ask for less: a smaller"
+            " part, a page, a filter or a summary.",
+        ),
+    ],
+)
+async def test_an_http_result_over_1_mib_reaches_the_model(
+    tmp_path: Path, limit: int | None, seen: str
+) -> None:
+    llm = ScriptedLLM(Call("web__big", {"size": 1_200_000}), "done")
+    with http_downstream("web") as url:
+        entry: dict[str, Any] = {"url": url}
+        if limit is not None:
+            entry["max_result_bytes"] = limit
+        config = make_config(
+            tmp_path,
+            servers={"web": entry},
+            agents={
+                "helper": {
+                    "description": "d",
+                    "model": "main",
+                    "servers": ["web"],
+                    "require_approval": "never",
+                }
+            },
+        )
+        mcp = create_server(config, db_path=tmp_path / "t.db", llms={"main": llm})
+        async with Client(mcp) as client:
+            payload = await call(client, "chat_with_agent", agent="helper", message="big")
+    assert payload["reply"] == "done"
+    shown = next(m.content or "" for m in llm.requests[1].messages if m.role == "tool")
+    assert seen in shown
+    assert "SSE" not in shown
+
+
+def test_max_result_bytes_is_for_http_servers_only() -> None:
+    with pytest.raises(ValidationError, match="only valid with url"):
+        stdio(max_result_bytes=10)

@@ -123,6 +123,9 @@ class DownstreamServerConfig(_Model):
     required: bool = False
     """Fail a run (``downstream_unavailable``) when this server cannot be reached,
     rather than go on without its tools."""
+    max_result_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    """HTTP: the largest message (one server-sent event) accepted from the server; a
+    bigger tool result reaches the model as a "too large" error."""
 
     @property
     def kind(self) -> Literal["stdio", "http"]:
@@ -137,8 +140,8 @@ class DownstreamServerConfig(_Model):
         stdio = self.kind == "stdio"
         errors: list[tuple[Loc, str]] = []
         only = "with url (HTTP), not command" if stdio else "with command (stdio), not url"
-        for key in ("headers",) if stdio else ("args", "env", "cwd"):
-            if getattr(self, key):
+        for key in ("headers", "max_result_bytes") if stdio else ("args", "env", "cwd"):
+            if key in self.model_fields_set and getattr(self, key):
                 errors.append(((key,), f"only valid {only}"))
         for key in ("type", "transport"):
             declared = getattr(self, key)

@@ -63,7 +63,7 @@ class DownstreamServer:
 
     def _new_client(self) -> Client[Any]:
         from fastmcp import Client
-        from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+        from fastmcp.client.transports import StdioTransport
 
         cfg = self.config
         transport = self._transport
@@ -76,7 +76,7 @@ class DownstreamServer:
             )
         elif transport is None:
             assert cfg.url is not None
-            transport = StreamableHttpTransport(str(cfg.url), headers=dict(cfg.headers))
+            transport = http_transport(cfg.url, dict(cfg.headers), cfg.max_result_bytes)
         return Client(
             transport,
             mode=cfg.protocol,
@@ -140,6 +140,8 @@ class DownstreamServer:
         try:
             result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
         except Exception as exc:
+            if _too_large(exc):
+                return ToolOutput(text=self._too_large(tool), ok=False)
             if _is_dead(exc):
                 await self._reset()
                 return ToolOutput(
@@ -153,6 +155,14 @@ class DownstreamServer:
             ok=not result.is_error,
             structured=result.structured_content,
             meta=result.meta,
+        )
+
+    def _too_large(self, tool: str) -> str:
+        limit = self.config.max_result_bytes
+        return (
+            f"Error: the result of {tool} is too large: server {self.name!r} sent more than"
+            f" {limit} bytes in one message (max_result_bytes), so it was refused. Ask for"
+            " less: a smaller part, a page, a filter or a summary."
         )
 
     async def _reset(self) -> None:
@@ -303,6 +313,52 @@ def result_text(result: mt.CallToolResult) -> str:
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
     return "\n".join(parts)
+
+
+def http_transport(url: str, headers: dict[str, str], max_event_bytes: int) -> ClientTransport:
+    """Streamable HTTP to ``url``, accepting results of up to ``max_event_bytes`` each.
+
+    fastmcp's ``StreamableHttpTransport`` keeps the MCP SDK's limit of 1 MiB per
+    server-sent event, so a bigger tool result fails as "SSE stream failed"; the SDK's own
+    ``streamable_http_client`` takes the limit as ``max_sse_event_size``. This transport
+    is that client, with the same timeouts as fastmcp's.
+    """
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import httpx2
+    from fastmcp.client.transports import ClientTransport
+    from fastmcp.client.transports.base import SessionKwargs, TransportOptions
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    class LargeResultsHTTP(ClientTransport):
+        @contextlib.asynccontextmanager
+        async def connect_session(
+            self, *, transport_options: TransportOptions | None = None, **kwargs: Any
+        ) -> AsyncIterator[ClientSession]:
+            options = transport_options or TransportOptions()
+            session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
+            read = session_kwargs.get("read_timeout_seconds")
+            timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
+                streamable_http_client(
+                    url, http_client=http, max_sse_event_size=max_event_bytes
+                ) as (read_stream, write_stream),
+                options.session_class(read_stream, write_stream, **session_kwargs) as session,
+            ):
+                yield session
+
+        def __repr__(self) -> str:
+            return f"<LargeResultsHTTP({url!r})>"
+
+    return LargeResultsHTTP()
+
+
+def _too_large(exc: BaseException) -> bool:
+    """The SDK's refusal of a server-sent event over the size limit (an ``MCPError``)."""
+    return "sse stream failed" in str(exc).lower() and "byte limit" in str(exc).lower()
 
 
 def _is_dead(exc: BaseException) -> bool:
