@@ -70,10 +70,15 @@ async def agents_mcp_http(
     port: int,
     env: dict[str, str] | None = None,
     host: str = "127.0.0.1",
+    command: list[str] | None = None,
 ) -> AsyncIterator[str]:
-    """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL."""
-    command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
-    command += ["--db", str(db), "--transport", "http", "--port", str(port), "--host", host]
+    """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL.
+
+    ``command`` replaces the CLI (a program that serves on ``port`` some other way).
+    """
+    if command is None:
+        command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
+        command += ["--db", str(db), "--transport", "http", "--port", str(port), "--host", host]
     proc = await anyio.open_process(
         command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=None, stderr=None
     )

@@ -180,6 +180,8 @@ def test_full_toml_parses_to_expected_config() -> None:
             },
             "server": {
                 "auth_tokens": ["**********"],
+                "allowed_hosts": [],
+                "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
                 "name": "research-agents",
                 "wait_seconds": 45.0,
@@ -304,6 +306,8 @@ def test_defaults() -> None:
     assert config.server.model_dump() == snapshot(
         {
             "auth_tokens": [],
+            "allowed_hosts": [],
+            "allowed_origins": [],
             "db": None,
             "name": "agents-mcp",
             "wait_seconds": 45.0,
@@ -420,7 +424,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
 """)
 
 
@@ -715,3 +719,16 @@ def test_secrets_stay_out_of_repr_and_errors() -> None:
     # pydantic's ValidationError shows input values; it must not ride along in tracebacks
     assert info.value.__cause__ is None
     assert info.value.__context__ is None
+
+
+def test_allowed_hosts_and_origins_say_what_they_expect() -> None:
+    data = valid()
+    data["server"] = {
+        "allowed_hosts": ["agents.example.com", "https://agents.example.com", "*.lan:8765"],
+        "allowed_origins": ["https://app.example.com", "app.example.com", "https://a.b/path"],
+    }
+    assert errors(data) == snapshot("""\
+agents.toml: server.allowed_hosts[1]: expected a host name or address, optionally with a port (no scheme, no path), got 'https://agents.example.com'
+agents.toml: server.allowed_origins[1]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'app.example.com'
+agents.toml: server.allowed_origins[2]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'https://a.b/path'\
+""")

@@ -95,6 +95,23 @@ _BAD_AGENT = "invalid agent name: use 1 to 64 letters, digits, '_' or '-'"
 _BAD_RULE = "expected '<server>__<tool>' or '<server>__*', got {value}"
 _BAD_URL = "expected an http:// or https:// URL"
 
+_BAD_HOST = (
+    "expected a host name or address, optionally with a port (no scheme, no path), got {value}"
+)
+_BAD_ORIGIN = (
+    "expected an origin such as 'https://app.example.com' (scheme and host, no path), got {value}"
+)
+
+
+def _is_host(value: str) -> bool:
+    return bool(value) and not any(c in value for c in "/ ")
+
+
+def _is_origin(value: str) -> bool:
+    scheme, sep, rest = value.partition("://")
+    return value == "*" or (scheme in ("http", "https") and bool(sep) and _is_host(rest))
+
+
 ServerName = Annotated[str, _check(re.compile(_SERVER).fullmatch, _BAD_SERVER)]
 AgentName = Annotated[str, _check(re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch, _BAD_AGENT)]
 RuleName = Annotated[str, _check(re.compile(rf"{_SERVER}{SEPARATOR}.+").fullmatch, _BAD_RULE)]
@@ -405,6 +422,13 @@ class ServerSettings(_Model):
     """Settings of agents-mcp's own MCP server."""
 
     auth_tokens: list[SecretStr] = []
+    allowed_hosts: list[Annotated[str, _check(_is_host, _BAD_HOST)]] = []
+    """HTTP: more ``Host`` header values to accept (a reverse proxy's public name, a LAN
+    name), besides loopback and the address a request came in on; ``*.example.com``
+    patterns work."""
+    allowed_origins: list[Annotated[str, _check(_is_origin, _BAD_ORIGIN)]] = []
+    """HTTP: browser origins (``https://app.example.com``) allowed to call the server
+    besides its own."""
     db: LocalPath | None = None
     name: str = Field("agents-mcp", min_length=1)
     wait_seconds: float = Field(45.0, ge=0, le=600)

@@ -8,7 +8,7 @@ exception tree to MCP tool errors in one place (:func:`_tool_errors`).
 import hashlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import wraps
 from pathlib import Path
@@ -583,8 +583,15 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
     db_path: str | Path | None = None,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
 ) -> None:
-    """Run the server until it is stopped."""
+    """Run the server until it is stopped.
+
+    ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
+    ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
+    loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
+    """
     auth = bearer_auth(config) if transport == "http" else None
     if transport == "http" and not is_loopback(host) and auth is None:
         raise ConfigError(
@@ -596,10 +603,15 @@ async def serve(
     if transport == "stdio":
         await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
     else:
+        hosts = [*config.server.allowed_hosts, *allowed_hosts]
+        origins = [*config.server.allowed_origins, *allowed_origins]
         await mcp.run_http_async(
             show_banner=False,
             host=host,
             port=port,
             log_level="warning",
             host_origin_protection="auto",
+            # None, not []: an empty list would still switch the checks on everywhere.
+            allowed_hosts=hosts or None,
+            allowed_origins=origins or None,
         )
