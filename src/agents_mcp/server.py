@@ -64,6 +64,11 @@ from agents_mcp.ui.view import ThreadView, thread_view
 
 log = logging.getLogger("agents_mcp.server")
 
+_WAIT_HELP = (
+    "before returning status running (then call get_thread). Most clients give up on a"
+    " request after 60 s: keep this under about 50 unless your client resets its timeout"
+    " on progress notifications, which are sent while the call waits."
+)
 _DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay under 2 KB
 
 P = ParamSpec("P")
@@ -130,8 +135,8 @@ def _agent_tool_result(
 def _progress(ctx: Context, interval: float) -> AbstractAsyncContextManager[Progress]:
     """Relay run events as ``notifications/progress`` (when the caller asked for them)."""
 
-    async def send(count: int, message: str) -> None:
-        await ctx.report_progress(count, None, message)
+    async def send(progress: float, message: str) -> None:
+        await ctx.report_progress(progress, None, message)
 
     return relayed(send, interval)
 
@@ -313,11 +318,7 @@ def create_server(
         return summary
 
     agent_field = Field(description="Which agent to talk to", json_schema_extra={"enum": names})
-    wait_field = Field(
-        description="Seconds to wait for the answer before returning status running",
-        ge=0,
-        le=600,
-    )
+    wait_field = Field(description=f"Seconds to wait for the answer {_WAIT_HELP}", ge=0, le=600)
     agent_tool = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
     )
@@ -410,7 +411,8 @@ def create_server(
         thread_id: Annotated[str, Field(description="The thread to look up")],
         ctx: Context,
         wait_seconds: Annotated[
-            float, Field(description="Seconds to wait for a running turn", ge=0, le=600)
+            float,
+            Field(description=f"Seconds to wait for a running turn {_WAIT_HELP}", ge=0, le=600),
         ] = 0.0,
         include_messages: Annotated[
             bool, Field(description="Also return a page of the transcript")
