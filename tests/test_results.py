@@ -5,6 +5,9 @@ Through a real MCP client (fastmcp's, in memory) in both protocol eras.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +26,7 @@ from agents_mcp.server import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import make_config
 from tests.downstream_server import make_server
+from tests.processes import ROOT, agents_mcp_http, free_port, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -171,3 +175,58 @@ async def test_approving_a_call_that_cancel_run_dropped_says_it_was_cancelled(
     assert late.content[0].text == snapshot(
         "call 'w1' was cancelled by cancel_run, so it will never run; send the thread a new message to continue"
     )
+
+
+# -- the official TypeScript SDK client ------------------------------------------------------
+
+SDK_CLIENT = ROOT / "tests" / "browser" / "sdk_client.mjs"
+
+
+def sdk_missing() -> list[str]:
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("node (apt-get install nodejs)")
+    if not (ROOT / "tests" / "browser" / "node_modules" / "@modelcontextprotocol").is_dir():
+        missing.append("the npm packages (npm ci --prefix tests/browser)")
+    return missing
+
+
+async def test_the_typescript_sdk_accepts_every_result(tmp_path: Path) -> None:
+    """The SDK validates structuredContent against outputSchema and throws if it does not
+    match; the script checks each argument default against its schema with Ajv too."""
+    if missing := sdk_missing():
+        if os.environ.get("AGENTS_MCP_SKIP_BROWSER") == "1" and not os.environ.get("CI"):
+            pytest.skip(f"AGENTS_MCP_SKIP_BROWSER=1 and missing: {', '.join(missing)}")
+        pytest.fail(f"this test needs {', '.join(missing)}; .ci/run installs them")
+    config = write_config(
+        tmp_path / "agents.json",
+        {
+            "mcpServers": {
+                "ghost": {"command": "no-such-program-agents-mcp"},
+                "clock": {"command": "no-such-program-agents-mcp", "required": True},
+            },
+            "models": {"demo": {"provider": "demo"}},
+            "agents": {
+                name: {"description": "d", "model": "demo", "servers": servers}
+                for name, servers in (("demo", []), ("loose", ["ghost"]), ("strict", ["clock"]))
+            },
+        },
+    )
+    async with agents_mcp_http(config, tmp_path / "t.db", port=free_port()) as url:
+        with anyio.fail_after(60):
+            done = await anyio.run_process(["node", str(SDK_CLIENT), url], check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["badDefaults"] == []
+    calls = report["calls"]
+    assert {k: (v["isError"], v["structured"].get("status")) for k, v in calls.items()} == {
+        "completed": (False, "completed"),
+        "get_thread": (False, "completed"),
+        "unavailable": (False, "completed"),
+        "failed": (True, "failed"),
+        "list_threads": (False, None),
+        "list_threads_null": (False, None),
+        "cancel_run": (False, "completed"),
+    }
+    assert [u["server"] for u in calls["unavailable"]["structured"]["unavailable"]] == ["ghost"]
+    assert calls["failed"]["structured"]["error"]["type"] == "downstream_unavailable"
