@@ -66,8 +66,9 @@ class ProgressRelay:
         self._interval = interval
         self._messages = Messages()
         self._start = anyio.current_time()
-        self._step = "working"
-        """The latest status sent: what a heartbeat repeats."""
+        self._step: str | None = None
+        """The latest status sent: what a heartbeat repeats (None: none seen yet, as
+        when the request joined a run in another process)."""
         self._latest: str | None = None
         self._broken = False
 
@@ -85,7 +86,9 @@ class ProgressRelay:
             waited = anyio.current_time() - self._start
             message, self._latest = self._latest, None
             if message is None:
-                message = f"{self._step} · still working, {_seconds(waited)}"
+                message = f"still working, {_seconds(waited)}"
+                if self._step is not None:
+                    message = f"{self._step} · {message}"
             else:
                 self._step = message
             await self._deliver(waited, message)
