@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from fastmcp import Client
+from fastmcp.exceptions import ToolError
 
 from agents_mcp.config import Config, config_from_dict
 from agents_mcp.testing import block_real_llms
@@ -86,8 +87,16 @@ def make_config(
 
 
 async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
-    """Call an MCP tool (bounded wait) and return its ``structuredContent``."""
+    """Call an MCP tool (bounded wait) and return its ``structuredContent``.
+
+    A failed run is an error result that still has its ``structuredContent``: it is
+    returned like any other (and checked to be marked as an error); any other error
+    raises ``ToolError`` as the client would.
+    """
     with anyio.fail_after(60):
-        result = await client.call_tool(tool, args)
+        result = await client.call_tool(tool, args, raise_on_error=False)
+    if result.is_error and result.structured_content is None:
+        raise ToolError(result.content[0].text)  # type: ignore[union-attr]
     assert result.structured_content is not None
+    assert result.is_error == (result.structured_content.get("status") == "failed")
     return result.structured_content

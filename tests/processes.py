@@ -74,9 +74,15 @@ async def agents_mcp_http(
     port: int,
     env: dict[str, str] | None = None,
     host: str = "127.0.0.1",
+    command: list[str] | None = None,
 ) -> AsyncIterator[str]:
-    """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL."""
-    async with agents_mcp_http_process(config, port=port, db=db, env=env, host=host):
+    """``agents-mcp serve --transport http`` in a subprocess; yields the MCP URL.
+
+    ``command`` replaces the CLI (a program that serves on ``port`` some other way).
+    """
+    async with agents_mcp_http_process(
+        config, port=port, db=db, env=env, host=host, command=command
+    ):
         yield f"http://127.0.0.1:{port}/mcp"
 
 
@@ -88,13 +94,15 @@ async def agents_mcp_http_process(
     db: Path | str | None = None,
     env: dict[str, str] | None = None,
     host: str = "127.0.0.1",
+    command: list[str] | None = None,
 ) -> AsyncIterator[Process]:
     """``agents-mcp serve --transport http`` in a subprocess, once it listens; without
-    ``db``, the config's database."""
-    command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
-    command += ["--transport", "http", "--port", str(port), "--host", host]
-    if db is not None:
-        command += ["--db", str(db)]
+    ``db``, the config's database; ``command`` replaces the CLI."""
+    if command is None:
+        command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
+        command += ["--transport", "http", "--port", str(port), "--host", host]
+        if db is not None:
+            command += ["--db", str(db)]
     proc = await anyio.open_process(
         command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=None, stderr=None
     )

@@ -158,11 +158,13 @@ def chat_tool(tools: list[Any]) -> tuple[list[str], str, list[str]]:
     by_name = {t.name: t for t in tools}
     chat = by_name["chat_with_agent"]
     listing = by_name["list_threads"].input_schema["properties"]["agent"]
+    # Optional: the names are in the string branch (an enum beside anyOf refuses null).
+    (text,) = [b for b in listing["anyOf"] if b.get("type") == "string"]
     agents = re.findall(r"^- (\w+):", chat.description or "", re.M)
     return (
         chat.input_schema["properties"]["agent"].get("enum", []),
         ",".join(agents),
-        listing.get("enum", []),
+        text.get("enum", []),
     )
 
 

@@ -129,7 +129,7 @@ The agent wants to run 2 tool call(s) that need approval:
 - notes__write_note {"title": "a", "body": "1"} (call_id: w1)
 - notes__write_note {"title": "b", "body": "2"} (call_id: w2)
 Ask the user, then answer each with approve_call(thread_id='<t>', call_id=…, approve=true|false).
-[thread_id: <t> · agent: helper · status: needs_approval] To continue this conversation, call chat_with_agent with thread_id='<t>'.\
+[thread_id: <t> · agent: helper · status: needs_approval] Next: approve_call for each pending call. A new message is refused until they are decided; cancel_run drops them.\
 """
         )
         assert executed(log) == []  # the free echo ran, nothing that writes did

@@ -80,6 +80,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "init_timeout": 30.0,
                     "protocol": "legacy",
                     "kind": "mcp",
+                    "required": False,
+                    "max_result_bytes": 16777216,
                 },
                 "search": {
                     "command": None,
@@ -94,6 +96,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "init_timeout": 5.0,
                     "protocol": "auto",
                     "kind": "mcp",
+                    "required": False,
+                    "max_result_bytes": 16777216,
                 },
             },
             "models": {
@@ -183,12 +187,16 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "tokens": {},
                 "jwt": None,
                 "require_tokens": False,
+                "allowed_hosts": [],
+                "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
+                "lease_seconds": 15.0,
                 "name": "research-agents",
                 "wait_seconds": 45.0,
                 "progress_interval": 1.0,
                 "reply_budget": 20000,
                 "tool_result_budget": 50000,
+                "max_stored_result": 1000000,
                 "approval_prompt": "structured",
                 "elicitation_timeout": 20.0,
                 "approver": "model",
@@ -309,12 +317,16 @@ def test_defaults() -> None:
             "tokens": {},
             "jwt": None,
             "require_tokens": False,
+            "allowed_hosts": [],
+            "allowed_origins": [],
             "db": None,
+            "lease_seconds": 15.0,
             "name": "agents-mcp",
             "wait_seconds": 45.0,
             "progress_interval": 1.0,
             "reply_budget": 20000,
             "tool_result_budget": 50000,
+            "max_stored_result": 1000000,
             "approval_prompt": "structured",
             "elicitation_timeout": 20.0,
             "approver": "model",
@@ -420,11 +432,11 @@ def test_unknown_keys_at_every_depth() -> None:
     assert errors(data) == snapshot("""\
 agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
-agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, protocol, timeout, transport, type, url
+agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, tokens, tool_result_budget, wait_seconds\
 """)
 
 
@@ -719,3 +731,16 @@ def test_secrets_stay_out_of_repr_and_errors() -> None:
     # pydantic's ValidationError shows input values; it must not ride along in tracebacks
     assert info.value.__cause__ is None
     assert info.value.__context__ is None
+
+
+def test_allowed_hosts_and_origins_say_what_they_expect() -> None:
+    data = valid()
+    data["server"] = {
+        "allowed_hosts": ["agents.example.com", "https://agents.example.com", "*.lan:8765"],
+        "allowed_origins": ["https://app.example.com", "app.example.com", "https://a.b/path"],
+    }
+    assert errors(data) == snapshot("""\
+agents.toml: server.allowed_hosts[1]: expected a host name or address, optionally with a port (no scheme, no path), got 'https://agents.example.com'
+agents.toml: server.allowed_origins[1]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'app.example.com'
+agents.toml: server.allowed_origins[2]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'https://a.b/path'\
+""")

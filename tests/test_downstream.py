@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from fastmcp import FastMCP
+from fastmcp import Client, FastMCP
+from inline_snapshot import snapshot
 from mcp_types import ToolListChangedNotification
+from pydantic import ValidationError
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import Downstreams
-from tests.conftest import DOWNSTREAM
+from agents_mcp.server import create_server
+from agents_mcp.testing import Call, ScriptedLLM
+from tests.conftest import DOWNSTREAM, call, make_config
+from tests.processes import http_downstream
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +152,150 @@ def test_why_a_call_failed_is_short_and_names_no_exception_class(
     assert silent.startswith("internal error (id err_") and "KeyError" not in silent
     (record,) = caplog.records
     assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+# -- servers that cannot give their tools, through a real MCP client ----------------------
+
+EXITING = str(Path(__file__).parent / "exiting_server.py")
+
+
+def _unavailable_config(tmp_path: Path, *, required: bool = False) -> Any:
+    return make_config(
+        tmp_path,
+        servers={
+            "notes": {"command": sys.executable, "args": [DOWNSTREAM]},
+            "clock": {"command": "no-such-program-agents-mcp", "required": required},
+            "flaky": {"command": sys.executable, "args": [EXITING]},
+        },
+        agents={
+            "helper": {
+                "description": "d",
+                "instructions": "Be brief.",
+                "model": "main",
+                "servers": ["notes", "clock", "flaky"],
+                "require_approval": "never",
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_an_agent_without_some_servers_says_so_and_tells_its_model(
+    tmp_path: Path, mode: str
+) -> None:
+    llm = ScriptedLLM("I cannot tell the time: my clock tool is unavailable.")
+    mcp = create_server(
+        _unavailable_config(tmp_path), db_path=tmp_path / "t.db", llms={"main": llm}
+    )
+    async with Client(mcp, mode=mode) as client:
+        with anyio.fail_after(60):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "what time is it?"}
+            )
+        tid = result.structured_content["thread_id"]  # type: ignore[index]
+        with anyio.fail_after(60):
+            shown = await client.read_resource(f"agents-mcp://threads/{tid}")
+    payload = result.structured_content
+    assert payload is not None
+    assert payload["status"] == "completed"
+    assert payload["unavailable"] == snapshot(
+        [
+            {
+                "server": "clock",
+                "reason": "cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)",
+            },
+            {
+                "server": "flaky",
+                "reason": "it exited right after starting (the connection closed)",
+            },
+        ]
+    )
+    assert result.content[0].text.replace(tid, "<t>") == snapshot(  # type: ignore[union-attr]
+        """\
+I cannot tell the time: my clock tool is unavailable.
+
+Unavailable to the agent in this turn: the tools of server 'clock' (cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)).
+Unavailable to the agent in this turn: the tools of server 'flaky' (it exited right after starting (the connection closed)).
+[thread_id: <t> · agent: helper · status: completed] To continue this conversation, call chat_with_agent with thread_id='<t>'.\
+"""
+    )
+    # The model was told, and was offered only the tools that exist.
+    (request,) = llm.requests
+    assert request.system == snapshot(
+        "Be brief.\n\nSome of your tools are unavailable right now: server 'clock' (cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)); server 'flaky' (it exited right after starting (the connection closed)). Their tools are missing from your tool list. Do not guess what they would have returned: tell the user which tools are unavailable and why, and do what you can without them."
+    )
+    assert {t.name.split("__")[0] for t in request.tools} == {"notes"}
+    # People reading the thread see it too.
+    assert "unavailable: server 'flaky'" in shown[0].text  # type: ignore[union-attr]
+
+
+async def test_a_required_server_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
+    llm = ScriptedLLM()  # never asked: the run fails before the model
+    mcp = create_server(
+        _unavailable_config(tmp_path, required=True),
+        db_path=tmp_path / "t.db",
+        llms={"main": llm},
+    )
+    async with Client(mcp) as client:
+        with anyio.fail_after(60):
+            result = await client.call_tool(
+                "chat_with_agent", {"agent": "helper", "message": "time?"}, raise_on_error=False
+            )
+    payload = result.structured_content
+    assert payload is not None
+    assert result.is_error
+    assert (payload["status"], payload["error"]["type"]) == ("failed", "downstream_unavailable")
+    assert payload["error"]["message"] == snapshot(
+        "agent 'helper' cannot run without its required tools (server 'clock': cannot start 'no-such-program-agents-mcp': no such program (give its absolute path in command; desktop apps start servers with a short PATH)); fix the server (agents-mcp check shows why), then send a message to continue"
+    )
+    assert [u["server"] for u in payload["unavailable"]] == ["clock", "flaky"]
+    assert llm.requests == []
+
+
+# -- big results over streamable HTTP -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limit", "seen"),
+    [
+        (None, "[truncated: 50000 of 1200000 characters shown"),
+        (
+            1_000_000,
+            "Error: the result of big is too large: server 'web' sent more than 1000000 bytes"
+            " in one message (max_result_bytes), so it was refused. Ask for less: a smaller"
+            " part, a page, a filter or a summary.",
+        ),
+    ],
+)
+async def test_an_http_result_over_1_mib_reaches_the_model(
+    tmp_path: Path, limit: int | None, seen: str
+) -> None:
+    llm = ScriptedLLM(Call("web__big", {"size": 1_200_000}), "done")
+    with http_downstream("web") as url:
+        entry: dict[str, Any] = {"url": url}
+        if limit is not None:
+            entry["max_result_bytes"] = limit
+        config = make_config(
+            tmp_path,
+            servers={"web": entry},
+            agents={
+                "helper": {
+                    "description": "d",
+                    "model": "main",
+                    "servers": ["web"],
+                    "require_approval": "never",
+                }
+            },
+        )
+        mcp = create_server(config, db_path=tmp_path / "t.db", llms={"main": llm})
+        async with Client(mcp) as client:
+            payload = await call(client, "chat_with_agent", agent="helper", message="big")
+    assert payload["reply"] == "done"
+    shown = next(m.content or "" for m in llm.requests[1].messages if m.role == "tool")
+    assert seen in shown
+    assert "SSE" not in shown
+
+
+def test_max_result_bytes_is_for_http_servers_only() -> None:
+    with pytest.raises(ValidationError, match="only valid with url"):
+        stdio(max_result_bytes=10)

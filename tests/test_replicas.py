@@ -136,9 +136,12 @@ def client(url: str, mode: str = "auto") -> Client[Any]:
 
 
 async def tool(c: Client[Any], name: str, **args: Any) -> dict[str, Any]:
+    """A tool's structured result; a failed run's too (an error result that still carries
+    the thread), other errors raise."""
     with anyio.fail_after(BOUND):
-        result = await c.call_tool(name, args)
-    assert result.structured_content is not None
+        result = await c.call_tool(name, args, raise_on_error=False)
+    if result.structured_content is None:
+        raise ToolError(str(result.content))
     return result.structured_content
 
 
@@ -327,9 +330,9 @@ async def _closed_quietly(c: Client[Any]) -> AsyncIterator[Client[Any]]:
     try:
         yield c
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-            with suppress(Exception):  # the killed replica cannot answer the goodbye
-                await c.__aexit__(None, None, None)
+        # The killed replica cannot answer the goodbye.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10), suppress(Exception):
+            await c.__aexit__(None, None, None)
 
 
 async def _quietly(fn: Callable[[int], Any], i: int) -> None:

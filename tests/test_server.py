@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from fastmcp import Client, FastMCP
+from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
 
@@ -20,6 +23,7 @@ from agents_mcp.server import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
+from tests.processes import agents_mcp_http, free_port, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -292,7 +296,16 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
     assert "- helper: A helpful agent with a notes server" in (chat.description or "")
     assert chat.output_schema is not None
     assert sorted(chat.output_schema["properties"]) == snapshot(
-        ["agent", "error", "pending_approvals", "reply", "status", "thread_id", "usage"]
+        [
+            "agent",
+            "error",
+            "pending_approvals",
+            "reply",
+            "status",
+            "thread_id",
+            "unavailable",
+            "usage",
+        ]
     )
     assert tools["list_threads"].annotations is not None
     assert tools["list_threads"].annotations.read_only_hint is True
@@ -375,3 +388,82 @@ async def test_the_guard_refuses_real_llm_endpoints() -> None:
     with pytest.raises(RealLLMBlocked):
         await model.complete(LLMRequest(system="", messages=[Message(role="user", content="hi")]))
     await model.aclose()
+
+
+# -- behind a reverse proxy: Host and Origin, over real HTTP ----------------------------------
+
+PROXIED = {
+    "Host": "agents.example.com",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-For": "203.0.113.7",
+}
+
+
+def demo_config(tmp_path: Path, **server: Any) -> Path:
+    data: dict[str, Any] = {
+        "models": {"demo": {"provider": "demo"}},
+        "agents": {"demo": {"description": "d", "model": "demo"}},
+    }
+    if server:
+        data["server"] = server
+    return write_config(tmp_path / "agents.json", data)
+
+
+async def initialize(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status of an ``initialize`` POST sent with ``headers`` (as a proxy would)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "0"},
+        },
+    }
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(url, json=body, headers={**accept, **headers})
+    return response.status_code
+
+
+async def test_a_proxied_host_is_refused_unless_allowed(tmp_path: Path) -> None:
+    app = {"Origin": "https://app.example.com"}
+    async with agents_mcp_http(demo_config(tmp_path), tmp_path / "a.db", port=free_port()) as url:
+        plain = await initialize(url, {})
+        refused = await initialize(url, PROXIED)
+        foreign = await initialize(url, app)
+    assert (plain, refused, foreign) == (200, 421, 403)
+
+    allowed = demo_config(tmp_path, allowed_hosts=["agents.example.com"])
+    async with agents_mcp_http(allowed, tmp_path / "b.db", port=free_port()) as url:
+        proxied = await initialize(url, PROXIED)
+        # A browser on the proxy's own origin (https, as X-Forwarded-Proto says) is fine.
+        same_origin = await initialize(url, {**PROXIED, "Origin": "https://agents.example.com"})
+        other_origin = await initialize(url, {**PROXIED, **app})
+        other_host = await initialize(url, {**PROXIED, "Host": "evil.example.net"})
+        async with Client(StreamableHttpTransport(url, headers=PROXIED)) as client:
+            answer = await call(client, "chat_with_agent", agent="demo", message="hello")
+    assert (proxied, same_origin, other_origin, other_host) == (200, 200, 403, 421)
+    assert answer["status"] == "completed"
+
+
+async def test_serve_takes_allowed_hosts_and_origins(tmp_path: Path) -> None:
+    """What ``agents-mcp serve --allowed-host … --allowed-origin …`` passes to ``serve``."""
+    port = free_port()
+    code = (
+        "import anyio, functools, sys\n"
+        "from agents_mcp.config import load_config\n"
+        "from agents_mcp.server import serve\n"
+        "anyio.run(functools.partial(serve, load_config(sys.argv[1]), transport='http',"
+        " port=int(sys.argv[2]), db_path=sys.argv[3], allowed_hosts=['agents.example.com'],"
+        " allowed_origins=['https://app.example.com']))\n"
+    )
+    config = demo_config(tmp_path)
+    db = tmp_path / "t.db"
+    command = [sys.executable, "-c", code, str(config), str(port), str(db)]
+    async with agents_mcp_http(config, db, port=port, command=command) as url:
+        proxied = await initialize(url, PROXIED)
+        app = await initialize(url, {**PROXIED, "Origin": "https://app.example.com"})
+        other = await initialize(url, {**PROXIED, "Origin": "https://other.example.com"})
+    assert (proxied, app, other) == (200, 200, 403)

@@ -98,6 +98,23 @@ _BAD_AGENT = "invalid agent name: use 1 to 64 letters, digits, '_' or '-'"
 _BAD_RULE = "expected '<server>__<tool>' or '<server>__*', got {value}"
 _BAD_URL = "expected an http:// or https:// URL"
 
+_BAD_HOST = (
+    "expected a host name or address, optionally with a port (no scheme, no path), got {value}"
+)
+_BAD_ORIGIN = (
+    "expected an origin such as 'https://app.example.com' (scheme and host, no path), got {value}"
+)
+
+
+def _is_host(value: str) -> bool:
+    return bool(value) and not any(c in value for c in "/ ")
+
+
+def _is_origin(value: str) -> bool:
+    scheme, sep, rest = value.partition("://")
+    return value == "*" or (scheme in ("http", "https") and bool(sep) and _is_host(rest))
+
+
 ServerName = Annotated[str, _check(re.compile(_SERVER).fullmatch, _BAD_SERVER)]
 AgentName = Annotated[str, _check(re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch, _BAD_AGENT)]
 RuleName = Annotated[str, _check(re.compile(rf"{_SERVER}{SEPARATOR}.+").fullmatch, _BAD_RULE)]
@@ -126,6 +143,12 @@ class DownstreamServerConfig(_Model):
     kind: Literal["mcp", "agents-mcp"] = "mcp"
     """``agents-mcp``: another agents-mcp, whose results may relay approvals and whose
     running threads we follow; any other server's results are ordinary tool results."""
+    required: bool = False
+    """Fail a run (``downstream_unavailable``) when this server cannot be reached,
+    rather than go on without its tools."""
+    max_result_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    """HTTP: the largest message (one server-sent event) accepted from the server; a
+    bigger tool result reaches the model as a "too large" error."""
 
     @property
     def connection(self) -> Literal["stdio", "http"]:
@@ -140,8 +163,8 @@ class DownstreamServerConfig(_Model):
         stdio = self.connection == "stdio"
         errors: list[tuple[Loc, str]] = []
         only = "with url (HTTP), not command" if stdio else "with command (stdio), not url"
-        for key in ("headers",) if stdio else ("args", "env", "cwd"):
-            if getattr(self, key):
+        for key in ("headers", "max_result_bytes") if stdio else ("args", "env", "cwd"):
+            if key in self.model_fields_set and getattr(self, key):
                 errors.append(((key,), f"only valid {only}"))
         for key in ("type", "transport"):
             declared = getattr(self, key)
@@ -502,6 +525,13 @@ class ServerSettings(_Model):
     jwt: JWTConfig | None = None
     require_tokens: bool = False
     """Refuse to serve HTTP without a token, even on loopback."""
+    allowed_hosts: list[Annotated[str, _check(_is_host, _BAD_HOST)]] = []
+    """HTTP: more ``Host`` header values to accept (a reverse proxy's public name, a LAN
+    name), besides loopback and the address a request came in on; ``*.example.com``
+    patterns work."""
+    allowed_origins: list[Annotated[str, _check(_is_origin, _BAD_ORIGIN)]] = []
+    """HTTP: browser origins (``https://app.example.com``) allowed to call the server
+    besides its own."""
     db: LocalPath | None = None
     """The thread database: a SQLite file (relative to the config file) or a
     ``postgresql://user@host:port/db`` URL (``${VAR}`` for its password)."""
@@ -518,6 +548,10 @@ class ServerSettings(_Model):
     """Characters of the reply put in a tool result; the full reply stays readable."""
     tool_result_budget: int = Field(50_000, ge=200)
     """Characters of one downstream tool result shown to the model."""
+    max_stored_result: int = Field(1_000_000, ge=200)
+    """Characters of one tool result (or reply) kept in the thread; the rest is dropped,
+    with a note saying how much. At least ``tool_result_budget``: the model's view of a
+    result is always read back from what is stored."""
     approval_prompt: Literal["auto", "structured"] = "structured"
     """``auto``: ask inline by elicitation where the client supports it."""
     elicitation_timeout: float = Field(20.0, gt=0, le=600)
@@ -544,6 +578,20 @@ class ServerSettings(_Model):
                 f" use at most {room} characters",
             )
         return name
+
+    @model_validator(mode="after")
+    def _stored_covers_shown(self) -> Self:
+        if self.max_stored_result < self.tool_result_budget:
+            _fail(
+                [
+                    (
+                        ("max_stored_result",),
+                        f"must be at least tool_result_budget ({self.tool_result_budget}):"
+                        " the model is shown what is stored",
+                    )
+                ]
+            )
+        return self
 
     @field_validator("auth_tokens")
     @classmethod

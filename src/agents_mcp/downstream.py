@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
 from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.errors import internal_error
-from agents_mcp.toolsets import ToolInfo, ToolOutput, llm_tool_names
+from agents_mcp.toolsets import Available, ToolInfo, ToolOutput, Unavailable, llm_tool_names
 
 log = logging.getLogger("agents_mcp.downstream")
 
@@ -99,7 +99,7 @@ class DownstreamServer:
 
     def _new_client(self) -> Client[Any]:
         from fastmcp import Client
-        from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+        from fastmcp.client.transports import StdioTransport
 
         cfg = self.config
         transport = self._transport
@@ -115,7 +115,7 @@ class DownstreamServer:
             )
         elif transport is None:
             assert cfg.url is not None
-            transport = StreamableHttpTransport(str(cfg.url), headers=dict(cfg.headers))
+            transport = http_transport(cfg.url, dict(cfg.headers), cfg.max_result_bytes)
         return Client(
             transport,
             mode=cfg.protocol,
@@ -183,6 +183,8 @@ class DownstreamServer:
         try:
             result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
         except Exception as exc:
+            if _too_large(exc):
+                return ToolOutput(text=self._too_large(tool), ok=False)
             why = _why(exc, f"{self.name}: calling {tool}")
             if _is_dead(exc, client):
                 await self._reset(client)
@@ -198,6 +200,14 @@ class DownstreamServer:
             structured=result.structured_content,
             meta=result.meta,
             peer=self.config.kind == "agents-mcp",
+        )
+
+    def _too_large(self, tool: str) -> str:
+        limit = self.config.max_result_bytes
+        return (
+            f"Error: the result of {tool} is too large: server {self.name!r} sent more than"
+            f" {limit} bytes in one message (max_result_bytes), so it was refused. Ask for"
+            " less: a smaller part, a page, a filter or a summary."
         )
 
     async def _reset(self, failed: Client[Any] | None) -> None:
@@ -268,13 +278,23 @@ class AgentToolset:
         self._built: tuple[list[list[mt.Tool] | None], list[ToolInfo]] | None = None
 
     async def list_tools(self) -> list[ToolInfo]:
+        """The tools that can be offered now (servers that fail are left out)."""
+        return list((await self.available()).tools)
+
+    async def available(self) -> Available:
+        """The tools that can be offered now, and the servers that failed, with why."""
         found: dict[str, list[mt.Tool]] = {}
+        failed: dict[str, Unavailable] = {}
 
         async def fetch(server: DownstreamServer) -> None:
             try:
                 found[server.name] = await server.tools()
             except Exception as exc:
-                log.warning("%s: cannot list tools: %s", server.name, exc, exc_info=exc)
+                why = unavailable_reason(server.config, exc)
+                log.warning("%s: cannot list tools: %s", server.name, why)
+                failed[server.name] = Unavailable(
+                    server=server.name, reason=why, required=server.config.required
+                )
 
         missing = [s for s in self._servers.values() if s.cached_tools is None]
         if len(missing) == 1:
@@ -286,14 +306,16 @@ class AgentToolset:
         for server in self._servers.values():
             if server.cached_tools is not None:
                 found[server.name] = server.cached_tools
+        unavailable = [failed[name] for name in self._servers if name in failed]
         sources = [found.get(name) for name in self._servers]
         if self._built is not None and all(
             a is b for a, b in zip(self._built[0], sources, strict=True)
         ):
-            return list(self._built[1])  # nothing changed: no renaming, no new ToolInfos
+            # nothing changed: no renaming, no new ToolInfos
+            return Available(tools=list(self._built[1]), unavailable=unavailable)
         infos = self._infos(found)
         self._built = (sources, infos)
-        return list(infos)
+        return Available(tools=list(infos), unavailable=unavailable)
 
     def _infos(self, found: Mapping[str, list[mt.Tool]]) -> list[ToolInfo]:
         pairs = [
@@ -344,7 +366,53 @@ def result_text(result: mt.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def _is_dead(exc: BaseException, client: Client[Any]) -> bool:
+def http_transport(url: str, headers: dict[str, str], max_event_bytes: int) -> ClientTransport:
+    """Streamable HTTP to ``url``, accepting results of up to ``max_event_bytes`` each.
+
+    fastmcp's ``StreamableHttpTransport`` keeps the MCP SDK's limit of 1 MiB per
+    server-sent event, so a bigger tool result fails as "SSE stream failed"; the SDK's own
+    ``streamable_http_client`` takes the limit as ``max_sse_event_size``. This transport
+    is that client, with the same timeouts as fastmcp's.
+    """
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    import httpx2
+    from fastmcp.client.transports import ClientTransport
+    from fastmcp.client.transports.base import SessionKwargs, TransportOptions
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    class LargeResultsHTTP(ClientTransport):
+        @contextlib.asynccontextmanager
+        async def connect_session(
+            self, *, transport_options: TransportOptions | None = None, **kwargs: Any
+        ) -> AsyncIterator[ClientSession]:
+            options = transport_options or TransportOptions()
+            session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
+            read = session_kwargs.get("read_timeout_seconds")
+            timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
+                streamable_http_client(
+                    url, http_client=http, max_sse_event_size=max_event_bytes
+                ) as (read_stream, write_stream),
+                options.session_class(read_stream, write_stream, **session_kwargs) as session,
+            ):
+                yield session
+
+        def __repr__(self) -> str:
+            return f"<LargeResultsHTTP({url!r})>"
+
+    return LargeResultsHTTP()
+
+
+def _too_large(exc: BaseException) -> bool:
+    """The SDK's refusal of a server-sent event over the size limit (an ``MCPError``)."""
+    return "sse stream failed" in str(exc).lower() and "byte limit" in str(exc).lower()
+
+
+def _is_dead(exc: BaseException, client: Client[Any] | None = None) -> bool:
     """Whether the session is gone, from its state rather than from message text."""
     from mcp import MCPError
     from mcp_types.jsonrpc import CONNECTION_CLOSED
@@ -353,7 +421,7 @@ def _is_dead(exc: BaseException, client: Client[Any]) -> bool:
         return True
     if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
         return True
-    return not client.is_connected()
+    return client is not None and not client.is_connected()
 
 
 _ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
@@ -376,3 +444,40 @@ def _why(exc: BaseException, where: str) -> str:
         return str(internal_error(exc, where))
     text = lines[0].strip()
     return text if len(text) <= _WHY_CHARS else text[: _WHY_CHARS - 1] + "…"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (exception groups of one unwrapped)."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        if isinstance(current, BaseExceptionGroup) and len(current.exceptions) == 1:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return out
+
+
+def unavailable_reason(config: DownstreamServerConfig, exc: BaseException) -> str:
+    """Why a server could not give its tools, in words the model and the caller can use."""
+    causes = _causes(exc)
+    if config.command is not None:
+        for cause in causes:
+            if isinstance(cause, FileNotFoundError) and cause.filename in (config.command, None):
+                return (
+                    f"cannot start {config.command!r}: no such program (give its absolute path"
+                    " in command; desktop apps start servers with a short PATH)"
+                )
+            if isinstance(cause, OSError) and cause.filename is not None:
+                return f"cannot start {config.command!r}: {cause.strerror}: {cause.filename}"
+    if any(isinstance(c, TimeoutError) for c in causes):
+        return f"it did not finish starting within init_timeout ({config.init_timeout:g} s)"
+    if any(_is_dead(c) for c in causes):
+        if config.command is not None:
+            return "it exited right after starting (the connection closed)"
+        return "it closed the connection right after it was opened"
+    text = " ".join(_why(causes[-1], f"{config.command or config.url}: starting").split())
+    if config.url is not None:
+        text = f"cannot reach {config.url}: {text}"
+    return text if len(text) <= 300 else text[:299] + "…"

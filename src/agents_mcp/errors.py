@@ -13,6 +13,7 @@
         ├── LLMError           the model endpoint failed after retries (status + provider message)
         ├── MaxIterations      the agent hit its iteration cap
         ├── BudgetExceeded     a delegation tree used up max_total_llm_requests
+        ├── DownstreamUnavailable  a server marked ``required`` could not be reached
         └── InternalError      a bug: only an error id reaches the caller (see internal_error)
 
 Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
@@ -125,3 +126,9 @@ def internal_error(exc: BaseException, where: str) -> InternalError:
     return InternalError(
         f"internal error (id {error_id}); the server log has the details", error_id=error_id
     )
+
+
+class DownstreamUnavailable(RunError):
+    """A downstream server marked ``required = true`` could not start or be reached."""
+
+    kind = "downstream_unavailable"

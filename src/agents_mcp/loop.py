@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -24,6 +25,7 @@ import anyio
 from agents_mcp import remote
 from agents_mcp.errors import (
     BudgetExceeded,
+    DownstreamUnavailable,
     LostClaim,
     MaxIterations,
     RunError,
@@ -42,8 +44,9 @@ from agents_mcp.store import (
     now,
     open_calls,
 )
-from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset
-from agents_mcp.transcript import Transcript
+from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
+from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset, Unavailable
+from agents_mcp.transcript import Transcript, stored
 
 log = logging.getLogger("agents_mcp.loop")
 
@@ -94,7 +97,9 @@ class Agent:
     on_cancel: Literal["detach", "stop"] = "detach"
     """What a cancelled request does to the run it waits for."""
     tool_result_budget: int = 50_000
-    """Characters of one tool result shown to the model (the transcript keeps it all)."""
+    """Characters of one tool result shown to the model (the transcript keeps more)."""
+    max_stored_result: int = 1_000_000
+    """Characters of one tool result or reply the thread keeps; the rest is dropped."""
     delegates: Sequence[ToolInfo] = ()
     """Agents this one may call, as ``agent__<name>`` tools."""
 
@@ -179,6 +184,8 @@ class RunState:
 
     transcript: Transcript | None = None
     tools: list[ToolInfo] | None = None
+    unavailable: list[Unavailable] = field(default_factory=list[Unavailable])
+    """Servers whose tools could not be offered in this run."""
 
 
 async def _transcript(r: Run) -> Transcript:
@@ -301,7 +308,7 @@ async def step(r: Run) -> Step:
     tools = await _tools(r)
     await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
     request = LLMRequest(
-        system=r.agent.system_prompt(r.personality),
+        system=_system(r),
         messages=transcript.prompt(),
         tools=[t.spec for t in tools],
         settings=r.agent.settings,
@@ -314,9 +321,10 @@ async def step(r: Run) -> Step:
     reader = on_text if r.reads_text() else None
     response = await r.agent.llm.complete(request, on_text=reader)
     calls = _unique_ids(response.tool_calls, transcript.call_ids)
+    limit = r.agent.max_stored_result
     answer = Message(
         role="assistant",
-        content=response.content,
+        content=None if response.content is None else stored(response.content, limit),
         tool_calls=calls,
         reasoning=response.reasoning,
         reasoning_payload=response.reasoning_payload,
@@ -402,10 +410,54 @@ def _may_ask(r: Run, info: ToolInfo | None) -> bool:
 
 
 async def _tools(r: Run) -> list[ToolInfo]:
-    """The run's tools, listed once per run (servers' lists are cached as well)."""
+    """The run's tools, listed once per run (servers' lists are cached as well).
+
+    Servers that cannot give their tools are recorded in the thread (an ``event`` the
+    caller's result reports) and told to the model; a ``required`` one fails the run.
+    """
     if r.state.tools is None:
-        r.state.tools = [*await r.agent.toolset.list_tools(), *r.agent.delegates]
+        found = await r.agent.toolset.available()
+        await _record_unavailable(r, found.unavailable)
+        r.state.tools = [*found.tools, *r.agent.delegates]
     return r.state.tools
+
+
+UNAVAILABLE_EVENT = "unavailable: server {server!r}: {reason}"
+"""How a server's failure is recorded in the thread (see :func:`summarize`)."""
+_UNAVAILABLE = re.compile(r"unavailable: server '([^']*)': (.*)", re.S)
+
+
+async def _record_unavailable(r: Run, missing: Sequence[Unavailable]) -> None:
+    r.state.unavailable = list(missing)
+    if not missing:
+        return
+    transcript = await _transcript(r)
+    said = {h.message.content for h in _current_turn(transcript.messages)}
+    texts = [UNAVAILABLE_EVENT.format(server=u.server, reason=u.reason) for u in missing]
+    new = [Message(role="event", content=t) for t in texts if t not in said]
+    if new:  # once per turn, however often the run resumes
+        await transcript.append(r.claim, *new)
+    required = [u for u in missing if u.required]
+    if required:
+        listed = "; ".join(f"server {u.server!r}: {u.reason}" for u in required)
+        raise DownstreamUnavailable(
+            f"agent {r.agent.name!r} cannot run without its required tools ({listed}); fix"
+            " the server (agents-mcp check shows why), then send a message to continue"
+        )
+
+
+def _system(r: Run) -> str:
+    """The agent's system prompt, plus what it must know about tools it does not have."""
+    prompt = r.agent.system_prompt(r.personality)
+    if not r.state.unavailable:
+        return prompt
+    listed = "; ".join(f"server {u.server!r} ({u.reason})" for u in r.state.unavailable)
+    note = (
+        f"Some of your tools are unavailable right now: {listed}. Their tools are missing"
+        " from your tool list. Do not guess what they would have returned: tell the user"
+        " which tools are unavailable and why, and do what you can without them."
+    )
+    return f"{prompt}\n\n{note}" if prompt else note
 
 
 async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[str]:
@@ -420,7 +472,8 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
         if out.text is None:
             waiting.append(call.id)
         else:
-            result = _tool_message(call, ToolOutput(text=out.text, ok=out.ok))
+            text = stored(out.text, r.agent.max_stored_result)
+            result = _tool_message(call, ToolOutput(text=text, ok=out.ok))
             await (await _transcript(r)).append(r.claim, result)
 
     await _concurrently(one, calls)
@@ -481,7 +534,8 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
         asked = remote.approvals_for(r.thread_id, call.id, info, result)
         await (await _transcript(r)).hold_call(r.claim, call.id, asked)
         return True  # the call stays open until the remote thread settles
-    await (await _transcript(r)).finish_call(r.claim, call.id, out.text, ok=out.ok)
+    text = stored(out.text, r.agent.max_stored_result)  # a result enters the thread here
+    await (await _transcript(r)).finish_call(r.claim, call.id, text, ok=out.ok)
     return False
 
 
@@ -565,6 +619,10 @@ class TurnSummary:
     llm_requests: int
     tool_calls: int
     pending: list[Approval]
+    cancelled: list[str] = field(default_factory=list[str])
+    """For a cancelled turn: each call the cancel cut short, and what became of it."""
+    unavailable: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -595,4 +653,26 @@ async def summarize(
         llm_requests=len(answers),
         tool_calls=sum(1 for h in turn if h.message.role == "tool"),
         pending=pending,
+        cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
+        unavailable=_unavailable(turn),
     )
+
+
+def _unavailable(turn: Sequence[StoredMessage]) -> list[tuple[str, str]]:
+    """The servers recorded as unavailable in ``turn``, each once (its latest reason)."""
+    found: dict[str, str] = {}
+    for h in turn:
+        if h.message.role == "event" and (m := _UNAVAILABLE.fullmatch(h.message.content or "")):
+            found[m[1]] = m[2]
+    return list(found.items())
+
+
+def _cut_short(turn: Sequence[StoredMessage]) -> list[str]:
+    """The calls of ``turn`` that a cancel stopped, as ``tool (call id): what happened``."""
+    names = {c.id: c.name for h in turn for c in h.message.tool_calls}
+    fates = {STOPPED_BEFORE: "did not run", STOPPED_RUNNING: "was stopped while running"}
+    return [
+        f"{names.get(m.tool_call_id or '', '?')} (call {m.tool_call_id}): {fates[m.content or '']}"
+        for h in turn
+        if (m := h.message).role == "tool" and m.content in fates
+    ]

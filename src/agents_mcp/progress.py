@@ -1,16 +1,22 @@
-"""How a run's events reach a waiting MCP request: readable messages, rate-limited.
+"""How a run's events reach a waiting MCP request: readable messages, rate-limited, and a
+heartbeat while nothing new happens.
 
-Hosts use ``notifications/progress`` to show what a tool call is doing and to reset
-their idle timers; nobody reads eleven statuses in fifty milliseconds. The MCP
-specification asks senders to rate-limit them, so a :class:`ProgressRelay` sends at
-most one message per ``interval``: the newest status, once an interval has passed since
-the previous message (or since the request began); the older ones it replaced are
-dropped. A step that lasts longer than the interval is therefore always reported, at
-most one interval late, and a call answered within the first interval sends none. The
-run never waits on a slow client: it only posts, and the request's own task does the
-sending. Nothing is sent after the relay closes, so no notification trails the result.
+Hosts use ``notifications/progress`` to show what a tool call is doing, and some reset
+their request timeout on each one (the TypeScript SDK's ``resetTimeoutOnProgress``);
+nobody reads eleven statuses in fifty milliseconds. The MCP specification asks senders
+to rate-limit them, so a :class:`ProgressRelay` sends exactly one message per
+``interval`` while the request waits: the newest status, or, when no new status came in
+that interval, a heartbeat repeating the current one with the time waited so far
+(``calling fs__read · still working, 12 s``). The older statuses a newer one replaced
+are dropped. So a step that lasts longer than the interval is always reported, at most
+one interval late, a client that resets its timeout on progress keeps waiting as long
+as the run goes on, and a call answered within the first interval sends none. The
+progress value is the time waited, in seconds, so it increases as the specification
+requires. The run never waits on a slow client: it only posts, and the request's own
+task does the sending. Nothing is sent after the relay closes, so no notification
+trails the result.
 
-``interval == 0`` keeps every message, each sent before the run goes on.
+``interval == 0`` keeps every message, each sent before the run goes on (no heartbeat).
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from agents_mcp.loop import Progress, RunEvent
 
 log = logging.getLogger("agents_mcp.progress")
 
-Send = Callable[[int, str], Awaitable[None]]
-"""Sends one notification: a count that increases with each one, and the message."""
+Send = Callable[[float, str], Awaitable[None]]
+"""Sends one notification: a progress value that increases with each one, and the message."""
 
 _TEXT_EVERY = 200  # streamed characters between two "writing" messages
 _TEXT_SHOWN = 120  # characters of streamed text in a message
@@ -53,15 +59,17 @@ class Messages:
 
 
 class ProgressRelay:
-    """One request's view of a run: the latest message, sent at most once per interval."""
+    """One request's view of a run: one message per interval, the latest or a heartbeat."""
 
     def __init__(self, send: Send, interval: float) -> None:
         self._send = send
         self._interval = interval
         self._messages = Messages()
-        self._count = 0
+        self._start = anyio.current_time()
+        self._step: str | None = None
+        """The latest status sent: what a heartbeat repeats (None: none seen yet, as
+        when the request joined a run in another process)."""
         self._latest: str | None = None
-        self._posted = anyio.Event()
         self._broken = False
 
     async def __call__(self, event: RunEvent) -> None:
@@ -70,29 +78,31 @@ class ProgressRelay:
         if message is None or self._broken:
             return
         self._latest = message
-        self._posted.set()
 
     async def pump(self) -> None:
-        """Send the latest message whenever there is one and the interval allows."""
-        last = anyio.current_time()
+        """Every interval: send the newest status, or a heartbeat when there is none."""
         while not self._broken:
-            await self._posted.wait()
-            if (delay := last + self._interval - anyio.current_time()) > 0:
-                await anyio.sleep(delay)
-            self._posted = anyio.Event()
+            await anyio.sleep(self._interval)
+            waited = anyio.current_time() - self._start
             message, self._latest = self._latest, None
             if message is None:
-                continue
-            last = anyio.current_time()
-            await self._deliver(message)
+                message = f"still working, {_seconds(waited)}"
+                if self._step is not None:
+                    message = f"{self._step} · {message}"
+            else:
+                self._step = message
+            await self._deliver(waited, message)
 
-    async def _deliver(self, message: str) -> None:
-        self._count += 1
+    async def _deliver(self, waited: float, message: str) -> None:
         try:
-            await self._send(self._count, message)
+            await self._send(waited, message)
         except Exception as exc:  # a gone client must not break the run or the wait
             log.debug("progress notification failed: %s", exc)
             self._broken = True
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.1f} s" if t < 10 else f"{t:.0f} s"
 
 
 def direct(send: Send) -> Progress:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from agents_mcp.loop import TurnSummary
 from agents_mcp.store import Approval, StoredMessage, Thread
@@ -50,6 +50,11 @@ class RunErrorInfo(BaseModel):
     message: str
 
 
+class UnavailableServer(BaseModel):
+    server: str = Field(description="A downstream server of the agent")
+    reason: str = Field(description="Why its tools could not be offered")
+
+
 class AgentResult(BaseModel):
     """The result of chat_with_agent, approve_call and get_thread."""
 
@@ -62,6 +67,18 @@ class AgentResult(BaseModel):
     )
     error: RunErrorInfo | None
     usage: RunUsage
+    unavailable: list[UnavailableServer] = Field(
+        default_factory=list[UnavailableServer],
+        description="Servers whose tools the agent could not use in this turn, and why"
+        " (present only when there are some)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("unavailable"):
+            data.pop("unavailable", None)
+        return data
 
 
 class TranscriptMessage(BaseModel):
@@ -92,7 +109,10 @@ class ThreadResult(AgentResult):
         description="Threads of the agents this thread delegated to",
     )
     messages: list[TranscriptMessage] | None = Field(
-        None, description="A page of the transcript, oldest first (include_messages=true)"
+        None,
+        description="A page of the transcript, oldest first (include_messages=true), of"
+        " at most about reply_budget characters; a message cut to fit says so, and the"
+        " resource agents-mcp://threads/<thread_id> has every message whole",
     )
     messages_before: int | None = Field(
         None, description="Pass as before to read the previous page; null at the start"
@@ -129,26 +149,75 @@ class ThreadList(BaseModel):
 ThreadInfo.model_rebuild()
 
 
+MIN_CUT = 500
+"""The least of a message worth showing cut at the end of a page (else it starts the next)."""
+
+
 def transcript_page(
-    history: Sequence[StoredMessage], *, limit: int, before: int | None
+    history: Sequence[StoredMessage],
+    *,
+    limit: int,
+    before: int | None,
+    budget: int,
+    uri: str,
 ) -> tuple[list[TranscriptMessage], int | None]:
-    """Up to ``limit`` messages before index ``before`` (the newest when None)."""
+    """Up to ``limit`` messages before index ``before`` (the newest when None), newest
+    kept first, within ``budget`` characters of content and arguments.
+
+    The page ends where the next (older) message no longer fits. A message that does
+    not fit a page on its own, or that ends a page with room for at least ``MIN_CUT``
+    characters, is cut to fit, with a note that the resource ``uri`` has it whole. So a
+    page is never empty and never much over ``budget``, whatever the thread holds.
+    """
     end = len(history) if before is None else max(0, min(before, len(history)))
-    start = max(0, end - limit)
-    page = [
-        TranscriptMessage(
-            index=h.index,
-            role=h.message.role,
-            content=h.message.content,
-            tool_calls=[
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in h.message.tool_calls
-            ],
-            tool_call_id=h.message.tool_call_id,
-            status="pending" if h.message.status in ("started", "waiting") else h.message.status,
-        )
-        for h in history[start:end]
-    ]
+    page: list[TranscriptMessage] = []
+    room = budget
+    start = end
+    while start > 0 and len(page) < limit:
+        m = history[start - 1]
+        size = _size(m)
+        if size > room and page and room < MIN_CUT:
+            break
+        page.append(_page_message(m, room, uri))
+        start -= 1
+        room -= size
+        if room <= 0:
+            break
+    page.reverse()
     return page, (start if start > 0 else None)
+
+
+def _size(h: StoredMessage) -> int:
+    return len(h.message.content or "") + sum(len(c.arguments) for c in h.message.tool_calls)
+
+
+def _page_message(h: StoredMessage, room: int, uri: str) -> TranscriptMessage:
+    """``h`` for a page, its content and arguments cut to ``room`` characters in all."""
+    m = h.message
+    content = _cut(m.content, room, uri)
+    room -= len(m.content or "")
+    calls = []
+    for c in m.tool_calls:
+        calls.append({"id": c.id, "name": c.name, "arguments": _cut(c.arguments, room, uri)})
+        room -= len(c.arguments)
+    return TranscriptMessage(
+        index=h.index,
+        role=m.role,
+        content=content,
+        tool_calls=calls,
+        tool_call_id=m.tool_call_id,
+        status="pending" if m.status in ("started", "waiting") else m.status,
+    )
+
+
+def _cut(text: str | None, room: int, uri: str) -> str | None:
+    if text is None or len(text) <= room:
+        return text
+    shown = max(0, room)
+    return (
+        f"{text[:shown]}\n[cut: {shown} of {len(text)} characters shown; the whole message"
+        f" is in the resource {uri}]"
+    )
 
 
 def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str:
@@ -216,6 +285,7 @@ def agent_result(s: TurnSummary) -> AgentResult:
         reply=s.reply,
         pending_approvals=[_pending(a) for a in s.pending],
         error=error,
+        unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
         usage=RunUsage(
             input_tokens=s.usage.input_tokens,
             output_tokens=s.usage.output_tokens,
@@ -287,22 +357,28 @@ def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
         return r, None
     full = len(r.reply)
     note = (
-        f"\n\n[reply truncated: {budget} of {full} characters shown. Read it all with"
-        f" get_thread(thread_id={r.thread_id!r}, include_messages=true) or the resource"
-        f" {thread_uri(r.thread_id)}]"
+        f"\n\n[reply truncated: {budget} of {full} characters shown. Read it all in the"
+        f" resource {thread_uri(r.thread_id)}]"
     )
     return r.model_copy(update={"reply": r.reply[:budget] + note}), full
 
 
-def result_text(r: AgentResult, *, person_decides: bool = False) -> str:
+def result_text(
+    r: AgentResult, *, person_decides: bool = False, cancelled: Sequence[str] = ()
+) -> str:
     """The result for clients that show the model only text.
 
     ``person_decides``: the client shows the thread view and approvals are the person's
     (``[server] approver = "person"``), so the model is told to wait rather than decide.
+    ``cancelled``: the calls a cancel cut short (see ``TurnSummary.cancelled``).
     """
     lines: list[str] = []
     if r.reply:
         lines += [r.reply, ""]
+    for u in r.unavailable:
+        lines.append(
+            f"Unavailable to the agent in this turn: the tools of server {u.server!r} ({u.reason})."
+        )
     if r.status == "needs_approval":
         lines.append(
             f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:"
@@ -326,14 +402,34 @@ def result_text(r: AgentResult, *, person_decides: bool = False) -> str:
                 " call_id=…, approve=true|false)."
             )
     elif r.status == "running":
-        lines.append(
-            f"The agent is still working. Call get_thread(thread_id={r.thread_id!r},"
-            " wait_seconds=30) for the result."
-        )
+        lines.append("The agent is still working.")
+    elif r.status == "cancelled":
+        lines.append("The run was cancelled (cancel_run); the steps it finished are kept.")
+        lines += [f"- {c}" for c in cancelled]
     elif r.error is not None:
         lines.append(f"The run failed ({r.error.type}): {r.error.message}")
     lines.append(
-        f"[thread_id: {r.thread_id} · agent: {r.agent} · status: {r.status}] To continue this"
-        f" conversation, call chat_with_agent with thread_id={r.thread_id!r}."
+        f"[thread_id: {r.thread_id} · agent: {r.agent} · status: {r.status}]"
+        f" {_next(r, person_decides)}"
     )
     return "\n".join(lines)
+
+
+def _next(r: AgentResult, person_decides: bool) -> str:
+    """The footer's next step: a call that works for ``r.status``."""
+    tid = repr(r.thread_id)
+    if r.status == "running":
+        return (
+            f"Next: get_thread(thread_id={tid}, wait_seconds=30). A new message is refused"
+            " while the run goes on; cancel_run stops it."
+        )
+    if r.status == "needs_approval" and person_decides:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the person decided."
+    if r.status == "needs_approval":
+        return (
+            "Next: approve_call for each pending call. A new message is refused until they"
+            " are decided; cancel_run drops them."
+        )
+    if r.status == "failed":
+        return f"To retry or go on, call chat_with_agent with thread_id={tid}."
+    return f"To continue this conversation, call chat_with_agent with thread_id={tid}."

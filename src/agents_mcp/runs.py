@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import anyio
 
-from agents_mcp.errors import LostClaim, StopRequested, StoreError
+from agents_mcp.errors import LostClaim, StopRequested, StoreError, internal_error
 from agents_mcp.loop import Progress, Run, RunEvent, run
 from agents_mcp.store import Claim, Settled, Store
 
@@ -35,6 +35,8 @@ CLOSE_SECONDS = 10.0
 """How long shutting down waits for runs to record that they were interrupted."""
 
 Ended = Literal["done", "stopped", "interrupted", "lost"]
+Why = tuple[str, str] | None
+"""Why a run ended early when it was not the server stopping: (error type, message)."""
 OnSettled = Callable[[Settled], Awaitable[None]]
 
 
@@ -112,10 +114,10 @@ class Runs:
 
         async def body() -> None:
             try:
-                ended = await self._drive(active, build, progress)
+                ended, why = await self._drive(active, build, progress)
                 if ended in ("stopped", "interrupted"):
                     with anyio.CancelScope(shield=True), anyio.move_on_after(SETTLE_SECONDS):
-                        await self._settle(thread_id, claim, ended == "stopped", on_settled)
+                        await self._settle(thread_id, claim, ended == "stopped", why, on_settled)
             finally:
                 self._release(thread_id, active)
 
@@ -124,7 +126,7 @@ class Runs:
 
     async def _drive(
         self, active: _Active, make: Callable[[Progress], Awaitable[Run]], progress: Progress
-    ) -> Ended:
+    ) -> tuple[Ended, Why]:
         try:
             with anyio.CancelScope() as scope:
                 active.scope = scope
@@ -132,23 +134,24 @@ class Runs:
                     scope.cancel()
                     await anyio.lowlevel.checkpoint()  # ends here: nothing runs inline first
                 await run(await make(progress))
-                return "done"
-            return "stopped" if active.stopping else "interrupted"
+                return "done", None
+            return ("stopped" if active.stopping else "interrupted"), None
         except StopRequested:
-            return "stopped"
+            return "stopped", None
         except LostClaim as exc:
             log.info("run ended: %s", exc)
-            return "lost"
-        except Exception as exc:  # the store failed (or a bug): record it if we still can
-            if not isinstance(exc, StoreError):
-                log.exception("run of a thread crashed outside its steps")
-            else:
-                log.error("run stopped: %s", exc)
-            return "interrupted"
+            return "lost", None
+        except StoreError as exc:  # record it if the database lets us
+            log.error("run stopped: %s", exc)
+            return "interrupted", ("store_error", str(exc))
+        except Exception as exc:  # a bug outside the steps
+            return "interrupted", ("internal_error", str(internal_error(exc, "a run")))
 
-    async def _settle(self, thread_id: str, claim: Claim, stop: bool, on: OnSettled) -> None:
+    async def _settle(
+        self, thread_id: str, claim: Claim, stop: bool, why: Why, on: OnSettled
+    ) -> None:
         try:
-            settled = await self.store.settle(thread_id, claim=claim.token, cancel=stop)
+            settled = await self.store.settle(thread_id, claim=claim.token, cancel=stop, error=why)
         except StoreError as exc:  # left for recovery: an orphan once this run is gone
             log.error("could not record the end of thread %s: %s", thread_id, exc)
             return

@@ -54,6 +54,7 @@ def build_agents(
             default_personality=cfg.default_personality,
             on_cancel=cfg.on_cancel,
             tool_result_budget=config.server.tool_result_budget,
+            max_stored_result=config.server.max_stored_result,
             delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
         )
         for name, cfg in config.agents.items()

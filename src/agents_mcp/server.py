@@ -70,6 +70,11 @@ from agents_mcp.ui.view import ThreadView, thread_view
 
 log = logging.getLogger("agents_mcp.server")
 
+_WAIT_HELP = (
+    "before returning status running (then call get_thread). Most clients give up on a"
+    " request after 60 s: keep this under about 50 unless your client resets its timeout"
+    " on progress notifications, which are sent while the call waits."
+)
 _DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay under 2 KB
 
 P = ParamSpec("P")
@@ -114,7 +119,7 @@ def _agent_tool_result(
     result, full = fit_reply(agent_result(summary), budget)
     if extend is not None:
         result = extend(result)
-    text = result_text(result, person_decides=person_decides)
+    text = result_text(result, person_decides=person_decides, cancelled=summary.cancelled)
     content: list[ContentBlock] = [TextContent(type="text", text=text)]
     meta: dict[str, Any] = {META_THREAD_ID: result.thread_id, META_STATUS: result.status}
     if full is not None:
@@ -128,14 +133,17 @@ def _agent_tool_result(
             )
         )
         meta[META_REPLY_CHARS] = full
-    return ToolResult(content=content, structured_content=result, meta=meta)
+    # A failed run is an error result (clients flag it to their model), with the same
+    # structuredContent and thread id, so it can be continued like any other.
+    failed = result.status == "failed"
+    return ToolResult(content=content, structured_content=result, meta=meta, is_error=failed)
 
 
 def _progress(ctx: Context, interval: float) -> AbstractAsyncContextManager[Progress]:
     """Relay run events as ``notifications/progress`` (when the caller asked for them)."""
 
-    async def send(count: int, message: str) -> None:
-        await ctx.report_progress(count, None, message)
+    async def send(progress: float, message: str) -> None:
+        await ctx.report_progress(progress, None, message)
 
     return relayed(send, interval)
 
@@ -213,6 +221,20 @@ async def _ask_inline(
     return summary
 
 
+def _enum_or_null(names: list[JsonValue]) -> Callable[[dict[str, Any]], None]:
+    """Limit the string branch of an optional argument's schema to ``names``.
+
+    An ``enum`` beside ``anyOf`` would apply to null as well and refuse the default.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", []):
+            if branch.get("type") == "string":
+                branch["enum"] = names
+
+    return extra
+
+
 def _chat_description(config: Config, names: Sequence[str], *, person_decides: bool = False) -> str:
     """The ``chat_with_agent`` description, listing the agents ``names``; with
     ``person_decides``, the model is told that the person decides in the view."""
@@ -239,10 +261,20 @@ def _chat_description(config: Config, names: Sequence[str], *, person_decides: b
 
 
 def _with_agents(schema: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """An input schema whose ``agent`` property lists only ``names``."""
-    agent = {k: v for k, v in schema["properties"]["agent"].items() if k != "enum"}
-    if names:  # an empty enum would be an invalid schema; the description says why
-        agent["enum"] = list(names)
+    """An input schema whose ``agent`` property lists only ``names`` (in its string branch,
+    when it is optional: an enum beside ``anyOf`` would refuse the null default)."""
+
+    def narrowed(branch: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in branch.items() if k != "enum"}
+        if names:  # an empty enum would be an invalid schema; the description says why
+            out["enum"] = list(names)
+        return out
+
+    agent = dict(schema["properties"]["agent"])
+    if "anyOf" in agent:
+        agent["anyOf"] = [narrowed(b) if b.get("type") == "string" else b for b in agent["anyOf"]]
+    else:
+        agent = narrowed(agent)
     return {**schema, "properties": {**schema["properties"], "agent": agent}}
 
 
@@ -347,11 +379,7 @@ def create_server(
         return summary
 
     agent_field = Field(description="Which agent to talk to", json_schema_extra={"enum": names})
-    wait_field = Field(
-        description="Seconds to wait for the answer before returning status running",
-        ge=0,
-        le=600,
-    )
+    wait_field = Field(description=f"Seconds to wait for the answer {_WAIT_HELP}", ge=0, le=600)
     agent_tool = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
     )
@@ -438,7 +466,9 @@ def create_server(
         description=(
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
             " wait_seconds for a running turn to finish. include_messages adds a page of the"
-            " transcript (newest last); pass messages_before to page back."
+            f" transcript (newest last, about {budget} characters at most, long messages"
+            " cut); pass messages_before to page back. The resource"
+            " agents-mcp://threads/<thread_id> has the whole transcript."
         ),
         output_schema=ThreadResult.model_json_schema(),
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
@@ -448,7 +478,8 @@ def create_server(
         thread_id: Annotated[str, Field(description="The thread to look up")],
         ctx: Context,
         wait_seconds: Annotated[
-            float, Field(description="Seconds to wait for a running turn", ge=0, le=600)
+            float,
+            Field(description=f"Seconds to wait for a running turn {_WAIT_HELP}", ge=0, le=600),
         ] = 0.0,
         include_messages: Annotated[
             bool, Field(description="Also return a page of the transcript")
@@ -468,7 +499,13 @@ def create_server(
         page: tuple[list[TranscriptMessage], int | None] = ([], None)
         if include_messages:
             _, history = await threads.transcript(owner=caller.owner, thread_id=thread_id)
-            page = transcript_page(history, limit=messages_limit, before=messages_before)
+            page = transcript_page(
+                history,
+                limit=messages_limit,
+                before=messages_before,
+                budget=budget,
+                uri=thread_uri(thread_id),
+            )
         children = [child_info(t) for t in await threads.children(summary.thread.id)]
 
         def extend(r: AgentResult) -> AgentResult:
@@ -527,7 +564,7 @@ def create_server(
         ctx: Context,
         agent: Annotated[
             str | None,
-            Field(description="Only this agent's threads", json_schema_extra={"enum": names}),
+            Field(description="Only this agent's threads", json_schema_extra=_enum_or_null(names)),
         ] = None,
         status: Annotated[Status | None, Field(description="Only threads in this status")] = None,
         limit: Annotated[int, Field(description="Page size", ge=1, le=100)] = 20,
@@ -611,14 +648,26 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
     db_path: str | Path | None = None,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
 ) -> None:
-    """Run the server until it is stopped."""
+    """Run the server until it is stopped.
+
+    ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
+    ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
+    loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
+    """
     if transport == "stdio":
         mcp = create_server(config, db_path=db_path)
         await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
         return
     auth = http_auth(config, host=host, port=port)
-    app = http_app(create_server(config, db_path=db_path, auth=auth), host=host)
+    app = http_app(
+        create_server(config, db_path=db_path, auth=auth),
+        host=host,
+        allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
+        allowed_origins=[*config.server.allowed_origins, *allowed_origins],
+    )
     import uvicorn
 
     # As fastmcp's run_http_async: open streams (a legacy client's GET) get 2 s to close.
@@ -657,8 +706,21 @@ def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
     return server_auth(settings, host=host, port=port)
 
 
-def http_app(mcp: FastMCP, *, host: str) -> Starlette:
+def http_app(
+    mcp: FastMCP,
+    *,
+    host: str,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+) -> Starlette:
     """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
-    the auth routes, and Host/Origin checks against DNS rebinding when bound to loopback."""
-    allowed = [host] if is_loopback(host) else None
-    return mcp.http_app(path="/mcp", host_origin_protection="auto", allowed_hosts=allowed)
+    the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
+    and wherever ``allowed_hosts`` (a reverse proxy's name) are given."""
+    hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
+    return mcp.http_app(
+        path="/mcp",
+        host_origin_protection="auto",
+        # None, not []: an empty list would still switch the checks on everywhere.
+        allowed_hosts=hosts or None,
+        allowed_origins=list(allowed_origins) or None,
+    )

@@ -59,10 +59,28 @@ class ToolOutput:
     only then may it be read as one (``remote.remote_result``)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Unavailable:
+    """A server whose tools could not be offered, and why (for the model and the caller)."""
+
+    server: str
+    reason: str
+    required: bool = False
+    """The server is marked ``required``: without it the run must not go on."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Available:
+    """An agent's tools right now, and the servers that could not provide theirs."""
+
+    tools: Sequence[ToolInfo]
+    unavailable: Sequence[Unavailable] = ()
+
+
 class Toolset(Protocol):
     """The tools one agent may use, whatever servers they come from."""
 
-    async def list_tools(self) -> Sequence[ToolInfo]: ...
+    async def available(self) -> Available: ...
 
     async def call(
         self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None

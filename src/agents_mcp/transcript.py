@@ -10,6 +10,7 @@ the provider's reasoning payload is (each adapter sends it back only to its own 
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -139,10 +140,32 @@ class Transcript:
             )
 
 
-def _fit(text: str, budget: int) -> str:
-    if len(text) <= budget:
+_STORED = re.compile(r"\n\[stored: first (\d+) of (\d+) characters; the rest was dropped\]\Z")
+
+
+def stored(text: str, limit: int) -> str:
+    """What the thread keeps of a tool result or reply: at most ``limit`` characters,
+    and a note of how much was dropped (``[server] max_stored_result``)."""
+    if len(text) <= limit:
         return text
     return (
-        f"{text[:budget]}\n[truncated: {budget} of {len(text)} characters shown; the full"
-        " result is kept in the thread transcript]"
+        f"{text[:limit]}\n[stored: first {limit} of {len(text)} characters; the rest was dropped]"
     )
+
+
+def _fit(text: str, budget: int) -> str:
+    """What the model is shown of a stored result: at most ``budget`` characters.
+
+    For a result the store cut (see :func:`stored`), the model is told the original
+    length, as if the whole result had been kept.
+    """
+    cut = _STORED.search(text)
+    kept, total = (text[: cut.start()], int(cut[2])) if cut else (text, len(text))
+    if len(kept) <= budget:
+        return text
+    where = (
+        f"the first {len(kept)} characters are kept in the thread transcript"
+        if cut
+        else "the full result is kept in the thread transcript"
+    )
+    return f"{kept[:budget]}\n[truncated: {budget} of {total} characters shown; {where}]"

@@ -179,11 +179,22 @@ def _read(path: Path, title: str, *, must_exist: bool) -> dict[str, Any]:
     return data
 
 
+def _backup_name(path: Path) -> Path:
+    """A dated name for a copy of ``path`` that no earlier backup has (two installs in
+    the same second must not leave one backup in place of two)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup, n = path.with_name(f"{path.name}.{stamp}.bak"), 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
+    return backup
+
+
 def _write(path: Path, data: Mapping[str, Any]) -> Path | None:
     """Replace ``path`` atomically, keeping a dated copy of the old file."""
     backup = None
     if path.exists():
-        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        backup = _backup_name(path)
         shutil.copy2(path, backup)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -135,5 +135,11 @@ class Store(Protocol):
     # stopping and settling
     async def request_stop(self, root_id: str, claim: str) -> bool: ...
     async def settle(
-        self, root_id: str, *, claim: str | None, cancel: bool, resume: Claim | None = None
+        self,
+        root_id: str,
+        *,
+        claim: str | None,
+        cancel: bool,
+        resume: Claim | None = None,
+        error: tuple[str, str] | None = None,
     ) -> Settled | None: ...

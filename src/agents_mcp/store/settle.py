@@ -73,10 +73,13 @@ def plan_settlement(
     *,
     cancel: bool,
     resume: Claim | None,
+    error: tuple[str, str] | None = None,
 ) -> Plan:
     """The writes that settle every unfinished thread of ``tree`` (ordered parents first).
 
-    ``tails``: each unfinished thread's latest turn; ``approvals``: each one's approvals.
+    ``tails``: each unfinished thread's latest turn; ``approvals``: each one's approvals;
+    ``error``: why the run ended, when it was not the server stopping (the database
+    failed, a bug): what a failed thread says instead of "interrupted".
     """
     plans: dict[str, ThreadWrites] = {}
     state: dict[str, State] = {}
@@ -87,7 +90,7 @@ def plan_settlement(
         children = {c.parent_call_id: c for c in tree if c.parent_id == t.id}
         child_state = {call: state.get(c.id, "idle") for call, c in children.items() if call}
         writes, state[t.id] = _plan_one(
-            t, tails[t.id], approvals[t.id], child_state, cancel=cancel, remote=remote
+            t, tails[t.id], approvals[t.id], child_state, cancel=cancel, remote=remote, error=error
         )
         if cancel or t.status == "running":  # a paused delegation stays as it is
             plans[t.id] = writes
@@ -111,6 +114,7 @@ def _plan_one(
     *,
     cancel: bool,
     remote: list[Approval],
+    error: tuple[str, str] | None,
 ) -> tuple[ThreadWrites, State]:
     rows = _rows_after_answer(tail)
     answer = next((h.message for h in reversed(tail) if h.message.role == "assistant"), None)
@@ -158,11 +162,12 @@ def _plan_one(
     if cancel:
         w.status = "cancelled"
         return _with_event(w, _event(cancelled=True)), "idle"
+    stopped = f"the run stopped: {error[1]}" if error else _event(cancelled=False)
     if pending or resumable:
         w.status = "needs_approval"
-        return _with_event(w, _event(cancelled=False)), "pending" if pending else "resumable"
-    w.error = INTERRUPTED
-    return _with_event(w, _event(cancelled=False)), "idle"
+        return _with_event(w, stopped), "pending" if pending else "resumable"
+    w.error = error or INTERRUPTED
+    return _with_event(w, stopped), "idle"
 
 
 _DELEGATION_STOPPED = (

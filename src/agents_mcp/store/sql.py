@@ -414,6 +414,7 @@ class SQLStore(Reads):
         claim: str | None,
         cancel: bool,
         resume: Claim | None = None,
+        error: tuple[str, str] | None = None,
     ) -> Settled | None:
         """End a thread tree's run that cannot end itself, in one write.
 
@@ -446,7 +447,13 @@ class SQLStore(Reads):
                 for t in open_threads
             }
             plan = plan_settlement(
-                root, tree, tails, every, cancel=cancel or root.stop_requested, resume=resume
+                root,
+                tree,
+                tails,
+                every,
+                cancel=cancel or root.stop_requested,
+                resume=resume,
+                error=error,
             )
             stamp = now()
             for t_id, writes in plan.threads.items():
