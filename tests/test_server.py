@@ -449,19 +449,18 @@ async def test_a_proxied_host_is_refused_unless_allowed(tmp_path: Path) -> None:
 
 
 async def test_serve_takes_allowed_hosts_and_origins(tmp_path: Path) -> None:
-    """What ``agents-mcp serve --allowed-host … --allowed-origin …`` passes to ``serve``."""
+    """``agents-mcp serve --allowed-host … --allowed-origin …``, as a proxy's admin runs it."""
     port = free_port()
-    code = (
-        "import anyio, functools, sys\n"
-        "from agents_mcp.config import load_config\n"
-        "from agents_mcp.server import serve\n"
-        "anyio.run(functools.partial(serve, load_config(sys.argv[1]), transport='http',"
-        " port=int(sys.argv[2]), db_path=sys.argv[3], allowed_hosts=['agents.example.com'],"
-        " allowed_origins=['https://app.example.com']))\n"
-    )
     config = demo_config(tmp_path)
     db = tmp_path / "t.db"
-    command = [sys.executable, "-c", code, str(config), str(port), str(db)]
+    command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
+    command += ["--db", str(db), "--transport", "http", "--port", str(port)]
+    command += [
+        "--allowed-host",
+        "agents.example.com",
+        "--allowed-origin",
+        "https://app.example.com",
+    ]
     async with agents_mcp_http(config, db, port=port, command=command) as url:
         proxied = await initialize(url, PROXIED)
         app = await initialize(url, {**PROXIED, "Origin": "https://app.example.com"})

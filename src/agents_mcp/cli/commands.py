@@ -213,6 +213,24 @@ def serve(
     host: Annotated[str, Parameter(help="HTTP bind address (default: loopback)")] = "127.0.0.1",
     port: Annotated[int, Parameter(help="HTTP port (default: 8765)")] = 8765,
     db: DbOption = None,
+    allowed_host: Annotated[
+        tuple[str, ...],
+        Parameter(
+            name="--allowed-host",
+            metavar="HOST",
+            help="a Host name to accept over HTTP, e.g. a reverse proxy's or a LAN name"
+            " (*.example.com works; repeatable); adds to [server] allowed_hosts",
+        ),
+    ] = (),
+    allowed_origin: Annotated[
+        tuple[str, ...],
+        Parameter(
+            name="--allowed-origin",
+            metavar="ORIGIN",
+            help="a browser origin to accept over HTTP, e.g. https://app.example.com"
+            " (repeatable); adds to [server] allowed_origins",
+        ),
+    ] = (),
 ) -> int:
     """Run the MCP server (stdio by default).
 
@@ -220,7 +238,14 @@ def serve(
     """
     from agents_mcp.cli.serving import run
 
-    return run(Invocation(config, db), transport=transport, host=host, port=port)
+    return run(
+        Invocation(config, db),
+        transport=transport,
+        host=host,
+        port=port,
+        allowed_hosts=allowed_host,
+        allowed_origins=allowed_origin,
+    )
 
 
 @app.command(sort_key=1, usage="Usage: agents-mcp chat AGENT [MESSAGE] [OPTIONS]", help_epilogue="")

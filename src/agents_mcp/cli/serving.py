@@ -17,26 +17,44 @@ import select
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import anyio
+from pydantic import ValidationError
 
 from agents_mcp import __version__
 from agents_mcp.cli.invocation import Invocation
-from agents_mcp.errors import AgentsMCPError
+from agents_mcp.errors import AgentsMCPError, InvalidRequest
 
 INTERRUPTED = 130
 STOPPED = "agents-mcp: stopped (Ctrl-C)"
 
 
 def run(
-    invocation: Invocation, *, transport: Literal["stdio", "http"], host: str, port: int
+    invocation: Invocation,
+    *,
+    transport: Literal["stdio", "http"],
+    host: str,
+    port: int,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
 ) -> int:
     """Serve until stopped; the exit code."""
+    from agents_mcp.config import ServerSettings
     from agents_mcp.server import is_loopback, serve
 
     config = invocation.load()
+    try:  # the same checks (and messages) as the config's own lists
+        ServerSettings.model_validate(
+            {"allowed_hosts": list(allowed_hosts), "allowed_origins": list(allowed_origins)}
+        )
+    except ValidationError as exc:
+        raise InvalidRequest(
+            "; ".join(
+                f"--{str(e['loc'][0]).replace('_', '-')[:-1]}: {e['msg']}" for e in exc.errors()
+            )
+        ) from None
     if transport == "http":
         _check_port(host, port)
     if transport == "stdio" or is_loopback(host) or config.server.authenticates:
@@ -49,7 +67,15 @@ def run(
         )
 
     async def main() -> None:
-        await serve(config, transport=transport, host=host, port=port, db_path=invocation.db)
+        await serve(
+            config,
+            transport=transport,
+            host=host,
+            port=port,
+            db_path=invocation.db,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=allowed_origins,
+        )
 
     if transport == "http" or os.name != "posix":
         try:
