@@ -292,7 +292,7 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
     assert "- helper: A helpful agent with a notes server" in (chat.description or "")
     assert chat.output_schema is not None
     assert sorted(chat.output_schema["properties"]) == snapshot(
-        ["agent", "error", "pending_approvals", "reply", "status", "thread_id", "usage"]
+        ["agent", "error", "output", "pending_approvals", "reply", "status", "thread_id", "usage"]
     )
     assert tools["list_threads"].annotations is not None
     assert tools["list_threads"].annotations.read_only_hint is True

@@ -12,7 +12,8 @@
     └── RunError               a run could not finish; stored on the thread as ``error``
         ├── LLMError           the model endpoint failed after retries (status + provider message)
         ├── MaxIterations      the agent hit its iteration cap
-        └── BudgetExceeded     a delegation tree used up max_total_llm_requests
+        ├── BudgetExceeded     a delegation tree used up max_total_llm_requests
+        └── OutputInvalid      the final answer did not meet the output schema, repaired or not
 
 Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
 are caught, with ``raise … from exc``. The server maps this tree to MCP results in one place
@@ -88,3 +89,9 @@ class BudgetExceeded(RunError):
     """A top-level run (its delegations included) used up ``max_total_llm_requests``."""
 
     kind = "budget_exceeded"
+
+
+class OutputInvalid(RunError):
+    """The final answer did not meet the turn's output schema, even after one repair round."""
+
+    kind = "output_invalid"

@@ -62,6 +62,12 @@ class AgentResult(BaseModel):
     )
     error: RunErrorInfo | None
     usage: RunUsage
+    output: Any = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="The answer as JSON, valid against the output schema (only when one was"
+        " asked for and the turn completed)",
+    )
 
 
 class TranscriptMessage(BaseModel):
@@ -222,6 +228,7 @@ def agent_result(s: TurnSummary) -> AgentResult:
             llm_requests=s.llm_requests,
             tool_calls=s.tool_calls,
         ),
+        output=s.output,
     )
 
 
