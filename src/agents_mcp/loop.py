@@ -22,7 +22,7 @@ from typing import Any, Literal
 import anyio
 
 from agents_mcp import remote, structured
-from agents_mcp.context import NOTICE_CHARS, ContextWindow, fixed_chars, notice
+from agents_mcp.context import ContextWindow, fixed_chars
 from agents_mcp.errors import (
     BudgetExceeded,
     LostClaim,
@@ -323,27 +323,13 @@ async def step(r: Run) -> Step:
 
 
 def _request(r: Run, transcript: Transcript, tools: Sequence[ToolInfo]) -> tuple[LLMRequest, int]:
-    """The next request, and what it carries in characters (0: not measured).
-
-    With a context window, the oldest turns that do not fit are left out of the request
-    and the model is told so (see :mod:`agents_mcp.context`).
-    """
+    """The next request (within the agent's context window), and what it carries in
+    characters (0: not measured)."""
     system = r.agent.system_prompt(r.personality)
     specs = [t.spec for t in tools]
-    window = r.agent.context
-    messages: list[Message]
-    sent = 0
-    if window is None:
-        messages = transcript.prompt()
-    else:
-        if r.state.fixed_chars is None:
-            r.state.fixed_chars = fixed_chars(system, specs, r.schema)
-        limit = window.limit(r.state.fixed_chars, transcript.chars_per_token) - NOTICE_CHARS
-        messages, omitted, cost = transcript.window(limit)
-        if omitted:
-            messages = [notice(omitted, window), *messages]
-            cost += NOTICE_CHARS
-        sent = r.state.fixed_chars + cost
+    if r.state.fixed_chars is None:
+        r.state.fixed_chars = fixed_chars(system, specs, r.schema)
+    messages, sent = transcript.fit(r.agent.context, r.state.fixed_chars)
     request = LLMRequest(
         system=system,
         messages=messages,
@@ -391,19 +377,10 @@ async def _structured(
     await r.progress(
         RunEvent("status", "the answer does not match the output schema; asking again")
     )
-    said = Message(
-        role="assistant", content=answer.content, reasoning_payload=answer.reasoning_payload
-    )
-    repair = Message(role="user", content=structured.repair_message(first.errors))
-    retry = replace(request, messages=[*request.messages, said, repair])
+    retry = structured.repair_request(request, answer, first.errors)
     second = _answer(await r.agent.llm.complete(retry, on_text=reader), transcript)
     rejected = replace(answer, status="error")
-    why = Message(
-        role="event",
-        content="the answer did not match the output schema ("
-        + "; ".join(first.errors)
-        + "); the model was asked to correct it",
-    )
+    why = Message(role="event", content=structured.rejection(first.errors))
     if second.tool_calls:  # it went back to work: its next final answer is checked afresh
         await transcript.append(r.claim, rejected, why)
         return await _settle_calls(r, second.tool_calls, second.content, answer=second)

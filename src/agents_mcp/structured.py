@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agents_mcp.errors import InvalidRequest
+from agents_mcp.messages import LLMRequest, Message
 
 ANSWER_TOOL = "final_answer"
 """The tool Anthropic's models give a structured answer through: its input is the answer."""
@@ -159,6 +160,23 @@ def repair_message(errors: tuple[str, ...]) -> str:
     return (
         f"Your final answer does not match the JSON Schema it must meet:\n{listed}\n"
         "Give your final answer again, corrected, the same way: the JSON value only."
+    )
+
+
+def repair_request(request: LLMRequest, answer: Message, errors: tuple[str, ...]) -> LLMRequest:
+    """``request`` again, with the answer that failed and the errors it has."""
+    said = Message(
+        role="assistant", content=answer.content, reasoning_payload=answer.reasoning_payload
+    )
+    told = Message(role="user", content=repair_message(errors))
+    return replace(request, messages=[*request.messages, said, told])
+
+
+def rejection(errors: tuple[str, ...]) -> str:
+    """What the thread records (as an ``event``) about an answer that failed."""
+    return (
+        f"the answer did not match the output schema ({'; '.join(errors)});"
+        " the model was asked to correct it"
     )
 
 

@@ -19,7 +19,15 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import replace
 
-from agents_mcp.context import CHARS_PER_TOKEN, REFILL, calibrated, message_chars
+from agents_mcp.context import (
+    CHARS_PER_TOKEN,
+    NOTICE_CHARS,
+    REFILL,
+    ContextWindow,
+    calibrated,
+    message_chars,
+    notice,
+)
 from agents_mcp.messages import Message, MessageStatus
 from agents_mcp.store import Approval, Claim, Store, StoredMessage
 
@@ -83,6 +91,18 @@ class Transcript:
     def prompt(self) -> list[Message]:
         """The conversation as the model sees it (a copy: requests keep what they sent)."""
         return list(self._prompt)
+
+    def fit(self, window: ContextWindow | None, fixed: int) -> tuple[list[Message], int]:
+        """The model's view for one request within ``window``, beside ``fixed`` characters
+        of instructions and tools, and what the request carries in characters (0 without a
+        window). What is left out is replaced by a :func:`~agents_mcp.context.notice`."""
+        if window is None:
+            return self.prompt(), 0
+        limit = window.limit(fixed, self.chars_per_token) - NOTICE_CHARS
+        messages, omitted, cost = self.window(limit)
+        if omitted:
+            return [notice(omitted, window), *messages], fixed + cost + NOTICE_CHARS
+        return messages, fixed + cost
 
     def window(self, limit: int) -> tuple[list[Message], int, int]:
         """The newest part of :meth:`prompt` that costs at most ``limit`` characters.
