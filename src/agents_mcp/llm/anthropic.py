@@ -18,7 +18,12 @@ Anthropic documents it:
   from the cache; cache reads and writes are reported in usage;
 * streaming events (``message_start``, ``content_block_start``/``delta``/``stop``,
   ``message_delta``, ``message_stop``, ``ping``, ``error``); an ``overloaded_error`` (HTTP
-  529, or an ``error`` event mid-stream) is retried like a 429.
+  529, or an ``error`` event mid-stream) is retried like a 429;
+* a structured answer (``output_schema`` with an object at the top) is asked for as a
+  :data:`~agents_mcp.structured.ANSWER_TOOL` tool whose input schema is the schema, with
+  ``tool_choice`` forcing a tool (``auto`` with thinking, which allows nothing else); the
+  call of that tool comes back as the answer's text. Any other schema goes in the
+  instructions.
 
 Agent ``params`` are translated where the API names them differently (``stop`` is
 ``stop_sequences``, ``tool_choice`` takes ``{"type": …}``); ``seed`` and

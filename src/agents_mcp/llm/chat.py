@@ -6,6 +6,9 @@ vLLM, llama.cpp and most gateways accept: ``messages`` with ``system``/``user``/
 deltas ending in ``data: [DONE]``. Reasoning some servers add (``reasoning_content``,
 ``reasoning``, a leading ``<think>`` block) is captured but never sent back: this API has no
 place for it, and no reasoning payload is made here.
+
+A structured answer (``output_schema``) is asked for as ``response_format`` with a strict
+``json_schema`` when the schema meets strict mode's rules, else in the instructions.
 """
 
 from __future__ import annotations

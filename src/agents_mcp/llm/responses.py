@@ -19,6 +19,9 @@ the thread's transcript as ``input`` items, so any Responses-compatible server w
   ``response.output_item.done`` and ``response.completed`` (with usage) carry the answer;
   ``response.failed``, ``response.incomplete`` and ``error`` end it.
 
+A structured answer (``output_schema``) is asked for as a strict ``json_schema``
+``text.format`` when the schema meets strict mode's rules, else in the instructions.
+
 Agent ``params``: ``max_tokens`` is sent as ``max_output_tokens``, ``response_format`` as
 ``text.format``, a function ``tool_choice`` in this API's shape; ``stop`` and ``seed`` have
 no equivalent and are not sent.
