@@ -46,6 +46,12 @@ def _no_real_llms() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _scratch_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downstream servers' stderr goes to log files under the state dir: not the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 def make_config(
     tmp_path: Path,
     *,

@@ -1,9 +1,11 @@
 """A small real MCP server used as a downstream server in tests.
 
 In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
-[--name NAME] [--fd FD]`` (stdio by default). Every call of a tool that changes
-something is appended as one JSON line to ``$DOWNSTREAM_LOG`` (when set) so tests can count
-executions across processes and check the exact arguments received.
+[--name NAME] [--fd FD] [--say TEXT] [--require-env NAME]`` (stdio by default; ``--say``
+writes a line to stderr first, ``--require-env`` fails like a TLS error without NAME).
+Every call of a tool that changes something is appended as one JSON line to
+``$DOWNSTREAM_LOG`` (when set) so tests can count executions across processes and check
+the exact arguments received.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import json
 import os
 import socket
+import sys
 from typing import Annotated
 
 import anyio
@@ -82,7 +85,16 @@ if __name__ == "__main__":
     parser.add_argument(
         "--fd", type=int, default=None, help="serve streamable HTTP on this listening socket"
     )
+    parser.add_argument("--say", default=None, help="write this line to stderr at start")
+    parser.add_argument(
+        "--require-env", default=None, metavar="NAME", help="fail at start unless NAME is set"
+    )
     args = parser.parse_args()
+    if args.say is not None:
+        print(args.say, file=sys.stderr, flush=True)
+    if args.require_env is not None and args.require_env not in os.environ:
+        print("ssl.SSLCertVerificationError: certificate verify failed", file=sys.stderr)
+        raise SystemExit(1)
     server = make_server(args.name)
     if args.fd is None:
         server.run(show_banner=False, log_level="ERROR")

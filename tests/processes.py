@@ -7,14 +7,18 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import uvicorn
 from anyio.abc import Process
 
+from agents_mcp.config import Config
+from agents_mcp.llm import LLM
+from agents_mcp.server import create_server, http_app, http_auth
 from tests.conftest import DOWNSTREAM
 
 ROOT = Path(__file__).parent.parent
@@ -101,3 +105,81 @@ async def _wait_for_port(port: int, proc: Process) -> None:
                 continue
             await stream.aclose()
             return
+
+
+def _listening() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port: int = sock.getsockname()[1]
+    return sock, port
+
+
+class _Embedded(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # pytest owns SIGINT/SIGTERM
+
+
+@asynccontextmanager
+async def asgi_on_loopback(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+    """An ASGI app served on loopback in this event loop; yields its base URL.
+
+    The socket listens before uvicorn starts (early connections wait in the backlog), and
+    the server always stops gracefully: a cancelled uvicorn leaves its listener and its
+    app's lifespan behind, and the next server to reuse the socket's number breaks.
+    """
+    sock, port = _listening()
+    config = uvicorn.Config(
+        app, log_config=None, lifespan=lifespan, timeout_graceful_shutdown=2, ws="none"
+    )
+    server = _Embedded(config)
+    stopped = anyio.Event()
+    serve_scope = anyio.CancelScope(shield=True)
+
+    async def run() -> None:
+        try:
+            with serve_scope:
+                await server.serve(sockets=[sock])
+        finally:
+            stopped.set()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+                with anyio.move_on_after(10, shield=True):
+                    await stopped.wait()
+                serve_scope.cancel()
+    finally:
+        for listener in server.servers:
+            listener.close()
+        sock.close()
+
+
+@asynccontextmanager
+async def agents_mcp_in_process(
+    config: Config,
+    db: Path,
+    *,
+    llms: Mapping[str, LLM] | None = None,
+    transports: Mapping[str, Any] | None = None,
+) -> AsyncIterator[str]:
+    """agents-mcp over real HTTP in this process, built as ``serve`` builds it (auth,
+    per-caller views, Host checks); yields the MCP URL."""
+    async with asgi_on_loopback(_app(config, db, llms, transports), lifespan="on") as base:
+        yield f"{base}/mcp"
+
+
+def _app(
+    config: Config, db: Path, llms: Mapping[str, LLM] | None, transports: Mapping[str, Any] | None
+) -> Any:
+    # The auth provider names the port in its metadata document; the port is only known
+    # once bound, so the app is built for 127.0.0.1 and the port the metadata is about is
+    # irrelevant to these tests (see test_auth for a server that knows its own URL).
+    auth = http_auth(config, host="127.0.0.1", port=0)
+    mcp = create_server(config, db_path=db, llms=llms, transports=transports, auth=auth)
+    return http_app(mcp, host="127.0.0.1")

@@ -79,6 +79,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "timeout": 20.0,
                     "init_timeout": 30.0,
                     "protocol": "legacy",
+                    "kind": "mcp",
                 },
                 "search": {
                     "command": None,
@@ -92,6 +93,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "timeout": 60.0,
                     "init_timeout": 5.0,
                     "protocol": "auto",
+                    "kind": "mcp",
                 },
             },
             "models": {
@@ -148,6 +150,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     },
                     "on_cancel": "detach",
                     "agents": [],
+                    "access": None,
                     "output_schema": None,
                     "output_schema_file": None,
                 },
@@ -174,12 +177,16 @@ def test_full_toml_parses_to_expected_config() -> None:
                     },
                     "on_cancel": "detach",
                     "agents": [],
+                    "access": None,
                     "output_schema": None,
                     "output_schema_file": None,
                 },
             },
             "server": {
                 "auth_tokens": ["**********"],
+                "tokens": {},
+                "jwt": None,
+                "require_tokens": False,
                 "db": "<configs>/state/agents.db",
                 "name": "research-agents",
                 "wait_seconds": 45.0,
@@ -231,7 +238,7 @@ def test_claude_desktop_paste() -> None:
     data["mcpServers"] = pasted["mcpServers"]
     data["agents"]["helper"]["servers"] = ["filesystem", "linear"]
     servers = load(data).mcp_servers
-    assert {name: s.kind for name, s in servers.items()} == snapshot(
+    assert {name: s.connection for name, s in servers.items()} == snapshot(
         {
             "filesystem": "stdio",
             "linear": "http",
@@ -303,6 +310,9 @@ def test_defaults() -> None:
     assert config.server.model_dump() == snapshot(
         {
             "auth_tokens": [],
+            "tokens": {},
+            "jwt": None,
+            "require_tokens": False,
             "db": None,
             "name": "agents-mcp",
             "wait_seconds": 45.0,
@@ -412,13 +422,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
-agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, protocol, timeout, transport, type, url
-agents.toml: mcp_servers: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: models.default.apiKey: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
+agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, protocol, timeout, transport, type, url
+agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
+agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, max_depth, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, tokens, tool_result_budget, wait_seconds\
 """)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -52,6 +53,25 @@ async def test_a_dead_stdio_server_is_restarted_on_the_next_call() -> None:
     assert "stopped during the call" in crashed.text
 
 
+async def test_a_late_reset_of_a_dead_session_leaves_the_new_one_alone() -> None:
+    """Two calls failing on one dead session both reset it; the second reset may come
+    after a third call connected afresh: it must not close that healthy session."""
+    servers = Downstreams.from_config({"notes": stdio()})
+    notes = servers.servers["notes"]
+    try:
+        with anyio.fail_after(30):
+            await notes.call("pid", {})
+            dead = notes._client
+            crashed = await notes.call("crash", {})
+            fresh = await notes.call("pid", {})
+            await notes._reset(dead)  # the other failed call's reset, arriving late
+            again = await notes.call("pid", {})
+    finally:
+        await servers.aclose()
+    assert not crashed.ok and fresh.ok and again.ok
+    assert again.text == fresh.text  # the same process answered: nothing was closed
+
+
 async def test_stdio_children_get_only_the_declared_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -97,3 +117,32 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
     assert after == ["grow", "fresh"]
     assert [t.name for t in again] == offered == ["live__grow"]
     assert offered_after == ["live__grow", "live__fresh"]
+
+
+def test_why_a_call_failed_is_short_and_names_no_exception_class(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from agents_mcp.downstream import _why
+
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "x")])
+    reasons = [
+        _why(OSError(111, "Connection refused"), "s"),
+        _why(RuntimeError("Client failed to connect: [Errno 111] Connection refused"), "s"),
+        _why(group, "s"),
+        _why(TimeoutError(), "s"),
+        _why(ValueError("first line\nTraceback (most recent call last): ..."), "s"),
+        _why(ValueError("y" * 500), "s")[-3:],
+    ]
+    assert reasons == [
+        "Connection refused",
+        "Client failed to connect: Connection refused",
+        "x",
+        "timed out",
+        "first line",
+        "yy…",
+    ]
+    with caplog.at_level(logging.ERROR, "agents_mcp"):
+        silent = _why(KeyError(), "server s: calling t")
+    assert silent.startswith("internal error (id err_") and "KeyError" not in silent
+    (record,) = caplog.records
+    assert record.exc_info is not None and record.exc_info[0] is KeyError

@@ -230,7 +230,7 @@ async def test_non_loopback_http_needs_tokens(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.decode().strip() == snapshot(
-        f'agents-mcp: {cfg}: server.auth_tokens: binding 0.0.0.0 (not loopback) needs bearer tokens; set auth_tokens = ["${{AGENTS_MCP_TOKEN}}"] in [server] or use --host 127.0.0.1'
+        f'agents-mcp: {cfg}: server.tokens: binding 0.0.0.0 (not loopback) needs tokens; add [server.tokens.<owner>] with token = "${{AGENTS_MCP_TOKEN}}" (or [server.jwt]), or use --host 127.0.0.1'
     )
 
 

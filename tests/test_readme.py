@@ -14,20 +14,23 @@ from typing import Any
 
 import anyio
 import pytest
+from cyclopts import CycloptsError
 from fastmcp import Client
 from pydantic import BaseModel
 
-from agents_mcp._check import check
-from agents_mcp._starter import write_starter
-from agents_mcp._terminal import Console
-from agents_mcp.cli import build_parser
+from agents_mcp.cli.check import check
+from agents_mcp.cli.commands import help_text, parse
+from agents_mcp.cli.starter import write_starter
+from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
     AgentConfig,
     AgentParams,
     ApprovalRules,
     DownstreamServerConfig,
+    JWTConfig,
     ModelConfig,
     ServerSettings,
+    TokenConfig,
     config_from_dict,
     load_config,
 )
@@ -40,7 +43,8 @@ pytestmark = pytest.mark.anyio
 
 README = ROOT / "README.md"
 FIRST_COMMANDS = [
-    "pip install -e . && agents-mcp serve --config examples/agents.toml",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e ."
+    " && agents-mcp serve --config examples/agents.toml",
     'python -m pip install -e ".[dev]" && python -m ruff check . && python -m ruff format'
     " --check . && python -m mypy && python -m benchmarks smoke && python -m pytest",
 ]
@@ -102,10 +106,10 @@ def test_every_agents_mcp_command_in_the_readme_parses() -> None:
     assert len(argvs) >= 10
     for argv in argvs:
         try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # argparse reports usage errors this way
-            pytest.fail(f"`agents-mcp {shlex.join(argv)}` does not parse (exit {exc.code})")
-        config = getattr(args, "config", None)
+            _, bound = parse(argv)
+        except CycloptsError as exc:
+            pytest.fail(f"`agents-mcp {shlex.join(argv)}` does not parse: {exc}")
+        config = bound.arguments.get("config")
         if config and config.startswith(("examples/", PLACEHOLDER)):
             assert (ROOT / config.removeprefix(PLACEHOLDER).lstrip("/")).is_file(), argv
 
@@ -164,6 +168,8 @@ def test_every_config_key_is_documented() -> None:
         AgentParams,
         ApprovalRules,
         ServerSettings,
+        TokenConfig,
+        JWTConfig,
     ]
     keys = {f.alias or n for m in models for n, f in m.model_fields.items()}
     missing = sorted(k for k in keys if f"`{k}`" not in text)
@@ -171,7 +177,7 @@ def test_every_config_key_is_documented() -> None:
 
 
 def test_the_help_in_the_readme_is_the_real_help() -> None:
-    assert marked("agents-mcp --help").body == build_parser().format_help()
+    assert marked("agents-mcp --help").body == help_text()
 
 
 async def test_the_check_output_in_the_readme_is_real(

@@ -431,3 +431,61 @@ async def test_kept_transcripts_notice_what_another_process_wrote(tmp_path: Path
         "m3b",
         "m4",
     ]
+
+
+async def test_cancel_in_the_same_tick_as_the_message_that_starts_the_run(
+    tmp_path: Path,
+) -> None:
+    """cancel_run handled before the run's task has taken its first step: the run still
+    records that it was stopped, the cancel answers at once, and the thread takes the
+    next message (it used to hang 30 s and stay "running" until a restart)."""
+    from agents_mcp.runtime import open_threads
+    from agents_mcp.store import LOCAL_OWNER
+
+    llm = ScriptedLLM("first", "second")
+    config = make_config(tmp_path, agents=agents())
+    async with open_threads(
+        config,
+        db_path=tmp_path / "threads.db",
+        llms={"main": llm},
+        transports={"notes": make_server("notes")},
+    ) as threads:
+        done = await threads.chat(owner=LOCAL_OWNER, agent="helper", message="m1")
+        tid = done.thread.id
+        answers: dict[str, Any] = {}
+
+        async def message() -> None:
+            answers["chat"] = await threads.chat(
+                owner=LOCAL_OWNER, agent="helper", message="m2", thread_id=tid, wait=5
+            )
+
+        async def cancel() -> None:
+            answers["cancel"] = await threads.cancel(owner=LOCAL_OWNER, thread_id=tid)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(message)  # runs until it waits for its run: the run is queued
+                tg.start_soon(cancel)  # then this, before the run's first step
+        again = await threads.chat(owner=LOCAL_OWNER, agent="helper", message="m3", thread_id=tid)
+    assert answers["cancel"].thread.status == "cancelled"
+    assert answers["chat"].thread.status == "cancelled"
+    assert again.reply == "second"  # the cancelled turn never reached the model
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_cancelled_get_thread_never_stops_the_run(tmp_path: Path, mode: str) -> None:
+    """get_thread is read-only, also for an on_cancel = "stop" agent."""
+    started, release = anyio.Event(), anyio.Event()
+    llm = ScriptedLLM(blocking("finished", started, release))
+    async with connect(tmp_path, llm, mode=mode, on_cancel="stop") as client:
+        first = await call(client, "chat_with_agent", agent="helper", message="x", wait_seconds=0)
+        with anyio.fail_after(5):
+            await started.wait()
+        async with anyio.create_task_group() as tg:
+            args = {"thread_id": first["thread_id"], "wait_seconds": 30}
+            tg.start_soon(client.call_tool, "get_thread", args)
+            await anyio.wait_all_tasks_blocked()
+            tg.cancel_scope.cancel()  # the client gives up waiting
+        release.set()
+        done = await call(client, "get_thread", thread_id=first["thread_id"], wait_seconds=10)
+    assert (done["status"], done["reply"]) == ("completed", "finished")

@@ -5,9 +5,11 @@ Kept apart from the models so ``config.py`` reads as the configuration reference
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
+from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag
@@ -75,6 +77,9 @@ def walk(loc: Loc, root: type[BaseModel]) -> tuple[Loc, type[BaseModel] | None]:
             if part in members:
                 tp = members[part]
                 continue
+        if get_origin(tp) in (Union, UnionType):  # ``X | None``: the key belongs to X
+            present = [m for m in get_args(tp) if m is not type(None)]
+            tp = present[0] if len(present) == 1 else tp
         if part == "[key]":  # the dict key itself was invalid; the path already ends with it
             continue
         path.append(part)
@@ -94,6 +99,7 @@ def keys(model: type[BaseModel]) -> list[str]:
 
 
 _PLAIN = {"missing": "required key is missing", "string_too_short": "must not be empty"}
+_PLAIN |= {"too_short": "must not be empty"}
 _PLAIN |= dict.fromkeys(("int_type", "int_parsing", "int_from_float"), "expected an integer")
 _PLAIN |= dict.fromkeys(("float_type", "float_parsing"), "expected a number")
 _PLAIN |= dict.fromkeys(("dict_type", "model_type"), "expected a table")
@@ -105,7 +111,10 @@ def describe(error: ErrorDetails, owner: type[BaseModel] | None) -> str:
     """A short message for one pydantic error. Never shows the input, except a bad choice."""
     kind, ctx = error["type"], error.get("ctx", {})
     if kind == "extra_forbidden":
-        return f"unknown key; valid keys: {', '.join(keys(owner)) if owner else '(none)'}"
+        valid = keys(owner) if owner else []
+        close = suggest(str(error["loc"][-1]), valid)
+        hint = f"did you mean {close!r}? " if close else ""
+        return f"unknown key; {hint}valid keys: {', '.join(valid) or '(none)'}"
     if kind == "literal_error":  # only non-secret fields are Literals
         got = f", got {error['input']!r}" if isinstance(error["input"], str) else ""
         return f"expected {ctx['expected']}{got}"
@@ -113,6 +122,18 @@ def describe(error: ErrorDetails, owner: type[BaseModel] | None) -> str:
         if bound in ctx:
             return f"must be {words} {ctx[bound]:g}"
     return _PLAIN.get(kind) or error["msg"].removeprefix("Value error, ")
+
+
+def suggest(word: str, valid: list[str]) -> str | None:
+    """The valid key ``word`` was probably meant to be: same letters but for case, ``_``
+    and ``-`` (``apiKey``), else a close spelling (``require_aproval``)."""
+
+    def norm(key: str) -> str:
+        return key.lower().replace("_", "").replace("-", "")
+
+    by_norm = {norm(k): k for k in valid}
+    close = difflib.get_close_matches(norm(word), list(by_norm), n=1, cutoff=0.75)
+    return by_norm[close[0]] if close else None
 
 
 def dotted(loc: Loc) -> str:

@@ -14,6 +14,7 @@ values and validates everything, raising one :class:`ConfigError` with one
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -56,6 +57,8 @@ SEPARATOR = "__"
 _SERVER = r"_?[A-Za-z0-9-]+(?:_[A-Za-z0-9-]+)*"
 _STDIO_KEYS = "command (plus args, env, cwd)"
 _HTTP_KEYS = "url (plus headers)"
+LOCAL = "local"
+"""The owner over stdio, from the CLI and over loopback HTTP without tokens."""
 _NO_AGENTS = "at least one agent is required: add an [agents.<name>] table (description, model)"
 
 
@@ -121,18 +124,21 @@ class DownstreamServerConfig(_Model):
     timeout: float = Field(60.0, gt=0)
     init_timeout: float = Field(30.0, gt=0)
     protocol: Literal["legacy", "auto", "2026-07-28"] = "legacy"
+    kind: Literal["mcp", "agents-mcp"] = "mcp"
+    """``agents-mcp``: another agents-mcp, whose results may relay approvals and whose
+    running threads we follow; any other server's results are ordinary tool results."""
 
     @property
-    def kind(self) -> Literal["stdio", "http"]:
+    def connection(self) -> Literal["stdio", "http"]:
         """How to connect: ``stdio`` (spawn ``command``) or ``http`` (streamable HTTP ``url``)."""
         return "stdio" if self.command is not None else "http"
 
     @model_validator(mode="after")
-    def _check_kind(self) -> Self:
+    def _check_connection(self) -> Self:
         if (self.command is None) == (self.url is None):
             what = "has both command and url" if self.command else "needs command or url"
             _fail([((), f"{what}; use {_STDIO_KEYS} for stdio or {_HTTP_KEYS} for HTTP")])
-        stdio = self.kind == "stdio"
+        stdio = self.connection == "stdio"
         errors: list[tuple[Loc, str]] = []
         only = "with url (HTTP), not command" if stdio else "with command (stdio), not url"
         for key in ("headers",) if stdio else ("args", "env", "cwd"):
@@ -326,6 +332,9 @@ class AgentConfig(_Model):
     on_cancel: Literal["detach", "stop"] = "detach"
     agents: list[str] = []
     """Other agents this one may delegate to, offered to its model as ``agent__<name>``."""
+    access: list[AccessEntry] | None = None
+    """Owners (``alice``) and roles (``role:research``) that may use this agent over HTTP;
+    None: everyone. The ``local`` owner (stdio, the CLI) may always use every agent."""
     output_schema: dict[str, Any] | None = None
     """The JSON Schema every final answer must meet, unless a call names its own."""
     output_schema_file: str | None = None
@@ -409,10 +418,104 @@ class AgentConfig(_Model):
         return policy
 
 
+_BAD_OWNER = "invalid owner name: 1 to 128 characters, no spaces, not starting with 'role:'"
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _owner_name(name: str) -> bool:
+    return 0 < len(name) <= 128 and not re.search(r"\s", name) and not name.startswith("role:")
+
+
+def _access_entry(entry: str) -> bool:
+    role = entry.removeprefix("role:")
+    return _owner_name(role) if entry.startswith("role:") else _owner_name(entry)
+
+
+OwnerName = Annotated[str, _check(_owner_name, _BAD_OWNER)]
+AccessEntry = Annotated[
+    str, _check(_access_entry, "expected an owner name or 'role:<name>', got {value}")
+]
+
+
+class TokenConfig(_Model):
+    """A bearer token of one owner: ``[server.tokens.<owner>]``."""
+
+    token: SecretStr | None = None
+    sha256: Annotated[
+        str | None,
+        AfterValidator(lambda v: v.lower() if v is not None else v),
+        _check(
+            lambda v: v is None or bool(_HEX64.fullmatch(v)),
+            "expected the 64 hex digits of the token's SHA-256",
+        ),
+    ] = None
+    roles: list[OwnerName] = []
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Self:
+        if (self.token is None) == (self.sha256 is None):
+            what = "has both token and sha256" if self.token else "needs token or sha256"
+            _fail([((), f'{what}; use token = "${{VAR}}" or sha256 = "<64 hex digits>"')])
+        if self.token is not None and not self.token.get_secret_value().strip():
+            _fail([(("token",), "empty token (is its environment variable empty?)")])
+        return self
+
+    def digest(self) -> str:
+        """The SHA-256 of the token, as 64 lowercase hex digits."""
+        if self.sha256 is not None:
+            return self.sha256
+        assert self.token is not None
+        return hashlib.sha256(self.token.get_secret_value().encode()).hexdigest()
+
+
+JWTAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+
+class JWTConfig(_Model):
+    """``[server.jwt]``: accept JWT access tokens of an OAuth 2.1 authorization server."""
+
+    jwks_url: HttpUrl | None = None
+    public_key: str | None = Field(None, repr=False)
+    issuer: str = Field(min_length=1)
+    audience: str | list[str] = Field(min_length=1)
+    owner_claim: str = Field("sub", min_length=1)
+    roles_claim: str = Field("roles", min_length=1)
+    authorization_servers: list[HttpUrl] = []
+    """For the protected-resource metadata document; default: the issuer."""
+    algorithm: JWTAlgorithm = "RS256"
+    resource_url: HttpUrl | None = None
+    """The public URL of our MCP endpoint (behind a proxy); default ``http://host:port/mcp``."""
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if (self.jwks_url is None) == (self.public_key is None):
+            what = "has both jwks_url and public_key" if self.jwks_url else "needs a key"
+            _fail([((), f"{what}; set jwks_url or public_key (PEM), not both")])
+        if self.public_key is not None and "-----BEGIN" not in self.public_key:
+            _fail([(("public_key",), "expected a PEM public key (-----BEGIN PUBLIC KEY-----…)")])
+        if self.resource_url is not None and not self.resource_url.rstrip("/").endswith("/mcp"):
+            _fail([(("resource_url",), "expected the URL of the /mcp endpoint, ending in /mcp")])
+        if not self.authorization_servers and not self.issuer.startswith(("http://", "https://")):
+            _fail([(("authorization_servers",), "required when issuer is not an http(s) URL")])
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        """The authorization servers named in the metadata document."""
+        return list(self.authorization_servers) or [self.issuer]
+
+
 class ServerSettings(_Model):
     """Settings of agents-mcp's own MCP server."""
 
     auth_tokens: list[SecretStr] = []
+    tokens: dict[OwnerName, TokenConfig] = {}
+    """Bearer tokens by owner: ``[server.tokens.alice]``."""
+    jwt: JWTConfig | None = None
+    require_tokens: bool = False
+    """Refuse to serve HTTP without a token, even on loopback."""
     db: LocalPath | None = None
     name: str = Field("agents-mcp", min_length=1)
     wait_seconds: float = Field(45.0, ge=0, le=600)
@@ -457,6 +560,45 @@ class ServerSettings(_Model):
         empty = [i for i, t in enumerate(tokens) if not t.get_secret_value().strip()]
         _fail(((i,), "empty token (is its environment variable empty?)") for i in empty)
         return tokens
+
+    @field_validator("tokens")
+    @classmethod
+    def _distinct_owners(cls, tokens: dict[str, TokenConfig]) -> dict[str, TokenConfig]:
+        problems: list[tuple[Loc, str]] = []
+        seen: dict[str, str] = {}
+        for owner, entry in tokens.items():
+            if owner == LOCAL:
+                problems.append(
+                    (
+                        (owner,),
+                        f"the owner name {LOCAL!r} is reserved for stdio,"
+                        " the CLI and loopback HTTP without tokens",
+                    )
+                )
+            elif entry.digest() in seen:
+                problems.append(((owner,), f"the same token as owner {seen[entry.digest()]!r}"))
+            seen.setdefault(entry.digest(), owner)
+        _fail(problems)
+        return tokens
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether HTTP callers are identified by tokens (static or JWT)."""
+        return bool(self.auth_tokens or self.tokens or self.jwt)
+
+    @model_validator(mode="after")
+    def _tokens_to_require(self) -> Self:
+        if self.require_tokens and not self.authenticates:
+            _fail(
+                [
+                    (
+                        ("require_tokens",),
+                        "needs tokens to require: add [server.tokens.<owner>]"
+                        ' (token = "${VAR}" or sha256), auth_tokens or [server.jwt]',
+                    )
+                ]
+            )
+        return self
 
 
 def _beside(path: str, info: ValidationInfo) -> str:

@@ -4,13 +4,22 @@ Connected lazily on first use (never at start-up), shared by every thread, tool 
 cached until the server says ``tools/list_changed``, and restarted on the next call after
 it died. Every failure of a call comes back as a ``ToolOutput(ok=False)`` for the model;
 nothing here raises into the loop.
+
+A stdio server's stderr goes to its own log file, ``<user log dir>/<name>.log`` (see
+:func:`log_dir`), never into agents-mcp's own output: over a terminal it would tear through
+``chat``'s reply and spinner. Each start appends a header line, and a file over 1 MB is
+moved to ``<name>.log.1`` first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,6 +32,7 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
 
 from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
+from agents_mcp.errors import internal_error
 from agents_mcp.toolsets import ToolInfo, ToolOutput, llm_tool_names
 
 log = logging.getLogger("agents_mcp.downstream")
@@ -30,6 +40,32 @@ log = logging.getLogger("agents_mcp.downstream")
 # What a stdio child inherits besides the entry's own ``env`` (the SDK adds a few login
 # variables such as USER and SHELL on top of these).
 _INHERITED = ("PATH", "HOME")
+
+LOG_HEADER = "---- agents-mcp started "
+_LOG_LIMIT = 1_000_000
+
+
+def log_dir() -> Path:
+    """Where stdio servers' stderr goes: platformdirs' user log dir, e.g.
+    ``~/.local/state/agents-mcp/log`` on Linux, ``~/Library/Logs/agents-mcp`` on macOS."""
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("agents-mcp", appauthor=False))
+
+
+def _start_log(path: Path, command: str) -> Path | None:
+    """Ready ``path`` for one more start of its server; None when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > _LOG_LIMIT:
+            path.replace(path.with_name(path.name + ".1"))
+        with path.open("a", encoding="utf-8") as f:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            f.write(f"{LOG_HEADER}{stamp} (pid {os.getpid()}): {command}\n")
+    except OSError as exc:
+        log.warning("cannot write %s (%s); the server's stderr goes to ours", path, exc)
+        return None
+    return path
 
 
 def _list_changed_handler(server: DownstreamServer) -> Any:
@@ -68,11 +104,14 @@ class DownstreamServer:
         cfg = self.config
         transport = self._transport
         if transport is None and cfg.command is not None:
-            import os
-
             env = {k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env)
             transport = StdioTransport(
-                cfg.command, list(cfg.args), env=env, cwd=cfg.cwd, keep_alive=False
+                cfg.command,
+                list(cfg.args),
+                env=env,
+                cwd=cfg.cwd,
+                keep_alive=False,
+                log_file=_start_log(self.log_path, cfg.command),  # args may hold secrets
             )
         elif transport is None:
             assert cfg.url is not None
@@ -107,6 +146,11 @@ class DownstreamServer:
             return self._client
 
     @property
+    def log_path(self) -> Path:
+        """The file a stdio server's stderr goes to."""
+        return log_dir() / f"{self.name}.log"
+
+    @property
     def cached_tools(self) -> list[mt.Tool] | None:
         """The tool list from the server's last answer, if it is still current."""
         return self._tools
@@ -121,8 +165,9 @@ class DownstreamServer:
             client = await self._connected()
             try:
                 self._tools = list(await client.list_tools())
-            except Exception:
-                await self._reset()
+            except Exception as exc:
+                if _is_dead(exc, client):
+                    await self._reset(client)
                 raise
         return self._tools
 
@@ -133,30 +178,35 @@ class DownstreamServer:
         try:
             client = await self._connected()
         except Exception as exc:
-            await self._reset()
-            return ToolOutput(
-                text=f"Error: server {self.name!r} is unavailable: {_why(exc)}", ok=False
-            )
+            why = _why(exc, f"{self.name}: connecting")
+            return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {why}", ok=False)
         try:
             result = await client.call_tool_mcp(tool, dict(arguments), meta=meta)
         except Exception as exc:
-            if _is_dead(exc):
-                await self._reset()
+            why = _why(exc, f"{self.name}: calling {tool}")
+            if _is_dead(exc, client):
+                await self._reset(client)
                 return ToolOutput(
-                    text=f"Error: server {self.name!r} stopped during the call ({_why(exc)});"
+                    text=f"Error: server {self.name!r} stopped during the call ({why});"
                     " it will be restarted on the next call",
                     ok=False,
                 )
-            return ToolOutput(text=f"Error: {_why(exc)}", ok=False)
+            return ToolOutput(text=f"Error: {why}", ok=False)
         return ToolOutput(
             text=result_text(result),
             ok=not result.is_error,
             structured=result.structured_content,
             meta=result.meta,
+            peer=self.config.kind == "agents-mcp",
         )
 
-    async def _reset(self) -> None:
+    async def _reset(self, failed: Client[Any] | None) -> None:
+        """Forget the session ``failed`` (None: whichever is current), so the next call
+        connects again. A late reset for a session already replaced is ignored: it must
+        not close the fresh, healthy one."""
         async with self._lock:
+            if failed is not None and self._client is not failed:
+                return
             client, self._client, self._tools = self._client, None, None
         if client is not None:
             with anyio.move_on_after(5, shield=True):
@@ -166,7 +216,7 @@ class DownstreamServer:
                     log.debug("%s: close failed: %s", self.name, exc)
 
     async def aclose(self) -> None:
-        await self._reset()
+        await self._reset(None)
 
 
 class Downstreams:
@@ -224,7 +274,7 @@ class AgentToolset:
             try:
                 found[server.name] = await server.tools()
             except Exception as exc:
-                log.warning("%s: cannot list tools: %s", server.name, _why(exc))
+                log.warning("%s: cannot list tools: %s", server.name, exc, exc_info=exc)
 
         missing = [s for s in self._servers.values() if s.cached_tools is None]
         if len(missing) == 1:
@@ -261,6 +311,7 @@ class AgentToolset:
                 description=tool.description or tool.title or tool.name,
                 parameters=tool.input_schema,
                 read_only=bool(tool.annotations and tool.annotations.read_only_hint),
+                peer=self._servers[server].config.kind == "agents-mcp",
             )
             for server, tool in pairs
         ]
@@ -293,11 +344,35 @@ def result_text(result: mt.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def _is_dead(exc: BaseException) -> bool:
+def _is_dead(exc: BaseException, client: Client[Any]) -> bool:
+    """Whether the session is gone, from its state rather than from message text."""
+    from mcp import MCPError
+    from mcp_types.jsonrpc import CONNECTION_CLOSED
+
     if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError):
         return True
-    return "connection closed" in str(exc).lower() or "not connected" in str(exc).lower()
+    if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
+        return True
+    return not client.is_connected()
 
 
-def _why(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
+_WHY_CHARS = 300
+
+
+def _why(exc: BaseException, where: str) -> str:
+    """Why a call failed, for the model: the exception's own first line, shortened.
+
+    Never its class name or traceback: those go to the log (at INFO, under ``where``).
+    A failure without any text gets an error id instead (see ``errors.internal_error``).
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    log.info("%s failed: %s", where, exc, exc_info=exc)
+    if isinstance(exc, TimeoutError):  # anyio's fail_after: no text of its own
+        return "timed out"
+    lines = _ERRNO.sub("", str(exc)).strip().splitlines()
+    if not lines:
+        return str(internal_error(exc, where))
+    text = lines[0].strip()
+    return text if len(text) <= _WHY_CHARS else text[: _WHY_CHARS - 1] + "…"

@@ -13,14 +13,24 @@
         ├── LLMError           the model endpoint failed after retries (status + provider message)
         ├── MaxIterations      the agent hit its iteration cap
         ├── BudgetExceeded     a delegation tree used up max_total_llm_requests
-        └── OutputInvalid      the final answer did not meet the output schema, repaired or not
+        ├── OutputInvalid      the final answer did not meet the output schema, repaired or not
+        └── InternalError      a bug: only an error id reaches the caller (see internal_error)
 
 Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
 are caught, with ``raise … from exc``. The server maps this tree to MCP results in one place
-(``server._tool_error``).
+(``server._tool_errors``).
+
+An unexpected exception (a bug, a broken database) never reaches a client or a model as
+text: :func:`internal_error` logs its traceback under a fresh error id and gives back a
+short message naming only that id.
 """
 
 from __future__ import annotations
+
+import logging
+import secrets
+
+log = logging.getLogger("agents_mcp.errors")
 
 
 class AgentsMCPError(Exception):
@@ -95,3 +105,30 @@ class OutputInvalid(RunError):
     """The final answer did not meet the turn's output schema, even after one repair round."""
 
     kind = "output_invalid"
+
+
+class InternalError(RunError):
+    """Something broke inside agents-mcp; the message names an error id, the log the rest."""
+
+    kind = "internal_error"
+
+    def __init__(self, message: str, *, error_id: str) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+
+
+def new_error_id() -> str:
+    """A fresh id to find one failure in the server log (``err_`` + 48 random bits)."""
+    return "err_" + secrets.token_hex(6)
+
+
+def internal_error(exc: BaseException, where: str) -> InternalError:
+    """Log ``exc`` with its traceback under a new error id; the error to show instead.
+
+    ``where`` says what failed ("run of thread th_…", "tool get_thread") in the log line.
+    """
+    error_id = new_error_id()
+    log.error("%s failed [%s]", where, error_id, exc_info=exc)
+    return InternalError(
+        f"internal error (id {error_id}); the server log has the details", error_id=error_id
+    )

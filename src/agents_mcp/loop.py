@@ -30,6 +30,7 @@ from agents_mcp.errors import (
     OutputInvalid,
     RunError,
     StoreError,
+    internal_error,
 )
 from agents_mcp.llm import LLM, TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, Usage
@@ -64,6 +65,18 @@ Progress = Callable[[RunEvent], Awaitable[None]]
 
 async def _no_progress(event: RunEvent) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class ShowsText:
+    """A listener that shows the model's text as it streams (a terminal): with it
+    attached, answers are streamed (``stream = "auto"``)."""
+
+    listener: Progress
+    shows_text: bool = True
+
+    async def __call__(self, event: RunEvent) -> None:
+        await self.listener(event)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,8 +287,7 @@ def _run_error(exc: Exception, thread_id: str) -> RunError:
         raise exc
     if isinstance(exc, RunError):
         return exc
-    log.exception("run of thread %s crashed", thread_id, exc_info=exc)
-    return RunError(f"internal error: {type(exc).__name__}: {exc}")
+    return internal_error(exc, f"run of thread {thread_id}")
 
 
 async def step(r: Run) -> Step:

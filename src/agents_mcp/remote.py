@@ -1,7 +1,12 @@
 """Another agents-mcp as a downstream server: understanding its structured results.
 
-A downstream ``chat_with_agent``, ``approve_call`` or ``get_thread`` of another agents-mcp
-answers with our own result shape (recognized by ``_meta["agents-mcp/thread_id"]``):
+Only a server configured with ``kind = "agents-mcp"`` is treated as one (``peer`` on its
+tools and results): any other server could return a result that looks like ours, with
+made-up pending calls, to make us call ``approve_call``/``get_thread`` on it outside the
+agent's allowlist. Its results are ordinary tool results, whatever their ``_meta`` says.
+
+A downstream ``chat_with_agent``, ``approve_call`` or ``get_thread`` of a peer answers
+with our own result shape (recognized by ``_meta["agents-mcp/thread_id"]``):
 
 * ``running``: we follow it with the remote ``get_thread`` until it settles;
 * ``needs_approval``: its pending calls become approvals of the calling thread (ids
@@ -32,7 +37,12 @@ FOLLOW_LIMIT = 40
 def remote_result(out: ToolOutput) -> Mapping[str, Any] | None:
     """The structured result of another agents-mcp, or None for any other tool."""
     s = out.structured
-    if out.meta is None or THREAD_META not in out.meta or not isinstance(s, Mapping):
+    if (
+        not out.peer
+        or out.meta is None
+        or THREAD_META not in out.meta
+        or not isinstance(s, Mapping)
+    ):
         return None
     if not isinstance(s.get("thread_id"), str) or s.get("status") not in (
         "completed",
@@ -54,7 +64,7 @@ async def follow(
     toolset: Toolset, info: ToolInfo, out: ToolOutput, meta: dict[str, Any]
 ) -> ToolOutput:
     """Follow a remote thread that is still running until it settles."""
-    result = remote_result(out)
+    result = remote_result(out) if info.peer else None
     for _ in range(FOLLOW_LIMIT):
         if result is None or result["status"] != "running":
             return out
@@ -107,6 +117,12 @@ async def forward(
     toolset: Toolset, info: ToolInfo, decided: Sequence[Approval], meta: dict[str, Any]
 ) -> ToolOutput:
     """Send our decisions to the remote ``approve_call``; returns its last answer, followed."""
+    if not info.peer:  # approvals relayed before the server lost kind = "agents-mcp"
+        return ToolOutput(
+            text=f"Error: {info.server} is not configured as another agents-mcp"
+            ' (kind = "agents-mcp"); its pending calls cannot be decided from here',
+            ok=False,
+        )
     approve = replace(info, tool="approve_call", name=f"{info.server}__approve_call")
     out = ToolOutput(text="Error: nothing to forward", ok=False)
     for a in decided:

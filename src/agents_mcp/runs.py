@@ -128,8 +128,9 @@ class Runs:
         try:
             with anyio.CancelScope() as scope:
                 active.scope = scope
-                if active.stopping or self._closing:
+                if active.stopping or self._closing:  # stopped before its first step
                     scope.cancel()
+                    await anyio.lowlevel.checkpoint()  # ends here: nothing runs inline first
                 await run(await make(progress))
                 return "done"
             return "stopped" if active.stopping else "interrupted"

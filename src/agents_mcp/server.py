@@ -2,13 +2,14 @@
 
 This module is the composition root: it turns the configuration into agents (model,
 toolset, approval rule), owns their lifetimes in the server lifespan, and maps our
-exception tree to MCP tool errors in one place (:func:`_tool_errors`).
+exception tree to MCP tool errors in one place (:func:`_tool_errors`). Who calls comes
+from ``auth`` and which agents they may use from ``access``; ``tools/list`` is rewritten
+per caller (:class:`_CallerView`) so each sees only its own agents.
 """
 
-import hashlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import wraps
 from pathlib import Path
@@ -17,23 +18,28 @@ from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 import anyio
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
-from fastmcp.server.dependencies import get_access_token
+from fastmcp.server.auth import AuthProvider
 from fastmcp.server.elicitation import AcceptedElicitation, DeclinedElicitation
-from fastmcp.tools import ToolResult
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import Tool, ToolResult
 from mcp_types import (
     ClientCapabilities,
     ContentBlock,
     ElicitationCapability,
+    ListToolsRequest,
     ResourceLink,
     TextContent,
     ToolAnnotations,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, JsonValue
+from starlette.applications import Starlette
 
 from agents_mcp import __version__
+from agents_mcp.access import Access
+from agents_mcp.auth import current_caller, server_auth
 from agents_mcp.config import Config
-from agents_mcp.errors import ClientError, ConfigError, InvalidRequest
+from agents_mcp.errors import ClientError, ConfigError, InvalidRequest, StoreError, internal_error
 from agents_mcp.llm import LLM
 from agents_mcp.loop import CHAIN_META, Link, Progress, TurnSummary
 from agents_mcp.progress import relayed
@@ -56,7 +62,7 @@ from agents_mcp.results import (
     transcript_page,
 )
 from agents_mcp.runtime import open_threads
-from agents_mcp.store import LOCAL_OWNER, resolve_db
+from agents_mcp.store import resolve_db
 from agents_mcp.threads import Threads
 from agents_mcp.ui import THREAD_UI
 from agents_mcp.ui.apps import add_thread_view, renders_apps
@@ -71,21 +77,15 @@ R = TypeVar("R")
 
 
 def _owner() -> str:
-    """The caller: the authenticated principal over HTTP, ``local`` otherwise."""
-    token = get_access_token()
-    if token is None:
-        return LOCAL_OWNER
-    # The person (subject) owns threads, not the OAuth client they came through.
-    return token.subject or token.client_id or LOCAL_OWNER
-
-
-def token_owner(token: str) -> str:
-    """A stable principal for a static bearer token, without storing the token."""
-    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+    """The owner of the request being handled (``local`` without a token)."""
+    return current_caller().owner
 
 
 def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Map the exception tree to MCP: client mistakes become tool errors with our message."""
+    """Map the exception tree to MCP: client mistakes become tool errors with our message,
+    and so does a failing database (its message names the cause: full, read-only, …);
+    anything unexpected becomes an error id, its traceback logged under that id (FastMCP's
+    own masking would say only "Error calling tool")."""
 
     @wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -93,6 +93,13 @@ def _tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except ClientError as exc:
             raise ToolError(str(exc)) from exc
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise ToolError(f"agents-mcp could not use its thread database: {exc}") from exc
+        except ToolError:
+            raise
+        except Exception as exc:
+            raise ToolError(str(internal_error(exc, f"{fn.__name__} request"))) from None
 
     return wrapper
 
@@ -206,7 +213,9 @@ async def _ask_inline(
     return summary
 
 
-def _chat_description(config: Config, *, person_decides: bool = False) -> str:
+def _chat_description(config: Config, names: Sequence[str], *, person_decides: bool = False) -> str:
+    """The ``chat_with_agent`` description, listing the agents ``names``; with
+    ``person_decides``, the model is told that the person decides in the view."""
     approval = (
         "the person decides in the view shown with the result, then call get_thread"
         if person_decides
@@ -218,14 +227,54 @@ def _chat_description(config: Config, *, person_decides: bool = False) -> str:
         f" thread_id of a previous result to continue it. status needs_approval: {approval};"
         " status running: call get_thread.\nAgents:\n"
     )
-    budget = max(40, (_DESCRIPTION_BUDGET - len(head)) // max(1, len(config.agents)))
+    budget = max(40, (_DESCRIPTION_BUDGET - len(head)) // max(1, len(names)))
     lines = []
-    for name, agent in config.agents.items():
+    for name in names:
+        agent = config.agents[name]
         line = f"- {name}: {' '.join(agent.description.split())}"
         if agent.personalities:
             line += f" (personalities: {', '.join(agent.personalities)})"
         lines.append(line if len(line) <= budget else line[: budget - 1] + "…")
-    return head + "\n".join(lines)
+    return head + ("\n".join(lines) or "(none: no agent is open to you)")
+
+
+def _with_agents(schema: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """An input schema whose ``agent`` property lists only ``names``."""
+    agent = {k: v for k, v in schema["properties"]["agent"].items() if k != "enum"}
+    if names:  # an empty enum would be an invalid schema; the description says why
+        agent["enum"] = list(names)
+    return {**schema, "properties": {**schema["properties"], "agent": agent}}
+
+
+class _CallerView(Middleware):
+    """``tools/list`` as the caller sees it: ``chat_with_agent`` and ``list_threads`` name
+    only the agents it may use, and with ``approver = "person"`` a client that shows the
+    thread view reads that the person decides. Per request: both protocol eras."""
+
+    def __init__(self, config: Config, access: Access) -> None:
+        self._config = config
+        self._access = access
+        self._person = config.server.approver == "person"
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[ListToolsRequest],
+        call_next: CallNext[ListToolsRequest, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        tools = await call_next(context)
+        names = self._access.agents_for(current_caller())
+        person = self._person and renders_apps(context.fastmcp_context)
+        if len(names) == len(self._config.agents) and not person:
+            return tools
+        return [self._narrowed(tool, names, person) for tool in tools]
+
+    def _narrowed(self, tool: Tool, names: list[str], person: bool) -> Tool:
+        if tool.name not in ("chat_with_agent", "list_threads"):
+            return tool
+        update: dict[str, Any] = {"parameters": _with_agents(tool.parameters, names)}
+        if tool.name == "chat_with_agent":
+            update["description"] = _chat_description(self._config, names, person_decides=person)
+        return tool.model_copy(update=update)
 
 
 def create_server(
@@ -235,7 +284,7 @@ def create_server(
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
     wait_seconds: float | None = None,
-    auth: Any = None,
+    auth: AuthProvider | None = None,
 ) -> FastMCP:
     """Build the agents-mcp server for ``config``.
 
@@ -251,6 +300,7 @@ def create_server(
     progress_interval = config.server.progress_interval
     person = config.server.approver == "person"
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
+    access = Access(config.agents)
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -271,6 +321,7 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
+        middleware=[_CallerView(config, access)],
     )
 
     def threads_of(ctx: Context) -> Threads:
@@ -306,7 +357,7 @@ def create_server(
     )
 
     @mcp.tool(
-        description=_chat_description(config),
+        description=_chat_description(config, list(config.agents)),
         output_schema=AgentResult.model_json_schema(),
         annotations=agent_tool,
     )
@@ -331,9 +382,13 @@ def create_server(
             ),
         ] = None,
     ) -> ToolResult:
+        caller = current_caller()
+        access.require_agent(caller, agent)
+        if thread_id is not None:
+            await access.require_thread(threads_of(ctx), caller, thread_id)
         async with progress_of(ctx) as progress:
             summary = await threads_of(ctx).chat(
-                owner=_owner(),
+                owner=caller.owner,
                 agent=agent,
                 message=message,
                 thread_id=thread_id,
@@ -371,9 +426,11 @@ def create_server(
         ] = "once",
         wait_seconds: Annotated[float, wait_field] = default_wait,
     ) -> ToolResult:
+        caller = current_caller()
+        await access.require_thread(threads_of(ctx), caller, thread_id)
         async with progress_of(ctx) as progress:
             summary = await threads_of(ctx).approve(
-                owner=_owner(),
+                owner=caller.owner,
                 thread_id=thread_id,
                 call_id=call_id,
                 approve=approve,
@@ -410,13 +467,15 @@ def create_server(
         ] = None,
     ) -> ToolResult:
         threads = threads_of(ctx)
+        caller = current_caller()
+        await access.require_thread(threads, caller, thread_id)
         async with progress_of(ctx) as progress:
             summary = await threads.get(
-                owner=_owner(), thread_id=thread_id, wait=wait_seconds, progress=progress
+                owner=caller.owner, thread_id=thread_id, wait=wait_seconds, progress=progress
             )
         page: tuple[list[TranscriptMessage], int | None] = ([], None)
         if include_messages:
-            _, history = await threads.transcript(owner=_owner(), thread_id=thread_id)
+            _, history = await threads.transcript(owner=caller.owner, thread_id=thread_id)
             page = transcript_page(history, limit=messages_limit, before=messages_before)
         children = [child_info(t) for t in await threads.children(summary.thread.id)]
 
@@ -446,7 +505,9 @@ def create_server(
     async def cancel_run(
         thread_id: Annotated[str, Field(description="The thread to stop")], ctx: Context
     ) -> ToolResult:
-        summary = await threads_of(ctx).cancel(owner=_owner(), thread_id=thread_id)
+        caller = current_caller()
+        await access.require_thread(threads_of(ctx), caller, thread_id)
+        summary = await threads_of(ctx).cancel(owner=caller.owner, thread_id=thread_id)
         return _agent_tool_result(summary, budget, person_decides=person_decides(ctx))
 
     @mcp.resource(
@@ -457,7 +518,9 @@ def create_server(
     )
     @_tool_errors
     async def thread_transcript(thread_id: str, ctx: Context) -> str:
-        thread, history = await threads_of(ctx).transcript(owner=_owner(), thread_id=thread_id)
+        caller = current_caller()
+        await access.require_thread(threads_of(ctx), caller, thread_id)
+        thread, history = await threads_of(ctx).transcript(owner=caller.owner, thread_id=thread_id)
         return transcript_markdown(thread, history)
 
     @mcp.tool(
@@ -483,8 +546,9 @@ def create_server(
             bool, Field(description="Also list threads of delegations between agents")
         ] = False,
     ) -> ThreadList:
-        threads, pending, next_cursor = await threads_of(ctx).list_threads(
-            owner=_owner(),
+        threads, pending, next_cursor = await access.list_threads(
+            threads_of(ctx),
+            current_caller(),
             agent=agent,
             status=status,
             limit=limit,
@@ -515,9 +579,11 @@ def create_server(
             float, Field(description="Seconds to wait for a change", ge=0, le=60)
         ] = 0.0,
     ) -> ToolResult:
+        caller = current_caller()
+        await access.require_thread(threads_of(ctx), caller, thread_id)
         view = await thread_view(
             threads_of(ctx),
-            owner=_owner(),
+            owner=caller.owner,
             thread_id=thread_id,
             budget=budget,
             since=since,
@@ -533,7 +599,6 @@ def create_server(
         owner=_owner,
         auth_required=auth is not None,
         person_decides=person,
-        chat_description=_chat_description(config, person_decides=True),
     )
     return mcp
 
@@ -547,18 +612,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bearer_auth(config: Config) -> Any:
-    """A verifier for the configured static bearer tokens, or None."""
-    tokens = [t.get_secret_value() for t in config.server.auth_tokens]
-    if not tokens:
-        return None
-    from fastmcp.server.auth import StaticTokenVerifier
-
-    return StaticTokenVerifier(
-        tokens={t: {"client_id": token_owner(t), "scopes": []} for t in tokens}
-    )
-
-
 async def serve(
     config: Config,
     *,
@@ -568,21 +621,52 @@ async def serve(
     db_path: str | Path | None = None,
 ) -> None:
     """Run the server until it is stopped."""
-    auth = bearer_auth(config) if transport == "http" else None
-    if transport == "http" and not is_loopback(host) and auth is None:
-        raise ConfigError(
-            f"{config.path}: server.auth_tokens: binding {host} (not loopback) needs bearer"
-            ' tokens; set auth_tokens = ["${AGENTS_MCP_TOKEN}"] in [server] or use'
-            " --host 127.0.0.1"
-        )
-    mcp = create_server(config, db_path=db_path, auth=auth)
     if transport == "stdio":
+        mcp = create_server(config, db_path=db_path)
         await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
-    else:
-        await mcp.run_http_async(
-            show_banner=False,
-            host=host,
-            port=port,
-            log_level="warning",
-            host_origin_protection="auto",
+        return
+    auth = http_auth(config, host=host, port=port)
+    app = http_app(create_server(config, db_path=db_path, auth=auth), host=host)
+    import uvicorn
+
+    # As fastmcp's run_http_async: open streams (a legacy client's GET) get 2 s to close.
+    settings = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    await uvicorn.Server(settings).serve()
+
+
+def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
+    """The auth of the HTTP server, after refusing setups that would expose it.
+
+    Raises:
+        ConfigError: when binding beyond loopback without tokens.
+    """
+    settings = config.server
+    if not is_loopback(host) and not settings.authenticates:
+        raise ConfigError(
+            f"{config.path}: server.tokens: binding {host} (not loopback) needs tokens; add"
+            ' [server.tokens.<owner>] with token = "${AGENTS_MCP_TOKEN}" (or [server.jwt]),'
+            " or use --host 127.0.0.1"
         )
+    if not settings.authenticates:
+        log.warning(
+            "HTTP without tokens: every local user and program on this machine is the same"
+            " owner 'local', with the same threads and every agent; on a shared host add"
+            " [server.tokens.<owner>] and set [server] require_tokens = true"
+        )
+    elif settings.jwt is not None and settings.jwt.resource_url is None and not is_loopback(host):
+        log.warning(
+            "[server.jwt] resource_url is not set: the metadata document names"
+            " http://%s:%d/mcp; set resource_url to the URL clients use",
+            host,
+            port,
+        )
+    return server_auth(settings, host=host, port=port)
+
+
+def http_app(mcp: FastMCP, *, host: str) -> Starlette:
+    """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
+    the auth routes, and Host/Origin checks against DNS rebinding when bound to loopback."""
+    allowed = [host] if is_loopback(host) else None
+    return mcp.http_app(path="/mcp", host_origin_protection="auto", allowed_hosts=allowed)

@@ -35,6 +35,9 @@ class ToolInfo:
     description: str
     parameters: Mapping[str, Any]
     read_only: bool = False
+    peer: bool = False
+    """Its server is another agents-mcp (``kind = "agents-mcp"``): its results may relay
+    approvals, and its ``get_thread``/``approve_call`` may be called to follow them."""
 
     @property
     def spec(self) -> ToolSpec:
@@ -51,6 +54,9 @@ class ToolOutput:
     """The tool's ``structuredContent``, when it has one."""
     meta: Mapping[str, Any] | None = None
     """The result's ``_meta``, when it has one."""
+    peer: bool = False
+    """It comes from a server configured as another agents-mcp (see ``ToolInfo.peer``);
+    only then may it be read as one (``remote.remote_result``)."""
 
 
 class Toolset(Protocol):

@@ -8,8 +8,9 @@ Tests use them to drive racing requests deterministically (pause one request at 
 point, run another to the end, let the first go on) and to fail an operation as the
 database would (a full disk, a lock held too long). A real process can be made to kill
 itself at a point: ``AGENTS_MCP_KILL_AT=commit:decide`` (or ``…#3`` for the third time it
-gets there) sends it SIGKILL, for the crash tests. With no hook set, a point costs one
-dictionary lookup.
+gets there) sends it SIGKILL, for the crash tests; ``AGENTS_MCP_TRACE=<file>`` appends
+every point it reaches to that file, so the tests know the points there are. With no hook
+set, a point costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ Hook = Callable[[str], Awaitable[None]]
 """Called with the point's name when an operation reaches it; may wait or raise."""
 
 KILL_ENV = "AGENTS_MCP_KILL_AT"
+TRACE_ENV = "AGENTS_MCP_TRACE"
 
 
 class Points:
@@ -33,6 +35,7 @@ class Points:
         self.trace: list[str] | None = None
         """When a list, every point reached is appended to it (tests enumerate them)."""
         self._kill_at, self._kill_count = _kill_target(os.environ.get(KILL_ENV))
+        self._trace_file = os.environ.get(TRACE_ENV) or None
 
     def set(self, point: str, hook: Hook) -> None:
         """Call ``hook`` whenever an operation reaches ``point`` (``"*"``: every point)."""
@@ -58,12 +61,19 @@ class Points:
 
     @property
     def active(self) -> bool:
-        return bool(self._hooks) or self.trace is not None or self._kill_at is not None
+        return (
+            bool(self._hooks)
+            or self.trace is not None
+            or self._kill_at is not None
+            or self._trace_file is not None
+        )
 
     async def reach(self, point: str) -> None:
         """An operation is at ``point``."""
         if self.trace is not None:
             self.trace.append(point)
+        if self._trace_file is not None:
+            _append_line(self._trace_file, point)
         if self._kill_at == point:
             self._kill_count -= 1
             if self._kill_count <= 0:
@@ -78,3 +88,8 @@ def _kill_target(value: str | None) -> tuple[str | None, int]:
         return None, 0
     point, _, nth = value.partition("#")
     return point, int(nth) if nth else 1
+
+
+def _append_line(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")

@@ -52,17 +52,13 @@ class ViewForAppHosts(Middleware):
     """Per client: hosts that render MCP Apps get the view (``_meta.ui``) on the tools that
     show a thread, and the view's own tool; every other client sees today's tools."""
 
-    def __init__(self, ui: Mapping[str, dict[str, Any]], descriptions: Mapping[str, str]) -> None:
+    def __init__(self, ui: Mapping[str, dict[str, Any]]) -> None:
         self.ui = ui
-        self.descriptions = descriptions
 
     def _for_apps(self, tool: FastMCPComponent) -> FastMCPComponent:
-        update: dict[str, Any] = {}
-        if tool.name in self.ui:
-            update["meta"] = {**(tool.meta or {}), "ui": self.ui[tool.name]}
-        if tool.name in self.descriptions:
-            update["description"] = self.descriptions[tool.name]
-        return tool.model_copy(update=update) if update else tool
+        if tool.name not in self.ui:
+            return tool
+        return tool.model_copy(update={"meta": {**(tool.meta or {}), "ui": self.ui[tool.name]}})
 
     async def on_list_tools(
         self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]
@@ -88,13 +84,12 @@ def add_thread_view(
     owner: Callable[[], str],
     auth_required: bool,
     person_decides: bool,
-    chat_description: str,
 ) -> None:
     """Add the view's resource, its per-client tool metadata and the ``/threads`` pages.
 
     ``threads``: the running server's threads; ``owner``: the caller of the current
-    request; ``chat_description``: ``chat_with_agent``'s description when the person
-    decides (``person_decides``).
+    request; ``person_decides``: ``approve_call`` is the view's alone (the server tells
+    the model so in ``chat_with_agent``'s description).
     """
 
     @mcp.resource(
@@ -109,11 +104,9 @@ def add_thread_view(
 
     view = {"resourceUri": THREAD_UI}
     ui: dict[str, dict[str, Any]] = {"chat_with_agent": view, "get_thread": view}
-    descriptions: dict[str, str] = {}
     if person_decides:
         ui["approve_call"] = {"visibility": ["app"]}
-        descriptions["chat_with_agent"] = chat_description
-    mcp.add_middleware(ViewForAppHosts(ui, descriptions))
+    mcp.add_middleware(ViewForAppHosts(ui))
     _add_pages(mcp, threads, owner=owner, auth_required=auth_required)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from agents_mcp._terminal import Console
+from agents_mcp.cli.terminal import Console
 from agents_mcp.errors import NotFound
 from agents_mcp.loop import pending_in_tree
 from agents_mcp.messages import Usage

@@ -3,23 +3,26 @@
 Validates the file and the environment variables it names, starts every downstream server
 (in parallel, with a timeout) and lists its tools as each agent's model will see them,
 and sends one tiny request to each model endpoint. One line per item, ✓ or ✗, and the fix
-for each ✗.
+for each ✗. A stdio server that fails shows the end of its log, and (unless it timed out)
+is started once more with the user's whole environment: when that works, the fix names
+the variables to pass.
+With ``--json``, the same as one object (the README shows its shape).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+from rich.text import Text
 
-from agents_mcp._terminal import Console
+from agents_mcp.cli.environment import read_raw, references, suspects
+from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
     SEPARATOR,
     AgentConfig,
@@ -32,7 +35,7 @@ from agents_mcp.config import (
 )
 from agents_mcp.errors import ConfigError, LLMError
 
-_REFERENCE = r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<default>:-[^}]*)?\}"
+_TAIL = 8
 
 
 @dataclass(frozen=True)
@@ -41,35 +44,51 @@ class Row:
     item: str
     detail: str
     fix: str | None = None
+    log: list[str] = field(default_factory=list)
+    """The end of a failing server's stderr, from its log file."""
 
 
+@dataclass
 class Report:
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.problems = 0
+    """What ``check`` found, shown as lines or as one JSON object."""
 
-    def rows(self, rows: list[Row]) -> None:
-        width = max((len(r.item) for r in rows), default=0)
-        for r in rows:
-            self.problems += r.ok is False
-            self.console.line(f"{self.console.mark(r.ok)} {r.item.ljust(width)}  {r.detail}")
-            if r.fix:
-                self.console.line(f"  {' ' * width}  fix: {r.fix}")
+    path: Path
+    rows: list[Row] = field(default_factory=list)
+    agents: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def problems(self) -> int:
+        return sum(r.ok is False for r in self.rows)
+
+    def as_json(self) -> str:
+        data = {
+            "config": str(self.path),
+            "ok": self.problems == 0,
+            "problems": self.problems,
+            "checks": [asdict(r) for r in self.rows],
+            "agents": self.agents,
+        }
+        return json.dumps(data, indent=2, ensure_ascii=False)
 
 
-async def check(path: Path, console: Console, *, offline: bool, seconds: float) -> int:
+async def check(
+    path: Path, console: Console, *, offline: bool, seconds: float, as_json: bool = False
+) -> int:
     """Run the ``check`` command; returns the exit code."""
-    report = Report(console)
-    console.line(f"Checking {path}")
-    console.line()
-    raw = _raw(path)
+    report = Report(path)
+    show = _Lines(console, quiet=as_json)
+    show.line(f"Checking {path}")
+    show.line()
+    raw = read_raw(path)
     env_rows = list(_environment(raw))
     try:
         config = load_config(path)
     except ConfigError as exc:
-        report.rows([*env_rows, *_config_problems(exc, path)])
-        console.line()
-        console.line(f"{report.problems} problem(s): the configuration is invalid.")
+        show.rows(report, [*env_rows, *_config_problems(exc, path)])
+        show.line()
+        show.line(f"{report.problems} problem(s): the configuration is invalid.")
+        if as_json:
+            console.line(report.as_json())
         return 2
     counts = (
         f"{len(config.agents)} agent(s), {len(config.mcp_servers)} server(s),"
@@ -85,70 +104,67 @@ async def check(path: Path, console: Console, *, offline: bool, seconds: float) 
         label = f"starting {len(config.mcp_servers)} server(s)" + (
             "" if offline else f", asking {len(config.models)} model(s)"
         )
-        async with console.spinner(label), anyio.create_task_group() as tg:
-            for name, server in downstreams.servers.items():
-                tg.start_soon(_probe_server, name, server, seconds, found)
-            for name, model in config.models.items():
-                tg.start_soon(_probe_model, name, model, offline, seconds, models)
-        report.rows(
-            [Row(True, "config", counts), *env_rows]
-            + [_server_row(n, config, raw, found[n], seconds) for n in config.mcp_servers]
-            + [models[n] for n in config.models]
-        )
+        async with console.spinner(label):
+            async with anyio.create_task_group() as tg:
+                for name, server in downstreams.servers.items():
+                    tg.start_soon(_probe_server, name, server, seconds, found)
+                for name, model in config.models.items():
+                    tg.start_soon(_probe_model, name, model, offline, seconds, models)
+            servers = await _server_rows(config, raw, downstreams, found, seconds)
+        models_rows = [models[n] for n in config.models]
+        show.rows(report, [Row(True, "config", counts), *env_rows, *servers, *models_rows])
         for name, agent in config.agents.items():
-            console.line()
-            await _agent_section(report, config, name, agent, downstreams, found)
+            show.line()
+            await _agent_section(show, report, config, name, agent, downstreams, found)
     finally:
         with anyio.move_on_after(10, shield=True):
             await downstreams.aclose()
-    console.line()
-    if report.problems:
-        console.line(f"{report.problems} problem(s) found.")
-        return 1
-    console.line("All checks passed.")
-    return 0
+    show.line()
+    show.line(f"{report.problems} problem(s) found." if report.problems else "All checks passed.")
+    if as_json:
+        console.line(report.as_json())
+    return 1 if report.problems else 0
+
+
+class _Lines:
+    """The report as lines on stdout (nothing with ``--json``)."""
+
+    def __init__(self, console: Console, *, quiet: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+
+    def line(self, text: str | Text = "") -> None:
+        if not self.quiet:
+            self.console.line(text)
+
+    def rows(self, report: Report, rows: list[Row]) -> None:
+        report.rows += rows
+        width = max((len(r.item) for r in rows), default=0)
+        pad = " " * (width + 4)
+        for r in rows:
+            self.line(Text.assemble(self.console.mark(r.ok), f" {r.item.ljust(width)}  {r.detail}"))
+            if r.log:
+                self.line(f"{pad}log: {r.log[0]}")
+                for line in r.log[1:]:
+                    self.line(f"{pad}     {line}")
+            if r.fix:
+                self.line(f"{pad}fix: {r.fix}")
 
 
 # -- configuration ----------------------------------------------------------------------
 
 
-def _raw(path: Path) -> dict[str, Any]:
-    """The file as written, before ``${…}`` expansion ({} if unreadable: load_config explains)."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _environment(raw: Mapping[str, Any]) -> Iterator[Row]:
     """One row per environment variable the file names (never their values)."""
-    seen: dict[str, bool] = {}
-    for value in _strings(raw):
-        for m in re.finditer(r"\$\$\{|" + _REFERENCE, value):
-            if m["name"] is not None:
-                seen[m["name"]] = seen.get(m["name"], True) and m["default"] is not None
-    for name, has_default in seen.items():
+    for name, default in references(raw).items():
         if os.environ.get(name):
             yield Row(True, f"env {name}", "set")
-        elif has_default:
+        elif default is not None:
             yield Row(None, f"env {name}", "not set; its default is used")
         elif name in os.environ:
             yield Row(True, f"env {name}", "set (empty)")
         else:
             yield Row(False, f"env {name}", "not set", f"export {name}=… before starting")
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
 
 
 def _config_problems(exc: ConfigError, path: Path) -> Iterator[Row]:
@@ -172,12 +188,82 @@ async def _probe_server(
         found[name] = exc
 
 
+async def _server_rows(
+    config: Config,
+    raw: Mapping[str, Any],
+    downstreams: Any,
+    found: Mapping[str, list[Any] | BaseException],
+    seconds: float,
+) -> list[Row]:
+    """A row per server; failed stdio servers get their log's tail and one more try with
+    the user's whole environment."""
+    from agents_mcp.downstream import DownstreamServer
+
+    tails: dict[str, list[str]] = {}
+    retried: dict[str, list[Any] | BaseException] = {}
+    async with anyio.create_task_group() as tg:
+        for name, server in downstreams.servers.items():
+            cfg: DownstreamServerConfig = config.mcp_servers[name]
+            failed = found[name]
+            if isinstance(failed, BaseException) and cfg.command is not None:
+                tails[name] = _tail(server.log_path)
+                # Not a timeout: a first npx/uvx start may still be downloading, and the
+                # retry would then succeed for that reason alone.
+                if not _not_found(failed) and not isinstance(failed, TimeoutError):
+                    whole = cfg.model_copy(update={"env": {**os.environ, **cfg.env}})
+                    again = DownstreamServer(name, whole)
+                    tg.start_soon(_retry, name, again, seconds, retried)
+    rows = []
+    for name in config.mcp_servers:
+        tail = tails.get(name, [])
+        row = _server_row(name, config, raw, found[name], seconds, retried.get(name))
+        fix = row.fix
+        if fix is not None and name in tails and not tail:
+            fix = fix.replace(
+                "see its log above", f"its log {downstreams.servers[name].log_path} is empty"
+            )
+        rows.append(Row(row.ok, row.item, row.detail, fix, tail))
+    return rows
+
+
+async def _retry(
+    name: str, server: Any, seconds: float, retried: dict[str, list[Any] | BaseException]
+) -> None:
+    try:
+        await _probe_server(name, server, seconds, retried)
+    finally:
+        with anyio.move_on_after(10, shield=True):
+            await server.aclose()
+
+
+def _tail(path: Path) -> list[str]:
+    """The last lines the server wrote to its log since it was last started."""
+    from agents_mcp.downstream import LOG_HEADER
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = text[text.rfind(LOG_HEADER) :].splitlines()[1:] if LOG_HEADER in text else []
+    lines = [_short(line, 120) for line in lines if line.strip()]
+    return lines[-_TAIL:]
+
+
+def _is_closed(why: str) -> bool:
+    return "connection closed" in why.lower()
+
+
+def _not_found(exc: BaseException) -> bool:
+    return "No such file or directory" in str(exc)
+
+
 def _server_row(
     name: str,
     config: Config,
     raw: Mapping[str, Any],
     result: list[Any] | BaseException,
     timeout: float,
+    retried: list[Any] | BaseException | None,
 ) -> Row:
     cfg = config.mcp_servers[name]
     where = _where(name, cfg, raw)
@@ -186,32 +272,54 @@ def _server_row(
         return Row(True, item, f"{len(result)} tool(s) · {_short(where)}")
     why = str(result) or type(result).__name__
     if isinstance(result, TimeoutError):
+        detail = f"no answer within {timeout:g} s · {_short(where)}"
+    elif cfg.command is not None and _is_closed(why):
+        detail = f"exited during start-up · {_short(where)}"
+    else:
+        detail = f"{_short(why)} · {_short(where)}"
+    if cfg.command is None:
         return Row(
             False,
             item,
-            f"no answer within {timeout:g} s · {_short(where)}",
-            "run the command by hand to see what it waits for (a first npx/uvx start"
-            " downloads: try again, or raise --timeout)",
+            detail,
+            f"is the server running and is mcpServers.{name}.url its MCP endpoint (often …/mcp)?",
         )
-    if cfg.command is not None and "No such file or directory" in why:
+    if _not_found(result):
         return Row(
             False,
             item,
             f"cannot start {cfg.command!r}: not found",
             f"install it, or put its absolute path in mcpServers.{name}.command",
         )
-    if cfg.command is not None:
+    if retried is not None and not isinstance(retried, BaseException):
+        return Row(False, item, detail, _environment_fix(name, cfg))
+    if isinstance(result, TimeoutError):
+        likely, _ = suspects(os.environ, cfg.env)
+        proxy = f"; if it needs the network, pass {', '.join(likely)} in its env" if likely else ""
         return Row(
             False,
             item,
-            f"{_short(why)} · {_short(where)}",
-            "the server stopped during start-up; run the command by hand to see its error",
+            detail,
+            "see its log above; a first npx/uvx start downloads: try again, or raise"
+            f" --timeout{proxy}",
         )
-    return Row(
-        False,
-        item,
-        f"{_short(why)} · {_short(where)}",
-        f"is the server running and is mcpServers.{name}.url its MCP endpoint (often …/mcp)?",
+    return Row(False, item, detail, "see its log above")
+
+
+def _environment_fix(name: str, cfg: DownstreamServerConfig) -> str:
+    """It works with the user's whole environment: say which variables it likely needs."""
+    likely, others = suspects(os.environ, cfg.env)
+    gets = "agents-mcp gives servers only PATH, HOME and their own env"
+    if likely:
+        pairs = ", ".join(f'{n} = "${{{n}}}"' for n in likely)
+        return (
+            f"it starts with your whole environment, but {gets}; pass what it needs in"
+            f" mcpServers.{name}.env, likely: {{ {pairs} }}"
+        )
+    shown = ", ".join(others[:10]) + (", …" if len(others) > 10 else "")
+    return (
+        f"it starts with your whole environment, but {gets}; pass the variables it needs"
+        f" in mcpServers.{name}.env (you have: {shown or 'nothing more'})"
     )
 
 
@@ -291,6 +399,7 @@ def _model_fix(name: str, status: int | None, provider: str = "openai") -> str:
 
 
 async def _agent_section(
+    show: _Lines,
     report: Report,
     config: Config,
     name: str,
@@ -300,33 +409,45 @@ async def _agent_section(
 ) -> None:
     from agents_mcp.downstream import AgentToolset
 
-    console = report.console
     servers = ", ".join(agent.servers) or "none"
-    console.line(f"agent {name} · model {agent.model} · servers {servers}")
+    show.line(f"agent {name} · model {agent.model} · servers {servers}")
     if agent.personalities:
         names = [
             f"{p} (default)" if p == agent.default_personality else p for p in agent.personalities
         ]
-        console.line(f"  personalities: {', '.join(names)}")
+        show.line(f"  personalities: {', '.join(names)}")
     up = [s for s in agent.servers if isinstance(found.get(s), list)]
     tools = await AgentToolset([downstreams.servers[s] for s in up], agent.tools).list_tools()
     width = max((len(t.name) for t in tools), default=0)
+    listed = []
     for t in tools:
         needs = approval_required(agent.require_approval, t.server, t.tool, t.read_only)
+        listed.append({"name": t.name, "read_only": t.read_only, "needs_approval": needs})
         kind = "read-only" if t.read_only else "         "
-        console.line(
+        show.line(
             f"  {t.name.ljust(width)}  {kind}  {'needs approval' if needs else 'runs without approval'}"
         )
-    for s in agent.servers:
-        if s not in up:
-            console.line(f"  ({s}: unavailable, see above)")
+    missing = [s for s in agent.servers if s not in up]
+    for s in missing:
+        show.line(f"  ({s}: unavailable, see above)")
     for other in agent.agents:
-        console.line(f"  agent__{other}  delegates to agent {other}")
+        show.line(f"  agent__{other}  delegates to agent {other}")
     if not agent.servers and not agent.agents:
-        console.line("  (no tools)")
+        show.line("  (no tools)")
+    report.agents.append(
+        {
+            "name": name,
+            "model": agent.model,
+            "servers": list(agent.servers),
+            "personalities": list(agent.personalities),
+            "tools": listed,
+            "unavailable_servers": missing,
+            "delegates_to": list(agent.agents),
+        }
+    )
     rows = list(_allowlist_rows(name, agent, found))
     if rows:
-        report.rows(rows)
+        show.rows(report, rows)
 
 
 def _allowlist_rows(

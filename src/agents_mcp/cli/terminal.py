@@ -2,7 +2,9 @@
 
 Replies go to stdout; everything else (status, questions, the spinner) goes to stderr, so
 ``agents-mcp chat a "…" > reply.txt`` captures only the answer. The spinner is drawn only
-when stderr is a terminal. Never used by ``serve``: over stdio, stdout is the protocol.
+when stderr is a terminal, and colours only on a terminal without ``NO_COLOR`` (rich
+decides). Output that is not a terminal is never wrapped, so scripts see whole lines.
+Never used by ``serve`` except for log lines: over stdio, stdout is the protocol.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TextIO
 
-import anyio
+from rich.console import Console as RichConsole
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
 
-_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-_CLEAR = "\r\033[K"
+MARKS = {True: ("✓", "green"), False: ("✗", "red"), None: ("·", "dim")}
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -30,17 +33,31 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+def _rich(stream: TextIO) -> RichConsole:
+    tty = _is_tty(stream)
+    return RichConsole(
+        file=stream,
+        width=None if tty else 1_000_000,  # not a terminal: never wrap
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=not tty,
+    )
+
+
 class Console:
     """Where the CLI writes. Keeps stdout's partial line and the spinner from colliding."""
 
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.rich_out = _rich(self.out)
+        self.rich_err = _rich(self.err)
         self.live = _is_tty(self.err)
-        self.color = _is_tty(self.out) and "NO_COLOR" not in os.environ
         self._mid_line = False  # stdout holds an unfinished line of streamed text
-        self._label: str | None = None  # what the spinner says; None: hidden
-        self._drawn = False
+        self._spinner = Spinner("dots", "")
+        self._display: Live | None = None  # the spinner while it is shown
+        self._active = False  # inside spinner(): a label brings it back
 
     # -- stdout -----------------------------------------------------------------------
 
@@ -48,8 +65,7 @@ class Console:
         """A fragment of streamed reply text, written as it comes."""
         if not fragment:
             return
-        self._hide()
-        self._label = None  # text is progress enough; the next status brings it back
+        self._hide()  # text is progress enough; the next label brings the spinner back
         self.out.write(fragment)
         self.out.flush()
         self._mid_line = not fragment.endswith("\n")
@@ -61,21 +77,26 @@ class Console:
             self.out.flush()
             self._mid_line = False
 
-    def line(self, text: str = "") -> None:
-        """A whole line on stdout (tables, transcripts)."""
+    def line(self, text: str | Text = "") -> None:
+        """A whole line on stdout (transcripts, reports); plain text goes out verbatim."""
         self._hide()
         self.end_text()
-        self.out.write(text + "\n")
-        self.out.flush()
+        if isinstance(text, Text):
+            self.rich_out.print(text)
+        else:
+            self.out.write(text + "\n")
+            self.out.flush()
 
     # -- stderr -----------------------------------------------------------------------
 
-    def status(self, text: str) -> None:
+    def status(self, text: str | Text) -> None:
         """A line of progress or information on stderr."""
-        self._hide()
         self.end_text()
-        self.err.write(text + "\n")
-        self.err.flush()
+        if self._display is not None or isinstance(text, Text):
+            self.rich_err.print(text)  # above the spinner, when one is shown
+        else:
+            self.err.write(text + "\n")
+            self.err.flush()
 
     def ask(self, prompt: str) -> None:
         """A question on stderr; the answer is typed after it on the same line."""
@@ -84,69 +105,69 @@ class Console:
         self.err.write(prompt)
         self.err.flush()
 
-    def mark(self, ok: bool | None) -> str:
+    def mark(self, ok: bool | None) -> Text:
         """✓, ✗ or · (coloured on a terminal)."""
-        sign = {True: "✓", False: "✗", None: "·"}[ok]
-        if not self.color:
-            return sign
-        code = {True: "32", False: "31", None: "2"}[ok]
-        return f"\033[{code}m{sign}\033[0m"
+        sign, style = MARKS[ok]
+        return Text(sign, style=style)
 
     # -- spinner ----------------------------------------------------------------------
 
     def working(self, label: str | None) -> None:
         """Set what the spinner says (None hides it until the next label)."""
-        if label is None:
+        if label is None or not self._active:
             self._hide()
-        self._label = label
+            return
+        self._spinner.update(text=label)
+        if self._display is None:
+            self._display = Live(
+                self._spinner,
+                console=self.rich_err,
+                transient=True,
+                refresh_per_second=10,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._display.start()
 
     @asynccontextmanager
     async def spinner(self, label: str | None = None) -> AsyncIterator[None]:
-        """Animate ``working()``'s label on stderr while the block runs (terminals only)."""
-        self._label = label
-        if not self.live:
+        """Show ``working()``'s label on stderr while the block runs (terminals only)."""
+        self._active = self.live
+        self.working(label)
+        try:
             yield
-            return
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._spin)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-                self._hide()
-                self._label = None
-
-    async def _spin(self) -> None:
-        frame = 0
-        while True:
-            if self._label is not None:
-                self.err.write(f"{_CLEAR}{_FRAMES[frame % len(_FRAMES)]} {self._label}")
-                self.err.flush()
-                self._drawn = True
-                frame += 1
-            await anyio.sleep(0.1)  # animation speed, not a wait for an event
+        finally:
+            self._active = False
+            self._hide()
 
     def _hide(self) -> None:
-        if self._drawn:
-            self.err.write(_CLEAR)
-            self.err.flush()
-            self._drawn = False
+        if self._display is not None:
+            self._display.stop()
+            self._display = None
 
-    def log_handler(self) -> logging.Handler:
-        """A logging handler that writes through this console (so it clears the spinner)."""
-        return _ConsoleHandler(self)
+
+_shared: Console | None = None
+
+
+def console() -> Console:
+    """The process's console (log lines go through it, so they clear the spinner)."""
+    global _shared
+    if _shared is None:
+        _shared = Console()
+    return _shared
 
 
 class _ConsoleHandler(logging.Handler):
-    def __init__(self, console: Console) -> None:
-        super().__init__()
-        self.console = console
-
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.console.status(self.format(record))
+            console().status(Text(self.format(record)))
         except Exception:  # logging must never break the command
             self.handleError(record)
+
+
+def log_handler() -> logging.Handler:
+    """A logging handler that writes to stderr through the shared console."""
+    return _ConsoleHandler()
 
 
 class LineReader:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import sysconfig
 from pathlib import Path
@@ -110,34 +111,44 @@ def server_command(config: Path) -> dict[str, Any]:
     }
 
 
-def desktop_snippet(config: Path) -> str:
+def desktop_snippet(config: Path, env: dict[str, str] | None = None) -> str:
     """The ``claude_desktop_config.json`` entry for ``config``."""
-    return json.dumps({"mcpServers": {"agents": server_command(config)}}, indent=2)
+    entry = server_command(config) | ({"env": env} if env else {})
+    return json.dumps({"mcpServers": {"agents": entry}}, indent=2)
 
 
 def next_steps(config: Path) -> list[str]:
-    shown = _shown(config)
+    from agents_mcp.cli.environment import env_block, read_raw
+
+    shown = _quote(_shown(config))
+    env = env_block(read_raw(config))
     entry = server_command(config)
-    add = " ".join(_quote(a) for a in [entry["command"], *entry["args"]])
+    add = ["claude", "mcp", "add", "agents", "--scope", "user"]
+    add += [w for name, value in env.items() for w in ("-e", f"{name}={value}")]
+    add += ["--", entry["command"], *entry["args"]]
     return [
         f"Wrote {config}",
         "",
         "Next:",
-        f"  agents-mcp check --config {_quote(shown)} --offline",
-        f'  agents-mcp chat demo "hello" --config {_quote(shown)}',
+        f"  agents-mcp check --config {shown} --offline",
+        f'  agents-mcp chat demo "hello" --config {shown}',
         "",
-        "Claude Desktop: add this to claude_desktop_config.json (Settings → Developer →",
-        "Edit Config), then restart Claude Desktop:",
+        "Add it to your MCP client (a backup of its config is kept):",
         "",
-        desktop_snippet(config),
+        f"  agents-mcp install claude-desktop --config {shown}",
+        f"  agents-mcp install claude-code --config {shown}",
+        f"  agents-mcp install cursor --config {shown}",
+        "",
+        "or by hand. Claude Desktop: add this to claude_desktop_config.json (Settings →",
+        "Developer → Edit Config), fill in the env values, and restart Claude Desktop:",
+        "",
+        desktop_snippet(config, env),
         "",
         "Claude Code:",
         "",
-        f"  claude mcp add agents -- {add}",
+        f"  {shlex.join(add)}",
     ]
 
 
 def _quote(arg: str) -> str:
-    import shlex
-
     return shlex.quote(arg)

@@ -1,0 +1,53 @@
+"""``agents-mcp pending``: the calls that wait for your approval, and how to decide them.
+
+Every local thread in ``needs_approval`` (started here or by a stdio client), newest first,
+with each waiting call's exact arguments and the ``agents-mcp approve`` command for it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from agents_mcp.cli.chat import waiting_lines
+from agents_mcp.cli.invocation import Invocation
+from agents_mcp.cli.terminal import Console
+from agents_mcp.loop import TurnSummary
+from agents_mcp.results import agent_result
+from agents_mcp.store import LOCAL_OWNER
+
+_PAGE = 100
+
+
+async def pending(
+    invocation: Invocation, *, agent: str | None, as_json: bool, console: Console
+) -> int:
+    """Run the ``pending`` command; returns the exit code (0, also when nothing waits)."""
+    from agents_mcp.runtime import open_threads
+
+    config = invocation.load()
+    waiting: list[TurnSummary] = []
+    async with open_threads(config, db_path=invocation.db) as threads:
+        cursor: str | None = None
+        while True:
+            found, _, cursor = await threads.list_threads(
+                owner=LOCAL_OWNER, agent=agent, status="needs_approval", limit=_PAGE, cursor=cursor
+            )
+            for t in found:  # the whole result: exact arguments, the calls of delegations
+                waiting.append(await threads.get(owner=LOCAL_OWNER, thread_id=t.id))
+            if cursor is None:
+                break
+    if as_json:
+        results = [agent_result(s).model_dump(mode="json") for s in waiting]
+        console.line(json.dumps({"threads": results}, indent=2, ensure_ascii=False))
+        return 0
+    if not waiting:
+        console.status("Nothing waits for approval.")
+        return 0
+    for i, summary in enumerate(waiting):
+        t = summary.thread
+        if i:
+            console.line()
+        console.line(f"{t.id} · agent {t.agent} · {t.title}")
+        for line in waiting_lines(invocation, t.id, summary.pending):
+            console.line(line)
+    return 0

@@ -1,0 +1,146 @@
+"""``agents-mcp serve``: run the MCP server until the client leaves or Ctrl-C.
+
+Over stdio the server reads stdin in a worker thread, and a thread blocked in ``read()``
+cannot be cancelled: Ctrl-C in a terminal used to do nothing until a second press left a
+process that never exited. Here stdin is read through a stream that also watches a wake-up
+pipe, so Ctrl-C ends the input as if the client had closed it, and the server shuts down
+the normal way (threads saved, downstream servers stopped). Exit code 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import select
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import anyio
+
+from agents_mcp import __version__
+from agents_mcp.cli.invocation import Invocation
+from agents_mcp.errors import AgentsMCPError
+
+INTERRUPTED = 130
+STOPPED = "agents-mcp: stopped (Ctrl-C)"
+
+
+def run(
+    invocation: Invocation, *, transport: Literal["stdio", "http"], host: str, port: int
+) -> int:
+    """Serve until stopped; the exit code."""
+    from agents_mcp.server import is_loopback, serve
+
+    config = invocation.load()
+    if transport == "http":
+        _check_port(host, port)
+    if transport == "stdio" or is_loopback(host) or config.server.authenticates:
+        where = "stdio" if transport == "stdio" else f"http://{host}:{port}/mcp"
+        # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their logs.
+        print(
+            f"agents-mcp {__version__}: {len(config.agents)} agent(s) ({', '.join(config.agents)})"
+            f" on {where}; threads in {invocation.db_path(config)}",
+            file=sys.stderr,
+        )
+
+    async def main() -> None:
+        await serve(config, transport=transport, host=host, port=port, db_path=invocation.db)
+
+    if transport == "http" or os.name != "posix":
+        try:
+            anyio.run(main)
+        except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+            _stopped()
+            return INTERRUPTED
+        return 0
+    with _interruptible_stdin() as interrupted:
+        anyio.run(main)
+    if interrupted():
+        _stopped()
+        return INTERRUPTED
+    return 0
+
+
+def _stopped() -> None:
+    # A terminal has echoed "^C": start a line of our own.
+    print(f"{chr(10) if sys.stderr.isatty() else ''}{STOPPED}", file=sys.stderr)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail in one line when the address is taken, before announcing anything."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # let the server report anything else in its own words
+            raise PortInUse(
+                f"cannot listen on {host}:{port}: the address is already in use"
+                " (another agents-mcp serve?); choose another --port"
+            ) from None
+
+
+class PortInUse(AgentsMCPError):
+    """The HTTP address is taken."""
+
+    exit_code = 3
+
+
+class _WakeableStdin(io.RawIOBase):
+    """The protocol's input, except that it reads end-of-file once ``wake`` is readable."""
+
+    def __init__(self, fd: int, wake: int) -> None:
+        self._fd = fd
+        self._wake = wake
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        ready, _, _ = select.select([self._fd, self._wake], [], [])
+        if self._wake in ready:
+            return 0
+        return os.readv(self._fd, [buffer])
+
+
+@contextlib.contextmanager
+def _interruptible_stdin() -> Iterator[Callable[[], bool]]:
+    """While open, the first Ctrl-C ends stdin; a second one interrupts for good.
+
+    As the SDK does for its own stdin, fd 0 points at the null device meanwhile, so no
+    child process can read the protocol's bytes; the input is read from a private copy.
+    """
+    import fcntl  # POSIX only, as this function
+
+    wake_r, wake_w = os.pipe()
+    wire = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    pressed: list[bool] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        os.write(wake_w, b"x")
+
+    stdin = sys.stdin
+    raw = _WakeableStdin(wire, wake_r)
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.stdin = stdin
+        os.dup2(wire, 0)
+        for fd in (wire, wake_r, wake_w):
+            os.close(fd)

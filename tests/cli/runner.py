@@ -1,0 +1,195 @@
+"""Running ``agents-mcp`` as users do: a subprocess, in a scratch home.
+
+Models are scripted behind a Chat Completions fake on loopback that lives in the test's
+event loop (so the CLI runs with ``anyio.run_process``, never a blocking call), and the
+downstream server is the real tests/downstream_server.py over stdio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import re
+import subprocess
+import sys
+import termios
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tests.conftest import DOWNSTREAM
+from tests.processes import ROOT
+
+THREAD = re.compile(r"th_[A-Za-z0-9_-]{24}")
+
+
+def scratch_env(tmp_path: Path, *, inherit: bool = True, **env: str) -> dict[str, str]:
+    """The environment for a CLI run: the user's (or only ``PATH`` when not ``inherit``),
+    with data, state, config and home in tmp_path."""
+    base = os.environ if inherit else {"PATH": os.environ["PATH"]}
+    environ = {
+        **{k: v for k, v in base.items() if k != "AGENTS_MCP_CONFIG"},
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "HOME": str(tmp_path / "home"),
+        **env,
+    }
+    return environ
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+async def agents_mcp(
+    *args: str,
+    tmp_path: Path,
+    input: str | None = None,
+    cwd: Path = ROOT,
+    inherit: bool = True,
+    **env: str,
+) -> Ran:
+    """Run ``python -m agents_mcp ARGS`` to completion (bounded); never in the user's dirs."""
+    environ = scratch_env(tmp_path, inherit=inherit, **env)
+    with anyio.fail_after(90):
+        proc = await anyio.run_process(
+            [sys.executable, "-m", "agents_mcp", *args],
+            input=None if input is None else input.encode(),
+            check=False,
+            cwd=cwd,
+            env=environ,
+        )
+    return Ran(proc.returncode or 0, proc.stdout.decode(), proc.stderr.decode())
+
+
+async def all_of(runs: dict[str, Awaitable[Ran]]) -> dict[str, Ran]:
+    """Run several commands at once (each is a process: they overlap well)."""
+    done: dict[str, Ran] = {}
+
+    async def one(key: str, run: Awaitable[Ran]) -> None:
+        done[key] = await run
+
+    async with anyio.create_task_group() as tg:
+        for key, run in runs.items():
+            tg.start_soon(one, key, run)
+    return {k: done[k] for k in runs}
+
+
+def scrub(text: str, *known: tuple[str, str]) -> str:
+    """Replace what changes between runs: ids, times, paths, ports."""
+    for value, name in known:
+        text = text.replace(value, name)
+    text = re.sub(r"/\S*/pytest-of-[^/]+/pytest-\d+/[^/\s]+", "<tmp>", text)
+    # Same lengths as the originals, so columns stay aligned.
+    text = re.sub(r"th_[A-Za-z0-9_-]{24}", "th_" + "x" * 24, text)
+    text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?Z", _zeros, text)
+    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
+
+
+def _zeros(m: re.Match[str]) -> str:
+    return re.sub(r"\d", "0", m[0])
+
+
+def helper_config(base_url: str, *, policy: Any = "read_only", **extra: Any) -> dict[str, Any]:
+    return {
+        "mcpServers": {
+            "notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]},
+            **extra.pop("servers", {}),
+        },
+        "models": {"main": {"base_url": base_url, "model": "fake-model"}},
+        "agents": {
+            "helper": {
+                "description": "Takes notes",
+                "model": "main",
+                "servers": ["notes"],
+                "require_approval": policy,
+                **extra,
+            }
+        },
+    }
+
+
+class Terminal:
+    """``agents-mcp ARGS`` in a pseudo-terminal, as a user's shell runs it: the process
+    leads its own session with the pty as its controlling terminal, so ``^C`` typed into
+    the pty reaches it as SIGINT through the line discipline."""
+
+    def __init__(self, *args: str, tmp_path: Path, cwd: Path = ROOT, **env: str) -> None:
+        self.master, slave = pty.openpty()
+        self.output = b""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agents_mcp", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            cwd=cwd,
+            env=scratch_env(tmp_path, TERM="xterm", COLUMNS="100", **env),
+            start_new_session=True,
+            preexec_fn=_take_terminal,
+        )
+        os.close(slave)
+
+    async def read_until(self, text: str, seconds: float = 60) -> str:
+        """Everything the terminal showed, once ``text`` is among it."""
+        with anyio.fail_after(seconds):
+            while text.encode() not in self.output:
+                await anyio.wait_readable(self.master)
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # the process closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{text!r} never came; got {self.text()!r}")
+                self.output += chunk
+        return self.text()
+
+    async def listening(self, port: int) -> None:
+        """Once the process accepts connections on ``port`` (a bounded poll: the CLI
+        binds its own socket)."""
+        with anyio.fail_after(60):
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"exited before listening: {self.text()!r}")
+                try:
+                    stream = await anyio.connect_tcp("127.0.0.1", port)
+                except OSError:
+                    await anyio.sleep(0.05)
+                    continue
+                await stream.aclose()
+                return
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    async def exit_code(self, seconds: float = 30) -> int:
+        code = await anyio.to_thread.run_sync(lambda: self.proc.wait(timeout=seconds))
+        os.set_blocking(self.master, False)
+        with contextlib.suppress(OSError):  # collect what it wrote last
+            while True:
+                chunk = os.read(self.master, 65536)
+                if not chunk:
+                    break
+                self.output += chunk
+        return code
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace").replace("\r\n", "\n")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        os.close(self.master)
+
+
+def _take_terminal() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: stdin's pty becomes ours

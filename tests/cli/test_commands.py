@@ -1,0 +1,143 @@
+"""The command line itself: help, options anywhere, usage errors and exit codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from inline_snapshot import snapshot
+
+from agents_mcp import __version__
+from tests.cli.runner import agents_mcp, all_of, scrub
+from tests.processes import ROOT, write_config
+
+pytestmark = pytest.mark.anyio
+
+COMMANDS = ["serve", "chat", "pending", "approve", "threads", "show", "check", "init", "install"]
+EXAMPLE = str(ROOT / "examples" / "agents.toml")
+
+
+async def test_every_command_has_help(tmp_path: Path) -> None:
+    runs = await all_of(
+        {
+            c or "": agents_mcp(*([c] if c else []), "--help", tmp_path=tmp_path)
+            for c in [None, *COMMANDS]
+        }
+    )
+    for command, ran in runs.items():
+        assert (ran.code, ran.err) == (0, ""), command
+        assert ran.out.startswith(f"Usage: agents-mcp {command or 'COMMAND'}"), command
+        assert "--debug" in ran.out, command
+    listed = runs[""].out.split("Commands")[1].split("╰")[0]
+    assert [line.split()[1] for line in listed.splitlines()[1:-2]] == COMMANDS
+
+
+async def test_options_go_anywhere(tmp_path: Path) -> None:
+    argvs = {
+        "after": ["chat", "demo", "hello", "--config", EXAMPLE],
+        "between": ["chat", "demo", "--config", EXAMPLE, "hello"],
+        "before": ["chat", "--config", EXAMPLE, "--debug", "demo", "hello"],
+        "version": ["check", "--version"],
+    }
+    db = str(tmp_path / "threads.db")
+    runs = await all_of(
+        {k: agents_mcp(*argv, "--db", db, tmp_path=tmp_path) for k, argv in argvs.items()}
+    )
+    version = runs.pop("version")
+    assert (version.code, version.out) == (0, f"agents-mcp {__version__}\n")
+    for how, ran in runs.items():
+        assert ran.code == 0 and ran.out.startswith("You said: hello\n"), (how, ran.err)
+
+
+async def test_usage_and_config_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[agents.a]\nmodel = "nope"\nrequire_aproval = "never"\n')
+    argvs = {
+        "no command": [],
+        "missing file": ["chat", "a", "hi", "--config", "nope.toml"],
+        "missing default": ["pending"],
+        "invalid file": ["serve", "--config", str(broken)],
+        "unknown thread": ["show", "th_nope", "--db", str(tmp_path / "t.db")],
+        "bad option value": ["threads", "--limit", "x"],
+        "misspelt option": ["threads", "--limt", "3"],
+        "misspelt command": ["chta", "demo"],
+        "extra argument": ["chat", "demo", "hello", "there"],
+        "debug": ["--debug", "serve", "--config", "nope.toml"],
+    }
+    runs = await all_of(
+        {k: agents_mcp(*argv, tmp_path=tmp_path, cwd=tmp_path) for k, argv in argvs.items()}
+    )
+    debug = runs.pop("debug")
+    assert {k: r.code for k, r in runs.items()} == dict.fromkeys(runs, 2)
+    assert all(r.out == "" and "Traceback" not in r.err for r in runs.values())
+    runs.pop("no command")  # the help, on stderr
+    lines = {k: scrub(r.err, (str(tmp_path), "<tmp>")) for k, r in runs.items()}
+    assert lines == snapshot(
+        {
+            "missing file": "agents-mcp: nope.toml (from --config): no such file; pass --config FILE, set AGENTS_MCP_CONFIG=FILE, or write a starter with `agents-mcp init`\n",
+            "missing default": "agents-mcp: agents.toml (the default): no such file; pass --config FILE, set AGENTS_MCP_CONFIG=FILE, or write a starter with `agents-mcp init`\n",
+            "invalid file": """\
+agents-mcp: <tmp>/broken.toml: agents.a.description: required key is missing
+<tmp>/broken.toml: agents.a.model: unknown model 'nope'; valid: (none defined)
+<tmp>/broken.toml: agents.a.require_aproval: unknown key; did you mean 'require_approval'? valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, params, personalities, require_approval, servers, tools
+""",
+            "unknown thread": "agents-mcp: thread 'th_nope' not found (no database at <tmp>/t.db)\n",
+            "bad option value": 'agents-mcp: invalid value for --limit: unable to convert "x" into int. (see `agents-mcp threads --help`)\n',
+            "misspelt option": "agents-mcp: unknown option: --limt. Did you mean --limit? (see `agents-mcp threads --help`)\n",
+            "misspelt command": 'agents-mcp: unknown command "chta". Did you mean "chat"? (see `agents-mcp --help`)\n',
+            "extra argument": "agents-mcp: unexpected argument(s): there (quote a message that has spaces) (see `agents-mcp chat --help`)\n",
+        }
+    )
+    assert debug.code == 1 and "Traceback" in debug.err
+
+
+async def test_the_config_can_come_from_the_environment(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "agents.json",
+        {
+            "models": {"demo": {"provider": "demo"}},
+            "agents": {"demo": {"description": "d", "model": "demo"}},
+        },
+    )
+    db = str(tmp_path / "t.db")
+    ran = await agents_mcp(
+        "chat", "demo", "hi", "--db", db, tmp_path=tmp_path, AGENTS_MCP_CONFIG=str(cfg)
+    )
+    assert ran.code == 0 and ran.out.startswith("You said: hi\n")
+    # The variable is still set when the hint is used: the hint does not repeat it.
+    assert "--config" not in ran.err and f"--db {db}" in ran.err
+    gone = await agents_mcp(
+        "chat", "demo", "hi", tmp_path=tmp_path, AGENTS_MCP_CONFIG=str(tmp_path / "gone.toml")
+    )
+    assert scrub(gone.err, (str(tmp_path), "<tmp>")) == snapshot(
+        "agents-mcp: <tmp>/gone.toml (from $AGENTS_MCP_CONFIG): no such file; pass --config FILE, set AGENTS_MCP_CONFIG=FILE, or write a starter with `agents-mcp init`\n"
+    )
+
+
+async def test_every_command_logs_in_one_format(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    runs = await all_of(
+        {
+            "serve": agents_mcp(
+                "serve", "--debug", "--config", EXAMPLE, "--db", db, input="", tmp_path=tmp_path
+            ),
+            "chat": agents_mcp(
+                "chat",
+                "demo",
+                "call demo__list_notes",
+                "--debug",
+                "--config",
+                EXAMPLE,
+                "--db",
+                db + "2",
+                tmp_path=tmp_path,
+            ),
+        }
+    )
+    line = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d agents-mcp (DEBUG|INFO|WARNING) [\w.]+: ")
+    for command, ran in runs.items():
+        assert ran.code == 0, ran.err
+        logged = [s for s in ran.err.splitlines() if re.search(r" (DEBUG|INFO|WARNING) ", s)]
+        assert logged, command
+        assert [s for s in logged if not line.match(s)] == [], command
