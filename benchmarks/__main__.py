@@ -3,7 +3,8 @@
 ``python -m benchmarks smoke`` is the CI entry point: the quick run, no results file,
 exit status 1 if an agents-mcp or floor driver failed or any conversation errored.
 ``python -m benchmarks install-peers`` only prepares the peer venvs.
-``python -m benchmarks.adapters`` compares the provider adapters' own CPU per conversation.
+``python -m benchmarks.adapters`` compares the provider adapters' own CPU per conversation,
+``python -m benchmarks.providers`` S1 through agents-mcp on each provider's fake.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import adapters, harness, peers, report, scenarios
+from benchmarks import adapters, harness, peers, providers, report, scenarios
 from benchmarks.harness import BENCH, ECHO_SERVER, HOP_SERVER, FakeLLM, Worker, agents_config
 from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, RunData
 
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.quick = True
         asyncio.run(adapters.main(conversations=2, rounds=1))  # keeps it working
+        if asyncio.run(providers.main(warmup=1, rounds=1, batch=1)):
+            print("benchmark errors: python -m benchmarks.providers", file=sys.stderr)
+            return 1
     return asyncio.run(run(args))
 
 

@@ -155,6 +155,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "on_cancel": "detach",
                     "agents": [],
                     "access": None,
+                    "output_schema": None,
+                    "output_schema_file": None,
                 },
                 "echo": {
                     "description": "Answers from a scripted demo model.",
@@ -180,6 +182,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "on_cancel": "detach",
                     "agents": [],
                     "access": None,
+                    "output_schema": None,
+                    "output_schema_file": None,
                 },
             },
             "server": {
@@ -430,7 +434,7 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server

@@ -18,8 +18,12 @@ from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
 
+from agents_mcp import structured
+from agents_mcp.messages import LLMResponse, ToolCall, Usage
 from agents_mcp.testing import Call, ScriptedLLM
+from agents_mcp.testing.anthropic_server import FakeAnthropicServer
 from agents_mcp.testing.chat_server import FakeChatServer
+from agents_mcp.testing.responses_server import FakeResponsesServer
 from tests.conftest import DOWNSTREAM
 from tests.processes import ROOT, agents_mcp_http, free_port, http_downstream, write_config
 
@@ -228,3 +232,132 @@ async def test_non_loopback_http_needs_tokens(tmp_path: Path) -> None:
     assert proc.stderr.decode().strip() == snapshot(
         f'agents-mcp: {cfg}: server.tokens: binding 0.0.0.0 (not loopback) needs tokens; add [server.tokens.<owner>] with token = "${{AGENTS_MCP_TOKEN}}" (or [server.jwt]), or use --host 127.0.0.1'
     )
+
+
+# --- every provider: a tool call, an approval, a restart, a structured answer --------------
+
+SAVED = {
+    "type": "object",
+    "properties": {"saved": {"type": "boolean"}, "title": {"type": "string"}},
+    "required": ["saved", "title"],
+    "additionalProperties": False,
+}
+PROVIDERS = {
+    "openai": ("fake", {}),
+    "anthropic": ("claude", {"thinking": {"type": "enabled", "budget_tokens": 1024}}),
+    "responses": ("o-fake", {"reasoning": {"effort": "low", "summary": "auto"}}),
+}
+
+
+def provider_script(provider: str) -> ScriptedLLM:
+    """Think, call two tools (one needs approval), then answer in the schema."""
+    calls = (
+        ToolCall(id="toolu_echo", name="notes__echo", arguments='{"text": "note"}'),
+        ToolCall(
+            id="toolu_write",
+            name="notes__write_note",
+            arguments='{"title": "milk", "body": "buy some"}',
+        ),
+    )
+    asked = LLMResponse(
+        content=None,
+        tool_calls=calls,
+        reasoning="The user wants a note saved; echo first, then write it.",
+        usage=Usage(input_tokens=30, output_tokens=12),
+    )
+    done: str | Call = json.dumps({"saved": True, "title": "milk"})
+    if provider == "anthropic":
+        done = Call(structured.ANSWER_TOOL, {"saved": True, "title": "milk"}, id="toolu_answer")
+    return ScriptedLLM(asked, done)
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+async def test_each_provider_pauses_for_approval_and_resumes_after_a_restart(
+    tmp_path: Path, provider: str
+) -> None:
+    """agents-mcp over stdio, restarted between the approval request and the decision; the
+    reasoning the provider signed (Anthropic) or encrypted (Responses) goes back with the
+    answer after the restart, and the call's output schema still holds."""
+    fakes = {"openai": FakeChatServer, "anthropic": FakeAnthropicServer}
+    fake = fakes.get(provider, FakeResponsesServer)(provider_script(provider))
+    model_name, extra = PROVIDERS[provider]
+    log = tmp_path / "downstream.log"
+    db = tmp_path / "threads.db"
+    async with fake.serve() as base_url:
+        cfg = write_config(
+            tmp_path / "agents.json",
+            {
+                "mcpServers": {
+                    "notes": {
+                        "command": sys.executable,
+                        "args": [DOWNSTREAM, "--name", "notes"],
+                        "env": {"DOWNSTREAM_LOG": str(log)},
+                    }
+                },
+                "models": {
+                    "main": {
+                        "provider": provider,
+                        "base_url": base_url,
+                        "model": model_name,
+                        "api_key": "${FAKE_KEY:-k}",
+                        "extra": extra,
+                    }
+                },
+                "agents": {
+                    "helper": {
+                        "description": "Keeps notes",
+                        "model": "main",
+                        "servers": ["notes"],
+                        "require_approval": "read_only",
+                    }
+                },
+            },
+        )
+
+        def spawn() -> Client[Any]:
+            args = ["-m", "agents_mcp", "serve", "--config", str(cfg), "--db", str(db)]
+            transport = StdioTransport(sys.executable, args, cwd=str(ROOT), keep_alive=False)
+            return Client(transport, init_timeout=60)
+
+        async with spawn() as client:
+            paused = await chat(
+                client, agent="helper", message="Save a note: milk", output_schema=SAVED
+            )
+        async with spawn() as client:  # a new process on the same database
+            with anyio.fail_after(60):
+                result = await client.call_tool(
+                    "approve_call",
+                    {"thread_id": paused["thread_id"], "call_id": "toolu_write", "approve": True},
+                )
+    done = result.structured_content
+    assert done is not None
+    assert paused["status"] == "needs_approval"
+    assert [p["call_id"] for p in paused["pending_approvals"]] == ["toolu_write"]
+    assert (done["status"], done["output"]) == ("completed", {"saved": True, "title": "milk"})
+    assert done["usage"]["tool_calls"] == 2
+    written = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [w["tool"] for w in written] == ["write_note"]  # exactly once
+    resumed = fake.requests[-1]
+    assert _reasoning_sent_back(provider, resumed)
+    assert _schema_asked(provider, resumed)
+    fake.llm.assert_complete()  # type: ignore[attr-defined]
+
+
+def _reasoning_sent_back(provider: str, body: dict[str, Any]) -> bool:
+    """Whether the answer that asked for the calls went back with its reasoning."""
+    if provider == "anthropic":  # first in its turn, signed (the fake checks the signature)
+        turns = [m for m in body["messages"] if m["role"] == "assistant"]
+        return turns[-1]["content"][0]["type"] == "thinking"
+    if provider == "responses":
+        return any(
+            i.get("type") == "reasoning" and i.get("encrypted_content") for i in body["input"]
+        )
+    return True  # Chat Completions has no place for it
+
+
+def _schema_asked(provider: str, body: dict[str, Any]) -> bool:
+    if provider == "openai":
+        return body["response_format"]["json_schema"]["schema"] == SAVED
+    if provider == "responses":
+        return body["text"]["format"]["schema"] == SAVED
+    return any(t["name"] == structured.ANSWER_TOOL for t in body["tools"])

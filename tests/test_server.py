@@ -299,6 +299,7 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
         [
             "agent",
             "error",
+            "output",
             "pending_approvals",
             "reply",
             "status",

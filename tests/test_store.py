@@ -145,6 +145,49 @@ async def test_a_version_8_database_keeps_its_threads(tmp_path: Path) -> None:
     assert [a.call_id for a in pending] == ["c2:r"]
 
 
+async def test_each_turn_keeps_its_own_output_schema(store: SQLStore) -> None:
+    """The schema of a turn's answer is stored with the turn's first write, so a run that
+    pauses (or a server that restarts) finds it again; a turn without one clears it."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    run = Claim.new(store.runner)
+    t = await store.create_thread(
+        agent="a", owner="o", first_message="count", claim=run, output_schema=schema
+    )
+    assert t.output_schema == schema
+    await store.append(t.id, run, Message(role="assistant", content='{"n": 1}'), complete=True)
+    again = await store.thread(t.id)
+    assert again is not None and again.output_schema == schema
+    plain = await store.start_turn(t.id, "now in words", claim=Claim.new(store.runner))
+    assert plain.output_schema is None
+    await store.append(t.id, Claim(plain.claim or "", store.runner), complete=True)
+    other = {"type": "array"}
+    last = await store.start_turn(
+        t.id, "a list", claim=Claim.new(store.runner), output_schema=other
+    )
+    assert last.output_schema == other
+
+
+async def test_a_version_9_database_gets_the_output_schema_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
+    )
+    for version, name, sql in MIGRATIONS[:9]:
+        for statement in migrate_sql(SQLITE, sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'x')", (version, name))
+    db.execute(
+        "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
+        " message_count) VALUES ('th_a', 'a', 'local', 't', 'completed', 'x', 'x', 0)"
+    )
+    db.close()
+    store = await open_store(path)
+    old = await store.thread("th_a")
+    await store.close()
+    assert old is not None and old.output_schema is None
+
+
 async def test_thread_ids_are_unguessable_and_owner_checked(store: SQLStore) -> None:
     claim = Claim.new(store.runner)
     ids = {

@@ -44,6 +44,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agents_mcp._config_errors import Loc, describe, dotted, expand, keys, order, walk
 from agents_mcp.errors import ConfigError
+from agents_mcp.structured import schema_problem
 
 ApprovalMode = Literal["always", "never", "read_only"]
 Transport = Literal["stdio", "http", "streamable-http"]
@@ -357,6 +358,19 @@ class AgentConfig(_Model):
     access: list[AccessEntry] | None = None
     """Owners (``alice``) and roles (``role:research``) that may use this agent over HTTP;
     None: everyone. The ``local`` owner (stdio, the CLI) may always use every agent."""
+    output_schema: dict[str, Any] | None = None
+    """The JSON Schema every final answer must meet, unless a call names its own."""
+    output_schema_file: str | None = None
+    """The same from a JSON file (instead of ``output_schema``)."""
+
+    @model_validator(mode="after")
+    def _output_schema(self) -> Self:
+        if self.output_schema is not None and self.output_schema_file:
+            _fail([(("output_schema_file",), "set output_schema or output_schema_file, not both")])
+        if self.output_schema is not None:
+            problem = schema_problem(self.output_schema)
+            _fail([(("output_schema",), problem)] if problem else [])
+        return self
 
     @model_validator(mode="after")
     def _personality_choice(self) -> Self:
@@ -733,6 +747,36 @@ class Config(_Model):
                     for k, v in agent.personalities.items()
                 }
             out[name] = agent.model_copy(update=update) if update else agent
+        _fail(problems)
+        return out
+
+    @field_validator("agents", mode="after")
+    @classmethod
+    def _read_schema_files(
+        cls, agents: dict[str, AgentConfig], info: ValidationInfo
+    ) -> dict[str, AgentConfig]:
+        """Load each ``output_schema_file`` (JSON) into ``output_schema``."""
+        problems: list[tuple[Loc, str]] = []
+        out = dict(agents)
+        for name, agent in agents.items():
+            if not agent.output_schema_file:
+                continue
+            full = _beside(os.path.expanduser(agent.output_schema_file), info)
+            loc = (name, "output_schema_file")
+            try:
+                with open(full, encoding="utf-8") as f:
+                    schema = json.load(f)
+            except OSError as exc:
+                problems.append((loc, f"cannot read {full}: {exc.strerror or exc}"))
+                continue
+            except ValueError as exc:
+                problems.append((loc, f"{full} is not JSON: {exc}"))
+                continue
+            problem = schema_problem(schema)
+            if problem is not None:
+                problems.append((loc, f"{full}: {problem}"))
+            else:
+                out[name] = agent.model_copy(update={"output_schema": schema})
         _fail(problems)
         return out
 

@@ -14,6 +14,7 @@
         ├── MaxIterations      the agent hit its iteration cap
         ├── BudgetExceeded     a delegation tree used up max_total_llm_requests
         ├── DownstreamUnavailable  a server marked ``required`` could not be reached
+        ├── OutputInvalid      the final answer did not meet the output schema, repaired or not
         └── InternalError      a bug: only an error id reaches the caller (see internal_error)
 
 Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
@@ -99,6 +100,12 @@ class BudgetExceeded(RunError):
     """A top-level run (its delegations included) used up ``max_total_llm_requests``."""
 
     kind = "budget_exceeded"
+
+
+class OutputInvalid(RunError):
+    """The final answer did not meet the turn's output schema, even after one repair round."""
+
+    kind = "output_invalid"
 
 
 class InternalError(RunError):

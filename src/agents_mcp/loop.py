@@ -22,18 +22,20 @@ from typing import Any, Literal
 
 import anyio
 
-from agents_mcp import remote
+from agents_mcp import remote, structured
+from agents_mcp.context import ContextWindow, fixed_chars
 from agents_mcp.errors import (
     BudgetExceeded,
     DownstreamUnavailable,
     LostClaim,
     MaxIterations,
+    OutputInvalid,
     RunError,
     StoreError,
     internal_error,
 )
-from agents_mcp.llm import LLM
-from agents_mcp.messages import LLMRequest, Message, ToolCall, Usage
+from agents_mcp.llm import LLM, TextCallback
+from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, Usage
 from agents_mcp.store import (
     Approval,
     Claim,
@@ -102,6 +104,10 @@ class Agent:
     """Characters of one tool result or reply the thread keeps; the rest is dropped."""
     delegates: Sequence[ToolInfo] = ()
     """Agents this one may call, as ``agent__<name>`` tools."""
+    output_schema: Mapping[str, Any] | None = None
+    """The JSON Schema every final answer must meet, unless a call names its own."""
+    context: ContextWindow | None = None
+    """The model's context window; None: requests carry the whole transcript."""
 
     def system_prompt(self, personality: str | None) -> str:
         """Instructions, then the chosen (or default) personality."""
@@ -167,6 +173,13 @@ class Run:
     state: RunState = field(default_factory=lambda: RunState())
     reads_text: Callable[[], bool] = lambda: False
     """Whether someone shows the model's text as it streams (a terminal chat)."""
+    output_schema: Mapping[str, Any] | None = None
+    """The JSON Schema this turn's final answer must meet (else the agent's, if any)."""
+
+    @property
+    def schema(self) -> Mapping[str, Any] | None:
+        """The schema the final answer must meet, if any."""
+        return self.output_schema if self.output_schema is not None else self.agent.output_schema
 
     def meta(self) -> dict[str, Any]:
         """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain."""
@@ -186,6 +199,8 @@ class RunState:
     tools: list[ToolInfo] | None = None
     unavailable: list[Unavailable] = field(default_factory=list[Unavailable])
     """Servers whose tools could not be offered in this run."""
+    fixed_chars: int | None = None
+    """What each request carries besides the conversation (instructions, tools, schema)."""
 
 
 async def _transcript(r: Run) -> Transcript:
@@ -293,8 +308,8 @@ async def step(r: Run) -> Step:
         )
         return await _settle_calls(r, unsettled, said)
     last = next((h.message for h in reversed(history) if h.message.role != "event"), None)
-    if last is not None and last.role == "assistant":  # answered before a restart
-        await transcript.append(r.claim, complete=True)
+    if last is not None and last.role == "assistant" and last.status == "complete":
+        await transcript.append(r.claim, complete=True)  # answered before a restart
         return Final()
     turn = _current_turn(history)
     requests = sum(1 for m in turn if m.message.role == "assistant")
@@ -307,12 +322,7 @@ async def step(r: Run) -> Step:
         r.budget.take()
     tools = await _tools(r)
     await r.progress(RunEvent("status", f"thinking (turn {requests + 1}/{r.agent.max_iterations})"))
-    request = LLMRequest(
-        system=_system(r),
-        messages=transcript.prompt(),
-        tools=[t.spec for t in tools],
-        settings=r.agent.settings,
-    )
+    request, sent = _request(r, transcript, tools)
 
     async def on_text(fragment: str) -> None:
         await r.progress(RunEvent("text", fragment))
@@ -320,20 +330,94 @@ async def step(r: Run) -> Step:
     # Only someone reading the text as it comes is worth a streamed answer (stream="auto").
     reader = on_text if r.reads_text() else None
     response = await r.agent.llm.complete(request, on_text=reader)
-    calls = _unique_ids(response.tool_calls, transcript.call_ids)
-    limit = r.agent.max_stored_result
-    answer = Message(
+    if sent:
+        transcript.calibrate(sent, response.usage.input_tokens)
+    answer = _answer(response, transcript, r.agent.max_stored_result)
+    if answer.tool_calls:
+        return await _settle_calls(r, answer.tool_calls, response.content, answer=answer)
+    if r.schema is not None:
+        return await _structured(r, request, answer, r.schema, reader)
+    await transcript.append(r.claim, answer, complete=True)
+    return Final()
+
+
+def _request(r: Run, transcript: Transcript, tools: Sequence[ToolInfo]) -> tuple[LLMRequest, int]:
+    """The next request (within the agent's context window), and what it carries in
+    characters (0: not measured)."""
+    system = _system(r)
+    specs = [t.spec for t in tools]
+    if r.state.fixed_chars is None:
+        r.state.fixed_chars = fixed_chars(system, specs, r.schema)
+    messages, sent = transcript.fit(r.agent.context, r.state.fixed_chars)
+    request = LLMRequest(
+        system=system,
+        messages=messages,
+        tools=specs,
+        settings=r.agent.settings,
+        output_schema=r.schema,
+    )
+    return request, sent
+
+
+def _answer(response: LLMResponse, transcript: Transcript, limit: int) -> Message:
+    """The model's answer as it is stored: its call ids made unique in the thread, its
+    text kept up to ``limit`` characters (``max_stored_result``)."""
+    content = response.content
+    return Message(
         role="assistant",
-        content=None if response.content is None else stored(response.content, limit),
-        tool_calls=calls,
+        content=None if content is None else stored(content, limit),
+        tool_calls=_unique_ids(response.tool_calls, transcript.call_ids),
         reasoning=response.reasoning,
         reasoning_payload=response.reasoning_payload,
         usage=response.usage,
     )
-    if not calls:
-        await transcript.append(r.claim, answer, complete=True)
+
+
+async def _structured(
+    r: Run,
+    request: LLMRequest,
+    answer: Message,
+    schema: Mapping[str, Any],
+    reader: TextCallback | None,
+) -> Step:
+    """Store a final answer that meets the schema; else give the model one repair round.
+
+    An answer that fails is stored with status ``error`` (kept for people, never sent to
+    a model again), followed by an ``event`` saying why. The repair request is the same
+    request plus that answer and the errors; a second failure ends the run
+    ``output_invalid``. Nothing is stored before the second answer, so a run stopped in
+    between asks afresh.
+    """
+    transcript = await _transcript(r)
+    first = structured.check_answer(answer.content, schema)
+    if first.ok:
+        await transcript.append(r.claim, replace(answer, content=first.text), complete=True)
         return Final()
-    return await _settle_calls(r, calls, response.content, answer=answer)
+    if r.budget is not None:
+        r.budget.take()
+    await r.progress(
+        RunEvent("status", "the answer does not match the output schema; asking again")
+    )
+    retry = structured.repair_request(request, answer, first.errors)
+    second = _answer(
+        await r.agent.llm.complete(retry, on_text=reader), transcript, r.agent.max_stored_result
+    )
+    rejected = replace(answer, status="error")
+    why = Message(role="event", content=structured.rejection(first.errors))
+    if second.tool_calls:  # it went back to work: its next final answer is checked afresh
+        await transcript.append(r.claim, rejected, why)
+        return await _settle_calls(r, second.tool_calls, second.content, answer=second)
+    checked = structured.check_answer(second.content, schema)
+    if checked.ok:
+        done = replace(second, content=checked.text)
+        await transcript.append(r.claim, rejected, why, done, complete=True)
+        return Final()
+    await transcript.append(r.claim, rejected, why, replace(second, status="error"))
+    raise OutputInvalid(
+        "the agent's answer does not match the output schema, also after one correction: "
+        + "; ".join(checked.errors)
+        + "; send a message to continue"
+    )
 
 
 async def _settle_calls(
@@ -623,6 +707,8 @@ class TurnSummary:
     """For a cancelled turn: each call the cancel cut short, and what became of it."""
     unavailable: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
     """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
+    output: Any = None
+    """The final answer's JSON value, when the turn had an output schema and completed."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -646,6 +732,7 @@ async def summarize(
         usage = usage + (m.usage or Usage())
     reply = next((m.content for m in reversed(answers) if m.content), None)
     pending = await pending_in_tree(store, thread) if thread.status == "needs_approval" else []
+    structured_answer = thread.status == "completed" and thread.output_schema is not None
     return TurnSummary(
         thread=thread,
         reply=reply,
@@ -655,6 +742,7 @@ async def summarize(
         pending=pending,
         cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
         unavailable=_unavailable(turn),
+        output=structured.parse_output(reply) if structured_answer else None,
     )
 
 

@@ -99,12 +99,17 @@ class ToolSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class LLMRequest:
-    """Everything one model call needs. ``settings`` override the model's defaults."""
+    """Everything one model call needs. ``settings`` override the model's defaults.
+
+    ``output_schema``: the JSON Schema a final answer must meet; an adapter asks for it
+    the provider's own way where it can (see :mod:`agents_mcp.structured`).
+    """
 
     system: str
     messages: Sequence[Message]
     tools: Sequence[ToolSpec] = ()
     settings: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    output_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -80,6 +80,13 @@ class AgentResult(BaseModel):
             data.pop("unavailable", None)
         return data
 
+    output: Any = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="The answer as JSON, valid against the output schema (only when one was"
+        " asked for and the turn completed)",
+    )
+
 
 class TranscriptMessage(BaseModel):
     index: int
@@ -292,6 +299,7 @@ def agent_result(s: TurnSummary) -> AgentResult:
             llm_requests=s.llm_requests,
             tool_calls=s.tool_calls,
         ),
+        output=s.output,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
+from agents_mcp.context import ContextWindow
 from agents_mcp.delegation import delegate_tool
 from agents_mcp.downstream import Downstreams
 from agents_mcp.llm import LLM
@@ -56,9 +57,16 @@ def build_agents(
             tool_result_budget=config.server.tool_result_budget,
             max_stored_result=config.server.max_stored_result,
             delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
+            output_schema=cfg.output_schema,
+            context=_context(config.models[cfg.model], cfg),
         )
         for name, cfg in config.agents.items()
     }
+
+
+def _context(model: ModelConfig, agent: AgentConfig) -> ContextWindow:
+    """The context window of the agent's requests: its model's, less room for the answer."""
+    return ContextWindow.of(model.context_tokens, agent.params.max_tokens or model.max_tokens)
 
 
 @asynccontextmanager

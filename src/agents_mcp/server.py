@@ -402,6 +402,13 @@ def create_server(
             Field(description="One of the agent's personalities (see the agent list)"),
         ] = None,
         wait_seconds: Annotated[float, wait_field] = default_wait,
+        output_schema: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="A JSON Schema the answer must meet: the reply is then that JSON,"
+                " also as output in the structured result"
+            ),
+        ] = None,
     ) -> ToolResult:
         caller = current_caller()
         access.require_agent(caller, agent)
@@ -417,6 +424,7 @@ def create_server(
                 wait=wait_seconds,
                 progress=progress,
                 chain=_incoming_chain(ctx),
+                output_schema=output_schema,
             )
             summary = await decided(ctx, summary, wait_seconds, progress)
         return _agent_tool_result(summary, budget, person_decides=person_decides(ctx))
@@ -510,9 +518,9 @@ def create_server(
 
         def extend(r: AgentResult) -> AgentResult:
             if not include_messages:
-                return ThreadResult(**r.model_dump(), children=children)
+                return ThreadResult(**dict(r), children=children)
             return ThreadResult(
-                **r.model_dump(), messages=page[0], messages_before=page[1], children=children
+                **dict(r), messages=page[0], messages_before=page[1], children=children
             )
 
         return _agent_tool_result(summary, budget, extend, person_decides=person_decides(ctx))

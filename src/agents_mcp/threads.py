@@ -15,7 +15,7 @@ import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -44,6 +44,7 @@ from agents_mcp.store import (
     Thread,
     ThreadStatus,
 )
+from agents_mcp.structured import require_schema
 from agents_mcp.toolsets import ToolInfo
 from agents_mcp.transcript import Transcript
 
@@ -101,13 +102,19 @@ class Threads:
         wait: float = 45.0,
         progress: Progress | None = None,
         chain: tuple[Link, ...] = (),
+        output_schema: Mapping[str, Any] | None = None,
     ) -> TurnSummary:
         """Send ``message``; start a thread without ``thread_id``, else continue it.
 
         ``chain`` is the delegation chain of a caller that is itself an agent (another
         agents-mcp sends it in the request ``_meta``): too deep or a cycle is refused.
+        ``output_schema``: the JSON Schema the answer must meet (else the agent's own);
+        it is stored with the turn, so a run that pauses or restarts keeps it.
         """
         spec = self.agent(agent)
+        if output_schema is not None:
+            output_schema = require_schema(output_schema)
+        schema = output_schema if output_schema is not None else spec.output_schema
         refused = self.delegation.refusal(chain, spec.name)
         if refused is not None:
             raise Conflict(refused.removeprefix("Error: "))
@@ -139,16 +146,16 @@ class Threads:
             if thread_id is None:
                 thread = await self.store.create_thread(
                     agent=spec.name, owner=owner, first_message=message,
-                    personality=personality, claim=claim,
+                    personality=personality, claim=claim, output_schema=schema,
                 )  # fmt: skip
                 first = StoredMessage(index=0, message=Message(role="user", content=message))
                 new = Transcript(
                     self.store, thread.id, [first], spec.tool_result_budget, thread.revision
                 )
-                self._launch(thread.id, spec, claim, personality, chain, new)
+                self._launch(thread.id, spec, claim, personality, chain, new, schema=schema)
             else:
-                thread = await self._start_turn(thread, message, claim, personality)
-                self._launch(thread.id, spec, claim, personality, chain)
+                thread = await self._start_turn(thread, message, claim, personality, schema)
+                self._launch(thread.id, spec, claim, personality, chain, schema=schema)
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -188,7 +195,7 @@ class Threads:
                 grant_tool=grant,
             )
             if decision.outcome == "resumed":
-                self._launch(root.id, spec, claim, root.personality)
+                self._launch(root.id, spec, claim, root.personality, schema=root.output_schema)
         if decision.outcome == "resumed":
             await self._wait_local(root.id, spec, wait, progress)
         else:  # other calls still wait, or the run that holds the thread goes on
@@ -294,7 +301,9 @@ class Threads:
             claim = self._claim()
             with anyio.CancelScope(shield=True):
                 if await self.store.resume_paused(root_id, claim):
-                    self._launch(root_id, spec, claim, paused.personality)
+                    self._launch(
+                        root_id, spec, claim, paused.personality, schema=paused.output_schema
+                    )
 
     async def maintain(self) -> None:
         """Forever: stop this process's runs that ``cancel_run`` asked to stop from another
@@ -326,12 +335,17 @@ class Threads:
         return await self.store.alive(thread.runner)
 
     async def _start_turn(
-        self, thread: Thread, message: str, claim: Claim, personality: str | None
+        self,
+        thread: Thread,
+        message: str,
+        claim: Claim,
+        personality: str | None,
+        schema: Mapping[str, Any] | None = None,
     ) -> Thread:
         """The new message and the claim, in one write; an orphan in the way is settled."""
         try:
             return await self.store.start_turn(
-                thread.id, message, claim=claim, personality=personality
+                thread.id, message, claim=claim, personality=personality, output_schema=schema
             )
         except StateConflict as exc:
             current = exc.thread
@@ -340,7 +354,7 @@ class Threads:
         await self._settle_orphan(current)
         try:
             return await self.store.start_turn(
-                thread.id, message, claim=claim, personality=personality
+                thread.id, message, claim=claim, personality=personality, output_schema=schema
             )
         except StateConflict as exc:
             raise await self._busy(exc.thread) from None
@@ -370,7 +384,7 @@ class Threads:
                 root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
             )
             if settled is not None and settled.status == "running" and spec and claim:
-                self._launch(root.id, spec, claim, root.personality)
+                self._launch(root.id, spec, claim, root.personality, schema=root.output_schema)
         if settled is not None:
             await self._forward(settled)
 
@@ -485,8 +499,11 @@ class Threads:
         personality: str | None,
         incoming: tuple[Link, ...] = (),
         new: Transcript | None = None,
+        *,
+        schema: Mapping[str, Any] | None = None,
     ) -> None:
-        """Run the thread this process has just claimed; ``new``: a new thread's transcript."""
+        """Run the thread this process has just claimed; ``new``: a new thread's transcript;
+        ``schema``: the output schema stored with the turn."""
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
         if new is not None:
@@ -506,6 +523,7 @@ class Threads:
                 delegate=self.delegation,
                 state=RunState(transcript=transcript),
                 reads_text=reads_text,
+                output_schema=schema,
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)

@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inline_snapshot import snapshot
@@ -46,7 +47,7 @@ async def test_check_reports_each_server_and_model_with_fixes(tmp_path: Path) ->
         }
         cfg = write_config(tmp_path / "agents.json", data)
         ran = await agents_mcp("check", "--config", str(cfg), tmp_path=tmp_path)
-    assert fake.requests[0]["messages"] == [{"role": "user", "content": "Reply with: ok"}]
+    assert [t["function"]["name"] for t in fake.requests[0]["tools"]] == ["ping"]
     assert ran.code == 1
     known = [(str(cfg), "<config>"), (demo_server, "<demo_server>"), (sys.executable, "<python>")]
     assert scrub(ran.out, *known) == snapshot("""\
@@ -57,7 +58,7 @@ Checking <config>
 ✓ server demo    2 tool(s) · <python> <demo_server>
 ✗ server broken  cannot start 'no-such-command-agents-mcp': not found
                  fix: install it, or put its absolute path in mcpServers.broken.command
-✓ model main     fake-model at http://127.0.0.1:<port>/v1 answered
+✓ model main     fake-model at http://127.0.0.1:<port>/v1 (openai): answered without calling the offered tool, streams
 ✓ model demo     demo: built in, needs no endpoint
 
 agent helper · model main · servers demo, broken
@@ -72,6 +73,48 @@ agent helper · model main · servers demo, broken
 
 3 problem(s) found.
 """)
+
+
+async def test_check_sends_one_request_through_each_provider(tmp_path: Path) -> None:
+    from agents_mcp.llm.probe import PING
+    from agents_mcp.messages import LLMResponse
+    from agents_mcp.testing import Call
+    from agents_mcp.testing.anthropic_server import FakeAnthropicServer
+    from agents_mcp.testing.responses_server import FakeResponsesServer
+
+    thought = LLMResponse(content="ok", reasoning="A connectivity check.")
+    fakes = {
+        "openai": FakeChatServer(ScriptedLLM(Call(PING.name, id="call_p"))),
+        "anthropic": FakeAnthropicServer(ScriptedLLM(thought)),
+        "responses": FakeResponsesServer(ScriptedLLM("ok")),
+    }
+    async with (
+        fakes["openai"].serve() as chat_url,
+        fakes["anthropic"].serve() as anthropic_url,
+        fakes["responses"].serve() as responses_url,
+    ):
+        urls = {"openai": chat_url, "anthropic": anthropic_url, "responses": responses_url}
+        models: dict[str, Any] = {
+            name: {"provider": name, "base_url": url, "model": f"{name}-model", "api_key": "k"}
+            for name, url in urls.items()
+        }
+        models["responses"]["stream"] = False
+        data = {
+            "models": models,
+            "agents": {"helper": {"description": "d", "model": "openai"}},
+        }
+        cfg = write_config(tmp_path / "agents.json", data)
+        ran = await agents_mcp("check", "--config", str(cfg), tmp_path=tmp_path)
+    assert ran.code == 0
+    rows = [line for line in scrub(ran.out).splitlines() if line.startswith("✓ model")]
+    assert rows == snapshot(
+        [
+            "✓ model openai     openai-model at http://127.0.0.1:<port>/v1 (openai): calls tools",
+            "✓ model anthropic  anthropic-model at http://127.0.0.1:<port>/v1 (anthropic): answered without calling the offered tool, streams, reports its reasoning",
+            "✓ model responses  responses-model at http://127.0.0.1:<port>/v1 (responses): answered without calling the offered tool, streaming off (stream = false)",
+        ]
+    )
+    assert all(len(f.requests) == 1 for f in fakes.values())
 
 
 async def test_check_stops_at_an_invalid_config_with_exit_code_2(tmp_path: Path) -> None:

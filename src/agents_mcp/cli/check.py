@@ -341,6 +341,8 @@ def _where(name: str, cfg: DownstreamServerConfig, raw: Mapping[str, Any]) -> st
 async def _probe_model(
     name: str, cfg: ModelConfig, offline: bool, seconds: float, rows: dict[str, Row]
 ) -> None:
+    """One tiny request through the model's provider (``llm.probe``): does it answer, call
+    an offered tool, stream?"""
     item = f"model {name}"
     if cfg.provider == "demo":
         rows[name] = Row(True, item, "demo: built in, needs no endpoint")
@@ -350,14 +352,20 @@ async def _probe_model(
         rows[name] = Row(None, item, f"{where}: not contacted (--offline)")
         return
     from agents_mcp.llm import build_llm
-    from agents_mcp.messages import LLMRequest, Message
+    from agents_mcp.llm.probe import probe
 
     llm = build_llm(cfg, timeout=min(cfg.timeout, seconds), max_retries=0)
-    request = LLMRequest(system="", messages=[Message(role="user", content="Reply with: ok")])
     try:
         with anyio.fail_after(seconds):
-            await llm.complete(request)
-        rows[name] = Row(True, item, f"{where} answered")
+            found = await probe(llm)
+        seen = ["calls tools" if found.tool_call else "answered without calling the offered tool"]
+        if cfg.stream is False:
+            seen.append("streaming off (stream = false)")
+        elif found.tool_call is None:  # a tool call carries no text to see streaming in
+            seen.append("streams" if found.fragments > 1 else "did not stream")
+        if found.reasoning:
+            seen.append("reports its reasoning")
+        rows[name] = Row(True, item, f"{where} ({cfg.provider}): {', '.join(seen)}")
     except TimeoutError:
         rows[name] = Row(
             False, item, f"{where}: no answer within {seconds:g} s", "is the endpoint up?"

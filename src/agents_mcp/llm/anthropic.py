@@ -18,7 +18,12 @@ Anthropic documents it:
   from the cache; cache reads and writes are reported in usage;
 * streaming events (``message_start``, ``content_block_start``/``delta``/``stop``,
   ``message_delta``, ``message_stop``, ``ping``, ``error``); an ``overloaded_error`` (HTTP
-  529, or an ``error`` event mid-stream) is retried like a 429.
+  529, or an ``error`` event mid-stream) is retried like a 429;
+* a structured answer (``output_schema`` with an object at the top) is asked for as a
+  :data:`~agents_mcp.structured.ANSWER_TOOL` tool whose input schema is the schema, with
+  ``tool_choice`` forcing a tool (``auto`` with thinking, which allows nothing else); the
+  call of that tool comes back as the answer's text. Any other schema goes in the
+  instructions.
 
 Agent ``params`` are translated where the API names them differently (``stop`` is
 ``stop_sequences``, ``tool_choice`` takes ``{"type": …}``); ``seed`` and
@@ -31,9 +36,10 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agents_mcp import structured
 from agents_mcp.llm import TextCallback
 from agents_mcp.llm.endpoint import (
     HTTPModel,
@@ -112,19 +118,27 @@ class AnthropicModel(HTTPModel):
     def build_body(self, request: LLMRequest, *, stream: bool) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
         cache = self.prompt_cache
+        schema = request.output_schema
+        by_tool = schema is not None and structured.tool_compatible(schema)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.max_tokens or DEFAULT_MAX_TOKENS,
         }
-        if request.system:
-            system: Wire = {"type": "text", "text": request.system}
+        text = request.system
+        if schema is not None:
+            asked = structured.tool_instructions() if by_tool else structured.instructions(schema)
+            text = "\n\n".join(p for p in (text, asked) if p)
+        if text:
+            system: Wire = {"type": "text", "text": text}
             body["system"] = [{**system, "cache_control": _EPHEMERAL} if cache else system]
         body["messages"] = _wire_messages(request.messages, self._wire, cache=cache)
-        if request.tools:
-            tools: list[Wire] = [
-                {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
-                for t in request.tools
-            ]
+        tools: list[Wire] = [
+            {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+            for t in request.tools
+        ]
+        if schema is not None and by_tool:
+            tools.append(_answer_tool(schema))
+        if tools:
             if cache:
                 tools[-1]["cache_control"] = _EPHEMERAL
             body["tools"] = tools
@@ -133,7 +147,18 @@ class AnthropicModel(HTTPModel):
             body["temperature"] = self.temperature
         body.update(self.extra)
         body.update(_settings(request.settings))
+        if by_tool:
+            body["tool_choice"] = _answer_choice(body, has_tools=bool(request.tools))
         return body
+
+    async def complete(
+        self, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        response = await super().complete(request, on_text=on_text)
+        schema = request.output_schema
+        if schema is None or not structured.tool_compatible(schema):
+            return response
+        return _answer_from_tool(response)
 
     def parse_body(self, payload: dict[str, Any]) -> LLMResponse:
         if payload.get("type") == "error":
@@ -282,6 +307,58 @@ def _settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _answer_tool(schema: Mapping[str, Any]) -> Wire:
+    return {
+        "name": structured.ANSWER_TOOL,
+        "description": structured.ANSWER_TOOL_DESCRIPTION,
+        "input_schema": structured.wire_schema(schema),
+    }
+
+
+def _answer_choice(body: Mapping[str, Any], *, has_tools: bool) -> Wire:
+    """Force a tool (the answer, or another tool first), unless thinking is on: with
+    extended thinking the API accepts only ``auto`` (the instructions ask for the tool)."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type", "disabled") != "disabled":
+        return {"type": "auto"}
+    if has_tools:
+        return {"type": "any"}
+    return {"type": "tool", "name": structured.ANSWER_TOOL}
+
+
+def _answer_from_tool(response: LLMResponse) -> LLMResponse:
+    """The answer given through the answer tool, as the answer's text.
+
+    Text written along with it is dropped (the answer is the JSON alone); other tool calls
+    stay. In the reasoning payload the answer tool's block becomes the text block, so the
+    answer goes back to the model as what it is: text, not a call awaiting a result.
+    """
+    answers = [c for c in response.tool_calls if c.name == structured.ANSWER_TOOL]
+    if not answers:
+        return response
+    answer = answers[0]
+    calls = tuple(c for c in response.tool_calls if c.name != structured.ANSWER_TOOL)
+    payload = response.reasoning_payload
+    if payload is not None and isinstance(payload.data, list):
+        layout: list[Any] = []
+        for block in payload.data:
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "tool_use" and block.get("id") == answer.id:
+                layout.append({"type": "text"})
+            elif kind != "text" and not (
+                kind == "tool_use" and any(block.get("id") == a.id for a in answers)
+            ):
+                layout.append(block)
+        payload = ReasoningPayload(payload.provider, layout)
+    return replace(
+        response,
+        content=answer.arguments,
+        tool_calls=calls,
+        reasoning_payload=payload,
+        finish_reason="tool_calls" if calls else "stop",
+    )
 
 
 def _tool_choice(value: Any) -> Any:

@@ -6,6 +6,9 @@ vLLM, llama.cpp and most gateways accept: ``messages`` with ``system``/``user``/
 deltas ending in ``data: [DONE]``. Reasoning some servers add (``reasoning_content``,
 ``reasoning``, a leading ``<think>`` block) is captured but never sent back: this API has no
 place for it, and no reasoning payload is made here.
+
+A structured answer (``output_schema``) is asked for as ``response_format`` with a strict
+``json_schema`` when the schema meets strict mode's rules, else in the instructions.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents_mcp import structured
 from agents_mcp.llm import TextCallback
 from agents_mcp.llm.endpoint import (
     HTTPModel,
@@ -49,9 +53,14 @@ class OpenAIChatModel(HTTPModel):
 
     def build_body(self, request: LLMRequest, *, stream: bool) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
+        schema = request.output_schema
+        native = schema is not None and structured.strict_compatible(schema)
+        system = request.system
+        if schema is not None and not native:
+            system = "\n\n".join(p for p in (system, structured.instructions(schema)) if p)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": _wire_messages(request, self._wire),
+            "messages": _wire_messages(system, request.messages, self._wire),
         }
         if request.tools:
             body["tools"] = [
@@ -74,6 +83,8 @@ class OpenAIChatModel(HTTPModel):
             body["max_tokens"] = self.max_tokens
         body.update(self.extra)
         body.update(request.settings)
+        if schema is not None and native:
+            body["response_format"] = _response_format(schema)
         return body
 
     def parse_body(self, payload: dict[str, Any]) -> LLMResponse:
@@ -116,14 +127,26 @@ class OpenAIChatModel(HTTPModel):
 
 
 def _wire_messages(
-    request: LLMRequest, cache: WireCache[dict[str, Any]] | None = None
+    system: str, messages: Sequence[Message], cache: WireCache[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if request.system:
-        out.append({"role": "system", "content": request.system})
+    if system:
+        out.append({"role": "system", "content": system})
     wire = cache.get if cache is not None else _wire_message
-    out += [wire(m) for m in request.messages]
+    out += [wire(m) for m in messages]
     return out
+
+
+def _response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema strict mode takes, as Chat Completions' ``response_format``."""
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": structured.name_of(schema),
+            "schema": structured.wire_schema(schema),
+            "strict": True,
+        },
+    }
 
 
 def _wire_message(m: Message) -> dict[str, Any]:

@@ -19,6 +19,9 @@ the thread's transcript as ``input`` items, so any Responses-compatible server w
   ``response.output_item.done`` and ``response.completed`` (with usage) carry the answer;
   ``response.failed``, ``response.incomplete`` and ``error`` end it.
 
+A structured answer (``output_schema``) is asked for as a strict ``json_schema``
+``text.format`` when the schema meets strict mode's rules, else in the instructions.
+
 Agent ``params``: ``max_tokens`` is sent as ``max_output_tokens``, ``response_format`` as
 ``text.format``, a function ``tool_choice`` in this API's shape; ``stop`` and ``seed`` have
 no equivalent and are not sent.
@@ -32,6 +35,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from agents_mcp import structured
 from agents_mcp.errors import LLMError
 from agents_mcp.llm import TextCallback
 from agents_mcp.llm.endpoint import (
@@ -86,8 +90,13 @@ class ResponsesModel(HTTPModel):
     def build_body(self, request: LLMRequest, *, stream: bool) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
         body: dict[str, Any] = {"model": self.model}
-        if request.system:
-            body["instructions"] = request.system
+        schema = request.output_schema
+        native = schema is not None and structured.strict_compatible(schema)
+        system = request.system
+        if schema is not None and not native:
+            system = "\n\n".join(p for p in (system, structured.instructions(schema)) if p)
+        if system:
+            body["instructions"] = system
         body["input"] = [item for m in request.messages for item in self._wire.get(m)]
         if request.tools:
             body["tools"] = [
@@ -110,6 +119,9 @@ class ResponsesModel(HTTPModel):
             body["max_output_tokens"] = self.max_tokens
         body.update(self.extra)
         body.update(_settings(request.settings))
+        if schema is not None and native:
+            text = body.get("text")
+            body["text"] = {**(text if isinstance(text, dict) else {}), "format": _format(schema)}
         return body
 
     async def complete(
@@ -259,6 +271,16 @@ def _text_format(value: Any) -> Any:
         if isinstance(spec, dict):
             return {"type": "json_schema", **spec}
     return value
+
+
+def _format(schema: Mapping[str, Any]) -> Item:
+    """A schema strict mode takes, as the Responses API's ``text.format``."""
+    return {
+        "type": "json_schema",
+        "name": structured.name_of(schema),
+        "schema": structured.wire_schema(schema),
+        "strict": True,
+    }
 
 
 def _tool_choice(value: Any) -> Any:

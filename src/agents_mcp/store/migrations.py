@@ -232,6 +232,11 @@ MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
         "one owner per thread: claims, stop requests, started calls, leases, status indexes",
         (_V9_SQLITE, _V9_POSTGRESQL),
     ),
+    (
+        10,
+        "the output schema the latest turn's answer must meet",
+        "ALTER TABLE threads ADD COLUMN output_schema TEXT",
+    ),
 )
 
 

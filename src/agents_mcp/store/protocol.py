@@ -8,8 +8,8 @@ may stand in their own. Every method is atomic. The transitions follow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from agents_mcp.messages import Message
 from agents_mcp.store.points import Points
@@ -90,6 +90,7 @@ class Store(Protocol):
         claim: Claim,
         personality: str | None = None,
         parent: tuple[str, str] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Thread: ...
     async def start_turn(
         self,
@@ -99,6 +100,7 @@ class Store(Protocol):
         claim: Claim,
         personality: str | None = None,
         parent_call_id: str | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Thread: ...
     async def decide(
         self,

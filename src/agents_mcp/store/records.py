@@ -79,6 +79,8 @@ class Thread:
     """``cancel_run`` asked the run to stop (from any process)."""
     revision: int = 0
     """Counts every change to the thread's messages."""
+    output_schema: dict[str, Any] | None = None
+    """The JSON Schema the latest turn's final answer must meet (set with each turn)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +144,7 @@ def thread_row(row: Row) -> Thread:
         claim=row["claim"],
         stop_requested=bool(row["stop_requested"]),
         revision=row["revision"],
+        output_schema=json.loads(row["output_schema"]) if row["output_schema"] else None,
     )
 
 

@@ -8,7 +8,8 @@ that of two racing requests one wins and the other is refused with the thread's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents_mcp.errors import Conflict, LostClaim, NotFound, StopRequested
@@ -102,10 +103,12 @@ class SQLStore(Reads):
         claim: Claim,
         personality: str | None = None,
         parent: tuple[str, str] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Thread:
         """A new thread holding the caller's first message, running under ``claim``.
 
-        ``parent`` is ``(thread id, call id)`` for the child thread of a delegation.
+        ``parent`` is ``(thread id, call id)`` for the child thread of a delegation;
+        ``output_schema``: the JSON Schema the turn's final answer must meet.
         """
         thread_id = new_thread_id()
         stamp = now()
@@ -115,8 +118,8 @@ class SQLStore(Reads):
         async def body(tx: Tx) -> Thread:
             await tx.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
-                " message_count, personality, parent_id, parent_call_id, runner, claim)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?, ?)",
+                " message_count, personality, parent_id, parent_call_id, runner, claim,"
+                " output_schema) VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?, ?, ?)",
                 (
                     thread_id,
                     agent,
@@ -129,6 +132,7 @@ class SQLStore(Reads):
                     parent_call,
                     claim.runner,
                     claim.token,
+                    _schema_text(output_schema),
                 ),
             )
             await self._append(tx, thread_id, (Message(role="user", content=first_message),))
@@ -145,24 +149,27 @@ class SQLStore(Reads):
         claim: Claim,
         personality: str | None = None,
         parent_call_id: str | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Thread:
         """The caller's next message, and the thread running under ``claim``: one write.
 
         Refused with :class:`StateConflict` unless the thread's last run has finished.
-        ``parent_call_id``: a delegation continuing this child thread from a new call.
+        ``parent_call_id``: a delegation continuing this child thread from a new call;
+        ``output_schema``: the JSON Schema this turn's final answer must meet.
         """
 
         async def body(tx: Tx) -> Thread:
             changed = await tx.execute(
                 "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
                 " personality=?, runner=?, claim=?, stop_requested=0,"
-                " parent_call_id=COALESCE(?, parent_call_id)"
+                " parent_call_id=COALESCE(?, parent_call_id), output_schema=?"
                 f" WHERE id=? AND status IN ({marks(states.FINISHED)})",
                 (
                     personality,
                     claim.runner,
                     claim.token,
                     parent_call_id,
+                    _schema_text(output_schema),
                     thread_id,
                     *states.FINISHED,
                 ),
@@ -575,3 +582,7 @@ class StateConflict(Conflict):
     def __init__(self, thread: Thread) -> None:
         super().__init__(f"thread {thread.id!r} is {thread.status}")
         self.thread = thread
+
+
+def _schema_text(schema: Mapping[str, Any] | None) -> str | None:
+    return None if schema is None else json.dumps(schema)

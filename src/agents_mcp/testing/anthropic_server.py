@@ -9,7 +9,7 @@ bodies (``{"type": "error", "error": {"type": …, "message": …}}``).
 
 It also enforces the rules an adapter most easily breaks, with the API's status codes:
 ``x-api-key`` and ``anthropic-version`` headers, ``max_tokens``, non-empty text blocks,
-every ``tool_use`` answered by a ``tool_result`` in the next (user) turn with results
+a conversation that starts with a user turn, every ``tool_use`` answered by a ``tool_result`` in the next (user) turn with results
 first, thinking blocks sent back with the signature they were issued with, and, with
 ``thinking`` enabled, a thinking block leading the assistant turn whose tool calls are
 being answered.
@@ -91,6 +91,8 @@ class FakeAnthropicServer(FakeServer):
         if isinstance(system, list):
             system = "\n\n".join(block["text"] for block in system)
         turns = _turns(body["messages"])
+        if turns and turns[0][0] != "user":
+            raise Rejected(400, 'messages: first message must use the "user" role')
         _check_tool_results(turns)
         thinking = body.get("thinking")
         if isinstance(thinking, dict) and thinking.get("type") == "enabled":

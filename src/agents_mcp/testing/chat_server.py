@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from agents_mcp.llm import LLM
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, ToolSpec
-from agents_mcp.testing.fake_server import CREATED, FakeServer, Fault, split, sse
+from agents_mcp.testing.fake_server import CREATED, FakeServer, Fault, Rejected, split, sse
 
 __all__ = ["FakeChatServer", "Fault", "parse_chat_request"]
 
@@ -140,9 +140,14 @@ def _completion_json(response: LLMResponse, model: str, reasoning_field: str) ->
 
 
 def parse_chat_request(body: dict[str, Any]) -> LLMRequest:
-    """Turn a Chat Completions request body into an :class:`LLMRequest`."""
+    """Turn a Chat Completions request body into an :class:`LLMRequest`.
+
+    Like the API, it refuses a ``tool`` message that answers no call of the assistant
+    message before it.
+    """
     system: list[str] = []
     messages: list[Message] = []
+    open_calls: set[str] = set()
     for raw in body["messages"]:
         role, content = raw["role"], _text(raw.get("content"))
         if role in ("system", "developer"):
@@ -157,10 +162,20 @@ def parse_chat_request(body: dict[str, Any]) -> LLMRequest:
                 for c in raw.get("tool_calls") or ()
             )
             messages.append(Message(role="assistant", content=content, tool_calls=calls))
+            open_calls = {c.id for c in calls}
+            continue
         elif role == "tool":
+            if raw["tool_call_id"] not in open_calls:
+                raise Rejected(
+                    400,
+                    "Invalid parameter: messages with role 'tool' must be a response to a"
+                    " preceeding message with 'tool_calls'.",
+                )
             messages.append(Message(role="tool", tool_call_id=raw["tool_call_id"], content=content))
+            continue
         else:
             raise ValueError(f"unknown role {role!r}")
+        open_calls = set()
     tools = tuple(
         ToolSpec(
             name=t["function"]["name"],

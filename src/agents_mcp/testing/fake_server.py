@@ -149,7 +149,9 @@ class FakeServer:
         """Serve on a free loopback port in this event loop; yield the ``…/v1`` base URL."""
         # Bind and listen before uvicorn starts so the URL is valid immediately: early
         # connections wait in the backlog instead of being refused.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and
+        # without it every response on a kept-alive connection waits 40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         port = sock.getsockname()[1]

@@ -9,7 +9,8 @@ Built from OpenAI's documented formats: the request (``instructions``, ``input``
 ``done``, ``response.completed``, ``response.failed``) and error bodies
 (``{"error": {"message", "type", "param", "code"}}``).
 
-Like the real API with ``store: false``, a reasoning item sent back must carry the
+Like the real API, it refuses a ``function_call_output`` whose call is not in the input.
+With ``store: false``, a reasoning item sent back must carry the
 ``encrypted_content`` issued with it (else 404, "Item … not found"); the content is tied
 to the item's id (else 400, "could not be verified"). Encrypted content is returned only
 when ``include`` asks for ``reasoning.encrypted_content``; with
@@ -174,6 +175,10 @@ def _add_item(messages: list[Message], item: dict[str, Any], *, stored: bool) ->
         else:
             messages.append(Message(role="assistant", tool_calls=(call,)))
     elif kind == "function_call_output":
+        if not any(c.id == item["call_id"] for m in messages for c in m.tool_calls):
+            raise Rejected(
+                400, f"No tool call found for function call output with call_id {item['call_id']}."
+            )
         messages.append(Message(role="tool", tool_call_id=item["call_id"], content=item["output"]))
     elif kind == "reasoning":
         _check_reasoning(item, stored=stored)
