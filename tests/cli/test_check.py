@@ -55,6 +55,7 @@ Checking <config>
 
 ✓ config         1 agent(s), 2 server(s), 2 model(s)
 · env CHECK_KEY  not set; its default is used
+✓ database       <tmp>/data/agents-mcp/threads.db · SQLite, created on first use
 ✓ server demo    2 tool(s) · <python> <demo_server>
 ✗ server broken  cannot start 'no-such-command-agents-mcp': not found
                  fix: install it, or put its absolute path in mcpServers.broken.command
@@ -200,6 +201,7 @@ async def test_a_failing_server_shows_its_log_and_the_variables_it_may_need(
 Checking <config>
 
 ✓ config        1 agent(s), 3 server(s), 1 model(s)
+✓ database      <tmp>/data/agents-mcp/threads.db · SQLite, created on first use
 ✗ server tls    exited during start-up · <command>
                 log: tls: starting
                      ssl.SSLCertVerificationError: certificate verify failed
@@ -267,3 +269,42 @@ async def test_a_server_that_never_answers_is_not_retried_but_proxies_are_named(
     )
     log = (tmp_path / "state" / "agents-mcp" / "log" / "quiet.log").read_text()
     assert log.count("---- agents-mcp started") == 1  # one start: no retry
+
+
+async def test_check_says_which_database_and_whether_it_can_be_used(
+    tmp_path: Path, pg_cluster: str
+) -> None:
+    """A PostgreSQL URL: unreachable, reachable and empty, then used; nothing is created
+    by looking (check never migrates)."""
+    from agents_mcp.store import open_store
+    from tests.postgres import fresh_database
+
+    url = await fresh_database(pg_cluster)
+    dead = "postgresql://postgres@127.0.0.1:9/nowhere"
+
+    def config(db: str) -> str:
+        data = {
+            "models": {"demo": {"provider": "demo"}},
+            "agents": {"a": {"description": "d", "model": "demo"}},
+            "server": {"db": db},
+        }
+        return str(write_config(tmp_path / "agents.json", data))
+
+    empty = await agents_mcp("check", "--json", "--config", config(url), tmp_path=tmp_path)
+    again = await agents_mcp("check", "--json", "--config", config(url), tmp_path=tmp_path)
+    store = await open_store(url)
+    await store.close()
+    used = await agents_mcp("check", "--json", "--config", config(url), tmp_path=tmp_path)
+    down = await agents_mcp("check", "--json", "--config", config(dead), tmp_path=tmp_path)
+
+    def database(ran: Any) -> tuple[Any, str]:
+        (row,) = [c for c in json.loads(ran.out)["checks"] if c["item"] == "database"]
+        return row["ok"], row["detail"].split(" · ", 1)[1]
+
+    assert (empty.code, used.code, down.code) == (0, 0, 1)
+    ok, detail = database(empty)
+    assert ok and detail.startswith("PostgreSQL 15.")
+    assert detail.endswith("empty: the first start creates its tables")
+    assert database(again) == database(empty)  # looking created nothing
+    assert database(used)[1].endswith("up to date")
+    assert database(down)[0] is False and "cannot reach PostgreSQL" in database(down)[1]

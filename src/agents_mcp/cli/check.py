@@ -100,19 +100,22 @@ async def check(
     downstreams = Downstreams.from_config(config.mcp_servers)
     found: dict[str, list[Any] | BaseException] = {}
     models: dict[str, Row] = {}
+    database: list[Row] = []
     try:
         label = f"starting {len(config.mcp_servers)} server(s)" + (
             "" if offline else f", asking {len(config.models)} model(s)"
         )
         async with console.spinner(label):
             async with anyio.create_task_group() as tg:
+                tg.start_soon(_probe_database, config, seconds, database)
                 for name, server in downstreams.servers.items():
                     tg.start_soon(_probe_server, name, server, seconds, found)
                 for name, model in config.models.items():
                     tg.start_soon(_probe_model, name, model, offline, seconds, models)
             servers = await _server_rows(config, raw, downstreams, found, seconds)
         models_rows = [models[n] for n in config.models]
-        show.rows(report, [Row(True, "config", counts), *env_rows, *servers, *models_rows])
+        rows = [Row(True, "config", counts), *env_rows, *database, *servers, *models_rows]
+        show.rows(report, rows)
         for name, agent in config.agents.items():
             show.line()
             await _agent_section(show, report, config, name, agent, downstreams, found)
@@ -176,6 +179,15 @@ def _config_problems(exc: ConfigError, path: Path) -> Iterator[Row]:
 
 
 # -- downstream servers -----------------------------------------------------------------
+
+
+async def _probe_database(config: Config, seconds: float, out: list[Row]) -> None:
+    """The thread database the server would use, and whether it can (nothing is created)."""
+    from agents_mcp.store import resolve_db
+    from agents_mcp.store.probe import probe
+
+    found = await probe(resolve_db(config.server.db), seconds=seconds)
+    out.append(Row(found.ok, "database", f"{found.location} · {found.detail}", found.fix))
 
 
 async def _probe_server(

@@ -242,6 +242,27 @@ class TableLeases:
             await self._db.transaction("lease", body)
 
 
+async def schema_version(url: str, seconds: float) -> tuple[str, int | None]:
+    """The server's version and the database's schema version (None: no tables yet),
+    without changing anything (for ``check``)."""
+    try:
+        with anyio.fail_after(seconds):
+            conn = await asyncpg.connect(url)
+            try:
+                server = conn.get_server_version()
+                table = await conn.fetchval("SELECT to_regclass('schema_migrations')")
+                version = (
+                    await conn.fetchval("SELECT max(version) FROM schema_migrations")
+                    if table
+                    else None
+                )
+            finally:
+                await conn.close()
+    except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
+        raise pg_error(exc, redact(url)) from exc
+    return f"{server.major}.{server.minor}", version
+
+
 async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
     db = await PostgresDatabase.open(url)
     leases = TableLeases(db, lease_seconds)
