@@ -96,6 +96,7 @@ async def replicas(
     count: int = 3,
     approval: str = "never",
     lease_seconds: float = 15,
+    stateless: bool = False,
 ) -> AsyncIterator[Replicas]:
     from tests.processes import agents_mcp_http_process
 
@@ -117,7 +118,7 @@ async def replicas(
                         "require_approval": approval,
                     }
                 },
-                "server": {"db": db, "lease_seconds": lease_seconds},
+                "server": {"db": db, "lease_seconds": lease_seconds, "stateless_http": stateless},
             },
         )
         urls, procs = [], []
@@ -201,6 +202,33 @@ async def test_any_replica_serves_any_request(tmp_path: Path, pg_cluster: str, m
     assert cancelled["status"] == "cancelled"
     assert final["status"] == "cancelled"
     assert sorted(r.executed()) == ["first", "second"]  # denied and cancelled never ran
+
+
+async def test_a_handshake_era_client_behind_a_load_balancer(
+    tmp_path: Path, pg_cluster: str
+) -> None:
+    """Replicas with stateless_http behind a round-robin balancer (no session affinity):
+    a handshake-era client's consecutive requests land on different replicas and work."""
+    from tests.processes import asgi_on_loopback
+    from tests.proxy import RoundRobin
+
+    async with replicas(tmp_path, pg_cluster, Model(), approval="always", stateless=True) as r:
+        balancer = RoundRobin([u.removesuffix("/mcp") for u in r.urls])
+        async with asgi_on_loopback(balancer) as base, client(base + "/mcp", "legacy") as c:
+            paused = await tool(c, "chat_with_agent", agent="scribe", message="first")
+            tid = paused["thread_id"]
+            listed = await tool(c, "list_threads", status="needs_approval")
+            done = await tool(c, "approve_call", thread_id=tid, call_id="w1", approve=True)
+            again = await tool(c, "get_thread", thread_id=tid)
+        await balancer.http.aclose()
+    assert (paused["status"], done["status"], again["status"]) == (
+        "needs_approval",
+        "completed",
+        "completed",
+    )
+    assert [t["thread_id"] for t in listed["threads"]] == [tid]
+    assert len(set(balancer.sent)) == 3  # every replica served some of it
+    assert r.executed() == ["first"]
 
 
 async def test_three_replicas_under_load(tmp_path: Path, pg_cluster: str) -> None:

@@ -549,6 +549,10 @@ class ServerSettings(_Model):
     db: LocalPath | None = None
     """The thread database: a SQLite file (relative to the config file) or a
     ``postgresql://user@host:port/db`` URL (``${VAR}`` for its password)."""
+    stateless_http: bool = False
+    """HTTP: every request stands alone (no MCP session), so any replica behind a load
+    balancer serves any request of a handshake-era client too; inline elicitation is then
+    not used. 2026-07-28 clients are sessionless anyway."""
     lease_seconds: float = Field(15.0, ge=2, le=600)
     """PostgreSQL: how long a replica that stopped renewing its lease (it died) still
     counts as alive; then another replica settles and resumes its threads."""

@@ -675,6 +675,7 @@ async def serve(
         host=host,
         allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
         allowed_origins=[*config.server.allowed_origins, *allowed_origins],
+        stateless=config.server.stateless_http,
     )
     import uvicorn
 
@@ -720,13 +721,16 @@ def http_app(
     host: str,
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
+    stateless: bool = False,
 ) -> Starlette:
     """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
     the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
-    and wherever ``allowed_hosts`` (a reverse proxy's name) are given."""
+    and wherever ``allowed_hosts`` (a reverse proxy's name) are given. ``stateless``: no
+    MCP sessions (replicas behind a load balancer without session affinity)."""
     hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
     return mcp.http_app(
         path="/mcp",
+        stateless_http=stateless,
         host_origin_protection="auto",
         # None, not []: an empty list would still switch the checks on everywhere.
         allowed_hosts=hosts or None,
