@@ -194,6 +194,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "allowed_hosts": [],
                 "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
+                "stateless_http": False,
                 "lease_seconds": 15.0,
                 "name": "research-agents",
                 "wait_seconds": 45.0,
@@ -324,6 +325,7 @@ def test_defaults() -> None:
             "allowed_hosts": [],
             "allowed_origins": [],
             "db": None,
+            "stateless_http": False,
             "lease_seconds": 15.0,
             "name": "agents-mcp",
             "wait_seconds": 45.0,
@@ -440,7 +442,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 
