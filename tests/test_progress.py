@@ -8,7 +8,7 @@ import anyio
 import pytest
 from fastmcp import Client
 
-from agents_mcp.loop import RunEvent
+from agents_mcp.agent import RunEvent
 from agents_mcp.messages import LLMRequest
 from agents_mcp.progress import Messages
 from agents_mcp.server import create_server

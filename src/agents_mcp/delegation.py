@@ -17,19 +17,12 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from agents_mcp.agent import DELEGATION_SERVER, Agent, Delegated, Link, Run, RunEvent
 from agents_mcp.errors import ClientError
-from agents_mcp.loop import (
-    DELEGATION_SERVER,
-    Agent,
-    Delegated,
-    Link,
-    Run,
-    RunEvent,
-    run,
-    summarize,
-)
+from agents_mcp.loop import run
 from agents_mcp.messages import ToolCall
 from agents_mcp.store import Store, Thread
+from agents_mcp.summary import summarize
 from agents_mcp.toolsets import ToolInfo
 
 INSTANCE = "am_" + secrets.token_hex(8)

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import anyio
 
 from agents_mcp import remote, structured
-from agents_mcp.context import ContextWindow, fixed_chars
+from agents_mcp.agent import DELEGATION_SERVER, Delegated, Run, RunEvent
+from agents_mcp.context import fixed_chars
 from agents_mcp.errors import (
-    BudgetExceeded,
     DownstreamUnavailable,
     LostClaim,
     MaxIterations,
@@ -34,173 +33,20 @@ from agents_mcp.errors import (
     StoreError,
     internal_error,
 )
-from agents_mcp.llm import LLM, TextCallback
-from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall, Usage
+from agents_mcp.llm import TextCallback
+from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall
 from agents_mcp.store import (
     Approval,
-    Claim,
-    Store,
     StoredMessage,
-    Thread,
     digest,
     now,
     open_calls,
 )
-from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
-from agents_mcp.toolsets import ToolInfo, ToolOutput, Toolset, Unavailable
+from agents_mcp.summary import UNAVAILABLE_EVENT
+from agents_mcp.toolsets import ToolInfo, ToolOutput, Unavailable
 from agents_mcp.transcript import Transcript, stored
 
 log = logging.getLogger("agents_mcp.loop")
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """Something a watcher of a run may show: a ``status`` line or streamed ``text``."""
-
-    kind: Literal["status", "text"]
-    text: str
-
-
-Progress = Callable[[RunEvent], Awaitable[None]]
-"""A listener of a run. One that shows streamed text as it comes (a terminal) has a true
-``shows_text`` attribute: only then is the model's answer streamed (``stream = "auto"``)."""
-
-
-async def _no_progress(event: RunEvent) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class ShowsText:
-    """A listener that shows the model's text as it streams (a terminal): with it
-    attached, answers are streamed (``stream = "auto"``)."""
-
-    listener: Progress
-    shows_text: bool = True
-
-    async def __call__(self, event: RunEvent) -> None:
-        await self.listener(event)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Agent:
-    """A configured agent, ready to run: its model, tools and rules."""
-
-    name: str
-    description: str
-    instructions: str
-    llm: LLM
-    toolset: Toolset
-    requires_approval: Callable[[ToolInfo], bool]
-    max_iterations: int = 12
-    settings: Mapping[str, Any] = field(default_factory=dict[str, Any])
-    personalities: Mapping[str, str] = field(default_factory=dict[str, str])
-    default_personality: str | None = None
-    on_cancel: Literal["detach", "stop"] = "detach"
-    """What a cancelled request does to the run it waits for."""
-    tool_result_budget: int = 50_000
-    """Characters of one tool result shown to the model (the transcript keeps more)."""
-    max_stored_result: int = 1_000_000
-    """Characters of one tool result or reply the thread keeps; the rest is dropped."""
-    delegates: Sequence[ToolInfo] = ()
-    """Agents this one may call, as ``agent__<name>`` tools."""
-    output_schema: Mapping[str, Any] | None = None
-    """The JSON Schema every final answer must meet, unless a call names its own."""
-    context: ContextWindow | None = None
-    """The model's context window; None: requests carry the whole transcript."""
-
-    def system_prompt(self, personality: str | None) -> str:
-        """Instructions, then the chosen (or default) personality."""
-        chosen = personality or self.default_personality
-        parts = [self.instructions, self.personalities.get(chosen, "") if chosen else ""]
-        return "\n\n".join(p.strip() for p in parts if p.strip())
-
-
-@dataclass(frozen=True)
-class Link:
-    """One hop of a delegation chain: an agent on an agents-mcp instance."""
-
-    instance: str
-    agent: str
-
-
-@dataclass
-class Budget:
-    """LLM requests left to a top-level run, shared by all its delegations."""
-
-    limit: int
-    used: int = 0
-
-    def take(self) -> None:
-        if self.used >= self.limit:
-            raise BudgetExceeded(
-                f"this run used its budget of {self.limit} LLM requests (max_total_llm_requests),"
-                " delegations included; send a message to continue"
-            )
-        self.used += 1
-
-
-@dataclass(frozen=True)
-class Delegated:
-    """What a delegation call gives the parent's model; ``text`` None: still waiting."""
-
-    text: str | None
-    ok: bool = True
-
-
-Delegate = Callable[["Run", ToolCall, str, Mapping[str, Any]], Awaitable[Delegated]]
-"""Runs a child agent for a parent run's ``agent__<name>`` call (see ``delegation``)."""
-
-DELEGATION_SERVER = "agent"
-"""The ``server`` of delegation tools: the model sees them as ``agent__<name>``."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Run:
-    """One run of an agent on a thread."""
-
-    agent: Agent
-    thread_id: str
-    store: Store
-    claim: Claim
-    """The run's hold on its thread (a delegation's run shares its parent's)."""
-    progress: Progress = _no_progress
-    personality: str | None = None
-    chain: tuple[Link, ...] = ()
-    """The delegation chain down to this run's agent (itself last)."""
-    budget: Budget | None = None
-    delegate: Delegate | None = None
-    state: RunState = field(default_factory=lambda: RunState())
-    reads_text: Callable[[], bool] = lambda: False
-    """Whether someone shows the model's text as it streams (a terminal chat)."""
-    output_schema: Mapping[str, Any] | None = None
-    """The JSON Schema this turn's final answer must meet (else the agent's, if any)."""
-
-    @property
-    def schema(self) -> Mapping[str, Any] | None:
-        """The schema the final answer must meet, if any."""
-        return self.output_schema if self.output_schema is not None else self.agent.output_schema
-
-    def meta(self) -> dict[str, Any]:
-        """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain."""
-        return {
-            CHAIN_META: [{"instance": link.instance, "agent": link.agent} for link in self.chain]
-        }
-
-
-CHAIN_META = "agents-mcp/chain"
-
-
-@dataclass
-class RunState:
-    """What a run keeps between its steps: the thread's transcript and its tool list."""
-
-    transcript: Transcript | None = None
-    tools: list[ToolInfo] | None = None
-    unavailable: list[Unavailable] = field(default_factory=list[Unavailable])
-    """Servers whose tools could not be offered in this run."""
-    fixed_chars: int | None = None
-    """What each request carries besides the conversation (instructions, tools, schema)."""
 
 
 async def _transcript(r: Run) -> Transcript:
@@ -506,9 +352,7 @@ async def _tools(r: Run) -> list[ToolInfo]:
     return r.state.tools
 
 
-UNAVAILABLE_EVENT = "unavailable: server {server!r}: {reason}"
 """How a server's failure is recorded in the thread (see :func:`summarize`)."""
-_UNAVAILABLE = re.compile(r"unavailable: server '([^']*)': (.*)", re.S)
 
 
 async def _record_unavailable(r: Run, missing: Sequence[Unavailable]) -> None:
@@ -688,79 +532,3 @@ def _unique_ids(calls: Sequence[ToolCall], used: set[str]) -> tuple[ToolCall, ..
         seen.add(cid)
         out.append(ToolCall(id=cid, name=call.name, arguments=call.arguments))
     return tuple(out)
-
-
-# -- results ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class TurnSummary:
-    """What the caller is told about the thread's latest turn."""
-
-    thread: Thread
-    reply: str | None
-    usage: Usage
-    llm_requests: int
-    tool_calls: int
-    pending: list[Approval]
-    cancelled: list[str] = field(default_factory=list[str])
-    """For a cancelled turn: each call the cancel cut short, and what became of it."""
-    unavailable: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
-    """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
-    output: Any = None
-    """The final answer's JSON value, when the turn had an output schema and completed."""
-
-
-async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
-    """Undecided calls of the thread and of its delegations, each with its agent chain."""
-    pending = await store.pending_in_tree(thread.id)
-    if not pending:
-        return []
-    chains = {t.id: via for t, via in await store.tree(thread.id)}
-    return [replace(a, via=(*chains.get(a.thread_id, ()), *a.via)) for a in pending]
-
-
-async def summarize(
-    store: Store, thread: Thread, turn: Sequence[StoredMessage] | None = None
-) -> TurnSummary:
-    """The result of the thread's latest turn, derived from the transcript."""
-    if turn is None:
-        turn = await store.turn(thread.id)
-    answers = [h.message for h in turn if h.message.role == "assistant"]
-    usage = Usage()
-    for m in answers:
-        usage = usage + (m.usage or Usage())
-    reply = next((m.content for m in reversed(answers) if m.content), None)
-    pending = await pending_in_tree(store, thread) if thread.status == "needs_approval" else []
-    structured_answer = thread.status == "completed" and thread.output_schema is not None
-    return TurnSummary(
-        thread=thread,
-        reply=reply,
-        usage=usage,
-        llm_requests=len(answers),
-        tool_calls=sum(1 for h in turn if h.message.role == "tool"),
-        pending=pending,
-        cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
-        unavailable=_unavailable(turn),
-        output=structured.parse_output(reply) if structured_answer else None,
-    )
-
-
-def _unavailable(turn: Sequence[StoredMessage]) -> list[tuple[str, str]]:
-    """The servers recorded as unavailable in ``turn``, each once (its latest reason)."""
-    found: dict[str, str] = {}
-    for h in turn:
-        if h.message.role == "event" and (m := _UNAVAILABLE.fullmatch(h.message.content or "")):
-            found[m[1]] = m[2]
-    return list(found.items())
-
-
-def _cut_short(turn: Sequence[StoredMessage]) -> list[str]:
-    """The calls of ``turn`` that a cancel stopped, as ``tool (call id): what happened``."""
-    names = {c.id: c.name for h in turn for c in h.message.tool_calls}
-    fates = {STOPPED_BEFORE: "did not run", STOPPED_RUNNING: "was stopped while running"}
-    return [
-        f"{names.get(m.tool_call_id or '', '?')} (call {m.tool_call_id}): {fates[m.content or '']}"
-        for h in turn
-        if (m := h.message).role == "tool" and m.content in fates
-    ]

@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from agents_mcp.loop import Progress, RunEvent
+from agents_mcp.agent import Progress, RunEvent
 
 log = logging.getLogger("agents_mcp.progress")
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from agents_mcp.loop import TurnSummary
 from agents_mcp.store import Approval, StoredMessage, Thread
+from agents_mcp.summary import TurnSummary
 
 META_THREAD_ID = "agents-mcp/thread_id"
 META_STATUS = "agents-mcp/status"

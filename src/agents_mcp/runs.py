@@ -23,8 +23,9 @@ from typing import Any, Literal
 
 import anyio
 
+from agents_mcp.agent import Progress, Run, RunEvent
 from agents_mcp.errors import LostClaim, StopRequested, StoreError, internal_error
-from agents_mcp.loop import Progress, Run, RunEvent, run
+from agents_mcp.loop import run
 from agents_mcp.store import Claim, Settled, Store
 
 log = logging.getLogger("agents_mcp.runs")

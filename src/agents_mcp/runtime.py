@@ -12,13 +12,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from agents_mcp.agent import Agent
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
 from agents_mcp.context import ContextWindow
 from agents_mcp.delegation import delegate_tool
 from agents_mcp.downstream import Downstreams
 from agents_mcp.llm import LLM
 from agents_mcp.llm import build_llm as _build_llm
-from agents_mcp.loop import Agent
 from agents_mcp.runs import Runs
 from agents_mcp.store import open_store, resolve_db
 from agents_mcp.threads import Threads

@@ -37,11 +37,11 @@ from starlette.applications import Starlette
 
 from agents_mcp import __version__
 from agents_mcp.access import Access
+from agents_mcp.agent import CHAIN_META, Link, Progress
 from agents_mcp.auth import current_caller, server_auth
 from agents_mcp.config import Config
 from agents_mcp.errors import ClientError, ConfigError, InvalidRequest, StoreError, internal_error
 from agents_mcp.llm import LLM
-from agents_mcp.loop import CHAIN_META, Link, Progress, TurnSummary
 from agents_mcp.progress import relayed
 from agents_mcp.results import (
     META_REPLY_CHARS,
@@ -63,6 +63,7 @@ from agents_mcp.results import (
 )
 from agents_mcp.runtime import open_threads
 from agents_mcp.store import resolve_db
+from agents_mcp.summary import TurnSummary
 from agents_mcp.threads import Threads
 from agents_mcp.ui import THREAD_UI
 from agents_mcp.ui.apps import add_thread_view, renders_apps

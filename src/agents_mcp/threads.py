@@ -19,19 +19,9 @@ from typing import Any, Literal
 
 import anyio
 
+from agents_mcp.agent import Agent, Budget, Link, Progress, Run, RunState
 from agents_mcp.delegation import Delegation
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError
-from agents_mcp.loop import (
-    Agent,
-    Budget,
-    Link,
-    Progress,
-    Run,
-    RunState,
-    TurnSummary,
-    pending_in_tree,
-    summarize,
-)
 from agents_mcp.messages import Message
 from agents_mcp.runs import SETTLE_SECONDS, Runs
 from agents_mcp.store import (
@@ -45,6 +35,7 @@ from agents_mcp.store import (
     ThreadStatus,
 )
 from agents_mcp.structured import require_schema
+from agents_mcp.summary import TurnSummary, pending_in_tree, summarize
 from agents_mcp.toolsets import ToolInfo
 from agents_mcp.transcript import Transcript
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from agents_mcp.agent import Progress, RunEvent, ShowsText
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.terminal import Console, LineReader
 from agents_mcp.errors import InvalidRequest, NotFound
-from agents_mcp.loop import Progress, RunEvent, ShowsText, TurnSummary
 from agents_mcp.results import agent_result
 from agents_mcp.store import LOCAL_OWNER, Approval
+from agents_mcp.summary import TurnSummary
 from agents_mcp.threads import Scope, Threads
 
 WAIT = 3600.0

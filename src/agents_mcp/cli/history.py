@@ -14,7 +14,6 @@ import anyio
 
 from agents_mcp.cli.terminal import Console
 from agents_mcp.errors import NotFound
-from agents_mcp.loop import pending_in_tree
 from agents_mcp.messages import Usage
 from agents_mcp.results import ThreadList, thread_info
 from agents_mcp.store import (
@@ -25,6 +24,7 @@ from agents_mcp.store import (
     ThreadStatus,
     open_store,
 )
+from agents_mcp.summary import pending_in_tree
 
 _TITLE_WIDTH = 48
 

@@ -11,9 +11,9 @@ import json
 from agents_mcp.cli.chat import waiting_lines
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.terminal import Console
-from agents_mcp.loop import TurnSummary
 from agents_mcp.results import agent_result
 from agents_mcp.store import LOCAL_OWNER
+from agents_mcp.summary import TurnSummary
 
 _PAGE = 100
 

@@ -17,10 +17,11 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from agents_mcp.loop import RunEvent, TurnSummary
+from agents_mcp.agent import RunEvent
 from agents_mcp.messages import MessageStatus
 from agents_mcp.results import AgentResult, Status, agent_result, fit_reply
 from agents_mcp.store import StoredMessage, Thread
+from agents_mcp.summary import TurnSummary
 from agents_mcp.threads import Threads
 
 TEXT_SHOWN = 4000

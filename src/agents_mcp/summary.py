@@ -1,0 +1,95 @@
+"""What a caller is told about a thread's latest turn, derived from its transcript."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from agents_mcp import structured
+from agents_mcp.messages import Usage
+from agents_mcp.store import (
+    Approval,
+    Store,
+    StoredMessage,
+    Thread,
+)
+from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
+
+UNAVAILABLE_EVENT = "unavailable: server {server!r}: {reason}"
+
+UNAVAILABLE = re.compile(r"unavailable: server '([^']*)': (.*)", re.S)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnSummary:
+    """What the caller is told about the thread's latest turn."""
+
+    thread: Thread
+    reply: str | None
+    usage: Usage
+    llm_requests: int
+    tool_calls: int
+    pending: list[Approval]
+    cancelled: list[str] = field(default_factory=list[str])
+    """For a cancelled turn: each call the cancel cut short, and what became of it."""
+    unavailable: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
+    output: Any = None
+    """The final answer's JSON value, when the turn had an output schema and completed."""
+
+
+async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
+    """Undecided calls of the thread and of its delegations, each with its agent chain."""
+    pending = await store.pending_in_tree(thread.id)
+    if not pending:
+        return []
+    chains = {t.id: via for t, via in await store.tree(thread.id)}
+    return [replace(a, via=(*chains.get(a.thread_id, ()), *a.via)) for a in pending]
+
+
+async def summarize(
+    store: Store, thread: Thread, turn: Sequence[StoredMessage] | None = None
+) -> TurnSummary:
+    """The result of the thread's latest turn, derived from the transcript."""
+    if turn is None:
+        turn = await store.turn(thread.id)
+    answers = [h.message for h in turn if h.message.role == "assistant"]
+    usage = Usage()
+    for m in answers:
+        usage = usage + (m.usage or Usage())
+    reply = next((m.content for m in reversed(answers) if m.content), None)
+    pending = await pending_in_tree(store, thread) if thread.status == "needs_approval" else []
+    structured_answer = thread.status == "completed" and thread.output_schema is not None
+    return TurnSummary(
+        thread=thread,
+        reply=reply,
+        usage=usage,
+        llm_requests=len(answers),
+        tool_calls=sum(1 for h in turn if h.message.role == "tool"),
+        pending=pending,
+        cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
+        unavailable=_unavailable(turn),
+        output=structured.parse_output(reply) if structured_answer else None,
+    )
+
+
+def _unavailable(turn: Sequence[StoredMessage]) -> list[tuple[str, str]]:
+    """The servers recorded as unavailable in ``turn``, each once (its latest reason)."""
+    found: dict[str, str] = {}
+    for h in turn:
+        if h.message.role == "event" and (m := UNAVAILABLE.fullmatch(h.message.content or "")):
+            found[m[1]] = m[2]
+    return list(found.items())
+
+
+def _cut_short(turn: Sequence[StoredMessage]) -> list[str]:
+    """The calls of ``turn`` that a cancel stopped, as ``tool (call id): what happened``."""
+    names = {c.id: c.name for h in turn for c in h.message.tool_calls}
+    fates = {STOPPED_BEFORE: "did not run", STOPPED_RUNNING: "was stopped while running"}
+    return [
+        f"{names.get(m.tool_call_id or '', '?')} (call {m.tool_call_id}): {fates[m.content or '']}"
+        for h in turn
+        if (m := h.message).role == "tool" and m.content in fates
+    ]
