@@ -251,12 +251,12 @@ async def test_the_local_owner_may_use_every_agent(tmp_path: Path) -> None:
 
 
 def test_the_listed_schemas_stay_valid_json() -> None:
-    from agents_mcp.server import _with_agents
+    from agents_mcp.catalog import with_agents
 
     schema = {"type": "object", "properties": {"agent": {"type": "string", "enum": ["a", "b"]}}}
-    assert json.loads(json.dumps(_with_agents(schema, []))) == {
+    assert json.loads(json.dumps(with_agents(schema, []))) == {
         "type": "object",
         "properties": {"agent": {"type": "string"}},
     }
-    assert _with_agents(schema, ["b"])["properties"]["agent"]["enum"] == ["b"]
+    assert with_agents(schema, ["b"])["properties"]["agent"]["enum"] == ["b"]
     assert schema["properties"]["agent"]["enum"] == ["a", "b"]  # the tool's own is untouched

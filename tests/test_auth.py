@@ -30,8 +30,8 @@ from starlette.routing import Route
 from agents_mcp.auth import token_owner
 from agents_mcp.config import Config
 from agents_mcp.errors import ConfigError
-from agents_mcp.server import http_auth
 from agents_mcp.testing import Call, ScriptedLLM
+from agents_mcp.transports import http_auth
 from tests.conftest import call, make_config
 from tests.processes import agents_mcp_in_process, asgi_on_loopback
 

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
         StoreError,
     )
     from agents_mcp.runtime import open_threads
-    from agents_mcp.server import create_server, serve
+    from agents_mcp.server import create_server
+    from agents_mcp.transports import serve
 
 _WHERE = {
     "Config": "config",
@@ -56,7 +57,7 @@ _WHERE = {
     "StoreError": "errors",
     "open_threads": "runtime",
     "create_server": "server",
-    "serve": "server",
+    "serve": "transports",
 }
 
 __all__ = [

@@ -4,12 +4,12 @@ This module is the composition root: it turns the configuration into agents (mod
 toolset, approval rule), owns their lifetimes in the server lifespan, and maps our
 exception tree to MCP tool errors in one place (:func:`_tool_errors`). Who calls comes
 from ``auth`` and which agents they may use from ``access``; ``tools/list`` is rewritten
-per caller (:class:`_CallerView`) so each sees only its own agents.
+per caller (``catalog``) so each sees only its own agents. How it is served (stdio, HTTP)
+is ``transports``.
 """
 
-import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import wraps
 from pathlib import Path
@@ -20,27 +20,25 @@ from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.auth import AuthProvider
 from fastmcp.server.elicitation import AcceptedElicitation, DeclinedElicitation
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools import Tool, ToolResult
+from fastmcp.tools import ToolResult
 from mcp_types import (
     ClientCapabilities,
     ContentBlock,
     ElicitationCapability,
-    ListToolsRequest,
     ResourceLink,
     TextContent,
     ToolAnnotations,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import Field, JsonValue
-from starlette.applications import Starlette
 
 from agents_mcp import __version__
 from agents_mcp.access import Access
 from agents_mcp.agent import CHAIN_META, Link, Progress
-from agents_mcp.auth import current_caller, server_auth
+from agents_mcp.auth import current_caller
+from agents_mcp.catalog import CallerView, chat_description, enum_or_null
 from agents_mcp.config import Config
-from agents_mcp.errors import ClientError, ConfigError, InvalidRequest, StoreError, internal_error
+from agents_mcp.errors import ClientError, InvalidRequest, StoreError, internal_error
 from agents_mcp.llm import LLM
 from agents_mcp.progress import relayed
 from agents_mcp.results import (
@@ -76,7 +74,6 @@ _WAIT_HELP = (
     " request after 60 s: keep this under about 50 unless your client resets its timeout"
     " on progress notifications, which are sent while the call waits."
 )
-_DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay under 2 KB
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -222,94 +219,6 @@ async def _ask_inline(
     return summary
 
 
-def _enum_or_null(names: list[JsonValue]) -> Callable[[dict[str, Any]], None]:
-    """Limit the string branch of an optional argument's schema to ``names``.
-
-    An ``enum`` beside ``anyOf`` would apply to null as well and refuse the default.
-    """
-
-    def extra(schema: dict[str, Any]) -> None:
-        for branch in schema.get("anyOf", []):
-            if branch.get("type") == "string":
-                branch["enum"] = names
-
-    return extra
-
-
-def _chat_description(config: Config, names: Sequence[str], *, person_decides: bool = False) -> str:
-    """The ``chat_with_agent`` description, listing the agents ``names``; with
-    ``person_decides``, the model is told that the person decides in the view."""
-    approval = (
-        "the person decides in the view shown with the result, then call get_thread"
-        if person_decides
-        else "ask the user and call approve_call"
-    )
-    head = (
-        "Send a message to an agent and get its answer. Each agent has its own model,"
-        " instructions and tools. Without thread_id a new conversation starts; pass the"
-        f" thread_id of a previous result to continue it. status needs_approval: {approval};"
-        " status running: call get_thread.\nAgents:\n"
-    )
-    budget = max(40, (_DESCRIPTION_BUDGET - len(head)) // max(1, len(names)))
-    lines = []
-    for name in names:
-        agent = config.agents[name]
-        line = f"- {name}: {' '.join(agent.description.split())}"
-        if agent.personalities:
-            line += f" (personalities: {', '.join(agent.personalities)})"
-        lines.append(line if len(line) <= budget else line[: budget - 1] + "…")
-    return head + ("\n".join(lines) or "(none: no agent is open to you)")
-
-
-def _with_agents(schema: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """An input schema whose ``agent`` property lists only ``names`` (in its string branch,
-    when it is optional: an enum beside ``anyOf`` would refuse the null default)."""
-
-    def narrowed(branch: Mapping[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in branch.items() if k != "enum"}
-        if names:  # an empty enum would be an invalid schema; the description says why
-            out["enum"] = list(names)
-        return out
-
-    agent = dict(schema["properties"]["agent"])
-    if "anyOf" in agent:
-        agent["anyOf"] = [narrowed(b) if b.get("type") == "string" else b for b in agent["anyOf"]]
-    else:
-        agent = narrowed(agent)
-    return {**schema, "properties": {**schema["properties"], "agent": agent}}
-
-
-class _CallerView(Middleware):
-    """``tools/list`` as the caller sees it: ``chat_with_agent`` and ``list_threads`` name
-    only the agents it may use, and with ``approver = "person"`` a client that shows the
-    thread view reads that the person decides. Per request: both protocol eras."""
-
-    def __init__(self, config: Config, access: Access) -> None:
-        self._config = config
-        self._access = access
-        self._person = config.server.approver == "person"
-
-    async def on_list_tools(
-        self,
-        context: MiddlewareContext[ListToolsRequest],
-        call_next: CallNext[ListToolsRequest, Sequence[Tool]],
-    ) -> Sequence[Tool]:
-        tools = await call_next(context)
-        names = self._access.agents_for(current_caller())
-        person = self._person and renders_apps(context.fastmcp_context)
-        if len(names) == len(self._config.agents) and not person:
-            return tools
-        return [self._narrowed(tool, names, person) for tool in tools]
-
-    def _narrowed(self, tool: Tool, names: list[str], person: bool) -> Tool:
-        if tool.name not in ("chat_with_agent", "list_threads"):
-            return tool
-        update: dict[str, Any] = {"parameters": _with_agents(tool.parameters, names)}
-        if tool.name == "chat_with_agent":
-            update["description"] = _chat_description(self._config, names, person_decides=person)
-        return tool.model_copy(update=update)
-
-
 def create_server(
     config: Config,
     *,
@@ -354,7 +263,7 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
-        middleware=[_CallerView(config, access)],
+        middleware=[CallerView(config, access)],
     )
 
     def threads_of(ctx: Context) -> Threads:
@@ -386,7 +295,7 @@ def create_server(
     )
 
     @mcp.tool(
-        description=_chat_description(config, list(config.agents)),
+        description=chat_description(config, list(config.agents)),
         output_schema=AgentResult.model_json_schema(),
         annotations=agent_tool,
     )
@@ -573,7 +482,7 @@ def create_server(
         ctx: Context,
         agent: Annotated[
             str | None,
-            Field(description="Only this agent's threads", json_schema_extra=_enum_or_null(names)),
+            Field(description="Only this agent's threads", json_schema_extra=enum_or_null(names)),
         ] = None,
         status: Annotated[Status | None, Field(description="Only threads in this status")] = None,
         limit: Annotated[int, Field(description="Page size", ge=1, le=100)] = 20,
@@ -639,101 +548,3 @@ def create_server(
         person_decides=person,
     )
     return mcp
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-async def serve(
-    config: Config,
-    *,
-    transport: Literal["stdio", "http"] = "stdio",
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    db_path: str | Path | None = None,
-    allowed_hosts: Sequence[str] = (),
-    allowed_origins: Sequence[str] = (),
-) -> None:
-    """Run the server until it is stopped.
-
-    ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
-    ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
-    loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
-    """
-    if transport == "stdio":
-        mcp = create_server(config, db_path=db_path)
-        await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
-        return
-    auth = http_auth(config, host=host, port=port)
-    app = http_app(
-        create_server(config, db_path=db_path, auth=auth),
-        host=host,
-        allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
-        allowed_origins=[*config.server.allowed_origins, *allowed_origins],
-        stateless=config.server.stateless_http,
-    )
-    import uvicorn
-
-    # As fastmcp's run_http_async: open streams (a legacy client's GET) get 2 s to close.
-    settings = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    await uvicorn.Server(settings).serve()
-
-
-def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
-    """The auth of the HTTP server, after refusing setups that would expose it.
-
-    Raises:
-        ConfigError: when binding beyond loopback without tokens.
-    """
-    settings = config.server
-    if not is_loopback(host) and not settings.authenticates:
-        raise ConfigError(
-            f"{config.path}: server.tokens: binding {host} (not loopback) needs tokens; add"
-            ' [server.tokens.<owner>] with token = "${AGENTS_MCP_TOKEN}" (or [server.jwt]),'
-            " or use --host 127.0.0.1"
-        )
-    if not settings.authenticates:
-        log.warning(
-            "HTTP without tokens: every local user and program on this machine is the same"
-            " owner 'local', with the same threads and every agent; on a shared host add"
-            " [server.tokens.<owner>] and set [server] require_tokens = true"
-        )
-    elif settings.jwt is not None and settings.jwt.resource_url is None and not is_loopback(host):
-        log.warning(
-            "[server.jwt] resource_url is not set: the metadata document names"
-            " http://%s:%d/mcp; set resource_url to the URL clients use",
-            host,
-            port,
-        )
-    return server_auth(settings, host=host, port=port)
-
-
-def http_app(
-    mcp: FastMCP,
-    *,
-    host: str,
-    allowed_hosts: Sequence[str] = (),
-    allowed_origins: Sequence[str] = (),
-    stateless: bool = False,
-) -> Starlette:
-    """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
-    the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
-    and wherever ``allowed_hosts`` (a reverse proxy's name) are given. ``stateless``: no
-    MCP sessions (replicas behind a load balancer without session affinity)."""
-    hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
-    return mcp.http_app(
-        path="/mcp",
-        stateless_http=stateless,
-        host_origin_protection="auto",
-        # None, not []: an empty list would still switch the checks on everywhere.
-        allowed_hosts=hosts or None,
-        allowed_origins=list(allowed_origins) or None,
-    )

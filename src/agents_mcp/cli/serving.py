@@ -42,7 +42,7 @@ def run(
 ) -> int:
     """Serve until stopped; the exit code."""
     from agents_mcp.config import ServerSettings
-    from agents_mcp.server import is_loopback, serve
+    from agents_mcp.transports import is_loopback, serve
 
     config = invocation.load()
     try:  # the same checks (and messages) as the config's own lists
