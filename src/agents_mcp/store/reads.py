@@ -232,11 +232,16 @@ class Reads:
         return await self.db.read("running_roots", body)
 
     async def paused_roots(self) -> list[str]:
-        """Top-level threads waiting for approval."""
+        """Top-level threads waiting for approval with none of their own calls undecided:
+        candidates to resume (a run ended abnormally after every decision was made). A
+        thread whose delegations still have undecided calls may be among them; the
+        resume itself checks the whole tree."""
 
         async def body(tx: Tx) -> list[str]:
             rows = await tx.fetch(
-                "SELECT id FROM threads WHERE status='needs_approval' AND parent_id IS NULL"
+                "SELECT id FROM threads t WHERE status='needs_approval' AND parent_id IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = t.id"
+                " AND a.status = 'pending')"
             )
             return [r["id"] for r in rows]
 
