@@ -278,3 +278,23 @@ async def test_cancel_reaches_the_other_server_whose_call_waits(tmp_path: Path) 
     assert listed["threads"][0]["status"] == "cancelled"
     assert late.is_error and "cancelled" in late.content[0].text  # type: ignore[union-attr]
     assert not log.exists() or log.read_text() == ""
+
+
+async def test_a_relayed_call_cannot_be_allowed_for_the_whole_thread(tmp_path: Path) -> None:
+    """The server and tool of a relayed call are the peer's words: allowing "notes__
+    write_note" for the thread would let our own tool of that name run unasked."""
+    first = ScriptedLLM(ask_peer("save a note"), "The researcher saved it.")
+    second = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"), "Saved.")
+    async with two_servers(tmp_path, first, second) as (client, log):
+        paused = await call(client, "chat_with_agent", agent="orchestrator", message="go")
+        args = {"thread_id": paused["thread_id"], "call_id": "p1:w1", "approve": True}
+        refused = await client.call_tool(
+            "approve_call", {**args, "scope": "thread"}, raise_on_error=False
+        )
+        still = await call(client, "get_thread", thread_id=paused["thread_id"])
+        done = await call(client, "approve_call", **args)
+    assert refused.is_error
+    assert "can be allowed once (scope='once')" in refused.content[0].text  # type: ignore[union-attr]
+    assert [p["call_id"] for p in still["pending_approvals"]] == ["p1:w1"]
+    assert done["status"] == "completed"
+    assert len(log.read_text().splitlines()) == 1

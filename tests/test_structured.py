@@ -381,3 +381,19 @@ def test_answers_are_parsed_leniently_and_checked_strictly() -> None:
     assert len(many.errors) == structured.MAX_ERRORS + 1
     with pytest.raises(InvalidRequest, match="must be a JSON Schema object, got list"):
         structured.require_schema([])
+
+
+def test_a_callers_schema_may_not_hold_regular_expressions() -> None:
+    """A pattern made to backtrack ("^(a+)+$" against "aaa…!") would hold the server for
+    minutes while an answer is checked; the operator's own schemas may use them."""
+    evil = {"type": "string", "pattern": "^(a+)+$"}
+    nested = {"type": "object", "properties": {"x": {"patternProperties": {"^a": {}}}}}
+    with pytest.raises(InvalidRequest, match="uses 'pattern', which a schema sent with a request"):
+        structured.require_schema(evil, from_caller=True)
+    with pytest.raises(InvalidRequest, match="uses 'patternProperties'"):
+        structured.require_schema(nested, from_caller=True)
+    with pytest.raises(InvalidRequest, match="put a schema that big in the agent's config"):
+        structured.require_schema({"enum": ["x" * 70_000]}, from_caller=True)
+    assert structured.require_schema(evil) == evil  # from the config: trusted
+    long = structured.check_answer('"' + "a" * 1_000_001 + '"', {"type": "string"})
+    assert long.errors == ("the answer is over 1000000 characters; answer shorter",)

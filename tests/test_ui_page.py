@@ -112,6 +112,31 @@ async def test_the_page_and_its_endpoint_for_the_local_owner(tmp_path: Path) -> 
     assert bad_arguments.json()["isError"] is True
 
 
+async def test_the_endpoint_reads_no_big_body_and_nothing_for_unknown_threads(
+    tmp_path: Path,
+) -> None:
+    """Like /mcp, a body over 4 MiB is refused with 413; and for a thread the caller does
+    not have, nothing of the body is read at all."""
+    llm = ScriptedLLM("hello")
+    json_type = {"content-type": "application/json"}
+    async with local_server(tmp_path, llm) as (mcp, http):
+        with anyio.fail_after(30):
+            started = await mcp.call_tool("chat_with_agent", {"agent": "helper", "message": "hi"})
+        tid = started.structured_content["thread_id"]
+        big = b'{"name": "get_thread", "arguments": {"pad": "' + b"x" * (5 * 2**20) + b'"}}'
+        too_big = await http.post(f"/threads/{tid}/call", content=big, headers=json_type)
+
+        async def endless() -> AsyncIterator[bytes]:  # a body that never ends, undeclared
+            while True:
+                yield b"x" * 65536
+
+        streamed = await http.post(f"/threads/{tid}/call", content=endless(), headers=json_type)
+        unknown = await http.post("/threads/th_other/call", content=big, headers=json_type)
+    assert too_big.status_code == 413 and "4194304 bytes" in too_big.json()["error"]
+    assert streamed.status_code == 413
+    assert unknown.status_code == 404
+
+
 def token_config(downstream_log: Path) -> dict[str, Any]:
     return {
         "mcpServers": {

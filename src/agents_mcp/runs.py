@@ -173,9 +173,14 @@ class Runs:
             return
         if not active.stopping:
             active.stopping = True
-            await self.store.request_stop(thread_id, active.claim.token)
-            if active.scope is not None:
-                active.scope.cancel()
+            try:  # written down first, and whatever happens to this request
+                with anyio.CancelScope(shield=True):
+                    await self.store.request_stop(thread_id, active.claim.token)
+            except StoreError as exc:  # stopped all the same; the run records it if it can
+                log.error("could not record the stop of thread %s: %s", thread_id, exc)
+            finally:
+                if active.scope is not None:
+                    active.scope.cancel()
         with anyio.move_on_after(wait):
             await active.done.wait()
 

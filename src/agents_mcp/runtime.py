@@ -6,6 +6,7 @@ continued in the other.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -76,12 +77,15 @@ async def open_threads(
     db_path: str | Path | None = None,
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
+    recover: bool = True,
 ) -> AsyncIterator[Threads]:
     """Open the store, build the agents and yield :class:`Threads`; close all on exit.
 
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
-    Downstream servers connect lazily, on first use, never here.
+    Downstream servers connect lazily, on first use, never here. ``recover``: settle and
+    resume other processes' abandoned threads, at start and now and then (the server
+    does; a one-shot command such as ``agents-mcp pending`` must not run their calls).
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
@@ -105,6 +109,7 @@ async def open_threads(
             max_depth=config.server.max_depth,
             max_total_llm_requests=config.server.max_total_llm_requests,
         )
-        await threads.recover()
-        runs.spawn(threads.maintain)
+        if recover:
+            await threads.recover()
+        runs.spawn(functools.partial(threads.maintain, sweep=recover))
         yield threads

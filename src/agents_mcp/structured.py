@@ -81,12 +81,47 @@ def schema_problem(schema: Any) -> str | None:
     return None
 
 
-def require_schema(schema: Any, what: str = "output_schema") -> dict[str, Any]:
-    """``schema`` as a dict, or :class:`InvalidRequest` saying what is wrong with it."""
+MAX_CALLER_SCHEMA = 65_536
+"""Characters of JSON a caller's ``output_schema`` may have."""
+MAX_CHECKED = 1_000_000
+"""Characters of an answer checked against a schema; a longer one is refused."""
+
+
+def require_schema(
+    schema: Any, what: str = "output_schema", *, from_caller: bool = False
+) -> dict[str, Any]:
+    """``schema`` as a dict, or :class:`InvalidRequest` saying what is wrong with it.
+
+    ``from_caller``: the schema comes with a request, not from the operator's config, so
+    it may not use regular expressions (``pattern``, ``patternProperties``): one made to
+    backtrack would hold the server for minutes while an answer is checked.
+    """
     problem = schema_problem(schema)
+    if problem is None and from_caller:
+        problem = _caller_problem(schema)
     if problem is not None:
         raise InvalidRequest(f"{what} {problem}")
     return dict(schema)
+
+
+def _caller_problem(schema: Any) -> str | None:
+    if len(json.dumps(schema)) > MAX_CALLER_SCHEMA:
+        return f"is over {MAX_CALLER_SCHEMA} characters of JSON; put a schema that big in the agent's config"
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for key in ("pattern", "patternProperties"):
+                if key in node:
+                    return (
+                        f"uses {key!r}, which a schema sent with a request may not (a regular"
+                        " expression can make checking an answer take minutes); describe the"
+                        " format in a description, or put the schema in the agent's config"
+                    )
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,6 +143,10 @@ def check_answer(text: str | None, schema: Mapping[str, Any]) -> Checked:
     body = json_text(text)
     if not body:
         return Checked(None, None, ("the answer is empty; it must be a JSON value",))
+    if len(body) > MAX_CHECKED:
+        return Checked(
+            None, None, (f"the answer is over {MAX_CHECKED} characters; answer shorter",)
+        )
     try:
         value = json.loads(body)
     except ValueError as exc:

@@ -21,7 +21,7 @@ import anyio
 
 from agents_mcp.agent import Agent, Budget, Link, Progress, Run, RunState
 from agents_mcp.delegation import Delegation
-from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError
+from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError, internal_error
 from agents_mcp.messages import Message
 from agents_mcp.runs import SETTLE_SECONDS, Runs
 from agents_mcp.store import (
@@ -104,7 +104,7 @@ class Threads:
         """
         spec = self.agent(agent)
         if output_schema is not None:
-            output_schema = require_schema(output_schema)
+            output_schema = require_schema(output_schema, from_caller=True)
         schema = output_schema if output_schema is not None else spec.output_schema
         refused = self.delegation.refusal(chain, spec.name)
         if refused is not None:
@@ -172,6 +172,14 @@ class Threads:
             raise Conflict(
                 f"thread {root.id!r} belongs to agent {root.agent!r}, which is no longer"
                 " configured; its calls cannot run"
+            )
+        if scope == "thread" and target.origin_call_id is not None:
+            # Its server and tool are what another agents-mcp says they are: a grant by
+            # that name would let our own tool of the same name run unasked.
+            raise InvalidRequest(
+                f"call {call_id!r} was asked for by another agents-mcp"
+                f" ({target.remote_server}); it can be allowed once (scope='once'), not for"
+                " the rest of the thread"
             )
         grant = target.tool_name if approve and scope == "thread" else None
         claim = self._claim()
@@ -296,9 +304,9 @@ class Threads:
                         root_id, spec, claim, paused.personality, schema=paused.output_schema
                     )
 
-    async def maintain(self) -> None:
+    async def maintain(self, *, sweep: bool = True) -> None:
         """Forever: stop this process's runs that ``cancel_run`` asked to stop from another
-        process, and settle orphans now and then (run in the background)."""
+        process, and (``sweep``) settle orphans now and then (run in the background)."""
         ticks = 0
         while True:
             await anyio.sleep(WATCH_SECONDS)
@@ -308,11 +316,13 @@ class Threads:
                     for t in await self.store.stop_requests():
                         if self.runs.holds(t.claim):
                             self.runs.spawn(functools.partial(self.runs.stop, t.id, SETTLE_SECONDS))
-                if ticks * WATCH_SECONDS >= SWEEP_SECONDS:
+                if sweep and ticks * WATCH_SECONDS >= SWEEP_SECONDS:
                     ticks = 0
                     await self.recover()
             except StoreError as exc:
                 log.warning("%s", exc)
+            except Exception as exc:  # this loop must outlive any one bad thread
+                internal_error(exc, "the background sweep")
 
     # -- internals ----------------------------------------------------------------------------
 

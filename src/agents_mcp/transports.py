@@ -17,6 +17,7 @@ from agents_mcp.auth import server_auth
 from agents_mcp.config import Config
 from agents_mcp.errors import ConfigError
 from agents_mcp.server import create_server
+from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.transports")
 
@@ -51,6 +52,12 @@ async def serve(
         await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
         return
     auth = http_auth(config, host=host, port=port)
+    # Open the database once before listening: a database that cannot be opened is one
+    # clear error and exit code 1, not a server that starts and fails in its lifespan.
+    store = await open_store(
+        resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+    )
+    await store.close()
     app = http_app(
         create_server(config, db_path=db_path, auth=auth),
         host=host,

@@ -242,7 +242,7 @@ async def chat(
 
     config = invocation.load()
     reader = LineReader()
-    async with open_threads(config, db_path=invocation.db) as threads:
+    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
         threads.agent(agent)  # unknown agent: fail before reading anything
         if last:
             thread_id = await _last_thread(threads, invocation, agent)
@@ -294,7 +294,7 @@ async def approve(
     if deny is not None and always:
         raise InvalidRequest("--always allows the tool for the thread; it cannot go with --deny")
     config = invocation.load()
-    async with open_threads(config, db_path=invocation.db) as threads:
+    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
         summary = await threads.get(owner=LOCAL_OWNER, thread_id=thread_id)
         session = ChatSession(
             threads,

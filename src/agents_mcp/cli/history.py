@@ -23,6 +23,7 @@ from agents_mcp.store import (
     Thread,
     ThreadStatus,
     open_store,
+    shown,
 )
 from agents_mcp.summary import pending_in_tree
 
@@ -53,7 +54,7 @@ async def list_threads(
         console.line(listing.model_dump_json(indent=2))
         return 0
     if not threads:
-        console.status(f"no threads in {db_path}")
+        console.status(f"no threads in {shown(db_path)}")
         return 0
     rows = [("THREAD", "AGENT", "STATUS", "UPDATED", "TITLE")]
     rows += [(t.id, t.agent, t.status, _when(t.updated_at), _short(t.title)) for t in threads]

@@ -26,7 +26,7 @@ async def pending(
 
     config = invocation.load()
     waiting: list[TurnSummary] = []
-    async with open_threads(config, db_path=invocation.db) as threads:
+    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
         cursor: str | None = None
         while True:
             found, _, cursor = await threads.list_threads(

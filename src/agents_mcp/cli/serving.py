@@ -42,6 +42,7 @@ def run(
 ) -> int:
     """Serve until stopped; the exit code."""
     from agents_mcp.config import ServerSettings
+    from agents_mcp.store import shown
     from agents_mcp.transports import is_loopback, serve
 
     config = invocation.load()
@@ -62,7 +63,7 @@ def run(
         # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their logs.
         print(
             f"agents-mcp {__version__}: {len(config.agents)} agent(s) ({', '.join(config.agents)})"
-            f" on {where}; threads in {invocation.db_path(config)}",
+            f" on {where}; threads in {shown(invocation.db_path(config))}",
             file=sys.stderr,
         )
 

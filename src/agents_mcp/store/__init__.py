@@ -51,6 +51,7 @@ __all__ = [
     "open_calls",
     "open_store",
     "resolve_db",
+    "shown",
 ]
 
 LOCAL_OWNER = "local"
@@ -67,6 +68,21 @@ def default_db_path() -> Path:
 def is_url(db: str) -> bool:
     """Whether ``db`` names a PostgreSQL database rather than a SQLite file."""
     return db.startswith(("postgresql://", "postgres://"))
+
+
+def shown(db: str) -> str:
+    """``db`` as it may be printed or logged: a URL without its password."""
+    if not is_url(db):
+        return db
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = f"{parts.username}@{parts.hostname}" if parts.username else parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def resolve_db(configured: str | None, override: str | Path | None = None) -> str:

@@ -25,7 +25,6 @@ import socket
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
@@ -49,14 +48,9 @@ CHANNEL = "agents_mcp"
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    from agents_mcp.store import shown
+
+    return shown(url)
 
 
 @lru_cache(maxsize=512)

@@ -23,6 +23,7 @@ from agents_mcp.store.reads import (
     PENDING_IN_TREE,
     THREAD,
     TREE,
+    TREE_IDS,
     TURN,
     Reads,
 )
@@ -85,7 +86,8 @@ class SQLStore(Reads):
 
         async def body(tx: Tx) -> list[Thread]:
             rows = await tx.fetch(
-                "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1",
+                "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1"
+                " AND parent_id IS NULL",
                 (self.runner,),
             )
             return [thread_row(r) for r in rows]
@@ -398,7 +400,8 @@ class SQLStore(Reads):
     # -- stopping and settling -------------------------------------------------------------
 
     async def request_stop(self, root_id: str, claim: str) -> bool:
-        """Ask the run holding ``claim`` to stop (it may run in another process).
+        """Ask the run holding ``claim`` to stop (it may run in another process): the whole
+        tree, so a delegation's next step is refused as well as its parent's.
 
         False when the thread is no longer held by that run.
         """
@@ -409,6 +412,11 @@ class SQLStore(Reads):
                 (root_id, claim),
             )
             if changed:
+                await tx.execute(
+                    TREE_IDS + " UPDATE threads SET stop_requested=1"
+                    " WHERE id IN (SELECT id FROM t) AND status='running' AND claim=?",
+                    (root_id, claim),
+                )
                 await self._changed(tx, root_id)
             return bool(changed)
 

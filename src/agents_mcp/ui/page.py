@@ -97,8 +97,13 @@ class ThreadPage:
             return _error(401, "send Authorization: Bearer <token>", _CHALLENGE)
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return _error(415, "send the call as application/json")
+        if not await self._exists(owner, thread_id):  # before reading anything of the body
+            return _error(404, "thread not found")
+        raw = await _body(request, MAX_BODY)
+        if raw is None:
+            return _error(413, f"the body is over {MAX_BODY} bytes (the limit of /mcp too)")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except json.JSONDecodeError:
             return _error(400, "the body is not JSON")
         name = body.get("name") if isinstance(body, dict) else None
@@ -108,8 +113,6 @@ class ThreadPage:
             return _error(400, f'send {{"name": …, "arguments": {{…}}}}; name is one of {valid}')
         if arguments.get("thread_id") != thread_id:
             return _error(400, f"arguments.thread_id must be {thread_id!r}, the page's thread")
-        if not await self._exists(owner, thread_id):
-            return _error(404, "thread not found")
         return JSONResponse(await self.call_tool(name, arguments))
 
     async def _exists(self, owner: str, thread_id: str) -> bool:
@@ -118,3 +121,22 @@ class ThreadPage:
         except NotFound:
             return False
         return True
+
+
+MAX_BODY = 4 * 1024 * 1024
+"""The largest body ``/threads/<id>/call`` reads, as the MCP endpoint's own limit."""
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than ``limit`` (never read whole)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
