@@ -489,3 +489,43 @@ async def test_a_cancelled_get_thread_never_stops_the_run(tmp_path: Path, mode: 
         release.set()
         done = await call(client, "get_thread", thread_id=first["thread_id"], wait_seconds=10)
     assert (done["status"], done["reply"]) == ("completed", "finished")
+
+
+async def test_a_fresh_claim_is_never_taken_for_an_orphan(tmp_path: Path, pg_cluster: str) -> None:
+    """On PostgreSQL, the commit that claims a thread and the launch of its run are awaits
+    apart; a sweep (or another request) looking in between must not settle the brand-new
+    thread as the orphan of a dead run."""
+    from agents_mcp.runtime import open_threads
+    from agents_mcp.store import LOCAL_OWNER
+    from tests.postgres import fresh_database
+
+    class Slow:
+        async def complete(self, request: LLMRequest, *, on_text: Any = None) -> LLMResponse:
+            await anyio.lowlevel.checkpoint()
+            return LLMResponse(content="done")
+
+    config = make_config(
+        tmp_path, agents={"helper": {"description": "d", "model": "main"}}, servers={}
+    )
+    db = await fresh_database(pg_cluster)
+    statuses: list[str] = []
+    async with open_threads(config, db_path=db, llms={"main": Slow()}) as threads:
+        finished = anyio.Event()
+
+        async def sweeper() -> None:  # what the background sweep does, as often as it can
+            while not finished.is_set():
+                await threads.recover()
+
+        async def one(i: int) -> None:
+            s = await threads.chat(owner=LOCAL_OWNER, agent="helper", message=f"hi {i}", wait=10)
+            statuses.append(s.thread.status)
+
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sweeper)
+                for batch in range(30):
+                    async with anyio.create_task_group() as chats:
+                        for i in range(4):
+                            chats.start_soon(one, batch * 4 + i)
+                finished.set()
+    assert statuses == ["completed"] * 120

@@ -16,8 +16,9 @@ by a run that no longer exists here, is an orphan that is settled when next touc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,6 +62,8 @@ class Runs:
         """Every run still ending here: a run that has just ended its claim (its last
         write committed) may still be finishing when a new run of the thread starts."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reserved: set[str] = set()
+        """Claims a write in flight may be taking, for runs not launched yet."""
         self._closing = False
 
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
@@ -77,8 +80,24 @@ class Runs:
         return len(self._active)
 
     def holds(self, claim: str | None) -> bool:
-        """Whether a live run of this process holds ``claim``."""
-        return claim is not None and any(a.claim.token == claim for a in self._runs)
+        """Whether a live run of this process holds ``claim`` (or is about to)."""
+        if claim is None:
+            return False
+        return claim in self._reserved or any(a.claim.token == claim for a in self._runs)
+
+    @contextlib.contextmanager
+    def reserving(self, claim: Claim | None) -> Iterator[None]:
+        """While a write that may claim a thread with ``claim`` is in flight and until its
+        run is launched, the claim counts as held here: nobody may settle the thread as an
+        orphan in between (on PostgreSQL, the commit and the launch are awaits apart)."""
+        if claim is None:
+            yield
+            return
+        self._reserved.add(claim.token)
+        try:
+            yield
+        finally:
+            self._reserved.discard(claim.token)
 
     def claim_of(self, thread_id: str) -> Claim | None:
         active = self._active.get(thread_id)

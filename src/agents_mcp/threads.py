@@ -133,7 +133,7 @@ class Threads:
                 )
         # Once the write that claims the thread commits, its run must start: nothing may
         # cancel this request in between (the thread would be claimed by no run).
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), self.runs.reserving(claim):
             if thread_id is None:
                 thread = await self.store.create_thread(
                     agent=spec.name, owner=owner, first_message=message,
@@ -183,7 +183,7 @@ class Threads:
             )
         grant = target.tool_name if approve and scope == "thread" else None
         claim = self._claim()
-        with anyio.CancelScope(shield=True):  # a claim taken is a run started
+        with anyio.CancelScope(shield=True), self.runs.reserving(claim):  # claimed: started
             decision = await self.store.decide(
                 root.id,
                 target.thread_id,
@@ -298,7 +298,7 @@ class Threads:
             if paused is None or spec is None:
                 continue
             claim = self._claim()
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), self.runs.reserving(claim):
                 if await self.store.resume_paused(root_id, claim):
                     self._launch(
                         root_id, spec, claim, paused.personality, schema=paused.output_schema
@@ -380,7 +380,7 @@ class Threads:
         when decided calls are still to run (if its agent is still configured)."""
         spec = self.agents.get(root.agent)
         claim = self._claim() if spec is not None else None
-        with anyio.CancelScope(shield=True):  # a claim taken is a run started
+        with anyio.CancelScope(shield=True), self.runs.reserving(claim):  # claimed: started
             settled = await self.store.settle(
                 root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
             )
