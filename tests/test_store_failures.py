@@ -123,3 +123,36 @@ async def test_a_lock_held_past_the_busy_timeout_is_a_clear_error(
     assert "locked by another process" in str(refused.value)
     assert again["status"] == "completed"
     assert integrity(db) == ("ok", [])
+
+
+async def test_a_row_locked_by_another_postgresql_session_is_a_clear_error(
+    tmp_path: Path, pg_cluster: str
+) -> None:
+    """Another session holding the thread's row (a replica hung inside a transaction):
+    the request answers after the lock timeout, naming the cause, instead of hanging."""
+    import asyncpg
+
+    from tests.postgres import fresh_database
+
+    db = await fresh_database(pg_cluster)
+    config = config_from_dict({**DEMO, "server": {"db": db}}, path=tmp_path / "agents.toml")
+    async with Client(create_server(config), mode="legacy") as client:  # type: ignore[arg-type]
+        first = await call(client, "chat_with_agent", agent="echo", message="hello")
+        other = await asyncpg.connect(db)
+        try:
+            lock = other.transaction()
+            await lock.start()
+            await other.execute("SELECT * FROM threads WHERE id=$1 FOR UPDATE", first["thread_id"])
+            with pytest.raises(ToolError) as refused, anyio.fail_after(30):
+                await client.call_tool(
+                    "chat_with_agent",
+                    {"agent": "echo", "message": "again", "thread_id": first["thread_id"]},
+                )
+            await lock.rollback()
+        finally:
+            await other.close()
+        again = await call(
+            client, "chat_with_agent", agent="echo", message="again", thread_id=first["thread_id"]
+        )
+    assert "stayed locked by another session" in str(refused.value)
+    assert again["status"] == "completed"

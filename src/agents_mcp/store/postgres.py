@@ -43,6 +43,14 @@ T = TypeVar("T")
 
 POOL_SIZE = 10
 CONNECT_SECONDS = 10.0
+LOCK_MS = 5000
+"""How long a transaction waits for a row another session holds (as SQLite's busy timeout)."""
+SESSION_SETTINGS = {
+    "lock_timeout": str(LOCK_MS),
+    "statement_timeout": "60000",
+    # A replica that hangs inside a transaction must not hold others' threads forever.
+    "idle_in_transaction_session_timeout": "60000",
+}
 CHANNEL = "agents_mcp"
 
 
@@ -83,7 +91,13 @@ class PostgresDatabase:
     async def open(cls, url: str) -> PostgresDatabase:
         try:
             with anyio.fail_after(CONNECT_SECONDS):
-                pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE)
+                pool = await asyncpg.create_pool(
+                    url,
+                    min_size=1,
+                    max_size=POOL_SIZE,
+                    server_settings=SESSION_SETTINGS,
+                    command_timeout=90,
+                )
         except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
             raise pg_error(exc, redact(url)) from exc
         db = cls(pool, url)
@@ -131,7 +145,7 @@ class PostgresDatabase:
                     out = await body(_Tx(conn))
                     if points.active and not readonly:
                         await points.reach(f"commit:{op}")
-        except (OSError, pgx.PostgresError, pgx.InterfaceError) as exc:
+        except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
             raise pg_error(exc, self.location) from exc
         if points.active:
             await points.reach(f"after:{op}")
@@ -272,7 +286,14 @@ async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
 
 def pg_error(exc: BaseException, location: str) -> StoreError:
     """What went wrong with PostgreSQL, in words an operator can act on."""
-    if isinstance(exc, pgx.DiskFullError):
+    if isinstance(exc, pgx.LockNotAvailableError):
+        why = (
+            f"the thread database {location} stayed locked by another session for more than"
+            f" {LOCK_MS // 1000} s; try again"
+        )
+    elif isinstance(exc, pgx.QueryCanceledError):
+        why = f"the thread database {location} did not answer in time ({exc}); try again"
+    elif isinstance(exc, pgx.DiskFullError):
         why = f"the disk of the PostgreSQL server at {location} is full"
     elif isinstance(exc, pgx.ReadOnlySQLTransactionError):
         why = f"the PostgreSQL database {location} is read-only (a standby?); point --db at the primary"
