@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inline_snapshot import snapshot
@@ -360,3 +361,45 @@ async def test_postgresql_leases_expire_unless_renewed(pg_cluster: str) -> None:
     await b.close()
     assert not await a.alive(b.runner)  # a clean stop removes the lease at once
     await a.close()
+
+
+async def test_without_file_locks_sqlite_processes_lease_through_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows has no flock: the server and `agents-mcp chat` sharing a file must still
+    see each other alive (or they would settle each other's runs), through leases kept
+    in the database, as replicas do on PostgreSQL."""
+    from agents_mcp.store.leases import TableLeases
+
+    monkeypatch.setattr("agents_mcp.store.leases.fcntl", None)
+    server = await open_store(tmp_path / "t.db", lease_seconds=30)
+    cli = await open_store(tmp_path / "t.db", lease_seconds=30)
+    assert isinstance(server.leases, TableLeases)
+    assert await cli.alive(server.runner)
+    await server.close()  # a clean stop takes its lease away at once
+    assert not await cli.alive(server.runner)
+    await cli.close()
+
+
+async def test_a_process_that_finds_its_own_lease_expired_stops_its_runs(
+    pg_cluster: str,
+) -> None:
+    """A replica that stalled past its lease may have had its threads settled by others:
+    its heartbeat notices and stops its runs."""
+    import anyio
+
+    from tests.postgres import fresh_database
+
+    store = await open_store(await fresh_database(pg_cluster), lease_seconds=2)
+    lost = anyio.Event()
+    store.leases.on_lost = lost.set
+
+    async def expire(tx: Any) -> None:
+        await tx.execute("UPDATE runners SET expires_at = 0 WHERE id=?", (store.runner,))
+
+    try:
+        await store.db.transaction("test", expire)  # as if it had stalled that long
+        with anyio.fail_after(10):
+            await lost.wait()
+    finally:
+        await store.close()

@@ -233,6 +233,13 @@ class Runs:
             if progress is not None:
                 active.listeners.discard(progress)
 
+    def interrupt_all(self) -> None:
+        """Stop every run here at its next await (this process lost its lease): each ends
+        as interrupted, and writes nothing the claims it lost would refuse anyway."""
+        for active in list(self._runs):
+            if active.scope is not None:
+                active.scope.cancel()
+
     async def aclose(self) -> None:
         """Shut down: every run records that it was interrupted, then the tasks end."""
         self._closing = True

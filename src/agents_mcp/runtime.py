@@ -102,6 +102,7 @@ async def open_threads(
                 stack.push_async_callback(closer)
         runs = Runs(store)
         stack.push_async_callback(runs.aclose)
+        store.leases.on_lost = runs.interrupt_all
         threads = Threads(
             store,
             build_agents(config, models, downstreams),

@@ -100,19 +100,25 @@ async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore
         from agents_mcp.store.postgres import open_postgres
 
         return await open_postgres(target, lease_seconds=lease_seconds)
-    from agents_mcp.store.leases import FileLeases
+    from agents_mcp.store import leases as lease_kinds
     from agents_mcp.store.sqlite import SQLiteDatabase
 
     target = _sqlite_path(target)
     database = await SQLiteDatabase.open(target)
+    leases: lease_kinds.Leases
     try:
-        leases = FileLeases(target)
+        if lease_kinds.has_flock() or target == ":memory:":
+            leases = lease_kinds.FileLeases(target)
+        else:  # no flock (Windows): leases in the database, renewed like a replica's
+            leases = lease_kinds.TableLeases(database, lease_seconds)
     except BaseException:
         await database.close()
         raise
     store = SQLStore(database, leases)
     try:
         await store.migrate()
+        if isinstance(leases, lease_kinds.TableLeases):
+            await leases.start()
     except BaseException:
         await store.close()
         raise

@@ -16,12 +16,9 @@ thread changed. Its one dependency is itself.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import os
 import re
-import socket
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -32,9 +29,9 @@ from asyncpg import exceptions as pgx
 
 from agents_mcp.errors import StoreError
 from agents_mcp.store.database import POSTGRESQL, Body
-from agents_mcp.store.leases import new_runner_id
+from agents_mcp.store.leases import TableLeases
 from agents_mcp.store.points import Points
-from agents_mcp.store.records import Row, now
+from agents_mcp.store.records import Row
 from agents_mcp.store.sql import SQLStore
 
 log = logging.getLogger("agents_mcp.store.postgres")
@@ -179,75 +176,6 @@ class _Tx:
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             await self._conn.executemany(numbered(sql), rows)
-
-
-class TableLeases:
-    """This replica's row in ``runners``, renewed in the background; others' rows expire."""
-
-    def __init__(self, db: PostgresDatabase, seconds: float) -> None:
-        self.id = new_runner_id()
-        self._db = db
-        self._seconds = seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._renew()
-        self._task = asyncio.get_running_loop().create_task(self._heartbeat())
-
-    async def _renew(self) -> None:
-        epoch = self._db.dialect.epoch
-
-        async def body(tx: Any) -> None:
-            changed = await tx.execute(
-                f"UPDATE runners SET expires_at = {epoch} + ? WHERE id=?",
-                (self._seconds, self.id),
-            )
-            if not changed:
-                await tx.execute(
-                    "INSERT INTO runners (id, host, pid, started_at, expires_at)"
-                    f" VALUES (?, ?, ?, ?, {epoch} + ?)",
-                    (self.id, socket.gethostname(), os.getpid(), now(), self._seconds),
-                )
-            # Leases long gone tell nobody anything any more.
-            await tx.execute(f"DELETE FROM runners WHERE expires_at < {epoch} - 3600")
-
-        await self._db.transaction("lease", body)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await anyio.sleep(self._seconds / 3)
-            try:
-                await self._renew()
-            except StoreError as exc:
-                log.warning("could not renew this replica's lease: %s", exc)
-
-    async def alive(self, runner: str | None) -> bool:
-        if runner is None:
-            return False
-        if runner == self.id:
-            return True
-        epoch = self._db.dialect.epoch
-
-        async def body(tx: Any) -> bool:
-            row = await tx.fetchrow(
-                f"SELECT 1 AS live FROM runners WHERE id=? AND expires_at > {epoch}", (runner,)
-            )
-            return row is not None
-
-        live: bool = await self._db.read("alive", body)
-        return live
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(StoreError):  # gone at once, rather than on expiry
-
-            async def body(tx: Any) -> None:
-                await tx.execute("DELETE FROM runners WHERE id=?", (self.id,))
-
-            await self._db.transaction("lease", body)
 
 
 async def schema_version(url: str, seconds: float) -> tuple[str, int | None]:
