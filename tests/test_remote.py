@@ -298,3 +298,50 @@ async def test_a_relayed_call_cannot_be_allowed_for_the_whole_thread(tmp_path: P
     assert [p["call_id"] for p in still["pending_approvals"]] == ["p1:w1"]
     assert done["status"] == "completed"
     assert len(log.read_text().splitlines()) == 1
+
+
+async def test_a_peer_waiting_for_nothing_is_never_called_twice(tmp_path: Path) -> None:
+    """A peer answering needs_approval without naming any call (it is about to resume a
+    thread on its own): the call must not look new and be made again."""
+    from fastmcp.tools import ToolResult
+
+    from agents_mcp.runtime import open_threads
+    from agents_mcp.store import LOCAL_OWNER
+
+    seen: list[str] = []
+    peer = FastMCP("peer")
+
+    @peer.tool
+    def chat_with_agent(agent: str, message: str) -> ToolResult:
+        """Chat."""
+        seen.append(message)
+        shaped = {
+            "thread_id": "th_remote", "agent": "r", "status": "needs_approval", "reply": None,
+            "pending_approvals": [], "error": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0, "llm_requests": 1, "tool_calls": 0},
+        }  # fmt: skip
+        return ToolResult(
+            content="waiting", structured_content=shaped, meta={"agents-mcp/thread_id": "th_remote"}
+        )
+
+    llm = ScriptedLLM(ask_peer("pay invoice 42"), "I will ask again later.")
+    config = make_config(
+        tmp_path,
+        servers={"peer": {"url": "http://127.0.0.1:9/mcp", "kind": "agents-mcp"}},
+        agents={
+            "o": {
+                "description": "d",
+                "model": "main",
+                "servers": ["peer"],
+                "require_approval": "never",
+            }
+        },
+    )
+    async with open_threads(
+        config, db_path=tmp_path / "t.db", llms={"main": llm}, transports={"peer": peer}
+    ) as threads:
+        done = await threads.chat(owner=LOCAL_OWNER, agent="o", message="go", wait=20)
+    results = [m.content for m in llm.requests[1].messages if m.role == "tool"]
+    assert seen == ["pay invoice 42"]
+    assert done.thread.status == "completed"
+    assert results and "names no call to decide" in (results[0] or "")

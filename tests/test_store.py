@@ -403,3 +403,18 @@ async def test_a_process_that_finds_its_own_lease_expired_stops_its_runs(
             await lost.wait()
     finally:
         await store.close()
+
+
+async def test_the_undecided_calls_of_a_page_of_threads_in_one_read(store: SQLStore) -> None:
+    run = Claim.new(store.runner)
+    root = await store.create_thread(agent="boss", owner="o", first_message="hi", claim=run)
+    child = await store.create_thread(
+        agent="scribe", owner="o", first_message="do", claim=run, parent=(root.id, "d1")
+    )
+    await store.append(root.id, run, answer("r1"), approvals=[approval(root.id, "r1")])
+    await store.append(child.id, run, answer("c1"), approvals=[approval(child.id, "c1")])
+    other = await store.create_thread(agent="boss", owner="o", first_message="x", claim=run)
+    found = await store.pending_in_trees([root.id, other.id])
+    assert {k: [(a.call_id, a.via) for a in v] for k, v in found.items()} == {
+        root.id: [("r1", ("boss",)), ("c1", ("boss", "scribe"))]
+    }

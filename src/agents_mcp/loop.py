@@ -281,6 +281,16 @@ async def _settle_calls(
     else:
         every, grants = [], set()
     decided = {a.call_id: a for a in every}
+    # Calls whose row already waits on another agents-mcp (a resumed run).
+    held = (
+        set()
+        if answer is not None
+        else {
+            h.message.tool_call_id
+            for h in _current_turn((await _transcript(r)).messages)
+            if h.message.role == "tool" and h.message.status == "waiting"
+        }
+    )
     relays: list[tuple[ToolCall, ToolInfo, list[Approval]]] = []
     runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
     delegations: list[tuple[ToolCall, ToolInfo]] = []
@@ -297,6 +307,9 @@ async def _settle_calls(
                 waiting.append(call.id)
             else:
                 relays.append((call, info, relayed))
+        elif call.id in held:  # a row waits, but for nothing it names: never run it again
+            text = "Error: the server this call went to stopped naming what it waits for"
+            await (await _transcript(r)).finish_call(r.claim, call.id, text, ok=False)
         elif problem is not None:
             answers.append(_tool_message(call, ToolOutput(text=problem, ok=False)))
         elif info is not None and info.server == DELEGATION_SERVER:
@@ -460,8 +473,17 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
         result = remote.remote_result(out)
     if result is not None and result["status"] == "needs_approval":
         asked = remote.approvals_for(r.thread_id, call.id, info, result)
-        await (await _transcript(r)).hold_call(r.claim, call.id, asked)
-        return True  # the call stays open until the remote thread settles
+        if asked:
+            await (await _transcript(r)).hold_call(r.claim, call.id, asked)
+            return True  # the call stays open until the remote thread settles
+        # It waits, it says, but names nothing to decide: there is nothing we can do for
+        # it, and the call must not look new (it would run again).
+        out = ToolOutput(
+            text=f"Error: {info.server} says its thread {result['thread_id']} waits for"
+            " approval but names no call to decide; ask it later with get_thread and that"
+            " thread_id",
+            ok=False,
+        )
     text = stored(out.text, r.agent.max_stored_result)  # a result enters the thread here
     await (await _transcript(r)).finish_call(r.claim, call.id, text, ok=out.ok)
     return False

@@ -49,6 +49,8 @@ POLL_SECONDS = 0.25
 WATCH_SECONDS = 0.5
 """How often this process looks for stop requests from other processes for its runs."""
 SWEEP_SECONDS = 5.0
+FORWARD_SECONDS = 30.0
+"""How long cancelling a relayed thread on another agents-mcp may take."""
 """How often it looks for threads whose process is gone (orphans) to settle them."""
 
 
@@ -231,9 +233,11 @@ class Threads:
                 break
             if root.status not in ("running", "needs_approval"):
                 break
-            settled = await self.store.settle(root.id, claim=root.claim, cancel=True)
+            with anyio.CancelScope(shield=True):  # once cancelled here, cancelled there too
+                settled = await self.store.settle(root.id, claim=root.claim, cancel=True)
+                if settled is not None:
+                    await self._forward(settled)
             if settled is not None:
-                await self._forward(settled)
                 break
             root = await self.store.get_thread(root.id, owner)
         return await self._summary(thread_id, owner)
@@ -259,16 +263,20 @@ class Threads:
             cursor=cursor,
             include_children=include_children,
         )
-        pending = {
-            t.id: await pending_in_tree(self.store, t)
-            for t in threads
-            if t.status == "needs_approval"
-        }
-        return threads, pending, next_cursor
+        waiting = [t.id for t in threads if t.status == "needs_approval"]
+        pending = await self.store.pending_in_trees(waiting)  # one read for the page
+        return threads, {t: pending.get(t, []) for t in waiting}, next_cursor
 
     async def children(self, thread_id: str) -> list[Thread]:
         """The direct child threads (delegations) of a thread."""
         return [t for t, via in await self.store.tree(thread_id) if t.parent_id == thread_id]
+
+    async def latest_turn(
+        self, *, owner: str, thread_id: str
+    ) -> tuple[Thread, list[StoredMessage]]:
+        """The thread and its latest turn, from the caller's last message on (owner-checked):
+        what a view shows, read without the rest of a long thread."""
+        return await self.store.thread_turn(thread_id, owner)
 
     async def transcript(self, *, owner: str, thread_id: str) -> tuple[Thread, list[StoredMessage]]:
         """The thread and every stored message (owner-checked)."""
@@ -294,15 +302,21 @@ class Threads:
                 await self._settle_orphan(root)
         for root_id in await self.store.paused_roots():
             paused = await self.store.thread(root_id)
-            spec = self.agents.get(paused.agent) if paused else None
-            if paused is None or spec is None:
-                continue
-            claim = self._claim()
-            with anyio.CancelScope(shield=True), self.runs.reserving(claim):
-                if await self.store.resume_paused(root_id, claim):
-                    self._launch(
-                        root_id, spec, claim, paused.personality, schema=paused.output_schema
-                    )
+            if paused is not None:
+                await self._resume_decided(paused)
+
+    async def _resume_decided(self, paused: Thread) -> bool:
+        """Resume a waiting thread whose calls are all decided (its run ended abnormally
+        after the last decision); False when something is still undecided."""
+        spec = self.agents.get(paused.agent)
+        if spec is None:
+            return False
+        claim = self._claim()
+        with anyio.CancelScope(shield=True), self.runs.reserving(claim):
+            if not await self.store.resume_paused(paused.id, claim):
+                return False
+            self._launch(paused.id, spec, claim, paused.personality, schema=paused.output_schema)
+        return True
 
     async def maintain(self, *, sweep: bool = True) -> None:
         """Forever: stop this process's runs that ``cancel_run`` asked to stop from another
@@ -350,6 +364,11 @@ class Threads:
             )
         except StateConflict as exc:
             current = exc.thread
+            if current.status == "needs_approval" and await self._resume_decided(current):
+                raise Conflict(
+                    f"thread {current.id!r} is carrying out the calls decided before its run"
+                    " stopped; call get_thread to wait for its result"
+                ) from None
             if current.status != "running" or await self._live(current):
                 raise await self._busy(current) from None
         await self._settle_orphan(current)
@@ -433,7 +452,8 @@ class Threads:
 
     async def _forward(self, settled: Settled) -> None:
         """Cancel, on the other agents-mcp servers, the threads whose approvals we relayed
-        and just cancelled: their calls must not run there either."""
+        and just cancelled: their calls must not run there either (each within
+        ``FORWARD_SECONDS``; a peer that cannot be reached is logged)."""
         done: set[tuple[str, str]] = set()
         for a in settled.remote:
             if a.remote_server is None or a.remote_thread_id is None:
@@ -453,13 +473,16 @@ class Threads:
                 description="",
                 parameters={},
             )
-            out = await spec.toolset.call(tool, {"thread_id": a.remote_thread_id})
-            if not out.ok:
+            why = "did not answer in time"
+            with anyio.move_on_after(FORWARD_SECONDS):
+                try:
+                    out = await spec.toolset.call(tool, {"thread_id": a.remote_thread_id})
+                    why = "" if out.ok else out.text
+                except Exception as exc:  # e.g. the server left the agent's config
+                    why = str(exc) or type(exc).__name__
+            if why:
                 log.warning(
-                    "could not cancel thread %s on %s: %s",
-                    a.remote_thread_id,
-                    a.remote_server,
-                    out.text,
+                    "could not cancel thread %s on %s: %s", a.remote_thread_id, a.remote_server, why
                 )
 
     async def _root(self, thread: Thread, owner: str) -> Thread:

@@ -7,6 +7,7 @@ tests can stop it at its points.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from agents_mcp.errors import NotFound
@@ -191,6 +192,31 @@ class Reads:
             return [approval_row(r) for r in await tx.fetch(PENDING_IN_TREE, (root_id,))]
 
         return await self.db.read("pending_in_tree", body)
+
+    async def pending_in_trees(self, root_ids: Sequence[str]) -> dict[str, list[Approval]]:
+        """Undecided calls of several threads and their delegations, in one read (a page
+        of ``list_threads``), each with ``via``: the agents from the thread's down."""
+        if not root_ids:
+            return {}
+        sql = (
+            "WITH RECURSIVE t(root, id, chain) AS ("
+            f"SELECT id, id, agent FROM threads WHERE id IN ({marks(root_ids)})"
+            " UNION ALL SELECT t.root, c.id, t.chain || ',' || c.agent"
+            " FROM threads c JOIN t ON c.parent_id = t.id)"
+            " SELECT t.root AS root, t.chain AS chain, approvals.* FROM approvals"
+            " JOIN t ON approvals.thread_id = t.id WHERE approvals.status = 'pending'"
+            " ORDER BY approvals.requested_at, approvals.seq"
+        )
+
+        async def body(tx: Tx) -> dict[str, list[Approval]]:
+            out: dict[str, list[Approval]] = {}
+            for row in await tx.fetch(sql, list(root_ids)):
+                a = approval_row(row)
+                via = (*row["chain"].split(","), *a.via)
+                out.setdefault(row["root"], []).append(replace(a, via=via))
+            return out
+
+        return await self.db.read("pending_in_trees", body)
 
     async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
         """Undecided approvals of several threads at once (for the inbox)."""

@@ -152,7 +152,8 @@ def steps_of(history: Sequence[StoredMessage], asking: set[str]) -> tuple[list[S
                 calls=calls,
             )
         )
-    return steps, start
+    # ``history`` may be the latest turn alone: its first index counts what came before.
+    return steps, (history[start].index if start < len(history) else len(history))
 
 
 async def _tree(
@@ -169,7 +170,7 @@ async def _tree(
     for child in await threads.children(thread.id):
         if child.parent_call_id not in shown:
             continue  # a delegation of an earlier turn
-        child_thread, child_history = await threads.transcript(owner=owner, thread_id=child.id)
+        child_thread, child_history = await threads.latest_turn(owner=owner, thread_id=child.id)
         children.append(await _tree(threads, owner, child_thread, child_history, asking))
     return ThreadSteps(
         thread_id=thread.id,
@@ -187,7 +188,7 @@ async def _view(
     threads: Threads, owner: str, thread_id: str, summary: TurnSummary, budget: int
 ) -> ThreadView:
     result, _ = fit_reply(agent_result(summary), budget)
-    thread, history = await threads.transcript(owner=owner, thread_id=thread_id)
+    thread, history = await threads.latest_turn(owner=owner, thread_id=thread_id)
     asking = {(a.thread_id, a.call_id) for a in summary.pending}
     tree = await _tree(threads, owner, thread, history, asking)
     shown = {**result.model_dump(mode="json"), "title": thread.title, "tree": tree.model_dump()}
