@@ -38,7 +38,8 @@ def _server_command(args: argparse.Namespace, port: int | None) -> list[str]:
         if port is not None:
             cmd += ["--transport", "http", "--port", str(port)]
         return cmd
-    cmd = [sys.executable, str(BENCH / "hop_server.py"), "--base-url", args.base_url]
+    cmd = [args.server_python or sys.executable, str(BENCH / "hop_server.py")]
+    cmd += ["--base-url", args.base_url]
     if port is not None:
         cmd += ["--http", str(port)]
     return cmd
