@@ -146,7 +146,22 @@ FILTERS: dict[str, dict[str, Any]] = {
 
 
 def _sql(f: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The query ``store.reads.list_threads`` runs for ``f`` (for EXPLAIN QUERY PLAN)."""
+    """The query ``store.reads.list_threads`` runs for ``f`` (for EXPLAIN QUERY PLAN): the
+    store's own builder when it has one, else the same SQL written here (older versions)."""
+    after = ("9", "z") if "page" in f else None
+    try:
+        from agents_mcp.store.reads import list_threads_query
+    except ImportError:
+        pass
+    else:
+        sql, params = list_threads_query(
+            owner=OWNER,
+            agent=f.get("agent"),
+            status=f.get("status"),
+            after=after,
+            include_children=bool(f.get("include_children")),
+        )
+        return sql, [*params, 21]
     where, params = ["owner=?"], [OWNER]
     if not f.get("include_children"):
         where.append("parent_id IS NULL")
@@ -164,6 +179,7 @@ def _sql(f: dict[str, Any]) -> tuple[str, list[Any]]:
 async def measure(path: str, calls: int) -> dict[str, Any]:
     from agents_mcp.store import open_store
 
+    store = await open_store(path)  # migrated before its plans are read
     plans = {}
     db = sqlite3.connect(path)
     for name, f in FILTERS.items():
@@ -171,7 +187,6 @@ async def measure(path: str, calls: int) -> dict[str, Any]:
         plans[name] = [r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
     total = db.execute("SELECT count(*) FROM threads").fetchone()[0]
     db.close()
-    store = await open_store(path)
     out: dict[str, Any] = {"threads": total, "filters": {}}
     try:
 
