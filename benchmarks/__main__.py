@@ -143,7 +143,7 @@ def _baselines(specs: list[str]) -> list[Baseline]:
     out = []
     for spec in specs:
         path, _, tag = spec.partition("=")
-        python = Path(path) / ".venv" / "bin" / "python"
+        python = Path(path) if Path(path).is_file() else Path(path) / ".venv" / "bin" / "python"
         if not python.exists():
             raise SystemExit(f"--baseline {spec}: no {python} (create the venv there first)")
         out.append(Baseline(tag or Path(path).name, str(python)))
@@ -491,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             metavar="DIR[=TAG]",
             help="also run the agents-mcp checked out in DIR, with its own DIR/.venv, as"
             " extra drivers in the same interleaved run (e.g. a `git worktree` of an older"
-            " commit); repeatable",
+            " commit), or the interpreter (a script) DIR names; repeatable",
         )
     sub.add_parser("install-peers", help="create the peer virtual environments")
     args = parser.parse_args(argv)
