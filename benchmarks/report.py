@@ -602,6 +602,38 @@ def over_runs(runs: Sequence[RunData]) -> list[str]:
     return lines
 
 
+def baselines_over_runs(runs: Sequence[RunData]) -> list[str]:
+    """Each baseline's targets beside this version's: medians over the runs."""
+    tags = runs[-1].baselines
+    if not tags:
+        return []
+
+    def medians(tag: str | None) -> dict[str, tuple[Target, float | None]]:
+        out: dict[str, tuple[Target, float | None]] = {}
+        per_run = [targets(d, tag) for d in runs]
+        for t in per_run[-1]:
+            name = t.name.split(" (")[0]
+            values = [
+                x.value.median
+                for ts in per_run
+                for x in ts
+                if x.name.split(" (")[0] == name and x.value is not None
+            ]
+            out[name] = (t, _med(values))
+        return out
+
+    now = medians(None)
+    olds = [medians(tag) for tag in tags]
+    lines = [
+        "| target | " + " | ".join(tags) + " | this version |",
+        "|" + "---|" * (len(tags) + 2),
+    ]
+    for name, (t, value) in now.items():
+        cells = [t.fmt(o[name][1]) if name in o else "–" for o in olds]
+        lines.append(f"| {name} | {' | '.join(cells)} | {t.fmt(value)} |")
+    return lines
+
+
 def drivers_over_runs(runs: Sequence[RunData]) -> list[str]:
     """S1 CPU per conversation of each driver: the median over runs, and each run's."""
     last = runs[-1]
@@ -648,6 +680,16 @@ def render(runs: Sequence[RunData]) -> str:
             *drivers_over_runs(runs),
             "",
         ]
+        if last.baselines:
+            out += [
+                "## Before and after over the runs",
+                "",
+                "Each baseline ran as its own drivers in the same interleaved runs; medians "
+                "over the runs.",
+                "",
+                *baselines_over_runs(runs),
+                "",
+            ]
     for i, d in enumerate(runs):
         title = f"## Run {i + 1} of {len(runs)}" if len(runs) > 1 else "## The run"
         out += [title, "", *render_run(d, "###")]
