@@ -11,18 +11,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import platform
 import shlex
 import shutil
 import sqlite3
+import statistics
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
-from benchmarks import adapters, harness, peers, providers, report, scenarios
-from benchmarks.harness import BENCH, ECHO_SERVER, HOP_SERVER, FakeLLM, Worker, agents_config
+from benchmarks import adapters, harness, peers, procstat, providers, report, scenarios
+from benchmarks.harness import (
+    BENCH,
+    ECHO_SERVER,
+    HOP_SERVER,
+    ROOT,
+    FakeLLM,
+    Worker,
+    agents_config,
+)
 from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, RunData
 
 RESULTS = BENCH / "results"
@@ -117,12 +130,34 @@ async def _peers_ready(args: argparse.Namespace, work: Path) -> dict[str, str | 
     return out
 
 
-def _workers(base_url: str, work: Path, config: Path, skip: dict[str, str | None]) -> list[Worker]:
+@dataclass(frozen=True)
+class Baseline:
+    """Another agents-mcp checkout run beside this one: its own interpreter (``DIR/.venv``),
+    so its own code and dependencies."""
+
+    tag: str
+    python: str
+
+
+def _baselines(specs: list[str]) -> list[Baseline]:
+    out = []
+    for spec in specs:
+        path, _, tag = spec.partition("=")
+        python = Path(path) if Path(path).is_file() else Path(path) / ".venv" / "bin" / "python"
+        if not python.exists():
+            raise SystemExit(f"--baseline {spec}: no {python} (create the venv there first)")
+        out.append(Baseline(tag or Path(path).name, str(python)))
+    return out
+
+
+def _workers(
+    base_url: str, work: Path, config: Path, skip: dict[str, str | None], bases: list[Baseline]
+) -> list[Worker]:
     py = sys.executable
 
-    def mcp(server: str, transport: str, db: str) -> list[str]:
+    def mcp(server: str, transport: str, db: str, python: str = py) -> list[str]:
         argv = [py, "-m", "benchmarks.drivers.mcp_client", "--server", server]
-        argv += ["--transport", transport, "--base-url", base_url]
+        argv += ["--transport", transport, "--base-url", base_url, "--server-python", python]
         return [*argv, "--config", str(config), "--db", db]
 
     am_match = "serve --config"
@@ -131,6 +166,17 @@ def _workers(base_url: str, work: Path, config: Path, skip: dict[str, str | None
                work / "w-am-stdio.log", am_match),
         Worker(AM_HTTP, "agents-mcp (HTTP)", mcp("agents-mcp", "http", str(work / "http.db")),
                work / "w-am-http.log", am_match),
+    ]  # fmt: skip
+    for b in bases:
+        ws += [
+            Worker(f"{AM_STDIO}@{b.tag}", f"agents-mcp {b.tag} (stdio)",
+                   mcp("agents-mcp", "stdio", str(work / f"s1-{b.tag}.db"), b.python),
+                   work / f"w-am-stdio-{b.tag}.log", am_match),
+            Worker(f"{AM_HTTP}@{b.tag}", f"agents-mcp {b.tag} (HTTP)",
+                   mcp("agents-mcp", "http", str(work / f"http-{b.tag}.db"), b.python),
+                   work / f"w-am-http-{b.tag}.log", am_match),
+        ]  # fmt: skip
+    ws += [
         Worker(MIN, "minimal loop (in-process)", [py, "-m", "benchmarks.drivers.minimal",
                "--base-url", base_url], work / "w-minimal.log"),
         Worker(HOP_STDIO, "minimal loop + MCP hop (stdio)", mcp("hop", "stdio", ""),
@@ -144,76 +190,138 @@ def _workers(base_url: str, work: Path, config: Path, skip: dict[str, str | None
     return ws
 
 
-async def run(args: argparse.Namespace) -> int:
+class LoadMonitor:
+    """The 1-minute load average every few seconds while a run goes on, and at marks."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self.marks: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            await asyncio.sleep(self.every)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = os.getloadavg()[0]
+
+    async def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        out = dict(self.marks)
+        if self.samples:
+            out |= {
+                "min": min(self.samples),
+                "median": statistics.median(self.samples),
+                "max": max(self.samples),
+            }
+        return out
+
+
+def _append(log: Path) -> IO[bytes]:
+    return open(log, "ab")
+
+
+async def _subprocess_json(argv: list[str], log: Path) -> Any:
+    with _append(log) as err:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=err, env=harness.server_env(), cwd=ROOT
+        )
+        out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed (exit {proc.returncode}); see {log}")
+    return json.loads(out)
+
+
+async def _seed(python: str, db: Path, sizes: list[int], log: Path, repeat: int = 1) -> list[str]:
+    argv = [python, "-m", "benchmarks.seed", "--db", str(db), "--sizes"]
+    ids: list[str] = await _subprocess_json(
+        [*argv, ",".join(map(str, sizes)), "--repeat", str(repeat)], log
+    )
+    return ids
+
+
+async def one_run(
+    args: argparse.Namespace,
+    work: Path,
+    fake: FakeLLM,
+    config: Path,
+    peer_status: dict[str, str | None],
+    bases: list[Baseline],
+) -> RunData:
+    """One full interleaved run of every scenario asked for."""
     t_start = time.perf_counter()
     z = scenarios.QUICK if args.quick else scenarios.FULL
-    started = datetime.now(UTC)
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    work = WORK / started.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True)
+    os.makedirs(work)
+    monitor = LoadMonitor()
+    monitor.start()
     machine = _machine()
-    source = {}
-    if args.rev:
-        args.src, commit = await _export(args.rev, work)
-        source = {"agents-mcp commit": commit}
-    elif args.src:
-        source = {"agents-mcp src": args.src}
-    if args.src:
-        harness.use_src(args.src)
-    peer_status = await _peers_ready(args, work)
-
-    from agents_mcp.store import open_store
-    from benchmarks.seed import seed_threads
-
-    fake = FakeLLM()
-    await fake.start()
-    config = work / "agents.toml"
-    config.write_text(agents_config(fake.base_url))
-    only = set(args.only.split(",")) if args.only else {"s1", "s2", "s3", "s4", "s5"}
+    only = set(args.only.split(",")) if args.only else {"s1", "s2", "s3", "s4", "s5", "s6"}
     print("seeding databases", file=sys.stderr)
-    ids = await seed_threads(str(work / "s1.db"), list(z.s4_sizes))
-    threads: dict[str, dict[int, str]] = {AM_STDIO: dict(zip(z.s4_sizes, ids, strict=True))}
-    store = await open_store(str(work / "cold.db"))
-    await store.close()
+    py = sys.executable
+    seed_log = work / "seed.log"
+    threads: dict[str, dict[int, str]] = {}
+    if "s4" in only:
+        for key, python, db in [
+            (AM_STDIO, py, work / "s1.db"),
+            *((f"{AM_STDIO}@{b.tag}", b.python, work / f"s1-{b.tag}.db") for b in bases),
+        ]:
+            ids = await _seed(python, db, list(z.s4_sizes), seed_log)
+            threads[key] = dict(zip(z.s4_sizes, ids, strict=True))
+    for python, name in [(py, "cold.db"), *((b.python, f"cold-{b.tag}.db") for b in bases)]:
+        await _seed(python, work / name, [], seed_log)
     if "s5" in only:
-        await seed_threads(str(work / "many.db"), [4] * z.s5_threads)
+        await _seed(py, work / "many.db", [4], seed_log, repeat=z.s5_threads)
 
-    workers = _workers(fake.base_url, work, config, peer_status)
+    workers = _workers(fake.base_url, work, config, peer_status, bases)
     if args.drivers:
         keep = set(args.drivers.split(","))
-        workers = [w for w in workers if w.key in keep]
+        workers = [w for w in workers if w.key in keep or w.key.split("@")[0] in keep]
     print(f"starting {len(workers)} drivers", file=sys.stderr)
     started_ok = await asyncio.gather(*(w.start() for w in workers))
     live = [w for w, ok in zip(workers, started_ok, strict=True) if ok]
     d = RunData(
-        started=started.strftime("%Y-%m-%d %H:%M UTC"),
+        started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         quick=args.quick,
         sizes=z,
         machine=machine,
         versions={},
         drivers=[(w.key, w.label, w.failure) for w in workers],
+        baselines=[b.tag for b in bases],
     )
     labels = {p.key: p.label for p in peers.PEERS}
     d.drivers += [(k, labels[k], why) for k, why in peer_status.items() if why is not None]
     try:
         if "s1" in only:
             print("S1", file=sys.stderr)
+            monitor.mark("S1")
             d.s1 = await scenarios.s1(live, fake, z)
         if "s2" in only:
             print("S2", file=sys.stderr)
-            d.s2, d.s2_http = await scenarios.s2(live, fake, z)
+            monitor.mark("S2")
+            d.s2 = await scenarios.s2(live, fake, z)
             d.rss_after_s2 = scenarios.rss_after(live)
+            print("under load", file=sys.stderr)
+            monitor.mark("load")
+            d.load = await scenarios.load(live, fake, z)
         by_key = {w.key: w for w in live}
         stored = [(by_key[k], ids) for k, ids in threads.items() if k in by_key]
         if "s4" in only and stored and MIN in by_key:
             print("S4", file=sys.stderr)
+            monitor.mark("S4")
             d.s4 = await scenarios.s4(stored, by_key[MIN], fake, z)
     finally:
         await asyncio.gather(*(w.stop() for w in live))
     if only & {"s3", "s5"}:
         print("S3/S5", file=sys.stderr)
-    py = sys.executable
+        monitor.mark("S3/S5")
     am = [py, "-m", "agents_mcp", "serve", "--config", str(config), "--db"]
     kinds = [
         scenarios.ServerKind("bare", "bare FastMCP, one tool", [py, ECHO_SERVER],
@@ -222,6 +330,9 @@ async def run(args: argparse.Namespace) -> int:
                              fake.base_url], scenarios.chat_call()),
         scenarios.ServerKind("agents-mcp", "agents-mcp", [*am, str(work / "cold.db")],
                              scenarios.chat_call()),
+        *(scenarios.ServerKind(f"agents-mcp@{b.tag}", f"agents-mcp {b.tag}",
+                               [b.python, *am[1:], str(work / f"cold-{b.tag}.db")],
+                               scenarios.chat_call()) for b in bases),
         scenarios.ServerKind("agents-mcp-threads", f"agents-mcp, {z.s5_threads:,} stored threads",
                              [*am, str(work / "many.db")], scenarios.chat_call()),
     ]  # fmt: skip
@@ -231,32 +342,94 @@ async def run(args: argparse.Namespace) -> int:
     d.cold = await scenarios.s3_s5(kinds, reps, z.s5_reps if "s5" in only else 0, work)
     d.cold = {k: c for k, c in d.cold.items() if c.init_ms or c.idle_rss_kb or c.errors}
     d.cold_labels = {k.key: k.label for k in kinds}
-    await fake.stop()
+    if "s6" in only:
+        print("S6 list_threads", file=sys.stderr)
+        monitor.mark("S6")
+        d.listing = await _listing(args, z, bases, work)
+    d.machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    d.loads = await monitor.stop()
+    d.duration_s = time.perf_counter() - t_start
+    return d
 
-    d.versions["agents-mcp side"] = {
+
+async def _listing(
+    args: argparse.Namespace, z: scenarios.Sizes, bases: list[Baseline], work: Path
+) -> dict[str, dict[str, Any]]:
+    """S6 for this version and each baseline, on databases seeded once per invocation."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, python in [("agents-mcp", sys.executable), *((b.tag, b.python) for b in bases)]:
+        db = WORK / f"listing-{key}-{z.list_threads}.db"
+        argv = [python, "-m", "benchmarks.listing", "--db", str(db)]
+        argv += ["--threads", str(z.list_threads), "--calls", str(z.list_calls)]
+        try:
+            out[key] = await _subprocess_json(argv, work / "listing.log")
+        except (RuntimeError, ValueError) as exc:  # e.g. a baseline without this store API
+            print(f"S6 {key}: {exc}", file=sys.stderr)
+    return out
+
+
+async def run(args: argparse.Namespace) -> int:
+    started = datetime.now(UTC)
+    if WORK.exists():  # keep the seeded listing databases: they take a while
+        for old in WORK.iterdir():
+            if not old.name.startswith("listing-"):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+    work = WORK / started.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True)
+    source = {}
+    if args.rev:
+        args.src, commit = await _export(args.rev, work)
+        source = {"agents-mcp commit": commit}
+    elif args.src:
+        source = {"agents-mcp src": args.src}
+    if args.src:
+        harness.use_src(args.src)
+    bases = _baselines(args.baseline or [])
+    peer_status = await _peers_ready(args, work)
+
+    fake = FakeLLM()
+    await fake.start()
+    config = work / "agents.toml"
+    config.write_text(agents_config(fake.base_url))
+    complete = not (args.quick or args.only or args.drivers)
+    n_runs = args.runs if args.runs is not None else (3 if complete else 1)
+    runs: list[RunData] = []
+    try:
+        for i in range(n_runs):
+            print(f"run {i + 1} of {n_runs}", file=sys.stderr)
+            runs.append(await one_run(args, work / f"run{i + 1}", fake, config, peer_status, bases))
+    finally:
+        await fake.stop()
+
+    versions = {
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         **(source or {"agents-mcp git": await _git()}),
         **await peers.versions(sys.executable, MAIN_DISTS),
     }
+    runs[-1].versions["agents-mcp side"] = versions
+    for b in bases:
+        runs[-1].versions[f"baseline {b.tag}"] = await peers.versions(b.python, MAIN_DISTS)
     for peer in peers.PEERS:
         if peer_status.get(peer.key) is None:
-            d.versions[peer.key] = await peers.versions(str(peer.python), peer.dists)
-    d.machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    d.duration_s = time.perf_counter() - t_start
-    text = report.render(d)
+            runs[-1].versions[peer.key] = await peers.versions(str(peer.python), peer.dists)
+    runs[0].machine["cpu_clock"] = (
+        "per-thread nanoseconds (/proc/<pid>/task/<tid>/schedstat)"
+        if procstat.PRECISE
+        else "clock ticks (10 ms)"
+    )
+    text = report.render(runs)
     print(text)
     out = Path(args.out) if args.out else None
-    complete = not (args.quick or args.only or args.drivers)
     if out is None and complete:
         out = RESULTS / f"{started.strftime('%Y-%m-%d')}.md"
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         print(f"wrote {out}", file=sys.stderr)
-        if complete and out.parent == RESULTS:
-            report.update_readme(BENCH / "README.md", report.summary(d, f"results/{out.name}"))
-    return _status(d)
+        if complete and out.parent == RESULTS and len(runs) >= 3:
+            report.update_readme(BENCH / "README.md", report.summary(runs, f"results/{out.name}"))
+    return max(_status(d) for d in runs)
 
 
 def _status(d: RunData) -> int:
@@ -264,11 +437,15 @@ def _status(d: RunData) -> int:
     ours = {AM_STDIO, AM_HTTP, MIN, HOP_STDIO, HOP_HTTP}
     failed = [k for k, _, why in d.drivers if k in ours and why is not None]
     errored = [
-        k for k in ours for s in [*d.s1.get(k, []), *d.s2.get(k, []), *d.s2_http.get(k, [])]
+        k for k in ours
+        for s in [*d.s1.get(k, []), *d.s2.get(k, []), *(x for v in d.load.get(k, {}).values() for x in v)]
         if s.errors
     ]  # fmt: skip
-    cold = [k for k, c in d.cold.items() if c.errors]
-    for what, keys in (("failed", failed), ("errors", errored), ("cold-start errors", cold)):
+    cold = [k for k, c in d.cold.items() if c.errors and "@" not in k]
+    listing = [] if d.listing.get("agents-mcp") or not d.listing else ["S6"]
+    for what, keys in (
+        ("failed", failed), ("errors", errored), ("cold-start errors", cold), ("S6", listing)
+    ):  # fmt: skip
         if keys:
             print(f"benchmark {what}: {', '.join(sorted(set(keys)))}", file=sys.stderr)
     return 1 if failed or errored or cold else 0
@@ -301,6 +478,20 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--drivers",
             help="driver keys to run, e.g. agents-mcp-stdio,hop-stdio",
+        )
+        p.add_argument(
+            "--runs",
+            type=int,
+            help="full runs, one after the other (default: 3 for a complete run, else 1);"
+            " the README summary is only updated from 3 or more",
+        )
+        p.add_argument(
+            "--baseline",
+            action="append",
+            metavar="DIR[=TAG]",
+            help="also run the agents-mcp checked out in DIR, with its own DIR/.venv, as"
+            " extra drivers in the same interleaved run (e.g. a `git worktree` of an older"
+            " commit), or the interpreter (a script) DIR names; repeatable",
         )
     sub.add_parser("install-peers", help="create the peer virtual environments")
     args = parser.parse_args(argv)

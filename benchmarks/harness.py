@@ -184,9 +184,9 @@ class Worker:
                 out[s.pid] = "other"
         return out
 
-    def _cpu(self) -> dict[int, float]:
+    def _cpu(self) -> dict[int, procstat.ProcStat]:
         assert self.proc is not None
-        return {s.pid: s.cpu_ms for s in procstat.tree(self.proc.pid)}
+        return {s.pid: s for s in procstat.tree(self.proc.pid)}
 
     async def call(self, cmd: dict[str, Any], fake: FakeLLM) -> Sample:
         """Run one command; CPU is measured around it for the whole process tree."""
@@ -206,7 +206,7 @@ class Worker:
         cpu: dict[str, float] = {}
         for pid, value in after.items():
             role = roles.get(pid, "other")
-            cpu[role] = cpu.get(role, 0.0) + value - before.get(pid, 0.0)
+            cpu[role] = cpu.get(role, 0.0) + procstat.used_ms(before.get(pid), value)
         cpu["total"] = sum(v for k, v in cpu.items())
         errors = list(result.get("errors", []))
         if "error" in result:

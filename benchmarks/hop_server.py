@@ -1,9 +1,11 @@
 """The floor behind one MCP hop: the minimal loop inside a bare FastMCP server.
 
-``python benchmarks/hop_server.py --base-url URL [--http PORT]`` exposes one
+``python benchmarks/hop_server.py --base-url URL [--http PORT] [--stream]`` exposes one
 ``chat_with_agent(agent, message, thread_id=None)`` tool that runs
 :class:`~benchmarks.minimal_loop.MinimalLoop` (no persistence; ``thread_id`` is ignored).
-Called through the same MCP client as agents-mcp, it prices the hop itself.
+Called through the same MCP client as agents-mcp, it prices the hop itself. Like
+agents-mcp answering an MCP caller, it asks the model for whole answers (``--stream``:
+streamed, as agents-mcp does only when someone shows the text as it comes).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ class HopResult(BaseModel):
     reply: str
 
 
-def build(base_url: str) -> FastMCP:
+def build(base_url: str, *, stream: bool = False) -> FastMCP:
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        loop = MinimalLoop(base_url)
+        loop = MinimalLoop(base_url, stream=stream)
         try:
             yield {"loop": loop}
         finally:
@@ -54,8 +56,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--http", type=int, default=None, help="serve streamable HTTP on this port")
+    parser.add_argument("--stream", action="store_true", help="ask the model for SSE streams")
     args = parser.parse_args()
-    server = build(args.base_url)
+    server = build(args.base_url, stream=args.stream)
     if args.http is None:
         server.run(show_banner=False, log_level="WARNING")
     else:

@@ -1,10 +1,14 @@
 """The floor: a minimal hand-written agent loop (httpx2 + one ``fastmcp.Client``).
 
-No persistence, no approvals, no progress, no retries: stream a Chat Completions request,
+No persistence, no approvals, no progress, no retries: send a Chat Completions request,
 run the tool calls it asks for on the downstream server, repeat until a final answer. It
-speaks the same wire format as agents-mcp (streaming SSE, ``stream_options.include_usage``)
-and reaches the same downstream ``echo`` server over stdio, so what agents-mcp costs above
-it is what agents-mcp adds.
+speaks the same wire format as agents-mcp and reaches the same downstream ``echo`` server
+over stdio, so what agents-mcp costs above it is what agents-mcp adds.
+
+It does the same LLM work as agents-mcp by default: agents-mcp's ``stream = "auto"`` asks
+for the whole answer when nobody shows the text as it is written (an MCP caller's request),
+so the floor asks for whole answers too; ``stream=True`` reads SSE
+(``stream_options.include_usage``) as agents-mcp does for a terminal chat.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ def echo_transport() -> StdioTransport:
 class MinimalLoop:
     """One model endpoint and one downstream server; ``chat()`` runs a conversation."""
 
-    def __init__(self, base_url: str, *, model: str = "fake", api_key: str = "x") -> None:
+    def __init__(
+        self, base_url: str, *, model: str = "fake", api_key: str = "x", stream: bool = False
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.stream = stream
         self._http = httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=httpx2.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0),
@@ -85,6 +92,8 @@ class MinimalLoop:
     async def _complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> tuple[str, list[dict[str, Any]]]:
+        if not self.stream:
+            return await self._whole(messages, tools)
         body = {
             "model": self.model,
             "messages": messages,
@@ -123,3 +132,16 @@ class MinimalLoop:
                         call["function"]["name"] += fn.get("name") or ""
                         call["function"]["arguments"] += fn.get("arguments") or ""
         return "".join(text), [calls[i] for i in sorted(calls)]
+
+    async def _whole(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> tuple[str, list[dict[str, Any]]]:
+        body = {"model": self.model, "messages": messages, "tools": tools}
+        response = await self._http.post(f"{self.base_url}/chat/completions", json=body)
+        response.raise_for_status()
+        message = response.json()["choices"][0]["message"]
+        calls = [
+            {"id": c["id"], "type": "function", "function": dict(c["function"])}
+            for c in message.get("tool_calls") or []
+        ]
+        return message.get("content") or "", calls

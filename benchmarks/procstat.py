@@ -1,9 +1,16 @@
 """CPU time and memory of process trees, read from ``/proc`` (Linux, standard library only).
 
-CPU of a tree = the sum, over every live process in it, of ``utime + stime`` (its own
-threads, including exited ones) plus ``cutime + cstime`` (children it has reaped). Each
-exited process is counted once, in its reaper; live children are counted by themselves.
-Resolution is one clock tick (10 ms), so callers measure batches, not single calls.
+CPU of a tree = the sum, over every live process in it, of the CPU time of its live
+threads, read in nanoseconds from ``/proc/<pid>/task/<tid>/schedstat`` (the scheduler's own
+``sum_exec_runtime``, user and system), plus ``cutime + cstime`` (children it has reaped,
+in clock ticks). Each exited process is counted once, in its reaper; live children are
+counted by themselves. Between two readings, CPU is summed per thread (:func:`used_ms`),
+so a thread that exits in between loses only what it used since the first reading.
+
+``utime + stime`` of ``/proc/<pid>/stat`` counts in clock ticks (10 ms): two readings of
+three processes around a batch of ten 15 ms conversations would be off by up to 6 ms per
+conversation, which is why the nanosecond clock is used where the kernel offers it
+(``schedstat``; else ticks, and callers should measure bigger batches).
 """
 
 from __future__ import annotations
@@ -19,42 +26,93 @@ class ProcStat:
     pid: int
     ppid: int
     cpu_ms: float
-    """utime + stime + cutime + cstime."""
+    """CPU used so far by the process and the children it reaped."""
+    threads_ms: dict[str, float] | None = None
+    """Each live thread's CPU (nanosecond clock), None when counted in ticks."""
+    reaped_ms: float = 0.0
+    """``cutime + cstime`` (with ``threads_ms``)."""
 
 
-def stat(pid: int) -> ProcStat | None:
+def _threads_ms(pid: int) -> dict[str, float] | None:
+    """CPU ms of each live thread of ``pid`` from ``schedstat`` (None: not available)."""
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                out[tid] = int(f.read().split()[0]) / 1e6
+        except (OSError, ValueError, IndexError):
+            if tid == str(pid):
+                return None
+    return out
+
+
+def stat(pid: int, *, precise: bool = False) -> ProcStat | None:
+    """``precise``: threads' CPU from ``schedstat`` (nanoseconds), else clock ticks."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except OSError:
         return None
     fields = raw[raw.rfind(b")") + 2 :].split()
-    ticks = sum(int(x) for x in fields[11:15])
-    return ProcStat(pid=pid, ppid=int(fields[1]), cpu_ms=ticks * _TICK_MS)
+    threads = _threads_ms(pid) if precise else None
+    if threads is None:
+        ticks = sum(int(x) for x in fields[11:15])
+        return ProcStat(pid=pid, ppid=int(fields[1]), cpu_ms=ticks * _TICK_MS)
+    reaped = (int(fields[13]) + int(fields[14])) * _TICK_MS
+    return ProcStat(
+        pid=pid,
+        ppid=int(fields[1]),
+        cpu_ms=sum(threads.values()) + reaped,
+        threads_ms=threads,
+        reaped_ms=reaped,
+    )
 
 
-def _all() -> dict[int, ProcStat]:
-    out: dict[int, ProcStat] = {}
+def used_ms(before: ProcStat | None, after: ProcStat) -> float:
+    """CPU the process used between two readings. Per thread with the nanosecond clock, so
+    a thread that exited in between loses only what it used since ``before``, not all its
+    lifetime's CPU."""
+    if before is None:
+        return after.cpu_ms
+    if before.threads_ms is None or after.threads_ms is None:
+        return after.cpu_ms - before.cpu_ms
+    own = sum(v - before.threads_ms.get(t, 0.0) for t, v in after.threads_ms.items())
+    return own + after.reaped_ms - before.reaped_ms
+
+
+PRECISE = _threads_ms(os.getpid()) is not None
+"""Whether this kernel reports thread CPU time in nanoseconds (``schedstat``)."""
+
+
+def _parents() -> dict[int, int]:
+    out: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
-            s = stat(int(name))
-            if s is not None:
-                out[s.pid] = s
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            out[int(name)] = int(raw[raw.rfind(b")") + 2 :].split()[1])
     return out
 
 
 def tree(pid: int) -> list[ProcStat]:
-    """``pid`` and all its live descendants."""
-    procs = _all()
+    """``pid`` and all its live descendants, with their CPU (nanosecond clock if any)."""
     children: dict[int, list[int]] = {}
-    for s in procs.values():
-        children.setdefault(s.ppid, []).append(s.pid)
+    for p, ppid in _parents().items():
+        children.setdefault(ppid, []).append(p)
     found: list[ProcStat] = []
     todo = [pid]
     while todo:
         p = todo.pop()
-        if p in procs:
-            found.append(procs[p])
+        s = stat(p, precise=PRECISE)
+        if s is not None:
+            found.append(s)
             todo.extend(children.get(p, []))
     return found
 

@@ -1,9 +1,10 @@
 """``python -m benchmarks.profile``: where the agents-mcp server spends its CPU in S1.
 
-Starts the fake LLM and one MCP-client driver (agents-mcp over stdio, or the minimal hop),
-warms it up, then samples the server process with py-spy (``--gil``: the thread running
-Python) during ``--conversations`` S1 conversations, and prints CPU per server thread
-(from ``/proc``), self time by package and inclusive time of agents_mcp functions.
+Starts the fake LLM and one MCP-client driver (agents-mcp or the minimal hop, over stdio
+or HTTP), warms it up, then samples the server process with py-spy (every thread that is
+not idle) during ``--conversations`` conversations (``--concurrency`` at a time, e.g. 400
+over HTTP with ``--latency 50 -k 3`` for the load levels), and prints CPU per server
+thread (from ``/proc``), self time by package and inclusive time of agents_mcp functions.
 py-spy is installed into ``benchmarks/.venvs/tools`` on first use.
 """
 
@@ -49,7 +50,30 @@ def _threads(pid: int) -> dict[str, tuple[str, float]]:
     return out
 
 
-RATE = 500  # py-spy samples per second
+LAYERS = (
+    ("store (agents_mcp.store, sqlite3)", ("agents_mcp/store/",)),
+    ("LLM client (adapter, httpx2)", ("agents_mcp/llm/", "httpx2/", "httpcore2/")),
+    ("downstream MCP client", ("agents_mcp/downstream.py", "fastmcp/client/", "mcp/client/")),
+    ("progress relay", ("agents_mcp/progress.py",)),
+    ("agents-mcp loop, threads, runs, server tools", ("agents_mcp/",)),
+    ("minimal loop (hop)", ("minimal_loop.py",)),
+)
+"""Each sample goes to the first layer any of whose markers is in its stack; the rest is
+the MCP server stack (mcp, fastmcp, pydantic, the transport) and the event loop."""
+
+
+_ENTRY = re.compile(r"agents_mcp/(cli/|__main__)")
+"""Frames at the root of every stack of ``agents-mcp serve``: no layer of their own."""
+IDLE = re.compile(r"(^|\.)(select|wait|_wait_for_tstate_lock) \((selectors|threading)\.py")
+"""Leaf frames of a thread that waits: py-spy (without ``--gil``) still samples them."""
+
+
+def layer(stack: str) -> str:
+    stack = ";".join(f for f in stack.split(";") if not _ENTRY.search(f))
+    for name, markers in LAYERS:
+        if any(m in stack for m in markers):
+            return name
+    return "MCP server stack, transport, event loop"
 
 
 def summarize(raw: Path, top: int, cpu_ms: float) -> list[str]:
@@ -59,17 +83,21 @@ def summarize(raw: Path, top: int, cpu_ms: float) -> list[str]:
     incl: collections.Counter[str] = collections.Counter()
     self_: collections.Counter[str] = collections.Counter()
     pkgs: collections.Counter[str] = collections.Counter()
+    layers: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
         n = int(count)
-        total += n
         frames = stack.split(";")
+        if IDLE.search(frames[-1]):  # waiting in epoll or on a lock: py-spy counts it
+            continue
+        total += n
         for f in set(frames):
             incl[f] += n
         self_[frames[-1]] += n
+        layers[layer(stack)] += n
         m = re.search(r"\(([^:)]*)", frames[-1])
         path = m.group(1) if m else frames[-1]
         pkgs[path.split("/")[0]] += n
@@ -78,7 +106,9 @@ def summarize(raw: Path, top: int, cpu_ms: float) -> list[str]:
     def fmt(c: int, what: str) -> str:
         return f"  {c * share * 100:5.1f}%  {c * share * cpu_ms:7.2f} ms  {what}"
 
-    out = [f"{total} samples; % of samples and ≈ ms of server CPU per unit", "", "self by package:"]
+    out = [f"{total} samples; % of samples and ≈ ms of server CPU per unit", "", "by layer:"]
+    out += [fmt(c, p) for p, c in layers.most_common()]
+    out += ["", "self by package:"]
     out += [fmt(c, p) for p, c in pkgs.most_common(15)]
     out += ["", "inclusive, agents_mcp (or minimal loop) functions:"]
     ours = [(f, c) for f, c in incl.most_common() if "agents_mcp/" in f or "minimal_loop" in f]
@@ -112,21 +142,30 @@ async def main(args: argparse.Namespace) -> None:
 
         (thread_id,) = await seed_threads(str(db), [args.history])
     argv = [sys.executable, "-m", "benchmarks.drivers.mcp_client", "--server", args.server,
-            "--base-url", fake.base_url, "--config", str(config), "--db", str(db)]  # fmt: skip
+            "--transport", args.transport, "--base-url", fake.base_url, "--config", str(config),
+            "--db", str(db)]  # fmt: skip
     match = "serve --config" if args.server == "agents-mcp" else "hop_server.py"
     worker = Worker("profile", args.server, argv, work / "worker.log", match)
     if not await worker.start():
         raise SystemExit(f"driver failed: {worker.failure}")
-    work_cmd: dict[str, object] = {"op": "batch", "n": args.conversations, "k": args.k}
+    work_cmd: dict[str, object] = {
+        "op": "batch",
+        "n": args.conversations,
+        "k": args.k,
+        "latency_ms": args.latency,
+        "concurrency": args.concurrency,
+    }
     if args.history:
         work_cmd = {"op": "turns", "thread_id": thread_id, "n": args.conversations, "k": args.k}
     try:
-        await worker.call({**work_cmd, "n": 3}, fake)
+        await worker.call(
+            {**work_cmd, "n": max(3, min(args.concurrency, args.conversations))}, fake
+        )
         pid = worker.server_pid()
         assert pid is not None
         raw = work / "py-spy.raw"
         spy = await asyncio.create_subprocess_exec(
-            str(PY_SPY), "record", "--pid", str(pid), "--rate", str(RATE), "--gil", "--nonblocking",
+            str(PY_SPY), "record", "--pid", str(pid), "--rate", str(args.rate), "--nonblocking",
             "--format", "raw", "-o", str(raw),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
@@ -161,7 +200,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", choices=["agents-mcp", "hop"], default="agents-mcp")
     parser.add_argument("--src", help="agents_mcp source directory to profile")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--latency", type=int, default=0, help="ms per LLM request")
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("-k", type=int, default=5, help="tool calls per conversation")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(

@@ -1,10 +1,16 @@
-"""Markdown for one run: tables of figures, ratios, targets, versions and machine."""
+"""Markdown for the runs of one invocation: targets over runs, then each run's tables.
+
+A target's value in one run is the median, over that run's rounds, of the ratio between
+drivers measured in the same round (drivers are interleaved), with the spread (lowest and
+highest round) beside it. Over several full runs, the verdict is on the median of the
+runs' values; every run's value is shown, so the best one cannot hide the others.
+"""
 
 from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +35,18 @@ class RunData:
     """(key, label, None if it ran else why not)."""
     s1: dict[str, list[Sample]] = field(default_factory=dict)
     s2: dict[str, list[Sample]] = field(default_factory=dict)
-    s2_http: dict[str, list[Sample]] = field(default_factory=dict)
+    load: dict[str, dict[int, list[Sample]]] = field(default_factory=dict)
+    """HTTP drivers under load: key → concurrency → samples (one per round)."""
     rss_after_s2: dict[str, dict[str, int]] = field(default_factory=dict)
     s4: History | None = None
     cold: dict[str, ColdStart] = field(default_factory=dict)
     cold_labels: dict[str, str] = field(default_factory=dict)
+    listing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """S6: variant ("agents-mcp" or a baseline's key) → ``benchmarks.listing`` output."""
+    baselines: list[str] = field(default_factory=list)
+    """Tags of the baseline agents-mcp versions run beside this one (``--baseline``)."""
+    loads: dict[str, float] = field(default_factory=dict)
+    """1-minute load average when each scenario started, and min/median/max over the run."""
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -54,6 +67,41 @@ def _x(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 
 
+def _errors(samples: Sequence[Sample]) -> list[str]:
+    return [e for s in samples for e in s.errors]
+
+
+def _hop_for(key: str) -> str:
+    return HOP_HTTP if "-http" in key else HOP_STDIO
+
+
+# -- per-round values ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A median over rounds, with the lowest and highest round."""
+
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Spread | None:
+        vs = [v for v in values if v is not None]
+        return cls(statistics.median(vs), min(vs), max(vs)) if vs else None
+
+    def fmt(self, unit: Callable[[float], str]) -> str:
+        return f"{unit(self.median)} ({unit(self.low)}–{unit(self.high)})"
+
+
+def _paired(
+    a: Sequence[Sample], b: Sequence[Sample], value: Callable[[Sample], float | None]
+) -> list[float | None]:
+    """Per round: ``value`` of ``a``'s sample over that of ``b``'s (same round)."""
+    return [_ratio(value(x), value(y)) for x, y in zip(a, b, strict=False)]
+
+
 def s1_wall(d: RunData, key: str) -> float | None:
     return _med([w for s in d.s1.get(key, []) for w in s.walls_ms])
 
@@ -62,136 +110,242 @@ def s1_cpu(d: RunData, key: str, role: str = "total") -> float | None:
     return _med([s.cpu_per(role) for s in d.s1.get(key, [])])
 
 
+def s1_ratio(d: RunData, key: str, other: str) -> Spread | None:
+    return Spread.of(_paired(d.s1.get(key, []), d.s1.get(other, []), lambda s: s.cpu_per()))
+
+
 def s2_total(d: RunData, key: str) -> float | None:
     return _med([s.total_ms for s in d.s2.get(key, []) if not s.errors])
 
 
-def _errors(samples: Sequence[Sample]) -> list[str]:
-    return [e for s in samples for e in s.errors]
+def s2_ratio(d: RunData, key: str, other: str) -> Spread | None:
+    return Spread.of(
+        _paired(
+            d.s2.get(key, []),
+            d.s2.get(other, []),
+            lambda s: None if s.errors else s.total_ms,
+        )
+    )
 
 
-def _hop_for(key: str) -> str:
-    return HOP_HTTP if key.endswith("-http") else HOP_STDIO
+def _throughput(s: Sample) -> float | None:
+    return None if s.errors or s.total_ms <= 0 else s.n / (s.total_ms / 1000.0)
 
 
-def s4_rows(h: History, key: str = AM_STDIO) -> list[dict[str, float | None]]:
-    rows = []
-    base_floor = None
+def load_growth(d: RunData, key: str) -> list[float | None]:
+    """Per round: CPU per conversation at the highest level over that at the lowest."""
+    levels = d.load.get(key, {})
+    if len(levels) < 2:
+        return []
+    lo, hi = levels[min(levels)], levels[max(levels)]
+    return [_ratio(b.cpu_per(), a.cpu_per()) for a, b in zip(lo, hi, strict=False)]
+
+
+def load_growth_vs_hop(d: RunData, key: str) -> Spread | None:
+    """Per round: our growth from the lowest to the highest level over the hop's."""
+    ours, hop = load_growth(d, key), load_growth(d, _hop_for(key))
+    return Spread.of([_ratio(a, b) for a, b in zip(ours, hop, strict=False)])
+
+
+def load_throughput_vs_hop(d: RunData, key: str) -> Spread | None:
+    levels, hop = d.load.get(key, {}), d.load.get(_hop_for(key), {})
+    if not levels or not hop:
+        return None
+    top = max(levels)
+    return Spread.of(
+        [
+            _ratio(_throughput(a), _throughput(b))
+            for a, b in zip(levels[top], hop.get(top, []), strict=False)
+        ]
+    )
+
+
+def s4_rows(h: History, key: str = AM_STDIO) -> list[dict[str, Any]]:
+    """Per stored size: medians, and the per-round ratio of the turn's own CPU (the LLM
+    payload's growth, measured on the floor in the same round, taken out) to the first
+    size's."""
     runs, floor = h.runs.get(key, {}), h.runs.get(MIN, {})
-    for size in sorted(runs):
+    sizes = sorted(runs)
+    if not sizes:
+        return []
+    first = sizes[0]
+    rows = []
+    for size in sizes:
         am, fl = runs[size], floor.get(size, [])
-        row: dict[str, float | None] = {
-            "size": float(size),
+        row: dict[str, Any] = {
+            "size": size,
             "am_cpu": _med([s.cpu_per() for s in am]),
             "am_server": _med([s.cpu_per("server") for s in am]),
             "am_wall": _med([w for s in am for w in s.walls_ms]),
             "floor_cpu": _med([s.cpu_per() for s in fl]),
             "floor_wall": _med([w for s in fl for w in s.walls_ms]),
         }
-        if base_floor is None:
-            base_floor = row
-        payload = None
-        if row["floor_cpu"] is not None and base_floor["floor_cpu"] is not None:
-            payload = row["floor_cpu"] - base_floor["floor_cpu"]
-        row["payload_cpu"] = payload
+        excl: list[float | None] = []
+        payloads: list[float] = []
+        for r, s in enumerate(am):
+            try:
+                f_now, f_first = fl[r], floor[first][r]
+                base = runs[first][r]
+            except (IndexError, KeyError):
+                continue
+            payload = f_now.cpu_per() - f_first.cpu_per()
+            payloads.append(payload)
+            excl.append(_ratio(s.cpu_per() - payload, base.cpu_per()))
+        row["payload_cpu"] = _med(payloads)
         row["am_excl"] = (
-            None if row["am_cpu"] is None or payload is None else row["am_cpu"] - payload
-        )
-        wall_payload = None
-        if row["floor_wall"] is not None and base_floor["floor_wall"] is not None:
-            wall_payload = row["floor_wall"] - base_floor["floor_wall"]
-        row["am_wall_excl"] = (
-            None
-            if row["am_wall"] is None or wall_payload is None
-            else row["am_wall"] - wall_payload
+            None if row["am_cpu"] is None or row["payload_cpu"] is None
+            else row["am_cpu"] - row["payload_cpu"]
+        )  # fmt: skip
+        row["ratio"] = Spread.of(excl)
+        row["ratio_raw"] = Spread.of(
+            [_ratio(s.cpu_per(), b.cpu_per()) for s, b in zip(am, runs[first], strict=False)]
         )
         rows.append(row)
-    base = rows[0] if rows else None
-    for row in rows:
-        row["ratio"] = _ratio(row["am_excl"], base["am_excl"] if base else None)
-        row["ratio_raw"] = _ratio(row["am_cpu"], base["am_cpu"] if base else None)
-        row["ratio_wall"] = _ratio(row["am_wall_excl"], base["am_wall_excl"] if base else None)
     return rows
 
 
-def _verdict(value: float | None, limit: float, *, below: bool = True) -> str:
-    if value is None:
-        return "not measured"
-    ok = value <= limit if below else value >= limit
-    return "**met**" if ok else "**missed**"
+# -- targets ---------------------------------------------------------------------------------
 
 
-def targets(d: RunData) -> list[tuple[str, str, str]]:
-    """(target, measured, verdict)."""
-    out: list[tuple[str, str, str]] = []
-    am, hop = s1_cpu(d, AM_STDIO), s1_cpu(d, HOP_STDIO)
-    r = _ratio(am, hop)
-    out.append(("S1 CPU/conv: agents-mcp ≤ 1.2× minimal + hop (stdio)", _x(r), _verdict(r, 1.2)))
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: Spread | None
+    limit: float
+    below: bool = True
+    unit: str = "×"
+    """"×", "ms", "MiB" or "errors"."""
+
+    def fmt(self, v: float | None) -> str:
+        if v is None:
+            return "–"
+        if self.unit == "×":
+            return f"{v:.2f}×"
+        if self.unit == "errors":
+            return f"{v:.0f}"
+        if self.unit == "MiB":
+            return f"{v:+.1f} MiB"
+        return f"{v:.2f} {self.unit}"
+
+    def shown(self) -> str:
+        return "–" if self.value is None else self.value.fmt(self.fmt)
+
+    def met(self, v: float | None) -> str:
+        if v is None:
+            return "not measured"
+        ok = v <= self.limit if self.below else v >= self.limit
+        return "**met**" if ok else "**missed**"
+
+
+def targets(d: RunData, tag: str | None = None) -> list[Target]:
+    """The targets of one run (see ``benchmarks/README.md``), for this version or, with
+    ``tag``, for that baseline's drivers."""
+    at = f"@{tag}" if tag else ""
+    am_stdio, am_http = AM_STDIO + at, AM_HTTP + at
+    out = [
+        Target("S1 CPU/conv ≤ 1.1× minimal + hop (stdio)", s1_ratio(d, am_stdio, HOP_STDIO), 1.1)
+    ]
     for peer in PEER_KEYS:
-        r = _ratio(am, s1_cpu(d, peer))
-        out.append((f"S1 CPU/conv: agents-mcp ≤ 0.5× {peer}", _x(r), _verdict(r, 0.5)))
-    r = _ratio(s2_total(d, AM_STDIO), s2_total(d, HOP_STDIO))
-    out.append(("S2 total: agents-mcp ≤ 1.2× minimal + hop (stdio)", _x(r), _verdict(r, 1.2)))
-    heavy = d.s2_http.get(AM_HTTP, [])
-    errs = len(_errors(heavy))
-    n = sum(s.n for s in heavy)
+        out.append(Target(f"S1 CPU/conv ≤ 0.4× {peer}", s1_ratio(d, am_stdio, peer), 0.4))
     out.append(
-        (
-            f"S2 HTTP, {d.sizes.s2_http_concurrency} concurrent: no errors",
-            f"{errs} errors in {n} conversations" if heavy else "–",
-            ("**met**" if errs == 0 else "**missed**") if heavy else "not measured",
+        Target("S2 total ≤ 1.2× minimal + hop (stdio)", s2_ratio(d, am_stdio, HOP_STDIO), 1.2)
+    )
+    levels = d.sizes.load_levels
+    lo, hi = (levels[0], levels[-1]) if levels else (0, 0)
+    out.append(
+        Target(
+            f"HTTP CPU/conv growth {lo} → {hi} concurrent ≤ 1.05× the hop's growth",
+            load_growth_vs_hop(d, am_http),
+            1.05,
         )
     )
-    cold_am, cold_bare = d.cold.get("agents-mcp"), d.cold.get("bare")
-    r = _ratio(
-        _med(cold_am.init_ms) if cold_am else None, _med(cold_bare.init_ms) if cold_bare else None
-    )
-    out.append(("S3 spawn → initialize: agents-mcp ≤ 1.2× bare FastMCP", _x(r), _verdict(r, 1.2)))
-    kids = max(cold_am.children_at_init, default=None) if cold_am else None
     out.append(
-        (
-            "S3 no downstream connected before initialize is answered",
-            "–" if kids is None else f"{kids} child processes at initialize",
-            "not measured" if kids is None else ("**met**" if kids == 0 else "**missed**"),
+        Target(
+            f"HTTP throughput at {hi} concurrent ≥ 1.0× the hop's",
+            load_throughput_vs_hop(d, am_http),
+            1.0,
+            below=False,
         )
     )
-    if d.s4 is not None:
-        rows = s4_rows(d.s4)
-        last = rows[-1] if rows else None
-        value = last["ratio"] if last else None
-        size = int(last["size"] or 0) if last else 0
+    heavy = [s for samples in d.load.get(am_http, {}).values() for s in samples]
+    if heavy:
+        errs = float(len(_errors(heavy)))
         out.append(
-            (
-                f"S4 turn at {size:,} messages ≤ 1.3× at {int(rows[0]['size'] or 0)} (excl. LLM payload)",
-                _x(value),
-                _verdict(value, 1.3),
+            Target(
+                f"HTTP up to {hi} concurrent: errors", Spread(errs, errs, errs), 0, unit="errors"
             )
         )
-    rss_am = _med(cold_am.idle_rss_kb) if cold_am else None
-    rss_bare = _med(cold_bare.idle_rss_kb) if cold_bare else None
-    r = _ratio(rss_am, rss_bare)
-    out.append(("S5 idle RSS: agents-mcp ≤ 1.2× bare FastMCP", _x(r), _verdict(r, 1.2)))
-    many = d.cold.get("agents-mcp-threads")
-    rss_many = _med(many.idle_rss_kb) if many else None
-    if rss_many is not None and rss_am is not None:
-        grow = (rss_many - rss_am) / 1024
-        ok = rss_many <= rss_am * 1.05 or grow <= 2
+    cold_am, cold_bare = d.cold.get("agents-mcp" + at), d.cold.get("bare")
+    init = None
+    if cold_am and cold_bare:
+        init = Spread.of(
+            [_ratio(a, b) for a, b in zip(cold_am.init_ms, cold_bare.init_ms, strict=False)]
+        )
+    out.append(Target("S3 spawn → initialize ≤ 1.2× bare FastMCP", init, 1.2))
+    if cold_am and cold_am.children_at_init:
+        kids = float(max(cold_am.children_at_init))
         out.append(
-            (
-                f"S5 {d.sizes.s5_threads:,} stored threads do not raise idle RSS",
-                f"{grow:+.1f} MiB",
-                "**met**" if ok else "**missed**",
+            Target(
+                "S3 downstream servers started before initialize is answered",
+                Spread(kids, kids, kids),
+                0,
+                unit="errors",
+            )
+        )
+    if d.s4 is not None:
+        rows = s4_rows(d.s4, am_stdio)
+        if rows:
+            out.append(
+                Target(
+                    f"S4 turn at {rows[-1]['size']:,} messages ≤ 1.3× at {rows[0]['size']}"
+                    " (LLM payload's growth excluded)",
+                    rows[-1]["ratio"],
+                    1.3,
+                )
+            )
+    rss = None
+    if cold_am and cold_bare:
+        rss = Spread.of(
+            [_ratio(a, b) for a, b in zip(cold_am.idle_rss_kb, cold_bare.idle_rss_kb, strict=False)]
+        )
+    out.append(Target("S5 idle RSS ≤ 1.2× bare FastMCP", rss, 1.2))
+    many = None if tag else d.cold.get("agents-mcp-threads")
+    if many and cold_am and many.idle_rss_kb and cold_am.idle_rss_kb:
+        grow = (statistics.median(many.idle_rss_kb) - statistics.median(cold_am.idle_rss_kb)) / 1024
+        out.append(
+            Target(
+                f"S5 {d.sizes.s5_threads:,} stored threads raise idle RSS by ≤ 2 MiB",
+                Spread(grow, grow, grow),
+                2.0,
+                unit="MiB",
+            )
+        )
+    listing = d.listing.get(tag or "agents-mcp")
+    if listing:
+        worst = max(listing["filters"].items(), key=lambda kv: kv[1]["median_ms"])
+        ms = [f["median_ms"] for f in listing["filters"].values()]
+        out.append(
+            Target(
+                f"S6 list_threads, slowest filter ≤ 5 ms at {listing['threads']:,} threads"
+                f" (this run: {worst[0]})",
+                Spread(max(ms), min(ms), max(ms)),
+                5.0,
+                unit="ms",
             )
         )
     return out
 
 
+# -- tables of one run -------------------------------------------------------------------------
+
+
 def main_table(d: RunData) -> list[str]:
     z = d.sizes
     head = (
-        f"| driver | S1 wall ms/conv | S1 CPU ms/conv | client / server / downstream | "
-        f"× minimal | × minimal + hop | fake LLM CPU ms/conv | S2 total ms ({z.s2_concurrency} conc.) | "
-        f"× ideal | × minimal + hop | S2 errors | server RSS after S2 MiB |"
+        "| driver | S1 wall ms/conv | S1 CPU ms/conv | client / server / downstream | "
+        "× minimal | × minimal + hop (rounds) | fake LLM CPU ms/conv | "
+        f"S2 total ms ({z.s2_concurrency} conc.) | × ideal | × minimal + hop | S2 errors | "
+        "server RSS after S2 MiB |"
     )
     lines = [head, "|" + "---|" * 12]
     ideal = (z.s2_k + 1) * z.s2_latency_ms
@@ -204,13 +358,36 @@ def main_table(d: RunData) -> list[str]:
         fake = _med([s.fake_cpu_ms / max(1, s.n) for s in d.s1.get(key, [])])
         total = s2_total(d, key)
         rss = d.rss_after_s2.get(key, {}).get("VmRSS")
+        hop = s1_ratio(d, key, _hop_for(key))
         lines.append(
-            f"| {label} | {_f(s1_wall(d, key))} | {_f(cpu)} | {roles} | "
-            f"{_x(_ratio(cpu, s1_cpu(d, MIN)))} | {_x(_ratio(cpu, s1_cpu(d, _hop_for(key))))} | "
+            f"| {label} | {_f(s1_wall(d, key))} | {_f(cpu, 2)} | {roles} | "
+            f"{_x(_ratio(cpu, s1_cpu(d, MIN)))} | {hop.fmt(_x) if hop else '–'} | "
             f"{_f(fake)} | {_f(total, 0)} | {_x(_ratio(total, ideal))} | "
             f"{_x(_ratio(total, s2_total(d, _hop_for(key))))} | {len(_errors(d.s2.get(key, [])))} | "
             f"{_f(rss / 1024 if rss else None)} |"
         )
+    return lines
+
+
+def load_table(d: RunData) -> list[str]:
+    labels = {k: label for k, label, _ in d.drivers}
+    lines = [
+        "| driver | concurrent | conversations/s | CPU ms/conv (rounds) | server CPU ms/conv | "
+        "CPU × lowest level | errors |",
+        "|" + "---|" * 7,
+    ]
+    for key, levels in d.load.items():
+        base = _med([s.cpu_per() for s in levels.get(min(levels), [])]) if levels else None
+        for level in sorted(levels):
+            samples = levels[level]
+            cpu = Spread.of([s.cpu_per() for s in samples])
+            lines.append(
+                f"| {labels.get(key, key)} | {level} | "
+                f"{_f(_med([t for s in samples if (t := _throughput(s)) is not None]))} | "
+                f"{cpu.fmt(lambda v: f'{v:.2f}') if cpu else '–'} | "
+                f"{_f(_med([s.cpu_per('server') for s in samples]), 2)} | "
+                f"{_x(_ratio(cpu.median if cpu else None, base))} | {len(_errors(samples))} |"
+            )
     return lines
 
 
@@ -238,75 +415,114 @@ def cold_table(d: RunData) -> list[str]:
 
 def history_table(h: History, labels: dict[str, str]) -> list[str]:
     lines = [
-        "| driver | stored messages | CPU ms/turn (server) | wall ms/turn | "
-        "floor CPU ms/turn | floor wall ms/turn | LLM payload CPU (floor − floor@first) | "
-        "CPU excl. payload | × first size | raw CPU × first size | wall excl. payload × first size |",
-        "|" + "---|" * 11,
+        "| driver | stored messages | CPU ms/turn (server) | wall ms/turn | floor CPU ms/turn | "
+        "floor wall ms/turn | LLM payload CPU (floor − floor at first size) | "
+        "CPU excl. payload | × first size (rounds) | raw CPU × first size |",
+        "|" + "---|" * 10,
     ]
     for key in h.runs:
         if key == MIN:
             continue
         for row in s4_rows(h, key):
-            lines.append(_history_row(labels.get(key, key), row))
+            ratio, raw = row["ratio"], row["ratio_raw"]
+            lines.append(
+                f"| {labels.get(key, key)} | {row['size']:,} | {_f(row['am_cpu'], 2)} "
+                f"({_f(row['am_server'], 2)}) | {_f(row['am_wall'])} | "
+                f"{_f(row['floor_cpu'], 2)} | {_f(row['floor_wall'])} | "
+                f"{_f(row['payload_cpu'], 2)} | {_f(row['am_excl'], 2)} | "
+                f"{ratio.fmt(_x) if ratio else '–'} | {raw.fmt(_x) if raw else '–'} |"
+            )
     return lines
 
 
-def _history_row(label: str, row: dict[str, float | None]) -> str:
-    return (
-        f"| {label} | {int(row['size'] or 0):,} | {_f(row['am_cpu'])} ({_f(row['am_server'])}) | "
-        f"{_f(row['am_wall'])} | {_f(row['floor_cpu'])} | {_f(row['floor_wall'])} | "
-        f"{_f(row['payload_cpu'])} | {_f(row['am_excl'])} | {_x(row['ratio'])} | "
-        f"{_x(row['ratio_raw'])} | {_x(row['ratio_wall'])} |"
-    )
-
-
-def http_table(d: RunData) -> list[str]:
+def listing_table(d: RunData) -> list[str]:
+    variants = list(d.listing)
+    if not variants:
+        return []
     lines = [
-        "| driver | conversations | total ms (median) | CPU ms/conv | errors |",
-        "|---|---|---|---|---|",
+        "| filter | " + " | ".join(f"{v} ms (min–max)" for v in variants) + " | found | "
+        f"query plan ({variants[0]}) |",
+        "|" + "---|" * (len(variants) + 3),
     ]
-    labels = {k: label for k, label, _ in d.drivers}
-    for key, samples in d.s2_http.items():
-        lines.append(
-            f"| {labels.get(key, key)} | {sum(s.n for s in samples)} | "
-            f"{_f(_med([s.total_ms for s in samples]), 0)} | "
-            f"{_f(_med([s.cpu_per() for s in samples]))} | {len(_errors(samples))} |"
-        )
+    first = d.listing[variants[0]]["filters"]
+    for name, f in first.items():
+        cells = []
+        for v in variants:
+            g = d.listing[v]["filters"].get(name)
+            cells.append(
+                "–" if g is None else f"{g['median_ms']:.2f} ({g['min_ms']:.2f}–{g['max_ms']:.2f})"
+            )
+        lines.append(f"| {name} | {' | '.join(cells)} | {f['found']} | {'; '.join(f['plan'])} |")
     return lines
 
 
-def render(d: RunData) -> str:
+def baseline_table(d: RunData) -> list[str]:
+    """Each baseline's targets beside this version's, from the same interleaved run."""
+    if not d.baselines:
+        return []
+    now = targets(d)
+    cols = [targets(d, tag) for tag in d.baselines]
+    lines = [
+        "| target | " + " | ".join(d.baselines) + " | this version |",
+        "|" + "---|" * (len(d.baselines) + 2),
+    ]
+    for t in now:
+        olds = []
+        for col in cols:
+            match = next((o for o in col if o.name.split(" (")[0] == t.name.split(" (")[0]), None)
+            olds.append(match.shown() if match else "–")
+        lines.append(f"| {t.name} | {' | '.join(olds)} | {t.shown()} |")
+    return lines
+
+
+def render_run(d: RunData, level: str = "##") -> list[str]:
     z = d.sizes
     m = d.machine
+    loads = d.loads
     out = [
-        f"# agents-mcp benchmark — {d.started}{' (quick)' if d.quick else ''}",
+        f"Started {d.started}; took {d.duration_s:.0f} s. Load average (1 min) "
+        f"{m.get('load_before')} before, {m.get('load_after')} after; sampled every 5 s "
+        f"during the run: min {_f(loads.get('min'), 2)}, median {_f(loads.get('median'), 2)}, "
+        f"max {_f(loads.get('max'), 2)}; at the start of each scenario: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in loads.items() if k not in ("min", "median", "max"))
+        + ".",
         "",
-        f"Machine: {m.get('cores')} cores ({m.get('cpu')}), {m.get('memory')}, kernel "
-        f"{m.get('kernel')}; load average {m.get('load_before')} before, {m.get('load_after')} "
-        f"after. Run took {d.duration_s:.0f} s. Method: `benchmarks/README.md`.",
+        f"{level} Targets",
         "",
-        "## Targets",
-        "",
-        "| target | measured | verdict |",
+        "| target | median over rounds (lowest–highest round) | verdict |",
         "|---|---|---|",
-        *(f"| {a} | {b} | {c} |" for a, b, c in targets(d)),
+        *(
+            f"| {t.name} | {t.shown()} | {t.met(t.value.median if t.value else None)} |"
+            for t in targets(d)
+        ),
         "",
-        "## S1 and S2 by driver",
+        f"{level} S1 and S2 by driver",
         "",
         f"S1: one conversation at a time, K={z.s1_k} tool calls, 0 ms LLM latency; "
         f"{z.s1_rounds}×{z.s1_batch} conversations per driver after {z.s1_warmup} warm-up, "
         "interleaved; wall = median per conversation, CPU = median of per-batch means "
-        "(driver process tree, fake LLM excluded and shown apart). "
+        "(driver process tree, fake LLM excluded and shown apart); × minimal + hop = median "
+        "of the per-round ratios (lowest–highest round). "
         f"S2: {z.s2_concurrency} concurrent conversations, K={z.s2_k}, {z.s2_latency_ms} ms "
         f"per LLM request (ideal {(z.s2_k + 1) * z.s2_latency_ms} ms), median of {z.s2_rounds}.",
         "",
         *main_table(d),
         "",
-        f"S2 over HTTP at {z.s2_http_concurrency} concurrent conversations:",
-        "",
-        *http_table(d),
-        "",
-        "## S3 cold start and S5 idle memory",
+    ]
+    if d.load:
+        out += [
+            f"{level} Under load (HTTP)",
+            "",
+            f"{z.load_waves} × N conversations at most N at a time, K={z.load_k}, "
+            f"{z.load_latency_ms} ms per LLM request, {z.load_rounds} rounds, levels and "
+            "drivers interleaved. CPU = the driver's process tree (MCP client, server, "
+            "downstream) per conversation.",
+            "",
+            *load_table(d),
+            "",
+        ]
+    out += [
+        f"{level} S3 cold start and S5 idle memory",
         "",
         f"Raw JSON-RPC over stdio, median of {z.s3_reps} (idle RSS: {z.s5_reps}, read 1 s after "
         "initialize + tools/list). First reply: `chat_with_agent` with K=1 (bare server: `echo`).",
@@ -316,42 +532,200 @@ def render(d: RunData) -> str:
     ]
     if d.s4 is not None:
         out += [
-            "## S4 history",
+            f"{level} S4 history",
             "",
             f"One more turn (K={z.s4_k}) on a stored thread; {z.s4_rounds}×{z.s4_turns} turns per "
             "size after one warm-up turn. The floor runs the same turn after the same history held "
-            "in memory, so its growth is the price of the LLM payload itself, which every loop pays.",
+            "in memory, so its growth is the price of the LLM payload itself, which every loop "
+            "pays; it is taken out round by round.",
             "",
             *history_table(d.s4, {k: label for k, label, _ in d.drivers}),
             "",
         ]
-    out += ["## Versions", "", "| component | versions |", "|---|---|"]
-    for name, versions in d.versions.items():
-        out.append(f"| {name} | {', '.join(f'{k} {v}' for k, v in versions.items())} |")
-    errors = {k: _errors([*d.s1.get(k, []), *d.s2.get(k, []), *d.s2_http.get(k, [])]) for k in d.s1}
+    if d.listing:
+        n = next(iter(d.listing.values()))["threads"]
+        out += [
+            f"{level} S6 list_threads at {n:,} threads",
+            "",
+            f"One page (20) per call, in process (the store's query and the pending calls of "
+            f"the waiting threads shown), median of {z.list_calls} calls after one warm-up; "
+            "`benchmarks/listing.py` says how the threads are spread over owners, agents and "
+            "statuses.",
+            "",
+            *listing_table(d),
+            "",
+        ]
+    if d.baselines:
+        out += [
+            f"{level} Before and after",
+            "",
+            "Each baseline ran as its own drivers in this same interleaved run.",
+            "",
+            *baseline_table(d),
+            "",
+        ]
+    errors = {k: _errors([*d.s1.get(k, []), *d.s2.get(k, [])]) for k in d.s1}
+    errors |= {
+        f"{k} under load": _errors([s for v in lv.values() for s in v]) for k, lv in d.load.items()
+    }
     errors |= {f"cold {k}": c.errors for k, c in d.cold.items()}
     shown = [(k, e) for k, e in errors.items() if e]
     if shown or d.notes:
-        out += ["", "## Errors and notes", ""]
+        out += [f"{level} Errors and notes", ""]
         out += [f"- {k}: {len(e)} errors, first: `{e[0][:300]}`" for k, e in shown]
         out += [f"- {n}" for n in d.notes]
+        out += [""]
+    return out
+
+
+# -- several runs ------------------------------------------------------------------------------
+
+
+def over_runs(runs: Sequence[RunData]) -> list[str]:
+    """Targets: each run's value (median over its rounds) and the median over runs."""
+    per_run = [targets(d) for d in runs]
+    names = [t.name.split(" (this run")[0] for t in per_run[-1]]
+    head = " | ".join(f"run {i + 1}" for i in range(len(runs)))
+    lines = [
+        f"| target | {head} | median over runs | verdict |",
+        "|" + "---|" * (len(runs) + 3),
+    ]
+    for name in names:
+        ts = [
+            next((t for t in ts if t.name.split(" (this run")[0] == name), None) for ts in per_run
+        ]
+        proto = next(t for t in ts if t is not None)
+        values = [t.value.median if t and t.value else None for t in ts]
+        med = _med([v for v in values if v is not None])
+        cells = " | ".join(proto.fmt(v) for v in values)
+        lines.append(f"| {name} | {cells} | {proto.fmt(med)} | {proto.met(med)} |")
+    return lines
+
+
+def baselines_over_runs(runs: Sequence[RunData]) -> list[str]:
+    """Each baseline's targets beside this version's: medians over the runs."""
+    tags = runs[-1].baselines
+    if not tags:
+        return []
+
+    def medians(tag: str | None) -> dict[str, tuple[Target, float | None]]:
+        out: dict[str, tuple[Target, float | None]] = {}
+        per_run = [targets(d, tag) for d in runs]
+        for t in per_run[-1]:
+            name = t.name.split(" (")[0]
+            values = [
+                x.value.median
+                for ts in per_run
+                for x in ts
+                if x.name.split(" (")[0] == name and x.value is not None
+            ]
+            out[name] = (t, _med(values))
+        return out
+
+    now = medians(None)
+    olds = [medians(tag) for tag in tags]
+    lines = [
+        "| target | " + " | ".join(tags) + " | this version |",
+        "|" + "---|" * (len(tags) + 2),
+    ]
+    for name, (t, value) in now.items():
+        cells = [t.fmt(o[name][1]) if name in o else "–" for o in olds]
+        lines.append(f"| {name} | {' | '.join(cells)} | {t.fmt(value)} |")
+    return lines
+
+
+def drivers_over_runs(runs: Sequence[RunData]) -> list[str]:
+    """S1 CPU per conversation of each driver: the median over runs, and each run's."""
+    last = runs[-1]
+    lines = [
+        "| driver | S1 CPU ms/conv, median over runs (each run) | × minimal + hop | "
+        "S2 total ms (50 conc.) |",
+        "|---|---|---|---|",
+    ]
+    for key, label, why in last.drivers:
+        if why is not None:
+            continue
+        cpus = [c for d in runs if (c := s1_cpu(d, key)) is not None]
+        hops = [h.median for d in runs if (h := s1_ratio(d, key, _hop_for(key))) is not None]
+        s2s = [t for d in runs if (t := s2_total(d, key)) is not None]
+        lines.append(
+            f"| {label} | {_f(_med(cpus), 2)} ({', '.join(f'{c:.2f}' for c in cpus)}) | "
+            f"{_x(_med(hops))} | {_f(_med(s2s), 0)} |"
+        )
+    return lines
+
+
+def render(runs: Sequence[RunData]) -> str:
+    first, last = runs[0], runs[-1]
+    m = first.machine
+    out = [
+        f"# agents-mcp benchmark — {first.started}{' (quick)' if first.quick else ''}",
+        "",
+        f"Machine: {m.get('cores')} cores ({m.get('cpu')}), {m.get('memory')}, kernel "
+        f"{m.get('kernel')}; CPU clock: {m.get('cpu_clock')}. {len(runs)} full run(s), "
+        f"{sum(d.duration_s for d in runs):.0f} s in all; load average (1 min) "
+        f"{m.get('load_before')} before the first, {last.machine.get('load_after')} after "
+        "the last. Method: `benchmarks/README.md`.",
+        "",
+    ]
+    if len(runs) > 1:
+        out += [
+            "## Targets over the runs",
+            "",
+            "Each run's value is the median over its rounds; the verdict is on the median "
+            "over runs.",
+            "",
+            *over_runs(runs),
+            "",
+            *drivers_over_runs(runs),
+            "",
+        ]
+        if last.baselines:
+            out += [
+                "## Before and after over the runs",
+                "",
+                "Each baseline ran as its own drivers in the same interleaved runs; medians "
+                "over the runs.",
+                "",
+                *baselines_over_runs(runs),
+                "",
+            ]
+    for i, d in enumerate(runs):
+        title = f"## Run {i + 1} of {len(runs)}" if len(runs) > 1 else "## The run"
+        out += [title, "", *render_run(d, "###")]
+    out += ["## Versions", "", "| component | versions |", "|---|---|"]
+    for name, versions in last.versions.items():
+        out.append(f"| {name} | {', '.join(f'{k} {v}' for k, v in versions.items())} |")
     return "\n".join(out) + "\n"
 
 
-def summary(d: RunData, results_file: str) -> str:
-    """The README section: targets and the main table of the latest run."""
+def summary(runs: Sequence[RunData], results_file: str) -> str:
+    """The README section: the targets over runs (median), and S1 by driver."""
+    first, last = runs[0], runs[-1]
+    loads = [d.loads.get("median") for d in runs]
     return "\n".join(
         [
-            f"Latest full run: {d.started} ([{results_file}]({results_file})), "
-            f"{d.machine.get('cores')} cores, load {d.machine.get('load_before')}.",
+            f"Latest full benchmark: {first.started} ([{results_file}]({results_file})), "
+            f"{len(runs)} full runs on {first.machine.get('cores')} cores; median load "
+            f"average during each run: {', '.join(_f(x, 2) for x in loads)}. Figures are "
+            "medians over the runs (each run's value: the median over its rounds).",
             "",
-            "| target | measured | verdict |",
-            "|---|---|---|",
-            *(f"| {a} | {b} | {c} |" for a, b, c in targets(d)),
+            *(over_runs(runs) if len(runs) > 1 else _single(last)),
             "",
-            *main_table(d),
+            *drivers_over_runs(runs),
         ]
     )
+
+
+def _single(d: RunData) -> list[str]:
+    return [
+        "| target | median over rounds (lowest–highest round) | verdict |",
+        "|---|---|---|",
+        *(
+            f"| {t.name} | {t.shown()} | {t.met(t.value.median if t.value else None)} |"
+            for t in targets(d)
+        ),
+    ]
 
 
 def update_readme(readme: Path, text: str) -> None:

@@ -25,8 +25,9 @@ class Sizes:
     s1_batch: int
     s2_rounds: int
     s2_concurrency: int
-    s2_http_concurrency: int
-    s2_http_rounds: int
+    load_levels: tuple[int, ...]
+    load_rounds: int
+    load_waves: int
     s3_reps: int
     s4_sizes: tuple[int, ...]
     s4_rounds: int
@@ -37,6 +38,10 @@ class Sizes:
     s2_k: int = 3
     s2_latency_ms: int = 50
     s4_k: int = 1
+    load_k: int = 3
+    load_latency_ms: int = 50
+    list_threads: int = 100_000
+    list_calls: int = 30
 
 
 FULL = Sizes(
@@ -45,12 +50,13 @@ FULL = Sizes(
     s1_batch=10,
     s2_rounds=9,
     s2_concurrency=50,
-    s2_http_concurrency=100,
-    s2_http_rounds=2,
+    load_levels=(50, 100, 200, 400),
+    load_rounds=3,
+    load_waves=2,
     s3_reps=5,
     s4_sizes=(10, 1000, 5000),
-    s4_rounds=3,
-    s4_turns=4,
+    s4_rounds=5,
+    s4_turns=10,
     s5_reps=3,
     s5_threads=10_000,
 )
@@ -60,14 +66,17 @@ QUICK = Sizes(
     s1_batch=3,
     s2_rounds=1,
     s2_concurrency=10,
-    s2_http_concurrency=20,
-    s2_http_rounds=1,
+    load_levels=(10, 20),
+    load_rounds=1,
+    load_waves=1,
     s3_reps=1,
     s4_sizes=(10, 500),
     s4_rounds=1,
     s4_turns=2,
     s5_reps=1,
     s5_threads=300,
+    list_threads=2_000,
+    list_calls=3,
 )
 
 
@@ -89,10 +98,8 @@ async def s1(workers: Sequence[Worker], fake: FakeLLM, z: Sizes) -> dict[str, li
     return out
 
 
-async def s2(
-    workers: Sequence[Worker], fake: FakeLLM, z: Sizes
-) -> tuple[dict[str, list[Sample]], dict[str, list[Sample]]]:
-    """Concurrent conversations with LLM latency; then the HTTP drivers at higher load."""
+async def s2(workers: Sequence[Worker], fake: FakeLLM, z: Sizes) -> dict[str, list[Sample]]:
+    """Concurrent conversations with LLM latency."""
     c = z.s2_concurrency
     out: dict[str, list[Sample]] = {w.key: [] for w in workers}
     for r in range(z.s2_rounds):
@@ -106,20 +113,30 @@ async def s2(
                 "tag": f"s2-{r}",
             }
             out[w.key].append(await w.call(cmd, fake))
-    http = [w for w in workers if w.key.endswith("-http")]
-    heavy: dict[str, list[Sample]] = {w.key: [] for w in http}
-    for r in range(z.s2_http_rounds):
-        for w in _rotated(http, r):
-            cmd = {
-                "op": "batch",
-                "n": z.s2_http_concurrency,
-                "k": z.s2_k,
-                "latency_ms": z.s2_latency_ms,
-                "concurrency": z.s2_http_concurrency,
-                "tag": f"s2h-{r}",
-            }
-            heavy[w.key].append(await w.call(cmd, fake))
-    return out, heavy
+    return out
+
+
+async def load(
+    workers: Sequence[Worker], fake: FakeLLM, z: Sizes
+) -> dict[str, dict[int, list[Sample]]]:
+    """The HTTP drivers at each concurrency level: ``load_waves`` × level conversations
+    (K=3, 50 ms per LLM request), at most ``level`` at a time; levels and drivers
+    interleaved round by round. Worker key → level → samples."""
+    http = [w for w in workers if "-http" in w.key]
+    out: dict[str, dict[int, list[Sample]]] = {w.key: {} for w in http}
+    for r in range(z.load_rounds):
+        for i, level in enumerate(z.load_levels):
+            for w in _rotated(http, r + i):
+                cmd = {
+                    "op": "batch",
+                    "n": level * z.load_waves,
+                    "k": z.load_k,
+                    "latency_ms": z.load_latency_ms,
+                    "concurrency": level,
+                    "tag": f"load{level}-{r}",
+                }
+                out[w.key].setdefault(level, []).append(await w.call(cmd, fake))
+    return out
 
 
 def rss_after(workers: Sequence[Worker]) -> dict[str, dict[str, int]]:

@@ -1,15 +1,20 @@
 """Pre-populated agents-mcp databases for S4 (long threads) and S5 (many threads).
 
 Written through :class:`agents_mcp.store.Store` itself, so the rows are exactly what
-agents-mcp would have stored: the transcript of ``drivers.protocol.history``.
+agents-mcp would have stored: the transcript of ``drivers.protocol.history``. The store of
+an older agents-mcp (no claims; ``Store.open``) is spoken to as well, so a baseline
+(``python -m benchmarks run --baseline DIR``) seeds its own databases with its own code:
+``python -m benchmarks.seed --db PATH --sizes 10,1000`` prints the thread ids as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 from typing import Any
 
 from agents_mcp.messages import Message, ToolCall, Usage
-from agents_mcp.store import Claim, Store, open_store
 from benchmarks.drivers.protocol import history
 
 AGENT = "bench"
@@ -29,24 +34,52 @@ def _message(wire: dict[str, Any]) -> Message:
     return Message(role=role, content=wire["content"], tool_calls=calls, usage=usage)
 
 
-async def seed_thread(store: Store, size: int) -> str:
+async def seed_thread(store: Any, size: int) -> str:
     """One completed thread of ``size`` messages (owner ``local``); returns its id."""
     wire = history(size, TOOL)
+    rest = [_message(m) for m in wire[1:]]
+    try:
+        from agents_mcp.store import Claim
+    except ImportError:  # an agents-mcp before claims (0b9950f and older)
+        thread = await store.create_thread(
+            agent=AGENT, owner=LOCAL_OWNER, first_message=wire[0]["content"]
+        )
+        for i in range(0, len(rest), 500):
+            await store.append(thread.id, *rest[i : i + 500])
+        await store.set_status(thread.id, "completed")
+        return str(thread.id)
     claim = Claim.new(store.runner)
     thread = await store.create_thread(
         agent=AGENT, owner=LOCAL_OWNER, first_message=wire[0]["content"], claim=claim
     )
-    rest = [_message(m) for m in wire[1:]]
     for i in range(0, len(rest), 500):
         await store.append(thread.id, claim, *rest[i : i + 500])
     await store.append(thread.id, claim, complete=True)
-    return thread.id
+    return str(thread.id)
 
 
 async def seed_threads(path: str, sizes: list[int]) -> list[str]:
     """Create the database at ``path`` holding one thread per entry of ``sizes``."""
+    try:
+        from agents_mcp.store import open_store
+    except ImportError:
+        from agents_mcp.store import Store
+
+        open_store = Store.open
     store = await open_store(path)
     try:
         return [await seed_thread(store, size) for size in sizes]
     finally:
         await store.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Seed an agents-mcp database (S4, S5).")
+    parser.add_argument("--db", required=True)
+    parser.add_argument(
+        "--sizes", default="", help="messages per thread, comma-separated (none: empty database)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="threads per size")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",") if x] * args.repeat
+    print(json.dumps(asyncio.run(seed_threads(args.db, sizes))))

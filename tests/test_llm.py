@@ -578,3 +578,33 @@ async def test_wire_cache_holds_at_most_its_budget_across_a_long_thread() -> Non
     assert model._wire.size <= WIRE_CACHE_BYTES  # 20 MB of tool results were sent
     assert len(model._wire) < 400
     await model.aclose()
+
+
+async def test_request_bodies_splice_the_json_of_messages_already_sent() -> None:
+    """Each adapter sends the JSON of a message once encoded: byte for byte what encoding
+    the whole body would give (httpx2's ``json=``), across requests that share history."""
+    from agents_mcp.llm.anthropic import AnthropicModel
+    from agents_mcp.llm.endpoint import dumps, encode_body
+    from agents_mcp.llm.responses import ResponsesModel
+
+    call = ToolCall(id="c1", name="look", arguments='{"q": "café ☕"}')
+    history = [
+        Message(role="user", content="Où est le café ? ☕"),
+        Message(role="assistant", content="Je regarde.", tool_calls=(call,)),
+        Message(role="tool", tool_call_id="c1", content='{"found": "2nd floor"}'),
+        Message(role="user", content="Merci"),
+    ]
+    tools = [ToolSpec(name="look", description="Look", parameters={"type": "object"})]
+    for kind in (OpenAIChatModel, AnthropicModel, ResponsesModel):
+        model = kind(base_url="http://localhost/v1", model="m")
+        cache = model.wire_cache
+        assert cache is not None
+        for n in (2, 3, 4, 4):  # a growing thread: each request resends the earlier ones
+            request = LLMRequest(system="Be brief.", messages=history[:n], tools=tools)
+            body = model.build_body(request, stream=False)
+            sent = encode_body(body, cache, model.conversation)
+            assert sent == dumps(body).encode(), kind.__name__
+            assert json.loads(sent) == body
+        items = body[model.conversation]
+        assert any(cache.json_of(item) is not None for item in items), kind.__name__
+        await model.aclose()

@@ -10,7 +10,7 @@ from fastmcp import Client
 
 from agents_mcp.agent import RunEvent
 from agents_mcp.messages import LLMRequest
-from agents_mcp.progress import Messages
+from agents_mcp.progress import MAX_INTERVAL, RATE, Messages, relayed, stretched, waiting
 from agents_mcp.server import create_server
 from agents_mcp.testing import ScriptedLLM
 from tests.conftest import make_config
@@ -30,6 +30,28 @@ def test_streamed_text_is_shown_every_200_characters_shortened() -> None:
     assert messages(RunEvent("status", "calling fs__read")) == "calling fs__read"
     assert messages(RunEvent("text", "x" * 199)) is None
     assert messages(RunEvent("text", "\ny")) == "writing: …" + "x" * 118 + " y"
+
+
+def test_many_waiting_requests_share_the_progress_rate() -> None:
+    assert RATE == 100 and MAX_INTERVAL == 10
+    assert stretched(1.0, 1) == stretched(1.0, 100) == 1.0  # up to RATE: each its interval
+    assert stretched(1.0, 400) == 4.0  # 400 waiting: RATE messages a second between them
+    assert stretched(1.0, 100_000) == MAX_INTERVAL  # never longer than that
+    assert stretched(30.0, 100_000) == 30.0  # an interval set longer stays as set
+    assert stretched(0.02, 1) == 0.02
+
+
+async def test_a_request_counts_as_waiting_while_its_relay_is_open() -> None:
+    async def send(progress: float, message: str) -> None:
+        raise AssertionError("nothing to send within an hour")
+
+    before = waiting()
+    async with relayed(send, 3600) as one, relayed(send, 3600):
+        assert waiting() == before + 2
+        await one(RunEvent("status", "thinking (turn 1/12)"))
+    assert waiting() == before
+    async with relayed(send, 0):  # every message at once: no interval, nothing shared
+        assert waiting() == before
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

@@ -12,7 +12,16 @@ from inline_snapshot import snapshot
 
 from agents_mcp.errors import ConfigError, Conflict, LostClaim, NotFound, StopRequested
 from agents_mcp.messages import Message, ToolCall
-from agents_mcp.store import Approval, Claim, SQLStore, StateConflict, digest, now, open_store
+from agents_mcp.store import (
+    Approval,
+    Claim,
+    SQLStore,
+    StateConflict,
+    ThreadStatus,
+    digest,
+    now,
+    open_store,
+)
 from agents_mcp.store.migrations import MIGRATIONS, migrate_sql
 from agents_mcp.store.sqlite import SQLITE
 from agents_mcp.store.states import DID_NOT_RUN, MAY_HAVE_RUN, STOPPED_BEFORE, TRANSITIONS
@@ -69,6 +78,35 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
     assert mode == "wal"
     store = await open_store(tmp_path / "t.db")  # opening again applies nothing twice
     await store.close()
+
+
+@pytest.mark.parametrize("agent", [None, "a"])
+@pytest.mark.parametrize("status", [None, "running"])
+@pytest.mark.parametrize("children", [False, True])
+@pytest.mark.parametrize("after", [None, ("2026-01-01T00:00:00.000Z", "th_x")])
+async def test_every_list_threads_filter_walks_an_index_in_order(
+    tmp_path: Path,
+    agent: str | None,
+    status: ThreadStatus | None,
+    children: bool,
+    after: tuple[str, str] | None,
+) -> None:
+    """No filter makes a page scan the owner's threads or sort them: with 100 000 threads
+    and few matches, either would cost milliseconds per page (benchmarks S6)."""
+    from agents_mcp.store.reads import list_threads_query
+
+    store = await open_store(tmp_path / "t.db")
+    await store.close()
+    sql, params = list_threads_query(
+        owner="o", agent=agent, status=status, after=after, include_children=children
+    )
+    db = sqlite3.connect(tmp_path / "t.db")
+    plan = [r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", [*params, 20])]
+    db.close()
+    assert len(plan) == 1 and plan[0].startswith("SEARCH threads USING INDEX"), plan
+    constrained = plan[0].split("(", 1)[1]
+    for column, used in (("owner", True), ("agent", agent), ("status", status)):
+        assert (f"{column}=?" in constrained) == bool(used), plan
 
 
 async def test_a_postgresql_database_is_migrated_once_by_replicas_starting_together(

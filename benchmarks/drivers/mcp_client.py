@@ -26,7 +26,7 @@ def _server_command(args: argparse.Namespace, port: int | None) -> list[str]:
     if args.server == "agents-mcp":
         entry = ["agents_mcp"]
         cmd = [
-            sys.executable,
+            args.server_python or sys.executable,
             "-m",
             *entry,
             "serve",
@@ -38,7 +38,8 @@ def _server_command(args: argparse.Namespace, port: int | None) -> list[str]:
         if port is not None:
             cmd += ["--transport", "http", "--port", str(port)]
         return cmd
-    cmd = [sys.executable, str(BENCH / "hop_server.py"), "--base-url", args.base_url]
+    cmd = [args.server_python or sys.executable, str(BENCH / "hop_server.py")]
+    cmd += ["--base-url", args.base_url]
     if port is not None:
         cmd += ["--http", str(port)]
     return cmd
@@ -65,6 +66,19 @@ async def _wait_port(port: int, proc: asyncio.subprocess.Process) -> None:
         except OSError:
             await asyncio.sleep(0.05)
     raise TimeoutError(f"server did not listen on {port} within {START_TIMEOUT:.0f}s")
+
+
+def _unbounded_client(
+    headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None, **kwargs: Any
+) -> Any:
+    """The MCP client's HTTP client without httpx2's cap of 100 connections (20 kept
+    alive): with it, "400 concurrent conversations" would be 100 at the server, the
+    rest queued in the client."""
+    import httpx2
+
+    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
+    timeout = timeout or httpx2.Timeout(30.0, read=300.0)
+    return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, limits=limits, **kwargs)
 
 
 class MCPDriver:
@@ -99,7 +113,9 @@ async def main(args: argparse.Namespace) -> None:
         cmd = _server_command(args, port)
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdin=asyncio.subprocess.DEVNULL)
         await _wait_port(port, proc)
-        transport = StreamableHttpTransport(f"http://127.0.0.1:{port}/mcp")
+        transport = StreamableHttpTransport(
+            f"http://127.0.0.1:{port}/mcp", httpx_client_factory=_unbounded_client
+        )
     client = Client(transport, mode="legacy", timeout=protocol.CHAT_TIMEOUT, init_timeout=60)
     try:
         async with client:
@@ -120,4 +136,7 @@ if __name__ == "__main__":
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--config", default="")
     parser.add_argument("--db", default="")
+    parser.add_argument(
+        "--server-python", default="", help="interpreter of agents-mcp (a baseline's venv)"
+    )
     asyncio.run(main(parser.parse_args()))

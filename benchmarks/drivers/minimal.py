@@ -35,7 +35,7 @@ class MinimalDriver:
 
 
 async def main(args: argparse.Namespace) -> None:
-    loop = MinimalLoop(args.base_url)
+    loop = MinimalLoop(args.base_url, stream=args.stream)
     try:
         driver = MinimalDriver(loop)
         await protocol.serve(driver, {"driver": "minimal"}, {"history_turns": driver.history_turns})
@@ -47,4 +47,5 @@ if __name__ == "__main__":
     protocol.claim_stdout()
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
+    parser.add_argument("--stream", action="store_true", help="ask the model for SSE streams")
     asyncio.run(main(parser.parse_args()))

@@ -90,3 +90,36 @@ async def test_a_port_in_use_is_one_line_and_exit_code_3(tmp_path: Path) -> None
     assert ran.err.replace(port, "<port>") == snapshot(
         "agents-mcp: cannot listen on 127.0.0.1:<port>: the address is already in use (another agents-mcp serve?); choose another --port\n"
     )
+
+
+GC_PROBE = """
+import gc, sys
+import anyio
+from agents_mcp.cli import serving
+from agents_mcp.cli.invocation import Invocation
+
+def probe(main):  # instead of serving: report how the collector was set up
+    print(gc.get_threshold()[0], gc.get_freeze_count())
+
+anyio.run = probe
+sys.exit(serving.run(Invocation(config=sys.argv[1], db=sys.argv[2]), transport="http",
+                     host="127.0.0.1", port=int(sys.argv[3])))
+"""
+
+
+async def test_serve_sets_up_garbage_collection_for_a_long_running_server(
+    tmp_path: Path,
+) -> None:
+    """What the server loaded at start is frozen out of collections, and the young
+    generation is collected less often than CPython's default (700)."""
+    import sys
+
+    from agents_mcp.cli.serving import GC_THRESHOLD
+
+    cfg = write_config(tmp_path / "agents.json", helper_config("http://127.0.0.1:9/v1"))
+    args = [str(cfg), str(tmp_path / "threads.db"), str(free_port())]
+    done = await anyio.run_process([sys.executable, "-c", GC_PROBE, *args], check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    threshold, frozen = map(int, done.stdout.split())
+    assert threshold == GC_THRESHOLD > 700
+    assert frozen > 10_000  # fastmcp, pydantic and the rest of what serving imports

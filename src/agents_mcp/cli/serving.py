@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import io
 import os
 import select
@@ -29,6 +30,28 @@ from agents_mcp.errors import AgentsMCPError, InvalidRequest
 
 INTERRUPTED = 130
 STOPPED = "agents-mcp: stopped (Ctrl-C)"
+GC_THRESHOLD = 10_000
+"""Container allocations between two young-generation collections (CPython's default is
+700): a server allocates a few thousand per conversation, and each collection promotes
+what is still in flight, so the default collects the old generations often too."""
+
+
+def tune_gc() -> None:
+    """Garbage collection for a long-running server.
+
+    What is loaded when the server starts (fastmcp, pydantic and their schemas, about
+    150 000 objects) lives as long as the process: :func:`gc.freeze` takes it out of
+    every later collection, which otherwise walks it each time the oldest generation is
+    collected (about 0.2 s at 400 concurrent conversations, and more often the more
+    conversations are in flight). And the young generation is collected every
+    :data:`GC_THRESHOLD` allocations rather than every 700. Measured over HTTP at 400
+    concurrent conversations: about 2 ms less server CPU per conversation
+    (``benchmarks/results``). Frozen without collecting first: a full collection here
+    would delay the server's first answer by about 40 ms, and the garbage it would find
+    (about a hundred objects) is not worth it.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def run(
@@ -78,6 +101,7 @@ def run(
             allowed_origins=allowed_origins,
         )
 
+    tune_gc()
     if transport == "http" or os.name != "posix":
         try:
             anyio.run(main)

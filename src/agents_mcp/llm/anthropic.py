@@ -109,6 +109,10 @@ class AnthropicModel(HTTPModel):
     def _wire(self) -> WireCache[Wire]:
         return WireCache(_wire_message)
 
+    @property
+    def wire_cache(self) -> WireCache[Wire]:
+        return self._wire
+
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}
 

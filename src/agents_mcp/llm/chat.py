@@ -51,6 +51,10 @@ class OpenAIChatModel(HTTPModel):
     def _wire(self) -> WireCache[dict[str, Any]]:
         return WireCache(_wire_message)
 
+    @property
+    def wire_cache(self) -> WireCache[dict[str, Any]]:
+        return self._wire
+
     def build_body(self, request: LLMRequest, *, stream: bool) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
         schema = request.output_schema

@@ -83,9 +83,15 @@ class ResponsesModel(HTTPModel):
     encrypted_reasoning = True
     """Ask for ``reasoning.encrypted_content``; turned off when the endpoint refuses it."""
 
+    conversation = "input"
+
     @functools.cached_property
     def _wire(self) -> WireCache[list[Item]]:
         return WireCache(_wire_items)
+
+    @property
+    def wire_cache(self) -> WireCache[list[Item]]:
+        return self._wire
 
     def build_body(self, request: LLMRequest, *, stream: bool) -> dict[str, Any]:
         """The JSON body sent for ``request``."""

@@ -237,6 +237,12 @@ MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
         "the output schema the latest turn's answer must meet",
         "ALTER TABLE threads ADD COLUMN output_schema TEXT",
     ),
+    (
+        11,
+        "list_threads by agent and status: one index walk, however few threads match",
+        "CREATE INDEX threads_by_owner_agent_status"
+        " ON threads (owner, agent, status, updated_at DESC, id DESC)",
+    ),
 )
 
 
