@@ -176,6 +176,31 @@ async def test_depth_limit(tmp_path: Path) -> None:
     )
 
 
+async def test_a_turn_resumed_after_approval_keeps_its_callers_chain(tmp_path: Path) -> None:
+    # Asked by an agent of another agents-mcp (one hop deep already), the writer may not
+    # delegate further with max_depth 1: after the approval as well as before it.
+    writer = ScriptedLLM(
+        Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"),
+        Call("agent__orchestrator", {"message": "deeper"}),
+        "stopped here",
+    )
+    scripts = {"orchestrator": ScriptedLLM("never asked"), "researcher": ScriptedLLM(),
+               "writer": writer}  # fmt: skip
+    remote = {"agents-mcp/chain": [{"instance": "am_elsewhere", "agent": "planner"}]}
+    async with connect(tmp_path, scripts, max_depth=1) as client:
+        with anyio.fail_after(60):
+            paused = await client.call_tool(
+                "chat_with_agent", {"agent": "writer", "message": "go"}, meta=remote
+            )
+        top = paused.structured_content["thread_id"]  # type: ignore[index]
+        done = await call(client, "approve_call", thread_id=top, call_id="w1", approve=True)
+    assert done["status"] == "completed"
+    assert scripts["orchestrator"].requests == []
+    assert tool_results(writer, 2)[-1] == snapshot(
+        "Error: delegation refused: the chain planner › writer is already 1 delegations deep (max_depth 1). Do this part yourself."
+    )
+
+
 async def test_total_budget_stops_the_whole_tree(tmp_path: Path) -> None:
     orchestrator = ScriptedLLM(Call("agent__researcher", {"message": "spend"}), "never")
     researcher = ScriptedLLM(*[Call("notes__echo", {"text": str(i)}) for i in range(5)])

@@ -140,6 +140,7 @@ class Threads:
                 thread = await self.store.create_thread(
                     agent=spec.name, owner=owner, first_message=message,
                     personality=personality, claim=claim, output_schema=schema,
+                    caller_chain=_stored(chain),
                 )  # fmt: skip
                 first = StoredMessage(index=0, message=Message(role="user", content=message))
                 new = Transcript(
@@ -147,7 +148,9 @@ class Threads:
                 )
                 self._launch(thread.id, spec, claim, personality, chain, new, schema=schema)
             else:
-                thread = await self._start_turn(thread, message, claim, personality, schema)
+                thread = await self._start_turn(
+                    thread, message, claim, personality, schema, _stored(chain)
+                )
                 self._launch(thread.id, spec, claim, personality, chain, schema=schema)
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
@@ -196,7 +199,7 @@ class Threads:
                 grant_tool=grant,
             )
             if decision.outcome == "resumed":
-                self._launch(root.id, spec, claim, root.personality, schema=root.output_schema)
+                self._resume(root, spec, claim)
         if decision.outcome == "resumed":
             await self._wait_local(root.id, spec, wait, progress)
         else:  # other calls still wait, or the run that holds the thread goes on
@@ -315,7 +318,7 @@ class Threads:
         with anyio.CancelScope(shield=True), self.runs.reserving(claim):
             if not await self.store.resume_paused(paused.id, claim):
                 return False
-            self._launch(paused.id, spec, claim, paused.personality, schema=paused.output_schema)
+            self._resume(paused, spec, claim)
         return True
 
     async def maintain(self, *, sweep: bool = True) -> None:
@@ -356,12 +359,14 @@ class Threads:
         claim: Claim,
         personality: str | None,
         schema: Mapping[str, Any] | None = None,
+        chain: tuple[tuple[str, str], ...] = (),
     ) -> Thread:
         """The new message and the claim, in one write; an orphan in the way is settled."""
         try:
             return await self.store.start_turn(
-                thread.id, message, claim=claim, personality=personality, output_schema=schema
-            )
+                thread.id, message, claim=claim, personality=personality, output_schema=schema,
+                caller_chain=chain,
+            )  # fmt: skip
         except StateConflict as exc:
             current = exc.thread
             if current.status == "needs_approval" and await self._resume_decided(current):
@@ -374,8 +379,9 @@ class Threads:
         await self._settle_orphan(current)
         try:
             return await self.store.start_turn(
-                thread.id, message, claim=claim, personality=personality, output_schema=schema
-            )
+                thread.id, message, claim=claim, personality=personality, output_schema=schema,
+                caller_chain=chain,
+            )  # fmt: skip
         except StateConflict as exc:
             raise await self._busy(exc.thread) from None
 
@@ -404,7 +410,7 @@ class Threads:
                 root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
             )
             if settled is not None and settled.status == "running" and spec and claim:
-                self._launch(root.id, spec, claim, root.personality, schema=root.output_schema)
+                self._resume(root, spec, claim)
         if settled is not None:
             await self._forward(settled)
 
@@ -515,6 +521,13 @@ class Threads:
         stop = spec.on_cancel == "stop"
         await self.runs.wait(thread_id, wait, progress, stop_on_cancel=stop)
 
+    def _resume(self, thread: Thread, spec: Agent, claim: Claim) -> None:
+        """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
+        incoming = tuple(Link(instance, agent) for instance, agent in thread.caller_chain)
+        self._launch(
+            thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema
+        )
+
     def _launch(
         self,
         thread_id: str,
@@ -551,3 +564,8 @@ class Threads:
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)
+
+
+def _stored(chain: tuple[Link, ...]) -> tuple[tuple[str, str], ...]:
+    """``chain`` as the store keeps it (``Thread.caller_chain``)."""
+    return tuple((link.instance, link.agent) for link in chain)

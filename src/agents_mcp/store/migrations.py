@@ -243,6 +243,11 @@ MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
         "CREATE INDEX threads_by_owner_agent_status"
         " ON threads (owner, agent, status, updated_at DESC, id DESC)",
     ),
+    (
+        12,
+        "the delegation chain of the agent that asked the latest turn, kept for its resumption",
+        "ALTER TABLE threads ADD COLUMN caller_chain TEXT",
+    ),
 )
 
 

@@ -92,6 +92,7 @@ class Store(Protocol):
         personality: str | None = None,
         parent: tuple[str, str] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        caller_chain: tuple[tuple[str, str], ...] = (),
     ) -> Thread: ...
     async def start_turn(
         self,
@@ -102,6 +103,7 @@ class Store(Protocol):
         personality: str | None = None,
         parent_call_id: str | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        caller_chain: tuple[tuple[str, str], ...] = (),
     ) -> Thread: ...
     async def decide(
         self,

@@ -81,6 +81,10 @@ class Thread:
     """Counts every change to the thread's messages."""
     output_schema: dict[str, Any] | None = None
     """The JSON Schema the latest turn's final answer must meet (set with each turn)."""
+    caller_chain: tuple[tuple[str, str], ...] = ()
+    """``(instance, agent)`` links of the agent that asked the latest turn (another
+    agents-mcp's delegation), so the turn resumed after an approval or a restart keeps
+    the guards against loops and depth."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +149,19 @@ def thread_row(row: Row) -> Thread:
         stop_requested=bool(row["stop_requested"]),
         revision=row["revision"],
         output_schema=json.loads(row["output_schema"]) if row["output_schema"] else None,
+        caller_chain=_chain(row["caller_chain"]),
     )
+
+
+def _chain(text: str | None) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    return tuple((str(instance), str(agent)) for instance, agent in json.loads(text))
+
+
+def chain_text(chain: tuple[tuple[str, str], ...]) -> str | None:
+    """How ``Thread.caller_chain`` is stored."""
+    return json.dumps([list(link) for link in chain]) if chain else None
 
 
 def message_row(row: Row) -> StoredMessage:

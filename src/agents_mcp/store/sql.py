@@ -37,6 +37,7 @@ from agents_mcp.store.records import (
     Thread,
     approval_row,
     approval_values,
+    chain_text,
     marks,
     message_row,
     message_values,
@@ -106,11 +107,13 @@ class SQLStore(Reads):
         personality: str | None = None,
         parent: tuple[str, str] | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        caller_chain: tuple[tuple[str, str], ...] = (),
     ) -> Thread:
         """A new thread holding the caller's first message, running under ``claim``.
 
         ``parent`` is ``(thread id, call id)`` for the child thread of a delegation;
-        ``output_schema``: the JSON Schema the turn's final answer must meet.
+        ``output_schema``: the JSON Schema the turn's final answer must meet;
+        ``caller_chain``: the delegation chain of the agent asking (``Thread.caller_chain``).
         """
         thread_id = new_thread_id()
         stamp = now()
@@ -121,7 +124,8 @@ class SQLStore(Reads):
             await tx.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
                 " message_count, personality, parent_id, parent_call_id, runner, claim,"
-                " output_schema) VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                " output_schema, caller_chain)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     thread_id,
                     agent,
@@ -135,6 +139,7 @@ class SQLStore(Reads):
                     claim.runner,
                     claim.token,
                     _schema_text(output_schema),
+                    chain_text(caller_chain),
                 ),
             )
             await self._append(tx, thread_id, (Message(role="user", content=first_message),))
@@ -152,19 +157,21 @@ class SQLStore(Reads):
         personality: str | None = None,
         parent_call_id: str | None = None,
         output_schema: Mapping[str, Any] | None = None,
+        caller_chain: tuple[tuple[str, str], ...] = (),
     ) -> Thread:
         """The caller's next message, and the thread running under ``claim``: one write.
 
         Refused with :class:`StateConflict` unless the thread's last run has finished.
         ``parent_call_id``: a delegation continuing this child thread from a new call;
-        ``output_schema``: the JSON Schema this turn's final answer must meet.
+        ``output_schema``: the JSON Schema this turn's final answer must meet;
+        ``caller_chain``: the delegation chain of the agent asking.
         """
 
         async def body(tx: Tx) -> Thread:
             changed = await tx.execute(
                 "UPDATE threads SET status='running', error_type=NULL, error_message=NULL,"
                 " personality=?, runner=?, claim=?, stop_requested=0,"
-                " parent_call_id=COALESCE(?, parent_call_id), output_schema=?"
+                " parent_call_id=COALESCE(?, parent_call_id), output_schema=?, caller_chain=?"
                 f" WHERE id=? AND status IN ({marks(states.FINISHED)})",
                 (
                     personality,
@@ -172,6 +179,7 @@ class SQLStore(Reads):
                     claim.token,
                     parent_call_id,
                     _schema_text(output_schema),
+                    chain_text(caller_chain),
                     thread_id,
                     *states.FINISHED,
                 ),
