@@ -433,6 +433,38 @@ async def test_kept_transcripts_notice_what_another_process_wrote(tmp_path: Path
     ]
 
 
+async def test_a_result_from_the_kept_transcript_is_the_stored_turns(tmp_path: Path) -> None:
+    """A chat's result is built from the run's own copy of the turn while the thread is
+    as that copy knows it; once another process changed it, from the database again."""
+    from agents_mcp.messages import Message
+    from agents_mcp.runtime import open_threads
+    from agents_mcp.store import LOCAL_OWNER, Claim, open_store
+    from agents_mcp.summary import summarize
+
+    llm = ScriptedLLM(Call("notes__echo", {"text": "a"}), "one")
+    config = make_config(tmp_path, agents=agents())
+    async with open_threads(
+        config,
+        db_path=tmp_path / "threads.db",
+        llms={"main": llm},
+        transports={"notes": make_server("notes")},
+    ) as threads:
+        done = await threads.chat(owner=LOCAL_OWNER, agent="helper", message="m1")
+        tid = done.thread.id
+        other = await open_store(tmp_path / "threads.db")
+        try:
+            stored = await summarize(other, *await other.thread_turn(tid, LOCAL_OWNER))
+            assert done == stored
+            assert (done.reply, done.tool_calls, done.llm_requests) == ("one", 1, 2)
+            claim = Claim.new(other.runner)
+            await other.start_turn(tid, "m2", claim=claim)
+            await other.append(tid, claim, Message(role="assistant", content="two"), complete=True)
+        finally:
+            await other.close()
+        again = await threads.get(owner=LOCAL_OWNER, thread_id=tid)
+    assert (again.reply, again.tool_calls, again.llm_requests) == ("two", 0, 1)
+
+
 async def test_cancel_in_the_same_tick_as_the_message_that_starts_the_run(
     tmp_path: Path,
 ) -> None:

@@ -497,6 +497,13 @@ class Threads:
         return await self.store.get_thread(await self.store.root_of(thread.id), owner)
 
     async def _summary(self, thread_id: str, owner: str) -> TurnSummary:
+        kept = self._transcripts.get(thread_id)
+        if kept is not None:
+            # The run's own copy of the turn, when the thread has not changed since (the
+            # revision counts every message change): no need to read and decode it again.
+            thread = await self.store.get_thread(thread_id, owner)
+            if thread.revision == kept.revision:
+                return await summarize(self.store, thread, _latest_turn(kept.messages))
         thread, turn = await self.store.thread_turn(thread_id, owner)
         return await summarize(self.store, thread, turn)
 
@@ -569,3 +576,11 @@ class Threads:
 def _stored(chain: tuple[Link, ...]) -> tuple[tuple[str, str], ...]:
     """``chain`` as the store keeps it (``Thread.caller_chain``)."""
     return tuple((link.instance, link.agent) for link in chain)
+
+
+def _latest_turn(history: list[StoredMessage]) -> list[StoredMessage]:
+    """The messages since the caller's last message (inclusive), as the store's ``TURN``."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].message.role == "user":
+            return history[i:]
+    return list(history)

@@ -114,7 +114,8 @@ class HTTPModel:
         # Lazy: building the client creates an SSL context, which agents that never run
         # should not pay for.
         if self._client is None:
-            headers = self.extra_headers()
+            # Every request is a JSON POST: a default header is not merged again per request.
+            headers = {**_JSON, **self.extra_headers()}
             if self._api_key:
                 headers.update(self.auth_headers(self._api_key))
             self._client = httpx2.AsyncClient(
@@ -161,7 +162,7 @@ class HTTPModel:
         url = f"{self.base_url}{self.path}"
         log.debug("POST %s model=%s attempt=%d", url, self.model, n + 1)
         try:
-            async with self._http().stream("POST", url, content=data, headers=_JSON) as response:
+            async with self._http().stream("POST", url, content=data) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self._status_error(response)
