@@ -99,18 +99,18 @@ class DownstreamServer:
 
     def _new_client(self) -> Client[Any]:
         from fastmcp import Client
-        from fastmcp.client.transports import StdioTransport
+
+        from agents_mcp.pipes import stdio_transport
 
         cfg = self.config
         transport = self._transport
         if transport is None and cfg.command is not None:
             env = {k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env)
-            transport = StdioTransport(
+            transport = stdio_transport(
                 cfg.command,
                 list(cfg.args),
                 env=env,
                 cwd=cfg.cwd,
-                keep_alive=False,
                 log_file=_start_log(self.log_path, cfg.command),  # args may hold secrets
             )
         elif transport is None:
