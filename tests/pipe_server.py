@@ -3,7 +3,10 @@
 Every line it receives is appended to the file named by ``PIPE_SERVER_LOG``. Its tools:
 ``echo`` (answers ``text``), ``garbage`` (writes a line that is not JSON first), ``flood``
 (``count`` log notifications first), ``big`` (``size`` characters, written in one line),
-``silent`` (never answers). With ``PIPE_SERVER_STUBBORN=1`` it ignores the end of its
+``silent`` (never answers), ``ask`` (sends ``ping`` and ``roots/list`` to the client and
+answers with the replies), ``changed`` (says its tool list changed), ``mismatched`` (a structured result that does not
+match its output schema). ``tools/list`` comes
+in pages of three. With ``PIPE_SERVER_STUBBORN=1`` it ignores the end of its
 stdin and SIGTERM is what stops it.
 """
 
@@ -29,8 +32,24 @@ def result(request_id: object, text: str) -> None:
 
 TOOLS = [
     {"name": name, "inputSchema": {"type": "object"}}
-    for name in ("echo", "garbage", "flood", "big", "silent")
+    for name in ("echo", "garbage", "flood", "big", "silent", "ask", "changed")
+] + [
+    {
+        "name": "mismatched",
+        "inputSchema": {"type": "object"},
+        "outputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+    }
 ]
+
+
+def ask(request_id: object) -> None:
+    send({"jsonrpc": "2.0", "id": "s-1", "method": "ping"})
+    send({"jsonrpc": "2.0", "id": "s-2", "method": "roots/list"})
+    replies = {}
+    while len(replies) < 2:
+        reply = json.loads(sys.stdin.readline())
+        replies[reply["id"]] = {k: v for k, v in reply.items() if k != "jsonrpc"}
+    result(request_id, json.dumps(replies, sort_keys=True))
 
 
 def answer(message: dict[str, Any]) -> None:
@@ -48,7 +67,11 @@ def answer(message: dict[str, Any]) -> None:
             }
         )
     elif method == "tools/list":
-        send({"jsonrpc": "2.0", "id": request_id, "result": {"tools": TOOLS}})
+        start = int((message.get("params") or {}).get("cursor") or 0)
+        page: dict[str, Any] = {"tools": TOOLS[start : start + 3]}
+        if start + 3 < len(TOOLS):
+            page["nextCursor"] = str(start + 3)
+        send({"jsonrpc": "2.0", "id": request_id, "result": page})
     elif method == "tools/call":
         name, args = message["params"]["name"], message["params"].get("arguments") or {}
         if name == "echo":
@@ -63,6 +86,18 @@ def answer(message: dict[str, Any]) -> None:
             result(request_id, f"after {args['count']} notifications")
         elif name == "big":
             result(request_id, "x" * args["size"])
+        elif name == "ask":
+            ask(request_id)
+        elif name == "mismatched":  # structured content against its own output schema
+            content = [{"type": "text", "text": "n is not a number"}]
+            answer = {"content": content, "structuredContent": {"n": "x"}, "isError": False}
+            send({"jsonrpc": "2.0", "id": request_id, "result": answer})
+        elif name == "changed":
+            send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+            result(request_id, "changed")
+        elif name != "silent":
+            error = {"code": -32602, "message": f"Unknown tool: {name}"}
+            send({"jsonrpc": "2.0", "id": request_id, "error": error})
 
 
 def main() -> None:

@@ -15,11 +15,15 @@ import pytest
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import DownstreamServer
+from agents_mcp.pipes import PipeTransport
 from tests.conftest import DOWNSTREAM
 
 pytestmark = pytest.mark.anyio
 
 PIPE_SERVER = str(Path(__file__).with_name("pipe_server.py"))
+ENV = {
+    "test_closing_stops_a_server_that_ignores_the_end_of_its_stdin": {"PIPE_SERVER_STUBBORN": "1"}
+}
 
 
 class Logged:
@@ -33,12 +37,17 @@ class Logged:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-@pytest.fixture
+@pytest.fixture(params=["own session", "SDK session"])
 async def raw(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Logged]:
+    """The raw server behind our own session (``agents_mcp.rpc``, the handshake era's
+    default) or behind the SDK's session over our pipes (``PipeTransport``)."""
     log = tmp_path / "received.jsonl"
-    env = {"PIPE_SERVER_LOG": str(log)} | getattr(request, "param", {})
+    env = {"PIPE_SERVER_LOG": str(log)} | ENV.get(request.node.name.split("[")[0], {})
     config = DownstreamServerConfig(command=sys.executable, args=[PIPE_SERVER], env=env, timeout=2)
-    server = DownstreamServer("raw", config)
+    transport = None
+    if request.param == "SDK session":
+        transport = PipeTransport(sys.executable, [PIPE_SERVER], env=env, cwd=None, log_file=None)
+    server = DownstreamServer("raw", config, transport=transport)
     try:
         yield Logged(server, log)
     finally:
@@ -69,12 +78,12 @@ async def test_a_line_that_is_not_json_rpc_does_not_end_the_session(raw: Logged)
 
 
 async def test_many_messages_at_once_are_all_read_in_order(raw: Logged) -> None:
-    # Thousands of notifications arrive in a few reads, more than the transport queues
+    # Hundreds of notifications arrive in a few reads, more than the transport queues
     # before it pauses the pipe: reading must resume and the answer behind them arrive.
     with anyio.fail_after(60):
-        out = await raw.server.call("flood", {"count": 3000})
+        out = await raw.server.call("flood", {"count": 500})
         again = await raw.server.call("echo", {"text": "next"})
-    assert out.text == "after 3000 notifications"
+    assert out.text == "after 500 notifications"
     assert again.text == "next"
 
 
@@ -109,7 +118,6 @@ async def test_a_call_cancelled_by_its_caller_is_cancelled_at_the_server(raw: Lo
     assert [c["params"]["requestId"] for c in cancels] == [silent["id"]]
 
 
-@pytest.mark.parametrize("raw", [{"PIPE_SERVER_STUBBORN": "1"}], indirect=True)
 async def test_closing_stops_a_server_that_ignores_the_end_of_its_stdin(raw: Logged) -> None:
     with anyio.fail_after(30):
         assert (await raw.server.call("echo", {"text": "hi"})).ok
@@ -138,3 +146,44 @@ async def test_both_protocol_eras_over_the_pipes(protocol: str) -> None:
     assert (out.ok, out.text, out.structured) == (True, "5", {"result": 5})
     assert not failed.ok
     assert "no" in failed.text
+
+
+async def test_the_server_s_requests_are_answered(raw: Logged) -> None:
+    # ping is answered; anything else is refused: we declare no capabilities
+    with anyio.fail_after(30):
+        out = await raw.server.call("ask", {})
+    replies = json.loads(out.text)
+    assert replies["s-1"] == {"id": "s-1", "result": {}}
+    assert replies["s-2"] == {
+        "id": "s-2",
+        "error": {"code": -32600, "message": "List roots not supported"},
+    }
+
+
+async def test_tools_come_page_by_page_until_the_list_changes(raw: Logged) -> None:
+    with anyio.fail_after(30):
+        tools = await raw.server.tools()
+        assert raw.server.cached_tools is tools
+        await raw.server.call("changed", {})
+        await raw.server.call("echo", {"text": "after"})  # the notification came before
+    names = ["echo", "garbage", "flood", "big", "silent", "ask", "changed", "mismatched"]
+    assert [t.name for t in tools] == names
+    assert raw.server.cached_tools is None
+
+
+async def test_an_error_answer_reaches_the_model(raw: Logged) -> None:
+    with anyio.fail_after(30):
+        out = await raw.server.call("nonexistent", {})
+        again = await raw.server.call("echo", {"text": "fine"})
+    assert not out.ok
+    assert "Unknown tool: nonexistent" in out.text
+    assert again.text == "fine"
+
+
+async def test_a_result_that_does_not_match_its_output_schema_still_reaches_the_model(
+    raw: Logged,
+) -> None:
+    with anyio.fail_after(30):
+        await raw.server.tools()  # the SDK checks results only of tools it has listed
+        out = await raw.server.call("mismatched", {})
+    assert (out.ok, out.text, out.structured) == (True, "n is not a number", {"n": "x"})

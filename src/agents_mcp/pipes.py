@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import anyio
 import mcp_types as mt
@@ -90,16 +90,18 @@ class PipeTransport(ClientTransport):
         session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
         with contextlib.ExitStack() as files:
             errlog = files.enter_context(self.log_file.open("a")) if self.log_file else None
+            lines = Lines()
             child = await Child.spawn(
                 [self.command, *self.args],
                 env=get_default_environment() | self.env,
                 cwd=self.cwd,
                 stderr=errlog,
+                sink=lines,
             )
+            lines.attach(child)
             try:
-                async with options.session_class(
-                    child.lines, child.writer, **session_kwargs
-                ) as session:
+                session_class = unchecked(options.session_class)
+                async with session_class(lines, child.writer, **session_kwargs) as session:
                     yield session
             finally:
                 with anyio.CancelScope(shield=True):
@@ -109,21 +111,54 @@ class PipeTransport(ClientTransport):
         return f"<PipeTransport({self.command!r})>"
 
 
-class _Protocol(asyncio.SubprocessProtocol):
-    """The child's events, forwarded to its :class:`Lines` and :class:`Writer`."""
+def unchecked(session_class: type[ClientSession]) -> type[ClientSession]:
+    """``session_class`` without the check of tool results against their output schema
+    (its public ``validate_tool_result``): the model reads a result's content, so a
+    structured part that does not match its schema is no reason to withhold the result.
+    Every downstream transport uses it; our own stdio session does not check either."""
 
-    def __init__(self) -> None:
-        self.lines = Lines()
+    class Unchecked(session_class):  # type: ignore[valid-type,misc]
+        async def validate_tool_result(self, name: str, result: mt.CallToolResult) -> None:
+            return None
+
+    return Unchecked
+
+
+class LineSink(Protocol):
+    """Who reads a child's stdout: one call per non-blank line, then one at its end."""
+
+    def line(self, data: bytes) -> None: ...
+
+    def eof(self) -> None: ...
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    """The child's events: stdout cut into lines for its sink, stdin's state for its
+    :class:`Writer`, and its exit."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self.sink = sink
         self.writer = Writer()
         self.exited = asyncio.Event()
+        self.discarding = False
+        self._partial: list[bytes] = []
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if fd == 1:
-            self.lines.feed(data)
+        if fd != 1 or self.discarding:
+            return
+        *complete, rest = data.split(b"\n")
+        if complete:  # a line may have come in many reads: join it only once
+            complete[0] = b"".join([*self._partial, complete[0]])
+            self._partial = []
+            for line in complete:
+                if line.strip():
+                    self.sink.line(line)
+        if rest:
+            self._partial.append(rest)
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
-            self.lines.feed_eof()
+            self.sink.eof()
         elif fd == 0:
             self.writer.lost()
 
@@ -138,27 +173,33 @@ class _Protocol(asyncio.SubprocessProtocol):
 
 
 class Child:
-    """A spawned server: its transport (asyncio's, public API) and its two pipes."""
+    """A spawned server: its transport (asyncio's, public API), its stdin's
+    :class:`Writer`; its stdout goes, line by line, to the sink it was spawned with."""
 
     def __init__(self, transport: asyncio.SubprocessTransport, protocol: _Protocol) -> None:
         self.transport = transport
         self.protocol = protocol
-        self.lines = protocol.lines
         self.writer = protocol.writer
         stdin = transport.get_pipe_transport(0)
         stdout = transport.get_pipe_transport(1)
         assert isinstance(stdin, asyncio.WriteTransport)
         assert isinstance(stdout, asyncio.ReadTransport)
         self.writer.attach(stdin)
-        self.lines.attach(stdout)
+        self._stdout = stdout
 
     @classmethod
     async def spawn(
-        cls, argv: list[str], *, env: dict[str, str], cwd: str | None, stderr: IO[str] | None
+        cls,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str | None,
+        stderr: IO[str] | None,
+        sink: LineSink,
     ) -> Child:
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
-            _Protocol,
+            lambda: _Protocol(sink),
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -173,9 +214,16 @@ class Child:
     def pid(self) -> int:
         return self.transport.get_pid()
 
+    def pause_reading(self) -> None:
+        self._stdout.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._stdout.resume_reading()
+
     async def stop(self) -> None:
         """Close stdin, wait for the exit, escalate (SIGTERM, SIGKILL to the group); bounded."""
-        self.lines.discard()  # a server blocked writing stdout could not see stdin close
+        self.protocol.discarding = True  # a server blocked writing stdout cannot exit
+        self.resume_reading()
         self.writer.close()
         if not await self._exited_within(EXIT_GRACE):
             self._signal(signal.SIGTERM)
@@ -196,60 +244,37 @@ class Child:
 
 
 class Lines:
-    """The server's stdout as the session's read stream: one parsed JSON-RPC message (or
-    the error parsing it) per line."""
+    """The server's stdout as the SDK session's read stream: one parsed JSON-RPC message
+    (or the error parsing it) per line. Reading pauses while many wait unread."""
 
     def __init__(self) -> None:
         self._items: deque[SessionMessage | Exception] = deque()
-        self._partial: list[bytes] = []
         self._eof = False
-        self._discard = False
         self._waiter: asyncio.Future[None] | None = None
-        self._stdout: asyncio.ReadTransport | None = None
+        self._child: Child | None = None
         self._paused = False
 
-    def attach(self, stdout: asyncio.ReadTransport) -> None:
-        self._stdout = stdout
+    def attach(self, child: Child) -> None:
+        self._child = child
 
-    def feed(self, data: bytes) -> None:
-        if self._discard:
-            return
-        *complete, rest = data.split(b"\n")
-        if complete:
-            complete[0] = b"".join([*self._partial, complete[0]])
-            self._partial = []
-            for line in complete:
-                if line.strip():
-                    self._items.append(_parse(line))
-            self._wake()
-            if len(self._items) >= _QUEUE_HIGH and self._stdout is not None:
-                self._stdout.pause_reading()
-                self._paused = True
-        if rest:
-            self._partial.append(rest)
+    def line(self, data: bytes) -> None:
+        self._items.append(_parse(data))
+        self._wake()
+        if len(self._items) >= _QUEUE_HIGH and self._child is not None and not self._paused:
+            self._child.pause_reading()
+            self._paused = True
 
-    def feed_eof(self) -> None:
+    def eof(self) -> None:
         self._eof = True
         self._wake()
-
-    def discard(self) -> None:
-        """From now on, read and drop whatever the server writes (shutting down)."""
-        self._discard = True
-        self._items.clear()
-        self._resume()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def _resume(self) -> None:
-        if self._paused and self._stdout is not None:
-            self._paused = False
-            self._stdout.resume_reading()
-
     async def receive(self) -> SessionMessage | Exception:
         while not self._items:
-            if self._eof or self._discard:
+            if self._eof:
                 raise anyio.EndOfStream
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -257,8 +282,9 @@ class Lines:
             finally:
                 self._waiter = None
         item = self._items.popleft()
-        if len(self._items) < _QUEUE_HIGH // 2:
-            self._resume()
+        if self._paused and len(self._items) < _QUEUE_HIGH // 2 and self._child is not None:
+            self._paused = False
+            self._child.resume_reading()
         return item
 
     def __aiter__(self) -> Lines:
@@ -320,16 +346,24 @@ class Writer:
             self._stdin.close()
         self._drained.set()
 
-    async def send(self, item: SessionMessage, /) -> None:
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` (whole lines) for the child; it goes out as the pipe takes it."""
         stdin = self._stdin
         if self._gone or stdin is None or stdin.is_closing():
             raise anyio.BrokenResourceError("the server's stdin is closed")
-        data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
-        stdin.write(data.encode() + b"\n")
+        stdin.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the pipe's buffer is over its high-water mark."""
         if not self._drained.is_set():
             await self._drained.wait()
             if self._gone:
                 raise anyio.BrokenResourceError("the server's stdin is closed")
+
+    async def send(self, item: SessionMessage, /) -> None:
+        data = item.message.model_dump_json(by_alias=True, exclude_unset=True)
+        self.write(data.encode() + b"\n")
+        await self.drain()
 
     async def aclose(self) -> None:
         """Nothing to release here: :meth:`Child.stop` closes stdin, after the session."""
@@ -343,4 +377,4 @@ class Writer:
         return None
 
 
-__all__ = ["Child", "Lines", "PipeTransport", "Writer", "stdio_transport"]
+__all__ = ["Child", "LineSink", "Lines", "PipeTransport", "Writer", "stdio_transport", "unchecked"]
