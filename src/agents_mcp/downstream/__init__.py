@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
     from fastmcp.client.transports import ClientTransport
     from mcp import ClientSession
 
-    from agents_mcp.rpc import PipeSession
+    from agents_mcp.downstream.rpc import PipeSession
 
     Session = Client[Any] | PipeSession
 
@@ -105,10 +105,10 @@ class DownstreamServer:
 
     def _new_client(self) -> Session:
         """A stdio server in the handshake era (the default) gets our own session
-        (:mod:`agents_mcp.rpc`); any other, fastmcp's client (stdio: over our pipes)."""
+        (:mod:`agents_mcp.downstream.rpc`); any other, fastmcp's client (stdio: over our pipes)."""
         from fastmcp import Client
 
-        from agents_mcp.pipes import stdio_transport
+        from agents_mcp.downstream.pipes import stdio_transport
 
         cfg = self.config
         transport = self._transport
@@ -117,7 +117,7 @@ class DownstreamServer:
             env = {k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env)
             log_file = _start_log(self.log_path, cfg.command)  # not args: they may hold secrets
             if cfg.protocol == "legacy" and sys.platform != "win32":
-                from agents_mcp.rpc import PipeSession
+                from agents_mcp.downstream.rpc import PipeSession
 
                 return PipeSession(
                     cfg.command,
@@ -241,7 +241,7 @@ class DownstreamServer:
         when the pipe closes), a span, and a check of the result against the tool's output
         schema, which the model, reading the content, does not need. Together about 0.1 ms
         of CPU per call. Our own session does neither."""
-        from agents_mcp.rpc import PipeSession
+        from agents_mcp.downstream.rpc import PipeSession
 
         if isinstance(client, PipeSession):
             return await client.call_tool(tool, arguments, meta)
@@ -432,7 +432,7 @@ def http_transport(url: str, headers: dict[str, str], max_event_bytes: int) -> C
     from fastmcp.client.transports.base import SessionKwargs, TransportOptions
     from mcp.client.streamable_http import streamable_http_client
 
-    from agents_mcp.pipes import unchecked
+    from agents_mcp.downstream.pipes import unchecked
 
     class LargeResultsHTTP(ClientTransport):
         @contextlib.asynccontextmanager

@@ -1,5 +1,5 @@
 """Our own client session with a stdio server in the handshake era (``protocol =
-"legacy"``, the default): JSON-RPC over the child's pipes (:mod:`agents_mcp.pipes`),
+"legacy"``, the default): JSON-RPC over the child's pipes (:mod:`agents_mcp.downstream.pipes`),
 answered in the pipe's own callback.
 
 The SDK's ``ClientSession`` runs a read loop task, a memory stream per request, spans and
@@ -37,9 +37,9 @@ from mcp.client.stdio import get_default_environment
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
-from agents_mcp.pipes import Child
+from agents_mcp.downstream.pipes import Child
 
-log = logging.getLogger("agents_mcp.rpc")
+log = logging.getLogger("agents_mcp.downstream.rpc")
 
 _CAPABILITIES = {
     "roots/list": "List roots",

@@ -1,5 +1,6 @@
-"""The stdio transport to downstream servers (``agents_mcp.pipes``), against real child
-processes: a raw JSON-RPC server for the edges, the FastMCP test server for both eras."""
+"""Stdio servers through our pipes (``agents_mcp.downstream.pipes``) and our own session
+(``agents_mcp.downstream.rpc``), against real child processes: a raw JSON-RPC server for
+the edges, the FastMCP test server for both eras."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import pytest
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import DownstreamServer
-from agents_mcp.pipes import PipeTransport
+from agents_mcp.downstream.pipes import PipeTransport
 from tests.conftest import DOWNSTREAM
 
 pytestmark = pytest.mark.anyio
 
-PIPE_SERVER = str(Path(__file__).with_name("pipe_server.py"))
+PIPE_SERVER = str(Path(__file__).parent.parent / "pipe_server.py")
 ENV = {
     "test_closing_stops_a_server_that_ignores_the_end_of_its_stdin": {"PIPE_SERVER_STUBBORN": "1"}
 }
@@ -39,7 +40,7 @@ class Logged:
 
 @pytest.fixture(params=["own session", "SDK session"])
 async def raw(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Logged]:
-    """The raw server behind our own session (``agents_mcp.rpc``, the handshake era's
+    """The raw server behind our own session (``agents_mcp.downstream.rpc``, the handshake era's
     default) or behind the SDK's session over our pipes (``PipeTransport``)."""
     log = tmp_path / "received.jsonl"
     env = {"PIPE_SERVER_LOG": str(log)} | ENV.get(request.node.name.split("[")[0], {})

@@ -39,7 +39,7 @@ from mcp import ClientSession
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
-log = logging.getLogger("agents_mcp.pipes")
+log = logging.getLogger("agents_mcp.downstream.pipes")
 
 EXIT_GRACE = 2.0
 """Seconds a server has to exit after its stdin closes, and again after SIGTERM."""
