@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Literal
 
 from fastmcp import FastMCP
@@ -40,8 +42,9 @@ async def serve(
     db_path: str | Path | None = None,
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
-) -> None:
-    """Run the server until it is stopped.
+) -> bool:
+    """Run the server until it is stopped; True when HTTP serving was stopped by Ctrl-C
+    (SIGINT), which asyncio may or may not also raise as ``KeyboardInterrupt``.
 
     ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
     ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
@@ -50,7 +53,7 @@ async def serve(
     if transport == "stdio":
         mcp = create_server(config, db_path=db_path)
         await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
-        return
+        return False
     auth = http_auth(config, host=host, port=port)
     # Open the database once before listening: a database that cannot be opened is one
     # clear error and exit code 1, not a server that starts and fails in its lifespan.
@@ -71,7 +74,21 @@ async def serve(
     settings = uvicorn.Config(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
     )
-    await uvicorn.Server(settings).serve()
+    interrupted: list[int] = []
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, remembering a Ctrl-C. uvicorn stops gracefully on SIGINT and
+        then raises the signal again for asyncio's runner, which cancels the main task;
+        when that task has already finished, the runner returns normally and the Ctrl-C
+        would be lost (exit code 0 instead of 130)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGINT:
+                interrupted.append(sig)
+            super().handle_exit(sig, frame)
+
+    await Server(settings).serve()
+    return bool(interrupted)
 
 
 def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:

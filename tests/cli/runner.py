@@ -12,6 +12,7 @@ import fcntl
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 import termios
@@ -193,3 +194,7 @@ class Terminal:
 
 def _take_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: stdin's pty becomes ours
+    # As a login shell does: Ctrl-C acts, even when these tests were started in the
+    # background of a non-interactive shell (`cmd &`), which leaves SIGINT ignored for
+    # its children, and an ignored SIGINT stays ignored across exec.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

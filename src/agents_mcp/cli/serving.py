@@ -90,8 +90,8 @@ def run(
             file=sys.stderr,
         )
 
-    async def main() -> None:
-        await serve(
+    async def main() -> bool:
+        return await serve(
             config,
             transport=transport,
             host=host,
@@ -104,8 +104,10 @@ def run(
     tune_gc()
     if transport == "http" or os.name != "posix":
         try:
-            anyio.run(main)
+            stopped = anyio.run(main)
         except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+            stopped = True
+        if stopped:
             _stopped()
             return INTERRUPTED
         return 0
