@@ -4,7 +4,8 @@ Every line it receives is appended to the file named by ``PIPE_SERVER_LOG``. Its
 ``echo`` (answers ``text``), ``garbage`` (writes a line that is not JSON first), ``flood``
 (``count`` log notifications first), ``big`` (``size`` characters, written in one line),
 ``silent`` (never answers), ``ask`` (sends ``ping`` and ``roots/list`` to the client and
-answers with the replies), ``changed`` (says its tool list changed), ``mismatched`` (a structured result that does not
+answers with the replies), ``changed`` (says its tool list changed), ``orphan`` (starts a process that inherits its
+stdout, then exits without answering), ``mismatched`` (a structured result that does not
 match its output schema). ``tools/list`` comes
 in pages of three. With ``PIPE_SERVER_STUBBORN=1`` it ignores the end of its
 stdin and SIGTERM is what stops it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -92,6 +94,12 @@ def answer(message: dict[str, Any]) -> None:
             content = [{"type": "text", "text": "n is not a number"}]
             answer = {"content": content, "structuredContent": {"n": "x"}, "isError": False}
             send({"jsonrpc": "2.0", "id": request_id, "result": answer})
+        elif name == "orphan":  # leave a process holding our stdout, then die unanswered
+            helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+            log = open(os.environ["PIPE_SERVER_LOG"], "a")  # noqa: SIM115
+            log.write(json.dumps({"orphan": helper.pid}) + "\n")
+            log.close()
+            os._exit(1)
         elif name == "changed":
             send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
             result(request_id, "changed")

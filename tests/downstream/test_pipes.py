@@ -188,3 +188,23 @@ async def test_a_result_that_does_not_match_its_output_schema_still_reaches_the_
         await raw.server.tools()  # the SDK checks results only of tools it has listed
         out = await raw.server.call("mismatched", {})
     assert (out.ok, out.text, out.structured) == (True, "n is not a number", {"n": "x"})
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+async def test_a_server_that_dies_leaving_its_stdout_open_is_restarted(raw: Logged) -> None:
+    # Its stdout never ends (a process it started holds it): its exit alone must end the
+    # session, so the next call starts it again, and stopping it stops what it left.
+    with anyio.fail_after(30):
+        died = await raw.server.call("orphan", {})
+        again = await raw.server.call("echo", {"text": "restarted"})
+    assert not died.ok
+    assert (again.ok, again.text) == (True, "restarted")
+    [orphan] = [line["orphan"] for line in raw.received() if "orphan" in line]
+    assert not _running(orphan)

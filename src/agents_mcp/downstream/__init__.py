@@ -151,8 +151,13 @@ class DownstreamServer:
         self.invalidate()
 
     async def _connected(self) -> Session:
-        if self._client is not None:  # the common case, without taking the lock
-            return self._client
+        from agents_mcp.downstream.rpc import PipeSession
+
+        client = self._client
+        if client is not None:  # the common case, without taking the lock
+            if not isinstance(client, PipeSession) or client.is_connected():
+                return client
+            await self._reset(client)  # its server is gone: start it again
         async with self._lock:
             if self._client is None:
                 client = self._new_client()

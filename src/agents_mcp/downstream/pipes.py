@@ -42,6 +42,8 @@ from mcp.shared.message import SessionMessage
 log = logging.getLogger("agents_mcp.downstream.pipes")
 
 EXIT_GRACE = 2.0
+EOF_AFTER_EXIT = 0.5
+"""Seconds after a server's exit to end its stdout, if a process it left still holds it."""
 """Seconds a server has to exit after its stdin closes, and again after SIGTERM."""
 _QUEUE_HIGH = 64
 """Parsed messages waiting for the session before the child's stdout is paused."""
@@ -152,7 +154,10 @@ class _Protocol(asyncio.SubprocessProtocol):
             self._partial = []
             for line in complete:
                 if line.strip():
-                    self.sink.line(line)
+                    try:
+                        self.sink.line(line)
+                    except Exception:  # one bad line must not lose the lines after it
+                        log.exception("a line from the server could not be handled")
         if rest:
             self._partial.append(rest)
 
@@ -164,6 +169,9 @@ class _Protocol(asyncio.SubprocessProtocol):
 
     def process_exited(self) -> None:
         self.exited.set()
+        # Its stdout ends with it, unless a process it started holds it open: then the
+        # connection is over all the same, once what it wrote before exiting is read.
+        asyncio.get_running_loop().call_later(EOF_AFTER_EXIT, self.sink.eof)
 
     def pause_writing(self) -> None:
         self.writer.pause()
@@ -231,6 +239,7 @@ class Child:
                 self._signal(signal.SIGKILL)
                 if not await self._exited_within(EXIT_GRACE):
                     log.warning("server process %d survived SIGKILL; abandoning it", self.pid)
+        self._signal(signal.SIGKILL)  # what it started and left behind, in its group
         self.transport.close()
 
     async def _exited_within(self, seconds: float) -> bool:

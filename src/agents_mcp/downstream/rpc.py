@@ -163,10 +163,12 @@ class PipeSession:
                 await self._send(message)  # whole, or not at all: see Writer.write
                 response = await answer
         except TimeoutError:
-            self._cancel(request_id, f"timed out after {seconds} s")
+            if method != "initialize":  # never cancelled, says the spec; the child is closed
+                self._cancel(request_id, f"timed out after {seconds} s")
             raise MCPError(code=REQUEST_TIMEOUT, message=f"Request {method!r} timed out") from None
         except anyio.get_cancelled_exc_class():
-            self._cancel(request_id, "caller cancelled")
+            if method != "initialize":
+                self._cancel(request_id, "caller cancelled")
             raise
         finally:
             self._pending.pop(request_id, None)
@@ -203,13 +205,13 @@ class PipeSession:
     def line(self, data: bytes) -> None:
         try:
             message = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             log.warning("%s: a line that is not JSON: %s", self.name, exc)
             return
         if not isinstance(message, dict):
             log.warning("%s: a line that is not a JSON-RPC message", self.name)
             return
-        if "method" in message:
+        if isinstance(message.get("method"), str):
             if "id" in message:
                 self._answer(message)
             else:
