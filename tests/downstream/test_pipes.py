@@ -16,7 +16,7 @@ import pytest
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import DownstreamServer
-from agents_mcp.downstream.pipes import PipeTransport
+from agents_mcp.downstream.pipes import Command, PipeTransport
 from tests.conftest import DOWNSTREAM
 
 pytestmark = pytest.mark.anyio
@@ -47,7 +47,7 @@ async def raw(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[L
     config = DownstreamServerConfig(command=sys.executable, args=[PIPE_SERVER], env=env, timeout=2)
     transport = None
     if request.param == "SDK session":
-        transport = PipeTransport(sys.executable, [PIPE_SERVER], env=env, cwd=None, log_file=None)
+        transport = PipeTransport(Command(sys.executable, (PIPE_SERVER,), env=env))
     server = DownstreamServer("raw", config, transport=transport)
     try:
         yield Logged(server, log)

@@ -80,8 +80,7 @@ def _list_changed_handler(server: DownstreamServer) -> Any:
 
     class ListChanged(MessageHandler):
         async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
-            log.info("%s: tool list changed", server.name)
-            server.invalidate()
+            server.tools_changed()
 
     return ListChanged()
 
@@ -108,32 +107,31 @@ class DownstreamServer:
         (:mod:`agents_mcp.downstream.rpc`); any other, fastmcp's client (stdio: over our pipes)."""
         from fastmcp import Client
 
-        from agents_mcp.downstream.pipes import stdio_transport
+        from agents_mcp.downstream.pipes import Command, stdio_transport
 
         cfg = self.config
         transport = self._transport
         info = mt.Implementation(name="agents-mcp", version=__version__)
         if transport is None and cfg.command is not None:
-            env = {k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env)
-            log_file = _start_log(self.log_path, cfg.command)  # not args: they may hold secrets
+            command = Command(
+                cfg.command,
+                tuple(cfg.args),
+                env={k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env),
+                cwd=cfg.cwd,
+                log_file=_start_log(self.log_path, cfg.command),  # not args: may hold secrets
+            )
             if cfg.protocol == "legacy" and sys.platform != "win32":
                 from agents_mcp.downstream.rpc import PipeSession
 
                 return PipeSession(
-                    cfg.command,
-                    list(cfg.args),
-                    env=env,
-                    cwd=cfg.cwd,
-                    log_file=log_file,
+                    command,
                     client_info=info,
                     timeout=cfg.timeout,
                     init_timeout=cfg.init_timeout,
-                    on_tools_changed=self._tools_changed,
+                    on_tools_changed=self.tools_changed,
                     name=self.name,
                 )
-            transport = stdio_transport(
-                cfg.command, list(cfg.args), env=env, cwd=cfg.cwd, log_file=log_file
-            )
+            transport = stdio_transport(command)
         elif transport is None:
             assert cfg.url is not None
             transport = http_transport(cfg.url, dict(cfg.headers), cfg.max_result_bytes)
@@ -146,7 +144,8 @@ class DownstreamServer:
             client_info=info,
         )
 
-    def _tools_changed(self) -> None:
+    def tools_changed(self) -> None:
+        """The server said its tool list changed: forget the cached one."""
         log.info("%s: tool list changed", self.name)
         self.invalidate()
 

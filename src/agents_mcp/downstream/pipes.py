@@ -27,6 +27,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
@@ -42,47 +43,56 @@ from mcp.shared.message import SessionMessage
 log = logging.getLogger("agents_mcp.downstream.pipes")
 
 EXIT_GRACE = 2.0
+"""Seconds a server has to exit after its stdin closes, and again after SIGTERM."""
 EOF_AFTER_EXIT = 0.5
 """Seconds after a server's exit to end its stdout, if a process it left still holds it."""
-"""Seconds a server has to exit after its stdin closes, and again after SIGTERM."""
 _QUEUE_HIGH = 64
 """Parsed messages waiting for the session before the child's stdout is paused."""
 
 
-def stdio_transport(
-    command: str,
-    args: list[str],
-    *,
-    env: Mapping[str, str],
-    cwd: str | None,
-    log_file: Path | None,
-) -> ClientTransport:
+@dataclass(frozen=True)
+class Command:
+    """How a stdio server is started: its argv, what it adds to the SDK's default set of
+    login variables (``mcp.client.stdio.get_default_environment``), its directory, and the
+    file its stderr goes to."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    log_file: Path | None = None
+
+    async def spawn(self, sink: LineSink) -> Child:
+        with contextlib.ExitStack() as files:
+            errlog = files.enter_context(self.log_file.open("a")) if self.log_file else None
+            return await Child.spawn(
+                [self.command, *self.args],
+                env=get_default_environment() | dict(self.env),
+                cwd=self.cwd,
+                stderr=errlog,  # the child has its own copy of the descriptor
+                sink=sink,
+            )
+
+
+def stdio_transport(command: Command) -> ClientTransport:
     """The transport to a stdio server: :class:`PipeTransport`, or fastmcp's on Windows."""
     if sys.platform == "win32":  # pragma: no cover
         return StdioTransport(
-            command, args, env=dict(env), cwd=cwd, keep_alive=False, log_file=log_file
+            command.command,
+            list(command.args),
+            env=dict(command.env),
+            cwd=command.cwd,
+            keep_alive=False,
+            log_file=command.log_file,
         )
-    return PipeTransport(command, args, env=env, cwd=cwd, log_file=log_file)
+    return PipeTransport(command)
 
 
 class PipeTransport(ClientTransport):
-    """One child process per connection; the environment is the SDK's default set of
-    login variables (``mcp.client.stdio.get_default_environment``) plus ``env``."""
+    """One child process per connection, started as ``command`` says."""
 
-    def __init__(
-        self,
-        command: str,
-        args: list[str],
-        *,
-        env: Mapping[str, str],
-        cwd: str | None,
-        log_file: Path | None,
-    ) -> None:
+    def __init__(self, command: Command) -> None:
         self.command = command
-        self.args = list(args)
-        self.env = dict(env)
-        self.cwd = cwd
-        self.log_file = log_file
 
     @contextlib.asynccontextmanager
     async def connect_session(
@@ -90,27 +100,19 @@ class PipeTransport(ClientTransport):
     ) -> AsyncIterator[ClientSession]:
         options = transport_options or TransportOptions()
         session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
-        with contextlib.ExitStack() as files:
-            errlog = files.enter_context(self.log_file.open("a")) if self.log_file else None
-            lines = Lines()
-            child = await Child.spawn(
-                [self.command, *self.args],
-                env=get_default_environment() | self.env,
-                cwd=self.cwd,
-                stderr=errlog,
-                sink=lines,
-            )
-            lines.attach(child)
-            try:
-                session_class = unchecked(options.session_class)
-                async with session_class(lines, child.writer, **session_kwargs) as session:
-                    yield session
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await child.stop()
+        lines = Lines()
+        child = await self.command.spawn(lines)
+        lines.attach(child)
+        try:
+            session_class = unchecked(options.session_class)
+            async with session_class(lines, child.writer, **session_kwargs) as session:
+                yield session
+        finally:
+            with anyio.CancelScope(shield=True):
+                await child.stop()
 
     def __repr__(self) -> str:
-        return f"<PipeTransport({self.command!r})>"
+        return f"<PipeTransport({self.command.command!r})>"
 
 
 def unchecked(session_class: type[ClientSession]) -> type[ClientSession]:

@@ -27,17 +27,15 @@ import itertools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as mt
 from mcp import MCPError
-from mcp.client.stdio import get_default_environment
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_TIMEOUT
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
-from agents_mcp.downstream.pipes import Child
+from agents_mcp.downstream.pipes import Child, Command
 
 log = logging.getLogger("agents_mcp.downstream.rpc")
 
@@ -58,12 +56,8 @@ class PipeSession:
 
     def __init__(
         self,
-        command: str,
-        args: list[str],
+        command: Command,
         *,
-        env: Mapping[str, str],
-        cwd: str | None,
-        log_file: Path | None,
         client_info: mt.Implementation,
         timeout: float | None,
         init_timeout: float | None,
@@ -71,10 +65,6 @@ class PipeSession:
         name: str = "server",
     ) -> None:
         self.command = command
-        self.args = list(args)
-        self.env = dict(env)
-        self.cwd = cwd
-        self.log_file = log_file
         self.client_info = client_info
         self.timeout = timeout
         self.init_timeout = init_timeout
@@ -89,15 +79,7 @@ class PipeSession:
     # --- lifetime -------------------------------------------------------------------------
 
     async def __aenter__(self) -> PipeSession:
-        with contextlib.ExitStack() as files:
-            errlog = files.enter_context(self.log_file.open("a")) if self.log_file else None
-            self._child = await Child.spawn(
-                [self.command, *self.args],
-                env=get_default_environment() | self.env,
-                cwd=self.cwd,
-                stderr=errlog,  # the child has its own copy of the descriptor
-                sink=self,
-            )
+        self._child = await self.command.spawn(self)
         params = {
             "protocolVersion": LATEST_HANDSHAKE_VERSION,
             "capabilities": {},
