@@ -37,14 +37,13 @@ from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall
 from agents_mcp.store import (
     Approval,
-    StoredMessage,
     digest,
     now,
     open_calls,
 )
 from agents_mcp.summary import UNAVAILABLE_EVENT
 from agents_mcp.toolsets import ToolInfo, ToolOutput, Unavailable
-from agents_mcp.transcript import Transcript, stored
+from agents_mcp.transcript import Transcript, current_turn, stored
 
 log = logging.getLogger("agents_mcp.loop")
 
@@ -157,7 +156,7 @@ async def step(r: Run) -> Step:
     if last is not None and last.role == "assistant" and last.status == "complete":
         await transcript.append(r.claim, complete=True)  # answered before a restart
         return Final()
-    turn = _current_turn(history)
+    turn = current_turn(history)
     requests = sum(1 for m in turn if m.message.role == "assistant")
     if requests >= r.agent.max_iterations:
         raise MaxIterations(
@@ -287,7 +286,7 @@ async def _settle_calls(
         if answer is not None
         else {
             h.message.tool_call_id
-            for h in _current_turn((await _transcript(r)).messages)
+            for h in current_turn((await _transcript(r)).messages)
             if h.message.role == "tool" and h.message.status == "waiting"
         }
     )
@@ -373,7 +372,7 @@ async def _record_unavailable(r: Run, missing: Sequence[Unavailable]) -> None:
     if not missing:
         return
     transcript = await _transcript(r)
-    said = {h.message.content for h in _current_turn(transcript.messages)}
+    said = {h.message.content for h in current_turn(transcript.messages)}
     texts = [UNAVAILABLE_EVENT.format(server=u.server, reason=u.reason) for u in missing]
     new = [Message(role="event", content=t) for t in texts if t not in said]
     if new:  # once per turn, however often the run resumes
@@ -532,14 +531,6 @@ def _tool_message(call: ToolCall, out: ToolOutput) -> Message:
 
 
 # -- reading the transcript ---------------------------------------------------------------
-
-
-def _current_turn(history: Sequence[StoredMessage]) -> Sequence[StoredMessage]:
-    """The messages since the caller's last message (inclusive)."""
-    for i in range(len(history) - 1, -1, -1):
-        if history[i].message.role == "user":
-            return history[i:]
-    return history
 
 
 def _unique_ids(calls: Sequence[ToolCall], used: set[str]) -> tuple[ToolCall, ...]:

@@ -243,9 +243,7 @@ class Runs:
     async def aclose(self) -> None:
         """Shut down: every run records that it was interrupted, then the tasks end."""
         self._closing = True
-        for active in list(self._runs):
-            if active.scope is not None:
-                active.scope.cancel()
+        self.interrupt_all()
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(CLOSE_SECONDS):
                 for active in list(self._runs):

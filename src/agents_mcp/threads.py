@@ -37,7 +37,7 @@ from agents_mcp.store import (
 from agents_mcp.structured import require_schema
 from agents_mcp.summary import TurnSummary, pending_in_tree, summarize
 from agents_mcp.toolsets import ToolInfo
-from agents_mcp.transcript import Transcript
+from agents_mcp.transcript import Transcript, current_turn
 
 log = logging.getLogger("agents_mcp.threads")
 
@@ -49,9 +49,9 @@ POLL_SECONDS = 0.25
 WATCH_SECONDS = 0.5
 """How often this process looks for stop requests from other processes for its runs."""
 SWEEP_SECONDS = 5.0
+"""How often it looks for threads whose process is gone (orphans) to settle them."""
 FORWARD_SECONDS = 30.0
 """How long cancelling a relayed thread on another agents-mcp may take."""
-"""How often it looks for threads whose process is gone (orphans) to settle them."""
 
 
 class Threads:
@@ -503,7 +503,7 @@ class Threads:
             # revision counts every message change): no need to read and decode it again.
             thread = await self.store.get_thread(thread_id, owner)
             if thread.revision == kept.revision:
-                return await summarize(self.store, thread, _latest_turn(kept.messages))
+                return await summarize(self.store, thread, current_turn(kept.messages))
         thread, turn = await self.store.thread_turn(thread_id, owner)
         return await summarize(self.store, thread, turn)
 
@@ -576,11 +576,3 @@ class Threads:
 def _stored(chain: tuple[Link, ...]) -> tuple[tuple[str, str], ...]:
     """``chain`` as the store keeps it (``Thread.caller_chain``)."""
     return tuple((link.instance, link.agent) for link in chain)
-
-
-def _latest_turn(history: list[StoredMessage]) -> list[StoredMessage]:
-    """The messages since the caller's last message (inclusive), as the store's ``TURN``."""
-    for i in range(len(history) - 1, -1, -1):
-        if history[i].message.role == "user":
-            return history[i:]
-    return list(history)

@@ -256,3 +256,11 @@ def _fit(text: str, budget: int) -> str:
         else "the full result is kept in the thread transcript"
     )
     return f"{kept[:budget]}\n[truncated: {budget} of {total} characters shown; {where}]"
+
+
+def current_turn(history: Sequence[StoredMessage]) -> Sequence[StoredMessage]:
+    """The messages since the caller's last message (inclusive), as the store's ``TURN``."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].message.role == "user":
+            return history[i:]
+    return history

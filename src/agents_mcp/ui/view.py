@@ -23,6 +23,7 @@ from agents_mcp.results import AgentResult, Status, agent_result, fit_reply
 from agents_mcp.store import StoredMessage, Thread
 from agents_mcp.summary import TurnSummary
 from agents_mcp.threads import Threads
+from agents_mcp.transcript import current_turn
 
 TEXT_SHOWN = 4000
 """Characters of a message's text in a step (the reply itself is in the result)."""
@@ -104,20 +105,12 @@ def _shorten(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-def _latest_turn(history: Sequence[StoredMessage]) -> int:
-    """Where the latest turn starts: the caller's last message."""
-    for position in range(len(history) - 1, -1, -1):
-        if history[position].message.role == "user":
-            return position
-    return 0
-
-
 def steps_of(history: Sequence[StoredMessage], asking: set[str]) -> tuple[list[Step], int]:
     """The latest turn's steps, and how many messages came before them.
 
     ``asking``: the ids of this thread's calls that wait for a decision.
     """
-    start = max(_latest_turn(history), len(history) - STEPS_SHOWN)
+    start = len(history) - min(len(current_turn(history)), STEPS_SHOWN)
     results = {h.message.tool_call_id: h.message for h in history if h.message.role == "tool"}
     steps: list[Step] = []
     for h in history[start:]:
