@@ -89,15 +89,18 @@ class Runs:
     def reserving(self, claim: Claim | None) -> Iterator[None]:
         """While a write that may claim a thread with ``claim`` is in flight and until its
         run is launched, the claim counts as held here: nobody may settle the thread as an
-        orphan in between (on PostgreSQL, the commit and the launch are awaits apart)."""
-        if claim is None:
-            yield
-            return
-        self._reserved.add(claim.token)
-        try:
-            yield
-        finally:
-            self._reserved.discard(claim.token)
+        orphan in between (on PostgreSQL, the commit and the launch are awaits apart).
+        Shielded: once the write commits, its run must start, so nothing may cancel the
+        request in between (the thread would be claimed by no run)."""
+        with anyio.CancelScope(shield=True):
+            if claim is None:
+                yield
+                return
+            self._reserved.add(claim.token)
+            try:
+                yield
+            finally:
+                self._reserved.discard(claim.token)
 
     def claim_of(self, thread_id: str) -> Claim | None:
         active = self._active.get(thread_id)

@@ -133,9 +133,7 @@ class Threads:
                     f"thread {thread_id!r} belongs to agent {thread.agent!r}, not {agent!r};"
                     f" call chat_with_agent with agent={thread.agent!r}"
                 )
-        # Once the write that claims the thread commits, its run must start: nothing may
-        # cancel this request in between (the thread would be claimed by no run).
-        with anyio.CancelScope(shield=True), self.runs.reserving(claim):
+        with self.runs.reserving(claim):  # shielded: a claimed thread's run starts
             if thread_id is None:
                 thread = await self.store.create_thread(
                     agent=spec.name, owner=owner, first_message=message,
@@ -188,7 +186,7 @@ class Threads:
             )
         grant = target.tool_name if approve and scope == "thread" else None
         claim = self._claim()
-        with anyio.CancelScope(shield=True), self.runs.reserving(claim):  # claimed: started
+        with self.runs.reserving(claim):  # claimed: started
             decision = await self.store.decide(
                 root.id,
                 target.thread_id,
@@ -315,7 +313,7 @@ class Threads:
         if spec is None:
             return False
         claim = self._claim()
-        with anyio.CancelScope(shield=True), self.runs.reserving(claim):
+        with self.runs.reserving(claim):
             if not await self.store.resume_paused(paused.id, claim):
                 return False
             self._resume(paused, spec, claim)
@@ -405,7 +403,7 @@ class Threads:
         when decided calls are still to run (if its agent is still configured)."""
         spec = self.agents.get(root.agent)
         claim = self._claim() if spec is not None else None
-        with anyio.CancelScope(shield=True), self.runs.reserving(claim):  # claimed: started
+        with self.runs.reserving(claim):  # claimed: started
             settled = await self.store.settle(
                 root.id, claim=root.claim, cancel=root.stop_requested, resume=claim
             )
