@@ -15,10 +15,12 @@ from fastmcp import FastMCP
 from fastmcp.server.auth import AuthProvider
 from starlette.applications import Starlette
 
+from agents_mcp import stdio
 from agents_mcp.auth import server_auth
 from agents_mcp.config import Config
 from agents_mcp.errors import ConfigError
 from agents_mcp.server import create_server
+from agents_mcp.stdio import Keyboard
 from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.transports")
@@ -42,6 +44,7 @@ async def serve(
     db_path: str | Path | None = None,
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
+    keys: Keyboard | None = None,
 ) -> bool:
     """Run the server until it is stopped; True when HTTP serving was stopped by Ctrl-C
     (SIGINT), which asyncio may or may not also raise as ``KeyboardInterrupt``.
@@ -51,8 +54,7 @@ async def serve(
     loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
     """
     if transport == "stdio":
-        mcp = create_server(config, db_path=db_path)
-        await mcp.run_stdio_async(show_banner=False, log_level="WARNING")
+        await stdio.serve(create_server(config, db_path=db_path), keys)
         return False
     auth = http_auth(config, host=host, port=port)
     # Open the database once before listening: a database that cannot be opened is one

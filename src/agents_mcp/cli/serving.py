@@ -1,24 +1,18 @@
 """``agents-mcp serve``: run the MCP server until the client leaves or Ctrl-C.
 
-Over stdio the server reads stdin in a worker thread, and a thread blocked in ``read()``
-cannot be cancelled: Ctrl-C in a terminal used to do nothing until a second press left a
-process that never exited. Here stdin is read through a stream that also watches a wake-up
-pipe, so Ctrl-C ends the input as if the client had closed it, and the server shuts down
-the normal way (threads saved, downstream servers stopped). Exit code 130.
+Over stdio, Ctrl-C ends the input as if the client had closed it
+(:func:`agents_mcp.stdio.keyboard`), and the server shuts down the normal way (threads
+saved, downstream servers stopped). Exit code 130.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import gc
-import io
 import os
-import select
-import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import anyio
@@ -27,6 +21,7 @@ from pydantic import ValidationError
 from agents_mcp import __version__
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
+from agents_mcp.stdio import Keyboard, keyboard
 
 INTERRUPTED = 130
 STOPPED = "agents-mcp: stopped (Ctrl-C)"
@@ -90,10 +85,11 @@ def run(
             file=sys.stderr,
         )
 
-    async def main() -> bool:
+    async def main(keys: Keyboard | None = None) -> bool:
         return await serve(
             config,
             transport=transport,
+            keys=keys,
             host=host,
             port=port,
             db_path=invocation.db,
@@ -111,9 +107,9 @@ def run(
             _stopped()
             return INTERRUPTED
         return 0
-    with _interruptible_stdin() as interrupted:
-        anyio.run(main)
-    if interrupted():
+    with keyboard() as keys:
+        anyio.run(main, keys)
+    if keys.interrupted():
         _stopped()
         return INTERRUPTED
     return 0
@@ -144,56 +140,3 @@ class PortInUse(AgentsMCPError):
     """The HTTP address is taken."""
 
     exit_code = 3
-
-
-class _WakeableStdin(io.RawIOBase):
-    """The protocol's input, except that it reads end-of-file once ``wake`` is readable."""
-
-    def __init__(self, fd: int, wake: int) -> None:
-        self._fd = fd
-        self._wake = wake
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        ready, _, _ = select.select([self._fd, self._wake], [], [])
-        if self._wake in ready:
-            return 0
-        return os.readv(self._fd, [buffer])
-
-
-@contextlib.contextmanager
-def _interruptible_stdin() -> Iterator[Callable[[], bool]]:
-    """While open, the first Ctrl-C ends stdin; a second one interrupts for good.
-
-    As the SDK does for its own stdin, fd 0 points at the null device meanwhile, so no
-    child process can read the protocol's bytes; the input is read from a private copy.
-    """
-    import fcntl  # POSIX only, as this function
-
-    wake_r, wake_w = os.pipe()
-    wire = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    pressed: list[bool] = []
-
-    def on_sigint(signum: int, frame: object) -> None:
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(True)
-        os.write(wake_w, b"x")
-
-    stdin = sys.stdin
-    raw = _WakeableStdin(wire, wake_r)
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield lambda: bool(pressed)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        sys.stdin = stdin
-        os.dup2(wire, 0)
-        for fd in (wire, wake_r, wake_w):
-            os.close(fd)
