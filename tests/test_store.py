@@ -258,6 +258,26 @@ async def test_only_the_run_holding_the_thread_writes_to_it(store: SQLStore) -> 
     assert [h.message.content for h in await store.messages(t.id)] == ["hi", "done", "again"]
 
 
+async def test_a_runs_steps_do_not_move_updated_at_its_end_does(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads are listed by when a turn started or ended: a step inside the run leaves
+    ``updated_at`` (held by every list index) alone; the answer that ends it moves it."""
+    ticks = iter(f"2026-11-27T12:00:{n:02d}.000Z" for n in range(60))
+    monkeypatch.setattr("agents_mcp.store.sql.now", lambda: next(ticks))
+    run = Claim.new(store.runner)
+    t = await store.create_thread(agent="a", owner="o", first_message="hi", claim=run)
+    [i, _] = await store.append(t.id, run, answer("c1"), started("c1"))
+    await store.finish_call(t.id, run, i + 1, "c1", "result", ok=True)
+    stepped = await store.thread(t.id)
+    assert stepped is not None
+    assert (stepped.updated_at, stepped.message_count) == (t.updated_at, 3)
+    await store.append(t.id, run, Message(role="assistant", content="done"), complete=True)
+    done = await store.thread(t.id)
+    assert done is not None and (done.status, done.claim, done.runner) == ("completed", None, None)
+    assert done.updated_at > t.updated_at
+
+
 async def test_the_last_decision_claims_the_thread_in_the_same_write(store: SQLStore) -> None:
     run = Claim.new(store.runner)
     t = await store.create_thread(agent="a", owner="o", first_message="hi", claim=run)

@@ -298,11 +298,6 @@ class SQLStore(Reads):
                     [approval_values(a) for a in approvals],
                 )
             if complete:
-                await tx.execute(
-                    "UPDATE threads SET status='completed', error_type=NULL, error_message=NULL,"
-                    " claim=NULL, runner=NULL, stop_requested=0 WHERE id=?",
-                    (thread_id,),
-                )
                 await self._changed(tx, thread_id)
             return indexes
 
@@ -559,15 +554,25 @@ class SQLStore(Reads):
         """Insert messages at the end of the thread; one update of the thread row for all.
 
         With ``claim``, only while that run holds the thread and (unless ``final``) no
-        stop was requested.
+        stop was requested; ``final`` (the run's answer) also completes the thread.
+        ``updated_at`` moves when a turn starts or ends, not at each step of a run: every
+        list index holds it, so each move rewrites four index entries (about 25 µs a step
+        on SQLite), and a run's steps are not what threads are listed by.
         """
         stamp = now()
         n = len(messages)
-        sql = (
-            "UPDATE threads SET message_count=message_count+?, revision=revision+?, updated_at=?"
-            " WHERE id=?"
-        )
-        params: tuple[Any, ...] = (n, n, stamp, thread_id)
+        sets = "message_count=message_count+?, revision=revision+?"
+        params: tuple[Any, ...] = (n, n)
+        if claim is None or final:
+            sets += ", updated_at=?"
+            params += (stamp,)
+        if final:
+            sets += (
+                ", status='completed', error_type=NULL, error_message=NULL, claim=NULL,"
+                " runner=NULL, stop_requested=0"
+            )
+        sql = f"UPDATE threads SET {sets} WHERE id=?"
+        params += (thread_id,)
         if claim is not None:
             sql += " AND claim=?" + ("" if final else " AND stop_requested=0")
             params += (claim.token,)
