@@ -124,8 +124,8 @@ class SQLStore(Reads):
             await tx.execute(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
                 " message_count, personality, parent_id, parent_call_id, runner, claim,"
-                " output_schema, caller_chain)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                " output_schema, caller_chain, revision)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (
                     thread_id,
                     agent,
@@ -142,7 +142,11 @@ class SQLStore(Reads):
                     chain_text(caller_chain),
                 ),
             )
-            await self._append(tx, thread_id, (Message(role="user", content=first_message),))
+            first = Message(role="user", content=first_message)  # counted in the row above
+            await tx.execute(
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(14))})",
+                message_values(thread_id, 0, first, stamp),
+            )
             await self._changed(tx, thread_id)
             return await self._read_thread(tx, thread_id)
 
