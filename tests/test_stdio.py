@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import anyio
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StdioTransport
@@ -252,3 +253,26 @@ def test_sockets_as_node_gives_them(tmp_path: Path, stderr_too: bool) -> None:
         for sock in (ours_in, ours_out, ours_err):
             sock.close()
     assert (THROUGH_THREADS if stderr_too else ON_THE_LOOP) in err
+
+
+@pytest.mark.anyio
+async def test_the_typescript_sdks_stdio_client_is_served_on_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """Node starts a server with sockets for its stdio: the official SDK's client, end to
+    end, and the server reads and writes them on its event loop."""
+    from tests.test_results import sdk_missing
+
+    if missing := sdk_missing():
+        pytest.fail(f"this test needs {', '.join(missing)}; .ci/run installs them")
+    script = ROOT / "tests" / "browser" / "sdk_stdio.mjs"
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            ["node", str(script), *_argv(tmp_path)], env=scratch_env(tmp_path), check=False
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    out = json.loads(done.stdout)
+    assert {"chat_with_agent", "list_threads", "approve_call"} <= set(out["tools"])
+    assert out["listed"]["threads"] == []
+    assert ON_THE_LOOP in err
