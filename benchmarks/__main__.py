@@ -427,7 +427,7 @@ async def run(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
         print(f"wrote {out}", file=sys.stderr)
-        if complete and out.parent == RESULTS and len(runs) >= 3:
+        if complete and out.resolve().parent == RESULTS.resolve() and len(runs) >= 3:
             report.update_readme(BENCH / "README.md", report.summary(runs, f"results/{out.name}"))
     return max(_status(d) for d in runs)
 
