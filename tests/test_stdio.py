@@ -5,6 +5,7 @@ pipes (what Python and most clients give a server) and sockets (what Node's
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import os
 import select
@@ -276,3 +277,113 @@ async def test_the_typescript_sdks_stdio_client_is_served_on_the_event_loop(
     assert {"chat_with_agent", "list_threads", "approve_call"} <= set(out["tools"])
     assert out["listed"]["threads"] == []
     assert ON_THE_LOOP in err
+
+
+def test_a_socket_that_is_stdin_and_stdout_at_once(tmp_path: Path) -> None:
+    """socat's default and inetd give one socket for both: writing never reads it."""
+    ours, theirs = socket.socketpair()
+    ours_err, theirs_err = socket.socketpair()
+    served = Served(_argv(tmp_path), scratch_env(tmp_path), theirs, theirs, theirs_err,
+                    send=ours, receive=ours)  # fmt: skip
+    theirs.close()
+    theirs_err.close()
+    try:
+        _handshake(served)
+        served.close_input()
+        assert list(served.lines()) == []
+        assert served.wait() == 0
+        err = _read_all(ours_err)
+    finally:
+        served.stop()
+        ours.close()
+        ours_err.close()
+    assert ON_THE_LOOP in err
+
+
+def test_a_client_that_half_closes_the_stdout_socket_still_gets_answers(tmp_path: Path) -> None:
+    served, (ours_in, ours_out, ours_err) = _over_sockets(tmp_path, stderr_too=False)
+    try:
+        ours_out.shutdown(socket.SHUT_WR)  # "I will not write on this one"
+        _handshake(served)
+        served.close_input()
+        assert served.wait() == 0
+        assert ON_THE_LOOP in _read_all(ours_err)
+    finally:
+        served.stop()
+        for sock in (ours_in, ours_out, ours_err):
+            sock.close()
+
+
+def _stderr_until(proc: subprocess.Popen[bytes], text: str) -> str:
+    """Read the server's stderr (a pipe) until ``text`` appears (bounded)."""
+    assert proc.stderr is not None
+    fd, seen, deadline = proc.stderr.fileno(), b"", time.monotonic() + WAIT
+    while text.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"no {text!r} on stderr"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stderr ended without {text!r}"
+        seen += chunk
+    return seen.decode()
+
+
+def _served_with_stderr_pipe(tmp_path: Path) -> Served:
+    served = Served(_argv(tmp_path), scratch_env(tmp_path), subprocess.PIPE, subprocess.PIPE,
+                    subprocess.PIPE, send=None, receive=None)  # type: ignore[arg-type]  # fmt: skip
+    assert served.proc.stdin is not None and served.proc.stdout is not None
+    served._send, served._receive = served.proc.stdin, served.proc.stdout
+    return served
+
+
+def test_at_exit_every_answer_is_written_whole_to_a_client_slow_to_read(tmp_path: Path) -> None:
+    """The client leaves (stdin closed) while most of an answer still waits to go out,
+    and reads it only later: the server waits for it, says so, and writes it whole."""
+    import fcntl
+
+    served = _served_with_stderr_pipe(tmp_path)
+    try:
+        _handshake(served)
+        assert served.proc.stdout is not None
+        out = served.proc.stdout.fileno()
+        fcntl.fcntl(out, 1031, 4096)  # F_SETPIPE_SZ: a pipe of one page
+        served.send(_tools_list(3))  # an answer of some 20 kB
+        assert select.select([out], [], [], WAIT)[0]
+        data = os.read(out, 1024)  # it is being written: the rest waits in the server
+        served.close_input()
+        _stderr_until(served.proc, "waiting for the client to read the last answers")
+        data += served.proc.stdout.read()
+        assert served.wait() == 0
+    finally:
+        served.stop()
+    assert len(data) > 8192 and data.endswith(b"\n") and data.count(b"\n") == 1
+    assert "tools" in json.loads(data)["result"]
+
+
+def test_a_client_that_closes_stdout_ends_serving_cleanly(tmp_path: Path) -> None:
+    served = _served_with_stderr_pipe(tmp_path)
+    try:
+        _handshake(served)
+        assert served.proc.stdout is not None
+        served.proc.stdout.close()  # gone, although stdin stays open
+        served.send(_tools_list(3))  # its answer finds nobody: the server stops
+        err = _stderr_until(served.proc, "stdio: stdin and stdout on the event loop")
+        assert served.wait() == 0
+        assert served.proc.stderr is not None
+        err += served.proc.stderr.read().decode()
+    finally:
+        served.stop()
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_in_the_middle_of_a_line_drops_that_line(tmp_path: Path) -> None:
+    with over_pipes(tmp_path) as (served, err):
+        _handshake(served)
+        assert isinstance(served._send, io.BufferedWriter)
+        served._send.write(b'{"jsonrpc": "2.0", "id": 7, "meth')
+        served._send.flush()
+        served.proc.send_signal(signal.SIGINT)
+        assert served.wait() == 130
+        assert list(served.lines()) == []
+    text = err.read_text()
+    assert "Invalid JSON" not in text  # half a request is not parsed as a whole one
+    assert text.splitlines()[-1] == "agents-mcp: stopped (Ctrl-C)"

@@ -4,17 +4,21 @@ Ctrl-C that ends the input.
 mcp's ``stdio_server`` reads stdin and writes stdout through anyio's file wrappers, so each
 line read, each write and each flush is a hop to a worker thread and back: three per
 request a client sends, about 0.3 ms of the server's CPU in all (measured with
-``tools/list`` over pipes: 4.4 against 4.8 ms). When stdin and stdout are
-pipes or sockets (what every MCP client gives its servers), :func:`serve` reads and writes
-them with asyncio's pipe transports instead, and hands them to that same ``stdio_server``
-as its explicit streams: framing, parsing, errors and the session are the SDK's. Anything
-else (a terminal, a file, Windows) is served by fastmcp's ``run_stdio_async`` as before.
+``tools/list`` over pipes). When stdin and stdout are pipes or sockets (Python's clients
+give pipes, Node's give sockets), :func:`serve` reads and writes them with asyncio's
+transports instead, and hands them to that same ``stdio_server`` as its explicit streams:
+framing, parsing, errors and the session are the SDK's. Anything else (a terminal, a
+file, a socket that is also stderr, Linux's ``/proc`` missing for a pipe, Windows) is
+served by fastmcp's ``run_stdio_async`` as before.
 
-The pipes are made non-blocking, so they are first given an open-file description of
-their own (``/proc/self/fd``), which the client and stderr never share; a socket cannot
-be reopened, and is used as it is unless it is stderr's too. As the SDK does, fd 0 reads
-the null device and fd 1 writes to stderr while serving, so neither a child process nor
-a stray ``print`` touches the protocol's bytes.
+asyncio makes what it reads and writes non-blocking, so a pipe is first given an
+open-file description of its own (``/proc/self/fd``), which the client and stderr never
+share; a socket cannot be reopened: it is used as it is, written through a socket
+transport that never reads it, and its blocking mode is put back at exit. As the SDK
+does, fd 0 reads the null device and fd 1 writes to stderr while serving, so neither a
+child process nor a stray ``print`` touches the protocol's bytes. At exit every answer
+is written before stdout closes, however slowly the client reads (as with the SDK's
+blocking writer: a line is never torn); a client that stops reading ends the input.
 
 Serving this way goes through two private attributes of fastmcp's server,
 ``_lifespan_manager`` and ``_mcp_server``, exactly as its own ``run_stdio_async`` does;
@@ -31,12 +35,13 @@ import logging
 import os
 import select
 import signal
+import socket
 import stat
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import anyio
 from fastmcp import FastMCP
@@ -49,7 +54,8 @@ log = logging.getLogger("agents_mcp.stdio")
 LOG_LEVEL = "WARNING"
 """fastmcp's own log level while serving stdio (its INFO lines would go to the client's log)."""
 FLUSH_SECONDS = 2.0
-"""How long the last answers have to reach a client that stopped reading, at exit."""
+"""How long the last answers may take to reach the client at exit before a warning says
+the server waits for it to read them."""
 _QUEUE_HIGH = 64
 """Lines read and not yet taken by the session before stdin is paused."""
 
@@ -75,7 +81,7 @@ def keyboard() -> Iterator[Keyboard]:
     thread-based reader of the SDK: a thread blocked in ``read()`` cannot be cancelled, so
     that stream also watches the wake-up pipe."""
     wake_r, wake_w = os.pipe()
-    wire = os.dup(0)  # not inherited by children
+    wire = _dup(0)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -143,59 +149,113 @@ async def _pipes(keys: Keyboard | None) -> AsyncIterator[tuple[Lines, Output] | 
     if keys is None or sys.platform == "win32":
         yield None
         return
-    wire_out = os.dup(1)
-    try:
-        reader = _own(keys.wire, "r")
-        writer = _own(wire_out, "w", shared_with=2) if reader else None
-        if reader is None or writer is None:
+    async with contextlib.AsyncExitStack() as stack:
+        wire_out = _dup(1)
+        stack.callback(os.close, wire_out)
+        streams = await _connect(keys.wire, wire_out, stack)
+        if streams is None:
             log.debug("stdio: through the SDK's reader and writer threads")
-            if reader is not None:
-                reader.close()
             yield None
             return
+        lines, out = streams
         loop = asyncio.get_running_loop()
-        lines, out = Lines(), Output()
-        await loop.connect_read_pipe(lambda: lines, reader)
-        write_transport, _ = await loop.connect_write_pipe(lambda: out, writer)
 
         def woke() -> None:  # Ctrl-C: the input ends here (the wake pipe stays readable)
             loop.remove_reader(keys.wake)
-            lines.eof_received()
+            lines.end()
 
         loop.add_reader(keys.wake, woke)
+        stack.callback(loop.remove_reader, keys.wake)
         os.dup2(2, 1)  # a stray print goes to stderr, as with the SDK's claim of fd 1
+        stack.callback(os.dup2, wire_out, 1)
         log.debug("stdio: stdin and stdout on the event loop")
-        try:
-            yield lines, out
-        finally:
-            os.dup2(wire_out, 1)
-            loop.remove_reader(keys.wake)
-            lines.close()
-            write_transport.close()  # after what is still buffered is written
-            with anyio.CancelScope(shield=True), anyio.move_on_after(FLUSH_SECONDS):
-                await out.closed.wait()
-            if not out.closed.is_set():
-                write_transport.abort()
-            for fd in (keys.wire, wire_out):  # a socket's only description: as it was
-                os.set_blocking(fd, True)
-    finally:
-        os.close(wire_out)
+        yield lines, out
 
 
-def _own(fd: int, mode: Literal["r", "w"], *, shared_with: int | None = None) -> io.FileIO | None:
-    """A file of the wire for asyncio, which makes it non-blocking: a pipe reopened as an
-    open-file description of its own, which nobody else shares; a socket as it is (it
-    cannot be reopened), unless it is ``shared_with``'s too. None for anything else."""
-    flags = (os.O_RDONLY if mode == "r" else os.O_WRONLY) | os.O_NONBLOCK | os.O_CLOEXEC
+async def _connect(
+    wire_in: int, wire_out: int, stack: contextlib.AsyncExitStack
+) -> tuple[Lines, Output] | None:
+    """The transports of the two wires, closed by ``stack`` (stdout after what is still
+    buffered is written), which also leaves a socket's blocking mode as it found it."""
+    reader = _readable(wire_in)
+    writer = _writable(wire_out) if reader is not None else None
+    if reader is None or writer is None:
+        if reader is not None:
+            reader.close()
+        return None
+    blocking = {fd: os.get_blocking(fd) for fd in (wire_in, wire_out)}
+    stack.callback(_set_blocking, blocking)  # a socket's only description: as it was
+    loop = asyncio.get_running_loop()
+    lines = Lines()
+    out = Output(lost=lines.end)  # a client that stops reading has left
+    try:
+        read_transport, _ = await loop.connect_read_pipe(lambda: lines, reader)
+    except BaseException:
+        reader.close()
+        writer.close()
+        raise
+    stack.callback(read_transport.close)
+    try:
+        if isinstance(writer, socket.socket):  # a pipe transport would close on a read
+            transport, _ = await loop.connect_accepted_socket(lambda: out, writer)
+            transport.pause_reading()
+        else:
+            await loop.connect_write_pipe(lambda: out, writer)
+    except BaseException:
+        writer.close()
+        raise
+    stack.push_async_callback(out.aclose)
+    return lines, out
+
+
+def _readable(fd: int) -> io.FileIO | None:
+    """stdin for asyncio, which makes it non-blocking: a pipe reopened as an open-file
+    description of its own, which nobody else shares; a socket as it is (it cannot be
+    reopened), unless it is stderr too. None for anything else."""
     try:
         kind = os.fstat(fd).st_mode
         if stat.S_ISFIFO(kind):
-            return io.FileIO(os.open(f"/proc/self/fd/{fd}", flags), mode)
-        if stat.S_ISSOCK(kind) and not (shared_with is not None and _same_file(fd, shared_with)):
-            return io.FileIO(os.dup(fd), mode)  # not inherited by children
-    except OSError as exc:  # no /proc, or a pipe without a reader
-        log.debug("stdio: fd %d cannot be opened for the event loop: %s", fd, exc)
+            return io.FileIO(_reopen(fd, os.O_RDONLY), "r")
+        if stat.S_ISSOCK(kind) and not _same_file(fd, 2):
+            return io.FileIO(_dup(fd), "r")
+    except OSError as exc:  # no /proc (macOS)
+        log.debug("stdio: stdin cannot be read on the event loop: %s", exc)
     return None
+
+
+def _writable(fd: int) -> io.FileIO | socket.socket | None:
+    """stdout for asyncio, as :func:`_readable` chooses; a stream socket is written through
+    a socket transport, which never reads it (a pipe transport would take the first byte
+    or half-close the client sends on it for the end of the connection)."""
+    try:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(kind):
+            return io.FileIO(_reopen(fd, os.O_WRONLY), "w")
+        if stat.S_ISSOCK(kind) and not _same_file(fd, 2):
+            sock = socket.socket(fileno=_dup(fd))
+            if sock.type == socket.SOCK_STREAM:
+                return sock
+            sock.close()
+    except OSError as exc:  # no /proc (macOS), or a pipe without a reader
+        log.debug("stdio: stdout cannot be written on the event loop: %s", exc)
+    return None
+
+
+def _reopen(fd: int, mode: int) -> int:
+    return os.open(f"/proc/self/fd/{fd}", mode | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def _dup(fd: int) -> int:
+    """A private, non-inherited copy of ``fd``, never one of the standard descriptors."""
+    import fcntl  # POSIX only, as the callers
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
+def _set_blocking(modes: dict[int, bool]) -> None:
+    for fd, blocking in modes.items():
+        with contextlib.suppress(OSError):
+            os.set_blocking(fd, blocking)
 
 
 def _same_file(a: int, b: int) -> bool:
@@ -244,9 +304,14 @@ class Lines(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof_received()
 
-    def close(self) -> None:
+    def end(self) -> None:
+        """The input ends here (Ctrl-C, or the client stopped reading): a line half
+        received is dropped, and nothing more is read; lines already whole are served."""
+        self._partial = []
+        self._eof = True
         if self._transport is not None:
-            self._transport.close()
+            self._transport.pause_reading()
+        self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -275,9 +340,12 @@ class Lines(asyncio.Protocol):
 
 class Output(asyncio.Protocol):
     """stdout as the SDK's ``stdout`` stream: ``write`` queues a line, ``flush`` waits
-    while the pipe's buffer is over its high-water mark."""
+    while the transport's buffer is over its high-water mark. Once the client's end is
+    gone, ``lost`` is called and writes raise ``ClosedResourceError`` (the SDK's writer
+    then ends quietly)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lost: Callable[[], None]) -> None:
+        self._lost = lost
         self._transport: asyncio.WriteTransport | None = None
         self._drained = asyncio.Event()
         self._drained.set()
@@ -288,10 +356,17 @@ class Output(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.WriteTransport, transport)
 
+    def data_received(self, data: bytes) -> None:
+        """A socket's incoming bytes are not the protocol's (it reads stdin): ignored."""
+
+    def eof_received(self) -> bool:
+        return True  # a socket the client half-closes still takes our answers
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._gone = True
         self._drained.set()
         self.closed.set()
+        self._lost()
 
     def pause_writing(self) -> None:
         self._drained.clear()
@@ -302,14 +377,30 @@ class Output(asyncio.Protocol):
     async def write(self, text: str) -> None:
         transport = self._transport
         if self._gone or transport is None or transport.is_closing():
-            raise BrokenPipeError("the client's end of stdout is closed")
+            raise anyio.ClosedResourceError("the client's end of stdout is closed")
         transport.write(text.encode())
 
     async def flush(self) -> None:
         if not self._drained.is_set():
             await self._drained.wait()
         if self._gone:
-            raise BrokenPipeError("the client's end of stdout is closed")
+            raise anyio.ClosedResourceError("the client's end of stdout is closed")
+
+    async def aclose(self) -> None:
+        """Close stdout once every answer is written: as the SDK's blocking writer, wait
+        for a client that is slow to read them (never tear a line), and say so."""
+        if self._transport is None:
+            return
+        self._transport.close()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(FLUSH_SECONDS):
+                await self.closed.wait()
+            if not self.closed.is_set():
+                log.warning(
+                    "stdio: waiting for the client to read the last answers (%d bytes)",
+                    self._transport.get_write_buffer_size(),
+                )
+                await self.closed.wait()
 
 
 __all__ = ["Keyboard", "keyboard", "serve"]
