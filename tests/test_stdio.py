@@ -24,7 +24,7 @@ import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StdioTransport
 
-from tests.cli.runner import helper_config, scratch_env
+from tests.cli.runner import INITIALIZE, helper_config, scratch_env
 from tests.processes import ROOT, write_config
 
 ON_THE_LOOP = "stdio: stdin and stdout on the event loop"
@@ -140,16 +140,6 @@ class Served:
             self.proc.wait(timeout=WAIT)
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 

@@ -27,6 +27,17 @@ from tests.conftest import DOWNSTREAM
 from tests.processes import ROOT
 
 THREAD = re.compile(r"th_[A-Za-z0-9_-]{24}")
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "a terminal", "version": "0"},
+    },
+}
+"""A raw ``initialize`` request (handshake era), as a client types or pipes it."""
 
 
 def scratch_env(tmp_path: Path, *, inherit: bool = True, **env: str) -> dict[str, str]:

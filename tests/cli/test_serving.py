@@ -11,7 +11,7 @@ import pytest
 from fastmcp import Client
 from inline_snapshot import snapshot
 
-from tests.cli.runner import Terminal, agents_mcp, helper_config, scrub
+from tests.cli.runner import INITIALIZE, Terminal, agents_mcp, helper_config, scrub
 from tests.processes import free_port, write_config
 
 pytestmark = pytest.mark.anyio
@@ -27,18 +27,6 @@ async def test_serve_keeps_stdout_for_the_protocol(tmp_path: Path) -> None:
     assert scrub(ran.err, (str(db), "<db>")) == snapshot(
         "agents-mcp 0.1.0: 1 agent(s) (helper) on stdio; threads in <db>\n"
     )
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "a terminal", "version": "0"},
-    },
-}
 
 
 async def test_one_ctrl_c_stops_serve_over_stdio_in_a_terminal(tmp_path: Path) -> None:
