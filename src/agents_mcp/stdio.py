@@ -38,7 +38,6 @@ import signal
 import socket
 import stat
 import sys
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -49,6 +48,8 @@ from fastmcp.server.context import reset_transport, set_transport
 from fastmcp.utilities.logging import temporary_log_level
 from mcp.server.stdio import stdio_server
 
+from agents_mcp.lines import Backlog, Splitter
+
 log = logging.getLogger("agents_mcp.stdio")
 
 LOG_LEVEL = "WARNING"
@@ -56,8 +57,6 @@ LOG_LEVEL = "WARNING"
 FLUSH_SECONDS = 2.0
 """How long the last answers may take to reach the client at exit before a warning says
 the server waits for it to read them."""
-_QUEUE_HIGH = 64
-"""Lines read and not yet taken by the session before stdin is paused."""
 
 
 @dataclass
@@ -267,38 +266,36 @@ def _same_file(a: int, b: int) -> bool:
 
 
 class Lines(asyncio.Protocol):
-    """stdin as the SDK's ``stdin`` stream: an async iterator of its lines (text)."""
+    """stdin as the SDK's ``stdin`` stream: an async iterator of its lines (text), blank
+    ones skipped; a last line without its newline is a line too."""
 
     def __init__(self) -> None:
-        self._lines: deque[str] = deque()
-        self._partial: list[bytes] = []
-        self._eof = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._split = Splitter()
+        self._backlog: Backlog[str] = Backlog(self._pause, self._resume)
         self._transport: asyncio.ReadTransport | None = None
-        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.ReadTransport, transport)
 
+    def _pause(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def _put(self, line: bytes) -> None:
+        if line.strip():
+            self._backlog.put(line.decode("utf-8", "replace"))
+
     def data_received(self, data: bytes) -> None:
-        *complete, rest = data.split(b"\n")
-        if complete:
-            complete[0] = b"".join([*self._partial, complete[0]])
-            self._partial = []
-            self._lines.extend(line.decode("utf-8", "replace") for line in complete)
-            self._wake()
-            if len(self._lines) >= _QUEUE_HIGH and self._transport and not self._paused:
-                self._paused = True
-                self._transport.pause_reading()
-        if rest:
-            self._partial.append(rest)
+        for line in self._split.feed(data):
+            self._put(line)
 
     def eof_received(self) -> bool:
-        if self._partial:  # a last line without its newline is still a line
-            self._lines.append(b"".join(self._partial).decode("utf-8", "replace"))
-            self._partial = []
-        self._eof = True
-        self._wake()
+        self._put(self._split.rest())
+        self._backlog.end()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -307,35 +304,18 @@ class Lines(asyncio.Protocol):
     def end(self) -> None:
         """The input ends here (Ctrl-C, or the client stopped reading): a line half
         received is dropped, and nothing more is read; lines already whole are served."""
-        self._partial = []
-        self._eof = True
-        if self._transport is not None:
-            self._transport.pause_reading()
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._split.rest()
+        self._backlog.end()
+        self._pause()
 
     def __aiter__(self) -> Lines:
         return self
 
     async def __anext__(self) -> str:
-        while True:
-            while not self._lines:
-                if self._eof:
-                    raise StopAsyncIteration
-                self._waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-            line = self._lines.popleft()
-            if self._paused and len(self._lines) < _QUEUE_HIGH // 2 and self._transport:
-                self._paused = False
-                self._transport.resume_reading()
-            if line.strip():
-                return line
+        try:
+            return await self._backlog.take()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
 
 
 class Output(asyncio.Protocol):

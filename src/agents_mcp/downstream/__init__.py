@@ -433,18 +433,17 @@ def http_transport(url: str, headers: dict[str, str], max_event_bytes: int) -> C
 
     import httpx2
     from fastmcp.client.transports import ClientTransport
-    from fastmcp.client.transports.base import SessionKwargs, TransportOptions
+    from fastmcp.client.transports.base import TransportOptions
     from mcp.client.streamable_http import streamable_http_client
 
-    from agents_mcp.downstream.pipes import unchecked
+    from agents_mcp.downstream.pipes import session_for
 
     class LargeResultsHTTP(ClientTransport):
         @contextlib.asynccontextmanager
         async def connect_session(
             self, *, transport_options: TransportOptions | None = None, **kwargs: Any
         ) -> AsyncIterator[ClientSession]:
-            options = transport_options or TransportOptions()
-            session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
+            session_class, session_kwargs = session_for(transport_options, kwargs)
             read = session_kwargs.get("read_timeout_seconds")
             timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
             async with (
@@ -452,9 +451,7 @@ def http_transport(url: str, headers: dict[str, str], max_event_bytes: int) -> C
                 streamable_http_client(
                     url, http_client=http, max_sse_event_size=max_event_bytes
                 ) as (read_stream, write_stream),
-                unchecked(options.session_class)(
-                    read_stream, write_stream, **session_kwargs
-                ) as session,
+                session_class(read_stream, write_stream, **session_kwargs) as session,
             ):
                 yield session
 

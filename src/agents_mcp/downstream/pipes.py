@@ -25,12 +25,10 @@ import logging
 import os
 import signal
 import sys
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, Self
 
 import anyio
 import mcp_types as mt
@@ -40,14 +38,14 @@ from mcp import ClientSession
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
+from agents_mcp.lines import Backlog, Splitter
+
 log = logging.getLogger("agents_mcp.downstream.pipes")
 
 EXIT_GRACE = 2.0
 """Seconds a server has to exit after its stdin closes, and again after SIGTERM."""
 EOF_AFTER_EXIT = 0.5
 """Seconds after a server's exit to end its stdout, if a process it left still holds it."""
-_QUEUE_HIGH = 64
-"""Parsed messages waiting for the session before the child's stdout is paused."""
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,11 @@ class PipeTransport(ClientTransport):
     async def connect_session(
         self, *, transport_options: TransportOptions | None = None, **kwargs: Any
     ) -> AsyncIterator[ClientSession]:
-        options = transport_options or TransportOptions()
-        session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
+        session_class, session_kwargs = session_for(transport_options, kwargs)
         lines = Lines()
         child = await self.command.spawn(lines)
         lines.attach(child)
         try:
-            session_class = unchecked(options.session_class)
             async with session_class(lines, child.writer, **session_kwargs) as session:
                 yield session
         finally:
@@ -113,6 +109,16 @@ class PipeTransport(ClientTransport):
 
     def __repr__(self) -> str:
         return f"<PipeTransport({self.command.command!r})>"
+
+
+def session_for(
+    transport_options: TransportOptions | None, kwargs: dict[str, Any]
+) -> tuple[type[ClientSession], SessionKwargs]:
+    """What a transport's ``connect_session`` opens: the session class fastmcp asks for,
+    :func:`unchecked`, and the keyword arguments it gives that class."""
+    options = transport_options or TransportOptions()
+    session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
+    return unchecked(options.session_class), session_kwargs
 
 
 def unchecked(session_class: type[ClientSession]) -> type[ClientSession]:
@@ -145,23 +151,17 @@ class _Protocol(asyncio.SubprocessProtocol):
         self.writer = Writer()
         self.exited = asyncio.Event()
         self.discarding = False
-        self._partial: list[bytes] = []
+        self._lines = Splitter()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if fd != 1 or self.discarding:
             return
-        *complete, rest = data.split(b"\n")
-        if complete:  # a line may have come in many reads: join it only once
-            complete[0] = b"".join([*self._partial, complete[0]])
-            self._partial = []
-            for line in complete:
-                if line.strip():
-                    try:
-                        self.sink.line(line)
-                    except Exception:  # one bad line must not lose the lines after it
-                        log.exception("a line from the server could not be handled")
-        if rest:
-            self._partial.append(rest)
+        for line in self._lines.feed(data):
+            if line.strip():
+                try:
+                    self.sink.line(line)
+                except Exception:  # one bad line must not lose the lines after it
+                    log.exception("a line from the server could not be handled")
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
@@ -254,49 +254,47 @@ class Child:
             os.killpg(self.pid, sig)  # pgid == pid: start_new_session
 
 
-class Lines:
+class _Endpoint:
+    """The stream methods a session calls that have nothing to do here: the pipes are the
+    child's, closed by :meth:`Child.stop` after the session."""
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+class Lines(_Endpoint):
     """The server's stdout as the SDK session's read stream: one parsed JSON-RPC message
     (or the error parsing it) per line. Reading pauses while many wait unread."""
 
     def __init__(self) -> None:
-        self._items: deque[SessionMessage | Exception] = deque()
-        self._eof = False
-        self._waiter: asyncio.Future[None] | None = None
         self._child: Child | None = None
-        self._paused = False
+        self._backlog: Backlog[SessionMessage | Exception] = Backlog(self._pause, self._resume)
 
     def attach(self, child: Child) -> None:
         self._child = child
 
-    def line(self, data: bytes) -> None:
-        self._items.append(_parse(data))
-        self._wake()
-        if len(self._items) >= _QUEUE_HIGH and self._child is not None and not self._paused:
+    def _pause(self) -> None:
+        if self._child is not None:
             self._child.pause_reading()
-            self._paused = True
+
+    def _resume(self) -> None:
+        if self._child is not None:
+            self._child.resume_reading()
+
+    def line(self, data: bytes) -> None:
+        self._backlog.put(_parse(data))
 
     def eof(self) -> None:
-        self._eof = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._backlog.end()
 
     async def receive(self) -> SessionMessage | Exception:
-        while not self._items:
-            if self._eof:
-                raise anyio.EndOfStream
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if self._paused and len(self._items) < _QUEUE_HIGH // 2 and self._child is not None:
-            self._paused = False
-            self._child.resume_reading()
-        return item
+        return await self._backlog.take()
 
     def __aiter__(self) -> Lines:
         return self
@@ -307,17 +305,6 @@ class Lines:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        """Nothing to release: the pipe is the child's, closed by :meth:`Child.stop`."""
-
-    async def __aenter__(self) -> Lines:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
 
 def _parse(line: bytes) -> SessionMessage | Exception:
     try:
@@ -327,7 +314,7 @@ def _parse(line: bytes) -> SessionMessage | Exception:
         return exc
 
 
-class Writer:
+class Writer(_Endpoint):
     """The server's stdin as the session's write stream: one line per message, written by
     the sender, waiting only while the pipe's buffer is over its high-water mark."""
 
@@ -376,16 +363,14 @@ class Writer:
         self.write(data.encode() + b"\n")
         await self.drain()
 
-    async def aclose(self) -> None:
-        """Nothing to release here: :meth:`Child.stop` closes stdin, after the session."""
 
-    async def __aenter__(self) -> Writer:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-
-__all__ = ["Child", "LineSink", "Lines", "PipeTransport", "Writer", "stdio_transport", "unchecked"]
+__all__ = [
+    "Child",
+    "LineSink",
+    "Lines",
+    "PipeTransport",
+    "Writer",
+    "session_for",
+    "stdio_transport",
+    "unchecked",
+]
