@@ -18,6 +18,7 @@ from agents_mcp.messages import LLMRequest, LLMResponse
 from agents_mcp.server import create_server
 from agents_mcp.store.states import STOPPED_BEFORE
 from agents_mcp.testing import Call, ScriptedLLM
+from agents_mcp.threads import Threads
 from agents_mcp.toolsets import llm_tool_names
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
@@ -433,22 +434,29 @@ async def test_kept_transcripts_notice_what_another_process_wrote(tmp_path: Path
     ]
 
 
-async def test_a_result_from_the_kept_transcript_is_the_stored_turns(tmp_path: Path) -> None:
-    """A chat's result is built from the run's own copy of the turn while the thread is
-    as that copy knows it; once another process changed it, from the database again."""
-    from agents_mcp.messages import Message
+@asynccontextmanager
+async def in_process(tmp_path: Path, llm: ScriptedLLM) -> AsyncIterator[Threads]:
+    """The helper agents' threads, without an MCP hop in front of them."""
     from agents_mcp.runtime import open_threads
-    from agents_mcp.store import LOCAL_OWNER, Claim, open_store
-    from agents_mcp.summary import summarize
 
-    llm = ScriptedLLM(Call("notes__echo", {"text": "a"}), "one")
-    config = make_config(tmp_path, agents=agents())
     async with open_threads(
-        config,
+        make_config(tmp_path, agents=agents()),
         db_path=tmp_path / "threads.db",
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     ) as threads:
+        yield threads
+
+
+async def test_a_result_from_the_kept_transcript_is_the_stored_turns(tmp_path: Path) -> None:
+    """A chat's result is built from the run's own copy of the turn while the thread is
+    as that copy knows it; once another process changed it, from the database again."""
+    from agents_mcp.messages import Message
+    from agents_mcp.store import LOCAL_OWNER, Claim, open_store
+    from agents_mcp.summary import summarize
+
+    llm = ScriptedLLM(Call("notes__echo", {"text": "a"}), "one")
+    async with in_process(tmp_path, llm) as threads:
         done = await threads.chat(owner=LOCAL_OWNER, agent="helper", message="m1")
         tid = done.thread.id
         other = await open_store(tmp_path / "threads.db")
@@ -471,17 +479,10 @@ async def test_cancel_in_the_same_tick_as_the_message_that_starts_the_run(
     """cancel_run handled before the run's task has taken its first step: the run still
     records that it was stopped, the cancel answers at once, and the thread takes the
     next message (it used to hang 30 s and stay "running" until a restart)."""
-    from agents_mcp.runtime import open_threads
     from agents_mcp.store import LOCAL_OWNER
 
     llm = ScriptedLLM("first", "second")
-    config = make_config(tmp_path, agents=agents())
-    async with open_threads(
-        config,
-        db_path=tmp_path / "threads.db",
-        llms={"main": llm},
-        transports={"notes": make_server("notes")},
-    ) as threads:
+    async with in_process(tmp_path, llm) as threads:
         done = await threads.chat(owner=LOCAL_OWNER, agent="helper", message="m1")
         tid = done.thread.id
         answers: dict[str, Any] = {}
