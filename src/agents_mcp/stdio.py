@@ -39,7 +39,7 @@ import socket
 import stat
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
@@ -68,10 +68,10 @@ class Keyboard:
     """A private copy of the protocol's input (fd 0 itself reads the null device)."""
     wake: int
     """Readable once Ctrl-C was pressed."""
-    pressed: list[bool] = field(default_factory=list)
+    pressed: bool = False
 
     def interrupted(self) -> bool:
-        return bool(self.pressed)
+        return self.pressed
 
 
 @contextlib.contextmanager
@@ -89,7 +89,7 @@ def keyboard() -> Iterator[Keyboard]:
     def on_sigint(signum: int, frame: object) -> None:
         if keys.pressed:
             raise KeyboardInterrupt
-        keys.pressed.append(True)
+        keys.pressed = True
         os.write(wake_w, b"x")
 
     stdin = sys.stdin
