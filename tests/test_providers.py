@@ -352,7 +352,8 @@ async def test_a_hang_past_the_timeout(provider: Provider, stream: bool) -> None
             await ask(model)
     assert len(fake.requests) == 2
     assert redact(model, caught.value) == (
-        "LLM request failed: <base>: ReadTimeout:  (gave up after 2 attempts)"
+        "LLM request failed: <base>: ReadTimeout: nothing arrived for 0.2 s (gave up after 2"
+        " attempts)"
     )
 
 

@@ -17,6 +17,7 @@ import httpx2
 
 from agents_mcp.errors import LLMError
 from agents_mcp.llm import TextCallback
+from agents_mcp.llm.connection import transport_for
 from agents_mcp.llm.retry import Retryable, RetryPolicy, Sleep, retry_after, retryable_status
 from agents_mcp.llm.sse import ServerSentEvent, read_events
 from agents_mcp.messages import LLMRequest, LLMResponse, Message
@@ -121,7 +122,7 @@ class HTTPModel:
             self._client = httpx2.AsyncClient(
                 headers=headers,
                 timeout=httpx2.Timeout(connect=10.0, read=self.timeout, write=30.0, pool=30.0),
-                transport=self._transport,
+                transport=self._transport or transport_for(self.base_url),
             )
         return self._client
 
