@@ -7,6 +7,7 @@ the request body (:meth:`HTTPModel.build_body`), and how to read a whole answer
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -126,6 +127,11 @@ class HTTPModel:
             )
         return self._client
 
+    @functools.cached_property
+    def _url(self) -> httpx2.URL:
+        # Parsed once: httpx2 parses and validates a URL given as text at every request.
+        return httpx2.URL(f"{self.base_url}{self.path}")
+
     @property
     def wire_cache(self) -> WireCache[Any] | None:
         """The adapter's cache of each message's wire form (None: it keeps none)."""
@@ -160,7 +166,7 @@ class HTTPModel:
     async def _attempt(
         self, body: dict[str, Any], data: bytes, on_text: TextCallback | None, n: int
     ) -> LLMResponse:
-        url = f"{self.base_url}{self.path}"
+        url = self._url
         log.debug("POST %s model=%s attempt=%d", url, self.model, n + 1)
         try:
             async with self._http().stream("POST", url, content=data) as response:
