@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.server.middleware import CallNext, MiddlewareContext
 from fastmcp.tools import Tool
 from mcp_types import (
     ListToolsRequest,
@@ -18,7 +18,7 @@ from pydantic import JsonValue
 from agents_mcp.access import Access
 from agents_mcp.auth import current_caller
 from agents_mcp.config import Config
-from agents_mcp.ui.apps import renders_apps
+from agents_mcp.ui.apps import ListingView, renders_apps
 
 _DESCRIPTION_BUDGET = 1800  # clients choke on long tool descriptions; stay under 2 KB
 
@@ -80,10 +80,12 @@ def with_agents(schema: Mapping[str, Any], names: Sequence[str]) -> dict[str, An
     return {**schema, "properties": {**schema["properties"], "agent": agent}}
 
 
-class CallerView(Middleware):
+class CallerView(ListingView):
     """``tools/list`` as the caller sees it: ``chat_with_agent`` and ``list_threads`` name
     only the agents it may use, and with ``approver = "person"`` a client that shows the
     thread view reads that the person decides. Per request: both protocol eras."""
+
+    listings = frozenset({"tools/list"})
 
     def __init__(self, config: Config, access: Access) -> None:
         self._config = config

@@ -14,7 +14,7 @@ Part of the server (it is the only module besides ``server``, ``downstream`` and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ToolError, ValidationError
@@ -48,9 +48,25 @@ def renders_apps(ctx: Context | None) -> bool:
     return not isinstance(mime_types, list) or UI_MIME in mime_types
 
 
-class ViewForAppHosts(Middleware):
+class ListingView(Middleware):
+    """A middleware that changes listings only (those in :attr:`listings`). Every other
+    request, ``tools/call`` above all, goes straight on: fastmcp would otherwise build
+    this layer's chain of hooks (``on_message``, ``on_request``, ``on_call_tool``) for it,
+    a handful of coroutine frames per layer and request."""
+
+    listings: ClassVar[frozenset[str]]
+
+    async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if context.method not in self.listings:
+            return await call_next(context)
+        return await super().__call__(context, call_next)
+
+
+class ViewForAppHosts(ListingView):
     """Per client: hosts that render MCP Apps get the view (``_meta.ui``) on the tools that
     show a thread, and the view's own tool; every other client sees today's tools."""
+
+    listings = frozenset({"tools/list", "resources/list"})
 
     def __init__(self, ui: Mapping[str, dict[str, Any]]) -> None:
         self.ui = ui
