@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agents_mcp.llm import connection
+from agents_mcp.llm.chat import OpenAIChatModel
 from agents_mcp.llm.connection import ProviderTransport, transport_for
+from agents_mcp.messages import LLMRequest, Message
 
 pytestmark = pytest.mark.anyio
 
@@ -44,6 +47,7 @@ class Provider:
 
     answer: Answer = ok
     connections: int = 0
+    heads: list[bytes] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -68,6 +72,7 @@ class Provider:
                     if line.startswith(b"content-length:")
                 )
                 body = await reader.readexactly(length)
+                self.heads.append(head)
                 self.bodies.append(body)
                 keep = await self.answer(body, writer)
                 await writer.drain()
@@ -287,12 +292,44 @@ async def test_tls_is_verified_against_the_trust_the_environment_names(
     assert provider.bodies[-3:] == [b"tls 0", b"tls 1", big]
 
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                   "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")  # fmt: skip
+
+
 def test_a_proxy_in_the_environment_leaves_the_requests_to_httpx2(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY"):  # fmt: skip
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert isinstance(transport_for("https://api.openai.com/v1"), ProviderTransport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert transport_for("https://api.openai.com/v1") is None
+
+
+async def test_a_model_behind_a_proxy_from_the_environment_is_reached_through_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def completion(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        answer = json.dumps(
+            {"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+             "choices": [{"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": "via the proxy"}}]}
+        ).encode()  # fmt: skip
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(answer), answer)
+        )
+        return True
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    proxy = Provider(answer=completion)
+    request = LLMRequest(system="be brief", messages=[Message(role="user", content="hi")])
+    async with serving(proxy) as url:
+        monkeypatch.setenv("HTTP_PROXY", url)
+        async with OpenAIChatModel(base_url="http://localhost:1/v1", model="m") as model:
+            answers = [await model.complete(request) for _ in range(2)]
+    assert [a.content for a in answers] == ["via the proxy", "via the proxy"]
+    assert [h.split(b"\r\n")[0] for h in proxy.heads] == [
+        b"POST http://localhost:1/v1/chat/completions HTTP/1.1"
+    ] * 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import anyio
@@ -24,6 +24,9 @@ from agents_mcp.llm.sse import ServerSentEvent, read_events
 from agents_mcp.messages import LLMRequest, LLMResponse, Message
 
 log = logging.getLogger("agents_mcp.llm")
+
+Send = Callable[[httpx2.Request], Awaitable[httpx2.Response]]
+"""Sends a request and answers the response, its body not read yet."""
 
 StreamMode = bool | Literal["auto"]
 """``True``/``False`` force streaming on or off; ``"auto"`` streams when someone reads it."""
@@ -83,6 +86,9 @@ class HTTPModel:
         self._api_key = api_key
         self._transport = transport
         self._client: httpx2.AsyncClient | None = None
+        self._send: Send | None = None
+        self._headers = httpx2.Headers()
+        self._extensions: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -101,6 +107,7 @@ class HTTPModel:
     async def aclose(self) -> None:
         """Close the HTTP client (and an injected transport with it)."""
         client, self._client = self._client, None
+        self._send = None
         if client is not None:
             await client.aclose()
 
@@ -112,20 +119,33 @@ class HTTPModel:
         """Headers every request carries besides auth (e.g. an API version)."""
         return {}
 
-    def _http(self) -> httpx2.AsyncClient:
-        # Lazy: building the client creates an SSL context, which agents that never run
-        # should not pay for.
-        if self._client is None:
-            # Every request is a JSON POST: a default header is not merged again per request.
+    def _sender(self) -> Send:
+        """How a request is sent: straight to the transport (:mod:`agents_mcp.llm.connection`,
+        or one injected), or through httpx2's client when a proxy from the environment
+        applies (the client mounts it). The client owns the transport either way and gives
+        every request its headers and timeouts, so both ways send the same request.
+
+        Lazy: building the client creates an SSL context, which agents that never run
+        should not pay for.
+        """
+        if self._send is None:
             headers = {**_JSON, **self.extra_headers()}
             if self._api_key:
                 headers.update(self.auth_headers(self._api_key))
-            self._client = httpx2.AsyncClient(
+            transport = self._transport or transport_for(self.base_url)
+            client = httpx2.AsyncClient(
                 headers=headers,
                 timeout=httpx2.Timeout(connect=10.0, read=self.timeout, write=30.0, pool=30.0),
-                transport=self._transport or transport_for(self.base_url),
+                transport=transport,
             )
-        return self._client
+            self._client = client
+            self._headers = client.headers  # ours with httpx2's defaults (User-Agent, ...)
+            self._extensions = {"timeout": client.timeout.as_dict()}
+            if transport is None:
+                self._send = lambda request: client.send(request, stream=True)
+            else:  # what the client adds on this path (auth, redirects, cookies) is unused
+                self._send = transport.handle_async_request
+        return self._send
 
     @functools.cached_property
     def _url(self) -> httpx2.URL:
@@ -166,21 +186,18 @@ class HTTPModel:
     async def _attempt(
         self, body: dict[str, Any], data: bytes, on_text: TextCallback | None, n: int
     ) -> LLMResponse:
-        url = self._url
-        log.debug("POST %s model=%s attempt=%d", url, self.model, n + 1)
+        send = self._sender()
+        log.debug("POST %s model=%s attempt=%d", self._url, self.model, n + 1)
+        request = httpx2.Request(
+            "POST", self._url, headers=self._headers, content=data, extensions=self._extensions
+        )
         try:
-            async with self._http().stream("POST", url, content=data) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._status_error(response)
-                ctype = response.headers.get("content-type", "")
-                if "text/event-stream" in ctype or (body.get("stream") and "json" not in ctype):
-                    result = await self.read_stream(read_events(response), on_text)
-                else:
-                    raw = await response.aread()
-                    result = self.parse_body(as_dict(loads(raw, "response body"), "response body"))
-                    if on_text is not None and result.content:
-                        await on_text(result.content)
+            response = await send(request)
+            response.request = request
+            try:
+                result = await self._answer(response, body, on_text)
+            finally:
+                await response.aclose()
         except Malformed as exc:
             msg = f"LLM response from {self.base_url} was malformed: {exc}"
             raise LLMError(self.redact(msg)) from exc
@@ -196,6 +213,21 @@ class HTTPModel:
             len(result.tool_calls),
             result.usage,
         )
+        return result
+
+    async def _answer(
+        self, response: httpx2.Response, body: dict[str, Any], on_text: TextCallback | None
+    ) -> LLMResponse:
+        if response.status_code >= 400:
+            await response.aread()
+            raise self._status_error(response)
+        ctype = response.headers.get("content-type", "")
+        if "text/event-stream" in ctype or (body.get("stream") and "json" not in ctype):
+            return await self.read_stream(read_events(response), on_text)
+        raw = await response.aread()
+        result = self.parse_body(as_dict(loads(raw, "response body"), "response body"))
+        if on_text is not None and result.content:
+            await on_text(result.content)
         return result
 
     def _status_error(self, response: httpx2.Response) -> Exception:
