@@ -182,6 +182,59 @@ async def test_silence_past_the_read_timeout_is_a_read_timeout() -> None:
             await http.post(url, content=b"x", timeout=httpx2.Timeout(5.0, read=0.1))
 
 
+@asynccontextmanager
+async def not_reading() -> AsyncIterator[tuple[str, asyncio.Event, list[int]]]:
+    """A server that reads nothing until the event is set, then counts the bytes that
+    still arrive on each connection until its end."""
+    release = asyncio.Event()
+    counted: list[int] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        await release.wait()
+        n = 0
+        try:
+            while data := await reader.read(1 << 20):
+                n += len(data)
+        except ConnectionError:
+            pass
+        counted.append(n)
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"localhost:{port}", release, counted
+    finally:
+        release.set()
+        server.close()
+        if handlers:
+            await asyncio.wait_for(asyncio.gather(*handlers), 10)
+
+
+async def test_a_provider_that_stops_reading_is_a_write_timeout_and_the_rest_is_not_sent() -> None:
+    big = b"x" * (64 * 1024 * 1024)  # more than the kernel's buffers on both sides hold
+    async with not_reading() as (address, release, counted), client() as http:
+        with pytest.raises(httpx2.WriteTimeout, match=r"took nothing for 0\.2 s"):
+            await http.post(
+                f"http://{address}", content=big, timeout=httpx2.Timeout(5.0, write=0.2)
+            )
+        release.set()
+    assert len(counted) == 1
+    assert counted[0] < len(big)  # the connection was aborted, not left sending the body
+
+
+async def test_a_tls_handshake_that_never_ends_is_a_connect_timeout() -> None:
+    async with not_reading() as (address, _, _), client() as http:
+        with pytest.raises(httpx2.ConnectTimeout, match=r"TLS handshake took over 0\.2 s"):
+            await http.post(
+                f"https://{address}", content=b"x", timeout=httpx2.Timeout(5.0, connect=0.2)
+            )
+
+
 async def test_an_answer_cut_short_is_a_protocol_error_and_the_next_one_works() -> None:
     answers = iter(["cut", "ok"])
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import select
 import ssl
+import sys
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,11 @@ import httpx2
 READ_LIMIT = 256 * 1024
 """Bytes received but not yet read by httpcore2 before the socket stops being read."""
 WRITE_LIMIT = 64 * 1024
-"""Bytes collected from httpcore2 before they are sent without waiting for its read."""
+"""Bytes collected from httpcore2 before they are sent without waiting for its read; also
+what the transport may hold unsent before a request waits (under the write timeout)."""
+HAPPY_EYEBALLS_DELAY = 0.25
+"""Seconds before the next address of a host is tried while the first still connects
+(RFC 8305's recommendation, and anyio's, which httpcore2 uses by default)."""
 
 _ERRORS: tuple[tuple[type[Exception], type[httpx2.HTTPError]], ...] = (
     (httpcore2.ConnectTimeout, httpx2.ConnectTimeout),
@@ -147,7 +152,11 @@ class _Backend(httpcore2.AsyncNetworkBackend):
         try:
             async with asyncio.timeout(timeout):
                 transport, protocol = await loop.create_connection(
-                    _Receiver, host, port, local_addr=local
+                    _Receiver,
+                    host,
+                    port,
+                    local_addr=local,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
                 )
         except TimeoutError as exc:
             raise httpcore2.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
@@ -169,6 +178,8 @@ class _Receiver(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.paused = False
+        self.drained: asyncio.Future[None] | None = None
+        """Set while the transport holds more than it should: done when it has sent it."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -190,6 +201,16 @@ class _Receiver(asyncio.Protocol):
         self.ended = True
         self.error = exc
         self._wake()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        if self.drained is None:
+            self.drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -207,16 +228,34 @@ class _Stream(httpcore2.AsyncNetworkStream):
         self._receiver = receiver
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._write_timeout: float | None = None
+        transport.set_write_buffer_limits(high=WRITE_LIMIT)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
             return
         if self._receiver.ended or self._transport.is_closing():
             raise httpcore2.WriteError("the connection is closed")
+        self._write_timeout = timeout
         self._pending.append(buffer)
         self._pending_bytes += len(buffer)
         if self._pending_bytes > WRITE_LIMIT:
             self._send()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait (under the write timeout) until the transport has sent what it holds
+        beyond :data:`WRITE_LIMIT`: a provider that does not read is a WriteTimeout, and
+        a slow upload does not count against the read timeout."""
+        drained = self._receiver.drained
+        if drained is None:
+            return
+        seconds = self._write_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                await asyncio.shield(drained)
+        except TimeoutError as exc:
+            raise httpcore2.WriteTimeout(f"the provider took nothing for {seconds:g} s") from exc
 
     def _send(self) -> None:
         if self._pending:
@@ -227,7 +266,9 @@ class _Stream(httpcore2.AsyncNetworkStream):
                 self._transport.write(data)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        self._send()
+        if self._pending:
+            self._send()
+            await self._drain()
         receiver = self._receiver
         if not receiver.received and not receiver.ended:
             await self._wait(timeout)
@@ -259,8 +300,10 @@ class _Stream(httpcore2.AsyncNetworkStream):
             receiver.waiter = None
 
     async def aclose(self) -> None:
+        # Abort, as httpcore2's own backend ends up doing: a request given up on (cancelled,
+        # timed out) must not go on being sent, nor keep its socket open while it is.
         self._pending.clear()
-        self._transport.close()
+        self._transport.abort()
 
     async def start_tls(
         self,
@@ -271,18 +314,15 @@ class _Stream(httpcore2.AsyncNetworkStream):
         self._send()
         loop = asyncio.get_running_loop()
         try:
-            transport = await loop.start_tls(
-                self._transport,
-                self._receiver,
-                ssl_context,
-                server_hostname=server_hostname,
-                ssl_handshake_timeout=timeout,
-            )
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(
+                    self._transport, self._receiver, ssl_context, server_hostname=server_hostname
+                )
         except TimeoutError as exc:
-            self._transport.close()
-            raise httpcore2.ConnectTimeout("the TLS handshake timed out") from exc
+            self._transport.abort()
+            raise httpcore2.ConnectTimeout(f"the TLS handshake took over {timeout:g} s") from exc
         except (OSError, ssl.SSLError) as exc:
-            self._transport.close()
+            self._transport.abort()
             raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
         if transport is None:  # the connection was closed during the handshake
             raise httpcore2.ConnectError("the connection closed during the TLS handshake")
@@ -306,8 +346,17 @@ _EXTRA = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": 
 
 
 def _readable(transport: asyncio.Transport) -> bool:
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.fileno() < 0:
-        return True
-    ready, _, _ = select.select([sock.fileno()], [], [], 0)
-    return bool(ready)
+    """Whether the socket has something to read (or cannot tell): poll, as httpcore2 does,
+    since ``select`` refuses descriptors past 1023."""
+    try:
+        sock = transport.get_extra_info("socket")
+        if sock is None or sock.fileno() < 0:
+            return True
+        if sys.platform == "win32":
+            ready, _, _ = select.select([sock.fileno()], [], [], 0)
+            return bool(ready)
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True  # not reused: a fresh connection is the safe answer
