@@ -2,7 +2,8 @@
 
 Starts the fake LLM and one MCP-client driver (agents-mcp or the minimal hop, over stdio
 or HTTP), warms it up, then samples the server process with py-spy (every thread that is
-not idle) during ``--conversations`` conversations (``--concurrency`` at a time, e.g. 400
+not idle), or with ``--cprofile`` runs it under cProfile, during ``--conversations``
+conversations (``--concurrency`` at a time, e.g. 400
 over HTTP with ``--latency 50 -k 3`` for the load levels), and prints CPU per server
 thread (from ``/proc``), self time by package and inclusive time of agents_mcp functions.
 py-spy is installed into ``benchmarks/.venvs/tools`` on first use.
@@ -13,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from benchmarks import harness, procstat
@@ -118,16 +121,52 @@ def summarize(raw: Path, top: int, cpu_ms: float) -> list[str]:
     return out
 
 
+def _cprofile_python(work: Path) -> Path:
+    """An interpreter for the server that runs it under cProfile, written to ``server.prof``
+    when it exits (start-up and warm-up included)."""
+    wrapper = work / "cprofile-python"
+    out = work / "server.prof"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m cProfile -o {out} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def print_cprofile(stats: Path, top: int) -> None:
+    """Functions by own time, then agents_mcp's by cumulative time (a coroutine counts one
+    call per resumption)."""
+    import pstats
+
+    report = pstats.Stats(str(stats))
+    report.sort_stats("tottime").print_stats(top)
+    report.sort_stats("cumulative").print_stats("agents_mcp", top)
+
+
+@contextlib.asynccontextmanager
+async def _py_spy(pid: int, raw: Path, rate: int) -> AsyncIterator[None]:
+    spy = await asyncio.create_subprocess_exec(
+        str(PY_SPY), "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+        "--format", "raw", "-o", str(raw),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(1.0)
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+
+
 def _fresh_workdir() -> Path:
     work = BENCH / ".work" / "profile"
     work.mkdir(parents=True, exist_ok=True)
-    for name in ("profile.db", "profile.db-wal", "profile.db-shm", "py-spy.raw"):
+    for name in ("profile.db", "profile.db-wal", "profile.db-shm", "py-spy.raw", "server.prof"):
         (work / name).unlink(missing_ok=True)
     return work
 
 
 async def main(args: argparse.Namespace) -> None:
-    await _ensure_py_spy()
+    if not args.cprofile:
+        await _ensure_py_spy()
     if args.src:
         harness.use_src(args.src)
     work = _fresh_workdir()
@@ -144,6 +183,8 @@ async def main(args: argparse.Namespace) -> None:
     argv = [sys.executable, "-m", "benchmarks.drivers.mcp_client", "--server", args.server,
             "--transport", args.transport, "--base-url", fake.base_url, "--config", str(config),
             "--db", str(db)]  # fmt: skip
+    if args.cprofile:
+        argv += ["--server-python", str(_cprofile_python(work))]
     match = "serve --config" if args.server == "agents-mcp" else "hop_server.py"
     worker = Worker("profile", args.server, argv, work / "worker.log", match)
     if not await worker.start():
@@ -164,17 +205,11 @@ async def main(args: argparse.Namespace) -> None:
         pid = worker.server_pid()
         assert pid is not None
         raw = work / "py-spy.raw"
-        spy = await asyncio.create_subprocess_exec(
-            str(PY_SPY), "record", "--pid", str(pid), "--rate", str(args.rate), "--nonblocking",
-            "--format", "raw", "-o", str(raw),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        await asyncio.sleep(1.0)
-        before = _threads(pid)
-        sample = await worker.call(work_cmd, fake)
-        after = _threads(pid)
-        spy.send_signal(signal.SIGINT)
-        await spy.wait()
+        sampling = contextlib.nullcontext() if args.cprofile else _py_spy(pid, raw, args.rate)
+        async with sampling:
+            before = _threads(pid)
+            sample = await worker.call(work_cmd, fake)
+            after = _threads(pid)
     finally:
         await worker.stop()
         await fake.stop()
@@ -190,7 +225,9 @@ async def main(args: argparse.Namespace) -> None:
         if used > 0:
             print(f"  {tid} {name}: {used:.1f}")
     print(f"(server pid {pid}: {procstat.cmdline(pid)[:100]})\n")
-    if raw.exists():
+    if args.cprofile:
+        print_cprofile(work / "server.prof", args.top)
+    elif raw.exists():
         print("\n".join(summarize(raw, args.top, sample.cpu_per("server"))))
     else:
         print("py-spy wrote nothing (is ptrace allowed here?)")
@@ -207,6 +244,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("-k", type=int, default=5, help="tool calls per conversation")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--cprofile", action="store_true", help="run the server under cProfile instead of py-spy"
+    )
     parser.add_argument(
         "--history",
         type=int,
