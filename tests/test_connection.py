@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -204,10 +205,14 @@ async def not_reading() -> AsyncIterator[tuple[str, asyncio.Event, list[int]]]:
         counted.append(n)
         writer.close()
 
-    server = await asyncio.start_server(stall, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # accepted ones too
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    server = await asyncio.start_server(stall, sock=listener)
+    port = listener.getsockname()[1]
     try:
-        yield f"localhost:{port}", release, counted
+        yield f"127.0.0.1:{port}", release, counted
     finally:
         release.set()
         server.close()
@@ -216,7 +221,7 @@ async def not_reading() -> AsyncIterator[tuple[str, asyncio.Event, list[int]]]:
 
 
 async def test_a_provider_that_stops_reading_is_a_write_timeout_and_the_rest_is_not_sent() -> None:
-    big = b"x" * (64 * 1024 * 1024)  # more than the kernel's buffers on both sides hold
+    big = b"x" * (16 * 1024 * 1024)  # 4x what a sender's buffer grows to by default
     async with not_reading() as (address, release, counted), client() as http:
         with pytest.raises(httpx2.WriteTimeout, match=r"took nothing for 0\.2 s"):
             await http.post(
@@ -268,7 +273,7 @@ async def test_a_cancelled_request_leaves_the_client_usable() -> None:
         await asyncio.wait_for(started.wait(), 5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await task
+            await asyncio.wait_for(task, 5)
         assert (await http.post(url, content=b"second")).content == b"second"
     assert provider.connections == 2  # the interrupted connection was not reused
 
@@ -354,34 +359,92 @@ def test_a_proxy_in_the_environment_leaves_the_requests_to_httpx2(
 ) -> None:
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(transport_for("https://api.openai.com/v1"), ProviderTransport)
+    openai, local = httpx2.URL("https://api.openai.com/v1"), httpx2.URL("http://ollama:11434/v1")
+    assert isinstance(transport_for(openai), ProviderTransport)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")  # for http:// only
+    assert isinstance(transport_for(openai), ProviderTransport)
+    assert transport_for(local) is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert transport_for("https://api.openai.com/v1") is None
+    assert transport_for(openai) is None
+
+
+def completion(text: str, *headers: bytes) -> Answer:
+    """Answers every request with a Chat Completions answer saying ``text``."""
+
+    async def answer(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        payload = json.dumps(
+            {"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+             "choices": [{"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": text}}]}
+        ).encode()  # fmt: skip
+        head = [b"HTTP/1.1 200 OK", b"Content-Type: application/json", *headers]
+        head.append(b"Content-Length: %d" % len(payload))
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n" + payload)
+        return True
+
+    return answer
+
+
+HELLO = LLMRequest(system="be brief", messages=[Message(role="user", content="hi")])
+
+
+def header(head: bytes, name: bytes) -> bytes | None:
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+async def test_cookies_the_provider_sets_are_sent_back() -> None:
+    provider = Provider(answer=completion("ok", b"Set-Cookie: affinity=replica-2; Path=/"))
+    async with serving(provider) as url, OpenAIChatModel(base_url=url + "/v1", model="m") as model:
+        for _ in range(3):
+            assert (await model.complete(HELLO)).content == "ok"
+    assert [header(h, b"cookie") for h in provider.heads] == [
+        None,
+        b"affinity=replica-2",
+        b"affinity=replica-2",
+    ]
+
+
+async def test_a_user_and_password_in_the_base_url_are_sent_as_basic_auth() -> None:
+    provider = Provider(answer=completion("ok"))
+    async with serving(provider) as url:
+        base = url.replace("http://", "http://user:secret@") + "/v1"
+        async with OpenAIChatModel(base_url=base, model="m") as model:
+            assert (await model.complete(HELLO)).content == "ok"
+    assert header(provider.heads[0], b"authorization") == b"Basic dXNlcjpzZWNyZXQ="
+
+
+async def test_an_idle_connection_the_loop_has_not_seen_end_is_not_reused() -> None:
+    """``is_readable`` asks the socket when the event loop has not yet read the end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = listener.getsockname()[1]
+        loop = asyncio.get_running_loop()
+        transport, receiver = await loop.create_connection(connection._Receiver, "127.0.0.1", port)
+        stream = connection._Stream(transport, receiver)
+        accepted, _ = listener.accept()  # already queued: does not block
+        assert stream.get_extra_info("is_readable") is False
+        accepted.close()  # the FIN is on our socket now; the loop has not run since
+        assert not receiver.ended
+        assert stream.get_extra_info("is_readable") is True
+        await stream.aclose()
+    finally:
+        listener.close()
 
 
 async def test_a_model_behind_a_proxy_from_the_environment_is_reached_through_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def completion(body: bytes, writer: asyncio.StreamWriter) -> bool:
-        answer = json.dumps(
-            {"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
-             "choices": [{"index": 0, "finish_reason": "stop",
-                          "message": {"role": "assistant", "content": "via the proxy"}}]}
-        ).encode()  # fmt: skip
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (len(answer), answer)
-        )
-        return True
-
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    proxy = Provider(answer=completion)
-    request = LLMRequest(system="be brief", messages=[Message(role="user", content="hi")])
+    proxy = Provider(answer=completion("via the proxy"))
     async with serving(proxy) as url:
         monkeypatch.setenv("HTTP_PROXY", url)
         async with OpenAIChatModel(base_url="http://localhost:1/v1", model="m") as model:
-            answers = [await model.complete(request) for _ in range(2)]
+            answers = [await model.complete(HELLO) for _ in range(2)]
     assert [a.content for a in answers] == ["via the proxy", "via the proxy"]
     assert [h.split(b"\r\n")[0] for h in proxy.heads] == [
         b"POST http://localhost:1/v1/chat/completions HTTP/1.1"

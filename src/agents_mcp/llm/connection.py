@@ -8,7 +8,8 @@ of building the request. :class:`ProviderTransport` is httpx2's transport with o
 below httpcore2 (through its public network-backend interface): a connection is an asyncio
 :class:`~asyncio.Protocol` whose stream collects what httpcore2 writes and sends it in
 one write when httpcore2 starts reading the answer. HTTP itself (h11, pooling, keep-alive,
-TLS settings, timeouts, the exceptions) is still httpx2's and httpcore2's.
+TLS settings, timeouts, the exceptions) is still httpx2's and httpcore2's. The stream is
+asyncio's, so the transport serves an asyncio event loop only (as agents-mcp runs).
 
 A proxy from the environment (``HTTPS_PROXY`` and friends) is httpx2's business:
 :func:`transport_for` then answers ``None`` and the client keeps httpx2's own transport.
@@ -56,11 +57,13 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx2.HTTPError]], ...] = (
 """httpcore2's exceptions as httpx2 raises them, most specific first."""
 
 
-def transport_for(base_url: str) -> httpx2.AsyncBaseTransport | None:
-    """The transport for requests to ``base_url``, or None for httpx2's default (a proxy
-    is configured in the environment, which httpx2 applies with its own transport)."""
+def transport_for(url: httpx2.URL) -> httpx2.AsyncBaseTransport | None:
+    """The transport for requests to ``url``, or None for httpx2's default: a proxy for its
+    scheme is configured in the environment (``HTTPS_PROXY`` for https, ``HTTP_PROXY`` for
+    http, or ``ALL_PROXY``), which httpx2 applies with its own transport, ``NO_PROXY``
+    included."""
     proxies = urllib.request.getproxies()
-    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+    if proxies.get(url.scheme) or proxies.get("all"):
         return None
     return ProviderTransport()
 
@@ -258,12 +261,18 @@ class _Stream(httpcore2.AsyncNetworkStream):
             raise httpcore2.WriteTimeout(f"the provider took nothing for {seconds:g} s") from exc
 
     def _send(self) -> None:
-        if self._pending:
-            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-            self._pending.clear()
-            self._pending_bytes = 0
-            if not self._transport.is_closing():
+        pending = self._pending
+        if not pending:
+            return
+        if self._transport.is_closing():
+            pass
+        elif len(pending) == 1 or self._pending_bytes > WRITE_LIMIT:
+            for data in pending:  # a large body is not copied once more to join it
                 self._transport.write(data)
+        else:
+            self._transport.write(b"".join(pending))
+        pending.clear()
+        self._pending_bytes = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         if self._pending:
@@ -324,7 +333,8 @@ class _Stream(httpcore2.AsyncNetworkStream):
         except (OSError, ssl.SSLError) as exc:
             self._transport.abort()
             raise httpcore2.ConnectError(str(exc) or type(exc).__name__) from exc
-        if transport is None:  # the connection was closed during the handshake
+        if transport is None:  # typed as possible; asyncio raises instead on 3.11+
+            self._transport.abort()
             raise httpcore2.ConnectError("the connection closed during the TLS handshake")
         self._receiver.transport = transport
         return _Stream(transport, self._receiver)
