@@ -20,6 +20,7 @@ from agents_mcp.messages import LLMRequest
 from agents_mcp.server import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.ui import THREAD_UI, UI_EXTENSION, UI_MIME, thread_html
+from agents_mcp.ui.apps import ListingView
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
 
@@ -350,3 +351,24 @@ async def test_a_view_that_stops_watching_never_stops_the_run(tmp_path: Path) ->
         gate.set()
         done = await call(client, "get_thread", thread_id=tid, wait_seconds=10)
     assert (done["status"], done["reply"]) == ("completed", "finally")
+
+
+def test_a_listing_view_refuses_a_hook_it_would_never_run() -> None:
+    """A ListingView lets every request but its listings straight through, so a hook for
+    any other request is a mistake said at once, not a hook that silently never runs."""
+
+    with pytest.raises(TypeError, match=r"lists \['tools/list'\] only, not \['on_call_tool'\]"):
+
+        class Misplaced(ListingView):
+            listings = frozenset({"tools/list"})
+
+            async def on_call_tool(self, context: Any, call_next: Any) -> Any:
+                return await call_next(context)
+
+    class Fine(ListingView):
+        listings = frozenset({"tools/list"})
+
+        async def on_list_tools(self, context: Any, call_next: Any) -> Any:
+            return await call_next(context)
+
+    assert Fine.listings == {"tools/list"}

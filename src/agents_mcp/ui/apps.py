@@ -56,6 +56,21 @@ class ListingView(Middleware):
 
     listings: ClassVar[frozenset[str]]
 
+    HOOKS: ClassVar[dict[str, str]] = {
+        "tools/list": "on_list_tools",
+        "resources/list": "on_list_resources",
+        "resources/templates/list": "on_list_resource_templates",
+        "prompts/list": "on_list_prompts",
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A hook for a request this view lets through would silently never run.
+        super().__init_subclass__(**kwargs)
+        allowed = {cls.HOOKS[m] for m in cls.listings}
+        stray = sorted(n for n in vars(cls) if n.startswith("on_") and n not in allowed)
+        if stray:
+            raise TypeError(f"{cls.__name__} lists {sorted(cls.listings)} only, not {stray}")
+
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         if context.method not in self.listings:
             return await call_next(context)
