@@ -17,6 +17,7 @@ import collections
 import contextlib
 import os
 import re
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -126,7 +127,8 @@ def _cprofile_python(work: Path) -> Path:
     when it exits (start-up and warm-up included)."""
     wrapper = work / "cprofile-python"
     out = work / "server.prof"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m cProfile -o {out} "$@"\n')
+    python, target = shlex.quote(sys.executable), shlex.quote(str(out))
+    wrapper.write_text(f'#!/bin/sh\nexec {python} -m cProfile -o {target} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
 
