@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
@@ -39,15 +38,23 @@ class Splitter:
         return rest
 
 
-class Backlog(Generic[T]):
-    """Items for one reader, in order. ``pause`` is called once :data:`HIGH_WATER` wait
-    unread and ``resume`` once fewer than half do; after :meth:`end`, what is still
-    waiting is taken, then :meth:`take` raises ``anyio.EndOfStream``."""
+class Reading(Protocol):
+    """Where the items come from: an asyncio read transport, a child process's stdout."""
 
-    def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class Backlog(Generic[T]):
+    """Items for one reader, in order. Reading :attr:`source` pauses once
+    :data:`HIGH_WATER` wait unread and resumes once fewer than half do; after :meth:`end`,
+    what is still waiting is taken, then :meth:`take` raises ``anyio.EndOfStream``."""
+
+    def __init__(self) -> None:
+        self.source: Reading | None = None
+        """Set once known (a transport is made after its protocol)."""
         self._items: deque[T] = deque()
-        self._pause = pause
-        self._resume = resume
         self._paused = False
         self._ended = False
         self._waiter: asyncio.Future[None] | None = None
@@ -60,7 +67,8 @@ class Backlog(Generic[T]):
         self._wake()
         if len(self._items) >= HIGH_WATER and not self._paused:
             self._paused = True
-            self._pause()
+            if self.source is not None:
+                self.source.pause_reading()
 
     def end(self) -> None:
         self._ended = True
@@ -78,7 +86,8 @@ class Backlog(Generic[T]):
         item = self._items.popleft()
         if self._paused and not self._ended and len(self._items) < HIGH_WATER // 2:
             self._paused = False
-            self._resume()
+            if self.source is not None:
+                self.source.resume_reading()
         return item
 
     def _wake(self) -> None:
@@ -86,4 +95,4 @@ class Backlog(Generic[T]):
             self._waiter.set_result(None)
 
 
-__all__ = ["HIGH_WATER", "Backlog", "Splitter"]
+__all__ = ["HIGH_WATER", "Backlog", "Reading", "Splitter"]

@@ -271,19 +271,11 @@ class Lines(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._split = Splitter()
-        self._backlog: Backlog[str] = Backlog(self._pause, self._resume)
+        self._backlog: Backlog[str] = Backlog()
         self._transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.ReadTransport, transport)
-
-    def _pause(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
+        self._transport = self._backlog.source = cast(asyncio.ReadTransport, transport)
 
     def _put(self, line: bytes) -> None:
         if line.strip():
@@ -306,7 +298,8 @@ class Lines(asyncio.Protocol):
         received is dropped, and nothing more is read; lines already whole are served."""
         self._split.rest()
         self._backlog.end()
-        self._pause()
+        if self._transport is not None:
+            self._transport.pause_reading()
 
     def __aiter__(self) -> Lines:
         return self

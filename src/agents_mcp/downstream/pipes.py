@@ -273,19 +273,10 @@ class Lines(_Endpoint):
     (or the error parsing it) per line. Reading pauses while many wait unread."""
 
     def __init__(self) -> None:
-        self._child: Child | None = None
-        self._backlog: Backlog[SessionMessage | Exception] = Backlog(self._pause, self._resume)
+        self._backlog: Backlog[SessionMessage | Exception] = Backlog()
 
     def attach(self, child: Child) -> None:
-        self._child = child
-
-    def _pause(self) -> None:
-        if self._child is not None:
-            self._child.pause_reading()
-
-    def _resume(self) -> None:
-        if self._child is not None:
-            self._child.resume_reading()
+        self._backlog.source = child
 
     def line(self, data: bytes) -> None:
         self._backlog.put(_parse(data))
