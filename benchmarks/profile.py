@@ -158,6 +158,16 @@ async def _py_spy(pid: int, raw: Path, rate: int) -> AsyncIterator[None]:
         await spy.wait()
 
 
+def _print_threads(
+    before: dict[str, tuple[str, float]], after: dict[str, tuple[str, float]], n: int
+) -> None:
+    print("server threads, CPU ms/conversation:")
+    for tid, (name, cpu) in after.items():
+        used = (cpu - before.get(tid, (name, 0.0))[1]) / n
+        if used > 0:
+            print(f"  {tid} {name}: {used:.1f}")
+
+
 def _fresh_workdir() -> Path:
     work = BENCH / ".work" / "profile"
     work.mkdir(parents=True, exist_ok=True)
@@ -221,11 +231,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"CPU ms/conversation by role: { ({k: round(v / n, 1) for k, v in sample.cpu_ms.items()}) }"
     )
-    print("server threads, CPU ms/conversation:")
-    for tid, (name, cpu) in after.items():
-        used = (cpu - before.get(tid, (name, 0.0))[1]) / n
-        if used > 0:
-            print(f"  {tid} {name}: {used:.1f}")
+    _print_threads(before, after, n)
     print(f"(server pid {pid}: {procstat.cmdline(pid)[:100]})\n")
     if args.cprofile:
         print_cprofile(work / "server.prof", args.top)

@@ -261,18 +261,14 @@ class _Stream(httpcore2.AsyncNetworkStream):
             raise httpcore2.WriteTimeout(f"the provider took nothing for {seconds:g} s") from exc
 
     def _send(self) -> None:
-        pending = self._pending
-        if not pending:
+        pending, size = self._pending, self._pending_bytes
+        self._pending, self._pending_bytes = [], 0
+        if not pending or self._transport.is_closing():
             return
-        if self._transport.is_closing():
-            pass
-        elif len(pending) == 1 or self._pending_bytes > WRITE_LIMIT:
-            for data in pending:  # a large body is not copied once more to join it
-                self._transport.write(data)
-        else:
-            self._transport.write(b"".join(pending))
-        pending.clear()
-        self._pending_bytes = 0
+        if len(pending) > 1 and size <= WRITE_LIMIT:
+            pending = [b"".join(pending)]  # a large body is not copied once more to join it
+        for data in pending:
+            self._transport.write(data)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         if self._pending:
