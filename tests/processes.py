@@ -18,8 +18,8 @@ from anyio.abc import Process
 
 from agents_mcp.config import Config
 from agents_mcp.llm import LLM
-from agents_mcp.server import create_server
-from agents_mcp.transports import http_app, http_auth
+from agents_mcp.server.app import create_server
+from agents_mcp.server.transports import http_app, http_auth
 from tests.conftest import DOWNSTREAM
 
 ROOT = Path(__file__).parent.parent

@@ -32,10 +32,10 @@ from fastmcp import FastMCP
 from agents_mcp.errors import ClientError
 from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
-from agents_mcp.runtime import open_threads
 from agents_mcp.store import LOCAL_OWNER, SQLStore
 from agents_mcp.store.states import DID_NOT_RUN, STOPPED_BEFORE
-from agents_mcp.threads import Threads
+from agents_mcp.threads.runtime import open_threads
+from agents_mcp.threads.service import Threads
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.anyio

@@ -34,8 +34,8 @@ from agents_mcp.config import (
     config_from_dict,
     load_config,
 )
-from agents_mcp.results import AgentResult
-from agents_mcp.server import create_server
+from agents_mcp.server.app import create_server
+from agents_mcp.server.results import AgentResult
 from tests.processes import ROOT
 from tests.test_examples import EXAMPLES, PLACEHOLDER, demo_server
 

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
         StopRequested,
         StoreError,
     )
-    from agents_mcp.runtime import open_threads
-    from agents_mcp.server import create_server
-    from agents_mcp.transports import serve
+    from agents_mcp.server.app import create_server
+    from agents_mcp.server.transports import serve
+    from agents_mcp.threads.runtime import open_threads
 
 _WHERE = {
     "Config": "config",
@@ -55,9 +55,9 @@ _WHERE = {
     "RunError": "errors",
     "StopRequested": "errors",
     "StoreError": "errors",
-    "open_threads": "runtime",
-    "create_server": "server",
-    "serve": "transports",
+    "open_threads": "threads.runtime",
+    "create_server": "server.app",
+    "serve": "server.transports",
 }
 
 __all__ = [

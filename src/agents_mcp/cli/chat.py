@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from agents_mcp.agent import Progress, RunEvent, ShowsText
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.terminal import Console, LineReader
+from agents_mcp.engine.agent import Progress, RunEvent, ShowsText
+from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.errors import InvalidRequest, NotFound
-from agents_mcp.results import agent_result
+from agents_mcp.server.results import agent_result
 from agents_mcp.store import LOCAL_OWNER, Approval
-from agents_mcp.summary import TurnSummary
-from agents_mcp.threads import Scope, Threads
+from agents_mcp.threads.service import Scope, Threads
 
 WAIT = 3600.0
 """A terminal waits for the answer; there is no client deadline to beat."""
@@ -238,7 +238,7 @@ async def chat(
     console: Console,
 ) -> int:
     """Run the ``chat`` command; returns the exit code."""
-    from agents_mcp.runtime import open_threads
+    from agents_mcp.threads.runtime import open_threads
 
     config = invocation.load()
     reader = LineReader()
@@ -289,7 +289,7 @@ async def approve(
     console: Console,
 ) -> int:
     """Run the ``approve`` command: decide one waiting call, then see the run through."""
-    from agents_mcp.runtime import open_threads
+    from agents_mcp.threads.runtime import open_threads
 
     if deny is not None and always:
         raise InvalidRequest("--always allows the tool for the thread; it cannot go with --deny")

@@ -13,9 +13,10 @@ from typing import Any
 import anyio
 
 from agents_mcp.cli.terminal import Console
+from agents_mcp.engine.summary import pending_in_tree
 from agents_mcp.errors import NotFound
 from agents_mcp.messages import Usage
-from agents_mcp.results import ThreadList, thread_info
+from agents_mcp.server.results import ThreadList, thread_info
 from agents_mcp.store import (
     LOCAL_OWNER,
     Approval,
@@ -25,7 +26,6 @@ from agents_mcp.store import (
     open_store,
     shown,
 )
-from agents_mcp.summary import pending_in_tree
 
 _TITLE_WIDTH = 48
 

@@ -11,9 +11,9 @@ import json
 from agents_mcp.cli.chat import waiting_lines
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.terminal import Console
-from agents_mcp.results import agent_result
+from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.server.results import agent_result
 from agents_mcp.store import LOCAL_OWNER
-from agents_mcp.summary import TurnSummary
 
 _PAGE = 100
 
@@ -22,7 +22,7 @@ async def pending(
     invocation: Invocation, *, agent: str | None, as_json: bool, console: Console
 ) -> int:
     """Run the ``pending`` command; returns the exit code (0, also when nothing waits)."""
-    from agents_mcp.runtime import open_threads
+    from agents_mcp.threads.runtime import open_threads
 
     config = invocation.load()
     waiting: list[TurnSummary] = []

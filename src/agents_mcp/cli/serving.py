@@ -1,7 +1,7 @@
 """``agents-mcp serve``: run the MCP server until the client leaves or Ctrl-C.
 
 Over stdio, Ctrl-C ends the input as if the client had closed it
-(:func:`agents_mcp.stdio.keyboard`), and the server shuts down the normal way (threads
+(:func:`agents_mcp.server.stdio.keyboard`), and the server shuts down the normal way (threads
 saved, downstream servers stopped). Exit code 130.
 """
 
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from agents_mcp import __version__
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
-from agents_mcp.stdio import Keyboard, keyboard
+from agents_mcp.server.stdio import Keyboard, keyboard
 
 INTERRUPTED = 130
 STOPPED = "agents-mcp: stopped (Ctrl-C)"
@@ -60,8 +60,8 @@ def run(
 ) -> int:
     """Serve until stopped; the exit code."""
     from agents_mcp.config import ServerSettings
+    from agents_mcp.server.transports import is_loopback, serve
     from agents_mcp.store import shown
-    from agents_mcp.transports import is_loopback, serve
 
     config = invocation.load()
     try:  # the same checks (and messages) as the config's own lists

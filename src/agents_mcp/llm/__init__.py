@@ -70,7 +70,7 @@ def build_llm(
 ) -> LLM:
     """The model a ``[models.<name>]`` entry describes (``timeout``/``max_retries`` override)."""
     if cfg.provider == "demo":
-        from agents_mcp.testing import DemoLLM
+        from agents_mcp.llm.demo import DemoLLM
 
         return DemoLLM()
     from agents_mcp.llm.endpoint import HTTPModel

@@ -1,0 +1,443 @@
+"""The shapes our MCP tools return: pydantic models (for ``outputSchema``) and their text.
+
+Clients differ in what they show the calling model (``structuredContent`` only, text only,
+or both; see shared/docs/clients.md), so every fact the caller needs to go on, above all
+the thread id and how to continue, is in both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+
+from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.store import Approval, StoredMessage, Thread
+
+META_THREAD_ID = "agents-mcp/thread_id"
+META_STATUS = "agents-mcp/status"
+META_REPLY_CHARS = "agents-mcp/reply_chars"
+
+Status = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
+
+
+class RunUsage(BaseModel):
+    input_tokens: int = Field(description="Prompt tokens over this turn")
+    output_tokens: int = Field(description="Completion tokens over this turn")
+    llm_requests: int = Field(description="Model requests made in this turn")
+    tool_calls: int = Field(description="Downstream tool calls settled in this turn")
+
+
+class PendingApproval(BaseModel):
+    call_id: str = Field(description="Pass this to approve_call")
+    thread_id: str = Field(description="The thread the call belongs to (a delegation's own)")
+    server: str
+    tool: str
+    arguments: Any = Field(description="The exact arguments that will run if approved")
+    reason_hint: str | None = None
+    requested_at: str
+    via: list[str] = Field(
+        default_factory=list[str],
+        description="The agents the call comes through, from this thread's agent down",
+    )
+
+
+class RunErrorInfo(BaseModel):
+    type: str = Field(description="Stable kind, e.g. llm_error, max_iterations, interrupted")
+    message: str
+
+
+class UnavailableServer(BaseModel):
+    server: str = Field(description="A downstream server of the agent")
+    reason: str = Field(description="Why its tools could not be offered")
+
+
+class AgentResult(BaseModel):
+    """The result of chat_with_agent, approve_call and get_thread."""
+
+    thread_id: str = Field(description="Pass this as thread_id to continue the conversation")
+    agent: str
+    status: Status
+    reply: str | None = Field(description="The agent's latest answer in this turn, if any")
+    pending_approvals: list[PendingApproval] = Field(
+        description="Tool calls waiting for approve_call (status needs_approval)"
+    )
+    error: RunErrorInfo | None
+    usage: RunUsage
+    unavailable: list[UnavailableServer] = Field(
+        default_factory=list[UnavailableServer],
+        description="Servers whose tools the agent could not use in this turn, and why"
+        " (present only when there are some)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("unavailable"):
+            data.pop("unavailable", None)
+        return data
+
+    output: Any = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="The answer as JSON, valid against the output schema (only when one was"
+        " asked for and the turn completed)",
+    )
+
+
+class TranscriptMessage(BaseModel):
+    index: int
+    role: Literal["user", "assistant", "tool", "event"] = Field(
+        description="event: what happened to the run (interrupted, cancelled); not model input"
+    )
+    content: str | None
+    tool_calls: list[dict[str, str]] = Field(default_factory=list[dict[str, str]])
+    tool_call_id: str | None = None
+    status: Literal["pending", "complete", "error"] = Field(
+        description="pending: the call has no result yet (running, or waiting on approvals)"
+    )
+
+
+class ChildThread(BaseModel):
+    thread_id: str
+    agent: str
+    status: Status
+    parent_call_id: str | None
+
+
+class ThreadResult(AgentResult):
+    """get_thread's result: the agent result, and with include_messages the transcript."""
+
+    children: list[ChildThread] = Field(
+        default_factory=list[ChildThread],
+        description="Threads of the agents this thread delegated to",
+    )
+    messages: list[TranscriptMessage] | None = Field(
+        None,
+        description="A page of the transcript, oldest first (include_messages=true), of"
+        " at most about reply_budget characters; a message cut to fit says so, and the"
+        " resource agents-mcp://threads/<thread_id> has every message whole",
+    )
+    messages_before: int | None = Field(
+        None, description="Pass as before to read the previous page; null at the start"
+    )
+
+
+class ThreadInfo(BaseModel):
+    thread_id: str
+    agent: str
+    title: str = Field(description="From the first message")
+    status: Status
+    created_at: str
+    updated_at: str
+    message_count: int
+    pending_approvals: list[PendingPreview] = Field(
+        default_factory=list["PendingPreview"],
+        description="For threads that need approval: the calls waiting",
+    )
+
+
+class PendingPreview(BaseModel):
+    call_id: str
+    server: str
+    tool: str
+    arguments_preview: str = Field(description="The arguments, shortened")
+    age_seconds: int
+
+
+class ThreadList(BaseModel):
+    threads: list[ThreadInfo]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
+
+
+ThreadInfo.model_rebuild()
+
+
+MIN_CUT = 500
+"""The least of a message worth showing cut at the end of a page (else it starts the next)."""
+
+
+def transcript_page(
+    history: Sequence[StoredMessage],
+    *,
+    limit: int,
+    before: int | None,
+    budget: int,
+    uri: str,
+) -> tuple[list[TranscriptMessage], int | None]:
+    """Up to ``limit`` messages before index ``before`` (the newest when None), newest
+    kept first, within ``budget`` characters of content and arguments.
+
+    The page ends where the next (older) message no longer fits. A message that does
+    not fit a page on its own, or that ends a page with room for at least ``MIN_CUT``
+    characters, is cut to fit, with a note that the resource ``uri`` has it whole. So a
+    page is never empty and never much over ``budget``, whatever the thread holds.
+    """
+    end = len(history) if before is None else max(0, min(before, len(history)))
+    page: list[TranscriptMessage] = []
+    room = budget
+    start = end
+    while start > 0 and len(page) < limit:
+        m = history[start - 1]
+        size = _size(m)
+        if size > room and page and room < MIN_CUT:
+            break
+        page.append(_page_message(m, room, uri))
+        start -= 1
+        room -= size
+        if room <= 0:
+            break
+    page.reverse()
+    return page, (start if start > 0 else None)
+
+
+def _size(h: StoredMessage) -> int:
+    return len(h.message.content or "") + sum(len(c.arguments) for c in h.message.tool_calls)
+
+
+def _page_message(h: StoredMessage, room: int, uri: str) -> TranscriptMessage:
+    """``h`` for a page, its content and arguments cut to ``room`` characters in all."""
+    m = h.message
+    content = _cut(m.content, room, uri)
+    room -= len(m.content or "")
+    calls = []
+    for c in m.tool_calls:
+        calls.append({"id": c.id, "name": c.name, "arguments": _cut(c.arguments, room, uri)})
+        room -= len(c.arguments)
+    return TranscriptMessage(
+        index=h.index,
+        role=m.role,
+        content=content,
+        tool_calls=calls,
+        tool_call_id=m.tool_call_id,
+        status="pending" if m.status in ("started", "waiting") else m.status,
+    )
+
+
+def _cut(text: str | None, room: int, uri: str) -> str | None:
+    if text is None or len(text) <= room:
+        return text
+    shown = max(0, room)
+    return (
+        f"{text[:shown]}\n[cut: {shown} of {len(text)} characters shown; the whole message"
+        f" is in the resource {uri}]"
+    )
+
+
+def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str:
+    """The whole thread as Markdown: every message in full, reasoning folded."""
+    out = [
+        f"# {thread.title}",
+        "",
+        f"thread `{thread.id}` · agent `{thread.agent}` · {thread.status}",
+    ]
+    for h in history:
+        m = h.message
+        if m.role == "user":
+            out += ["", "## User", "", m.content or ""]
+        elif m.role == "assistant":
+            out += ["", "## Assistant"]
+            if m.reasoning:
+                out += [
+                    "",
+                    "<details><summary>reasoning</summary>",
+                    "",
+                    m.reasoning,
+                    "",
+                    "</details>",
+                ]
+            if m.content:
+                out += ["", m.content]
+            for c in m.tool_calls:
+                out += ["", f"→ `{c.name}` `{c.arguments}` (call `{c.id}`)"]
+        elif m.role == "event":
+            out += ["", f"*— {m.content} —*"]
+        else:
+            mark = "" if m.status == "complete" else f" ({m.status})"
+            out += [
+                "",
+                f"### Tool result `{m.tool_call_id}`{mark}",
+                "",
+                "```",
+                m.content or "",
+                "```",
+            ]
+    return "\n".join(out) + "\n"
+
+
+def child_info(t: Thread) -> ChildThread:
+    return ChildThread(
+        thread_id=t.id, agent=t.agent, status=t.status, parent_call_id=t.parent_call_id
+    )
+
+
+def thread_uri(thread_id: str) -> str:
+    return f"agents-mcp://threads/{thread_id}"
+
+
+def agent_result(s: TurnSummary) -> AgentResult:
+    t = s.thread
+    error = (
+        RunErrorInfo(type=t.error_type or "error", message=t.error_message or "")
+        if t.status == "failed" or t.error_type
+        else None
+    )
+    return AgentResult(
+        thread_id=t.id,
+        agent=t.agent,
+        status=t.status,
+        reply=s.reply,
+        pending_approvals=[_pending(a) for a in s.pending],
+        error=error,
+        unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
+        usage=RunUsage(
+            input_tokens=s.usage.input_tokens,
+            output_tokens=s.usage.output_tokens,
+            llm_requests=s.llm_requests,
+            tool_calls=s.tool_calls,
+        ),
+        output=s.output,
+    )
+
+
+def _pending(a: Approval) -> PendingApproval:
+    return PendingApproval(
+        call_id=a.call_id,
+        thread_id=a.thread_id,
+        server=a.server,
+        tool=a.tool,
+        arguments=_arguments(a.arguments),
+        reason_hint=a.reason_hint,
+        requested_at=a.requested_at,
+        via=list(a.via),
+    )
+
+
+def _arguments(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def thread_info(t: Thread, pending: list[Approval], *, now: datetime | None = None) -> ThreadInfo:
+    moment = now or datetime.now(UTC)
+    return ThreadInfo(
+        thread_id=t.id,
+        agent=t.agent,
+        title=t.title,
+        status=t.status,
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+        message_count=t.message_count,
+        pending_approvals=[
+            PendingPreview(
+                call_id=a.call_id,
+                server=a.server,
+                tool=a.tool,
+                arguments_preview=_shorten(a.arguments, 120),
+                age_seconds=max(0, int((moment - _parse(a.requested_at)).total_seconds())),
+            )
+            for a in pending
+        ],
+    )
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
+    """``r`` with its reply cut to ``budget`` characters, and the full length if it was cut.
+
+    Clients cap tool results (Claude Code at about 25k tokens), and some show the model
+    only ``structuredContent``, so the reply is cut there too, with a note saying where to
+    read the rest.
+    """
+    if r.reply is None or len(r.reply) <= budget:
+        return r, None
+    full = len(r.reply)
+    note = (
+        f"\n\n[reply truncated: {budget} of {full} characters shown. Read it all in the"
+        f" resource {thread_uri(r.thread_id)}]"
+    )
+    return r.model_copy(update={"reply": r.reply[:budget] + note}), full
+
+
+def result_text(
+    r: AgentResult, *, person_decides: bool = False, cancelled: Sequence[str] = ()
+) -> str:
+    """The result for clients that show the model only text.
+
+    ``person_decides``: the client shows the thread view and approvals are the person's
+    (``[server] approver = "person"``), so the model is told to wait rather than decide.
+    ``cancelled``: the calls a cancel cut short (see ``TurnSummary.cancelled``).
+    """
+    lines: list[str] = []
+    if r.reply:
+        lines += [r.reply, ""]
+    for u in r.unavailable:
+        lines.append(
+            f"Unavailable to the agent in this turn: the tools of server {u.server!r} ({u.reason})."
+        )
+    if r.status == "needs_approval":
+        lines.append(
+            f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:"
+        )
+        for p in r.pending_approvals:
+            args = json.dumps(p.arguments, ensure_ascii=False)
+            where = f"call_id: {p.call_id}"
+            if p.thread_id != r.thread_id:  # asked by a delegated agent
+                where += f", thread_id: {p.thread_id}, asked by {' › '.join(p.via)}"
+            lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} ({where})")
+        if person_decides:
+            lines.append(
+                "The person decides each call in the agents-mcp view shown with this result"
+                " (Approve, Deny, Allow for this thread); approve_call is theirs, not yours."
+                " Tell them the agent is waiting for their decision, then call"
+                f" get_thread(thread_id={r.thread_id!r}, wait_seconds=30) for the outcome."
+            )
+        else:
+            lines.append(
+                f"Ask the user, then answer each with approve_call(thread_id={r.thread_id!r},"
+                " call_id=…, approve=true|false)."
+            )
+    elif r.status == "running":
+        lines.append("The agent is still working.")
+    elif r.status == "cancelled":
+        lines.append("The run was cancelled (cancel_run); the steps it finished are kept.")
+        lines += [f"- {c}" for c in cancelled]
+    elif r.error is not None:
+        lines.append(f"The run failed ({r.error.type}): {r.error.message}")
+    lines.append(
+        f"[thread_id: {r.thread_id} · agent: {r.agent} · status: {r.status}]"
+        f" {_next(r, person_decides)}"
+    )
+    return "\n".join(lines)
+
+
+def _next(r: AgentResult, person_decides: bool) -> str:
+    """The footer's next step: a call that works for ``r.status``."""
+    tid = repr(r.thread_id)
+    if r.status == "running":
+        return (
+            f"Next: get_thread(thread_id={tid}, wait_seconds=30). A new message is refused"
+            " while the run goes on; cancel_run stops it."
+        )
+    if r.status == "needs_approval" and person_decides:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the person decided."
+    if r.status == "needs_approval":
+        return (
+            "Next: approve_call for each pending call. A new message is refused until they"
+            " are decided; cancel_run drops them."
+        )
+    if r.status == "failed":
+        return f"To retry or go on, call chat_with_agent with thread_id={tid}."
+    return f"To continue this conversation, call chat_with_agent with thread_id={tid}."

@@ -1,0 +1,145 @@
+"""How the server is served: stdio (what desktop clients start) or streamable HTTP
+(loopback by default; auth, Host/Origin checks, proxies, sessions)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from fastmcp import FastMCP
+from fastmcp.server.auth import AuthProvider
+from starlette.applications import Starlette
+
+from agents_mcp.config import Config
+from agents_mcp.errors import ConfigError
+from agents_mcp.server import stdio
+from agents_mcp.server.app import create_server
+from agents_mcp.server.auth import server_auth
+from agents_mcp.server.stdio import Keyboard
+from agents_mcp.store import open_store, resolve_db
+
+log = logging.getLogger("agents_mcp.server.transports")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve(
+    config: Config,
+    *,
+    transport: Literal["stdio", "http"] = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    db_path: str | Path | None = None,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    keys: Keyboard | None = None,
+) -> bool:
+    """Run the server until it is stopped; True when HTTP serving was stopped by Ctrl-C
+    (SIGINT), which asyncio may or may not also raise as ``KeyboardInterrupt``.
+
+    ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
+    ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
+    loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
+    """
+    if transport == "stdio":
+        await stdio.serve(create_server(config, db_path=db_path), keys)
+        return False
+    auth = http_auth(config, host=host, port=port)
+    # Open the database once before listening: a database that cannot be opened is one
+    # clear error and exit code 1, not a server that starts and fails in its lifespan.
+    store = await open_store(
+        resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+    )
+    await store.close()
+    app = http_app(
+        create_server(config, db_path=db_path, auth=auth),
+        host=host,
+        allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
+        allowed_origins=[*config.server.allowed_origins, *allowed_origins],
+        stateless=config.server.stateless_http,
+    )
+    import uvicorn
+
+    # As fastmcp's run_http_async: open streams (a legacy client's GET) get 2 s to close.
+    settings = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    interrupted: list[int] = []
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, remembering a Ctrl-C. uvicorn stops gracefully on SIGINT and
+        then raises the signal again for asyncio's runner, which cancels the main task;
+        when that task has already finished, the runner returns normally and the Ctrl-C
+        would be lost (exit code 0 instead of 130)."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGINT:
+                interrupted.append(sig)
+            super().handle_exit(sig, frame)
+
+    await Server(settings).serve()
+    return bool(interrupted)
+
+
+def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
+    """The auth of the HTTP server, after refusing setups that would expose it.
+
+    Raises:
+        ConfigError: when binding beyond loopback without tokens.
+    """
+    settings = config.server
+    if not is_loopback(host) and not settings.authenticates:
+        raise ConfigError(
+            f"{config.path}: server.tokens: binding {host} (not loopback) needs tokens; add"
+            ' [server.tokens.<owner>] with token = "${AGENTS_MCP_TOKEN}" (or [server.jwt]),'
+            " or use --host 127.0.0.1"
+        )
+    if not settings.authenticates:
+        log.warning(
+            "HTTP without tokens: every local user and program on this machine is the same"
+            " owner 'local', with the same threads and every agent; on a shared host add"
+            " [server.tokens.<owner>] and set [server] require_tokens = true"
+        )
+    elif settings.jwt is not None and settings.jwt.resource_url is None and not is_loopback(host):
+        log.warning(
+            "[server.jwt] resource_url is not set: the metadata document names"
+            " http://%s:%d/mcp; set resource_url to the URL clients use",
+            host,
+            port,
+        )
+    return server_auth(settings, host=host, port=port)
+
+
+def http_app(
+    mcp: FastMCP,
+    *,
+    host: str,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    stateless: bool = False,
+) -> Starlette:
+    """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
+    the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
+    and wherever ``allowed_hosts`` (a reverse proxy's name) are given. ``stateless``: no
+    MCP sessions (replicas behind a load balancer without session affinity)."""
+    hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
+    return mcp.http_app(
+        path="/mcp",
+        stateless_http=stateless,
+        host_origin_protection="auto",
+        # None, not []: an empty list would still switch the checks on everywhere.
+        allowed_hosts=hosts or None,
+        allowed_origins=list(allowed_origins) or None,
+    )

@@ -1,0 +1,116 @@
+"""Assembling a configuration into running agents: models, downstream servers, store.
+
+Both the MCP server and the CLI open the same runtime, so a thread started in one can be
+continued in the other.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
+from agents_mcp.downstream import Downstreams
+from agents_mcp.engine.agent import Agent
+from agents_mcp.engine.context import ContextWindow
+from agents_mcp.engine.delegation import delegate_tool
+from agents_mcp.llm import LLM
+from agents_mcp.llm import build_llm as _build_llm
+from agents_mcp.store import open_store, resolve_db
+from agents_mcp.threads.runs import Runs
+from agents_mcp.threads.service import Threads
+from agents_mcp.toolsets import ToolInfo
+
+log = logging.getLogger("agents_mcp.threads.runtime")
+
+
+def build_llm(cfg: ModelConfig) -> LLM:
+    return _build_llm(cfg)
+
+
+def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:
+    def requires(tool: ToolInfo) -> bool:
+        return approval_required(cfg.require_approval, tool.server, tool.tool, tool.read_only)
+
+    return requires
+
+
+def build_agents(
+    config: Config, llms: Mapping[str, LLM], downstreams: Downstreams
+) -> dict[str, Agent]:
+    return {
+        name: Agent(
+            name=name,
+            description=cfg.description,
+            instructions=cfg.instructions,
+            llm=llms[cfg.model],
+            toolset=downstreams.toolset(cfg.servers, cfg.tools),
+            requires_approval=_approval_rule(cfg),
+            max_iterations=cfg.max_iterations,
+            settings=cfg.params.settings(),
+            personalities={k: cfg.personality(k) for k in cfg.personalities},
+            default_personality=cfg.default_personality,
+            on_cancel=cfg.on_cancel,
+            tool_result_budget=config.server.tool_result_budget,
+            max_stored_result=config.server.max_stored_result,
+            delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
+            output_schema=cfg.output_schema,
+            context=_context(config.models[cfg.model], cfg),
+        )
+        for name, cfg in config.agents.items()
+    }
+
+
+def _context(model: ModelConfig, agent: AgentConfig) -> ContextWindow:
+    """The context window of the agent's requests: its model's, less room for the answer."""
+    return ContextWindow.of(model.context_tokens, agent.params.max_tokens or model.max_tokens)
+
+
+@asynccontextmanager
+async def open_threads(
+    config: Config,
+    *,
+    db_path: str | Path | None = None,
+    llms: Mapping[str, LLM] | None = None,
+    transports: Mapping[str, Any] | None = None,
+    recover: bool = True,
+) -> AsyncIterator[Threads]:
+    """Open the store, build the agents and yield :class:`Threads`; close all on exit.
+
+    ``llms`` replaces configured models by name and ``transports`` replaces downstream
+    servers by name (tests use scripted models and in-process servers this way).
+    Downstream servers connect lazily, on first use, never here. ``recover``: settle and
+    resume other processes' abandoned threads, at start and now and then (the server
+    does; a one-shot command such as ``agents-mcp pending`` must not run their calls).
+    """
+    async with AsyncExitStack() as stack:
+        store = await open_store(
+            resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+        )
+        stack.push_async_callback(store.close)
+        downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
+        stack.push_async_callback(downstreams.aclose)
+        models: dict[str, LLM] = {}
+        for name, model_cfg in config.models.items():
+            models[name] = (llms or {}).get(name) or build_llm(model_cfg)
+            closer = getattr(models[name], "aclose", None)
+            if closer is not None:
+                stack.push_async_callback(closer)
+        runs = Runs(store)
+        stack.push_async_callback(runs.aclose)
+        store.leases.on_lost = runs.interrupt_all
+        threads = Threads(
+            store,
+            build_agents(config, models, downstreams),
+            runs,
+            max_depth=config.server.max_depth,
+            max_total_llm_requests=config.server.max_total_llm_requests,
+        )
+        if recover:
+            await threads.recover()
+        runs.spawn(functools.partial(threads.maintain, sweep=recover))
+        yield threads
