@@ -19,7 +19,7 @@
 
 Errors raised by foreign libraries (httpx2, aiosqlite, fastmcp) are translated where they
 are caught, with ``raise … from exc``. The server maps this tree to MCP results in one place
-(``server._tool_errors``).
+(``server.answers.tool_errors``).
 
 An unexpected exception (a bug, a broken database) never reaches a client or a model as
 text: :func:`internal_error` logs its traceback under a fresh error id and gives back a

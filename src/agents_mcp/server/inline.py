@@ -1,0 +1,81 @@
+"""The optional fast path for approvals: ask the person in the client (elicitation),
+where the client can, before answering with the structured ``needs_approval`` result."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+from fastmcp import Context
+from fastmcp.server.elicitation import AcceptedElicitation, DeclinedElicitation
+from mcp_types import ClientCapabilities, ElicitationCapability
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from agents_mcp.engine.agent import Progress
+from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.server.auth import current_caller
+from agents_mcp.server.deps import Deps
+
+log = logging.getLogger("agents_mcp.server")
+
+
+def can_elicit(ctx: Context) -> bool:
+    """A handshake-era connection whose client declared elicitation."""
+    try:
+        rc = ctx.request_context
+        if rc is None or rc.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return False
+        wanted = ClientCapabilities(elicitation=ElicitationCapability())
+        return bool(ctx.session.check_client_capability(wanted))
+    except Exception:  # no session (in-memory edge cases): take the structured path
+        return False
+
+
+async def decided(
+    ctx: Context, deps: Deps, summary: TurnSummary, wait: float, progress: Progress
+) -> TurnSummary:
+    """With ``approval_prompt = "auto"``, try the inline fast path before answering."""
+    if deps.settings.inline and summary.thread.status == "needs_approval" and can_elicit(ctx):
+        return await ask_inline(ctx, deps, summary, wait=wait, progress=progress)
+    return summary
+
+
+async def ask_inline(
+    ctx: Context, deps: Deps, summary: TurnSummary, *, wait: float, progress: Progress
+) -> TurnSummary:
+    """Ask the user in the client, one pending call at a time.
+
+    Accept runs the call, decline refuses it; a cancel, a timeout or any error leaves the
+    call pending and the caller gets the structured ``needs_approval`` result as usual.
+    """
+    owner = current_caller().owner
+    while summary.thread.status == "needs_approval" and summary.pending:
+        a = summary.pending[0]
+        message = (
+            f"Agent {summary.thread.agent!r} wants to call {a.server}__{a.tool} with"
+            f" {a.arguments[:2000]}. Allow it?"
+        )
+        answer: Any = None
+        with anyio.move_on_after(deps.settings.ask_timeout):
+            try:
+                answer = await ctx.elicit(message, response_type=bool, response_title="Allow")
+            except Exception as exc:  # unsupported after all, or the client failed
+                log.info("elicitation failed, falling back to approve_call: %s", exc)
+                return summary
+        if isinstance(answer, AcceptedElicitation):
+            approve, reason = bool(answer.data), None if answer.data else "declined in the client"
+        elif isinstance(answer, DeclinedElicitation):
+            approve, reason = False, "declined in the client"
+        else:  # cancelled or timed out
+            return summary
+        summary = await deps.threads.approve(
+            owner=owner,
+            thread_id=summary.thread.id,
+            call_id=a.call_id,
+            approve=approve,
+            reason=reason,
+            wait=wait,
+            progress=progress,
+        )
+    return summary

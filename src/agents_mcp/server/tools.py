@@ -1,0 +1,395 @@
+"""The tools (and the transcript resource), as module-level functions.
+
+Each takes its arguments, the request (``ctx``) and the server's :class:`Deps` (injected
+by fastmcp), so it can be read and tested on its own. :func:`register` adds them to a
+server with what depends on the configuration: the agents' names in the schemas, the
+default wait and the descriptions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastmcp import Context, FastMCP
+from fastmcp.dependencies import Depends
+from fastmcp.tools import Tool, ToolResult
+from fastmcp.utilities.json_schema import dereference_refs
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from agents_mcp.config import Config
+from agents_mcp.engine.agent import Progress
+from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.server.answers import agent_tool_result, tool_errors
+from agents_mcp.server.auth import current_caller
+from agents_mcp.server.catalog import chat_description, with_agents
+from agents_mcp.server.deps import Deps, deps_of, incoming_chain
+from agents_mcp.server.inline import decided
+from agents_mcp.server.results import (
+    META_STATUS,
+    META_THREAD_ID,
+    AgentResult,
+    Status,
+    ThreadList,
+    ThreadResult,
+    TranscriptMessage,
+    child_info,
+    thread_info,
+    thread_uri,
+    transcript_markdown,
+    transcript_page,
+)
+from agents_mcp.server.ui import THREAD_UI
+from agents_mcp.server.ui.view import ThreadView, thread_view
+
+_WAIT_HELP = (
+    "before returning status running (then call get_thread). Most clients give up on a"
+    " request after 60 s: keep this under about 50 unless your client resets its timeout"
+    " on progress notifications, which are sent while the call waits."
+)
+Wait = Annotated[
+    float | None,
+    Field(description=f"Seconds to wait for the answer {_WAIT_HELP}", ge=0, le=600),
+]
+"""A call's ``wait_seconds``: None (left out) is the server's default, which
+:func:`register` writes into the schema."""
+ThreadId = Annotated[str, Field(description="The thread to look up")]
+
+
+async def _converse(
+    ctx: Context,
+    deps: Deps,
+    wait_seconds: float | None,
+    start: Callable[[float, Progress], Awaitable[TurnSummary]],
+) -> ToolResult:
+    """What ``chat_with_agent`` and ``approve_call`` share: start (or resume) the run with
+    progress relayed, ask inline when the client can, and answer with the thread's result."""
+    wait = deps.wait(wait_seconds)
+    async with deps.progress(ctx) as progress:
+        summary = await start(wait, progress)
+        summary = await decided(ctx, deps, summary, wait, progress)
+    return agent_tool_result(summary, deps.settings.budget, person_decides=deps.person_decides(ctx))
+
+
+@tool_errors
+async def chat_with_agent(
+    agent: Annotated[str, Field(description="Which agent to talk to")],
+    message: Annotated[str, Field(description="What to ask or tell the agent", min_length=1)],
+    ctx: Context,
+    thread_id: Annotated[
+        str | None, Field(description="Continue this thread (from a previous result)")
+    ] = None,
+    personality: Annotated[
+        str | None, Field(description="One of the agent's personalities (see the agent list)")
+    ] = None,
+    wait_seconds: Wait = None,
+    output_schema: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="A JSON Schema the answer must meet: the reply is then that JSON,"
+            " also as output in the structured result"
+        ),
+    ] = None,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult:
+    caller = current_caller()
+    deps.access.require_agent(caller, agent)
+    if thread_id is not None:
+        await deps.access.require_thread(deps.threads, caller, thread_id)
+    return await _converse(
+        ctx,
+        deps,
+        wait_seconds,
+        lambda wait, progress: deps.threads.chat(
+            owner=caller.owner,
+            agent=agent,
+            message=message,
+            thread_id=thread_id,
+            personality=personality,
+            wait=wait,
+            progress=progress,
+            chain=incoming_chain(ctx),
+            output_schema=output_schema,
+        ),
+    )
+
+
+@tool_errors
+async def approve_call(
+    thread_id: Annotated[str, Field(description="The thread with the pending call")],
+    call_id: Annotated[str, Field(description="call_id from pending_approvals")],
+    approve: Annotated[bool, Field(description="true to run the call, false to refuse it")],
+    ctx: Context,
+    reason: Annotated[
+        str | None, Field(description="Why (shown to the agent when refusing)")
+    ] = None,
+    scope: Annotated[
+        Literal["once", "thread"],
+        Field(description="once: this call; thread: also allow this tool in this thread"),
+    ] = "once",
+    wait_seconds: Wait = None,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult:
+    caller = current_caller()
+    await deps.access.require_thread(deps.threads, caller, thread_id)
+    return await _converse(
+        ctx,
+        deps,
+        wait_seconds,
+        lambda wait, progress: deps.threads.approve(
+            owner=caller.owner,
+            thread_id=thread_id,
+            call_id=call_id,
+            approve=approve,
+            reason=reason,
+            scope=scope,
+            wait=wait,
+            progress=progress,
+        ),
+    )
+
+
+@tool_errors
+async def get_thread(
+    thread_id: ThreadId,
+    ctx: Context,
+    wait_seconds: Annotated[
+        float,
+        Field(description=f"Seconds to wait for a running turn {_WAIT_HELP}", ge=0, le=600),
+    ] = 0.0,
+    include_messages: Annotated[
+        bool, Field(description="Also return a page of the transcript")
+    ] = False,
+    messages_limit: Annotated[int, Field(description="Page size", ge=1, le=200)] = 50,
+    messages_before: Annotated[
+        int | None, Field(description="messages_before of the previous page", ge=0)
+    ] = None,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult:
+    threads, budget = deps.threads, deps.settings.budget
+    caller = current_caller()
+    await deps.access.require_thread(threads, caller, thread_id)
+    async with deps.progress(ctx) as progress:
+        summary = await threads.get(
+            owner=caller.owner, thread_id=thread_id, wait=wait_seconds, progress=progress
+        )
+    page: tuple[list[TranscriptMessage], int | None] = ([], None)
+    if include_messages:
+        _, history = await threads.transcript(owner=caller.owner, thread_id=thread_id)
+        page = transcript_page(
+            history,
+            limit=messages_limit,
+            before=messages_before,
+            budget=budget,
+            uri=thread_uri(thread_id),
+        )
+    children = [child_info(t) for t in await threads.children(summary.thread.id)]
+
+    def extend(r: AgentResult) -> AgentResult:
+        if not include_messages:
+            return ThreadResult(**dict(r), children=children)
+        return ThreadResult(**dict(r), messages=page[0], messages_before=page[1], children=children)
+
+    return agent_tool_result(summary, budget, extend, person_decides=deps.person_decides(ctx))
+
+
+@tool_errors
+async def cancel_run(
+    thread_id: Annotated[str, Field(description="The thread to stop")],
+    ctx: Context,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult:
+    caller = current_caller()
+    await deps.access.require_thread(deps.threads, caller, thread_id)
+    summary = await deps.threads.cancel(owner=caller.owner, thread_id=thread_id)
+    return agent_tool_result(summary, deps.settings.budget, person_decides=deps.person_decides(ctx))
+
+
+@tool_errors
+async def list_threads(
+    agent: Annotated[str | None, Field(description="Only this agent's threads")] = None,
+    status: Annotated[Status | None, Field(description="Only threads in this status")] = None,
+    limit: Annotated[int, Field(description="Page size", ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Field(description="next_cursor from the previous page")] = None,
+    include_children: Annotated[
+        bool, Field(description="Also list threads of delegations between agents")
+    ] = False,
+    deps: Deps = Depends(deps_of),
+) -> ThreadList:
+    threads, pending, next_cursor = await deps.access.list_threads(
+        deps.threads,
+        current_caller(),
+        agent=agent,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+        include_children=include_children,
+    )
+    return ThreadList(
+        threads=[thread_info(t, pending.get(t.id, [])) for t in threads], next_cursor=next_cursor
+    )
+
+
+@tool_errors
+async def watch_thread(
+    thread_id: Annotated[str, Field(description="The thread to show")],
+    since: Annotated[str | None, Field(description="version of the view shown now")] = None,
+    wait_seconds: Annotated[
+        float, Field(description="Seconds to wait for a change", ge=0, le=60)
+    ] = 0.0,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult:
+    caller = current_caller()
+    await deps.access.require_thread(deps.threads, caller, thread_id)
+    view = await thread_view(
+        deps.threads,
+        owner=caller.owner,
+        thread_id=thread_id,
+        budget=deps.settings.budget,
+        since=since,
+        wait=wait_seconds,
+    )
+    text = f"[thread_id: {view.thread_id} · status: {view.status} · version: {view.version}]"
+    meta = {META_THREAD_ID: view.thread_id, META_STATUS: view.status}
+    return ToolResult(content=text, structured_content=view, meta=meta)
+
+
+@tool_errors
+async def thread_transcript(
+    thread_id: str,
+    deps: Deps = Depends(deps_of),
+) -> str:
+    """The resource ``agents-mcp://threads/{thread_id}``: the whole transcript as Markdown."""
+    caller = current_caller()
+    await deps.access.require_thread(deps.threads, caller, thread_id)
+    thread, history = await deps.threads.transcript(owner=caller.owner, thread_id=thread_id)
+    return transcript_markdown(thread, history)
+
+
+@functools.cache
+def _output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema with its ``$ref``s inlined, once per process: fastmcp
+    inlines them for the clients that cannot follow them (``dereference_schemas``) on
+    every ``tools/list`` otherwise. Tools share the dict; nothing changes it (a caller's
+    view of a tool is a copy)."""
+    schema: dict[str, Any] = dereference_refs(model.model_json_schema())
+    return schema
+
+
+_AGENT_TOOL = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+_READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def _descriptions(budget: int) -> dict[str, str]:
+    return {
+        "approve_call": (
+            "Allow or refuse a tool call an agent asked to make (status needs_approval)."
+            " The call that runs is the one the agent asked for, as shown in"
+            " pending_approvals; scope='thread' also allows that tool for the rest of the"
+            " thread. Returns the thread's result, like chat_with_agent."
+        ),
+        "get_thread": (
+            "The current result of a thread (same shape as chat_with_agent), waiting up to"
+            " wait_seconds for a running turn to finish. include_messages adds a page of the"
+            f" transcript (newest last, about {budget} characters at most, long messages"
+            " cut); pass messages_before to page back. The resource"
+            " agents-mcp://threads/<thread_id> has the whole transcript."
+        ),
+        "cancel_run": (
+            "Stop a running thread (or drop the undecided calls of one waiting for approval)."
+            " Completed steps are kept; the thread can be continued with a new message."
+        ),
+        "list_threads": (
+            "List your conversations with agents, newest first. status='needs_approval' lists"
+            " every thread waiting for approve_call, with its pending calls."
+        ),
+        "watch_thread": (
+            "For the agents-mcp view: the thread's result (as get_thread) with the steps of"
+            " its latest turn. With since (a previous version), waits up to wait_seconds"
+            " for something to change."
+        ),
+    }
+
+
+def _configured(tool: Tool, agents: list[str], default_wait: float) -> Tool:
+    """``tool`` with the config in its schema: the agents' names, the default wait."""
+    params: dict[str, Any] = dict(tool.parameters)
+    props = dict(params["properties"])
+    if "agent" in props:
+        params = with_agents({**params, "properties": props}, agents)
+        props = dict(params["properties"])
+    wait = props.get("wait_seconds")
+    if wait is not None and "anyOf" in wait:  # a Wait: the server's default, as a number
+        number = next(b for b in wait["anyOf"] if b.get("type") == "number")
+        props["wait_seconds"] = {
+            **{k: v for k, v in wait.items() if k not in ("anyOf", "default")},
+            **number,
+            "default": default_wait,
+        }
+    return tool.model_copy(update={"parameters": {**params, "properties": props}})
+
+
+def register(mcp: FastMCP, config: Config, default_wait: float) -> None:
+    """Add the tools and the transcript resource to ``mcp`` for ``config``."""
+    agents = list(config.agents)
+    text = _descriptions(config.server.reply_budget)
+    chat = chat_description(config, agents)
+    idempotent = ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
+    specs: list[tuple[Callable[..., Awaitable[Any]], dict[str, Any]]] = [
+        (
+            chat_with_agent,
+            {
+                "description": chat,
+                "output_schema": _output_schema(AgentResult),
+                "annotations": _AGENT_TOOL,
+            },
+        ),
+        (
+            approve_call,
+            {
+                "description": text["approve_call"],
+                "output_schema": _output_schema(AgentResult),
+                "annotations": _AGENT_TOOL,
+            },
+        ),
+        (
+            get_thread,
+            {
+                "description": text["get_thread"],
+                "output_schema": _output_schema(ThreadResult),
+                "annotations": _READS,
+            },
+        ),
+        (
+            cancel_run,
+            {
+                "description": text["cancel_run"],
+                "output_schema": _output_schema(AgentResult),
+                "annotations": idempotent,
+            },
+        ),
+        (list_threads, {"description": text["list_threads"], "annotations": _READS}),
+        (
+            watch_thread,
+            {
+                "description": text["watch_thread"],
+                "output_schema": _output_schema(ThreadView),
+                "annotations": _READS,
+                "meta": {"ui": {"resourceUri": THREAD_UI, "visibility": ["app"]}},
+            },
+        ),
+    ]
+    for fn, options in specs:
+        mcp.add_tool(_configured(Tool.from_function(fn, **options), agents, default_wait))
+    mcp.resource(
+        "agents-mcp://threads/{thread_id}",
+        name="thread transcript",
+        description="The full transcript of a thread as Markdown",
+        mime_type="text/markdown",
+    )(thread_transcript)
