@@ -24,6 +24,7 @@ import anyio
 from agents_mcp import structured
 from agents_mcp.downstream import remote
 from agents_mcp.engine.agent import DELEGATION_SERVER, Delegated, Run, RunEvent
+from agents_mcp.engine.calls import Decisions, plan_calls, tool_message, unique_ids
 from agents_mcp.engine.context import fixed_chars
 from agents_mcp.engine.summary import UNAVAILABLE_EVENT
 from agents_mcp.engine.transcript import Transcript, current_turn, stored
@@ -40,8 +41,6 @@ from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, Message, ToolCall
 from agents_mcp.store import (
     Approval,
-    digest,
-    now,
     open_calls,
 )
 from agents_mcp.toolsets import ToolInfo, ToolOutput, Unavailable
@@ -212,7 +211,7 @@ def _answer(response: LLMResponse, transcript: Transcript, limit: int) -> Messag
     return Message(
         role="assistant",
         content=None if content is None else stored(content, limit),
-        tool_calls=_unique_ids(response.tool_calls, transcript.call_ids),
+        tool_calls=unique_ids(response.tool_calls, transcript.call_ids),
         reasoning=response.reasoning,
         reasoning_payload=response.reasoning_payload,
         usage=response.usage,
@@ -280,7 +279,6 @@ async def _settle_calls(
         every, grants = await r.store.decisions(r.thread_id)
     else:
         every, grants = [], set()
-    decided = {a.call_id: a for a in every}
     # Calls whose row already waits on another agents-mcp (a resumed run).
     held = (
         set()
@@ -291,59 +289,27 @@ async def _settle_calls(
             if h.message.role == "tool" and h.message.status == "waiting"
         }
     )
-    relays: list[tuple[ToolCall, ToolInfo, list[Approval]]] = []
-    runnable: list[tuple[ToolCall, ToolInfo | None, str]] = []
-    delegations: list[tuple[ToolCall, ToolInfo]] = []
-    answers: list[Message] = []
-    new: list[Approval] = []
-    waiting: list[str] = []
-    for call in calls:
-        info = tools.get(call.name)
-        problem = _check(call, info, tools)
-        approval = decided.get(call.id)
-        relayed = [a for a in every if a.origin_call_id == call.id]
-        if relayed and info is not None:  # waiting on another agents-mcp's approvals
-            if any(a.status == "pending" for a in relayed):
-                waiting.append(call.id)
-            else:
-                relays.append((call, info, relayed))
-        elif call.id in held:  # a row waits, but for nothing it names: never run it again
-            text = "Error: the server this call went to stopped naming what it waits for"
-            await (await _transcript(r)).finish_call(r.claim, call.id, text, ok=False)
-        elif problem is not None:
-            answers.append(_tool_message(call, ToolOutput(text=problem, ok=False)))
-        elif info is not None and info.server == DELEGATION_SERVER:
-            delegations.append((call, info))
-        elif (
-            approval is None
-            and info is not None
-            and f"{info.server}__{info.tool}" not in grants
-            and (r.agent.requires_approval(info))
-        ):
-            new.append(_approval(r.thread_id, call, info, said))
-            waiting.append(call.id)
-        elif approval is None or approval.status == "approved":
-            stored = call.arguments if approval is None else approval.arguments
-            if approval is not None and digest(stored) != approval.digest:
-                text = "Error: the stored arguments of this call do not match their digest"
-                answers.append(_tool_message(call, ToolOutput(text=text, ok=False)))
-            else:
-                runnable.append((call, info, stored))
-        elif approval.status == "denied":
-            why = f": {approval.reason}" if approval.reason else ""
-            text = f"The user refused this call{why}. Do not retry it without asking the user."
-            answers.append(_tool_message(call, ToolOutput(text=text, ok=False)))
-        else:
-            waiting.append(call.id)
+    plan = plan_calls(
+        calls,
+        tools,
+        Decisions(every, grants, held),
+        thread_id=r.thread_id,
+        said=said,
+        requires_approval=r.agent.requires_approval,
+    )
+    for call_id in plan.orphans:  # a row waits, but for nothing it names: never run it again
+        text = "Error: the server this call went to stopped naming what it waits for"
+        await (await _transcript(r)).finish_call(r.claim, call_id, text, ok=False)
     started = [
-        Message(role="tool", tool_call_id=call.id, status="started") for call, *_ in runnable
+        Message(role="tool", tool_call_id=call.id, status="started") for call, *_ in plan.runnable
     ]  # committed before any of them is invoked
-    writes = [*([answer] if answer is not None else []), *answers, *started]
-    if writes or new:
-        await (await _transcript(r)).append(r.claim, *writes, approvals=new)
-    waiting += await _execute(r, runnable)
-    waiting += await _relay(r, relays)
-    waiting += await _delegate(r, delegations)
+    writes = [*([answer] if answer is not None else []), *plan.answers, *started]
+    if writes or plan.new:
+        await (await _transcript(r)).append(r.claim, *writes, approvals=plan.new)
+    waiting = list(plan.waiting)
+    waiting += await _execute(r, plan.runnable)
+    waiting += await _relay(r, plan.relays)
+    waiting += await _delegate(r, plan.delegations)
     return Paused(tuple(waiting)) if waiting else Continue()
 
 
@@ -414,7 +380,7 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
             waiting.append(call.id)
         else:
             text = stored(out.text, r.agent.max_stored_result)
-            result = _tool_message(call, ToolOutput(text=text, ok=out.ok))
+            result = tool_message(call, ToolOutput(text=text, ok=out.ok))
             await (await _transcript(r)).append(r.claim, result)
 
     await _concurrently(one, calls)
@@ -487,62 +453,3 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
     text = stored(out.text, r.agent.max_stored_result)  # a result enters the thread here
     await (await _transcript(r)).finish_call(r.claim, call.id, text, ok=out.ok)
     return False
-
-
-def _check(call: ToolCall, info: ToolInfo | None, tools: Mapping[str, ToolInfo]) -> str | None:
-    """Why a call cannot run at all, as a message for the model; None when it can."""
-    if info is None:
-        names = ", ".join(sorted(tools)) or "none"
-        return f"Error: unknown tool {call.name!r}; available tools: {names}"
-    try:
-        args = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError as exc:
-        return f"Error: the arguments of {call.name} are not valid JSON ({exc}); send a JSON object"
-    if not isinstance(args, dict):
-        return f"Error: the arguments of {call.name} must be a JSON object"
-    return None
-
-
-def _approval(thread_id: str, call: ToolCall, info: ToolInfo, said: str | None) -> Approval:
-    """A pending approval; its hint is what the model said along with the call, if anything."""
-    arguments = call.arguments or "{}"
-    hint = " ".join(said.split()) if said else None
-    return Approval(
-        thread_id=thread_id,
-        call_id=call.id,
-        server=info.server,
-        tool=info.tool,
-        arguments=arguments,
-        digest=digest(arguments),
-        status="pending",
-        reason=None,
-        requested_at=now(),
-        decided_at=None,
-        reason_hint=hint[:300] if hint else None,
-    )
-
-
-def _tool_message(call: ToolCall, out: ToolOutput) -> Message:
-    return Message(
-        role="tool",
-        tool_call_id=call.id,
-        content=out.text,
-        status="complete" if out.ok else "error",
-    )
-
-
-# -- reading the transcript ---------------------------------------------------------------
-
-
-def _unique_ids(calls: Sequence[ToolCall], used: set[str]) -> tuple[ToolCall, ...]:
-    """Make call ids unique in the thread (some models reuse ``call_0`` every turn)."""
-    seen = set(used)
-    out: list[ToolCall] = []
-    for call in calls:
-        cid, n = call.id, 1
-        while cid in seen:
-            n += 1
-            cid = f"{call.id}~{n}"
-        seen.add(cid)
-        out.append(ToolCall(id=cid, name=call.name, arguments=call.arguments))
-    return tuple(out)

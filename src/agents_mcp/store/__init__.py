@@ -27,7 +27,8 @@ from agents_mcp.store.records import (
     now,
 )
 from agents_mcp.store.settle import open_calls
-from agents_mcp.store.sql import SQLStore, StateConflict
+from agents_mcp.store.sql import SQLStore
+from agents_mcp.store.states import StateConflict
 
 __all__ = [
     "LOCAL_OWNER",

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
@@ -324,3 +324,8 @@ class Settled:
     remote: tuple[Approval, ...] = ()
     """Approvals relayed from other agents-mcp servers that this cancelled: their
     threads must be cancelled there too."""
+
+
+def schema_text(schema: Mapping[str, Any] | None) -> str | None:
+    """An output schema as a column stores it."""
+    return None if schema is None else json.dumps(schema)

@@ -118,56 +118,67 @@ def _plan_one(
 ) -> tuple[ThreadWrites, State]:
     rows = _rows_after_answer(tail)
     answer = next((h.message for h in reversed(tail) if h.message.role == "assistant"), None)
-    decided = {a.call_id: a for a in every}
     relayed: dict[str, list[Approval]] = {}
     for a in every:
         if a.origin_call_id is not None:
             relayed.setdefault(a.origin_call_id, []).append(a)
+    calls = _Calls(
+        rows, {a.call_id: a for a in every}, relayed, child_state, cancel=cancel, remote=remote
+    )
     w = ThreadWrites(status="failed", error=None, event=Message(role="event"))
-    pending = resumable = False
-    for call in answer.tool_calls if answer is not None else ():
-        row = rows.get(call.id)
+    found = {calls.settle(call, w) for call in (answer.tool_calls if answer is not None else ())}
+    if cancel:
+        w.status = "cancelled"
+        return _with_event(w, _event(cancelled=True)), "idle"
+    stopped = f"the run stopped: {error[1]}" if error else _event(cancelled=False)
+    if "pending" in found or "resumable" in found:
+        w.status = "needs_approval"
+        return _with_event(w, stopped), "pending" if "pending" in found else "resumable"
+    w.error = error or INTERRUPTED
+    return _with_event(w, stopped), "idle"
+
+
+@dataclass
+class _Calls:
+    """What one thread's open calls need, one call at a time (see :meth:`settle`)."""
+
+    rows: Mapping[str, StoredMessage]
+    decided: Mapping[str, Approval]
+    relayed: Mapping[str, list[Approval]]
+    child_state: Mapping[str, State]
+    cancel: bool
+    remote: list[Approval]
+
+    def settle(self, call: ToolCall, w: ThreadWrites) -> State:
+        """Add ``call``'s writes to ``w``; "pending" or "resumable" when it keeps the thread
+        waiting (a decision to make, or one to carry out), else "idle"."""
+        row, cancel = self.rows.get(call.id), self.cancel
         if row is not None and row.message.status == "started":
             w.finished.append(
                 (row.index, states.STOPPED_RUNNING if cancel else states.MAY_HAVE_RUN)
             )
         elif row is not None and row.message.status == "waiting":
-            asked = relayed.get(call.id, [])
-            if cancel:
-                w.finished.append((row.index, states.STOPPED_RUNNING))
-                w.cancelled += [a.call_id for a in asked if a.status == "pending"]
-                remote += asked
-            elif any(a.status == "pending" for a in asked):
-                pending = True
-            else:
-                resumable = True
+            asked = self.relayed.get(call.id, [])
+            if not cancel:
+                return "pending" if any(a.status == "pending" for a in asked) else "resumable"
+            w.finished.append((row.index, states.STOPPED_RUNNING))
+            w.cancelled += [a.call_id for a in asked if a.status == "pending"]
+            self.remote += asked
         elif row is not None:
-            continue  # it has its result
-        elif (d := decided.get(call.id)) is not None:
-            if cancel or d.status == "cancelled":
-                w.results.append(_result(call, states.STOPPED_BEFORE))
-                if d.status == "pending":
-                    w.cancelled.append(d.call_id)
-            elif d.status == "pending":
-                pending = True
-            else:
-                resumable = True  # a person decided: carry it out
-        elif call.id in child_state and not cancel:
-            if child_state[call.id] == "idle":
+            return "idle"  # it has its result
+        elif (d := self.decided.get(call.id)) is not None:
+            if not cancel and d.status != "cancelled":
+                return "pending" if d.status == "pending" else "resumable"  # carry it out
+            w.results.append(_result(call, states.STOPPED_BEFORE))
+            if d.status == "pending":
+                w.cancelled.append(d.call_id)
+        elif call.id in self.child_state and not cancel:
+            if self.child_state[call.id] == "idle":
                 w.results.append(_result(call, _DELEGATION_STOPPED))
-            pending = pending or child_state[call.id] == "pending"
-            resumable = resumable or child_state[call.id] == "resumable"
+            return self.child_state[call.id]
         else:
             w.results.append(_result(call, states.STOPPED_BEFORE if cancel else states.DID_NOT_RUN))
-    if cancel:
-        w.status = "cancelled"
-        return _with_event(w, _event(cancelled=True)), "idle"
-    stopped = f"the run stopped: {error[1]}" if error else _event(cancelled=False)
-    if pending or resumable:
-        w.status = "needs_approval"
-        return _with_event(w, stopped), "pending" if pending else "resumable"
-    w.error = error or INTERRUPTED
-    return _with_event(w, stopped), "idle"
+        return "idle"
 
 
 _DELEGATION_STOPPED = (

@@ -8,7 +8,6 @@ that of two racing requests one wins and the other is refused with the thread's 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,12 +18,9 @@ from agents_mcp.store.database import Database, Tx
 from agents_mcp.store.leases import Leases
 from agents_mcp.store.migrations import migrate
 from agents_mcp.store.reads import (
-    APPROVALS,
     PENDING_IN_TREE,
     THREAD,
-    TREE,
     TREE_IDS,
-    TURN,
     Reads,
 )
 from agents_mcp.store.records import (
@@ -39,13 +35,15 @@ from agents_mcp.store.records import (
     approval_values,
     chain_text,
     marks,
-    message_row,
     message_values,
     new_thread_id,
     now,
+    schema_text,
     thread_row,
 )
 from agents_mcp.store.settle import plan_settlement
+from agents_mcp.store.states import StateConflict
+from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
 class SQLStore(Reads):
@@ -138,7 +136,7 @@ class SQLStore(Reads):
                     parent_call,
                     claim.runner,
                     claim.token,
-                    _schema_text(output_schema),
+                    schema_text(output_schema),
                     chain_text(caller_chain),
                 ),
             )
@@ -148,7 +146,7 @@ class SQLStore(Reads):
                 message_values(thread_id, 0, first, stamp),
             )
             await self._changed(tx, thread_id)
-            return await self._read_thread(tx, thread_id)
+            return await read_thread(tx, thread_id)
 
         return await self.db.transaction("create_thread", body)
 
@@ -182,17 +180,17 @@ class SQLStore(Reads):
                     claim.runner,
                     claim.token,
                     parent_call_id,
-                    _schema_text(output_schema),
+                    schema_text(output_schema),
                     chain_text(caller_chain),
                     thread_id,
                     *states.FINISHED,
                 ),
             )
             if not changed:
-                raise StateConflict(await self._read_thread(tx, thread_id))
-            await self._append(tx, thread_id, (Message(role="user", content=message),))
+                raise StateConflict(await read_thread(tx, thread_id))
+            await append(tx, thread_id, (Message(role="user", content=message),))
             await self._changed(tx, thread_id)
-            return await self._read_thread(tx, thread_id)
+            return await read_thread(tx, thread_id)
 
         return await self.db.transaction("start_turn", body)
 
@@ -273,7 +271,7 @@ class SQLStore(Reads):
                 (claim.token, claim.runner, now(), thread_id),
             )
             if not changed:
-                raise StateConflict(await self._read_thread(tx, thread_id))
+                raise StateConflict(await read_thread(tx, thread_id))
 
         await self.db.transaction("resume_child", body)
 
@@ -295,7 +293,7 @@ class SQLStore(Reads):
         """
 
         async def body(tx: Tx) -> list[int]:
-            indexes = await self._append(tx, thread_id, messages, claim, final=complete)
+            indexes = await append(tx, thread_id, messages, claim, final=complete)
             if approvals:
                 await tx.executemany(
                     f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
@@ -316,7 +314,7 @@ class SQLStore(Reads):
         """
 
         async def body(tx: Tx) -> None:
-            await self._touch(tx, thread_id, claim)
+            await touch(tx, thread_id, claim)
             await tx.execute(
                 "UPDATE messages SET content=?, status=? WHERE thread_id=? AND idx=?"
                 " AND tool_call_id=? AND status IN ('started', 'waiting')",
@@ -332,7 +330,7 @@ class SQLStore(Reads):
         the approvals it asks for (those not known yet) are ours to decide."""
 
         async def body(tx: Tx) -> None:
-            await self._touch(tx, thread_id, claim)
+            await touch(tx, thread_id, claim)
             await tx.execute(
                 "UPDATE messages SET status='waiting' WHERE thread_id=? AND idx=?"
                 " AND tool_call_id=? AND status IN ('started', 'waiting')",
@@ -458,16 +456,7 @@ class SQLStore(Reads):
                 root.status == "needs_approval" and not cancel
             ):
                 return None
-            tree = [thread_row(r) for r in await tx.fetch(TREE, (root_id,))]
-            open_threads = [t for t in tree if t.status in ("running", "needs_approval")]
-            tails = {
-                t.id: [message_row(r) for r in await tx.fetch(TURN, (t.id, t.id))]
-                for t in open_threads
-            }
-            every = {
-                t.id: [approval_row(r) for r in await tx.fetch(APPROVALS, (t.id,))]
-                for t in open_threads
-            }
+            tree, tails, every = await settlement_reads(tx, root_id)
             plan = plan_settlement(
                 root,
                 tree,
@@ -477,48 +466,13 @@ class SQLStore(Reads):
                 resume=resume,
                 error=error,
             )
-            stamp = now()
-            for t_id, writes in plan.threads.items():
-                if writes.results:
-                    await self._append(tx, t_id, writes.results)
-                for index, content in writes.finished:
-                    await tx.execute(
-                        "UPDATE messages SET status='error', content=? WHERE thread_id=? AND idx=?",
-                        (content, t_id, index),
-                    )
-                if writes.cancelled:
-                    await tx.execute(
-                        f"UPDATE approvals SET status='cancelled', reason=?, decided_at=?"
-                        f" WHERE thread_id=? AND call_id IN ({marks(writes.cancelled)})",
-                        ("run cancelled", stamp, t_id, *writes.cancelled),
-                    )
-                await self._append(tx, t_id, (writes.event,))
-                held = resume if writes.status == "running" else None
-                # revision+1: rows changed in place, so kept transcripts read it all again
-                await tx.execute(
-                    "UPDATE threads SET status=?, error_type=?, error_message=?, claim=?,"
-                    " runner=?, stop_requested=0, updated_at=?, revision=revision+1 WHERE id=?",
-                    (
-                        writes.status,
-                        *(writes.error or (None, None)),
-                        held.token if held else None,
-                        held.runner if held else None,
-                        stamp,
-                        t_id,
-                    ),
-                )
+            await write_settlement(tx, plan, resume)
             await self._changed(tx, root_id)
             return Settled(plan.threads[root_id].status, tuple(plan.remote))
 
         return await self.db.transaction("settle", body)
 
     # -- internals ---------------------------------------------------------------------
-
-    async def _read_thread(self, tx: Tx, thread_id: str) -> Thread:
-        row = await tx.fetchrow(THREAD, (thread_id,))
-        if row is None:
-            raise NotFound(f"thread {thread_id!r} not found")
-        return thread_row(row)
 
     async def _lock(self, tx: Tx, thread_id: str) -> Thread:
         """Read the thread, locking it for the rest of the transaction (PostgreSQL)."""
@@ -537,77 +491,7 @@ class SQLStore(Reads):
         )
         return True
 
-    async def _touch(self, tx: Tx, thread_id: str, claim: Claim) -> None:
-        """Count a change to the thread's messages, if ``claim`` still holds it."""
-        changed = await tx.execute(
-            "UPDATE threads SET revision=revision+1 WHERE id=? AND claim=?",
-            (thread_id, claim.token),
-        )
-        if not changed:
-            raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
-
-    async def _append(
-        self,
-        tx: Tx,
-        thread_id: str,
-        messages: Sequence[Message],
-        claim: Claim | None = None,
-        *,
-        final: bool = False,
-    ) -> list[int]:
-        """Insert messages at the end of the thread; one update of the thread row for all.
-
-        With ``claim``, only while that run holds the thread and (unless ``final``) no
-        stop was requested; ``final`` (the run's answer) also completes the thread.
-        ``updated_at`` moves when a turn starts or ends, not at each step of a run: every
-        list index holds it, so each move rewrites four index entries (about 25 µs a step
-        on SQLite), and a run's steps are not what threads are listed by.
-        """
-        stamp = now()
-        n = len(messages)
-        sets = "message_count=message_count+?, revision=revision+?"
-        params: tuple[Any, ...] = (n, n)
-        if claim is None or final:
-            sets += ", updated_at=?"
-            params += (stamp,)
-        if final:
-            sets += (
-                ", status='completed', error_type=NULL, error_message=NULL, claim=NULL,"
-                " runner=NULL, stop_requested=0"
-            )
-        sql = f"UPDATE threads SET {sets} WHERE id=?"
-        params += (thread_id,)
-        if claim is not None:
-            sql += " AND claim=?" + ("" if final else " AND stop_requested=0")
-            params += (claim.token,)
-        found = await tx.fetchrow(sql + " RETURNING message_count", params)
-        if found is None:
-            if claim is None:
-                raise NotFound(f"thread {thread_id!r} not found")
-            current = await self._read_thread(tx, thread_id)
-            if current.claim == claim.token:
-                raise StopRequested(f"thread {thread_id!r} was asked to stop")
-            raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
-        first = int(found["message_count"]) - n
-        await tx.executemany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(14))})",
-            [message_values(thread_id, first + i, m, stamp) for i, m in enumerate(messages)],
-        )
-        return list(range(first, first + n))
-
     async def _changed(self, tx: Tx, thread_id: str) -> None:
         """Tell other replicas the thread changed (PostgreSQL ``NOTIFY``, at commit)."""
         if self._notify:
             await tx.execute("SELECT pg_notify('agents_mcp', ?)", (thread_id,))
-
-
-class StateConflict(Conflict):
-    """A transition was refused: the thread is not in a state it may start from."""
-
-    def __init__(self, thread: Thread) -> None:
-        super().__init__(f"thread {thread.id!r} is {thread.status}")
-        self.thread = thread
-
-
-def _schema_text(schema: Mapping[str, Any] | None) -> str | None:
-    return None if schema is None else json.dumps(schema)

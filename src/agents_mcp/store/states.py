@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from agents_mcp.store.records import ThreadStatus
+from agents_mcp.errors import Conflict
+from agents_mcp.store.records import Thread, ThreadStatus
 
 Actor = Literal["chat", "approve", "cancel", "run", "recovery"]
 """Who changes a thread: a caller's new message, its decision on the last pending call,
@@ -85,3 +86,11 @@ STOPPED_RUNNING = (
     " Check its effect before retrying it."
 )
 STOPPED_BEFORE = "Cancelled: the run was stopped before this call started; it did not run."
+
+
+class StateConflict(Conflict):
+    """A transition was refused: the thread is not in a state it may start from."""
+
+    def __init__(self, thread: Thread) -> None:
+        super().__init__(f"thread {thread.id!r} is {thread.status}")
+        self.thread = thread

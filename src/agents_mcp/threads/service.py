@@ -21,7 +21,7 @@ import anyio
 
 from agents_mcp.engine.agent import Agent, Budget, Link, Progress, Run, RunState
 from agents_mcp.engine.delegation import Delegation
-from agents_mcp.engine.summary import TurnSummary, pending_in_tree, summarize
+from agents_mcp.engine.summary import TurnSummary, summarize
 from agents_mcp.engine.transcript import Transcript, current_turn
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError, internal_error
 from agents_mcp.messages import Message
@@ -36,8 +36,9 @@ from agents_mcp.store import (
     ThreadStatus,
 )
 from agents_mcp.structured import require_schema
+from agents_mcp.threads.checks import busy, check_continuation, check_message, find_call
+from agents_mcp.threads.peers import cancel_relayed
 from agents_mcp.threads.runs import SETTLE_SECONDS, Runs
-from agents_mcp.toolsets import ToolInfo
 
 log = logging.getLogger("agents_mcp.threads.service")
 
@@ -50,8 +51,6 @@ WATCH_SECONDS = 0.5
 """How often this process looks for stop requests from other processes for its runs."""
 SWEEP_SECONDS = 5.0
 """How often it looks for threads whose process is gone (orphans) to settle them."""
-FORWARD_SECONDS = 30.0
-"""How long cancelling a relayed thread on another agents-mcp may take."""
 
 
 class Threads:
@@ -108,31 +107,11 @@ class Threads:
         if output_schema is not None:
             output_schema = require_schema(output_schema, from_caller=True)
         schema = output_schema if output_schema is not None else spec.output_schema
-        refused = self.delegation.refusal(chain, spec.name)
-        if refused is not None:
-            raise Conflict(refused.removeprefix("Error: "))
-        if not message.strip():
-            raise InvalidRequest("message is empty; send the text the agent should act on")
-        if personality is not None and personality not in spec.personalities:
-            valid = (
-                ", ".join(sorted(spec.personalities)) or "none (this agent has no personalities)"
-            )
-            raise InvalidRequest(
-                f"unknown personality {personality!r} for agent {agent!r}; valid: {valid}"
-            )
+        check_message(spec, message, personality, self.delegation.refusal(chain, spec.name))
         claim = self._claim()
         if thread_id is not None:
             thread = await self.store.get_thread(thread_id, owner)
-            if thread.parent_id is not None:
-                raise InvalidRequest(
-                    f"thread {thread_id!r} is a delegation inside thread {thread.parent_id!r};"
-                    " continue that thread instead"
-                )
-            if thread.agent != spec.name:
-                raise InvalidRequest(
-                    f"thread {thread_id!r} belongs to agent {thread.agent!r}, not {agent!r};"
-                    f" call chat_with_agent with agent={thread.agent!r}"
-                )
+            check_continuation(thread, spec)
         with self.runs.reserving(claim):  # shielded: a claimed thread's run starts
             if thread_id is None:
                 thread = await self.store.create_thread(
@@ -169,7 +148,7 @@ class Threads:
         (claimed in the same write as the last decision) from the top-level thread."""
         thread = await self.store.get_thread(thread_id, owner)
         root = await self._root(thread, owner)
-        target = await self._find_call(thread, root, call_id)
+        target = await find_call(self.store, thread, root, call_id)
         spec = self.agents.get(root.agent)
         if spec is None:
             raise Conflict(
@@ -373,7 +352,7 @@ class Threads:
                     " stopped; call get_thread to wait for its result"
                 ) from None
             if current.status != "running" or await self._live(current):
-                raise await self._busy(current) from None
+                raise await busy(self.store, current) from None
         await self._settle_orphan(current)
         try:
             return await self.store.start_turn(
@@ -381,22 +360,7 @@ class Threads:
                 caller_chain=chain,
             )  # fmt: skip
         except StateConflict as exc:
-            raise await self._busy(exc.thread) from None
-
-    async def _busy(self, thread: Thread) -> Conflict:
-        """Why a new message cannot go to ``thread`` now, and what to do instead."""
-        if thread.status == "needs_approval":
-            pending = await pending_in_tree(self.store, thread)
-            listed = "; ".join(f"{a.call_id} ({a.tool_name} {a.arguments})" for a in pending)
-            return Conflict(
-                f"thread {thread.id!r} has undecided tool calls: {listed}. Decide each with"
-                " approve_call(thread_id, call_id, approve=true|false) before sending a new"
-                " message, or cancel_run to drop them"
-            )
-        return Conflict(
-            f"thread {thread.id!r} is {thread.status}; call get_thread to wait for its"
-            " result, or cancel_run to stop it"
-        )
+            raise await busy(self.store, exc.thread) from None
 
     async def _settle_orphan(self, root: Thread) -> None:
         """A thread left ``running`` by a run that is gone: settle it now and resume it
@@ -434,60 +398,9 @@ class Threads:
                     await self._settle_orphan(current)
                     return
 
-    async def _find_call(self, thread: Thread, root: Thread, call_id: str) -> Approval:
-        """The approval ``call_id`` in ``thread``'s tree (or ``root``'s, for a child)."""
-        matches: list[Approval] = []
-        every: list[Approval] = []
-        for t, _ in await self.store.tree(root.id if thread.parent_id is None else thread.id):
-            found = await self.store.approvals(t.id)
-            every += found
-            matches += [a for a in found if a.call_id == call_id]
-        if not matches:
-            pending = [a.call_id for a in every if a.status == "pending"]
-            hint = f"; pending calls: {', '.join(pending)}" if pending else "; nothing is pending"
-            raise NotFound(f"call {call_id!r} not found in thread {thread.id!r}{hint}")
-        if len(matches) > 1:  # two delegated agents' models chose the same call id
-            where = ", ".join(f"thread_id={a.thread_id!r}" for a in matches)
-            raise Conflict(
-                f"call {call_id!r} exists in several delegated threads; call approve_call with"
-                f" the thread_id of the one you mean: {where}"
-            )
-        return matches[0]
-
     async def _forward(self, settled: Settled) -> None:
-        """Cancel, on the other agents-mcp servers, the threads whose approvals we relayed
-        and just cancelled: their calls must not run there either (each within
-        ``FORWARD_SECONDS``; a peer that cannot be reached is logged)."""
-        done: set[tuple[str, str]] = set()
-        for a in settled.remote:
-            if a.remote_server is None or a.remote_thread_id is None:
-                continue
-            key = (a.remote_server, a.remote_thread_id)
-            if key in done:
-                continue
-            done.add(key)
-            owner = await self.store.thread(a.thread_id)
-            spec = self.agents.get(owner.agent) if owner else None
-            if spec is None:
-                continue
-            tool = ToolInfo(
-                name=f"{a.remote_server}__cancel_run",
-                server=a.remote_server,
-                tool="cancel_run",
-                description="",
-                parameters={},
-            )
-            why = "did not answer in time"
-            with anyio.move_on_after(FORWARD_SECONDS):
-                try:
-                    out = await spec.toolset.call(tool, {"thread_id": a.remote_thread_id})
-                    why = "" if out.ok else out.text
-                except Exception as exc:  # e.g. the server left the agent's config
-                    why = str(exc) or type(exc).__name__
-            if why:
-                log.warning(
-                    "could not cancel thread %s on %s: %s", a.remote_thread_id, a.remote_server, why
-                )
+        """Cancel on other agents-mcp servers what was relayed there (see ``peers``)."""
+        await cancel_relayed(self.store, self.agents, settled)
 
     async def _root(self, thread: Thread, owner: str) -> Thread:
         if thread.parent_id is None:
