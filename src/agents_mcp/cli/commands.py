@@ -137,7 +137,9 @@ def pending(
     from agents_mcp.cli.inbox import pending as run_pending
 
     invocation = Invocation(config, db)
-    return anyio.run(lambda: run_pending(invocation, agent=agent, as_json=json, console=command_console()))
+    return anyio.run(
+        lambda: run_pending(invocation, agent=agent, as_json=json, console=command_console())
+    )
 
 
 @app.command(
@@ -205,7 +207,13 @@ def threads(
     path = Invocation(config, db).history_db()
     return anyio.run(
         lambda: list_threads(
-            path, command_console(), agent=agent, status=status, limit=limit, as_json=json, children=all
+            path,
+            command_console(),
+            agent=agent,
+            status=status,
+            limit=limit,
+            as_json=json,
+            children=all,
         )
     )
 
