@@ -40,6 +40,12 @@ class Answers:
         return self.responses.pop(0)
 
 
+def top() -> float:
+    """A "random" source that always draws the top of the range: each jittered backoff
+    delay is then its upper bound (the jitter itself is tested in test_sse.py)."""
+    return 1.0
+
+
 class Sleeps:
     """Records backoff delays instead of sleeping."""
 
@@ -54,6 +60,7 @@ class Sleeps:
 async def connect(fake: FakeChatServer, via: str, **kwargs: Any) -> AsyncIterator[OpenAIChatModel]:
     """An adapter talking to ``fake`` over real loopback HTTP or in-process ASGI."""
     kwargs.setdefault("backoff", 0.0)
+    kwargs.setdefault("rand", top)
     with anyio.fail_after(5):
         if via == "loopback":
             async with (
@@ -363,12 +370,12 @@ async def test_connection_refused_is_retried_then_fails() -> None:
         port = sock.getsockname()[1]  # closed again: nobody listens here
     sleeps = Sleeps()
     model = OpenAIChatModel(
-        base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=2, sleep=sleeps
+        base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=2, sleep=sleeps, rand=top
     )
     async with model:
         with anyio.fail_after(5), pytest.raises(LLMError) as caught:
             await ask(model)
-    assert "ConnectError" in str(caught.value)
+    assert "could not connect" in str(caught.value)
     assert sleeps.delays == [0.5, 1.0]
 
 

@@ -97,6 +97,12 @@ class Answers:
         return self.responses.pop(0)
 
 
+def top() -> float:
+    """A "random" source that always draws the top of the range: each jittered backoff
+    delay is then its upper bound (the jitter itself is tested in test_sse.py)."""
+    return 1.0
+
+
 class Sleeps:
     """Records backoff delays instead of sleeping."""
 
@@ -111,6 +117,7 @@ class Sleeps:
 async def connect(provider: Provider, fake: FakeServer, **kwargs: Any) -> AsyncIterator[HTTPModel]:
     kwargs.setdefault("backoff", 0.5)
     kwargs.setdefault("sleep", Sleeps())
+    kwargs.setdefault("rand", top)
     with anyio.fail_after(10):
         async with (
             fake.serve() as base_url,
@@ -352,8 +359,8 @@ async def test_a_hang_past_the_timeout(provider: Provider, stream: bool) -> None
             await ask(model)
     assert len(fake.requests) == 2
     assert redact(model, caught.value) == (
-        "LLM request failed: <base>: ReadTimeout: nothing arrived for 0.2 s (gave up after 2"
-        " attempts)"
+        "LLM request failed: <base>: no answer for 0.2 s: the provider may be overloaded; if"
+        " the model needs longer, raise its `timeout` in the config (gave up after 2 attempts)"
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import anyio
 import httpx2
 import pytest
 
 from agents_mcp.errors import LLMError
-from agents_mcp.llm.retry import Retryable, RetryPolicy, retry_after
+from agents_mcp.llm.retry import MAX_BACKOFF, Retryable, RetryPolicy, retry_after
 from agents_mcp.llm.sse import ServerSentEvent, read_events
 
 pytestmark = pytest.mark.anyio
@@ -66,13 +68,57 @@ async def test_the_policy_repeats_only_retryable_failures() -> None:
             raise Retryable(LLMError("busy", status=529), retry_after=None if n else 3.0)
         return "ok"
 
-    policy = RetryPolicy(max_retries=3, backoff=0.5, sleep=sleep)
+    policy = RetryPolicy(max_retries=3, backoff=0.5, sleep=sleep, rand=lambda: 0.75)
     assert await policy.run(flaky) == "ok"
-    assert (attempts, delays) == ([0, 1, 2], [3.0, 1.0])
+    assert (attempts, delays) == ([0, 1, 2], [3.0, 0.75])  # Retry-After, then 0.75 of 1 s
 
     async def refused(n: int) -> str:
         raise LLMError("bad request", status=400)
 
     with pytest.raises(LLMError, match=r"^bad request$"):
         await policy.run(refused)
-    assert delays == [3.0, 1.0]
+    assert delays == [3.0, 0.75]
+
+
+async def backoff_of(
+    policy: RetryPolicy, failures: int, retry_after: float | None = None
+) -> list[float]:
+    """The delays ``policy`` waits through ``failures`` retryable failures, then success."""
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+
+    async def busy(n: int) -> str:
+        if n < failures:
+            raise Retryable(LLMError("rate limited", status=429), retry_after)
+        return "ok"
+
+    policy.sleep = sleep
+    assert await policy.run(busy) == "ok"
+    return delays
+
+
+async def test_replicas_rate_limited_together_back_off_apart_within_bounds() -> None:
+    replicas = [RetryPolicy(max_retries=8, backoff=0.5, rand=random.Random(seed).random)
+                for seed in (1, 2)]  # fmt: skip
+    first, second = [await backoff_of(policy, failures=8) for policy in replicas]
+    ceilings = [min(0.5 * 2**n, MAX_BACKOFF) for n in range(8)]
+    assert ceilings[-2:] == [MAX_BACKOFF, MAX_BACKOFF]
+    for delays in (first, second):
+        assert all(0 <= d < top for d, top in zip(delays, ceilings, strict=True))
+    assert all(a != b for a, b in zip(first, second, strict=True))  # never in lockstep
+
+
+async def test_the_jitter_spans_zero_to_the_doubled_backoff() -> None:
+    draws = iter([0.0, 0.5, 0.999, 0.999])
+    policy = RetryPolicy(max_retries=4, backoff=0.5, rand=lambda: next(draws))
+    assert await backoff_of(policy, failures=4) == [0.0, 0.5, 0.999 * 2.0, 0.999 * 4.0]
+
+
+async def test_a_delay_the_provider_names_is_kept_exactly() -> None:
+    def no_draws() -> float:
+        raise AssertionError("a Retry-After delay is not jittered")
+
+    policy = RetryPolicy(max_retries=3, backoff=0.5, rand=no_draws)
+    assert await backoff_of(policy, failures=3, retry_after=7.0) == [7.0, 7.0, 7.0]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import anyio
@@ -18,15 +19,22 @@ import httpx2
 
 from agents_mcp.errors import LLMError
 from agents_mcp.llm import TextCallback
-from agents_mcp.llm.connection import transport_for
-from agents_mcp.llm.retry import Retryable, RetryPolicy, Sleep, retry_after, retryable_status
+from agents_mcp.llm.retry import (
+    Random,
+    Retryable,
+    RetryPolicy,
+    Sleep,
+    retry_after,
+    retryable_status,
+)
 from agents_mcp.llm.sse import ServerSentEvent, read_events
 from agents_mcp.messages import LLMRequest, LLMResponse, Message
 
 log = logging.getLogger("agents_mcp.llm")
 
-Send = Callable[[bytes], Awaitable[httpx2.Response]]
-"""POSTs a body to the endpoint; answers the response, its body not read yet."""
+LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+"""The pool of one model's client (httpx2's defaults, named here): 100 requests in flight
+at once, 20 connections kept open for 5 s after their last answer."""
 
 StreamMode = bool | Literal["auto"]
 """``True``/``False`` force streaming on or off; ``"auto"`` streams when someone reads it."""
@@ -74,6 +82,7 @@ class HTTPModel:
         transport: httpx2.AsyncBaseTransport | None = None,
         backoff: float = 0.5,
         sleep: Sleep = anyio.sleep,
+        rand: Random = random.random,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -82,11 +91,10 @@ class HTTPModel:
         self.timeout = timeout
         self.extra: dict[str, Any] = dict(extra or {})
         self.stream = stream
-        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff, sleep=sleep)
+        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff, sleep=sleep, rand=rand)
         self._api_key = api_key
         self._transport = transport
         self._client: httpx2.AsyncClient | None = None
-        self._send: Send | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -105,7 +113,6 @@ class HTTPModel:
     async def aclose(self) -> None:
         """Close the HTTP client (and an injected transport with it)."""
         client, self._client = self._client, None
-        self._send = None
         if client is not None:
             await client.aclose()
 
@@ -117,55 +124,26 @@ class HTTPModel:
         """Headers every request carries besides auth (e.g. an API version)."""
         return {}
 
-    def _sender(self) -> Send:
-        """How a request is sent. httpx2's client (owning the transport) builds and sends
-        it: through a proxy from the environment (the client mounts it), with the Basic
-        auth of a ``user:password@`` in ``base_url``, and with the cookies the provider
-        set. Until any of that applies, the request (the client's headers and timeouts)
-        goes straight to the transport (:mod:`agents_mcp.llm.connection`, or one
-        injected): the client's layers cost about 20 µs a request for nothing.
+    def _http(self) -> httpx2.AsyncClient:
+        """The HTTP client, as httpx2 makes it: its pool (:data:`LIMITS`), TLS verified
+        against the system's certificates or those ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name,
+        a proxy from the environment (``NO_PROXY`` included), the Basic auth of a
+        ``user:password@`` in ``base_url``, and the cookies the provider sets.
 
         Lazy: building the client creates an SSL context, which agents that never run
         should not pay for.
         """
-        if self._send is None:
+        if self._client is None:
             headers = {**_JSON, **self.extra_headers()}
             if self._api_key:
                 headers.update(self.auth_headers(self._api_key))
-            transport = self._transport or transport_for(self._url)
-            client = httpx2.AsyncClient(
+            self._client = httpx2.AsyncClient(
                 headers=headers,
                 timeout=httpx2.Timeout(connect=10.0, read=self.timeout, write=30.0, pool=30.0),
-                transport=transport,
+                limits=LIMITS,
+                transport=self._transport,
             )
-            self._client = client
-            if transport is None or self._url.username or self._url.password:
-                self._send = functools.partial(self._through, client)
-            else:
-                timeouts = {"timeout": client.timeout.as_dict()}
-                self._send = functools.partial(self._direct, client, transport, timeouts)
-        return self._send
-
-    async def _through(self, client: httpx2.AsyncClient, data: bytes) -> httpx2.Response:
-        request = client.build_request("POST", self._url, content=data)
-        return await client.send(request, stream=True)
-
-    async def _direct(
-        self,
-        client: httpx2.AsyncClient,
-        transport: httpx2.AsyncBaseTransport,
-        extensions: dict[str, Any],
-        data: bytes,
-    ) -> httpx2.Response:
-        request = httpx2.Request(
-            "POST", self._url, headers=client.headers, content=data, extensions=extensions
-        )
-        response = await transport.handle_async_request(request)
-        response.request = request
-        if "set-cookie" in response.headers:  # from now on the client keeps and sends them
-            client.cookies.extract_cookies(response)
-            self._send = functools.partial(self._through, client)
-        return response
+        return self._client
 
     @functools.cached_property
     def _url(self) -> httpx2.URL:
@@ -206,23 +184,16 @@ class HTTPModel:
     async def _attempt(
         self, body: dict[str, Any], data: bytes, on_text: TextCallback | None, n: int
     ) -> LLMResponse:
-        send = self._sender()
+        client = self._http()
         log.debug("POST %s model=%s attempt=%d", self._url, self.model, n + 1)
         try:
-            response = await send(data)
-            try:
+            async with client.stream("POST", self._url, content=data) as response:
                 result = await self._answer(response, body, on_text)
-            finally:
-                await response.aclose()
         except Malformed as exc:
             msg = f"LLM response from {self.base_url} was malformed: {exc}"
             raise LLMError(self.redact(msg)) from exc
-        except (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError) as exc:
-            msg = f"LLM request failed: {self.base_url}: {type(exc).__name__}: {exc}"
-            raise Retryable(LLMError(self.redact(msg))) from exc
         except httpx2.HTTPError as exc:
-            msg = f"LLM request failed: {self.base_url}: {type(exc).__name__}: {exc}"
-            raise LLMError(self.redact(msg)) from exc
+            raise self._failure(exc, client.timeout) from exc
         log.debug(
             "finish_reason=%s tool_calls=%d usage=%s",
             result.finish_reason,
@@ -230,6 +201,17 @@ class HTTPModel:
             result.usage,
         )
         return result
+
+    def _failure(self, exc: httpx2.HTTPError, timeout: httpx2.Timeout) -> Exception:
+        """httpx2's exception as our :class:`LLMError`: what went wrong and what to do,
+        wrapped in :class:`Retryable` when trying again may help."""
+        retry, explain = next((r, e) for kind, r, e in _FAILURES if isinstance(exc, kind))
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx2.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in detail:
+            retry, explain = False, _UNTRUSTED  # trying again will not make it trusted
+        what = explain.format(detail=detail, **timeout.as_dict())
+        error = LLMError(self.redact(f"LLM request failed: {self.base_url}: {what}"))
+        return Retryable(error) if retry else error
 
     async def _answer(
         self, response: httpx2.Response, body: dict[str, Any], on_text: TextCallback | None
@@ -274,6 +256,36 @@ class HTTPModel:
 
 
 _JSON = {"Content-Type": "application/json"}
+
+_FAILURES: tuple[tuple[type[httpx2.HTTPError], bool, str], ...] = (
+    (httpx2.ConnectTimeout, True, "no connection within {connect:g} s: check that base_url "
+     "is reachable from here (through HTTPS_PROXY or HTTP_PROXY if this network needs one)"),
+    (httpx2.ReadTimeout, True, "no answer for {read:g} s: the provider may be overloaded; "
+     "if the model needs longer, raise its `timeout` in the config"),
+    (httpx2.WriteTimeout, True, "the provider took none of the request for {write:g} s: "
+     "it is overloaded or the network is; try again later"),
+    (httpx2.PoolTimeout, True, "no free connection for {pool:g} s: more than "
+     f"{LIMITS.max_connections} requests at once to this model; run fewer agents at once"),
+    (httpx2.ProxyError, False, "the proxy failed: {detail}: check HTTPS_PROXY, HTTP_PROXY "
+     "and ALL_PROXY, or exempt the host with NO_PROXY"),
+    (httpx2.ConnectError, True, "could not connect: {detail}: check base_url and that the "
+     "provider is up"),
+    (httpx2.RemoteProtocolError, True, "the provider broke off the answer: {detail}"),
+    (httpx2.NetworkError, True, "the connection broke: {detail}"),
+    (httpx2.UnsupportedProtocol, False, "base_url must start with http:// or https://"),
+    (httpx2.LocalProtocolError, False, "the request could not be sent: {detail}: check the "
+     "model's api_key and base_url for characters that cannot go in HTTP"),
+    (httpx2.DecodingError, False, "the provider's answer could not be decoded: {detail}"),
+    (httpx2.HTTPError, False, "{detail}"),
+)  # fmt: skip
+"""httpx2's exceptions, most specific first: whether to retry, and what to tell the user
+(``{detail}`` is httpx2's message; ``{connect}``, ``{read}``... the client's timeouts)."""
+
+_UNTRUSTED = (
+    "its TLS certificate is not trusted: {detail}: if it is signed by a private CA, name"
+    " that CA's certificate in SSL_CERT_FILE (or a directory of them in SSL_CERT_DIR)"
+)
+"""A :class:`httpx2.ConnectError` that is a failed certificate verification: not retried."""
 
 
 def dumps(value: Any) -> str:

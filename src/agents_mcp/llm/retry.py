@@ -1,18 +1,25 @@
 """When and how long to retry a failed model request: one policy for every provider.
 
-Retried: connection failures, timeouts, streams that end before the provider said they
-were complete, HTTP 408, 409, 429 and 5xx (Anthropic's 529 ``overloaded_error`` among
-them), and errors the provider reports inside a stream that mean the same (overloaded,
-rate limited, server error). The delay doubles from ``backoff`` up to 20 s, unless the
-provider names one with ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date),
-which wins, capped at 60 s. Anything else (a rejected request, a bad key, a malformed
-answer) fails at once: repeating it would fail the same way.
+Retried: connection failures (not a certificate that fails verification), timeouts,
+streams that end before the provider said they were complete, HTTP 408, 409, 429 and 5xx
+(Anthropic's 529 ``overloaded_error`` among them), and errors the provider reports inside
+a stream that mean the same (overloaded, rate limited, server error). The delay is at
+most ``backoff``, doubled per retry up to 20 s, unless the provider names one with
+``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), which wins, capped at
+60 s. Anything else (a rejected request, a bad key, a malformed answer) fails at once:
+repeating it would fail the same way.
+
+Our own delay is jittered ("full jitter"): a random time between 0 and the doubled
+backoff, so replicas that got the same 429 at the same moment do not come back together
+and get it again. A delay the provider names is kept exactly: it knows when it will
+have room.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +32,8 @@ from agents_mcp.errors import LLMError
 log = logging.getLogger("agents_mcp.llm")
 
 Sleep = Callable[[float], Awaitable[None]]
+Random = Callable[[], float]
+"""A source of uniform numbers in ``[0, 1)``, as :func:`random.random`."""
 T = TypeVar("T")
 
 MAX_BACKOFF = 20.0
@@ -77,6 +86,14 @@ class RetryPolicy:
     max_retries: int = 3
     backoff: float = 0.5
     sleep: Sleep = field(default=anyio.sleep)
+    rand: Random = field(default=random.random)
+
+    def delay(self, n: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry ``n + 1``: what the provider asked for, exactly,
+        else a uniform draw between 0 and ``backoff * 2**n`` (at most :data:`MAX_BACKOFF`)."""
+        if retry_after is not None:
+            return retry_after
+        return min(self.backoff * 2.0**n, MAX_BACKOFF) * self.rand()
 
     async def run(self, attempt: Callable[[int], Awaitable[T]]) -> T:
         """``attempt(n)`` (n counts from 0) until it succeeds or retries run out.
@@ -94,9 +111,7 @@ class RetryPolicy:
                         raise exc.error from exc.__cause__
                     msg = f"{exc.error} (gave up after {n + 1} attempts)"
                     raise LLMError(msg, status=exc.error.status) from exc.__cause__
-                delay = min(self.backoff * 2**n, MAX_BACKOFF)
-                if exc.retry_after is not None:
-                    delay = exc.retry_after
+                delay = self.delay(n, exc.retry_after)
                 log.debug("retrying in %.2fs: %s", delay, exc.error)
                 await self.sleep(delay)
                 n += 1
