@@ -32,9 +32,12 @@ from agents_mcp.messages import LLMRequest, LLMResponse, Message
 
 log = logging.getLogger("agents_mcp.llm")
 
-LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
-"""The pool of one model's client (httpx2's defaults, named here): 100 requests in flight
-at once, 20 connections kept open for 5 s after their last answer."""
+LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+"""The pool of one model's client: 100 requests in flight at once (httpx2's default), 20
+connections kept open for 30 s after their last answer. httpx2's default keeps them 5 s,
+shorter than many tool calls: the agent's next model request after a slow tool would
+then pay a new TCP and TLS handshake. Providers close idle connections after about a
+minute; a connection they closed first is not reused (httpx2 checks before sending)."""
 
 StreamMode = bool | Literal["auto"]
 """``True``/``False`` force streaming on or off; ``"auto"`` streams when someone reads it."""
