@@ -25,8 +25,12 @@ from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
 from agents_mcp.server.deps import DEPS, Deps, Settings
+from agents_mcp.server.mrtr import STATE_SECRET, SharedKey, security
+from agents_mcp.server.tasks import TasksExtension
+from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui.apps import add_thread_view
-from agents_mcp.store import resolve_db
+from agents_mcp.store import SQLStore, Store, resolve_db
+from agents_mcp.store.tasks import TaskStore
 from agents_mcp.threads.runtime import open_threads
 from agents_mcp.threads.service import Threads
 
@@ -55,12 +59,16 @@ def create_server(
     access = Access(config.agents)
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
 
+    state_key = SharedKey()
+
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
         async with open_threads(config, db_path=path, llms=llms, transports=transports) as threads:
+            tasks = task_store(threads.store)
+            state_key.load(await tasks.secret(STATE_SECRET))
             running["threads"] = threads
             try:
-                yield {DEPS: Deps(threads=threads, access=access, settings=settings)}
+                yield {DEPS: Deps(threads=threads, access=access, settings=settings, tasks=tasks)}
             finally:
                 running.pop("threads", None)
 
@@ -72,8 +80,10 @@ def create_server(
         mask_error_details=True,
         auth=auth,
         middleware=[CallerView(config, access)],
+        request_state_security=security(state_key),
     )
     tools.register(mcp, config, settings.default_wait)
+    mcp.add_extension(TasksExtension(ThreadTasks()))
     add_thread_view(
         mcp,
         lambda: running["threads"],
@@ -82,3 +92,10 @@ def create_server(
         person_decides=settings.person,
     )
     return mcp
+
+
+def task_store(store: Store) -> TaskStore:
+    """The tasks and shared secrets of the thread database ``store`` opened."""
+    if not isinstance(store, SQLStore):  # open_store always makes one
+        raise TypeError(f"agents-mcp needs its SQL store, not {type(store).__name__}")
+    return TaskStore(store.db)

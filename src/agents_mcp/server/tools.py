@@ -16,17 +16,18 @@ from fastmcp import Context, FastMCP
 from fastmcp.dependencies import Depends
 from fastmcp.tools import Tool, ToolResult
 from fastmcp.utilities.json_schema import dereference_refs
-from mcp_types import ToolAnnotations
+from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.server import mrtr
 from agents_mcp.server.answers import agent_tool_result, tool_errors
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
 from agents_mcp.server.deps import Deps, deps_of, incoming_chain
-from agents_mcp.server.inline import decided
+from agents_mcp.server.inline import Deadline, decided
 from agents_mcp.server.results import (
     META_STATUS,
     META_THREAD_ID,
@@ -41,6 +42,7 @@ from agents_mcp.server.results import (
     transcript_markdown,
     transcript_page,
 )
+from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui import THREAD_UI
 from agents_mcp.server.ui.view import ThreadView, thread_view
 
@@ -63,13 +65,32 @@ async def _converse(
     deps: Deps,
     wait_seconds: float | None,
     start: Callable[[float, Progress], Awaitable[TurnSummary]],
-) -> ToolResult:
+) -> ToolResult | InputRequiredResult:
     """What ``chat_with_agent`` and ``approve_call`` share: start (or resume) the run with
-    progress relayed, ask inline when the client can, and answer with the thread's result."""
-    wait = deps.wait(wait_seconds)
+    progress relayed, ask inline when the client can, and answer with the thread's result.
+
+    The whole call, a question asked inline included, stays within the call's wait: a
+    client that gives up after 60 s gets its answer, with the rest of the run going on in
+    the background. The retry of an input-required result (2026-07-28) does not start
+    anything again: it applies the person's answers and goes on waiting.
+    """
+    caller = current_caller()
+    deadline = Deadline(deps.wait(wait_seconds))
     async with deps.progress(ctx) as progress:
-        summary = await start(wait, progress)
-        summary = await decided(ctx, deps, summary, wait, progress)
+        state = mrtr.resumed(ctx, caller)
+        answered: frozenset[str] = frozenset()
+        if state is None:
+            summary = await start(deadline.left(), progress)
+        else:
+            await deps.access.require_thread(deps.threads, caller, state.thread_id)
+            summary, answered = await mrtr.resume(
+                ctx, deps, state, wait=deadline.left(), progress=progress
+            )
+        if summary.thread.status == "needs_approval" and mrtr.can_ask(ctx, deps):
+            asked = mrtr.ask(summary, caller.owner, answered)
+            if asked is not None:
+                return asked
+        summary = await decided(ctx, deps, summary, deadline, progress)
     return agent_tool_result(summary, deps.settings.budget, person_decides=deps.person_decides(ctx))
 
 
@@ -93,11 +114,13 @@ async def chat_with_agent(
         ),
     ] = None,
     deps: Deps = Depends(deps_of),
-) -> ToolResult:
+) -> ToolResult | InputRequiredResult:
     caller = current_caller()
     deps.access.require_agent(caller, agent)
     if thread_id is not None:
         await deps.access.require_thread(deps.threads, caller, thread_id)
+        # Its tasks' answers before a new turn hides them (a retry starts nothing).
+        await ThreadTasks().settle_open(deps, caller, thread_id, ctx)
     return await _converse(
         ctx,
         deps,
@@ -131,7 +154,7 @@ async def approve_call(
     ] = "once",
     wait_seconds: Wait = None,
     deps: Deps = Depends(deps_of),
-) -> ToolResult:
+) -> ToolResult | InputRequiredResult:
     caller = current_caller()
     await deps.access.require_thread(deps.threads, caller, thread_id)
     return await _converse(

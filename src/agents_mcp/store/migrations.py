@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agents_mcp.errors import ConfigError
+from agents_mcp.store import tasks
 from agents_mcp.store.database import Dialect, Tx
 
 _MESSAGE_COLUMNS = (
@@ -248,6 +249,7 @@ MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
         "the delegation chain of the agent that asked the latest turn, kept for its resumption",
         "ALTER TABLE threads ADD COLUMN caller_chain TEXT",
     ),
+    (13, "MCP tasks on threads' turns, and the secrets every replica shares", tasks.MIGRATION),
 )
 
 
