@@ -108,7 +108,9 @@ async def test_a_long_chat_is_a_task_polled_to_its_answer(tmp_path: Path) -> Non
             gate.set()
 
     llm = ScriptedLLM(slow)
-    async with agents_mcp_in_process(config(tmp_path), tmp_path / "t.db", llms={"main": llm}) as url:
+    async with agents_mcp_in_process(
+        config(tmp_path), tmp_path / "t.db", llms={"main": llm}
+    ) as url:
         done, lines = await drive(url, "call", chat(message="hi", wait_seconds=0), on_line=release)
     assert lines[0]["kind"] == "task"
     assert lines[0]["taskId"].startswith("task_")
@@ -176,7 +178,9 @@ async def test_a_task_is_cancelled(tmp_path: Path) -> None:
 
     llm = ScriptedLLM(never)
     options = {**chat(message="hi", wait_seconds=0), "cancel_when": "working"}
-    async with agents_mcp_in_process(config(tmp_path), tmp_path / "t.db", llms={"main": llm}) as url:
+    async with agents_mcp_in_process(
+        config(tmp_path), tmp_path / "t.db", llms={"main": llm}
+    ) as url:
         done, _ = await drive(url, "call", options)
     assert done["done"]["status"] == "cancelled"
 
@@ -221,9 +225,15 @@ async def test_any_replica_serves_a_task(tmp_path: Path, log: Path, pg_cluster: 
 
 
 async def test_another_owners_task_is_not_found(tmp_path: Path) -> None:
-    cfg = config(tmp_path, tokens={"alice": {"token": "alice-token"}, "bob": {"token": "bob-token"}})
-    async with agents_mcp_in_process(cfg, tmp_path / "t.db", llms={"main": ScriptedLLM(WRITE)}) as url:
-        made, _ = await drive(url, "create", chat(message="note", wait_seconds=10), token="alice-token")
+    cfg = config(
+        tmp_path, tokens={"alice": {"token": "alice-token"}, "bob": {"token": "bob-token"}}
+    )
+    async with agents_mcp_in_process(
+        cfg, tmp_path / "t.db", llms={"main": ScriptedLLM(WRITE)}
+    ) as url:
+        made, _ = await drive(
+            url, "create", chat(message="note", wait_seconds=10), token="alice-token"
+        )
         task_id = made["done"]["taskId"]
         theirs, _ = await drive(url, "get", {"taskId": task_id}, token="bob-token")
         unknown, _ = await drive(url, "get", {"taskId": "task_nope"}, token="alice-token")
