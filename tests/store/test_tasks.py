@@ -75,3 +75,18 @@ async def test_a_secret_is_made_once_for_every_process(db_url: str) -> None:
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_cancellation_is_seen_by_every_process(db_url: str) -> None:
+    one, two = await open_store(db_url), await open_store(db_url)
+    try:
+        a, b = TaskStore(one.db), TaskStore(two.db)
+        assert not await b.cancelled("sl1.x", "7")
+        await a.record_cancel("sl1.x", "7")
+        await a.record_cancel("sl1.x", "7")  # twice is once
+        assert await b.cancelled("sl1.x", "7")
+        assert not await b.cancelled("sl1.x", "8")
+        assert not await b.cancelled("sl1.y", "7")
+    finally:
+        await one.close()
+        await two.close()

@@ -11,6 +11,9 @@ in the same write), when it expires, and, once read in a final state, that state
 Task ids are unguessable (144 random bits): there is no way to list them, and another
 owner's id answers exactly as one that does not exist.
 
+``cancels`` holds the ``notifications/cancelled`` of stateless HTTP clients that reached
+a replica other than the one holding the call (see ``server.stateless``), for an hour.
+
 ``secrets`` holds values that every process on the database must share and nobody
 configures, such as the key that seals the state of input-required results: made once
 by whichever process needs it first.
@@ -43,6 +46,12 @@ MIGRATION = """
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL,
         created_at TEXT NOT NULL
+    );
+    CREATE TABLE cancels (
+        session TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (session, request_id)
     )
 """
 """The tables, for ``store.migrations`` (one SQL for both databases)."""
@@ -171,3 +180,29 @@ class TaskStore:
             return str(found["value"])
 
         return await self.db.transaction("secret", body)
+
+    async def record_cancel(self, session: str, request_id: str) -> None:
+        """A stateless client cancelled its request ``request_id`` (kept for an hour)."""
+        epoch = self.db.dialect.epoch
+
+        async def body(tx: Tx) -> None:
+            await tx.execute(f"DELETE FROM cancels WHERE expires_at < {epoch}")
+            await tx.execute(
+                "INSERT INTO cancels (session, request_id, expires_at)"
+                f" VALUES (?, ?, {epoch} + 3600) ON CONFLICT (session, request_id) DO NOTHING",
+                (session, request_id),
+            )
+
+        await self.db.transaction("record_cancel", body)
+
+    async def cancelled(self, session: str, request_id: str) -> bool:
+        """Whether that request was cancelled (on any replica)."""
+
+        async def body(tx: Tx) -> bool:
+            found = await tx.fetchrow(
+                "SELECT 1 AS hit FROM cancels WHERE session=? AND request_id=?",
+                (session, request_id),
+            )
+            return found is not None
+
+        return await self.db.read("cancelled", body)
