@@ -26,6 +26,7 @@ from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
 from agents_mcp.server.deps import DEPS, Deps, Settings
 from agents_mcp.server.mrtr import STATE_SECRET, SharedKey, security
+from agents_mcp.server.subscriptions import ThreadSubscriptions
 from agents_mcp.server.tasks import TasksExtension
 from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui.apps import add_thread_view
@@ -79,7 +80,7 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
-        middleware=[CallerView(config, access)],
+        middleware=[CallerView(config, access), ThreadSubscriptions()],
         request_state_security=security(state_key),
     )
     tools.register(mcp, config, settings.default_wait)

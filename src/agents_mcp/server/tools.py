@@ -42,6 +42,7 @@ from agents_mcp.server.results import (
     transcript_markdown,
     transcript_page,
 )
+from agents_mcp.server.subscriptions import readable_thread
 from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui import THREAD_UI
 from agents_mcp.server.ui.view import ThreadView, thread_view
@@ -279,15 +280,21 @@ async def watch_thread(
     return ToolResult(content=text, structured_content=view, meta=meta)
 
 
-@tool_errors
 async def thread_transcript(
     thread_id: str,
     deps: Deps = Depends(deps_of),
 ) -> str:
-    """The resource ``agents-mcp://threads/{thread_id}``: the whole transcript as Markdown."""
-    caller = current_caller()
-    await deps.access.require_thread(deps.threads, caller, thread_id)
-    thread, history = await deps.threads.transcript(owner=caller.owner, thread_id=thread_id)
+    """The resource ``agents-mcp://threads/{thread_id}``: the whole transcript as Markdown.
+    An unknown thread (or one the caller may not read) is the protocol's not-found."""
+    await readable_thread(deps, thread_uri(thread_id))
+    return await _transcript(thread_id, deps)
+
+
+@tool_errors
+async def _transcript(thread_id: str, deps: Deps) -> str:
+    thread, history = await deps.threads.transcript(
+        owner=current_caller().owner, thread_id=thread_id
+    )
     return transcript_markdown(thread, history)
 
 
