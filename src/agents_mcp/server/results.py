@@ -140,8 +140,8 @@ class ThreadResult(AgentResult):
     messages: list[TranscriptMessage] | None = Field(
         None,
         description="A page of the transcript, oldest first (include_messages=true), of"
-        " at most about reply_budget characters; a message cut to fit says so, and the"
-        " resource agents-mcp://threads/<thread_id> has every message whole",
+        " at most about reply_budget characters; a message cut to fit says so and names"
+        " the resource that has it whole",
     )
     messages_before: int | None = Field(
         None, description="Pass as before to read the previous page; null at the start"
