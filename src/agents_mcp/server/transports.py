@@ -14,12 +14,14 @@ from typing import Literal
 from fastmcp import FastMCP
 from fastmcp.server.auth import AuthProvider
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from agents_mcp.config import Config
 from agents_mcp.errors import ConfigError
 from agents_mcp.server import stdio
 from agents_mcp.server.app import create_server
-from agents_mcp.server.auth import server_auth
+from agents_mcp.server.auth import OwnerVerifier, server_auth
+from agents_mcp.server.challenge import Challenge
 from agents_mcp.server.stdio import Keyboard
 from agents_mcp.store import open_store, resolve_db
 
@@ -133,10 +135,14 @@ def http_app(
     """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
     the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
     and wherever ``allowed_hosts`` (a reverse proxy's name) are given. ``stateless``: no
-    MCP sessions (replicas behind a load balancer without session affinity)."""
+    MCP sessions (replicas behind a load balancer without session affinity). A refused
+    request is told how to get in (``challenge``)."""
     hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
+    static = isinstance(mcp.auth, OwnerVerifier)  # tokens, no [server.jwt]
+    challenge = [Middleware(Challenge, mcp_path="/mcp", static=static)] if mcp.auth else []
     return mcp.http_app(
         path="/mcp",
+        middleware=challenge,
         stateless_http=stateless,
         host_origin_protection="auto",
         # None, not []: an empty list would still switch the checks on everywhere.
