@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastmcp import FastMCP
 from fastmcp.dependencies import Depends
-from fastmcp.tools import ToolResult
+from fastmcp.tools import Tool, ToolResult
+from fastmcp.utilities.json_schema import dereference_refs
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -60,3 +62,12 @@ async def delete_thread(
         f" and {others} delegation thread(s) under it." if others else "."
     )
     return ToolResult(content=text, structured_content=result, meta={META_THREAD_ID: thread_id})
+
+
+def register(mcp: FastMCP) -> None:
+    """Add ``delete_thread`` to ``mcp``."""
+    schema = dereference_refs(DeletedThread.model_json_schema())
+    tool = Tool.from_function(
+        delete_thread, description=DESCRIPTION, output_schema=schema, annotations=ANNOTATIONS
+    )
+    mcp.add_tool(tool)

@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field
 from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
-from agents_mcp.server import deletion
 from agents_mcp.server.answers import agent_tool_result, tool_errors
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
@@ -376,14 +375,6 @@ def register(mcp: FastMCP, config: Config, default_wait: float) -> None:
             },
         ),
         (list_threads, {"description": text["list_threads"], "annotations": _READS}),
-        (
-            deletion.delete_thread,
-            {
-                "description": deletion.DESCRIPTION,
-                "output_schema": _output_schema(deletion.DeletedThread),
-                "annotations": deletion.ANNOTATIONS,
-            },
-        ),
         (
             watch_thread,
             {
