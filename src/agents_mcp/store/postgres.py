@@ -247,24 +247,41 @@ async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
 
 
 def pg_error(exc: BaseException, location: str) -> StoreError:
-    """What went wrong with PostgreSQL, in words an operator can act on."""
+    """What went wrong with PostgreSQL, in words an operator can act on (the message) and
+    in words a client may read (``public``: no location, no driver text)."""
+    why, public = _pg_words(exc, location)
+    return StoreError(why, public=public)
+
+
+def _pg_words(exc: BaseException, location: str) -> tuple[str, str]:
     if isinstance(exc, pgx.LockNotAvailableError):
-        why = (
-            f"the thread database {location} stayed locked by another session for more than"
-            f" {LOCK_MS // 1000} s; try again"
+        public = f"it stayed locked by another session for more than {LOCK_MS // 1000} s; try again"
+        return f"the thread database {location} {public}", public
+    if isinstance(exc, pgx.QueryCanceledError):
+        public = "it did not answer in time; try again"
+        return f"the thread database {location} did not answer in time ({exc}); try again", public
+    if isinstance(exc, pgx.DiskFullError):
+        return f"the disk of the PostgreSQL server at {location} is full", "its disk is full"
+    if isinstance(exc, pgx.ReadOnlySQLTransactionError):
+        return (
+            f"the PostgreSQL database {location} is read-only (a standby?); point --db at the"
+            " primary",
+            "it is read-only",
         )
-    elif isinstance(exc, pgx.QueryCanceledError):
-        why = f"the thread database {location} did not answer in time ({exc}); try again"
-    elif isinstance(exc, pgx.DiskFullError):
-        why = f"the disk of the PostgreSQL server at {location} is full"
-    elif isinstance(exc, pgx.ReadOnlySQLTransactionError):
-        why = f"the PostgreSQL database {location} is read-only (a standby?); point --db at the primary"
-    elif isinstance(exc, pgx.InvalidPasswordError | pgx.InvalidAuthorizationSpecificationError):
-        why = f"PostgreSQL at {location} refused the login ({exc}); check the user and password in the URL"
-    elif isinstance(exc, pgx.InvalidCatalogNameError):
-        why = f"the PostgreSQL database in {location} does not exist; create it (createdb) first"
-    elif isinstance(exc, OSError | TimeoutError | pgx.ConnectionDoesNotExistError):
-        why = f"cannot reach PostgreSQL at {location} ({exc or type(exc).__name__}); is it running?"
-    else:
-        why = f"the PostgreSQL database {location} failed ({exc})"
-    return StoreError(why)
+    if isinstance(exc, pgx.InvalidPasswordError | pgx.InvalidAuthorizationSpecificationError):
+        return (
+            f"PostgreSQL at {location} refused the login ({exc}); check the user and password"
+            " in the URL",
+            "it refused agents-mcp's login",
+        )
+    if isinstance(exc, pgx.InvalidCatalogNameError):
+        return (
+            f"the PostgreSQL database in {location} does not exist; create it (createdb) first",
+            "it does not exist",
+        )
+    if isinstance(exc, OSError | TimeoutError | pgx.ConnectionDoesNotExistError):
+        return (
+            f"cannot reach PostgreSQL at {location} ({exc or type(exc).__name__}); is it running?",
+            "it cannot be reached; try again later",
+        )
+    return f"the PostgreSQL database {location} failed ({exc})", "it failed"
