@@ -3,6 +3,7 @@ cancellations that a session would keep, kept without one, on any replica."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx2
 import pytest
 from fastmcp import Client
 from mcp.client.extension import advertise
+from mcp.shared.exceptions import MCPError
 
 from agents_mcp.config import Config
 from agents_mcp.messages import LLMRequest
@@ -205,3 +207,15 @@ async def test_a_detaching_agent_runs_on_after_a_stateless_cancel(tmp_path: Path
             listed = await client.call_tool("list_threads", {})
     assert listed.structured_content is not None
     assert listed.structured_content["threads"][0]["status"] == "completed"
+
+
+async def test_subscribing_without_sessions_is_refused_with_the_reason(tmp_path: Path) -> None:
+    async with (
+        stateless(config(tmp_path), tmp_path / "t.db", [ScriptedLLM()]) as [base],
+        Client(f"{base}/mcp", mode="legacy") as client,
+    ):
+        with warnings.catch_warnings(), pytest.raises(MCPError) as error:
+            warnings.simplefilter("ignore")  # resources/subscribe is gone in 2026-07-28
+            await client.session.subscribe_resource("agents-mcp://threads/th_x")
+    assert error.value.error.code == -32600
+    assert "subscriptions/listen" in error.value.error.message

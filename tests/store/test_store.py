@@ -75,6 +75,7 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
     assert tables == snapshot(
         [
             "approvals",
+            "cancels",
             "grants",
             "messages",
             "runners",

@@ -55,7 +55,9 @@ class Pending:
     key: str
     request: dict[str, Any]
     """A form-mode ``elicitation/create`` request, as on the wire."""
-    approval: Approval
+    approval: Approval | None = None
+    """The call waiting for approval this item asks about (None: another kind of item,
+    which :func:`answer_inputs` must learn to answer)."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,9 @@ async def answer_inputs(
     decisions = [
         (item.approval, decision)
         for key, item in pending.items()
-        if key in responses and (decision := decision_of(responses[key], dismissed)) is not None
+        if key in responses
+        and item.approval is not None
+        and (decision := decision_of(responses[key], dismissed)) is not None
     ]
     if not decisions:
         return None

@@ -3,7 +3,8 @@ call waiting for approval, the end of a turn) are announced as
 ``notifications/resources/updated``.
 
 * Handshake era: ``resources/subscribe`` and ``resources/unsubscribe``; the notices go
-  to the subscribing session until it unsubscribes (or the server stops).
+  to the subscribing session until it unsubscribes (or the server stops). Without
+  sessions (``stateless_http``) there is no stream for them: subscribing is refused.
 * 2026-07-28: ``subscriptions/listen`` with ``resourceSubscriptions``; the notices go on
   that request's stream, served by the SDK's own ``ListenHandler`` over a bus of the
   request's own, until the client ends it.
@@ -34,10 +35,16 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, EmptyResult, SubscriptionsListenRequestParams
+from mcp_types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    EmptyResult,
+    SubscriptionsListenRequestParams,
+)
 
 from agents_mcp.errors import NotFound
 from agents_mcp.server.auth import current_caller
+from agents_mcp.server.declarations import current_session
 from agents_mcp.server.deps import Deps, deps_of
 from agents_mcp.store import Store
 
@@ -122,6 +129,13 @@ class ThreadSubscriptions(Middleware):
             if task is not None:
                 task.cancel()
             return EmptyResult()
+        if current_session() is not None:  # stateless HTTP: no stream outlives a request
+            raise MCPError(
+                code=INVALID_REQUEST,
+                message="resources/subscribe needs an MCP session, and this server serves"
+                " HTTP without them (stateless_http); 2026-07-28 clients follow threads"
+                " with subscriptions/listen",
+            )
         deps = deps_of(ctx)
         thread_id = await readable_thread(deps, uri)
         if key not in self._followed:
