@@ -125,6 +125,11 @@ class ServerSettings(_Model):
     db: LocalPath | None = None
     """The thread database: a SQLite file (relative to the config file) or a
     ``postgresql://user@host:port/db`` URL (``${VAR}`` for its password)."""
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full"
+    """SQLite: ``full`` answers a write once it is on disk, so a committed approval,
+    decision or "started" record survives a power loss; ``may-lose-last-commits`` does not
+    wait for the disk (faster where its syncs are the limit), and the last commits before
+    a power loss or an OS crash may be lost. Refused with a PostgreSQL ``db``."""
     stateless_http: bool = False
     """HTTP: every request stands alone (no MCP session), so any replica behind a load
     balancer serves any request of a handshake-era client too; inline elicitation is then
@@ -182,6 +187,20 @@ class ServerSettings(_Model):
                         ("max_stored_result",),
                         f"must be at least tool_result_budget ({self.tool_result_budget}):"
                         " the model is shown what is stored",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _durability_of_sqlite_only(self) -> Self:
+        if self.sqlite_durability != "full" and (self.db or "").startswith(_DB_URLS):
+            _fail(
+                [
+                    (
+                        ("sqlite_durability",),
+                        "applies to a SQLite database only; with PostgreSQL its server decides"
+                        " (synchronous_commit): remove sqlite_durability",
                     )
                 ]
             )

@@ -8,8 +8,10 @@ machine is written down in ``states``.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Literal
 
 from agents_mcp.store.protocol import Store
 from agents_mcp.store.records import (
@@ -54,6 +56,8 @@ __all__ = [
     "shown",
 ]
 
+log = logging.getLogger("agents_mcp.store")
+
 LOCAL_OWNER = "local"
 """The owner of threads over stdio, from the CLI, and over HTTP without tokens."""
 
@@ -92,19 +96,34 @@ def resolve_db(configured: str | None, override: str | Path | None = None) -> st
     return configured if configured is not None else str(default_db_path())
 
 
-async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore:
+async def open_store(
+    db: str | Path,
+    *,
+    lease_seconds: float = 15.0,
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full",
+) -> SQLStore:
     """Open (creating and migrating as needed) the store at ``db``: a SQLite path or
-    ``:memory:``, or a ``postgresql://`` URL."""
+    ``:memory:``, or a ``postgresql://`` URL.
+
+    ``sqlite_durability``: ``"may-lose-last-commits"`` trades durability for speed on
+    SQLite (see ``sqlite``); PostgreSQL ignores it, with a warning (its server decides).
+    """
     target = str(db)
     if is_url(target):
         from agents_mcp.store.postgres import open_postgres
 
+        if sqlite_durability != "full":
+            log.warning(
+                "sqlite_durability = %r is ignored: the database is PostgreSQL, whose"
+                " durability its server decides (synchronous_commit)",
+                sqlite_durability,
+            )
         return await open_postgres(target, lease_seconds=lease_seconds)
     from agents_mcp.store import leases as lease_kinds
     from agents_mcp.store.sqlite import SQLiteDatabase
 
     target = _sqlite_path(target)
-    database = await SQLiteDatabase.open(target)
+    database = await SQLiteDatabase.open(target, durability=sqlite_durability)
     leases: lease_kinds.Leases
     try:
         if lease_kinds.has_flock() or target == ":memory:":

@@ -160,7 +160,7 @@ class _Tx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def fetch(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Row]:
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         rows: list[Row] = await self._conn.fetch(numbered(sql), *params)
         return rows
 
