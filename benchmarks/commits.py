@@ -5,8 +5,9 @@ fresh store in ``DIR`` for each durability (``full``, the default, and
 ``may-lose-last-commits``) and each number of concurrent writers; each writer holds a
 thread of its own and appends one message to it (the write a run makes at each step:
 one transaction) as fast as the store lets it. It prints one JSON line per case: writes
-per second, and the disk's own syncs per second measured the same way in the same
-directory (``benchmarks.fsync``), the limit of one commit at a time when durable.
+per second, writes per commit (the writes that shared one), and the disk's own syncs per
+second measured right after in the same directory (``benchmarks.fsync``): the limit of
+one commit at a time when durable.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from pathlib import Path
 from benchmarks.fsync import rate
 
 
-async def writes_per_second(path: str, writers: int, durability: str, seconds: float) -> float:
+async def writes_per_second(
+    path: str, writers: int, durability: str, seconds: float
+) -> tuple[float, float]:
+    """Writes per second, and writes per commit."""
     from agents_mcp.messages import Message
     from agents_mcp.store import Claim, open_store
+    from agents_mcp.store.sqlite import SQLiteDatabase
 
     store = await open_store(path, sqlite_durability=durability)  # type: ignore[arg-type]
     try:
@@ -35,6 +40,8 @@ async def writes_per_second(path: str, writers: int, durability: str, seconds: f
                 agent="a", owner="o", first_message="hi", claim=claim
             )
             held.append((thread.id, claim))
+        assert isinstance(store.db, SQLiteDatabase)
+        commits = store.db.commits
         count = 0
         stop = time.perf_counter() + seconds
 
@@ -47,7 +54,8 @@ async def writes_per_second(path: str, writers: int, durability: str, seconds: f
 
         start = time.perf_counter()
         await asyncio.gather(*(write(t, c) for t, c in held))
-        return count / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return count / elapsed, count / max(1, store.db.commits - commits)
     finally:
         await store.close()
 
@@ -65,12 +73,15 @@ def main() -> None:
         for durability in ("full", "may-lose-last-commits"):
             with tempfile.TemporaryDirectory(dir=args.dir, prefix="commits-") as tmp:
                 path = os.path.join(tmp, "threads.db")
-                ops = asyncio.run(writes_per_second(path, writers, durability, args.seconds))
+                ops, shared = asyncio.run(
+                    writes_per_second(path, writers, durability, args.seconds)
+                )
             syncs = rate(args.dir, os.fdatasync, 2.0)
             out = {
                 "writers": writers,
                 "durability": durability,
                 "writes_per_s": round(ops),
+                "writes_per_commit": round(shared, 1),
                 "disk_fdatasync_per_s": round(syncs),
             }
             print(json.dumps(out), flush=True)
