@@ -201,3 +201,10 @@ _READS = (
     ":pending_approvals",
 )
 """Reads change nothing: a kill there is a kill at the write before."""
+
+
+def test_the_product_reads_no_test_hooks() -> None:
+    """Killing and tracing are the test entry point's; the package never reads them."""
+    for path in (ROOT / "src").rglob("*.py"):
+        text = path.read_text()
+        assert killable_server.KILL_AT not in text and killable_server.TRACE not in text, path

@@ -206,8 +206,9 @@ class SQLiteDatabase:
                 out = await body(_Tx(self._conn))
                 if self.points.active:
                     await self.points.reach(f"commit:{op}")
-                if not first:
-                    await self._conn.execute("RELEASE op")
+                if not first:  # its writes join the batch: too late to give up now
+                    with anyio.CancelScope(shield=True):
+                        await self._conn.execute("RELEASE op")
             except BaseException as exc:
                 failure = exc
                 with anyio.CancelScope(shield=True):
