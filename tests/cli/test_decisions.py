@@ -68,7 +68,9 @@ async def test_a_message_to_a_waiting_thread_is_refused_with_the_call_never_drop
 
 async def test_chat_json_never_asks_and_says_how_to_decide(tmp_path: Path) -> None:
     log = tmp_path / "executed.jsonl"
-    fake = FakeChatServer(ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"})))
+    llm = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}))
+    llm.add(Call("notes__write_note", {"title": "u", "body": "b"}))
+    fake = FakeChatServer(llm)
     async with fake.serve() as base_url:
         data = helper_config(base_url)
         data["mcpServers"]["notes"]["env"] = {"DOWNSTREAM_LOG": str(log)}
@@ -78,6 +80,13 @@ async def test_chat_json_never_asks_and_says_how_to_decide(tmp_path: Path) -> No
         ran = await agents_mcp(
             "chat", "helper", "save t", "--json", *common, input="y\n", tmp_path=tmp_path
         )
+        # One message per line: the next line is not an answer, and is refused, not lost.
+        lines = await agents_mcp(
+            "chat", "helper", "--json", *common, input="save u\ny\n", tmp_path=tmp_path
+        )
+    assert (lines.code, json.loads(lines.out)["status"]) == (1, "needs_approval")
+    assert "agents-mcp: your message was not sent: thread" in lines.err
+    assert len(llm.requests) == 2
     assert ran.code == 1
     assert "approve?" not in ran.err and executed(log) == []
     result = json.loads(ran.out)

@@ -55,6 +55,7 @@ class ChatSession:
         self.personality = personality
         self.as_json = as_json
         self.known = False  # the thread exists (found, or created by this session)
+        self.waiting: TurnSummary | None = None  # the thread waits for these decisions
         self._streamed = False
         # JSON output carries the reply whole: only a person reading along needs a stream.
         self.listener: Progress = self.progress if as_json else ShowsText(self.progress)
@@ -108,7 +109,10 @@ class ChatSession:
         )
 
     async def turn(self, message: str) -> bool:
-        """Send ``message`` and see the turn through; False when it did not complete."""
+        """Send ``message`` and see the turn through; False when it did not complete.
+        A thread left waiting for decisions refuses it (``Conflict``)."""
+        if self.waiting is not None:
+            raise not_sent(self.invocation, self.waiting)
         self._streamed = False
         async with self.console.spinner("sending"):
             summary = await self.threads.chat(
@@ -195,6 +199,8 @@ class ChatSession:
         """Finish the turn's output; True when it completed."""
         self.console.end_text()
         thread = summary.thread
+        waits = thread.status == "needs_approval" and summary.pending
+        self.waiting = summary if waits else None
         if self.as_json:
             self.console.line(json.dumps(self._as_json(summary), indent=2, ensure_ascii=False))
         elif thread.status == "completed" and not self._streamed and summary.reply:
