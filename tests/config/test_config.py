@@ -452,9 +452,35 @@ agents.toml: mcpServers.fs.args[0]: environment variable A is not set (use ${A:-
 agents.toml: mcpServers.fs.args[1]: environment variable B is not set (use ${B:-default} for a default)
 agents.toml: mcpServers.fs.args[1]: environment variable D is not set (use ${D:-default} for a default)
 agents.toml: mcpServers.fs.args[2]: invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${
-agents.toml: models.default.api_key: environment variable OPENAI_API_KEY is not set (use ${OPENAI_API_KEY:-default} for a default)
 agents.toml: server.auth_tokens[0]: environment variable AGENTS_MCP_TOKEN is not set (use ${AGENTS_MCP_TOKEN:-default} for a default)\
 """)
+
+
+def test_a_model_with_an_unset_variable_is_set_aside_not_an_error() -> None:
+    """One unset key must not stop the agents on other models: the model is left out of
+    ``models`` with its unset variables, and its agents fail only when called."""
+    data = valid()
+    data["models"]["keyed"] = {
+        "base_url": "${KEYED_URL}",
+        "api_key": "${KEYED_KEY}",
+        "model": "${KEYED_URL}",
+    }
+    data["agents"]["other"] = {"description": "On the keyed model.", "model": "keyed"}
+    config = load(data)
+    assert list(config.models) == ["default", "fast"]
+    assert config.unresolved_models == {"keyed": ("KEYED_URL", "KEYED_KEY")}
+    assert config.agents["other"].model == "keyed"
+    assert "unresolved_models" not in config.model_dump()
+    # Its other problems are still reported, with the rest of the file's.
+    data["models"]["keyed"]["temperature"] = 7
+    data["models"]["keyed"]["tempreature"] = 1
+    assert errors(data) == snapshot("""\
+agents.toml: models.keyed.temperature: must be at most 2
+agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+""")
+    # Not a file key.
+    data = valid() | {"unresolved_models": {"x": ["Y"]}}
+    assert "unresolved_models: unknown key" in errors(data)
 
 
 def test_empty_api_key_means_none_but_empty_token_is_an_error() -> None:
