@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from agents_mcp.config.agent_files import Imported, gather
 from agents_mcp.config.agents import _NAMES, AgentConfig, TextFile, _Names
 from agents_mcp.config.base import _NO_AGENTS, AgentName, ServerName, _err, _fail, _listing, _Model
 from agents_mcp.config.errors import Loc, describe, dotted, expand, keys, order, walk
@@ -33,12 +34,39 @@ class Config(_Model):
     """The whole configuration file. ``path`` is where it was loaded from (not a file key)."""
 
     path: Path = Field(exclude=True)  # first, so later validators can resolve against it
+    imported: Imported = Field(default_factory=Imported, exclude=True, repr=False)
+    """What ``[server] agents_from`` added, file by file (not a file key)."""
     mcp_servers: dict[ServerName, DownstreamServerConfig] = Field(
         default_factory=dict, alias="mcpServers"
     )
     models: dict[str, ModelConfig] = {}
+    model_aliases: dict[str, str] = {}
+    """Model names used by agent files (``sonnet``, ``inherit``…) -> a ``[models]`` name."""
     agents: dict[AgentName, AgentConfig] = Field(default_factory=dict, validate_default=True)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    source: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    """The file's data as read (before ``${VAR}`` expansion), to read the agent files
+    again (:func:`reload_agents`)."""
+
+    def origin(self, agent: str) -> str | None:
+        """The file ``agent`` was read from; None: an ``[agents]`` table of the config."""
+        return next(
+            (f.path for f in self.imported.files if f.agent == agent and f.status == "loaded"),
+            None,
+        )
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _aliases_name_models(cls, aliases: dict[str, str]) -> dict[str, str]:
+        names = _NAMES.get()
+        models = names.models if names is not None else None
+        if models is not None:
+            _fail(
+                ((alias,), f"unknown model {target!r}; valid: {_listing(models)}")
+                for alias, target in aliases.items()
+                if target not in models
+            )
+        return aliases
 
     @model_validator(mode="wrap")
     @classmethod
@@ -65,8 +93,17 @@ class Config(_Model):
 
     @field_validator("agents")
     @classmethod
-    def _some_agent(cls, agents: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
+    def _some_agent(
+        cls, agents: dict[str, AgentConfig], info: ValidationInfo
+    ) -> dict[str, AgentConfig]:
         if not agents:
+            imported = info.data.get("imported")
+            if imported is not None and imported.folders:
+                raise _err(
+                    "no_agents",
+                    f"{_NO_AGENTS}, or agent files to the folders of [server] agents_from"
+                    " (`agents-mcp check` says why a file was left out)",
+                )
             raise _err("no_agents", _NO_AGENTS)
         problems: list[tuple[Loc, str]] = []
         for name, agent in agents.items():
@@ -164,11 +201,20 @@ def config_from_dict(
     data = _with_default_keys(data)
     expanded = expand(data, (), os.environ if environ is None else environ, problems)
     env_locs = {loc for loc, _ in problems}  # a failed expansion explains later errors there
-    if "path" in expanded:  # our field, filled in below; not a file key
-        problems.append((("path",), f"unknown key; valid keys: {', '.join(keys(Config))}"))
-        del expanded["path"]
+    for own in ("path", "imported", "source"):  # our fields, filled in below; not file keys
+        if own in expanded:
+            problems.append(((own,), f"unknown key; valid keys: {', '.join(keys(Config))}"))
+            del expanded[own]
+    imported = gather(expanded, path, os.environ if environ is None else environ)
+    if imported.agents:
+        agents, servers = expanded.get("agents") or {}, expanded.get("mcpServers") or {}
+        if isinstance(agents, Mapping) and isinstance(servers, Mapping):
+            expanded["agents"] = {**agents, **imported.agents}
+            expanded["mcpServers"] = {**servers, **imported.servers}
     try:
-        config = Config.model_validate({**expanded, "path": path})
+        config = Config.model_validate(
+            {**expanded, "path": path, "imported": imported, "source": dict(data)}
+        )
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc, owner = walk(error["loc"], Config)
@@ -230,3 +276,10 @@ def load_config(
                 f"{file}: {where + ': ' if where else ''}TOML syntax error: {what}"
             ) from None
     return config_from_dict(data, path=file, environ=environ)
+
+
+def reload_agents(config: Config, *, environ: Mapping[str, str] | None = None) -> Config:
+    """``config`` with its agent files (``[server] agents_from``) read again; the config
+    file itself is not (its models and servers are what the running server has).
+    Raises :class:`ConfigError` when the result is not a valid config (no agent left)."""
+    return config_from_dict(config.source, path=config.path, environ=environ)

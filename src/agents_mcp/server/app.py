@@ -9,6 +9,7 @@ is rewritten per caller (``catalog``). How it is served (stdio, HTTP) is ``trans
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,9 +26,10 @@ from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
 from agents_mcp.server.deps import DEPS, Deps, Settings
+from agents_mcp.server.reloading import AgentFiles
 from agents_mcp.server.ui.apps import add_thread_view
 from agents_mcp.store import resolve_db
-from agents_mcp.threads.runtime import open_threads
+from agents_mcp.threads.runtime import open_runtime
 from agents_mcp.threads.service import Threads
 
 INSTRUCTIONS = (
@@ -53,12 +55,15 @@ def create_server(
     path = resolve_db(config.server.db, db_path)
     settings = Settings.of(config, wait_seconds)
     access = Access(config.agents)
+    files = AgentFiles(config, access)
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with open_threads(config, db_path=path, llms=llms, transports=transports) as threads:
-            running["threads"] = threads
+        async with open_runtime(config, db_path=path, llms=llms, transports=transports) as rt:
+            threads = running["threads"] = rt.threads
+            if config.server.agents_from:
+                threads.runs.spawn(functools.partial(files.watch, rt))
             try:
                 yield {DEPS: Deps(threads=threads, access=access, settings=settings)}
             finally:
@@ -71,7 +76,7 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
-        middleware=[CallerView(config, access)],
+        middleware=[CallerView(lambda: files.config, access, on_list=files.remember)],
     )
     tools.register(mcp, config, settings.default_wait)
     add_thread_view(
