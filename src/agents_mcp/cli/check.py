@@ -21,18 +21,16 @@ from typing import Any
 import anyio
 from rich.text import Text
 
+from agents_mcp.cli.check_agents import agent_section, file_rows, files_json
 from agents_mcp.cli.environment import read_raw, references, suspects
 from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
-    SEPARATOR,
-    AgentConfig,
-    ApprovalRules,
     Config,
     DownstreamServerConfig,
     ModelConfig,
-    approval_required,
     load_config,
 )
+from agents_mcp.config.file import InvalidConfig
 from agents_mcp.errors import ConfigError, LLMError
 
 _TAIL = 8
@@ -46,6 +44,8 @@ class Row:
     fix: str | None = None
     log: list[str] = field(default_factory=list)
     """The end of a failing server's stderr, from its log file."""
+    notes: list[str] = field(default_factory=list)
+    """More about the item, one line each (an agent file's ignored fields)."""
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Report:
     path: Path
     rows: list[Row] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
@@ -67,6 +68,7 @@ class Report:
             "problems": self.problems,
             "checks": [asdict(r) for r in self.rows],
             "agents": self.agents,
+            "agent_files": self.files,
         }
         return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -84,7 +86,9 @@ async def check(
     try:
         config = load_config(path)
     except ConfigError as exc:
-        show.rows(report, [*env_rows, *_config_problems(exc, path)])
+        imported = exc.imported if isinstance(exc, InvalidConfig) else None
+        files = file_rows(imported, path) if imported is not None else []
+        show.rows(report, [*env_rows, *_config_problems(exc, path), *files])
         show.line()
         show.line(f"{report.problems} problem(s): the configuration is invalid.")
         if as_json:
@@ -115,10 +119,11 @@ async def check(
             servers = await _server_rows(config, raw, downstreams, found, seconds)
         models_rows = [models[n] for n in config.models]
         rows = [Row(True, "config", counts), *env_rows, *database, *servers, *models_rows]
-        show.rows(report, rows)
+        show.rows(report, [*rows, *file_rows(config.imported, path)])
+        report.files = files_json(config.imported)
         for name, agent in config.agents.items():
             show.line()
-            await _agent_section(show, report, config, name, agent, downstreams, found)
+            await agent_section(show, report, config, name, agent, downstreams, found)
     finally:
         with anyio.move_on_after(10, shield=True):
             await downstreams.aclose()
@@ -150,6 +155,8 @@ class _Lines:
                 self.line(f"{pad}log: {r.log[0]}")
                 for line in r.log[1:]:
                     self.line(f"{pad}     {line}")
+            for note in r.notes:
+                self.line(f"{pad}{note}")
             if r.fix:
                 self.line(f"{pad}fix: {r.fix}")
 
@@ -405,94 +412,6 @@ def _model_fix(name: str, status: int | None, provider: str = "openai") -> str:
     if status is not None:
         return f"the endpoint refused the request: check {key}.model and {key}.extra"
     return f"is the endpoint running? check {key}.base_url"
-
-
-# -- agents -------------------------------------------------------------------------------
-
-
-async def _agent_section(
-    show: _Lines,
-    report: Report,
-    config: Config,
-    name: str,
-    agent: AgentConfig,
-    downstreams: Any,
-    found: Mapping[str, list[Any] | BaseException],
-) -> None:
-    from agents_mcp.downstream import AgentToolset
-
-    servers = ", ".join(agent.servers) or "none"
-    show.line(f"agent {name} · model {agent.model} · servers {servers}")
-    if agent.personalities:
-        names = [
-            f"{p} (default)" if p == agent.default_personality else p for p in agent.personalities
-        ]
-        show.line(f"  personalities: {', '.join(names)}")
-    up = [s for s in agent.servers if isinstance(found.get(s), list)]
-    tools = await AgentToolset([downstreams.servers[s] for s in up], agent.tools).list_tools()
-    width = max((len(t.name) for t in tools), default=0)
-    listed = []
-    for t in tools:
-        needs = approval_required(agent.require_approval, t.server, t.tool, t.read_only)
-        listed.append({"name": t.name, "read_only": t.read_only, "needs_approval": needs})
-        kind = "read-only" if t.read_only else "         "
-        show.line(
-            f"  {t.name.ljust(width)}  {kind}  {'needs approval' if needs else 'runs without approval'}"
-        )
-    missing = [s for s in agent.servers if s not in up]
-    for s in missing:
-        show.line(f"  ({s}: unavailable, see above)")
-    for other in agent.agents:
-        show.line(f"  agent__{other}  delegates to agent {other}")
-    if not agent.servers and not agent.agents:
-        show.line("  (no tools)")
-    report.agents.append(
-        {
-            "name": name,
-            "model": agent.model,
-            "servers": list(agent.servers),
-            "personalities": list(agent.personalities),
-            "tools": listed,
-            "unavailable_servers": missing,
-            "delegates_to": list(agent.agents),
-        }
-    )
-    rows = list(_allowlist_rows(name, agent, found))
-    if rows:
-        show.rows(report, rows)
-
-
-def _allowlist_rows(
-    name: str, agent: AgentConfig, found: Mapping[str, list[Any] | BaseException]
-) -> Iterator[Row]:
-    """Allowlist entries and approval rules that name no tool: usually a typo."""
-
-    def offered(server: str) -> set[str] | None:
-        tools = found.get(server)
-        return {t.name for t in tools} if isinstance(tools, list) else None
-
-    for server, allowed in agent.tools.items():
-        names = offered(server)
-        for tool in allowed:
-            if names is not None and tool not in names:
-                yield Row(
-                    False,
-                    f"agent {name}",
-                    f"tools.{server} lists {tool!r}, which {server} does not offer",
-                    f"valid: {', '.join(sorted(names))}",
-                )
-    policy = agent.require_approval
-    if isinstance(policy, ApprovalRules):
-        for rule in [*policy.always, *policy.never]:
-            server, _, tool = rule.partition(SEPARATOR)
-            names = offered(server)
-            if tool != "*" and names is not None and tool not in names:
-                yield Row(
-                    False,
-                    f"agent {name}",
-                    f"require_approval rule {rule!r} names no tool of {server}",
-                    f"valid: {', '.join(f'{server}{SEPARATOR}{n}' for n in sorted(names))}",
-                )
 
 
 def _short(text: str, limit: int = 90) -> str:

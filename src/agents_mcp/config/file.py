@@ -189,6 +189,15 @@ class Config(_Model):
         return server.model_copy(update={"db": _beside(server.db, info)})
 
 
+class InvalidConfig(ConfigError):
+    """An invalid config, with what its agent files gave (``check`` says why each
+    file was left out, which may be why no agent is left)."""
+
+    def __init__(self, message: str, imported: Imported) -> None:
+        super().__init__(message)
+        self.imported = imported
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -224,7 +233,7 @@ def config_from_dict(
         lines = [f"{path}: {dotted(loc)}: {msg}" for loc, msg in sorted(problems, key=order)]
         # Raised outside the except block: the ValidationError (its text shows input values,
         # secrets included) must not ride along as __context__ into tracebacks.
-        raise ConfigError("\n".join(lines))
+        raise InvalidConfig("\n".join(lines), imported)
     return config
 
 
