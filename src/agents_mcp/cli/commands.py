@@ -301,6 +301,32 @@ def tools(
     )
 
 
+@app.command(sort_key=6.3, usage="Usage: agents-mcp ui [OPTIONS]", help_epilogue="")
+def ui(
+    *,
+    port: Annotated[
+        int, Parameter(help="loopback port (default: 0, a free port the system picks)")
+    ] = 0,
+    no_open: Annotated[bool, Parameter(name="--no-open", help="only print the link")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> int:
+    """Open the dashboard: every thread, and every call waiting for you.
+
+    Serves it on 127.0.0.1 behind a key that is in the printed link, next to any servers
+    on the same database; a decision made there resumes the run exactly once. Ctrl-C stops it.
+    """
+    from agents_mcp.cli.ui import ui as run_ui
+
+    invocation = Invocation(config, db)
+    try:
+        return anyio.run(
+            lambda: run_ui(invocation, command_console(), port=port, open_browser=not no_open)
+        )
+    except KeyboardInterrupt:
+        return 130
+
+
 @app.command(sort_key=7, usage="Usage: agents-mcp init [PATH]", help_epilogue="")
 def init(
     path: Annotated[

@@ -159,6 +159,11 @@ class ServerSettings(_Model):
     """How deep agents may delegate to agents."""
     max_total_llm_requests: int = Field(100, ge=1)
     """LLM requests one top-level run may make, delegations included."""
+    dashboard: bool = True
+    """stdio: also serve the dashboard on a loopback port, protected by a key that is in
+    the links of results that wait for a person."""
+    dashboard_port: int = Field(0, ge=0, le=65535)
+    """The dashboard's port over stdio; 0: a free port the system picks."""
     agents_from: list[str] = []
     """Folders of agent files to serve as agents too: Claude Code subagents
     (``.claude/agents``), GitHub Copilot custom agents (``.github/agents``) and Codex

@@ -21,6 +21,7 @@ from agents_mcp.server import stdio
 from agents_mcp.server.app import create_server
 from agents_mcp.server.auth import server_auth
 from agents_mcp.server.stdio import Keyboard
+from agents_mcp.server.ui.local import DashboardSpec
 from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.server.transports")
@@ -54,7 +55,7 @@ async def serve(
     loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
     """
     if transport == "stdio":
-        await stdio.serve(create_server(config, db_path=db_path), keys)
+        await stdio.serve(create_server(config, db_path=db_path, dashboard=_board(config)), keys)
         return False
     auth = http_auth(config, host=host, port=port)
     # Open the database once before listening: a database that cannot be opened is one
@@ -91,6 +92,11 @@ async def serve(
 
     await Server(settings).serve()
     return bool(interrupted)
+
+
+def _board(config: Config) -> DashboardSpec | None:
+    """A stdio server's own dashboard (``[server] dashboard``): see ``ui.local``."""
+    return DashboardSpec(config.server.dashboard_port) if config.server.dashboard else None
 
 
 def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
