@@ -33,7 +33,7 @@ LINK = re.compile(r"http://127\.0\.0\.1:\d+/threads/th_[A-Za-z0-9_-]+#token=[A-Z
 
 
 def note(title: str) -> str:
-    return 'call notes__write_note {"title": "%s", "body": "buy some"}' % title
+    return "call notes__write_note " + json.dumps({"title": title, "body": "buy some"})
 
 
 def config(tmp_path: Path, log: Path, **server: Any) -> Path:
@@ -74,9 +74,9 @@ async def chat(client: Client[Any], agent: str, message: str) -> tuple[dict[str,
     return result.structured_content, text
 
 
-async def browser(link: str, *, inbox: int, approve: str) -> dict[str, Any]:
+async def browser(link: str, *, inbox: int, approve: str, shot: str) -> dict[str, Any]:
     OUT.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "LINK": link, "INBOX": str(inbox), "APPROVE": approve}
+    env = {**os.environ, "LINK": link, "INBOX": str(inbox), "APPROVE": approve, "SHOT": shot}
     env |= {"OUT_DIR": str(OUT), "CHROMIUM": CHROMIUM}
     with anyio.fail_after(120):
         ran = await anyio.run_process(
@@ -107,7 +107,7 @@ async def test_the_link_in_a_stdio_result_opens_the_dashboard_and_a_decision_run
         [link] = LINK.findall(text)
         assert f"/threads/{helper['thread_id']}#token=" in link
         [call] = helper["pending_approvals"]
-        report = await browser(link, inbox=2, approve=call["call_id"])
+        report = await browser(link, inbox=2, approve=call["call_id"], shot="dashboard")
         with anyio.fail_after(60):
             done = await client.call_tool(
                 "get_thread", {"thread_id": helper["thread_id"], "wait_seconds": 30}
@@ -160,7 +160,7 @@ async def test_agents_mcp_ui_next_to_a_stdio_server_decides_once(
         [call] = helper["pending_approvals"]
         async with ui_process(cfg, db_url, tmp_path) as link:
             assert re.fullmatch(r"http://127\.0\.0\.1:\d+/#token=[A-Za-z0-9_-]{40,}", link)
-            report = await browser(link, inbox=1, approve=call["call_id"])
+            report = await browser(link, inbox=1, approve=call["call_id"], shot="dashboard-ui")
             with anyio.fail_after(60):
                 done = await client.call_tool(
                     "get_thread", {"thread_id": helper["thread_id"], "wait_seconds": 30}
