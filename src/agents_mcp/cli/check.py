@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from rich.text import Text
 
-from agents_mcp.cli.check_agents import agent_section, file_rows, files_json
+from agents_mcp.cli.check_agents import Row, agent_section, file_rows, files_json
 from agents_mcp.cli.environment import read_raw, references, suspects
 from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
@@ -34,18 +34,6 @@ from agents_mcp.config.file import InvalidConfig
 from agents_mcp.errors import ConfigError, LLMError
 
 _TAIL = 8
-
-
-@dataclass(frozen=True)
-class Row:
-    ok: bool | None  # None: neither good nor bad (skipped, defaulted)
-    item: str
-    detail: str
-    fix: str | None = None
-    log: list[str] = field(default_factory=list)
-    """The end of a failing server's stderr, from its log file."""
-    notes: list[str] = field(default_factory=list)
-    """More about the item, one line each (an agent file's ignored fields)."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ field that was converted or ignored."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,19 @@ from agents_mcp.config import SEPARATOR, AgentConfig, ApprovalRules, Config, app
 from agents_mcp.config.agent_files import FORMAT_NAMES, FileReport, Imported
 
 if TYPE_CHECKING:
-    from agents_mcp.cli.check import Report, Row, _Lines
+    from agents_mcp.cli.check import Report, _Lines
+
+
+@dataclass(frozen=True)
+class Row:
+    ok: bool | None  # None: neither good nor bad (skipped, defaulted)
+    item: str
+    detail: str
+    fix: str | None = None
+    log: list[str] = field(default_factory=list)
+    """The end of a failing server's stderr, from its log file."""
+    notes: list[str] = field(default_factory=list)
+    """More about the item, one line each (an agent file's ignored fields)."""
 
 
 def shown_path(path: str, config: Path) -> str:
@@ -35,8 +48,6 @@ def source(config: Config, name: str) -> str:
 
 def file_rows(imported: Imported, config: Path) -> list[Row]:
     """One row per ``agents_from`` folder that is missing, and one per agent file."""
-    from agents_mcp.cli.check import Row
-
     rows = [
         Row(None, f"agents_from {entry}", "no such folder")
         for entry, count in imported.folders
@@ -46,8 +57,6 @@ def file_rows(imported: Imported, config: Path) -> list[Row]:
 
 
 def _file_row(config: Path, report: FileReport) -> Row:
-    from agents_mcp.cli.check import Row
-
     kind = FORMAT_NAMES[report.format] if report.format else "agent file"
     problems = [n.text for n in report.notes if n.kind == "problem"]
     notes = [

@@ -45,6 +45,8 @@ log = logging.getLogger("agents_mcp.server.ui.local")
 HOST = "127.0.0.1"
 _KEY_OK: ContextVar[bool] = ContextVar("agents_mcp_dashboard_key", default=False)
 WAITING = frozenset({"needs_approval", "running"})
+RESULT_TOOLS = frozenset({"chat_with_agent", "approve_call", "get_thread"})
+"""The tools whose waiting results get the link (not the view's own ``watch_thread``)."""
 
 
 @dataclass
@@ -154,6 +156,8 @@ class LinkInResults(Middleware):
         call_next: CallNext[CallToolRequestParams, ToolResult],
     ) -> ToolResult:
         result = await call_next(context)
+        if context.message.name not in RESULT_TOOLS:
+            return result
         board = self._board()
         meta = result.meta or {}
         status, thread = meta.get(META_STATUS), meta.get(META_THREAD_ID)
