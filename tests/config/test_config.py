@@ -210,6 +210,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
+                "dashboard": True,
+                "dashboard_port": 0,
                 "agents_from": [],
                 "agents_from_approval": "always",
             },
@@ -343,6 +345,8 @@ def test_defaults() -> None:
             "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
+            "dashboard": True,
+            "dashboard_port": 0,
             "agents_from": [],
             "agents_from_approval": "always",
         }
@@ -449,7 +453,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 
