@@ -22,7 +22,7 @@ from fastmcp.server.auth import AuthProvider
 from agents_mcp import __version__
 from agents_mcp.config import Config
 from agents_mcp.llm import LLM
-from agents_mcp.server import tools
+from agents_mcp.server import deletion, resources, tools
 from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
@@ -99,6 +99,8 @@ def create_server(
     if dashboard is not None and dashboard.links:
         mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
     tools.register(mcp, config, settings.default_wait)
+    resources.register(mcp)
+    deletion.register(mcp)
     add_thread_view(
         mcp,
         lambda: running["threads"],
