@@ -5,23 +5,32 @@ had started it."""
 
 from __future__ import annotations
 
-import sys
+import functools
 import webbrowser
+from typing import TYPE_CHECKING
 
 import anyio
 
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.terminal import Console
+from agents_mcp.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from agents_mcp.server.ui.local import LocalDashboard
 
 
 async def ui(invocation: Invocation, console: Console, *, port: int, open_browser: bool) -> int:
     """Serve the dashboard until Ctrl-C; print its link (stdout) and open it."""
-    from fastmcp import Client
-
-    from agents_mcp.server.app import create_server
-    from agents_mcp.server.ui.local import DashboardSpec, LocalDashboard
+    from agents_mcp.server.app import run_dashboard
+    from agents_mcp.server.ui.local import HOST, listen
 
     config = invocation.load()
+    try:  # a taken --port is one clear error, not a dashboard that never comes
+        listen(port).close()
+    except OSError as exc:
+        raise InvalidRequest(
+            f"cannot listen on {HOST}:{port}: {exc.strerror}; try --port 0"
+        ) from None
     ready = anyio.Event()
     boards: list[LocalDashboard] = []
 
@@ -29,16 +38,16 @@ async def ui(invocation: Invocation, console: Console, *, port: int, open_browse
         boards.append(board)
         ready.set()
 
-    spec = DashboardSpec(port, links=False, on_ready=on_ready)
-    mcp = create_server(config, db_path=invocation.db, dashboard=spec)
-    async with Client(mcp):  # runs the server's lifespan: threads, store, the dashboard
-        with anyio.fail_after(30):
+    serve = functools.partial(
+        run_dashboard, config, db_path=invocation.db, port=port, on_ready=on_ready
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve)
+        with anyio.fail_after(60):
             await ready.wait()
         link = boards[0].link()
         console.line(link)  # the user's own terminal, never a log
         console.status("agents-mcp ui: the dashboard is open at the link above; Ctrl-C stops it")
         if open_browser and not webbrowser.open(link):
             console.status("agents-mcp ui: no browser found; open the link yourself")
-        sys.stdout.flush()
-        await anyio.sleep_forever()
     return 0

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.server.auth import AuthProvider
 
@@ -131,3 +132,19 @@ def _start_dashboard(
     log.info("dashboard on %s/ (its key is in the links of results)", board.base)
     if spec.on_ready is not None:
         spec.on_ready(board)
+
+
+async def run_dashboard(
+    config: Config,
+    *,
+    db_path: str | Path | None,
+    port: int,
+    on_ready: Callable[[LocalDashboard], None],
+) -> None:
+    """Serve the dashboard alone (``agents-mcp ui``) until cancelled: the server's lifespan
+    runs (threads, store, recovery) through an in-memory client; MCP is not served."""
+    from fastmcp import Client
+
+    spec = DashboardSpec(port, links=False, on_ready=on_ready)
+    async with Client(create_server(config, db_path=db_path, dashboard=spec)):
+        await anyio.sleep_forever()
