@@ -197,6 +197,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "allowed_hosts": [],
                 "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
+                "sqlite_durability": "full",
                 "stateless_http": False,
                 "lease_seconds": 15.0,
                 "retain_days": None,
@@ -333,6 +334,7 @@ def test_defaults() -> None:
             "allowed_hosts": [],
             "allowed_origins": [],
             "db": None,
+            "sqlite_durability": "full",
             "stateless_http": False,
             "lease_seconds": 15.0,
             "retain_days": None,
@@ -496,7 +498,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 
@@ -804,3 +806,15 @@ agents.toml: server.allowed_hosts[1]: expected a host name or address, optionall
 agents.toml: server.allowed_origins[1]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'app.example.com'
 agents.toml: server.allowed_origins[2]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'https://a.b/path'\
 """)
+
+
+def test_sqlite_durability_is_full_unless_asked_and_refused_for_postgresql() -> None:
+    assert load(valid()).server.sqlite_durability == "full"
+    risky = {**valid(), "server": {"sqlite_durability": "may-lose-last-commits"}}
+    assert load(risky).server.sqlite_durability == "may-lose-last-commits"
+    unknown = {**valid(), "server": {"sqlite_durability": "normal"}}
+    assert "server.sqlite_durability" in errors(unknown)
+    on_postgres = {"db": "postgresql://u@h/d", "sqlite_durability": "may-lose-last-commits"}
+    assert errors({**valid(), "server": on_postgres}) == snapshot(
+        "agents.toml: server.sqlite_durability: applies to a SQLite database only; with PostgreSQL its server decides (synchronous_commit): remove sqlite_durability"
+    )

@@ -144,7 +144,9 @@ async def open_runtime(
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
-            resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+            resolve_db(config.server.db, db_path),
+            lease_seconds=config.server.lease_seconds,
+            sqlite_durability=config.server.sqlite_durability,
         )
         stack.push_async_callback(store.close)
         downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
