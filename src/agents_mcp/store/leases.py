@@ -113,11 +113,18 @@ class FileLeases:
 
 
 class TableLeases:
-    """This replica's row in ``runners``, renewed in the background; others' rows expire."""
+    """This replica's row in ``runners``, renewed in the background; others' rows expire.
 
-    def __init__(self, db: Database, seconds: float) -> None:
+    ``renew_on``: the database the renewals run on, when not ``db``: a connection of their
+    own (PostgreSQL), so that a renewal never queues behind the workload's transactions
+    for one of the pool's connections; a busy replica is still alive. Closed with the
+    lease.
+    """
+
+    def __init__(self, db: Database, seconds: float, *, renew_on: Database | None = None) -> None:
         self.id = new_runner_id()
         self._db = db
+        self._renew_on = renew_on
         self._seconds = seconds
         self._task: asyncio.Task[None] | None = None
         self.on_lost: Callable[[], None] | None = None
@@ -151,7 +158,7 @@ class TableLeases:
             await tx.execute(f"DELETE FROM runners WHERE expires_at < {epoch} - 3600")
             return row is None or bool(row["live"])
 
-        live: bool = await self._db.transaction("lease", body)
+        live: bool = await (self._renew_on or self._db).transaction("lease", body)
         return live
 
     async def _heartbeat(self) -> None:
@@ -191,9 +198,13 @@ class TableLeases:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(StoreError):  # gone at once, rather than on expiry
 
-            async def body(tx: Any) -> None:
-                await tx.execute("DELETE FROM runners WHERE id=?", (self.id,))
+        async def body(tx: Any) -> None:
+            await tx.execute("DELETE FROM runners WHERE id=?", (self.id,))
 
-            await self._db.transaction("lease", body)
+        try:
+            with contextlib.suppress(StoreError):  # gone at once, rather than on expiry
+                await (self._renew_on or self._db).transaction("lease", body)
+        finally:
+            if self._renew_on is not None:
+                await self._renew_on.close()

@@ -8,8 +8,10 @@ thread changed. Its one dependency is itself.
 * Transactions run on a pool of connections; a transition locks its top-level thread's
   row (``SELECT … FOR UPDATE``), so transitions of one thread are serial across replicas.
 * Leases (:class:`TableLeases`): each replica renews its row in ``runners`` every third of
-  ``lease_seconds``; a replica whose row has expired is gone, and any other replica
-  settles its threads (see ``threads.Threads.recover``).
+  ``lease_seconds``, on a connection of its own (a busy pool would delay the renewal past
+  the lease, and the others would take over a live replica's runs); a replica whose row
+  has expired is gone, and any other replica settles its threads (see
+  ``threads.Threads.recover``).
 * Every transition sends ``NOTIFY agents_mcp, '<thread id>'`` at commit; a request that
   follows a run on another replica wakes on it, and polls as a fallback.
 """
@@ -85,19 +87,24 @@ class PostgresDatabase:
         self._waiters: dict[str, set[anyio.Event]] = {}
 
     @classmethod
-    async def open(cls, url: str) -> PostgresDatabase:
+    async def open(
+        cls, url: str, *, size: int = POOL_SIZE, listen: bool = True
+    ) -> PostgresDatabase:
+        """A pool of ``size`` connections, and one that listens for changes (``listen``)."""
         try:
             with anyio.fail_after(CONNECT_SECONDS):
                 pool = await asyncpg.create_pool(
                     url,
                     min_size=1,
-                    max_size=POOL_SIZE,
+                    max_size=size,
                     server_settings=SESSION_SETTINGS,
                     command_timeout=90,
                 )
         except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
             raise pg_error(exc, redact(url)) from exc
         db = cls(pool, url)
+        if not listen:
+            return db
         try:
             db._listener = await asyncpg.connect(url)
             await db._listener.add_listener(CHANNEL, db._notified)
@@ -235,7 +242,13 @@ async def schema_version(url: str, seconds: float) -> tuple[str, int | None]:
 
 async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
     db = await PostgresDatabase.open(url)
-    leases = TableLeases(db, lease_seconds)
+    try:  # the lease's own connection: never behind the workload's transactions
+        renewals = await PostgresDatabase.open(url, size=1, listen=False)
+    except BaseException:
+        await db.close()
+        raise
+    renewals.points = db.points
+    leases = TableLeases(db, lease_seconds, renew_on=renewals)
     store = SQLStore(db, leases)
     try:
         await store.migrate()
