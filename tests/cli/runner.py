@@ -100,7 +100,7 @@ def scrub(text: str, *known: tuple[str, str]) -> str:
     """Replace what changes between runs: ids, times, paths, ports."""
     for value, name in known:
         text = text.replace(value, name)
-    text = re.sub(r"/\S*/pytest-of-[^/]+/pytest-\d+/[^/\s]+", "<tmp>", text)
+    text = re.sub(r"/\S*/pytest-of-[^/]+/pytest-\d+/(?:popen-gw\d+/)?[^/\s]+", "<tmp>", text)
     # Same lengths as the originals, so columns stay aligned.
     text = re.sub(r"th_[A-Za-z0-9_-]{24}", "th_" + "x" * 24, text)
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?Z", _zeros, text)
