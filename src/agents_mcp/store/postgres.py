@@ -8,10 +8,10 @@ thread changed. Its one dependency is itself.
 * Transactions run on a pool of connections; a transition locks its top-level thread's
   row (``SELECT … FOR UPDATE``), so transitions of one thread are serial across replicas.
 * Leases (:class:`TableLeases`): each replica renews its row in ``runners`` every third of
-  ``lease_seconds``, on a connection of its own (a busy pool would delay the renewal past
-  the lease, and the others would take over a live replica's runs); a replica whose row
-  has expired is gone, and any other replica settles its threads (see
-  ``threads.Threads.recover``).
+  ``lease_seconds``, on a connection and in a thread of its own (a busy pool or a busy
+  event loop would delay the renewal past the lease, and the others would take over a
+  live replica's runs); a replica whose row has expired is gone, and any other replica
+  settles its threads (see ``threads.Threads.recover``).
 * Every transition sends ``NOTIFY agents_mcp, '<thread id>'`` at commit; a request that
   follows a run on another replica wakes on it, and polls as a fallback.
 """
@@ -242,13 +242,12 @@ async def schema_version(url: str, seconds: float) -> tuple[str, int | None]:
 
 async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
     db = await PostgresDatabase.open(url)
-    try:  # the lease's own connection: never behind the workload's transactions
-        renewals = await PostgresDatabase.open(url, size=1, listen=False)
-    except BaseException:
-        await db.close()
-        raise
-    renewals.points = db.points
-    leases = TableLeases(db, lease_seconds, renew_on=renewals)
+
+    async def renewals() -> PostgresDatabase:
+        """The lease's own connection (opened in its thread, see :class:`TableLeases`)."""
+        return await PostgresDatabase.open(url, size=1, listen=False)
+
+    leases = TableLeases(db, lease_seconds, renewals=renewals)
     store = SQLStore(db, leases)
     try:
         await store.migrate()
