@@ -110,7 +110,7 @@ async def test_stdio_two_downstreams_and_a_restart(tmp_path: Path, mode: str) ->
         def spawn() -> Client[Any]:
             args = ["-m", "agents_mcp", "serve", "--config", str(cfg), "--db", str(db)]
             transport = StdioTransport(sys.executable, args, cwd=str(ROOT), keep_alive=False)
-            return Client(transport, mode=mode, init_timeout=60)  # type: ignore[arg-type]
+            return Client(transport, mode=mode, init_timeout=60)
 
         seen: list[str] = []
 
@@ -168,7 +168,7 @@ async def test_http_transport_with_owners(tmp_path: Path) -> None:
         async with agents_mcp_http(cfg, db, port=free_port(), env=env) as url:
 
             def connect(token: str | None, mode: str = "auto") -> Client[Any]:
-                return Client(StreamableHttpTransport(url, auth=token), mode=mode)  # type: ignore[arg-type]
+                return Client(StreamableHttpTransport(url, auth=token), mode=mode)
 
             async with connect("alpha-secret", "legacy") as alice:
                 first = await chat(alice, agent="helper", message="echo hello and add 2 and 3")
@@ -340,7 +340,7 @@ async def test_each_provider_pauses_for_approval_and_resumes_after_a_restart(
     resumed = fake.requests[-1]
     assert _reasoning_sent_back(provider, resumed)
     assert _schema_asked(provider, resumed)
-    fake.llm.assert_complete()  # type: ignore[attr-defined]
+    fake.llm.assert_complete()
 
 
 def _reasoning_sent_back(provider: str, body: dict[str, Any]) -> bool:

@@ -133,7 +133,7 @@ async def replicas(
 
 
 def client(url: str, mode: str = "auto") -> Client[Any]:
-    return Client(StreamableHttpTransport(url), mode=mode, timeout=BOUND)  # type: ignore[arg-type]
+    return Client(StreamableHttpTransport(url), mode=mode, timeout=BOUND)
 
 
 async def tool(c: Client[Any], name: str, **args: Any) -> dict[str, Any]:

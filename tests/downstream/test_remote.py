@@ -276,7 +276,7 @@ async def test_cancel_reaches_the_other_server_whose_call_waits(tmp_path: Path) 
     assert cancelled["status"] == "cancelled"
     assert inbox["threads"] == []
     assert listed["threads"][0]["status"] == "cancelled"
-    assert late.is_error and "cancelled" in late.content[0].text  # type: ignore[union-attr]
+    assert late.is_error and "cancelled" in late.content[0].text
     assert not log.exists() or log.read_text() == ""
 
 

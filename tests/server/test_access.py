@@ -82,7 +82,7 @@ async def serving(
 
 
 def client(url: str, owner: str, mode: str = "auto") -> Client[Any]:
-    return Client(StreamableHttpTransport(url, auth=TOKENS[owner]), mode=mode)  # type: ignore[arg-type]
+    return Client(StreamableHttpTransport(url, auth=TOKENS[owner]), mode=mode)
 
 
 async def error_of(c: Client[Any], tool: str, **args: Any) -> str:

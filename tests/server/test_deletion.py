@@ -45,7 +45,7 @@ async def serving(
 ) -> AsyncIterator[Client[Any]]:
     cfg = make_config(tmp_path, agents=AGENTS, server={"db": db, **server})
     mcp = create_server(cfg, llms={"main": llm}, transports={"notes": make_server("notes")})
-    async with Client(mcp, mode="auto") as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode="auto") as client:
         yield client
 
 

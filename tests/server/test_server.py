@@ -46,7 +46,7 @@ async def connect(
     mcp = create_server(
         cfg, db_path=tmp_path / "threads.db", llms={"main": llm}, transports=servers
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         yield client
 
 

@@ -43,7 +43,7 @@ async def connect(
     mcp = create_server(
         cfg, db_path=tmp_path / "t.db", llms=llms, transports={"notes": make_server("notes")}
     )
-    async with Client(mcp, mode=mode, extensions=[APPS] if apps else None) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode, extensions=[APPS] if apps else None) as client:
         yield client
 
 

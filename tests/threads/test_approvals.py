@@ -49,7 +49,7 @@ async def connect(
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         yield client
 
 
@@ -343,7 +343,7 @@ async def connect_eliciting(
     mcp = create_server(
         cfg, db_path=tmp_path / "t.db", llms={"main": llm}, transports={"notes": make_server()}
     )
-    async with Client(mcp, mode=mode, elicitation_handler=handler) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode, elicitation_handler=handler) as client:
         yield client
 
 
