@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import uvicorn
@@ -153,7 +153,9 @@ class _Embedded(uvicorn.Server):
 
 
 @asynccontextmanager
-async def asgi_on_loopback(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+async def asgi_on_loopback(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> AsyncIterator[str]:
     """An ASGI app served on loopback in this event loop; yields its base URL.
 
     The socket listens before uvicorn starts (early connections wait in the backlog), and

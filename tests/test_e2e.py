@@ -76,7 +76,7 @@ def script() -> ScriptedLLM:
     )
 
 
-FIRST = {
+FIRST: dict[str, Any] = {
     "thread_id": "<thread>",
     "agent": "helper",
     "status": "completed",
@@ -347,7 +347,8 @@ def _reasoning_sent_back(provider: str, body: dict[str, Any]) -> bool:
     """Whether the answer that asked for the calls went back with its reasoning."""
     if provider == "anthropic":  # first in its turn, signed (the fake checks the signature)
         turns = [m for m in body["messages"] if m["role"] == "assistant"]
-        return turns[-1]["content"][0]["type"] == "thinking"
+        first: str = turns[-1]["content"][0]["type"]
+        return first == "thinking"
     if provider == "responses":
         return any(
             i.get("type") == "reasoning" and i.get("encrypted_content") for i in body["input"]
@@ -357,7 +358,9 @@ def _reasoning_sent_back(provider: str, body: dict[str, Any]) -> bool:
 
 def _schema_asked(provider: str, body: dict[str, Any]) -> bool:
     if provider == "openai":
-        return body["response_format"]["json_schema"]["schema"] == SAVED
-    if provider == "responses":
-        return body["text"]["format"]["schema"] == SAVED
-    return any(t["name"] == structured.ANSWER_TOOL for t in body["tools"])
+        schema: object = body["response_format"]["json_schema"]["schema"]
+    elif provider == "responses":
+        schema = body["text"]["format"]["schema"]
+    else:
+        return any(t["name"] == structured.ANSWER_TOOL for t in body["tools"])
+    return schema == SAVED

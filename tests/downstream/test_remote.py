@@ -315,7 +315,7 @@ async def test_a_peer_waiting_for_nothing_is_never_called_twice(tmp_path: Path) 
     def chat_with_agent(agent: str, message: str) -> ToolResult:
         """Chat."""
         seen.append(message)
-        shaped = {
+        shaped: dict[str, Any] = {
             "thread_id": "th_remote", "agent": "r", "status": "needs_approval", "reply": None,
             "pending_approvals": [], "error": None,
             "usage": {"input_tokens": 0, "output_tokens": 0, "llm_requests": 1, "tool_calls": 0},

@@ -431,4 +431,4 @@ def test_build_llm_follows_the_model_entry() -> None:
     }
     limited = build_llm(ModelConfig.model_validate(entries["openai"]), timeout=3, max_retries=0)
     assert (limited.timeout, limited.retry.max_retries) == (3, 0)  # type: ignore[attr-defined]
-    assert isinstance(build_llm(ModelConfig(provider="demo")), DemoLLM)
+    assert isinstance(build_llm(ModelConfig.model_validate({"provider": "demo"})), DemoLLM)

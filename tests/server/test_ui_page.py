@@ -183,13 +183,14 @@ async def test_the_page_checks_tokens_like_mcp_off_loopback(tmp_path: Path) -> N
             alices = await http.get(
                 f"/threads/{tid}", headers={"Authorization": "Bearer alice-secret"}
             )
-            body = {"name": "approve_call", "arguments": {"thread_id": tid, "call_id": "x"}}
+            arguments: dict[str, object] = {"thread_id": tid, "call_id": "x"}
+            body = {"name": "approve_call", "arguments": arguments}
             call_anonymous = await http.post(f"/threads/{tid}/call", json=body)
             call_bob = await http.post(
                 f"/threads/{tid}/call", json=body, headers={"Authorization": "Bearer bob-secret"}
             )
             (pending,) = started.structured_content["pending_approvals"]  # type: ignore[index]
-            body["arguments"] |= {
+            arguments |= {
                 "call_id": pending["call_id"],
                 "approve": True,
                 "wait_seconds": 20,

@@ -129,7 +129,7 @@ async def test_downstream_failures_reach_the_model_as_short_reasons(tmp_path: Pa
     assert shown == snapshot(
         "Error: server 'notes' stopped during the call (Connection closed); it will be restarted on the next call"
     )
-    assert leaks(shown) == []
+    assert shown is not None and leaks(shown) == []
 
 
 async def test_a_request_body_over_the_limit_gets_413(tmp_path: Path) -> None:
