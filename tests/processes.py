@@ -196,7 +196,7 @@ async def asgi_on_loopback(
 @asynccontextmanager
 async def agents_mcp_in_process(
     config: Config,
-    db: Path,
+    db: str | Path,
     *,
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
@@ -208,7 +208,10 @@ async def agents_mcp_in_process(
 
 
 def _app(
-    config: Config, db: Path, llms: Mapping[str, LLM] | None, transports: Mapping[str, Any] | None
+    config: Config,
+    db: str | Path,
+    llms: Mapping[str, LLM] | None,
+    transports: Mapping[str, Any] | None,
 ) -> Any:
     # The auth provider names the port in its metadata document; the port is only known
     # once bound, so the app is built for 127.0.0.1 and the port the metadata is about is

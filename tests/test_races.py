@@ -171,7 +171,8 @@ async def trace_of(tmp_path: Path, state: str, kind: str) -> list[str]:
     await start(world, state)
     seen: list[str] = []
     async with world.open() as threads:
-        store: SQLStore = threads.store  # type: ignore[assignment]
+        store = threads.store
+        assert isinstance(store, SQLStore)
 
         async def note(point: str) -> None:
             if ROLE.get() == "first":
@@ -197,7 +198,8 @@ async def race(tmp_path: Path, state: str, first: str, second: str, at: int) -> 
     world = World(tmp_path / f"race-{state}-{first}-{second}-{at}.db")
     await start(world, state)
     async with world.open() as threads:
-        store: SQLStore = threads.store  # type: ignore[assignment]
+        store = threads.store
+        assert isinstance(store, SQLStore)
         reached, release = anyio.Event(), anyio.Event()
         count = 0
 

@@ -21,6 +21,7 @@ from agents_mcp.store import Claim, open_store
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -122,7 +123,7 @@ async def test_mixed_turn_then_approve_and_deny(
                 ("w2", "write_note", {"title": "b", "body": "2"}),
             ]
         )
-        text = first.content[0].text.replace(tid, "<t>")  # type: ignore[union-attr]
+        text = text_of(first.content[0]).replace(tid, "<t>")
         assert text == snapshot(
             """\
 The agent wants to run 2 tool call(s) that need approval:
