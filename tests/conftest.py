@@ -12,6 +12,7 @@ from fastmcp.exceptions import ToolError
 
 from agents_mcp.config import Config, config_from_dict
 from agents_mcp.testing import block_real_llms
+from tests.reading import text_of
 
 TESTS = Path(__file__).parent
 DOWNSTREAM = str(TESTS / "downstream_server.py")
@@ -125,7 +126,7 @@ async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
     with anyio.fail_after(60):
         result = await client.call_tool(tool, args, raise_on_error=False)
     if result.is_error and result.structured_content is None:
-        raise ToolError(result.content[0].text)  # type: ignore[union-attr]
+        raise ToolError(text_of(result.content[0]))
     assert result.structured_content is not None
     assert result.is_error == (result.structured_content.get("status") == "failed")
     return result.structured_content

@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import uvicorn
@@ -184,7 +184,9 @@ class _Embedded(uvicorn.Server):
 
 
 @asynccontextmanager
-async def asgi_on_loopback(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+async def asgi_on_loopback(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> AsyncIterator[str]:
     """An ASGI app served on loopback in this event loop; yields its base URL.
 
     The socket listens before uvicorn starts (early connections wait in the backlog), and
@@ -225,7 +227,7 @@ async def asgi_on_loopback(app: Any, *, lifespan: str = "off") -> AsyncIterator[
 @asynccontextmanager
 async def agents_mcp_in_process(
     config: Config,
-    db: Path,
+    db: str | Path,
     *,
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
@@ -237,7 +239,10 @@ async def agents_mcp_in_process(
 
 
 def _app(
-    config: Config, db: Path, llms: Mapping[str, LLM] | None, transports: Mapping[str, Any] | None
+    config: Config,
+    db: str | Path,
+    llms: Mapping[str, LLM] | None,
+    transports: Mapping[str, Any] | None,
 ) -> Any:
     # The auth provider names the port in its metadata document; the port is only known
     # once bound, so the app is built for 127.0.0.1 and the port the metadata is about is

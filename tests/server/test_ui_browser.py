@@ -85,7 +85,8 @@ class BrowserModel:
         if scenario == "deny":
             return note("cheese") if n == 0 else f"The call was refused: {results[-1]}"
         if scenario == "allow":
-            return [note("one"), note("two"), "Both saved."][n]
+            steps: list[str | Call] = [note("one"), note("two"), "Both saved."]
+            return steps[n]
         if scenario == "team":  # delegates to the scribe, whose call needs approval
             if n == 0:
                 return Call("agent__scribe", {"message": "scribe: write bread"})

@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import asyncpg
 from asyncpg import exceptions as pgx
+from asyncpg.pool import PoolConnectionProxy
 
 from agents_mcp.errors import StoreError
 from agents_mcp.store.database import POSTGRESQL, Body
@@ -112,8 +113,8 @@ class PostgresDatabase:
             log.warning("no change notifications (%s); replicas poll instead", exc)
         return db
 
-    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        for event in self._waiters.pop(payload, ()):
+    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        for event in self._waiters.pop(str(payload), ()):
             event.set()
 
     async def wait_changed(self, thread_id: str, seconds: float) -> None:
@@ -198,7 +199,7 @@ def _restored(row: Any) -> Row:
 
 
 class _Tx:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Row]:
