@@ -10,7 +10,7 @@ from typing import Any, Literal
 import mcp_types
 from fastmcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
-from mcp_types import RequestParams, Result
+from mcp_types import CallToolResult, RequestParams, Result
 from pydantic import ConfigDict, Field
 
 TASKS = "io.modelcontextprotocol/tasks"
@@ -65,8 +65,10 @@ class DetailedTask(Result):
     input_requests: dict[str, Any] | None = Field(default=None, alias="inputRequests")
 
 
-async def _keep(created: CreatedTask, ctx: ClaimContext) -> CreatedTask:
-    return created
+async def _not_polled(created: CreatedTask, ctx: ClaimContext) -> CallToolResult:
+    """``Client.call_tool`` would hand the task here to be polled to its end; these tests
+    take it as it came (:func:`create`) and poll with :func:`get` themselves."""
+    raise AssertionError(f"task {created.task_id}: use tasks_client.create, not call_tool")
 
 
 class TasksClient(ClientExtension):
@@ -75,8 +77,8 @@ class TasksClient(ClientExtension):
 
     identifier = TASKS
 
-    def claims(self) -> tuple[ResultClaim[Any, Any], ...]:
-        return (ResultClaim(result_type="task", model=CreatedTask, resolve=_keep),)
+    def claims(self) -> tuple[ResultClaim[CreatedTask], ...]:
+        return (ResultClaim(result_type="task", model=CreatedTask, resolve=_not_polled),)
 
 
 async def create(client: Client[Any], tool: str, **arguments: Any) -> Any:

@@ -59,7 +59,7 @@ def config(tmp_path: Path, prompt: str = "auto", **server: Any) -> Config:
 async def serving(cfg: Config, db: Path | str, llm: ScriptedLLM) -> AsyncIterator[str]:
     async with agents_mcp_in_process(
         cfg,
-        db,  # type: ignore[arg-type]  # a PostgreSQL URL works as well
+        db,
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     ) as url:
@@ -214,7 +214,7 @@ async def test_any_replica_resumes_the_state(tmp_path: Path, log: Path, pg_clust
         done = await second.session.call_tool(
             "chat_with_agent",
             CHAT,
-            input_responses={key: ElicitResult(**APPROVE)},  # type: ignore[dict-item]
+            input_responses={key: ElicitResult(**APPROVE)},
             request_state=leg.request_state,
         )
     assert done.structured_content is not None
@@ -240,7 +240,7 @@ async def test_the_state_is_the_callers_and_sealed(tmp_path: Path, log: Path) ->
                 await who.session.call_tool(
                     "chat_with_agent",
                     CHAT,
-                    input_responses=answers,  # type: ignore[arg-type]
+                    input_responses=answers,
                     request_state=state,
                 )
             refused.append((error.value.error.code, error.value.error.message))

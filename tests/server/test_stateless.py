@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import httpx2
 import pytest
 from fastmcp import Client
 from mcp.client.extension import advertise
+from mcp.client.subscriptions import ResourceUpdated, listen
 from mcp.shared.exceptions import MCPError
 
 from agents_mcp.config import Config
@@ -27,6 +27,7 @@ from agents_mcp.testing import ScriptedLLM
 from tests.conftest import make_config
 from tests.processes import asgi_on_loopback
 from tests.proxy import RoundRobin
+from tests.reading import structured
 
 pytestmark = pytest.mark.anyio
 
@@ -191,11 +192,6 @@ async def test_a_detaching_agent_runs_on_after_a_stateless_cancel(tmp_path: Path
         await gate.wait()
         return "done anyway"
 
-    async def release() -> str:
-        await anyio.lowlevel.checkpoint()
-        gate.set()
-        return "released"
-
     cfg = config(tmp_path, on_cancel="detach")
     async with stateless(cfg, tmp_path / "t.db", [ScriptedLLM(held)]) as [base]:
         async with anyio.create_task_group() as tg:
@@ -209,13 +205,45 @@ async def test_a_detaching_agent_runs_on_after_a_stateless_cancel(tmp_path: Path
     assert listed.structured_content["threads"][0]["status"] == "completed"
 
 
+async def a_thread(client: Client[Any]) -> str:
+    result = await client.call_tool("chat_with_agent", {"agent": "helper", "message": "hi"})
+    tid: str = structured(result)["thread_id"]
+    return tid
+
+
 async def test_subscribing_without_sessions_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """No stream outlives a request to carry the notices: a handshake client is not
+    offered ``resources/subscribe``, and is told why when it subscribes anyway, to a
+    thread of its own."""
     async with (
-        stateless(config(tmp_path), tmp_path / "t.db", [ScriptedLLM()]) as [base],
+        stateless(config(tmp_path), tmp_path / "t.db", [ScriptedLLM("hello")]) as [base],
         Client(f"{base}/mcp", mode="legacy") as client,
     ):
+        assert client.initialize_result is not None
+        offered = client.initialize_result.capabilities.resources
+        tid = await a_thread(client)
         with warnings.catch_warnings(), pytest.raises(MCPError) as error:
             warnings.simplefilter("ignore")  # resources/subscribe is gone in 2026-07-28
-            await client.session.subscribe_resource("agents-mcp://threads/th_x")
+            await client.session.subscribe_resource(f"agents-mcp://threads/{tid}")
+    assert offered is not None and not offered.subscribe
     assert error.value.error.code == -32600
+    assert "stateless_http" in error.value.error.message
     assert "subscriptions/listen" in error.value.error.message
+
+
+async def test_a_2026_client_follows_a_thread_without_sessions(tmp_path: Path) -> None:
+    """``subscriptions/listen`` carries the notices on the client's own request."""
+    uri = ""
+    async with (
+        stateless(config(tmp_path), tmp_path / "t.db", [ScriptedLLM("hello", "again")]) as [base],
+        Client(f"{base}/mcp", mode="2026-07-28") as client,
+    ):
+        tid = await a_thread(client)
+        uri = f"agents-mcp://threads/{tid}"
+        async with listen(client.session, resource_subscriptions=[uri]) as stream:
+            more = {"agent": "helper", "message": "more", "thread_id": tid}
+            await client.call_tool("chat_with_agent", more)
+            with anyio.fail_after(20):
+                event = await stream.__anext__()
+    assert isinstance(event, ResourceUpdated)
+    assert event.uri == uri

@@ -20,6 +20,7 @@ from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import make_config
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_in_process
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -127,12 +128,12 @@ async def test_reading_an_unknown_or_foreign_thread_is_not_found(tmp_path: Path)
             own = await alice.read_resource(uri(tid))
         errors = []
         for mode in ("legacy", "2026-07-28"):
-            async with Client(url, mode=mode, auth="bob-token") as bob:  # type: ignore[arg-type]
+            async with Client(url, mode=mode, auth="bob-token") as bob:
                 for target in (uri(tid), uri("th_unknown")):
                     with pytest.raises(MCPError) as error:
                         await bob.read_resource(target)
                     errors.append((error.value.error.code, error.value.error.message))
-    assert own[0].text.startswith("# ")  # type: ignore[union-attr]
+    assert text_of(own[0]).startswith("# ")
     assert (
         errors
         == [

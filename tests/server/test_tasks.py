@@ -58,7 +58,7 @@ async def serving(
     transports = {"notes": make_server("notes")} if notes else None
     async with agents_mcp_in_process(
         cfg,
-        db,  # type: ignore[arg-type]  # a PostgreSQL URL works as well
+        db,
         llms={"main": llm},
         transports=transports,
     ) as url:
@@ -94,7 +94,7 @@ async def test_without_the_extension_a_call_answers_as_today(tmp_path: Path) -> 
     _gate, step = gated("never")
     async with serving(config(tmp_path), tmp_path / "t.db", ScriptedLLM(step, step)) as url:
         for mode in ("2026-07-28", "legacy"):
-            async with Client(url, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(url, mode=mode) as client:
                 result = await client.session.call_tool(
                     "chat_with_agent", {"agent": "helper", "message": "hi", "wait_seconds": 0}
                 )

@@ -210,10 +210,10 @@ async def test_any_replica_serves_a_task(tmp_path: Path, log: Path, pg_cluster: 
     notes = {"notes": make_server("notes")}
     async with AsyncExitStack() as stack:
         one = await stack.enter_async_context(
-            agents_mcp_in_process(cfg, db, llms={"main": ScriptedLLM(WRITE)})  # type: ignore[arg-type]
+            agents_mcp_in_process(cfg, db, llms={"main": ScriptedLLM(WRITE)})
         )
         two = await stack.enter_async_context(
-            agents_mcp_in_process(cfg, db, llms={"main": ScriptedLLM("saved")}, transports=notes)  # type: ignore[arg-type]
+            agents_mcp_in_process(cfg, db, llms={"main": ScriptedLLM("saved")}, transports=notes)
         )
         made, _ = await drive(one, "create", chat(message="note", wait_seconds=10))
         reference = made["done"]["reference"]

@@ -455,7 +455,7 @@ async def test_an_inline_answer_leaves_the_call_within_its_wait(
         await anyio.sleep(2.5)  # the person takes their time
         return True
 
-    async with Client(mcp, mode="legacy", elicitation_handler=late) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode="legacy", elicitation_handler=late) as client:
         result = await client.call_tool(
             "chat_with_agent",
             {"agent": "helper", "message": "sleep", "wait_seconds": 4},

@@ -112,18 +112,30 @@ def create_server(
     )
     if dashboard is not None and dashboard.links:
         mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
+    _register(mcp, config, settings, lambda: running["threads"], auth_required=auth is not None)
+    return mcp
+
+
+def _register(
+    mcp: FastMCP,
+    config: Config,
+    settings: Settings,
+    threads: Callable[[], Threads],
+    *,
+    auth_required: bool,
+) -> None:
+    """The tools, resources, the Tasks extension and the thread view."""
     tools.register(mcp, config, settings.default_wait)
     resources.register(mcp)
     deletion.register(mcp)
     mcp.add_extension(TasksExtension(ThreadTasks()))
     add_thread_view(
         mcp,
-        lambda: running["threads"],
+        threads,
         owner=lambda: current_caller().owner,
-        auth_required=auth is not None,
+        auth_required=auth_required,
         person_decides=settings.person,
     )
-    return mcp
 
 
 def task_store(store: Store) -> TaskStore:

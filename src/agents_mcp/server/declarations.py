@@ -19,6 +19,8 @@ PREFIX = "sl1."
 SESSION_HEADER = "mcp-session-id"
 MAX_DECLARATION = 8192
 """Bytes of declared capabilities carried at most (more: no session id, as before)."""
+STATELESS = "agents_mcp_stateless"
+"""The key, in an HTTP request's state, of the mark a stateless app puts on each request."""
 
 
 def session_id(capabilities: Mapping[str, Any]) -> str | None:
@@ -49,6 +51,15 @@ def current_session() -> str | None:
     except RuntimeError:  # not over HTTP
         return None
     return value if value is not None and value.startswith(PREFIX) else None
+
+
+def stateless_request() -> bool:
+    """Whether this request came over HTTP served without sessions (``stateless_http``),
+    whatever session id it carries (a client may send none, or one not of ours)."""
+    try:
+        return bool(getattr(get_http_request().state, STATELESS, False))
+    except RuntimeError:  # not over HTTP
+        return False
 
 
 def declared_capabilities() -> dict[str, Any] | None:

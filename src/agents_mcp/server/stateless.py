@@ -40,7 +40,12 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agents_mcp.server.declarations import MAX_DECLARATION, current_session, session_id
+from agents_mcp.server.declarations import (
+    MAX_DECLARATION,
+    STATELESS,
+    current_session,
+    session_id,
+)
 from agents_mcp.server.deps import Deps, deps_of
 
 log = logging.getLogger("agents_mcp.server.stateless")
@@ -53,12 +58,15 @@ RECORD_SECONDS = 5.0
 
 class SessionDeclarations:
     """ASGI middleware (stateless only): answer a handshake ``initialize`` with a session
-    id carrying the client's declared capabilities."""
+    id carrying the client's declared capabilities, and mark every request as served
+    without a session (``declarations.stateless_request``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":  # what a session would serve is refused by this mark
+            scope.setdefault("state", {})[STATELESS] = True
         if scope["type"] != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return

@@ -4,7 +4,8 @@ call waiting for approval, the end of a turn) are announced as
 
 * Handshake era: ``resources/subscribe`` and ``resources/unsubscribe``; the notices go
   to the subscribing session until it unsubscribes (or the server stops). Without
-  sessions (``stateless_http``) there is no stream for them: subscribing is refused.
+  sessions (``stateless_http``) there is no stream for them: ``initialize`` does not
+  announce ``resources.subscribe``, and subscribing is refused, saying why.
 * 2026-07-28: ``subscriptions/listen`` with ``resourceSubscriptions``; the notices go on
   that request's stream, served by the SDK's own ``ListenHandler`` over a bus of the
   request's own, until the client ends it.
@@ -27,7 +28,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import anyio
 from fastmcp import Context
@@ -44,7 +45,7 @@ from mcp_types import (
 
 from agents_mcp.errors import NotFound
 from agents_mcp.server.auth import current_caller
-from agents_mcp.server.declarations import current_session
+from agents_mcp.server.declarations import stateless_request
 from agents_mcp.server.deps import Deps, deps_of
 from agents_mcp.store import Store
 
@@ -114,7 +115,9 @@ class ThreadSubscriptions(Middleware):
         self._followed: dict[tuple[int, str], asyncio.Task[None]] = {}
 
     async def __call__(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
-        if context.method in ("initialize", "server/discover"):
+        if context.method == "server/discover" or (
+            context.method == "initialize" and not stateless_request()
+        ):
             return _subscribable(await call_next(context))
         if context.method not in self.METHODS or context.fastmcp_context is None:
             return await call_next(context)
@@ -129,7 +132,7 @@ class ThreadSubscriptions(Middleware):
             if task is not None:
                 task.cancel()
             return EmptyResult()
-        if current_session() is not None:  # stateless HTTP: no stream outlives a request
+        if stateless_request():  # no stream outlives a request to carry the notices
             raise MCPError(
                 code=INVALID_REQUEST,
                 message="resources/subscribe needs an MCP session, and this server serves"
@@ -172,15 +175,30 @@ class ThreadSubscriptions(Middleware):
                 )
             )
         try:
-            # The SDK's handler takes its request context for the id and the session
-            # (both public on FastMCP's): the stream is exactly the SDK's.
-            request = cast(ServerRequestContext[Any, Any], ctx.request_context)
-            return await ListenHandler(bus)(request, params)
+            # The SDK's own handler serves the stream; it reads the request id and the
+            # session, built here from the public fields of FastMCP's request context.
+            return await ListenHandler(bus)(_sdk_context(ctx), params)
         finally:
             for watcher in watchers:
                 watcher.cancel()
             with anyio.CancelScope(shield=True), suppress(asyncio.CancelledError):
                 await asyncio.gather(*watchers, return_exceptions=True)
+
+
+def _sdk_context(ctx: Context) -> ServerRequestContext[Any, Any]:
+    """The SDK's request context of this ``subscriptions/listen``, from FastMCP's."""
+    request = ctx.request_context
+    if request is None:  # only before a session exists, which a listen never is
+        raise MCPError(code=INVALID_REQUEST, message="subscriptions/listen outside a request")
+    return ServerRequestContext(
+        session=request.session,
+        lifespan_context=request.lifespan_context,
+        protocol_version=request.protocol_version,
+        method="subscriptions/listen",
+        request_id=request.request_id,
+        request=request.request,
+        close_sse_stream=request.close_sse_stream,
+    )
 
 
 def _subscribable(result: Any) -> Any:
