@@ -44,7 +44,7 @@ from agents_mcp.server.auth import Caller, current_caller
 from agents_mcp.server.deps import Deps, deps_of
 from agents_mcp.server.inputs import answer_inputs, pending_inputs
 from agents_mcp.server.results import META_STATUS, META_THREAD_ID
-from agents_mcp.server.tasks import TaskView, UnknownTask, created
+from agents_mcp.server.tasks import TaskStatus, TaskView, UnknownTask, created
 from agents_mcp.store import StoredMessage
 from agents_mcp.store.tasks import TaskRecord
 
@@ -186,13 +186,13 @@ class ThreadTasks:
         self,
         deps: Deps,
         record: TaskRecord,
-        status: str = "working",
+        status: TaskStatus = "working",
         updated: str | None = None,
         **payload: Any,
     ) -> TaskView:
         return TaskView(
             task_id=record.id,
-            status=status,  # type: ignore[arg-type]  # one of TaskStatus, from our own writes
+            status=status,
             created_at=record.created_at,
             last_updated_at=updated or record.created_at,
             ttl_ms=record.ttl_ms,
