@@ -83,8 +83,18 @@ class Toolset(Protocol):
     async def available(self) -> Available: ...
 
     async def call(
-        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
-    ) -> ToolOutput: ...
+        self,
+        tool: ToolInfo,
+        arguments: Mapping[str, Any],
+        *,
+        meta: dict[str, Any] | None = None,
+        on_elicit: Any = None,
+        call_id: str | None = None,
+    ) -> ToolOutput:
+        """Call ``tool``. ``on_elicit`` answers the questions its server asks during the
+        call (``downstream.ElicitHandler``; None: nobody is asked), as asked during
+        ``call_id`` (the model's id of the call)."""
+        ...
 
 
 def _hash(server: str, tool: str) -> str:

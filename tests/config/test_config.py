@@ -204,6 +204,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "max_stored_result": 1000000,
                 "approval_prompt": "structured",
                 "elicitation_timeout": 20.0,
+                "question_timeout": 3600.0,
                 "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
@@ -335,6 +336,7 @@ def test_defaults() -> None:
             "max_stored_result": 1000000,
             "approval_prompt": "structured",
             "elicitation_timeout": 20.0,
+            "question_timeout": 3600.0,
             "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
@@ -442,7 +444,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, question_timeout, reply_budget, require_tokens, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 

@@ -9,20 +9,16 @@ import contextvars
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as mt
 import pytest
-from fastmcp import Client
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import DownstreamServer, ElicitAnswer, Elicitation
 from agents_mcp.downstream.elicit import Questions
-from agents_mcp.server.app import create_server
-from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import DOWNSTREAM, call, make_config
+from tests.conftest import DOWNSTREAM
 from tests.processes import http_downstream
 
 pytestmark = pytest.mark.anyio
@@ -125,26 +121,3 @@ async def test_a_question_whose_call_cannot_be_told_goes_to_the_server_s_handler
     assert [q.tool for q in first.questions] == ["write"]
     assert second.questions == []
     assert [q.tool for q in fallback.questions] == [None]
-
-
-async def test_the_model_sees_the_tool_s_result_after_nobody_was_asked(tmp_path: Path) -> None:
-    """Until questions are relayed to a person, they are dismissed with ``cancel``."""
-    llm = ScriptedLLM(Call("notes__ask", {"question": "Delete it?"}), "done")
-    config = make_config(
-        tmp_path,
-        servers={"notes": {"command": sys.executable, "args": [DOWNSTREAM, "--extra"]}},
-        agents={
-            "helper": {
-                "description": "d",
-                "model": "main",
-                "servers": ["notes"],
-                "require_approval": "never",
-            }
-        },
-    )
-    mcp = create_server(config, db_path=tmp_path / "t.db", llms={"main": llm})
-    async with Client(mcp) as client:
-        payload = await call(client, "chat_with_agent", agent="helper", message="go")
-    assert payload["reply"] == "done"
-    shown = [m.content for m in llm.requests[1].messages if m.role == "tool"]
-    assert shown == ["asked 'Delete it?': cancel None"]

@@ -348,10 +348,9 @@ async def test_a_peer_waiting_for_nothing_is_never_called_twice(tmp_path: Path) 
 
 
 async def test_a_peer_that_asks_inline_still_relays_its_approvals(tmp_path: Path) -> None:
-    """A peer with ``approval_prompt = "auto"`` asks us by elicitation (we declare it, in
-    the handshake era): nobody can be asked yet, so the answer is ``cancel``, and the peer
-    falls back to returning its pending call, which we relay. A ``decline`` would have
-    refused the call there."""
+    """A peer with ``approval_prompt = "auto"`` does not ask another agents-mcp inline
+    (we declare elicitation, in the handshake era, but send our delegation chain): it
+    returns its pending call, which we relay durably, with its exact arguments."""
     from agents_mcp.server.app import create_server
     from agents_mcp.store import LOCAL_OWNER
     from agents_mcp.threads.runtime import open_threads

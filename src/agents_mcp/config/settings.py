@@ -149,6 +149,8 @@ class ServerSettings(_Model):
     approval_prompt: Literal["auto", "structured"] = "structured"
     """``auto``: ask inline by elicitation where the client supports it."""
     elicitation_timeout: float = Field(20.0, gt=0, le=600)
+    question_timeout: float = Field(3600.0, gt=0, le=7 * 86400)
+    """How long a downstream server's question waits for the person's answer."""
     approver: Literal["model", "person"] = "model"
     """Who decides approvals for clients that render MCP Apps: ``model`` (the calling model
     calls ``approve_call``, as for every other client) or ``person`` (``approve_call`` is

@@ -399,7 +399,10 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
     async def one(call: ToolCall, info: ToolInfo | None, arguments: str) -> None:
         assert info is not None  # runnable calls have a tool
         await r.progress(RunEvent("status", f"calling {info.name}"))
-        out = await r.agent.toolset.call(info, json.loads(arguments or "{}"), meta=r.meta())
+        args = json.loads(arguments or "{}")
+        out = await r.agent.toolset.call(
+            info, args, meta=r.meta(), on_elicit=r.asker(), call_id=call.id
+        )
         if await _record(r, call, info, out):
             waiting.append(call.id)
 

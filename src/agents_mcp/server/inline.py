@@ -15,7 +15,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
-from agents_mcp.server.deps import Deps
+from agents_mcp.server.deps import Deps, incoming_chain
 
 log = logging.getLogger("agents_mcp.server")
 
@@ -35,8 +35,17 @@ def can_elicit(ctx: Context) -> bool:
 async def decided(
     ctx: Context, deps: Deps, summary: TurnSummary, wait: float, progress: Progress
 ) -> TurnSummary:
-    """With ``approval_prompt = "auto"``, try the inline fast path before answering."""
-    if deps.settings.inline and summary.thread.status == "needs_approval" and can_elicit(ctx):
+    """With ``approval_prompt = "auto"``, try the inline fast path before answering.
+
+    Not when the caller is another agents-mcp (it sends its delegation chain): it relays
+    approvals durably, with their exact arguments, and would ask its own person our
+    question as one of its downstream questions instead."""
+    if (
+        deps.settings.inline
+        and summary.thread.status == "needs_approval"
+        and can_elicit(ctx)
+        and not incoming_chain(ctx)
+    ):
         return await ask_inline(ctx, deps, summary, wait=wait, progress=progress)
     return summary
 

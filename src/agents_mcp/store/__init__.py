@@ -1,4 +1,4 @@
-"""Durable threads: threads, their messages, approvals and who runs them.
+"""Durable threads: threads, their messages, approvals, questions and who runs them.
 
 The loop and ``threads`` depend on the :class:`Store` protocol. One implementation of its
 operations (``sql.SQLStore``) runs on SQLite (``sqlite``: a file, the embedded default)
@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from agents_mcp.store.protocol import Store
+from agents_mcp.store.questions import ACTIONS, Action, Question, new_question_id
 from agents_mcp.store.records import (
     THREAD_STATUSES,
     Approval,
@@ -31,12 +32,15 @@ from agents_mcp.store.sql import SQLStore
 from agents_mcp.store.states import StateConflict
 
 __all__ = [
+    "ACTIONS",
     "LOCAL_OWNER",
     "THREAD_STATUSES",
+    "Action",
     "Approval",
     "ApprovalStatus",
     "Claim",
     "Decision",
+    "Question",
     "SQLStore",
     "Settled",
     "StateConflict",
@@ -47,6 +51,7 @@ __all__ = [
     "default_db_path",
     "digest",
     "is_url",
+    "new_question_id",
     "new_thread_id",
     "now",
     "open_calls",
