@@ -372,6 +372,7 @@ async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:
             "approve_call",
             "cancel_run",
             "chat_with_agent",
+            "delete_thread",
             "get_thread",
             "list_threads",
         ]

@@ -80,11 +80,12 @@ async def test_a_client_without_mcp_apps_sees_todays_tools(
             "approve_call",
             "cancel_run",
             "chat_with_agent",
+            "delete_thread",
             "get_thread",
             "list_threads",
         ]
     )
-    assert [ui_of(t) for t in tools.values()] == [None] * 6
+    assert [ui_of(t) for t in tools.values()] == [None] * 7
     assert "approve_call" in (tools["chat_with_agent"].description or "")
     assert [str(r.uri) for r in resources] == []
 
@@ -108,6 +109,7 @@ async def test_a_client_with_mcp_apps_gets_the_view(
         "get_thread": {"resourceUri": THREAD_UI},
         "cancel_run": None,
         "list_threads": None,
+        "delete_thread": None,
         "watch_thread": {"resourceUri": THREAD_UI, **app_only},
     }
     person_text = "the person decides in the view shown with the result, then call get_thread"

@@ -186,6 +186,7 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
             "get_thread",
             "cancel_run",
             "list_threads",
+            "delete_thread",
         ]
     )
     assert apps["approve_call"] == apps["answer_question"] == {"visibility": ["app"]}
@@ -195,6 +196,7 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
     assert sorted(report["tools"]["modelTools"]) == [
         "cancel_run",
         "chat_with_agent",
+        "delete_thread",
         "get_thread",
         "list_threads",
     ]

@@ -1,15 +1,14 @@
 """``agents-mcp serve``: run the MCP server until the client leaves or Ctrl-C.
 
-Over stdio, Ctrl-C ends the input as if the client had closed it
-(:func:`agents_mcp.server.stdio.keyboard`), and the server shuts down the normal way (threads
-saved, downstream servers stopped). Exit code 130.
+Over stdio, Ctrl-C (and SIGTERM) ends the input as if the client had closed it
+(:func:`agents_mcp.server.transports.serve_stdio`), and the server shuts down the normal
+way (threads saved, downstream servers stopped). Exit code 130 after Ctrl-C, else 0.
 """
 
 from __future__ import annotations
 
 import errno
 import gc
-import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from pydantic import ValidationError
 from agents_mcp import __version__
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
-from agents_mcp.server.stdio import Keyboard, keyboard
 
 INTERRUPTED = 130
 STOPPED = "agents-mcp: stopped (Ctrl-C)"
@@ -85,11 +83,10 @@ def run(
             file=sys.stderr,
         )
 
-    async def main(keys: Keyboard | None = None) -> bool:
+    async def main() -> bool:
         return await serve(
             config,
             transport=transport,
-            keys=keys,
             host=host,
             port=port,
             db_path=invocation.db,
@@ -98,18 +95,11 @@ def run(
         )
 
     tune_gc()
-    if transport == "http" or os.name != "posix":
-        try:
-            stopped = anyio.run(main)
-        except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
-            stopped = True
-        if stopped:
-            _stopped()
-            return INTERRUPTED
-        return 0
-    with keyboard() as keys:
-        anyio.run(main, keys)
-    if keys.interrupted():
+    try:
+        stopped = anyio.run(main)
+    except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+        stopped = True
+    if stopped:
         _stopped()
         return INTERRUPTED
     return 0

@@ -172,14 +172,21 @@ class QuestionStore:
 
         return await self.db.transaction("answer_question", body)
 
-    async def close_question(self, question_id: str, reason: str) -> bool:
+    async def close_question(self, question_id: str, reason: str, *, by_run: bool = False) -> bool:
         """Nobody can answer the question any more (``reason``); False when it was
-        answered or closed before."""
+        answered or closed before. ``by_run``: only while the run that asked still holds
+        its thread and was not asked to stop (else settling the run closes it, saying so)."""
+        held = (
+            " AND EXISTS (SELECT 1 FROM threads t WHERE t.id = questions.root_id"
+            " AND t.claim = questions.claim AND t.stop_requested = 0)"
+            if by_run
+            else ""
+        )
 
         async def body(tx: Tx) -> bool:
             changed = await tx.execute(
                 "UPDATE questions SET status='closed', reason=?, answered_at=?"
-                " WHERE id=? AND status='pending'",
+                " WHERE id=? AND status='pending'" + held,
                 (reason, now(), question_id),
             )
             return bool(changed)

@@ -107,7 +107,10 @@ STOPPED_ASKING = (
     " ({message}); it did not complete. It may have done part of its work: check its effect"
     " before calling it again."
 )
-QUESTION_RUN_ENDED = "the run that asked it ended (stopped, or its server stopped)"
+QUESTION_RUN_ENDED = (
+    "the run that asked it ended (it was stopped, or its server stopped): the agent was told"
+    " that the call did not complete"
+)
 QUESTION_RUN_FAILED = "the run that asked it failed"
 
 

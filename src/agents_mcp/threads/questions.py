@@ -128,7 +128,10 @@ class Asking:
         try:
             with anyio.move_on_after(self.timeout):
                 return await self._answer(opened)
-            why = f"nobody answered within question_timeout ({self.timeout:g} s)"
+            why = (
+                f"nobody answered within question_timeout ({self.timeout:g} s): its tool was"
+                " told the question was cancelled"
+            )
             return ElicitAnswer("cancel")
         finally:
             self._open.pop(question.id, None)
@@ -152,9 +155,10 @@ class Asking:
                 return ElicitAnswer(current.action, current.content)
 
     async def _close(self, question_id: str, why: str) -> None:
-        """Close a question nobody answered (no-op once answered or closed)."""
+        """Close a question nobody answered (no-op once answered or closed, and when the
+        run is stopping: settling it closes its questions)."""
         try:
-            await self.store.close_question(question_id, why)
+            await self.store.close_question(question_id, why, by_run=True)
         except Exception as exc:  # settled with the run later, whatever happens here
             log.warning("could not close question %s: %s", question_id, exc)
 
@@ -193,8 +197,8 @@ def _refuse(current: Question, action: Action, content: Mapping[str, Any] | None
             " cannot be changed"
         )
     raise Conflict(
-        f"question {current.id!r} can no longer be answered: {current.reason}. The agent was"
-        " told that the call did not complete; send the thread a new message to go on"
+        f"question {current.id!r} can no longer be answered: {current.reason}. get_thread"
+        " shows where the thread is now"
     )
 
 
@@ -260,8 +264,8 @@ class QuestionRequests:
         question = await self.store.question(question_id)
         if question is None or question.root_id != root.id:
             raise NotFound(f"question {question_id!r} not found in thread {thread_id!r}")
-        check_answer(question, action, content)
         if question.status == "pending":  # its run must be there to take the answer
+            check_answer(question, action, content)
             if root.status == "running" and root.claim == question.claim:
                 if not await self._live(root):  # gone: settled, which closes the question
                     await self._settle_orphan(root)
