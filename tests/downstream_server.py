@@ -139,7 +139,9 @@ def _add_extra_tools(mcp: FastMCP) -> None:
     async def confirm_note(title: str, ctx: Context) -> str | InputRequiredResult:
         """Save a note once the person confirms (``value: true``); records it when saved."""
         question = f"Save the note {title!r}?"
-        if ctx.request_context.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+        request = ctx.request_context
+        assert request is not None  # set during a tool call
+        if request.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             got = await ctx.elicit(question, response_type=bool)
             action, value = got.action, getattr(got, "data", None)
         elif ctx.input_responses is None:
@@ -151,8 +153,9 @@ def _add_extra_tools(mcp: FastMCP) -> None:
             )
         else:
             answer = ctx.input_responses["confirm"]
+            assert isinstance(answer, ElicitResult)  # the answer to an ElicitRequest
             action = answer.action
-            value = (getattr(answer, "content", None) or {}).get("value")
+            value = (answer.content or {}).get("value")
         if action == "accept" and value is True:
             _record(mcp.name, "confirm_note", {"title": title})
             return f"saved note {title!r}"
