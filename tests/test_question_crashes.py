@@ -37,6 +37,7 @@ from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
 from tests.conftest import DOWNSTREAM
 from tests.processes import ROOT, write_config
+from tests.reading import structured, text_of
 from tests.test_crashes import _READS
 
 pytestmark = pytest.mark.anyio
@@ -205,7 +206,7 @@ async def test_a_question_whose_server_died_is_refused_and_the_model_may_call_ag
                 await client.call_tool("chat_with_agent", {"agent": "scribe", "message": "hi"})
         with anyio.fail_after(BOUND * 2):
             async with server(config, db, env) as client:
-                (t,) = (await client.call_tool("list_threads", {})).structured_content["threads"]  # type: ignore[index]
+                (t,) = structured(await client.call_tool("list_threads", {}))["threads"]
                 tid = t["thread_id"]
                 late = await client.call_tool(
                     "get_thread", {"thread_id": tid, "include_messages": True}, raise_on_error=False
@@ -228,6 +229,6 @@ async def test_a_question_whose_server_died_is_refused_and_the_model_may_call_ag
     assert page["error"]["type"] == "interrupted"
     assert [m["content"] for m in page["messages"] if m["role"] == "tool"] == [NOT_COMPLETED]
     assert refused.is_error
-    assert "can no longer be answered: the run that asked it ended" in refused.content[0].text  # type: ignore[union-attr]
+    assert "can no longer be answered: the run that asked it ended" in text_of(refused.content[0])
     assert done.structured_content is not None and done.structured_content["status"] == "completed"
     assert [json.loads(line)["tool"] for line in log.read_text().splitlines()] == ["confirm_note"]

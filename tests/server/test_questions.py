@@ -25,6 +25,7 @@ from agents_mcp.store.states import STOPPED_ASKING
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import DOWNSTREAM, call, make_config
 from tests.processes import http_downstream
+from tests.reading import structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -81,10 +82,10 @@ async def test_a_client_without_elicitation_answers_with_the_tool(
                 first = await client.call_tool(
                     "chat_with_agent", {"agent": "helper", "message": "go"}
                 )
-                tid = first.structured_content["thread_id"]  # type: ignore[index]
+                tid = structured(first)["thread_id"]
                 listed = await call(client, "list_threads")
                 shown = await call(client, "get_thread", thread_id=tid)
-                (q,) = first.structured_content["pending_questions"]  # type: ignore[index]
+                (q,) = structured(first)["pending_questions"]
                 done = await call(
                     client,
                     "answer_question",
@@ -100,7 +101,7 @@ async def test_a_client_without_elicitation_answers_with_the_tool(
                         question_id=q["question_id"],
                         content={"value": "red"},
                     )
-    assert first.structured_content["status"] == "running"  # type: ignore[index]
+    assert structured(first)["status"] == "running"
     assert (q["server"], q["tool"], q["call_id"], q["message"]) == (
         "notes",
         "ask",
@@ -109,7 +110,7 @@ async def test_a_client_without_elicitation_answers_with_the_tool(
     )
     assert q["requested_schema"]["properties"]["value"]["type"] == "string"
     assert q["via"] == ["helper"]
-    text = first.content[0].text  # type: ignore[union-attr]
+    text = text_of(first.content[0])
     assert 'notes__ask asks: "Which colour?"' in text
     assert f"answer_question(thread_id={tid!r}, question_id=" in text
     assert "Next: answer_question" in text
