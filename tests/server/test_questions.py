@@ -331,3 +331,15 @@ async def test_the_view_shows_the_question_on_its_call_and_answers_it(tmp_path: 
     assert [(c["call_id"], c["state"]) for c in step["calls"]] == [("c1", "question")]
     assert after["status"] == "completed"
     assert results(llm) == ["asked 'Which colour?': accept from the view"]
+
+
+async def test_the_tools_tell_the_model_how_a_question_is_answered(tmp_path: Path) -> None:
+    """A model reading only tools/list learns that a running result may carry questions
+    and which tool answers them."""
+    with notes("stdio", "legacy") as server:
+        async with serving(tmp_path, server, ScriptedLLM("done")) as client:
+            with anyio.fail_after(60):
+                tools = {t.name: t for t in await client.list_tools()}
+    chat = tools["chat_with_agent"].description or ""
+    assert "pending_questions" in chat and "answer_question" in chat
+    assert "answer_question" in tools
