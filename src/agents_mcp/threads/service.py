@@ -55,8 +55,7 @@ SWEEP_SECONDS = 5.0
 
 
 class Threads(QuestionRequests):
-    """Chat, approve, answer, get, list and cancel, for one owner at a time (questions of
-    downstream servers: ``questions``)."""
+    """Chat, approve, answer (``questions``), get, list and cancel, for one owner at a time."""
 
     def __init__(
         self,
@@ -196,10 +195,9 @@ class Threads(QuestionRequests):
     async def get(
         self, *, owner: str, thread_id: str, wait: float = 0.0, progress: Progress | None = None
     ) -> TurnSummary:
-        """The thread's current result, waiting up to ``wait`` seconds for a running turn.
-
-        Read-only: it never starts a run, and a cancelled wait never stops one.
-        """
+        """The thread's current result, waiting up to ``wait`` seconds for a running turn to
+        end or ask a question. Read-only: it never starts a run, nor does a cancelled wait
+        stop one."""
         thread = await self.store.get_thread(thread_id, owner)
         await self._follow(await self._root(thread, owner), wait, progress)
         return await self._summary(thread_id, owner)
@@ -387,8 +385,7 @@ class Threads(QuestionRequests):
             await self._forward(settled)
 
     async def _follow(self, root: Thread, wait: float, progress: Progress | None) -> None:
-        """Wait up to ``wait`` for the tree's run, wherever it runs, to end (or to wait
-        for a person's answer)."""
+        """Wait up to ``wait`` for the tree's run, wherever it runs, to end or ask a question."""
         asking = functools.partial(self.asking.waiting, root.id)
         if self.runs.running(root.id):
             await self.runs.wait(root.id, wait, progress, until=asking)
