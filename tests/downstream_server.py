@@ -2,7 +2,8 @@
 
 In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
 [--name NAME] [--fd FD] [--extra] [--say TEXT] [--require-env NAME]`` (stdio by default;
-``--extra`` adds tools that ask a question, break their own output schema and sleep,
+``--extra`` adds tools that ask a question (``ask``; ``confirm_note`` saves a note once
+confirmed), break their own output schema and sleep,
 ``--say`` writes a line to stderr first, ``--require-env`` fails like a TLS error without
 NAME).
 Every call of a tool that changes something is appended as one JSON line to
@@ -133,6 +134,32 @@ def _add_extra_tools(mcp: FastMCP) -> None:
         assert isinstance(answer, ElicitResult)  # the answer to an ElicitRequest
         content = answer.content or {}
         return f"asked {question!r}: {answer.action} {content.get('value')}"
+
+    @mcp.tool
+    async def confirm_note(title: str, ctx: Context) -> str | InputRequiredResult:
+        """Save a note once the person confirms (``value: true``); records it when saved."""
+        question = f"Save the note {title!r}?"
+        request = ctx.request_context
+        assert request is not None  # set during a tool call
+        if request.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            got = await ctx.elicit(question, response_type=bool)
+            action, value = got.action, getattr(got, "data", None)
+        elif ctx.input_responses is None:
+            schema = {"type": "object", "properties": {"value": {"type": "boolean"}}}
+            params = ElicitRequestFormParams(message=question, requested_schema=schema)
+            return InputRequiredResult(
+                result_type="input_required",
+                input_requests={"confirm": ElicitRequest(params=params)},
+            )
+        else:
+            answer = ctx.input_responses["confirm"]
+            assert isinstance(answer, ElicitResult)  # the answer to an ElicitRequest
+            action = answer.action
+            value = (answer.content or {}).get("value")
+        if action == "accept" and value is True:
+            _record(mcp.name, "confirm_note", {"title": title})
+            return f"saved note {title!r}"
+        return f"not saved ({action})"
 
 
 if __name__ == "__main__":

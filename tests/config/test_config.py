@@ -212,6 +212,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "elicitation_timeout": 20.0,
                 "task_ttl_seconds": 86400,
                 "task_poll_interval": 1.0,
+                "question_timeout": 3600.0,
                 "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
@@ -351,6 +352,7 @@ def test_defaults() -> None:
             "elicitation_timeout": 20.0,
             "task_ttl_seconds": 86400,
             "task_poll_interval": 1.0,
+            "question_timeout": 3600.0,
             "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
@@ -529,7 +531,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, task_poll_interval, task_ttl_seconds, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, question_timeout, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, task_poll_interval, task_ttl_seconds, tokens, tool_result_budget, wait_seconds\
 """)
 
 

@@ -302,6 +302,7 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
             "error",
             "output",
             "pending_approvals",
+            "pending_questions",
             "reply",
             "status",
             "thread_id",
@@ -368,6 +369,7 @@ async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:
     assert all(len(t.description or "") < 2048 for t in tools)
     assert sorted(t.name for t in tools) == snapshot(
         [
+            "answer_question",
             "approve_call",
             "cancel_run",
             "chat_with_agent",

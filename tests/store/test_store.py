@@ -80,6 +80,7 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
             "cancels",
             "grants",
             "messages",
+            "questions",
             "runners",
             "schema_migrations",
             "secrets",

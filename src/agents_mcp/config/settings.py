@@ -173,6 +173,8 @@ class ServerSettings(_Model):
     """MCP tasks: how long a task id answers after the call that made it (``ttlMs``)."""
     task_poll_interval: float = Field(1.0, ge=0.01, le=60)
     """MCP tasks: how often clients should poll ``tasks/get`` (``pollIntervalMs``)."""
+    question_timeout: float = Field(3600.0, gt=0, le=7 * 86400)
+    """How long a downstream server's question waits for the person's answer."""
     approver: Literal["model", "person"] = "model"
     """Who decides approvals for clients that render MCP Apps: ``model`` (the calling model
     calls ``approve_call``, as for every other client) or ``person`` (``approve_call`` is

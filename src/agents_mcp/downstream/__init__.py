@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,18 +134,27 @@ class DownstreamServer:
         *,
         meta: dict[str, Any] | None = None,
         on_elicit: ElicitHandler | None = None,
+        call_id: str | None = None,
     ) -> ToolOutput:
         """Call ``tool``; every failure becomes an error text for the model. Questions the
-        server asks during the call go to ``on_elicit`` (None: the server's handler)."""
+        server asks during the call go to ``on_elicit`` (None: the server's handler), as
+        asked during ``call_id`` (the caller's name for the call).
+
+        ``timeout`` bounds the call, but not while ``on_elicit`` waits for a person: the
+        limit is ours (a cancel scope whose clock stops meanwhile), and the SDK's own is
+        lifted, since its clock would go on running."""
         try:
             client = await self._connected()
         except Exception as exc:
             why = _why(exc, f"{self.name}: connecting")
             return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {why}", ok=False)
+        result: mt.CallToolResult | None = None
         try:
-            with self._questions.during(tool, on_elicit):
+            with self._questions.during(
+                tool, on_elicit, call_id=call_id, timeout=self.config.timeout
+            ) as call:
                 result = await client.call_tool_mcp(
-                    tool, dict(arguments), meta=meta, timeout=self.config.timeout
+                    tool, dict(arguments), meta=meta, timeout=math.inf
                 )
         except Exception as exc:
             if _too_large(exc):
@@ -158,12 +168,20 @@ class DownstreamServer:
                     ok=False,
                 )
             return ToolOutput(text=f"Error: {why}", ok=False)
+        if call.timed_out or result is None:
+            return ToolOutput(text=self._timed_out(tool), ok=False)
         return ToolOutput(
             text=result_text(result),
             ok=not result.is_error,
             structured=result.structured_content,
             meta=result.meta,
             peer=self.config.kind == "agents-mcp",
+        )
+
+    def _timed_out(self, tool: str) -> str:
+        return (
+            f"Error: {tool} did not finish within {self.config.timeout:g} s (the timeout of"
+            f" server {self.name!r}); it was cancelled, and may have done part of its work"
         )
 
     def _too_large(self, tool: str) -> str:
@@ -309,9 +327,12 @@ class AgentToolset:
         *,
         meta: dict[str, Any] | None = None,
         on_elicit: ElicitHandler | None = None,
+        call_id: str | None = None,
     ) -> ToolOutput:
         server = self._servers[tool.server]
-        return await server.call(tool.tool, arguments, meta=meta, on_elicit=on_elicit)
+        return await server.call(
+            tool.tool, arguments, meta=meta, on_elicit=on_elicit, call_id=call_id
+        )
 
 
 def result_text(result: mt.CallToolResult) -> str:

@@ -40,8 +40,10 @@ class LargeResultsHTTP(ClientTransport):
     event and has no option to change it, so a bigger tool result fails as "SSE stream
     failed". The SDK's public ``streamable_http_client`` takes the limit as
     ``max_sse_event_size``: this transport is that client under the session class fastmcp
-    asks for (``TransportOptions.session_class``), with fastmcp's timeouts (30 s to
-    connect, reads as long as the client's request timeout).
+    asks for (``TransportOptions.session_class``), 30 s to connect, as fastmcp's. A read
+    has no limit of its own: a tool call's stream is quiet while a person answers the
+    question its server asked, and every request has its own limit (the call's
+    ``timeout``, the client's for the others).
     """
 
     def __init__(self, url: str, headers: dict[str, str], max_event_bytes: int) -> None:
@@ -55,8 +57,7 @@ class LargeResultsHTTP(ClientTransport):
     ) -> AsyncIterator[ClientSession]:
         options = transport_options or TransportOptions()
         session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
-        read = session_kwargs.get("read_timeout_seconds")
-        timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
+        timeout = httpx2.Timeout(30.0, read=None)
         async with (
             httpx2.AsyncClient(headers=self.headers, timeout=timeout) as http,
             streamable_http_client(

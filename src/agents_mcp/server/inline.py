@@ -15,7 +15,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
-from agents_mcp.server.deps import Deps
+from agents_mcp.server.deps import Deps, incoming_chain
 
 log = logging.getLogger("agents_mcp.server")
 
@@ -51,8 +51,17 @@ left, the caller gets the structured result (and ``approve_call`` asks with a fr
 async def decided(
     ctx: Context, deps: Deps, summary: TurnSummary, deadline: Deadline, progress: Progress
 ) -> TurnSummary:
-    """With ``approval_prompt = "auto"``, try the inline fast path before answering."""
-    if deps.settings.inline and summary.thread.status == "needs_approval" and can_elicit(ctx):
+    """With ``approval_prompt = "auto"``, try the inline fast path before answering.
+
+    Not when the caller is another agents-mcp (it sends its delegation chain): it relays
+    approvals durably, with their exact arguments, and would ask its own person our
+    question as one of its downstream questions instead."""
+    if (
+        deps.settings.inline
+        and summary.thread.status == "needs_approval"
+        and can_elicit(ctx)
+        and not incoming_chain(ctx)
+    ):
         return await ask_inline(ctx, deps, summary, deadline=deadline, progress=progress)
     return summary
 

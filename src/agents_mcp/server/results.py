@@ -23,7 +23,12 @@ from agents_mcp.server.pages import (
     message_uri,
     thread_uri,
 )
-from agents_mcp.store import Approval, StoredMessage, Thread
+from agents_mcp.server.questions import (
+    PendingQuestion,
+    pending_question,
+    question_lines,
+)
+from agents_mcp.store import Approval, Question, StoredMessage, Thread
 
 META_THREAD_ID = "agents-mcp/thread_id"
 META_STATUS = "agents-mcp/status"
@@ -95,11 +100,19 @@ class AgentResult(BaseModel):
         " (present only when there are some)",
     )
 
+    pending_questions: list[PendingQuestion] = Field(
+        default_factory=list[PendingQuestion],
+        description="Questions a tool of the agent asks the user, waiting for"
+        " answer_question (status running: the run waits inside the call; present only"
+        " when there are some)",
+    )
+
     @model_serializer(mode="wrap")
     def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if not data.get("unavailable"):
-            data.pop("unavailable", None)
+        for key in ("unavailable", "pending_questions"):
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
     output: Any = Field(
@@ -159,6 +172,12 @@ class ThreadInfo(BaseModel):
     pending_approvals: list[PendingPreview] = Field(
         default_factory=list["PendingPreview"],
         description="For threads that need approval: the calls waiting",
+    )
+    pending_questions: list[PendingQuestion] = Field(
+        default_factory=list[PendingQuestion],
+        exclude_if=lambda v: not v,
+        description="For running threads whose tool asks the user: the questions waiting"
+        " for answer_question (present only when there are some)",
     )
 
 
@@ -279,6 +298,7 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
             tool_calls=s.tool_calls,
         ),
         output=s.output,
+        pending_questions=[pending_question(q) for q in s.questions],
     )
 
 
@@ -302,9 +322,16 @@ PREVIEW = 120
 """Characters of a pending call's arguments in ``list_threads``."""
 
 
-def thread_info(t: Thread, pending: list[Approval], *, now: datetime | None = None) -> ThreadInfo:
+def thread_info(
+    t: Thread,
+    pending: list[Approval],
+    *,
+    now: datetime | None = None,
+    questions: Sequence[Question] = (),
+) -> ThreadInfo:
     moment = now or datetime.now(UTC)
     return ThreadInfo(
+        pending_questions=[pending_question(q) for q in questions],
         thread_id=t.id,
         agent=t.agent,
         title=t.title,
@@ -395,6 +422,8 @@ def result_text(
                 f"Ask the user, then answer each with approve_call(thread_id={r.thread_id!r},"
                 " call_id=…, approve=true|false)."
             )
+    elif r.pending_questions:
+        lines += question_lines(r.thread_id, r.pending_questions, person_decides=person_decides)
     elif r.status == "running":
         lines.append("The agent is still working.")
     elif r.status == "cancelled":
@@ -412,6 +441,13 @@ def result_text(
 def _next(r: AgentResult, person_decides: bool) -> str:
     """The footer's next step: a call that works for ``r.status``."""
     tid = repr(r.thread_id)
+    if r.pending_questions and person_decides:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the person answered."
+    if r.pending_questions:
+        return (
+            "Next: answer_question for each question (the run waits inside the call that"
+            " asks); cancel_run stops the run."
+        )
     if r.status == "running":
         return (
             f"Next: get_thread(thread_id={tid}, wait_seconds=30). A new message is refused"

@@ -24,6 +24,7 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server import mrtr
 from agents_mcp.server.answers import agent_tool_result, tool_errors
+from agents_mcp.server.asking import ask_inline
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
 from agents_mcp.server.deps import Deps, deps_of, incoming_chain
@@ -43,6 +44,7 @@ from agents_mcp.server.results import (
 from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui import THREAD_UI
 from agents_mcp.server.ui.view import ThreadView, thread_view
+from agents_mcp.store import Action
 
 _WAIT_HELP = (
     "before returning status running (then call get_thread). Most clients give up on a"
@@ -84,6 +86,7 @@ async def _converse(
             summary, answered = await mrtr.resume(
                 ctx, deps, state, wait=deadline.left(), progress=progress
             )
+        summary = await ask_inline(ctx, deps, summary, deadline, progress)
         if summary.thread.status == "needs_approval" and mrtr.can_ask(ctx, deps):
             asked = mrtr.ask(summary, caller.owner, answered)
             if asked is not None:
@@ -173,6 +176,43 @@ async def approve_call(
 
 
 @tool_errors
+async def answer_question(
+    thread_id: Annotated[str, Field(description="The thread whose tool asks")],
+    question_id: Annotated[str, Field(description="question_id from pending_questions")],
+    ctx: Context,
+    action: Annotated[
+        Action,
+        Field(
+            description="accept: answer with content; decline: the user refuses;"
+            " cancel: the user would rather not answer"
+        ),
+    ] = "accept",
+    content: Annotated[
+        dict[str, Any] | None,
+        Field(description="With accept: the answer, matching the question's requested_schema"),
+    ] = None,
+    wait_seconds: Wait = None,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult | InputRequiredResult:
+    caller = current_caller()
+    await deps.access.require_thread(deps.threads, caller, thread_id)
+    return await _converse(
+        ctx,
+        deps,
+        wait_seconds,
+        lambda wait, progress: deps.threads.answer_question(
+            owner=caller.owner,
+            thread_id=thread_id,
+            question_id=question_id,
+            action=action,
+            content=content,
+            wait=wait,
+            progress=progress,
+        ),
+    )
+
+
+@tool_errors
 async def get_thread(
     thread_id: ThreadId,
     ctx: Context,
@@ -248,8 +288,12 @@ async def list_threads(
         cursor=cursor,
         include_children=include_children,
     )
+    asked = await deps.threads.questions_of(threads)
     return ThreadList(
-        threads=[thread_info(t, pending.get(t.id, [])) for t in threads], next_cursor=next_cursor
+        threads=[
+            thread_info(t, pending.get(t.id, []), questions=asked.get(t.id, [])) for t in threads
+        ],
+        next_cursor=next_cursor,
     )
 
 
@@ -301,6 +345,13 @@ def _descriptions(budget: int) -> dict[str, str]:
             " pending_approvals; scope='thread' also allows that tool for the rest of the"
             " thread. Returns the thread's result, like chat_with_agent."
         ),
+        "answer_question": (
+            "Answer a question a tool of an agent asks the user (pending_questions; the"
+            " run waits inside that tool's call). Ask the user first: content is their"
+            " answer, matching the question's requested_schema; action='decline' or"
+            " 'cancel' tells the tool they refused or would rather not answer. Returns"
+            " the thread's result, like chat_with_agent."
+        ),
         "get_thread": (
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
             " wait_seconds for a running turn to finish. include_messages adds a page of the"
@@ -315,7 +366,8 @@ def _descriptions(budget: int) -> dict[str, str]:
         ),
         "list_threads": (
             "List your conversations with agents, newest first. status='needs_approval' lists"
-            " every thread waiting for approve_call, with its pending calls."
+            " every thread waiting for approve_call, with its pending calls; running threads"
+            " whose tool asks the user list its pending_questions."
         ),
         "watch_thread": (
             "For the agents-mcp view: the thread's result (as get_thread) with the steps of"
@@ -351,22 +403,12 @@ def register(mcp: FastMCP, config: Config, default_wait: float) -> None:
     idempotent = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
     )
+    converses = {"output_schema": _output_schema(AgentResult), "annotations": _AGENT_TOOL}
     specs: list[tuple[Callable[..., Awaitable[Any]], dict[str, Any]]] = [
-        (
-            chat_with_agent,
-            {
-                "description": chat,
-                "output_schema": _output_schema(AgentResult),
-                "annotations": _AGENT_TOOL,
-            },
-        ),
-        (
-            approve_call,
-            {
-                "description": text["approve_call"],
-                "output_schema": _output_schema(AgentResult),
-                "annotations": _AGENT_TOOL,
-            },
+        (chat_with_agent, {"description": chat, **converses}),
+        *(
+            (fn, {"description": text[fn.__name__], **converses})
+            for fn in (approve_call, answer_question)
         ),
         (
             get_thread,

@@ -145,6 +145,7 @@ def add_thread_view(
     ui: dict[str, dict[str, Any]] = {"chat_with_agent": view, "get_thread": view}
     if person_decides:
         ui["approve_call"] = {"visibility": ["app"]}
+        ui["answer_question"] = {"visibility": ["app"]}
     mcp.add_middleware(ViewForAppHosts(ui))
     _add_pages(mcp, threads, owner=owner, auth_required=auth_required)
 
