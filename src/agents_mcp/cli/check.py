@@ -210,6 +210,7 @@ async def _server_rows(
     """A row per server; failed stdio servers get their log's tail and one more try with
     the user's whole environment."""
     from agents_mcp.downstream import DownstreamServer
+    from agents_mcp.downstream.stray import NotMCP
 
     tails: dict[str, list[str]] = {}
     retried: dict[str, list[Any] | BaseException] = {}
@@ -221,7 +222,7 @@ async def _server_rows(
                 tails[name] = _tail(server.log_path)
                 # Not a timeout: a first npx/uvx start may still be downloading, and the
                 # retry would then succeed for that reason alone.
-                if not _not_found(failed) and not isinstance(failed, TimeoutError):
+                if not _not_found(failed) and not isinstance(failed, TimeoutError | NotMCP):
                     whole = cfg.model_copy(update={"env": {**os.environ, **cfg.env}})
                     again = DownstreamServer(name, whole)
                     tg.start_soon(_retry, name, again, seconds, retried)
@@ -250,15 +251,9 @@ async def _retry(
 
 def _tail(path: Path) -> list[str]:
     """The last lines the server wrote to its log since it was last started."""
-    from agents_mcp.downstream import LOG_HEADER
+    from agents_mcp.downstream.logs import last_lines
 
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    lines = text[text.rfind(LOG_HEADER) :].splitlines()[1:] if LOG_HEADER in text else []
-    lines = [_short(line, 120) for line in lines if line.strip()]
-    return lines[-_TAIL:]
+    return [_short(line, 120) for line in last_lines(path, _TAIL)]
 
 
 def _is_closed(why: str) -> bool:
@@ -277,11 +272,15 @@ def _server_row(
     timeout: float,
     retried: list[Any] | BaseException | None,
 ) -> Row:
+    from agents_mcp.downstream.stray import NotMCP
+
     cfg = config.mcp_servers[name]
     where = _where(name, cfg, raw)
     item = f"server {name}"
     if not isinstance(result, BaseException):
         return Row(True, item, f"{len(result)} tool(s) · {_short(where)}")
+    if isinstance(result, NotMCP):
+        return Row(False, item, f"printed {_short(result.shown)} on stdout · {where}", result.FIX)
     why = str(result) or type(result).__name__
     if isinstance(result, TimeoutError):
         detail = f"no answer within {timeout:g} s · {_short(where)}"
@@ -364,6 +363,7 @@ async def _probe_model(
         rows[name] = Row(None, item, f"{where}: not contacted (--offline)")
         return
     from agents_mcp.llm import build_llm
+    from agents_mcp.llm.failures import WrongEndpoint
     from agents_mcp.llm.probe import probe
 
     llm = build_llm(cfg, timeout=min(cfg.timeout, seconds), max_retries=0)
@@ -382,6 +382,8 @@ async def _probe_model(
         rows[name] = Row(
             False, item, f"{where}: no answer within {seconds:g} s", "is the endpoint up?"
         )
+    except WrongEndpoint as exc:  # its own hint is the generic form of the fix below
+        rows[name] = Row(False, item, exc.problem, _model_fix(name, 404, cfg.provider))
     except LLMError as exc:
         rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status, cfg.provider))
     finally:
