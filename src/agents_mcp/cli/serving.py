@@ -2,7 +2,9 @@
 
 Over stdio, Ctrl-C (and SIGTERM) ends the input as if the client had closed it
 (:func:`agents_mcp.server.transports.serve_stdio`), and the server shuts down the normal
-way (threads saved, downstream servers stopped). Exit code 130 after Ctrl-C, else 0.
+way (threads saved, downstream servers stopped). Over HTTP, the banner comes once the port
+accepts connections, and Ctrl-C at any moment stops it without a traceback
+(:mod:`agents_mcp.server.stopping`). Exit code 130 after Ctrl-C, else 0.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def run(
 ) -> int:
     """Serve until stopped; the exit code."""
     from agents_mcp.config import ServerSettings
-    from agents_mcp.server.transports import is_loopback, serve
+    from agents_mcp.server.stopping import hold_stop_signals, release_stop_signals
+    from agents_mcp.server.transports import serve
     from agents_mcp.store import shown
 
     config = invocation.load()
@@ -74,14 +77,16 @@ def run(
         ) from None
     if transport == "http":
         _check_port(host, port)
-    if transport == "stdio" or is_loopback(host) or config.server.authenticates:
-        where = "stdio" if transport == "stdio" else f"http://{host}:{port}/mcp"
-        # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their logs.
-        print(
-            f"agents-mcp {__version__}: {len(config.agents)} agent(s) ({', '.join(config.agents)})"
-            f" on {where}; threads in {shown(invocation.db_path(config))}",
-            file=sys.stderr,
-        )
+    where = "stdio" if transport == "stdio" else f"http://{host}:{port}/mcp"
+    banner = (
+        f"agents-mcp {__version__}: {len(config.agents)} agent(s) ({', '.join(config.agents)})"
+        f" on {where}; threads in {shown(invocation.db_path(config))}"
+    )
+
+    def listening() -> None:
+        # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their
+        # logs. Over HTTP, once the port accepts connections: a client may connect now.
+        print(banner, file=sys.stderr, flush=True)
 
     async def main() -> bool:
         return await serve(
@@ -92,13 +97,17 @@ def run(
             db_path=invocation.db,
             allowed_hosts=allowed_hosts,
             allowed_origins=allowed_origins,
+            on_listening=listening,
         )
 
     tune_gc()
+    hold_stop_signals()  # until serve handles them: Ctrl-C at any moment stops it cleanly
     try:
         stopped = anyio.run(main)
-    except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+    except KeyboardInterrupt:  # elsewhere than POSIX, Ctrl-C is this
         stopped = True
+    finally:
+        release_stop_signals()
     if stopped:
         _stopped()
         return INTERRUPTED
