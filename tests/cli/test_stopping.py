@@ -58,5 +58,6 @@ async def test_ctrl_c_while_it_starts_stops_it_without_a_traceback(
         server.interrupt()
         code = await server.ended()
     assert code == 130
-    assert server.err.splitlines()[-1] == STOPPED
+    # The last line but debug logs that may still come from a thread winding down.
+    assert [line for line in server.err.splitlines() if " DEBUG " not in line][-1] == STOPPED
     assert "Traceback" not in server.err and "CancelledError" not in server.err

@@ -194,6 +194,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "allowed_hosts": [],
                 "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
+                "sqlite_durability": "full",
                 "stateless_http": False,
                 "lease_seconds": 15.0,
                 "retain_days": None,
@@ -326,6 +327,7 @@ def test_defaults() -> None:
             "allowed_hosts": [],
             "allowed_origins": [],
             "db": None,
+            "sqlite_durability": "full",
             "stateless_http": False,
             "lease_seconds": 15.0,
             "retain_days": None,
@@ -450,9 +452,35 @@ agents.toml: mcpServers.fs.args[0]: environment variable A is not set (use ${A:-
 agents.toml: mcpServers.fs.args[1]: environment variable B is not set (use ${B:-default} for a default)
 agents.toml: mcpServers.fs.args[1]: environment variable D is not set (use ${D:-default} for a default)
 agents.toml: mcpServers.fs.args[2]: invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${
-agents.toml: models.default.api_key: environment variable OPENAI_API_KEY is not set (use ${OPENAI_API_KEY:-default} for a default)
 agents.toml: server.auth_tokens[0]: environment variable AGENTS_MCP_TOKEN is not set (use ${AGENTS_MCP_TOKEN:-default} for a default)\
 """)
+
+
+def test_a_model_with_an_unset_variable_is_set_aside_not_an_error() -> None:
+    """One unset key must not stop the agents on other models: the model is left out of
+    ``models`` with its unset variables, and its agents fail only when called."""
+    data = valid()
+    data["models"]["keyed"] = {
+        "base_url": "${KEYED_URL}",
+        "api_key": "${KEYED_KEY}",
+        "model": "${KEYED_URL}",
+    }
+    data["agents"]["other"] = {"description": "On the keyed model.", "model": "keyed"}
+    config = load(data)
+    assert list(config.models) == ["default", "fast"]
+    assert config.unresolved_models == {"keyed": ("KEYED_URL", "KEYED_KEY")}
+    assert config.agents["other"].model == "keyed"
+    assert "unresolved_models" not in config.model_dump()
+    # Its other problems are still reported, with the rest of the file's.
+    data["models"]["keyed"]["temperature"] = 7
+    data["models"]["keyed"]["tempreature"] = 1
+    assert errors(data) == snapshot("""\
+agents.toml: models.keyed.temperature: must be at most 2
+agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+""")
+    # Not a file key.
+    data = valid() | {"unresolved_models": {"x": ["Y"]}}
+    assert "unresolved_models: unknown key" in errors(data)
 
 
 def test_empty_api_key_means_none_but_empty_token_is_an_error() -> None:
@@ -485,7 +513,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 
@@ -793,3 +821,15 @@ agents.toml: server.allowed_hosts[1]: expected a host name or address, optionall
 agents.toml: server.allowed_origins[1]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'app.example.com'
 agents.toml: server.allowed_origins[2]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'https://a.b/path'\
 """)
+
+
+def test_sqlite_durability_is_full_unless_asked_and_refused_for_postgresql() -> None:
+    assert load(valid()).server.sqlite_durability == "full"
+    risky = {**valid(), "server": {"sqlite_durability": "may-lose-last-commits"}}
+    assert load(risky).server.sqlite_durability == "may-lose-last-commits"
+    unknown = {**valid(), "server": {"sqlite_durability": "normal"}}
+    assert "server.sqlite_durability" in errors(unknown)
+    on_postgres = {"db": "postgresql://u@h/d", "sqlite_durability": "may-lose-last-commits"}
+    assert errors({**valid(), "server": on_postgres}) == snapshot(
+        "agents.toml: server.sqlite_durability: applies to a SQLite database only; with PostgreSQL its server decides (synchronous_commit): remove sqlite_durability"
+    )

@@ -80,7 +80,9 @@ def chat(
     ] = None,
     /,
     *,
-    thread: Annotated[str | None, Parameter(metavar="ID", help="continue this thread")] = None,
+    thread: Annotated[
+        str | None, Parameter(metavar="THREAD_ID", help="continue this thread")
+    ] = None,
     continue_: Annotated[
         bool,
         Parameter(name=["--continue", "-c"], help="continue the agent's most recent thread"),
@@ -146,8 +148,8 @@ def pending(
     sort_key=3, usage="Usage: agents-mcp approve THREAD_ID CALL_ID [OPTIONS]", help_epilogue=""
 )
 def approve(
-    thread: Annotated[str, Parameter(metavar="THREAD_ID", help="the waiting thread")],
-    call: Annotated[str, Parameter(metavar="CALL_ID", help="the call to decide (see pending)")],
+    thread: Annotated[str, Parameter(name="THREAD_ID", help="the waiting thread")],
+    call: Annotated[str, Parameter(name="CALL_ID", help="the call to decide (see pending)")],
     /,
     *,
     deny: Annotated[
@@ -189,6 +191,10 @@ def threads(
     ] = None,
     status: Annotated[STATUSES | None, Parameter(help="only threads in this status")] = None,
     limit: Annotated[int, Parameter(metavar="N", help="at most N (default: 20)")] = 20,
+    cursor: Annotated[
+        str | None,
+        Parameter(metavar="C", help="the next page: the next_cursor of the previous one"),
+    ] = None,
     all: Annotated[
         bool, Parameter(help="also the threads agents delegated to other agents")
     ] = False,
@@ -214,6 +220,7 @@ def threads(
             limit=limit,
             as_json=json,
             children=all,
+            cursor=cursor,
         )
     )
 
@@ -253,7 +260,7 @@ def threads_delete(
 
 @app.command(sort_key=5, usage="Usage: agents-mcp show THREAD_ID [OPTIONS]", help_epilogue="")
 def show(
-    thread: Annotated[str, Parameter(metavar="THREAD_ID", help="the thread to print")],
+    thread: Annotated[str, Parameter(name="THREAD_ID", help="the thread to print")],
     /,
     *,
     json: JsonOption = False,
@@ -282,6 +289,7 @@ def check(
     ] = 30.0,
     json: JsonOption = False,
     config: ConfigOption = None,
+    db: DbOption = None,
 ) -> int:
     """Validate the config and reach every server and model.
 
@@ -291,9 +299,11 @@ def check(
     """
     from agents_mcp.cli.check import check as run_check
 
-    path = Invocation(config, None).config_path()
+    path = Invocation(config, db).config_path()
     return anyio.run(
-        lambda: run_check(path, command_console(), offline=offline, seconds=timeout, as_json=json)
+        lambda: run_check(
+            path, command_console(), offline=offline, seconds=timeout, as_json=json, db=db
+        )
     )
 
 
@@ -306,8 +316,8 @@ def init(
 ) -> int:
     """Write a starter agents.toml.
 
-    A commented starter config (never overwrites), and the Claude Desktop and Claude Code
-    snippets that serve it.
+    A commented starter config (never overwrites; a PATH ending in .json gets the same
+    settings as JSON), and the Claude Desktop and Claude Code snippets that serve it.
     """
     from agents_mcp.cli.starter import next_steps, write_starter
 
@@ -357,6 +367,50 @@ def install(
         force=force,
         console=command_console(),
     )
+
+
+@app.command(sort_key=3.5, usage="Usage: agents-mcp cancel THREAD_ID [OPTIONS]", help_epilogue="")
+def cancel(
+    thread: Annotated[str, Parameter(name="THREAD_ID", help="the thread to stop")],
+    /,
+    *,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> int:
+    """Stop a thread's run, or drop the calls that wait for approval.
+
+    What cancel_run does: a running thread stops wherever it runs (the steps it finished
+    stay); a waiting thread's undecided calls are dropped and never run.
+    """
+    from agents_mcp.cli.inbox import cancel as run_cancel
+
+    invocation = Invocation(config, db)
+    return anyio.run(
+        lambda: run_cancel(invocation, thread, as_json=json, console=command_console())
+    )
+
+
+@app.command(sort_key=8.5, usage="Usage: agents-mcp uninstall CLIENT [OPTIONS]", help_epilogue="")
+def uninstall(
+    client: Annotated[CLIENTS, Parameter(help="the MCP client to remove agents-mcp from")],
+    /,
+    *,
+    name: Annotated[
+        str, Parameter(metavar="NAME", help="the server's name in the client (default: agents)")
+    ] = "agents",
+    force: Annotated[
+        bool, Parameter(help="remove the entry even if it does not start agents-mcp")
+    ] = False,
+) -> int:
+    """Remove the server from Claude Desktop, Claude Code or Cursor.
+
+    The inverse of install: takes the entry out of the client's config file, after
+    backing it up (Claude Code: with `claude mcp remove` when `claude` is on PATH).
+    """
+    from agents_mcp.cli.install import uninstall as run_uninstall
+
+    return run_uninstall(client, name=name, force=force, console=command_console())
 
 
 if __name__ == "__main__":

@@ -22,7 +22,16 @@ from pydantic import (
 from agents_mcp.config.agents import _NAMES, AgentConfig, TextFile, _Names
 from agents_mcp.config.base import _NO_AGENTS, AgentName, ServerName, _err, _fail, _listing, _Model
 from agents_mcp.config.database import is_postgres
-from agents_mcp.config.errors import Loc, describe, dotted, expand, keys, order, walk
+from agents_mcp.config.errors import (
+    UNSET,
+    Loc,
+    describe,
+    dotted,
+    expand,
+    keys,
+    order,
+    walk,
+)
 from agents_mcp.config.models import ANTHROPIC_API_KEY, ModelConfig
 from agents_mcp.config.servers import DownstreamServerConfig
 from agents_mcp.config.settings import ServerSettings, _beside
@@ -40,6 +49,10 @@ class Config(_Model):
     models: dict[str, ModelConfig] = {}
     agents: dict[AgentName, AgentConfig] = Field(default_factory=dict, validate_default=True)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    unresolved_models: dict[str, tuple[str, ...]] = Field(default_factory=dict, exclude=True)
+    """Models that name environment variables that are not set (not a file key): name →
+    those variables. They are not in ``models``: an agent that uses one fails when it is
+    called, so one missing key does not stop the others."""
 
     @model_validator(mode="wrap")
     @classmethod
@@ -48,7 +61,10 @@ class Config(_Model):
             return frozenset(map(str, table)) if isinstance(table, Mapping) else None
 
         raw = data if isinstance(data, Mapping) else {}
-        token = _NAMES.set(_Names(keys(raw.get("models", {})), keys(raw.get("mcpServers", {}))))
+        models = keys(raw.get("models", {}))
+        if models is not None:
+            models |= keys(raw.get("unresolved_models", {})) or frozenset()
+        token = _NAMES.set(_Names(models, keys(raw.get("mcpServers", {}))))
         try:
             return handler(data)
         finally:
@@ -165,11 +181,13 @@ def config_from_dict(
     data = _with_default_keys(data)
     expanded = expand(data, (), os.environ if environ is None else environ, problems)
     env_locs = {loc for loc, _ in problems}  # a failed expansion explains later errors there
-    if "path" in expanded:  # our field, filled in below; not a file key
-        problems.append((("path",), f"unknown key; valid keys: {', '.join(keys(Config))}"))
-        del expanded["path"]
+    for field in ("path", "unresolved_models"):  # ours, filled in below; not file keys
+        if field in expanded:
+            problems.append(((field,), f"unknown key; valid keys: {', '.join(keys(Config))}"))
+            del expanded[field]
+    unresolved = _defer_models(expanded, problems, env_locs)
     try:
-        config = Config.model_validate({**expanded, "path": path})
+        config = Config.model_validate({**expanded, "path": path, "unresolved_models": unresolved})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc, owner = walk(error["loc"], Config)
@@ -181,6 +199,36 @@ def config_from_dict(
         # secrets included) must not ride along as __context__ into tracebacks.
         raise ConfigError("\n".join(lines))
     return config
+
+
+def _defer_models(
+    expanded: dict[str, Any], problems: list[tuple[Loc, str]], env_locs: set[Loc]
+) -> dict[str, tuple[str, ...]]:
+    """Take the models that name an unset environment variable out of ``expanded`` (and
+    those problems out of ``problems``): name → the unset variables, reported when an
+    agent that uses one is called. Their other problems stay, so the file is still
+    checked whole."""
+    models = expanded.get("models")
+    if not isinstance(models, dict):
+        return {}
+    unresolved: dict[str, list[str]] = {}
+    for loc, msg in list(problems):
+        if loc[:1] == ("models",) and len(loc) > 2 and msg.startswith(UNSET):
+            names = unresolved.setdefault(str(loc[1]), [])
+            names.append(msg.removeprefix(UNSET).split(" ", 1)[0])
+            problems.remove((loc, msg))
+    for name in unresolved:
+        entry = models.pop(name)
+        if isinstance(entry, Mapping):
+            try:
+                ModelConfig.model_validate(entry)
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    loc, owner = walk(error["loc"], ModelConfig)
+                    full = ("models", name, *loc)
+                    if full not in env_locs:
+                        problems.append((full, describe(error, owner)))
+    return {name: tuple(dict.fromkeys(found)) for name, found in unresolved.items()}
 
 
 def _with_default_keys(data: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -30,7 +30,7 @@ from agents_mcp.config.base import (
     _is_origin,
     _Model,
 )
-from agents_mcp.config.database import db_location
+from agents_mcp.config.database import db_location, is_postgres
 from agents_mcp.config.errors import Loc
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -135,6 +135,11 @@ class ServerSettings(_Model):
     """The thread database: a SQLite file (relative to the config file; also as
     ``sqlite:PATH``) or a ``postgresql://user@host:port/db`` URL (``${VAR}`` for its
     password); see :mod:`agents_mcp.config.database`."""
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full"
+    """SQLite: ``full`` answers a write once it is on disk, so a committed approval,
+    decision or "started" record survives a power loss; ``may-lose-last-commits`` does not
+    wait for the disk (faster where its syncs are the limit), and the last commits before
+    a power loss or an OS crash may be lost. Refused with a PostgreSQL ``db``."""
     stateless_http: bool = False
     """HTTP: every request stands alone (no MCP session), so any replica behind a load
     balancer serves any request of a handshake-era client too; inline elicitation is then
@@ -209,6 +214,20 @@ class ServerSettings(_Model):
                         ("max_stored_result",),
                         f"must be at least tool_result_budget ({self.tool_result_budget}):"
                         " the model is shown what is stored",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _durability_of_sqlite_only(self) -> Self:
+        if self.sqlite_durability != "full" and is_postgres(self.db or ""):
+            _fail(
+                [
+                    (
+                        ("sqlite_durability",),
+                        "applies to a SQLite database only; with PostgreSQL its server decides"
+                        " (synchronous_commit): remove sqlite_durability",
                     )
                 ]
             )

@@ -5,11 +5,12 @@ that: a Ctrl-C while the database was being opened cancelled whatever was in fli
 a start cancelled in uvicorn's lifespan printed a ``CancelledError`` traceback. Here one
 handler owns them throughout (on POSIX):
 
-- while the server is being prepared (the database checked, the app built), a signal
-  cancels that;
-- once uvicorn runs, the first asks it to stop: a start in progress completes (nothing
-  is cut off midway), then it shuts down gracefully; the second forces it (no waiting
-  for open connections), and gives up on a start that is still in progress.
+- the first asks it to stop: what is in progress completes (nothing is cut off midway:
+  a database being opened, a migration), then it stops: before listening, if it was
+  still being prepared (the database checked, the app built); else uvicorn shuts down
+  gracefully, after it finished starting if it was;
+- the second forces it: no waiting for open connections, nor for a start or a
+  preparation still in progress.
 
 The server says it is listening (``on_listening``) once its socket accepts connections,
 and not at all when it was asked to stop before then.
@@ -56,7 +57,7 @@ class Stops:
         self.received.append(signum)
         server = self._server
         if server is None:
-            if self._preparing is not None:
+            if len(self.received) > 1 and self._preparing is not None:
                 self._preparing.cancel()
             return
         if len(self.received) == 1:
@@ -70,10 +71,11 @@ class Stops:
 
     @contextlib.contextmanager
     def preparing(self) -> Iterator[None]:
-        """Around what comes before uvicorn runs: a signal cancels it."""
+        """Around what comes before uvicorn runs: a second signal cancels it (after
+        the first, the caller stops once it is done)."""
         with anyio.CancelScope() as scope:
             self._preparing = scope
-            if self.received:
+            if len(self.received) > 1:
                 scope.cancel()
             try:
                 yield

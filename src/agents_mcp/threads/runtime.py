@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
+from agents_mcp.config import (
+    DEFAULT_CONTEXT_TOKENS,
+    AgentConfig,
+    Config,
+    ModelConfig,
+    approval_required,
+)
 from agents_mcp.downstream import Downstreams
 from agents_mcp.engine.agent import Agent
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
-from agents_mcp.llm import LLM
+from agents_mcp.errors import LLMError
+from agents_mcp.llm import LLM, TextCallback
 from agents_mcp.llm import build_llm as _build_llm
+from agents_mcp.messages import LLMRequest, LLMResponse
 from agents_mcp.store import open_store, resolve_db
 from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
@@ -38,6 +46,31 @@ def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:
         return approval_required(cfg.require_approval, tool.server, tool.tool, tool.read_only)
 
     return requires
+
+
+class UnresolvedModel:
+    """The model of an entry that names an unset environment variable: every request
+    fails with what to set, so only the agents that use it fail, and only when called."""
+
+    def __init__(self, name: str, unset: Sequence[str]) -> None:
+        self.problem = unresolved_problem(name, unset)
+
+    async def complete(
+        self, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        raise LLMError(self.problem)
+
+
+def unresolved_problem(name: str, unset: Sequence[str]) -> str:
+    """Why model ``name`` cannot be used (``unset``: the variables it names that are not
+    set), and what to do."""
+    several = len(unset) > 1
+    return (
+        f"model {name!r} cannot be used: its config names the environment"
+        f" variable{'s' if several else ''} {', '.join(unset)}, not set where agents-mcp"
+        f" started; set {'them' if several else 'it'} (in the shell, or in the env block of"
+        " the MCP client's entry for agents-mcp) and start agents-mcp again"
+    )
 
 
 def build_agents(
@@ -60,15 +93,40 @@ def build_agents(
             max_stored_result=config.server.max_stored_result,
             delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
             output_schema=cfg.output_schema,
-            context=_context(config.models[cfg.model], cfg),
+            context=_context(config.models.get(cfg.model), cfg),
         )
         for name, cfg in config.agents.items()
     }
 
 
-def _context(model: ModelConfig, agent: AgentConfig) -> ContextWindow:
-    """The context window of the agent's requests: its model's, less room for the answer."""
+def _context(model: ModelConfig | None, agent: AgentConfig) -> ContextWindow:
+    """The context window of the agent's requests: its model's, less room for the answer
+    (``model`` None: its entry is unresolved and no request is ever made)."""
+    if model is None:
+        return ContextWindow.of(DEFAULT_CONTEXT_TOKENS["openai"], agent.params.max_tokens)
     return ContextWindow.of(model.context_tokens, agent.params.max_tokens or model.max_tokens)
+
+
+def _models(
+    config: Config, llms: Mapping[str, LLM], stack: AsyncExitStack, warn_unresolved: bool
+) -> dict[str, LLM]:
+    """Each model by name (``llms`` win), closed with ``stack``."""
+    models: dict[str, LLM] = {}
+    for name, model_cfg in config.models.items():
+        models[name] = llms.get(name) or build_llm(model_cfg)
+        closer = getattr(models[name], "aclose", None)
+        if closer is not None:
+            stack.push_async_callback(closer)
+    for name, unset in config.unresolved_models.items():
+        models[name] = llms.get(name) or UnresolvedModel(name, unset)
+        if warn_unresolved:
+            users = [a for a, cfg in config.agents.items() if cfg.model == name]
+            log.warning(
+                "%s (agents that use it: %s)",
+                unresolved_problem(name, unset),
+                ", ".join(users) or "none",
+            )
+    return models
 
 
 @asynccontextmanager
@@ -79,6 +137,7 @@ async def open_threads(
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
     recover: bool = True,
+    warn_unresolved: bool = True,
 ) -> AsyncIterator[Threads]:
     """Open the store, build the agents and yield :class:`Threads`; close all on exit.
 
@@ -88,20 +147,19 @@ async def open_threads(
     resume other processes' abandoned threads, at start and now and then, and delete
     threads older than ``[server] retain_days`` (the server does; a one-shot command such
     as ``agents-mcp pending`` must not run their calls).
+    ``warn_unresolved``: log each model whose environment variable is unset (a one-shot
+    command that uses none of them need not say so).
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
-            resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+            resolve_db(config.server.db, db_path),
+            lease_seconds=config.server.lease_seconds,
+            sqlite_durability=config.server.sqlite_durability,
         )
         stack.push_async_callback(store.close)
         downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
         stack.push_async_callback(downstreams.aclose)
-        models: dict[str, LLM] = {}
-        for name, model_cfg in config.models.items():
-            models[name] = (llms or {}).get(name) or build_llm(model_cfg)
-            closer = getattr(models[name], "aclose", None)
-            if closer is not None:
-                stack.push_async_callback(closer)
+        models = _models(config, llms or {}, stack, warn_unresolved)
         runs = Runs(store)
         stack.push_async_callback(runs.aclose)
         store.leases.on_lost = runs.interrupt_all
