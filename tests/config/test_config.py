@@ -126,6 +126,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "extra": {},
                 },
             },
+            "model_aliases": {},
             "agents": {
                 "researcher": {
                     "description": "Searches the web and reads local files to answer research questions.",
@@ -134,6 +135,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "model": "default",
                     "servers": ["fs", "search"],
                     "tools": {"fs": ["read_file", "list_directory"]},
+                    "disabled_tools": {},
                     "require_approval": {
                         "always": ["search__fetch"],
                         "never": ["fs__*"],
@@ -165,6 +167,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "model": "offline",
                     "servers": [],
                     "tools": {},
+                    "disabled_tools": {},
                     "require_approval": "never",
                     "max_iterations": 12,
                     "personalities": {},
@@ -209,6 +212,10 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
+                "dashboard": True,
+                "dashboard_port": 0,
+                "agents_from": [],
+                "agents_from_approval": "always",
             },
         }
     )
@@ -342,6 +349,10 @@ def test_defaults() -> None:
             "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
+            "dashboard": True,
+            "dashboard_port": 0,
+            "agents_from": [],
+            "agents_from_approval": "always",
         }
     )
 
@@ -507,13 +518,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
-agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
+agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
-agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 

@@ -18,19 +18,17 @@ from typing import Any
 
 import anyio
 
+from agents_mcp.cli.check_agents import agent_section, file_rows, files_json
 from agents_mcp.cli.check_models import keyless_models, probe_model, unresolved_rows
 from agents_mcp.cli.environment import read_raw, references, suspects
 from agents_mcp.cli.report import Lines, Report, Row
 from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
-    SEPARATOR,
-    AgentConfig,
-    ApprovalRules,
     Config,
     DownstreamServerConfig,
-    approval_required,
     load_config,
 )
+from agents_mcp.config.file import InvalidConfig
 from agents_mcp.errors import ConfigError
 
 _TAIL = 8
@@ -55,7 +53,9 @@ async def check(
     try:
         config = load_config(path)
     except ConfigError as exc:
-        show.rows(report, [*_environment(raw, None), *_config_problems(exc, path)])
+        imported = exc.imported if isinstance(exc, InvalidConfig) else None
+        files = file_rows(imported, path) if imported is not None else []
+        show.rows(report, [*_environment(raw, None), *_config_problems(exc, path), *files])
         show.line()
         show.line(f"{report.problems} problem(s): the configuration is invalid.")
         if as_json:
@@ -72,10 +72,11 @@ async def check(
         )
         async with console.spinner(label):
             rows = await _probe_all(config, raw, downstreams, found, offline, seconds, db)
-        show.rows(report, rows)
+        show.rows(report, [*rows, *file_rows(config.imported, path)])
+        report.files = files_json(config.imported)
         for name, agent in config.agents.items():
             show.line()
-            await _agent_section(show, report, config, name, agent, downstreams, found)
+            await agent_section(show, report, config, name, agent, downstreams, found)
     finally:
         with anyio.move_on_after(10, shield=True):
             await downstreams.aclose()
@@ -326,94 +327,6 @@ def _where(name: str, cfg: DownstreamServerConfig, raw: Mapping[str, Any]) -> st
         return " ".join([cfg.command, *map(str, shown)])
     url = entry.get("url") if isinstance(entry, dict) else None
     return str(url if isinstance(url, str) else cfg.url)
-
-
-# -- agents -------------------------------------------------------------------------------
-
-
-async def _agent_section(
-    show: Lines,
-    report: Report,
-    config: Config,
-    name: str,
-    agent: AgentConfig,
-    downstreams: Any,
-    found: Mapping[str, list[Any] | BaseException],
-) -> None:
-    from agents_mcp.downstream import AgentToolset
-
-    servers = ", ".join(agent.servers) or "none"
-    show.line(f"agent {name} · model {agent.model} · servers {servers}")
-    if agent.personalities:
-        names = [
-            f"{p} (default)" if p == agent.default_personality else p for p in agent.personalities
-        ]
-        show.line(f"  personalities: {', '.join(names)}")
-    up = [s for s in agent.servers if isinstance(found.get(s), list)]
-    tools = await AgentToolset([downstreams.servers[s] for s in up], agent.tools).list_tools()
-    width = max((len(t.name) for t in tools), default=0)
-    listed = []
-    for t in tools:
-        needs = approval_required(agent.require_approval, t.server, t.tool, t.read_only)
-        listed.append({"name": t.name, "read_only": t.read_only, "needs_approval": needs})
-        kind = "read-only" if t.read_only else "         "
-        show.line(
-            f"  {t.name.ljust(width)}  {kind}  {'needs approval' if needs else 'runs without approval'}"
-        )
-    missing = [s for s in agent.servers if s not in up]
-    for s in missing:
-        show.line(f"  ({s}: unavailable, see above)")
-    for other in agent.agents:
-        show.line(f"  agent__{other}  delegates to agent {other}")
-    if not agent.servers and not agent.agents:
-        show.line("  (no tools)")
-    report.agents.append(
-        {
-            "name": name,
-            "model": agent.model,
-            "servers": list(agent.servers),
-            "personalities": list(agent.personalities),
-            "tools": listed,
-            "unavailable_servers": missing,
-            "delegates_to": list(agent.agents),
-        }
-    )
-    rows = list(_allowlist_rows(name, agent, found))
-    if rows:
-        show.rows(report, rows)
-
-
-def _allowlist_rows(
-    name: str, agent: AgentConfig, found: Mapping[str, list[Any] | BaseException]
-) -> Iterator[Row]:
-    """Allowlist entries and approval rules that name no tool: usually a typo."""
-
-    def offered(server: str) -> set[str] | None:
-        tools = found.get(server)
-        return {t.name for t in tools} if isinstance(tools, list) else None
-
-    for server, allowed in agent.tools.items():
-        names = offered(server)
-        for tool in allowed:
-            if names is not None and tool not in names:
-                yield Row(
-                    False,
-                    f"agent {name}",
-                    f"tools.{server} lists {tool!r}, which {server} does not offer",
-                    f"valid: {', '.join(sorted(names))}",
-                )
-    policy = agent.require_approval
-    if isinstance(policy, ApprovalRules):
-        for rule in [*policy.always, *policy.never]:
-            server, _, tool = rule.partition(SEPARATOR)
-            names = offered(server)
-            if tool != "*" and names is not None and tool not in names:
-                yield Row(
-                    False,
-                    f"agent {name}",
-                    f"require_approval rule {rule!r} names no tool of {server}",
-                    f"valid: {', '.join(f'{server}{SEPARATOR}{n}' for n in sorted(names))}",
-                )
 
 
 def _short(text: str, limit: int = 90) -> str:

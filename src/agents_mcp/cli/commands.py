@@ -307,6 +307,69 @@ def check(
     )
 
 
+@app.command(sort_key=6.1, usage="Usage: agents-mcp agents [OPTIONS]", help_epilogue="")
+def agents(*, json: JsonOption = False, config: ConfigOption = None) -> int:
+    """List the agents and where each comes from.
+
+    The config's [agents] tables and the agent files of [server] agents_from (Claude Code,
+    Copilot, Codex); files that are not used are named on stderr (`check` says why).
+    """
+    from agents_mcp.cli.agents import list_agents
+
+    return list_agents(Invocation(config, None), command_console(), as_json=json)
+
+
+@app.command(sort_key=6.2, usage="Usage: agents-mcp tools AGENT [OPTIONS]", help_epilogue="")
+def tools(
+    agent: Annotated[str, Parameter(help="the agent's name (see agents-mcp agents)")],
+    /,
+    *,
+    timeout: Annotated[
+        float, Parameter(metavar="S", help="for starting its servers (default: 30)")
+    ] = 30.0,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> int:
+    """List the tools an agent's model sees.
+
+    Starts the agent's servers, and lists each tool as offered to the model (server__tool)
+    with its approval rule, and the agents it may delegate to. Exit code 1 when a server
+    is unavailable.
+    """
+    from agents_mcp.cli.agents import list_tools
+
+    invocation = Invocation(config, None)
+    return anyio.run(
+        lambda: list_tools(invocation, agent, command_console(), as_json=json, seconds=timeout)
+    )
+
+
+@app.command(sort_key=6.3, usage="Usage: agents-mcp ui [OPTIONS]", help_epilogue="")
+def ui(
+    *,
+    port: Annotated[
+        int, Parameter(help="loopback port (default: 0, a free port the system picks)")
+    ] = 0,
+    no_open: Annotated[bool, Parameter(name="--no-open", help="only print the link")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> int:
+    """Open the dashboard: every thread, and every call waiting for you.
+
+    Serves it on 127.0.0.1 behind a key that is in the printed link, next to any servers
+    on the same database; a decision made there resumes the run exactly once. Ctrl-C stops it.
+    """
+    from agents_mcp.cli.ui import ui as run_ui
+
+    invocation = Invocation(config, db)
+    try:
+        return anyio.run(
+            lambda: run_ui(invocation, command_console(), port=port, open_browser=not no_open)
+        )
+    except KeyboardInterrupt:
+        return 130
+
+
 @app.command(sort_key=7, usage="Usage: agents-mcp init [PATH]", help_epilogue="")
 def init(
     path: Annotated[

@@ -20,6 +20,8 @@ class Row:
     fix: str | None = None
     log: list[str] = field(default_factory=list)
     """The end of a failing server's stderr, from its log file."""
+    notes: list[str] = field(default_factory=list)
+    """More about the item, one line each (an agent file's ignored fields)."""
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Report:
     path: Path
     rows: list[Row] = field(default_factory=list)
     agents: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
@@ -47,6 +50,7 @@ class Report:
             "warnings": self.warnings,
             "checks": [asdict(r) for r in self.rows],
             "agents": self.agents,
+            "agent_files": self.files,
         }
         return json.dumps(data, indent=2, ensure_ascii=False)
 
@@ -72,5 +76,7 @@ class Lines:
                 self.line(f"{pad}log: {r.log[0]}")
                 for line in r.log[1:]:
                     self.line(f"{pad}     {line}")
+            for note in r.notes:
+                self.line(f"{pad}{note}")
             if r.fix:
                 self.line(f"{pad}fix: {r.fix}")

@@ -25,6 +25,7 @@ from agents_mcp.server.auth import OwnerVerifier, server_auth
 from agents_mcp.server.challenge import Challenge
 from agents_mcp.server.stdin import closable_stdin
 from agents_mcp.server.stopping import STOP_SIGNALS, release_stop_signals, stop_signals
+from agents_mcp.server.ui.local import DashboardSpec
 from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.server.transports")
@@ -60,7 +61,7 @@ async def serve(
     """
     if transport == "stdio":
         on_listening()
-        return await serve_stdio(create_server(config, db_path=db_path))
+        return await serve_stdio(create_server(config, db_path=db_path, dashboard=_board(config)))
     with stop_signals() as stops:  # Ctrl-C from here on stops cleanly (see .stopping)
         auth = http_auth(config, host=host, port=port)
         with stops.preparing():
@@ -93,6 +94,11 @@ async def serve(
         )
         await stops.serve(settings, on_listening)
     return stops.interrupted
+
+
+def _board(config: Config) -> DashboardSpec | None:
+    """A stdio server's own dashboard (``[server] dashboard``): see ``ui.local``."""
+    return DashboardSpec(config.server.dashboard_port) if config.server.dashboard else None
 
 
 async def serve_stdio(mcp: FastMCP) -> bool:

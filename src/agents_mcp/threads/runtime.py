@@ -10,6 +10,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from agents_mcp.config import (
     ModelConfig,
     approval_required,
 )
-from agents_mcp.downstream import Downstreams
+from agents_mcp.downstream import Downstreams, DownstreamServer
 from agents_mcp.engine.agent import Agent
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
@@ -32,7 +33,7 @@ from agents_mcp.store import open_store, resolve_db
 from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
-from agents_mcp.toolsets import ToolInfo
+from agents_mcp.toolsets import ToolInfo, Toolset, WithoutTools
 
 log = logging.getLogger("agents_mcp.threads.runtime")
 
@@ -82,7 +83,7 @@ def build_agents(
             description=cfg.description,
             instructions=cfg.instructions,
             llm=llms[cfg.model],
-            toolset=downstreams.toolset(cfg.servers, cfg.tools),
+            toolset=agent_toolset(cfg, downstreams),
             requires_approval=_approval_rule(cfg),
             max_iterations=cfg.max_iterations,
             settings=cfg.params.settings(),
@@ -97,6 +98,12 @@ def build_agents(
         )
         for name, cfg in config.agents.items()
     }
+
+
+def agent_toolset(cfg: AgentConfig, downstreams: Downstreams) -> Toolset:
+    """The tools of ``cfg``'s servers that it may use (``tools``, ``disabled_tools``)."""
+    toolset = downstreams.toolset(cfg.servers, cfg.tools)
+    return WithoutTools(toolset, cfg.disabled_tools) if cfg.disabled_tools else toolset
 
 
 def _context(model: ModelConfig | None, agent: AgentConfig) -> ContextWindow:
@@ -129,6 +136,36 @@ def _models(
     return models
 
 
+@dataclass
+class Runtime:
+    """The running agents of a config; :meth:`apply` swaps them for those of a newer
+    config (its agent files read again) without a restart."""
+
+    config: Config
+    threads: Threads
+    downstreams: Downstreams
+    models: Mapping[str, LLM]
+
+    async def apply(self, config: Config) -> tuple[list[str], list[str], list[str]]:
+        """Serve ``config``'s agents from now on; the names added, removed and changed.
+        A run already going keeps the agent it started with; the next one gets the new.
+        Servers the new agents define are added (a changed one replaced)."""
+        servers = self.downstreams.servers
+        for name, cfg in config.mcp_servers.items():
+            old = servers.get(name)
+            if old is None or old.config != cfg:
+                servers[name] = DownstreamServer(name, cfg)
+                if old is not None:
+                    await old.aclose()
+        before, after = self.config.agents, config.agents
+        self.threads.replace_agents(build_agents(config, self.models, self.downstreams))
+        self.config = config
+        added = [n for n in after if n not in before]
+        removed = [n for n in before if n not in after]
+        changed = [n for n in after if n in before and after[n] != before[n]]
+        return added, removed, changed
+
+
 @asynccontextmanager
 async def open_threads(
     config: Config,
@@ -139,7 +176,29 @@ async def open_threads(
     recover: bool = True,
     warn_unresolved: bool = True,
 ) -> AsyncIterator[Threads]:
-    """Open the store, build the agents and yield :class:`Threads`; close all on exit.
+    """:func:`open_runtime`, for callers that only need the threads."""
+    async with open_runtime(
+        config,
+        db_path=db_path,
+        llms=llms,
+        transports=transports,
+        recover=recover,
+        warn_unresolved=warn_unresolved,
+    ) as runtime:
+        yield runtime.threads
+
+
+@asynccontextmanager
+async def open_runtime(
+    config: Config,
+    *,
+    db_path: str | Path | None = None,
+    llms: Mapping[str, LLM] | None = None,
+    transports: Mapping[str, Any] | None = None,
+    recover: bool = True,
+    warn_unresolved: bool = True,
+) -> AsyncIterator[Runtime]:
+    """Open the store, build the agents and yield the :class:`Runtime`; close all on exit.
 
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
@@ -175,4 +234,4 @@ async def open_threads(
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
         if recover and config.server.retain_days is not None:
             runs.spawn(functools.partial(retain, store, config.server.retain_days))
-        yield threads
+        yield Runtime(config, threads, downstreams, models)
