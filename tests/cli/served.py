@@ -81,7 +81,7 @@ async def served(*args: str, tmp_path: Path, **env: str) -> AsyncIterator[Served
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
-        env=scratch_env(tmp_path, **env),
+        env=scratch_env(tmp_path, environ=env),
         start_new_session=True,
     )
     try:
