@@ -59,22 +59,12 @@ def run(
     allowed_origins: Sequence[str] = (),
 ) -> int:
     """Serve until stopped; the exit code."""
-    from agents_mcp.config import ServerSettings
     from agents_mcp.server.stopping import hold_stop_signals, release_stop_signals
     from agents_mcp.server.transports import serve
     from agents_mcp.store import shown
 
     config = invocation.load()
-    try:  # the same checks (and messages) as the config's own lists
-        ServerSettings.model_validate(
-            {"allowed_hosts": list(allowed_hosts), "allowed_origins": list(allowed_origins)}
-        )
-    except ValidationError as exc:
-        raise InvalidRequest(
-            "; ".join(
-                f"--{str(e['loc'][0]).replace('_', '-')[:-1]}: {e['msg']}" for e in exc.errors()
-            )
-        ) from None
+    _check_lists(allowed_hosts, allowed_origins)
     if transport == "http":
         _check_port(host, port)
     where = "stdio" if transport == "stdio" else f"http://{host}:{port}/mcp"
@@ -117,6 +107,23 @@ def run(
 def _stopped() -> None:
     # A terminal has echoed "^C": start a line of our own.
     print(f"{chr(10) if sys.stderr.isatty() else ''}{STOPPED}", file=sys.stderr)
+
+
+def _check_lists(allowed_hosts: Sequence[str], allowed_origins: Sequence[str]) -> None:
+    """``--allowed-host``/``--allowed-origin``: the same checks (and messages) as the
+    config's own lists."""
+    from agents_mcp.config import ServerSettings
+
+    try:
+        ServerSettings.model_validate(
+            {"allowed_hosts": list(allowed_hosts), "allowed_origins": list(allowed_origins)}
+        )
+    except ValidationError as exc:
+        raise InvalidRequest(
+            "; ".join(
+                f"--{str(e['loc'][0]).replace('_', '-')[:-1]}: {e['msg']}" for e in exc.errors()
+            )
+        ) from None
 
 
 def _check_port(host: str, port: int) -> None:
