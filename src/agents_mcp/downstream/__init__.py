@@ -37,11 +37,15 @@ from agents_mcp.downstream.elicit import (
     Questions,
     nobody_to_ask,
 )
-from agents_mcp.downstream.logs import LOG_HEADER, log_dir
+from agents_mcp.downstream.logs import LOG_HEADER, last_lines, log_dir
+from agents_mcp.downstream.stray import NotMCP, StrayOutput
 from agents_mcp.errors import internal_error
 from agents_mcp.toolsets import Available, ToolInfo, ToolOutput, Unavailable, llm_tool_names
 
 log = logging.getLogger("agents_mcp.downstream")
+
+STDERR_LINES = 3
+"""How many of its last stderr lines the warning about a failed server quotes."""
 
 
 class DownstreamServer:
@@ -67,12 +71,16 @@ class DownstreamServer:
         self._tools: list[mt.Tool] | None = None
         self._lock = anyio.Lock()
 
-    def _new_client(self) -> Client[Any]:
+    def _new_client(self, stray: StrayOutput) -> Client[Any]:
         from agents_mcp.downstream.connect import new_client, transport_for
 
         transport = self._transport or transport_for(self.config, self.log_path)
         return new_client(
-            self.config, transport, questions=self._questions, tools_changed=self.tools_changed
+            self.config,
+            transport,
+            questions=self._questions,
+            tools_changed=self.tools_changed,
+            stray=stray.seen,
         )
 
     def tools_changed(self) -> None:
@@ -86,9 +94,14 @@ class DownstreamServer:
             return client
         async with self._lock:
             if self._client is None:
-                client = self._new_client()
+                stray = StrayOutput(self.name)
+                client = self._new_client(stray)
                 try:
-                    with anyio.fail_after(self.config.init_timeout + 5), Questions.outside_calls():
+                    with (
+                        anyio.fail_after(self.config.init_timeout + 5),
+                        Questions.outside_calls(),
+                        stray.during_handshake(),
+                    ):
                         await client.__aenter__()  # type: ignore[no-untyped-call]
                 except BaseException:  # failed or cancelled mid-handshake: leave no child behind
                     with anyio.move_on_after(5, shield=True):
@@ -105,6 +118,16 @@ class DownstreamServer:
     def log_path(self) -> Path:
         """The file a stdio server's stderr goes to."""
         return log_dir() / f"{self.name}.log"
+
+    def stderr_said(self) -> str:
+        """For the operator's log (not for clients: it may name paths): how a stdio
+        server's stderr ended since it last started, and where the rest is."""
+        if self.config.command is None or self._transport is not None:
+            return ""
+        lines = [" ".join(line.split())[:200] for line in last_lines(self.log_path, STDERR_LINES)]
+        if not lines:
+            return ""
+        return f"; its stderr ended with: {' | '.join(lines)} (all of it in {self.log_path})"
 
     @property
     def cached_tools(self) -> list[mt.Tool] | None:
@@ -273,7 +296,7 @@ class AgentToolset:
                 found[server.name] = await server.tools()
             except Exception as exc:
                 why = unavailable_reason(server.config, exc)
-                log.warning("%s: cannot list tools: %s", server.name, why)
+                log.warning("%s: cannot list tools: %s%s", server.name, why, server.stderr_said())
                 failed[server.name] = Unavailable(
                     server=server.name, reason=why, required=server.config.required
                 )
@@ -412,6 +435,9 @@ def _causes(exc: BaseException) -> list[BaseException]:
 def unavailable_reason(config: DownstreamServerConfig, exc: BaseException) -> str:
     """Why a server could not give its tools, in words the model and the caller can use."""
     causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, NotMCP):
+            return str(cause)
     if config.command is not None:
         for cause in causes:
             if isinstance(cause, FileNotFoundError) and cause.filename in (config.command, None):

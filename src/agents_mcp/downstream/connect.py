@@ -9,6 +9,7 @@ costs about 0.4 s to import.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -71,14 +72,30 @@ class LargeResultsHTTP(ClientTransport):
         return f"<LargeResultsHTTP({self.url!r})>"
 
 
-class _ListChanged(MessageHandler):
-    """Drops the server's cached tool list when it says the list changed."""
+class _Messages(MessageHandler):
+    """Drops the server's cached tool list when it says the list changed; passes on the
+    lines of its stdout that were not MCP messages (see :mod:`.stray`)."""
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[], None], stray: Callable[[Exception], None]) -> None:
         self.changed = changed
+        self.stray = stray
 
     async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
         self.changed()
+
+    async def on_exception(self, message: Exception) -> None:
+        self.stray(message)
+
+
+class _ReportedWithTheLine(logging.Filter):
+    """The SDK logs a traceback for each stdout line it cannot parse; :mod:`.stray`
+    reports those lines themselves, once, in words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Failed to parse JSONRPC message from server"
+
+
+logging.getLogger("mcp.client.stdio").addFilter(_ReportedWithTheLine())
 
 
 def transport_for(config: DownstreamServerConfig, log_file: Path) -> ClientTransport:
@@ -104,6 +121,7 @@ def new_client(
     *,
     questions: Questions,
     tools_changed: Callable[[], None],
+    stray: Callable[[Exception], None],
 ) -> Client[Any]:
     """A client for one connection to the server, not yet connected.
 
@@ -117,6 +135,6 @@ def new_client(
         timeout=max(config.timeout, config.init_timeout),
         init_timeout=config.init_timeout,
         client_info=mt.Implementation(name="agents-mcp", version=__version__),
-        message_handler=_ListChanged(tools_changed),
+        message_handler=_Messages(tools_changed, stray),
         elicitation_handler=questions.answer,
     )
