@@ -73,7 +73,17 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
     mode = db.execute("PRAGMA journal_mode").fetchone()[0]
     assert versions == [v for v, _, _ in MIGRATIONS]
     assert tables == snapshot(
-        ["approvals", "grants", "messages", "runners", "schema_migrations", "threads"]
+        [
+            "approvals",
+            "budget_days",
+            "grants",
+            "messages",
+            "runners",
+            "schema_migrations",
+            "thread_traces",
+            "threads",
+            "turn_budgets",
+        ]
     )
     assert mode == "wal"
     store = await open_store(tmp_path / "t.db")  # opening again applies nothing twice
@@ -381,11 +391,13 @@ async def test_every_transition_is_written_down() -> None:
     assert sorted((a or "-", b, sorted(who)) for (a, b), who in TRANSITIONS.items()) == snapshot(
         [
             ("-", "running", ["chat"]),
+            ("budget_exceeded", "running", ["chat"]),
             ("cancelled", "running", ["chat"]),
             ("completed", "running", ["chat"]),
             ("failed", "running", ["chat"]),
             ("needs_approval", "cancelled", ["cancel"]),
             ("needs_approval", "running", ["approve", "recovery", "run"]),
+            ("running", "budget_exceeded", ["run"]),
             ("running", "cancelled", ["cancel", "recovery", "run"]),
             ("running", "completed", ["run"]),
             ("running", "failed", ["recovery", "run"]),

@@ -10,15 +10,16 @@ from __future__ import annotations
 import errno
 import gc
 import os
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 import anyio
 from pydantic import ValidationError
 
-from agents_mcp import __version__
+from agents_mcp import __version__, telemetry
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
 from agents_mcp.server.stdio import Keyboard, keyboard
@@ -97,7 +98,19 @@ def run(
             allowed_origins=allowed_origins,
         )
 
+    stop_telemetry = telemetry.setup(config.server.telemetry)
+    try:
+        return _serve(main, transport, stop_telemetry is not None)
+    finally:
+        if stop_telemetry is not None:
+            stop_telemetry()  # what is still buffered is exported before we exit
+
+
+def _serve(main: Callable[..., Awaitable[bool]], transport: str, traced: bool) -> int:
     tune_gc()
+    if traced and transport == "stdio" and os.name == "posix":
+        # SIGTERM would end the process without a word; the spans buffered would be lost.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if transport == "http" or os.name != "posix":
         try:
             stopped = anyio.run(main)

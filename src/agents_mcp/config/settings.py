@@ -32,6 +32,7 @@ from agents_mcp.config.base import (
     _Model,
 )
 from agents_mcp.config.errors import Loc
+from agents_mcp.config.usage import ServerBudgets, TelemetrySettings
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -158,6 +159,10 @@ class ServerSettings(_Model):
     """How deep agents may delegate to agents."""
     max_total_llm_requests: int = Field(100, ge=1)
     """LLM requests one top-level run may make, delegations included."""
+    budgets: ServerBudgets = Field(default_factory=ServerBudgets)
+    """What each owner may spend per UTC day (``[server.budgets]``)."""
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """Traces and metrics over OTLP (``[server.telemetry]``; see the README)."""
 
     @field_validator("name")
     @classmethod

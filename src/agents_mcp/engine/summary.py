@@ -8,9 +8,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents_mcp import structured
+from agents_mcp.engine.agent import DELEGATION_SERVER
 from agents_mcp.messages import Usage
 from agents_mcp.store import (
     Approval,
+    Spent,
     Store,
     StoredMessage,
     Thread,
@@ -18,6 +20,7 @@ from agents_mcp.store import (
 from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
 
 UNAVAILABLE_EVENT = "unavailable: server {server!r}: {reason}"
+DELEGATION_PREFIX = f"{DELEGATION_SERVER}__"
 
 UNAVAILABLE = re.compile(r"unavailable: server '([^']*)': (.*)", re.S)
 
@@ -38,6 +41,8 @@ class TurnSummary:
     """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
     output: Any = None
     """The final answer's JSON value, when the turn had an output schema and completed."""
+    delegated: Spent | None = None
+    """What the agents this turn delegated to spent (at any depth), when it delegated."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -62,6 +67,8 @@ async def summarize(
     reply = next((m.content for m in reversed(answers) if m.content), None)
     pending = await pending_in_tree(store, thread) if thread.status == "needs_approval" else []
     structured_answer = thread.status == "completed" and thread.output_schema is not None
+    delegating = any(c.name.startswith(DELEGATION_PREFIX) for m in answers for c in m.tool_calls)
+    delegated = (await store.turn_usage(thread.id)).delegated if delegating else None
     return TurnSummary(
         thread=thread,
         reply=reply,
@@ -72,6 +79,7 @@ async def summarize(
         cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
         unavailable=_unavailable(turn),
         output=structured.parse_output(reply) if structured_answer else None,
+        delegated=delegated,
     )
 
 

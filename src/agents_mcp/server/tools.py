@@ -19,9 +19,11 @@ from fastmcp.utilities.json_schema import dereference_refs
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from agents_mcp import telemetry
 from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.engine.usage import Limits, nanos
 from agents_mcp.server.answers import agent_tool_result, tool_errors
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
@@ -41,6 +43,7 @@ from agents_mcp.server.results import (
     transcript_markdown,
     transcript_page,
 )
+from agents_mcp.server.spending import thread_usage
 from agents_mcp.server.ui import THREAD_UI
 from agents_mcp.server.ui.view import ThreadView, thread_view
 
@@ -70,6 +73,9 @@ async def _converse(
     async with deps.progress(ctx) as progress:
         summary = await start(wait, progress)
         summary = await decided(ctx, deps, summary, wait, progress)
+    telemetry.annotate(  # on the request's span (fastmcp's tools/call)
+        {"gen_ai.conversation.id": summary.thread.id, "gen_ai.agent.name": summary.thread.agent}
+    )
     return agent_tool_result(summary, deps.settings.budget, person_decides=deps.person_decides(ctx))
 
 
@@ -92,6 +98,21 @@ async def chat_with_agent(
             " also as output in the structured result"
         ),
     ] = None,
+    max_tokens: Annotated[
+        int | None,
+        Field(
+            description="Stop this call's run before a model request once it used this many"
+            " tokens (in and out, delegated agents included); lowers the agent's own limit",
+            ge=1,
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        Field(
+            description="The same in US dollars, from the models' configured prices",
+            gt=0,
+        ),
+    ] = None,
     deps: Deps = Depends(deps_of),
 ) -> ToolResult:
     caller = current_caller()
@@ -112,6 +133,7 @@ async def chat_with_agent(
             progress=progress,
             chain=incoming_chain(ctx),
             output_schema=output_schema,
+            limits=Limits(max_tokens, nanos(max_cost)),
         ),
     )
 
@@ -134,6 +156,13 @@ async def approve_call(
 ) -> ToolResult:
     caller = current_caller()
     await deps.access.require_thread(deps.threads, caller, thread_id)
+    telemetry.annotate(
+        {
+            "agents_mcp.approval.call_id": call_id,
+            "agents_mcp.approval.decision": "approved" if approve else "denied",
+            "agents_mcp.approval.decided_by": caller.owner,
+        }
+    )
     return await _converse(
         ctx,
         deps,
@@ -186,11 +215,13 @@ async def get_thread(
             uri=thread_uri(thread_id),
         )
     children = [child_info(t) for t in await threads.children(summary.thread.id)]
+    spent = thread_usage((await threads.store.tree_usage([summary.thread.id]))[summary.thread.id])
 
     def extend(r: AgentResult) -> AgentResult:
+        common = {"children": children, "thread_usage": spent}
         if not include_messages:
-            return ThreadResult(**dict(r), children=children)
-        return ThreadResult(**dict(r), messages=page[0], messages_before=page[1], children=children)
+            return ThreadResult(**dict(r), **common)
+        return ThreadResult(**dict(r), messages=page[0], messages_before=page[1], **common)
 
     return agent_tool_result(summary, budget, extend, person_decides=deps.person_decides(ctx))
 
@@ -227,8 +258,12 @@ async def list_threads(
         cursor=cursor,
         include_children=include_children,
     )
+    spent = await deps.threads.store.tree_usage([t.id for t in threads])
     return ThreadList(
-        threads=[thread_info(t, pending.get(t.id, [])) for t in threads], next_cursor=next_cursor
+        threads=[
+            thread_info(t, pending.get(t.id, []), usage=thread_usage(spent[t.id])) for t in threads
+        ],
+        next_cursor=next_cursor,
     )
 
 

@@ -29,21 +29,27 @@ from agents_mcp.store.records import (
 from agents_mcp.store.settle import open_calls
 from agents_mcp.store.sql import SQLStore
 from agents_mcp.store.states import StateConflict
+from agents_mcp.store.usage import Charge, Refusal, Spent, TreeUsage, UsageRow
 
 __all__ = [
     "LOCAL_OWNER",
     "THREAD_STATUSES",
     "Approval",
     "ApprovalStatus",
+    "Charge",
     "Claim",
     "Decision",
+    "Refusal",
     "SQLStore",
     "Settled",
+    "Spent",
     "StateConflict",
     "Store",
     "StoredMessage",
     "Thread",
     "ThreadStatus",
+    "TreeUsage",
+    "UsageRow",
     "default_db_path",
     "digest",
     "is_url",

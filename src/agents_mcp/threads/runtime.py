@@ -13,14 +13,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+
+from agents_mcp import telemetry
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
 from agents_mcp.downstream import Downstreams
 from agents_mcp.engine.agent import Agent
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
+from agents_mcp.errors import StoreError
 from agents_mcp.llm import LLM
 from agents_mcp.llm import build_llm as _build_llm
-from agents_mcp.store import open_store, resolve_db
+from agents_mcp.store import Store, open_store, resolve_db
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
 from agents_mcp.toolsets import ToolInfo
@@ -60,6 +64,10 @@ def build_agents(
             delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
             output_schema=cfg.output_schema,
             context=_context(config.models[cfg.model], cfg),
+            model=config.models[cfg.model].model or cfg.model,
+            provider=config.models[cfg.model].provider,
+            price=config.models[cfg.model].price,
+            budget=cfg.budget,
         )
         for name, cfg in config.agents.items()
     }
@@ -109,8 +117,28 @@ async def open_threads(
             runs,
             max_depth=config.server.max_depth,
             max_total_llm_requests=config.server.max_total_llm_requests,
+            budgets=config.server.budgets,
         )
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
+        if telemetry.enabled():
+            runs.spawn(functools.partial(count_pending, store))
         yield threads
+
+
+PENDING_SECONDS = 5.0
+"""How often the calls waiting for approval are counted, for the metric."""
+
+
+async def count_pending(store: Store) -> None:
+    """Forever: count the calls that wait for a decision, for the gauge
+    ``agents_mcp.approvals.waiting`` (every replica reports the same count)."""
+    counted: list[int | None] = [None]
+    telemetry.observe("agents_mcp.approvals.waiting", lambda: counted[0])
+    while True:
+        try:
+            counted[0] = await store.pending_count()
+        except StoreError as exc:
+            log.warning("%s", exc)
+        await anyio.sleep(PENDING_SECONDS)

@@ -19,10 +19,12 @@ from typing import Any, Literal
 
 import anyio
 
+from agents_mcp.config import ServerBudgets
 from agents_mcp.engine.agent import Agent, Budget, Link, Progress, Run, RunState
 from agents_mcp.engine.delegation import Delegation
 from agents_mcp.engine.summary import TurnSummary, summarize
 from agents_mcp.engine.transcript import Transcript, current_turn
+from agents_mcp.engine.usage import Limits, Spend
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError, internal_error
 from agents_mcp.messages import Message
 from agents_mcp.store import (
@@ -64,12 +66,14 @@ class Threads:
         *,
         max_depth: int = 3,
         max_total_llm_requests: int = 100,
+        budgets: ServerBudgets | None = None,
     ) -> None:
         self.store = store
         self.agents = dict(agents)
         self.runs = runs
         self.delegation = Delegation(store, self.agents, max_depth=max_depth)
         self.max_total_llm_requests = max_total_llm_requests
+        self.budgets = budgets or ServerBudgets()
         # Transcripts of recently run threads, so a new turn does not re-read the whole
         # thread; each is checked against the store's revision before it is used.
         self._transcripts: OrderedDict[str, Transcript] = OrderedDict()
@@ -95,13 +99,15 @@ class Threads:
         progress: Progress | None = None,
         chain: tuple[Link, ...] = (),
         output_schema: Mapping[str, Any] | None = None,
+        limits: Limits | None = None,
     ) -> TurnSummary:
         """Send ``message``; start a thread without ``thread_id``, else continue it.
 
         ``chain`` is the delegation chain of a caller that is itself an agent (another
         agents-mcp sends it in the request ``_meta``): too deep or a cycle is refused.
         ``output_schema``: the JSON Schema the answer must meet (else the agent's own);
-        it is stored with the turn, so a run that pauses or restarts keeps it.
+        it is stored with the turn, so a run that pauses or restarts keeps it, and so are
+        ``limits``, the caller's own for this call (lowering the agent's ``budget``).
         """
         spec = self.agent(agent)
         if output_schema is not None:
@@ -123,12 +129,13 @@ class Threads:
                 new = Transcript(
                     self.store, thread.id, [first], spec.tool_result_budget, thread.revision
                 )
-                self._launch(thread.id, spec, claim, personality, chain, new, schema=schema)
             else:
                 thread = await self._start_turn(
                     thread, message, claim, personality, schema, _stored(chain)
                 )
-                self._launch(thread.id, spec, claim, personality, chain, schema=schema)
+                new = None
+            caller = await Spend.remember(self.store, thread, limits)  # for a resumed run
+            self._launch(thread.id, spec, claim, personality, chain, new, schema=schema, owner=owner, caller=caller)  # fmt: skip
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -442,9 +449,8 @@ class Threads:
     def _resume(self, thread: Thread, spec: Agent, claim: Claim) -> None:
         """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
         incoming = tuple(Link(instance, agent) for instance, agent in thread.caller_chain)
-        self._launch(
-            thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema
-        )
+        self._launch(thread.id, spec, claim, thread.personality, incoming,
+                     schema=thread.output_schema, owner=thread.owner, caller=None)  # fmt: skip
 
     def _launch(
         self,
@@ -456,16 +462,20 @@ class Threads:
         new: Transcript | None = None,
         *,
         schema: Mapping[str, Any] | None = None,
+        owner: str,
+        caller: Limits | None,
     ) -> None:
         """Run the thread this process has just claimed; ``new``: a new thread's transcript;
-        ``schema``: the output schema stored with the turn."""
+        ``schema``, ``caller``: the turn's output schema and limits (None: read back)."""
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
+        spend = Spend.of(self.store, spec, owner, thread_id, self.budgets, caller)
         if new is not None:
             self._keep(new)
 
         async def make(progress: Progress, reads_text: Callable[[], bool]) -> Run:
             transcript = new or await self._transcript(thread_id, spec)
+            spend.start(current_turn(transcript.messages))
             return Run(
                 agent=spec,
                 thread_id=thread_id,
@@ -479,6 +489,7 @@ class Threads:
                 state=RunState(transcript=transcript),
                 reads_text=reads_text,
                 output_schema=schema,
+                spend=spend,
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)
