@@ -14,7 +14,9 @@ from tests.processes import ROOT, write_config
 
 pytestmark = pytest.mark.anyio
 
-COMMANDS = ["serve", "chat", "pending", "approve", "threads", "show", "check", "init", "install"]
+COMMANDS = [
+    "serve", "chat", "pending", "approve", "threads", "show", "usage", "check", "init", "install"
+]
 EXAMPLE = str(ROOT / "examples" / "agents.toml")
 
 

@@ -255,7 +255,9 @@ def _daily_message(refused: Refusal, day: str) -> str:
         if refused.reserved_tokens:
             used += f", {refused.reserved_tokens} reserved by requests in flight"
         what = f"{used} of daily_tokens {refused.charge.tokens}"
-    return f"{who}'s daily budget is used up ({what} on {day}, UTC); it resets at {resets(day)}"
+    return (
+        f"the daily budget of {who} is used up ({what} on {day}, UTC); it resets at {resets(day)}"
+    )
 
 
 async def complete(
