@@ -5,7 +5,7 @@ In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_se
 writes a line to stderr first, ``--require-env`` fails like a TLS error without NAME).
 Every call of a tool that changes something is appended as one JSON line to
 ``$DOWNSTREAM_LOG`` (when set) so tests can count executions across processes and check
-the exact arguments received.
+the exact arguments received; so is the trace context ``traced`` received.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 from typing import Annotated
 
 import anyio
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
@@ -75,6 +75,15 @@ def make_server(name: str = "notes") -> FastMCP:
     def pid() -> int:
         """The server's process id."""
         return os.getpid()
+
+    @mcp.tool(annotations=read_only)
+    def traced(ctx: Context) -> str:
+        """Record the W3C trace context this call's ``_meta`` carried (to ``$DOWNSTREAM_LOG``)."""
+        rc = ctx.request_context
+        meta = dict(rc.meta or {}) if rc is not None else {}
+        context = {k: meta.get(k) for k in ("traceparent", "tracestate", "baggage")}
+        _record(name, "traced", context)
+        return f"traceparent: {context['traceparent']}"
 
     return mcp
 

@@ -173,7 +173,8 @@ class OTLPReceiver:
                     if result is not None:
                         return result
                     if not self._changed.wait(timeout=seconds):
-                        raise TimeoutError(f"the receiver did not get it within {seconds} s")
+                        got = sorted({(s.service, s.name) for s in self.spans()})
+                        raise TimeoutError(f"not received within {seconds} s; spans: {got}")
 
         with anyio.fail_after(seconds + 5):
             return await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)

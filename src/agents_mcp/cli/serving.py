@@ -108,8 +108,9 @@ def run(
 
 def _serve(main: Callable[..., Awaitable[bool]], transport: str, traced: bool) -> int:
     tune_gc()
-    if traced and transport == "stdio" and os.name == "posix":
-        # SIGTERM would end the process without a word; the spans buffered would be lost.
+    if traced and os.name == "posix":
+        # SIGTERM ends the process at once (over HTTP, after uvicorn's graceful stop, by
+        # raising it again): an exit instead, so the spans still buffered are exported.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if transport == "http" or os.name != "posix":
         try:
