@@ -254,7 +254,7 @@ async def test_a_resumed_run_links_to_the_run_it_continues(tmp_path: Path) -> No
         request = known[run.parent_id or ""]
         assert (request.name, request.kind) == ("tools/call approve_call", SERVER)
         assert request.attributes["agents_mcp.approval.decided_by"] == "local"
-        [(name, decision)] = [e for e in run.events if e[0] == "agents_mcp.approval"]
+        [(_, decision)] = [e for e in run.events if e[0] == "agents_mcp.approval"]
         assert decision["agents_mcp.approval.decision"] == "approved"
         assert decision["agents_mcp.approval.wait_seconds"] >= 0
     assert [e[0] for e in first.events] == ["agents_mcp.waiting_for_approval"]

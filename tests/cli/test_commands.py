@@ -15,7 +15,16 @@ from tests.processes import ROOT, write_config
 pytestmark = pytest.mark.anyio
 
 COMMANDS = [
-    "serve", "chat", "pending", "approve", "threads", "show", "usage", "check", "init", "install"
+    "serve",
+    "chat",
+    "pending",
+    "approve",
+    "threads",
+    "show",
+    "usage",
+    "check",
+    "init",
+    "install",
 ]
 EXAMPLE = str(ROOT / "examples" / "agents.toml")
 
