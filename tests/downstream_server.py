@@ -1,8 +1,10 @@
 """A small real MCP server used as a downstream server in tests.
 
 In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
-[--name NAME] [--fd FD] [--say TEXT] [--require-env NAME]`` (stdio by default; ``--say``
-writes a line to stderr first, ``--require-env`` fails like a TLS error without NAME).
+[--name NAME] [--fd FD] [--extra] [--say TEXT] [--require-env NAME]`` (stdio by default;
+``--extra`` adds tools that ask a question, break their own output schema and sleep,
+``--say`` writes a line to stderr first, ``--require-env`` fails like a TLS error without
+NAME).
 Every call of a tool that changes something is appended as one JSON line to
 ``$DOWNSTREAM_LOG`` (when set) so tests can count executions across processes and check
 the exact arguments received; so is the trace context ``traced`` received.
@@ -20,7 +22,14 @@ from typing import Annotated
 
 import anyio
 from fastmcp import Context, FastMCP
-from mcp_types import ToolAnnotations
+from fastmcp.tools import ToolResult
+from mcp_types import (
+    ElicitRequest,
+    ElicitRequestFormParams,
+    InputRequiredResult,
+    ToolAnnotations,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import Field
 
 
@@ -31,7 +40,7 @@ def _record(server: str, tool: str, arguments: dict[str, object]) -> None:
             f.write(json.dumps({"server": server, "tool": tool, "arguments": arguments}) + "\n")
 
 
-def make_server(name: str = "notes") -> FastMCP:
+def make_server(name: str = "notes", *, extra: bool = False) -> FastMCP:
     mcp = FastMCP(name)
     read_only = ToolAnnotations(read_only_hint=True)
 
@@ -85,7 +94,50 @@ def make_server(name: str = "notes") -> FastMCP:
         _record(name, "traced", context)
         return f"traceparent: {context['traceparent']}"
 
+    if extra:
+        _add_extra_tools(mcp)
     return mcp
+
+
+def _add_extra_tools(mcp: FastMCP) -> None:
+    """Tools for the tests of the client's edges (``--extra``)."""
+    read_only = ToolAnnotations(read_only_hint=True)
+
+    @mcp.tool(
+        annotations=read_only,
+        output_schema={"type": "object", "properties": {"n": {"type": "number"}}},
+    )
+    def mismatched() -> ToolResult:
+        """A result that does not match the tool's own output schema."""
+        return ToolResult(content="n is not a number", structured_content={"n": "x"})
+
+    @mcp.tool(annotations=read_only)
+    async def sleep(seconds: float) -> str:
+        """Sleep, then answer."""
+        await anyio.sleep(seconds)
+        return "awake"
+
+    @mcp.tool
+    async def ask(question: str, ctx: Context) -> str | InputRequiredResult:
+        """Ask the person a question (elicitation) and report their answer.
+
+        The handshake era asks with a request to the client (``ctx.elicit``); the
+        2026-07-28 era has no such back-channel, so the first round returns the question
+        as an input-required result and the client calls again with the answer."""
+        if ctx.request_context.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            got = await ctx.elicit(question, response_type=str)
+            return f"asked {question!r}: {got.action} {getattr(got, 'data', None)}"
+        answers = ctx.input_responses
+        if answers is None:
+            schema = {"type": "object", "properties": {"value": {"type": "string"}}}
+            params = ElicitRequestFormParams(message=question, requested_schema=schema)
+            return InputRequiredResult(
+                result_type="input_required",
+                input_requests={"answer": ElicitRequest(params=params)},
+            )
+        answer = answers["answer"]
+        content = getattr(answer, "content", None) or {}
+        return f"asked {question!r}: {answer.action} {content.get('value')}"
 
 
 if __name__ == "__main__":
@@ -94,6 +146,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--fd", type=int, default=None, help="serve streamable HTTP on this listening socket"
     )
+    parser.add_argument("--extra", action="store_true", help="add ask, mismatched, sleep")
     parser.add_argument("--say", default=None, help="write this line to stderr at start")
     parser.add_argument(
         "--require-env", default=None, metavar="NAME", help="fail at start unless NAME is set"
@@ -104,7 +157,7 @@ if __name__ == "__main__":
     if args.require_env is not None and args.require_env not in os.environ:
         print("ssl.SSLCertVerificationError: certificate verify failed", file=sys.stderr)
         raise SystemExit(1)
-    server = make_server(args.name)
+    server = make_server(args.name, extra=args.extra)
     if args.fd is None:
         server.run(show_banner=False, log_level="ERROR")
     else:

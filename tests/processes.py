@@ -35,14 +35,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def http_downstream(name: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A downstream server in its own process over streamable HTTP; yields its URL."""
+def http_downstream(
+    name: str, env: dict[str, str] | None = None, *, extra: bool = False
+) -> Iterator[str]:
+    """A downstream server in its own process over streamable HTTP; yields its URL.
+    ``extra``: with the tools of ``--extra`` (see ``tests/downstream_server.py``)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, DOWNSTREAM, "--name", name, "--fd", str(sock.fileno())],
+        [sys.executable, DOWNSTREAM, "--name", name, "--fd", str(sock.fileno())]
+        + (["--extra"] if extra else []),
         pass_fds=[sock.fileno()],
         env={**os.environ, **(env or {})},
         stderr=subprocess.DEVNULL,

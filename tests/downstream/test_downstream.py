@@ -16,7 +16,7 @@ from mcp_types import ToolListChangedNotification
 from pydantic import ValidationError
 
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.downstream import Downstreams
+from agents_mcp.downstream import Downstreams, DownstreamServer, unavailable_reason
 from agents_mcp.server.app import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import DOWNSTREAM, call, make_config
@@ -76,6 +76,91 @@ async def test_a_late_reset_of_a_dead_session_leaves_the_new_one_alone() -> None
         await servers.aclose()
     assert not crashed.ok and fresh.ok and again.ok
     assert again.text == fresh.text  # the same process answered: nothing was closed
+
+
+def extra(**more: Any) -> DownstreamServerConfig:
+    """The test server with the tools of ``--extra``."""
+    return DownstreamServerConfig(command=sys.executable, args=[DOWNSTREAM, "--extra"], **more)
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
+async def test_both_protocol_eras_over_stdio(protocol: Any) -> None:
+    server = DownstreamServer("notes", stdio(protocol=protocol))
+    try:
+        with anyio.fail_after(60):
+            tools = await server.tools()
+            out = await server.call("add", {"a": 2, "b": 3})
+            failed = await server.call("fail", {"reason": "no"})
+            version = server._client.protocol_version if server._client else None
+    finally:
+        await server.aclose()
+    assert version == ("2025-11-25" if protocol == "legacy" else protocol)
+    assert "add" in [t.name for t in tools]
+    assert (out.ok, out.text, out.structured) == (True, "5", {"result": 5})
+    assert (failed.ok, failed.text) == (False, "Error calling tool 'fail': failed on purpose: no")
+
+
+async def test_concurrent_calls_on_one_server_each_get_their_own_answer() -> None:
+    server = DownstreamServer("notes", stdio())
+    texts = [f"call {i}" for i in range(30)]
+    answers: dict[str, str] = {}
+
+    async def one(text: str) -> None:
+        answers[text] = (await server.call("echo", {"text": text})).text
+
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for text in texts:
+                    tg.start_soon(one, text)
+    finally:
+        await server.aclose()
+    assert answers == {t: f"notes echo: {t}" for t in texts}
+
+
+async def test_a_result_that_breaks_its_own_output_schema_is_an_error_for_the_model() -> None:
+    server = DownstreamServer("notes", extra())
+    try:
+        with anyio.fail_after(60):
+            out = await server.call("mismatched", {})
+            again = await server.call("echo", {"text": "still here"})
+    finally:
+        await server.aclose()
+    assert (out.ok, out.text) == (
+        False,
+        "Error: Invalid structured content returned by tool mismatched:"
+        " 'x' is not of type 'number'",
+    )
+    assert (again.ok, again.text) == (True, "notes echo: still here")
+
+
+async def test_a_call_that_times_out_is_an_error_and_the_server_carries_on() -> None:
+    server = DownstreamServer("notes", extra(timeout=0.5))
+    try:
+        with anyio.fail_after(60):
+            slow = await server.call("sleep", {"seconds": 30})
+            again = await server.call("sleep", {"seconds": 0})
+    finally:
+        await server.aclose()
+    assert (slow.ok, slow.text) == (False, "Error: Request 'tools/call' timed out")
+    assert (again.ok, again.text) == (True, "awake")
+
+
+async def test_a_server_that_never_answers_the_handshake_is_given_up_on() -> None:
+    silent = DownstreamServerConfig(
+        command=sys.executable, args=["-c", "import time; time.sleep(60)"], init_timeout=0.5
+    )
+    server = DownstreamServer("silent", silent)
+    try:
+        with anyio.fail_after(30), pytest.raises(Exception) as failed:
+            await server.tools()
+        out = await server.call("x", {})
+    finally:
+        await server.aclose()
+    assert unavailable_reason(silent, failed.value) == (
+        "it did not finish starting within init_timeout (0.5 s)"
+    )
+    assert out.text.startswith("Error: server 'silent' is unavailable: ")
 
 
 async def test_stdio_children_get_only_the_declared_environment(
@@ -258,7 +343,7 @@ async def test_a_required_server_that_cannot_start_fails_the_run(tmp_path: Path)
 @pytest.mark.parametrize(
     ("limit", "seen"),
     [
-        (None, "[truncated: 50000 of 1200000 characters shown"),
+        (None, "[truncated: 50000 of 2000000 characters shown"),
         (
             1_000_000,
             "Error: the result of big is too large: server 'web' sent more than 1000000 bytes"
@@ -270,7 +355,7 @@ async def test_a_required_server_that_cannot_start_fails_the_run(tmp_path: Path)
 async def test_an_http_result_over_1_mib_reaches_the_model(
     tmp_path: Path, limit: int | None, seen: str
 ) -> None:
-    llm = ScriptedLLM(Call("web__big", {"size": 1_200_000}), "done")
+    llm = ScriptedLLM(Call("web__big", {"size": 2_000_000}), "done")
     with http_downstream("web") as url:
         entry: dict[str, Any] = {"url": url}
         if limit is not None:

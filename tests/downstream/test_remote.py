@@ -345,3 +345,55 @@ async def test_a_peer_waiting_for_nothing_is_never_called_twice(tmp_path: Path) 
     assert seen == ["pay invoice 42"]
     assert done.thread.status == "completed"
     assert results and "names no call to decide" in (results[0] or "")
+
+
+async def test_a_peer_that_asks_inline_still_relays_its_approvals(tmp_path: Path) -> None:
+    """A peer with ``approval_prompt = "auto"`` asks us by elicitation (we declare it, in
+    the handshake era): nobody can be asked yet, so the answer is ``cancel``, and the peer
+    falls back to returning its pending call, which we relay. A ``decline`` would have
+    refused the call there."""
+    from agents_mcp.server.app import create_server
+    from agents_mcp.store import LOCAL_OWNER
+    from agents_mcp.threads.runtime import open_threads
+    from tests.downstream_server import make_server
+
+    second = ScriptedLLM(Call("notes__write_note", {"title": "t", "body": "b"}, id="w1"), "Saved.")
+    peer_config = make_config(
+        tmp_path,
+        agents={
+            "researcher": {
+                "description": "d",
+                "model": "main",
+                "servers": ["notes"],
+                "require_approval": {"always": ["notes__write_note"], "default": "never"},
+            }
+        },
+        server={"approval_prompt": "auto"},
+    )
+    peer = create_server(
+        peer_config,
+        db_path=tmp_path / "peer.db",
+        llms={"main": second},
+        transports={"notes": make_server()},
+    )
+    first = ScriptedLLM(ask_peer("save a note"))
+    config = make_config(
+        tmp_path,
+        servers={"peer": {"url": "http://127.0.0.1:9/mcp", "kind": "agents-mcp"}},
+        agents={
+            "orchestrator": {
+                "description": "d",
+                "model": "main",
+                "servers": ["peer"],
+                "require_approval": "never",
+            }
+        },
+    )
+    async with open_threads(
+        config, db_path=tmp_path / "t.db", llms={"main": first}, transports={"peer": peer}
+    ) as threads:
+        paused = await threads.chat(owner=LOCAL_OWNER, agent="orchestrator", message="go", wait=30)
+    assert paused.thread.status == "needs_approval"
+    assert [(a.call_id, a.server, a.tool) for a in paused.pending] == [
+        ("p1:w1", "notes", "write_note")
+    ]

@@ -3,22 +3,19 @@
 Connected lazily on first use (never at start-up), shared by every thread, tool list
 cached until the server says ``tools/list_changed``, and restarted on the next call after
 it died. Every failure of a call comes back as a ``ToolOutput(ok=False)`` for the model;
-nothing here raises into the loop.
+nothing here raises into the loop. How a server is reached: :mod:`.connect`; a stdio
+server's stderr: :mod:`.logs`; the questions a server asks during a call: :mod:`.elicit`.
 
-A stdio server's stderr goes to its own log file, ``<user log dir>/<name>.log`` (see
-:func:`log_dir`), never into agents-mcp's own output: over a terminal it would tear through
-``chat``'s reply and spinner. Each start appends a header line, and a file over 1 MB is
-moved to ``<name>.log.1`` first.
+Calls go through ``Client.call_tool_mcp``, which checks a structured result against the
+tool's ``outputSchema`` (listing the tools first if it has not yet): a result that does
+not match its own schema reaches the model as an error naming the mismatch.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,63 +27,28 @@ from fastmcp import FastMCP
 if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first connect
     from fastmcp import Client
     from fastmcp.client.transports import ClientTransport
-    from mcp import ClientSession
 
-    from agents_mcp.downstream.rpc import PipeSession
-
-    Session = Client[Any] | PipeSession
-
-from agents_mcp import __version__
 from agents_mcp.config import DownstreamServerConfig
+from agents_mcp.downstream.elicit import (
+    ElicitAnswer,
+    Elicitation,
+    ElicitHandler,
+    Questions,
+    nobody_to_ask,
+)
+from agents_mcp.downstream.logs import LOG_HEADER, log_dir
 from agents_mcp.errors import internal_error
 from agents_mcp.toolsets import Available, ToolInfo, ToolOutput, Unavailable, llm_tool_names
 
 log = logging.getLogger("agents_mcp.downstream")
 
-# What a stdio child inherits besides the entry's own ``env`` (the SDK adds a few login
-# variables such as USER and SHELL on top of these).
-_INHERITED = ("PATH", "HOME")
-
-LOG_HEADER = "---- agents-mcp started "
-_LOG_LIMIT = 1_000_000
-
-
-def log_dir() -> Path:
-    """Where stdio servers' stderr goes: platformdirs' user log dir, e.g.
-    ``~/.local/state/agents-mcp/log`` on Linux, ``~/Library/Logs/agents-mcp`` on macOS."""
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir("agents-mcp", appauthor=False))
-
-
-def _start_log(path: Path, command: str) -> Path | None:
-    """Ready ``path`` for one more start of its server; None when it cannot be written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.stat().st_size > _LOG_LIMIT:
-            path.replace(path.with_name(path.name + ".1"))
-        with path.open("a", encoding="utf-8") as f:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-            f.write(f"{LOG_HEADER}{stamp} (pid {os.getpid()}): {command}\n")
-    except OSError as exc:
-        log.warning("cannot write %s (%s); the server's stderr goes to ours", path, exc)
-        return None
-    return path
-
-
-def _list_changed_handler(server: DownstreamServer) -> Any:
-    """A message handler that drops the server's cached tool list when it changes."""
-    from fastmcp.client.messages import MessageHandler
-
-    class ListChanged(MessageHandler):
-        async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
-            server.tools_changed()
-
-    return ListChanged()
-
 
 class DownstreamServer:
-    """One configured MCP server, reached through one shared client session."""
+    """One configured MCP server, reached through one shared client.
+
+    ``on_elicit`` answers the questions the server asks during calls that bring no
+    handler of their own, or whose call cannot be told (see :mod:`.elicit`).
+    """
 
     def __init__(
         self,
@@ -94,54 +56,22 @@ class DownstreamServer:
         config: DownstreamServerConfig,
         *,
         transport: ClientTransport | None = None,
+        on_elicit: ElicitHandler = nobody_to_ask,
     ) -> None:
         self.name = name
         self.config = config
         self._transport = transport
-        self._client: Session | None = None
+        self._questions = Questions(name, on_elicit)
+        self._client: Client[Any] | None = None
         self._tools: list[mt.Tool] | None = None
         self._lock = anyio.Lock()
 
-    def _new_client(self) -> Session:
-        """A stdio server in the handshake era (the default) gets our own session
-        (:mod:`agents_mcp.downstream.rpc`); any other, fastmcp's client (stdio: over our pipes)."""
-        from fastmcp import Client
+    def _new_client(self) -> Client[Any]:
+        from agents_mcp.downstream.connect import new_client, transport_for
 
-        from agents_mcp.downstream.pipes import Command, stdio_transport
-
-        cfg = self.config
-        transport = self._transport
-        info = mt.Implementation(name="agents-mcp", version=__version__)
-        if transport is None and cfg.command is not None:
-            command = Command(
-                cfg.command,
-                tuple(cfg.args),
-                env={k: os.environ[k] for k in _INHERITED if k in os.environ} | dict(cfg.env),
-                cwd=cfg.cwd,
-                log_file=_start_log(self.log_path, cfg.command),  # not args: may hold secrets
-            )
-            if cfg.protocol == "legacy" and sys.platform != "win32":
-                from agents_mcp.downstream.rpc import PipeSession
-
-                return PipeSession(
-                    command,
-                    client_info=info,
-                    timeout=cfg.timeout,
-                    init_timeout=cfg.init_timeout,
-                    on_tools_changed=self.tools_changed,
-                    name=self.name,
-                )
-            transport = stdio_transport(command)
-        elif transport is None:
-            assert cfg.url is not None
-            transport = http_transport(cfg.url, dict(cfg.headers), cfg.max_result_bytes)
-        return Client(
-            transport,
-            mode=cfg.protocol,
-            timeout=cfg.timeout,
-            init_timeout=cfg.init_timeout,
-            message_handler=_list_changed_handler(self),
-            client_info=info,
+        transport = self._transport or transport_for(self.config, self.log_path)
+        return new_client(
+            self.config, transport, questions=self._questions, tools_changed=self.tools_changed
         )
 
     def tools_changed(self) -> None:
@@ -149,24 +79,20 @@ class DownstreamServer:
         log.info("%s: tool list changed", self.name)
         self.invalidate()
 
-    async def _connected(self) -> Session:
-        from agents_mcp.downstream.rpc import PipeSession
-
+    async def _connected(self) -> Client[Any]:
         client = self._client
         if client is not None:  # the common case, without taking the lock
-            if not isinstance(client, PipeSession) or client.is_connected():
-                return client
-            await self._reset(client)  # its server is gone: start it again
+            return client
         async with self._lock:
             if self._client is None:
                 client = self._new_client()
                 try:
-                    with anyio.fail_after(self.config.init_timeout + 5):
-                        await client.__aenter__()
+                    with anyio.fail_after(self.config.init_timeout + 5), Questions.outside_calls():
+                        await client.__aenter__()  # type: ignore[no-untyped-call]
                 except BaseException:  # failed or cancelled mid-handshake: leave no child behind
                     with anyio.move_on_after(5, shield=True):
                         try:
-                            await client.close()
+                            await client.close()  # type: ignore[no-untyped-call]
                         except Exception as exc:
                             log.debug("%s: close after a failed connect: %s", self.name, exc)
                     raise
@@ -201,16 +127,25 @@ class DownstreamServer:
         return self._tools
 
     async def call(
-        self, tool: str, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        meta: dict[str, Any] | None = None,
+        on_elicit: ElicitHandler | None = None,
     ) -> ToolOutput:
-        """Call ``tool``; every failure becomes an error text for the model."""
+        """Call ``tool``; every failure becomes an error text for the model. Questions the
+        server asks during the call go to ``on_elicit`` (None: the server's handler)."""
         try:
             client = await self._connected()
         except Exception as exc:
             why = _why(exc, f"{self.name}: connecting")
             return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {why}", ok=False)
         try:
-            result = await self._call_tool(client, tool, dict(arguments), meta)
+            with self._questions.during(tool, on_elicit):
+                result = await client.call_tool_mcp(
+                    tool, dict(arguments), meta=meta, timeout=self.config.timeout
+                )
         except Exception as exc:
             if _too_large(exc):
                 return ToolOutput(text=self._too_large(tool), ok=False)
@@ -231,31 +166,6 @@ class DownstreamServer:
             peer=self.config.kind == "agents-mcp",
         )
 
-    async def _call_tool(
-        self,
-        client: Session,
-        tool: str,
-        arguments: dict[str, Any],
-        meta: dict[str, Any] | None,
-    ) -> mt.CallToolResult:
-        """One ``tools/call``. Through fastmcp's client over stdio (the modern era), straight
-        through the session (``ClientSession``'s public ``send_request``):
-        ``Client.call_tool_mcp`` adds a task per call to watch the session (an HTTP
-        session's errors surface there; a stdio session ends every pending request itself
-        when the pipe closes), a span, and a check of the result against the tool's output
-        schema, which the model, reading the content, does not need. Together about 0.1 ms
-        of CPU per call. Our own session does neither."""
-        from agents_mcp.downstream.rpc import PipeSession
-
-        if isinstance(client, PipeSession):
-            return await client.call_tool(tool, arguments, meta)
-        if self._transport is not None or self.config.command is None:
-            return await client.call_tool_mcp(tool, arguments, meta=meta)
-        params = mt.CallToolRequestParams(name=tool, arguments=arguments, _meta=meta)
-        return await client.session.send_request(
-            mt.CallToolRequest(params=params), mt.CallToolResult
-        )
-
     def _too_large(self, tool: str) -> str:
         limit = self.config.max_result_bytes
         return (
@@ -264,9 +174,9 @@ class DownstreamServer:
             " less: a smaller part, a page, a filter or a summary."
         )
 
-    async def _reset(self, failed: Session | None) -> None:
-        """Forget the session ``failed`` (None: whichever is current), so the next call
-        connects again. A late reset for a session already replaced is ignored: it must
+    async def _reset(self, failed: Client[Any] | None) -> None:
+        """Forget the client ``failed`` (None: whichever is current), so the next call
+        connects again. A late reset for a client already replaced is ignored: it must
         not close the fresh, healthy one."""
         async with self._lock:
             if failed is not None and self._client is not failed:
@@ -275,7 +185,7 @@ class DownstreamServer:
         if client is not None:
             with anyio.move_on_after(5, shield=True):
                 try:
-                    await client.close()
+                    await client.close()  # type: ignore[no-untyped-call]
                 except Exception as exc:  # a dead session may fail to close; it is gone anyway
                     log.debug("%s: close failed: %s", self.name, exc)
 
@@ -393,9 +303,15 @@ class AgentToolset:
         ]
 
     async def call(
-        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+        self,
+        tool: ToolInfo,
+        arguments: Mapping[str, Any],
+        *,
+        meta: dict[str, Any] | None = None,
+        on_elicit: ElicitHandler | None = None,
     ) -> ToolOutput:
-        return await self._servers[tool.server].call(tool.tool, arguments, meta=meta)
+        server = self._servers[tool.server]
+        return await server.call(tool.tool, arguments, meta=meta, on_elicit=on_elicit)
 
 
 def result_text(result: mt.CallToolResult) -> str:
@@ -420,53 +336,12 @@ def result_text(result: mt.CallToolResult) -> str:
     return "\n".join(parts)
 
 
-def http_transport(url: str, headers: dict[str, str], max_event_bytes: int) -> ClientTransport:
-    """Streamable HTTP to ``url``, accepting results of up to ``max_event_bytes`` each.
-
-    fastmcp's ``StreamableHttpTransport`` keeps the MCP SDK's limit of 1 MiB per
-    server-sent event, so a bigger tool result fails as "SSE stream failed"; the SDK's own
-    ``streamable_http_client`` takes the limit as ``max_sse_event_size``. This transport
-    is that client, with the same timeouts as fastmcp's.
-    """
-    import contextlib
-    from collections.abc import AsyncIterator
-
-    import httpx2
-    from fastmcp.client.transports import ClientTransport
-    from fastmcp.client.transports.base import TransportOptions
-    from mcp.client.streamable_http import streamable_http_client
-
-    from agents_mcp.downstream.pipes import session_for
-
-    class LargeResultsHTTP(ClientTransport):
-        @contextlib.asynccontextmanager
-        async def connect_session(
-            self, *, transport_options: TransportOptions | None = None, **kwargs: Any
-        ) -> AsyncIterator[ClientSession]:
-            session_class, session_kwargs = session_for(transport_options, kwargs)
-            read = session_kwargs.get("read_timeout_seconds")
-            timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
-            async with (
-                httpx2.AsyncClient(headers=headers, timeout=timeout) as http,
-                streamable_http_client(
-                    url, http_client=http, max_sse_event_size=max_event_bytes
-                ) as (read_stream, write_stream),
-                session_class(read_stream, write_stream, **session_kwargs) as session,
-            ):
-                yield session
-
-        def __repr__(self) -> str:
-            return f"<LargeResultsHTTP({url!r})>"
-
-    return LargeResultsHTTP()
-
-
 def _too_large(exc: BaseException) -> bool:
     """The SDK's refusal of a server-sent event over the size limit (an ``MCPError``)."""
     return "sse stream failed" in str(exc).lower() and "byte limit" in str(exc).lower()
 
 
-def _is_dead(exc: BaseException, client: Session | None = None) -> bool:
+def _is_dead(exc: BaseException, client: Client[Any] | None = None) -> bool:
     """Whether the session is gone, from its state rather than from message text."""
     from mcp import MCPError
     from mcp_types.jsonrpc import CONNECTION_CLOSED
@@ -535,3 +410,18 @@ def unavailable_reason(config: DownstreamServerConfig, exc: BaseException) -> st
     if config.url is not None:
         text = f"cannot reach {config.url}: {text}"
     return text if len(text) <= 300 else text[:299] + "…"
+
+
+__all__ = [
+    "LOG_HEADER",
+    "AgentToolset",
+    "DownstreamServer",
+    "Downstreams",
+    "ElicitAnswer",
+    "ElicitHandler",
+    "Elicitation",
+    "log_dir",
+    "nobody_to_ask",
+    "result_text",
+    "unavailable_reason",
+]

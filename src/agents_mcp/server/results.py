@@ -32,12 +32,21 @@ class RunUsage(BaseModel):
     output_tokens: int = Field(description="Completion tokens over this turn")
     llm_requests: int = Field(description="Model requests made in this turn")
     tool_calls: int = Field(description="Downstream tool calls settled in this turn")
-    cache_read_tokens: int = Field(0, description="Prompt tokens read from the provider's cache")
-    reasoning_tokens: int = Field(0, description="Output tokens spent reasoning, where reported")
+    cache_read_tokens: int = Field(
+        0,
+        exclude_if=lambda v: not v,
+        description="Prompt tokens read from the provider's cache (present when some were)",
+    )
+    reasoning_tokens: int = Field(
+        0,
+        exclude_if=lambda v: not v,
+        description="Output tokens spent reasoning, where the provider reports them",
+    )
     cost_usd: float | None = Field(
         None,
+        exclude_if=lambda v: v is None,
         description="What this turn's model requests cost in US dollars, from the configured"
-        " prices (null: no price configured)",
+        " prices (present when the model has a price)",
     )
     delegated: UsageTotals | None = Field(
         None,
