@@ -41,7 +41,8 @@ USAGE = Usage(input_tokens=120, output_tokens=7, cache_read_tokens=100)
 
 def notes(log: Path | None = None) -> dict[str, Any]:
     env = {} if log is None else {"DOWNSTREAM_LOG": str(log)}
-    return {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"], "env": env}
+    args = [DOWNSTREAM, "--name", "notes", "--traced"]
+    return {"command": sys.executable, "args": args, "env": env}
 
 
 def agents_config(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from agents_mcp.config import TelemetrySettings
@@ -89,7 +90,7 @@ def test_what_switches_it_on(
 
 
 async def _spans(tmp_path: Path, rx: OTLPReceiver, telemetry: dict[str, object]) -> list[str]:
-    tmp_path.mkdir()
+    await anyio.Path(tmp_path).mkdir()
     config = write_config(
         tmp_path / "agents.json",
         {
