@@ -1,8 +1,9 @@
 """Sizes: what a thread keeps of big results, and what a reader of it gets back.
 
 A stored result keeps what the model saw and the original up to ``max_stored_result``;
-``get_thread(include_messages=true)`` pages by size. Both through real MCP clients: in
-memory, and over streamable HTTP to ``agents-mcp serve`` in its own process.
+``get_thread(include_messages=true)`` and the transcript resource page by size. Both
+through real MCP clients: in memory, and over streamable HTTP to ``agents-mcp serve`` in
+its own process.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ import anyio
 import pytest
 from fastmcp import Client
 from inline_snapshot import snapshot
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp_types import TextResourceContents
 
 from agents_mcp.server.app import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import DOWNSTREAM, call, make_config
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_http, free_port, write_config
+from tests.reading import cut_messages, pages, read_parts
 
 pytestmark = pytest.mark.anyio
 
@@ -54,13 +53,12 @@ async def test_a_10_mb_result_is_not_stored_whole(tmp_path: Path) -> None:
     async with Client(mcp) as client:
         payload = await call(client, "chat_with_agent", agent="helper", message="big")
         tid = payload["thread_id"]
-        with anyio.fail_after(30):
-            (resource,) = await client.read_resource(f"agents-mcp://threads/{tid}")
+        read = await pages(client, f"agents-mcp://threads/{tid}")
+        result, _ = await read_parts(client, cut_messages(read[0])[2])
     assert payload["reply"] == "seen it"
     # What the database holds: the first million characters and a note, not 10 MB.
     assert stored_sizes(tmp_path / "threads.db", tid)["tool"] == snapshot(1000069)
-    assert isinstance(resource, TextResourceContents)
-    assert "[stored: first 1000000 of 10000000 characters; the rest was dropped]" in resource.text
+    assert "[stored: first 1000000 of 10000000 characters; the rest was dropped]" in result
     # The model saw what it would have seen of the whole result.
     shown = next(m.content or "" for m in llm.requests[1].messages if m.role == "tool")
     assert shown[-130:] == snapshot(
@@ -131,22 +129,26 @@ def wire_size(result: Any) -> int:
 async def test_get_thread_with_messages_stays_small_over_http(tmp_path: Path, size: int) -> None:
     port = free_port()
     db = tmp_path / "threads.db"
-    async with agents_mcp_http(demo_config(tmp_path), db, port=port) as url:
-        async with Client(url) as client:  # the SDK's 1 MiB limit on one SSE event holds
-            message = f'call notes__big {{"size": {size}}}'
-            first = await call(client, "chat_with_agent", agent="demo", message=message)
-            tid = first["thread_id"]
-            with anyio.fail_after(30):
-                page = await client.call_tool(
-                    "get_thread", {"thread_id": tid, "include_messages": True}
-                )
-                before = page.structured_content["messages_before"]  # type: ignore[index]
-                back = await client.call_tool(
-                    "get_thread",
-                    {"thread_id": tid, "include_messages": True, "messages_before": before},
-                )
-        whole = await read_whole(url, f"agents-mcp://threads/{tid}")
-    uri = f"agents-mcp://threads/{tid}"
+    async with (
+        agents_mcp_http(demo_config(tmp_path), db, port=port) as url,
+        Client(url) as client,  # the SDK's 1 MiB limit on one SSE event holds
+    ):
+        message = f'call notes__big {{"size": {size}}}'
+        first = await call(client, "chat_with_agent", agent="demo", message=message)
+        tid = first["thread_id"]
+        with anyio.fail_after(30):
+            page = await client.call_tool(
+                "get_thread", {"thread_id": tid, "include_messages": True}
+            )
+            before = page.structured_content["messages_before"]  # type: ignore[index]
+            back = await client.call_tool(
+                "get_thread",
+                {"thread_id": tid, "include_messages": True, "messages_before": before},
+            )
+        # The transcript resource too, page by page, and the big result part by part.
+        read = await pages(client, f"agents-mcp://threads/{tid}")
+        whole, parts = await read_parts(client, cut_messages(read[0])[2])
+    uri = f"agents-mcp://threads/{tid}/messages/2"
     for result in (page, back):
         assert wire_size(result) < 100_000  # about three reply budgets: far from 1 MiB
     shown = [page.structured_content["messages"], back.structured_content["messages"]]  # type: ignore[index]
@@ -160,21 +162,9 @@ async def test_get_thread_with_messages_stays_small_over_http(tmp_path: Path, si
     assert tool["content"].endswith(
         f"\n[cut: 20000 of {kept} characters shown; the whole message is in the resource {uri}]"
     )
-    # The resource stays complete: every stored character.
+    # The resources hold every stored character, none of them over about 100 000.
     assert "0123456789" * (min(size, 1_000_000) // 10) in whole
     if size > 1_000_000:
         assert "[stored: first 1000000 of 1200000 characters; the rest was dropped]" in whole
-
-
-async def read_whole(url: str, uri: str) -> str:
-    """The resource over HTTP with the SDK's SSE event limit lifted (it is bigger than 1 MiB
-    for a thread holding a million-character result)."""
-    async with (
-        streamable_http_client(url, max_sse_event_size=None) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        result = await session.read_resource(uri)
-    (content,) = result.contents
-    assert isinstance(content, TextResourceContents)
-    return content.text
+    assert all(len(text) < 101_000 for text in [*read, *parts])
+    assert len(parts) == (4 if size < 1_000_000 else 11)

@@ -16,6 +16,7 @@ from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
 from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
+from mcp import MCPError
 from mcp_types import ToolAnnotations
 
 from agents_mcp.config import Config
@@ -91,9 +92,13 @@ async def error_of(c: Client[Any], tool: str, **args: Any) -> str:
 
 
 async def read_error(c: Client[Any], thread_id: str) -> str:
-    with anyio.fail_after(30), pytest.raises(Exception) as info:
-        await c.read_resource(f"agents-mcp://threads/{thread_id}")
-    return str(info.value)
+    """The transcript's error: the protocol's resource-not-found, as for an unknown URI."""
+    uri = f"agents-mcp://threads/{thread_id}"
+    with anyio.fail_after(30), pytest.raises(MCPError) as info:
+        await c.read_resource(uri)
+    error = info.value.error
+    assert (error.code, error.data) == (-32602, {"uri": uri})
+    return f"{error.code}: {error.message}"
 
 
 async def attempts(c: Client[Any], thread_id: str, call_id: str) -> dict[str, str]:
@@ -145,7 +150,7 @@ async def test_another_owners_thread_ids_are_unknown_ids_and_run_nothing(tmp_pat
             "approve": "thread '<id>' not found",
             "deny": "thread '<id>' not found",
             "cancel": "thread '<id>' not found",
-            "read": "thread '<id>' not found",
+            "read": "-32602: Resource not found: 'agents-mcp://threads/<id>'",
         }
     )
     assert paused["status"] == still["status"] == "needs_approval"
@@ -214,7 +219,9 @@ async def test_threads_of_an_agent_the_owner_lost_access_to_are_not_found(
     async with serving(tmp_path, llm, calls, ["alice"]) as url, client(url, "bob") as bob:
         for tid in (done["thread_id"], paused["thread_id"]):
             gone = await attempts(bob, tid, "w1")
+            read = gone.pop("read")
             assert set(gone.values()) == {f"thread {tid!r} not found"}
+            assert read == f"-32602: Resource not found: 'agents-mcp://threads/{tid}'"
         after = await call(bob, "list_threads")
         waiting = await call(bob, "list_threads", status="needs_approval")
     assert len(before["threads"]) == 2

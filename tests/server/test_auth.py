@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -33,7 +34,8 @@ from agents_mcp.server.auth import token_owner
 from agents_mcp.server.transports import http_auth
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
-from tests.processes import agents_mcp_in_process, asgi_on_loopback
+from tests.processes import ROOT, agents_mcp_in_process, asgi_on_loopback
+from tests.server.test_results import sdk_missing
 
 pytestmark = pytest.mark.anyio
 
@@ -179,10 +181,12 @@ async def test_jwts_are_verified_as_an_oauth_resource_server(tmp_path: Path) -> 
     assert "error=" not in challenges["missing"]  # RFC 6750: no error without credentials
     assert accepted.status_code == 200
     assert metadata.status_code == 200
+    # The issuer as tokens carry it in iss: not "https://auth.example.com/".
+    assert metadata.json()["authorization_servers"] == [ISSUER]
     assert metadata.json() == snapshot(
         {
             "resource": "https://agents.example.com/mcp",
-            "authorization_servers": ["https://auth.example.com/"],
+            "authorization_servers": ["https://auth.example.com"],
             "scopes_supported": [],
             "resource_name": "agents-mcp",
             "bearer_methods_supported": ["header"],
@@ -384,3 +388,75 @@ def test_roles_come_from_the_roles_claim_whatever_its_shape() -> None:
         assert token is not None and token.subject == "dana"
         found.append(token.claims[ROLES_CLAIM])
     assert found == [["a", "b"], ["a", "b"], [], [], []]
+
+
+def refused_because(response: httpx2.Response) -> str:
+    """The 401's description, checked to be the same in the body and the header."""
+    assert response.status_code == 401
+    description: str = response.json()["error_description"]
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="agents-mcp"')
+    if "error=" in challenge:
+        assert f'error_description="{description}"' in challenge
+    return description
+
+
+async def test_a_jwt_owner_claim_must_be_an_owner_name(tmp_path: Path) -> None:
+    keys = Keys()
+    bad = {
+        "space": "a b",
+        "long": "a" * 5000,
+        "nul": "a\x00b",
+        "role": "role:admin",
+        "local": "local",
+    }
+    async with serving(tmp_path, keys) as url:
+        refused = {why: await post(url, keys.token(sub)) for why, sub in bad.items()}
+        longest = await post(url, keys.token("a" * 128))
+    reasons = {why: refused_because(r) for why, r in refused.items()}
+    assert set(reasons.values()) == {
+        "the token's 'sub' claim is not a usable owner name: it must be 1 to 128 characters,"
+        " without spaces or control characters, not 'local' and not starting with 'role:'"
+    }
+    assert longest.status_code == 200
+
+
+async def test_a_static_token_401_says_what_to_send(tmp_path: Path) -> None:
+    cfg = agents_mcp_config(tmp_path, tokens={"alice": {"sha256": sha256(HASHED)}})
+    async with agents_mcp_in_process(cfg, tmp_path / "threads.db") as url:
+        missing = await post(url, None)
+        wrong = await post(url, "not-a-token")
+        async with httpx2.AsyncClient() as http:
+            register = await http.post(url.removesuffix("/mcp") + "/register", json={})
+        node = await sdk_refusals(url)
+    told = [refused_because(missing), refused_because(wrong), register.json()["error_description"]]
+    assert missing.headers["www-authenticate"] == 'Bearer realm="agents-mcp"'
+    assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+    assert register.status_code == 404
+    for text in [*told, *node.values()]:
+        assert "'Authorization: Bearer <token>' with a token configured under" in text
+        assert "[server.tokens.<owner>]" in text
+        assert not any(w in text.lower() for w in ("oauth", "register", "http 404"))
+    # What the official TypeScript SDK's client says, with or without an OAuth provider.
+    assert node == snapshot(
+        {
+            "none": 'Error: Streamable HTTP error: Error POSTing to endpoint: {"error": "invalid_request", "error_description": "this agents-mcp server needs a bearer token: send the header \'Authorization: Bearer <token>\' with a token configured under [server.tokens.<owner>] in its config (the operator of the server gives it out)"}',
+            "wrong": 'Error: Streamable HTTP error: Error POSTing to endpoint: {"error": "invalid_token", "error_description": "the bearer token is not one this agents-mcp server knows: send the header \'Authorization: Bearer <token>\' with a token configured under [server.tokens.<owner>] in its config"}',
+            "provider": "InvalidRequestError: this agents-mcp server takes static bearer tokens, not a login: configure the client to send the header 'Authorization: Bearer <token>' with a token configured under [server.tokens.<owner>] in the server's config",
+        }
+    )
+
+
+async def sdk_refusals(url: str) -> dict[str, str]:
+    """The errors of the TypeScript SDK's client (tests/browser/sdk_auth.mjs) refused by
+    ``url``: without a token, with a wrong one, and with an OAuth auth provider."""
+    if missing := sdk_missing():
+        if os.environ.get("AGENTS_MCP_SKIP_BROWSER") == "1" and not os.environ.get("CI"):
+            pytest.skip(f"AGENTS_MCP_SKIP_BROWSER=1 and missing: {', '.join(missing)}")
+        pytest.fail(f"this test needs {', '.join(missing)}; .ci/run installs them")
+    script = ROOT / "tests" / "browser" / "sdk_auth.mjs"
+    with anyio.fail_after(60):
+        done = await anyio.run_process(["node", str(script), url], check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    report: dict[str, str] = json.loads(done.stdout)
+    return report

@@ -12,7 +12,7 @@ import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from inline_snapshot import snapshot
-from mcp_types import ResourceLink, TextResourceContents
+from mcp_types import ResourceLink
 
 from agents_mcp.messages import LLMRequest, LLMResponse
 from agents_mcp.server.app import create_server
@@ -22,6 +22,7 @@ from agents_mcp.threads.service import Threads
 from agents_mcp.toolsets import llm_tool_names
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
+from tests.reading import cut_messages, read_parts, read_text
 
 pytestmark = pytest.mark.anyio
 
@@ -297,14 +298,12 @@ async def test_huge_reply_stays_under_budget_with_a_working_resource(
         assert payload is not None
         links = [c for c in result.content if isinstance(c, ResourceLink)]
         assert [str(link.uri) for link in links] == [f"agents-mcp://threads/{payload['thread_id']}"]
-        with anyio.fail_after(10):
-            contents = await client.read_resource(str(links[0].uri))
+        newest = await read_text(client, str(links[0].uri))
+        whole, _ = await read_parts(client, cut_messages(newest)[1])
     assert len(payload["reply"]) < 21_000
     assert "[reply truncated: 20000 of 200000 characters shown" in payload["reply"]
     assert result.meta is not None and result.meta["agents-mcp/reply_chars"] == 200_000
-    text = contents[0]
-    assert isinstance(text, TextResourceContents)
-    assert reply in text.text
+    assert whole == f"## Assistant\n\n{reply}"
 
 
 async def test_large_tool_result_is_cut_for_the_model_and_kept_in_the_transcript(
@@ -313,15 +312,14 @@ async def test_large_tool_result_is_cut_for_the_model_and_kept_in_the_transcript
     llm = ScriptedLLM(Call("notes__big", {"size": 1_000_000}), "seen")
     async with connect(tmp_path, llm) as client:
         payload = await call(client, "chat_with_agent", agent="helper", message="big")
-        with anyio.fail_after(10):
-            (whole,) = await client.read_resource(f"agents-mcp://threads/{payload['thread_id']}")
+        newest = await read_text(client, f"agents-mcp://threads/{payload['thread_id']}")
+        whole, _ = await read_parts(client, cut_messages(newest)[2])
     shown = next(m.content or "" for m in llm.requests[1].messages if m.role == "tool")
     assert len(shown) < 50_200
     assert shown.endswith(
         "[truncated: 50000 of 1000000 characters shown; the full result is kept in the thread transcript]"
     )
-    assert isinstance(whole, TextResourceContents)
-    assert "0123456789" * 100_000 in whole.text
+    assert "0123456789" * 100_000 in whole
 
 
 async def test_transcript_pages_newest_last(tmp_path: Path) -> None:

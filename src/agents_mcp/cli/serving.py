@@ -1,8 +1,8 @@
 """``agents-mcp serve``: run the MCP server until the client leaves or Ctrl-C.
 
-Over stdio, Ctrl-C ends the input as if the client had closed it
-(:func:`agents_mcp.server.stdio.keyboard`), and the server shuts down the normal way (threads
-saved, downstream servers stopped). Exit code 130.
+Over stdio, Ctrl-C (and SIGTERM) ends the input as if the client had closed it
+(:func:`agents_mcp.server.transports.serve_stdio`), and the server shuts down the normal
+way (threads saved, downstream servers stopped). Exit code 130 after Ctrl-C, else 0.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from agents_mcp import __version__, telemetry
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
-from agents_mcp.server.stdio import Keyboard, keyboard
 
 INTERRUPTED = 130
 STOPPED = "agents-mcp: stopped (Ctrl-C)"
@@ -86,11 +85,10 @@ def run(
             file=sys.stderr,
         )
 
-    async def main(keys: Keyboard | None = None) -> bool:
+    async def main() -> bool:
         return await serve(
             config,
             transport=transport,
-            keys=keys,
             host=host,
             port=port,
             db_path=invocation.db,
@@ -100,30 +98,23 @@ def run(
 
     stop_telemetry = telemetry.setup(config.server.telemetry)
     try:
-        return _serve(main, transport, stop_telemetry is not None)
+        return _serve(main, stop_telemetry is not None)
     finally:
         if stop_telemetry is not None:
             stop_telemetry()  # what is still buffered is exported before we exit
 
 
-def _serve(main: Callable[..., Awaitable[bool]], transport: str, traced: bool) -> int:
+def _serve(main: Callable[[], Awaitable[bool]], traced: bool) -> int:
     tune_gc()
     if traced and os.name == "posix":
         # SIGTERM ends the process at once (over HTTP, after uvicorn's graceful stop, by
         # raising it again): an exit instead, so the spans still buffered are exported.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    if transport == "http" or os.name != "posix":
-        try:
-            stopped = anyio.run(main)
-        except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
-            stopped = True
-        if stopped:
-            _stopped()
-            return INTERRUPTED
-        return 0
-    with keyboard() as keys:
-        anyio.run(main, keys)
-    if keys.interrupted():
+    try:
+        stopped = anyio.run(main)
+    except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+        stopped = True
+    if stopped:
         _stopped()
         return INTERRUPTED
     return 0

@@ -98,11 +98,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_BAD_OWNER = "invalid owner name: 1 to 128 characters, no spaces, not starting with 'role:'"
+_BAD_OWNER = (
+    "invalid owner name: 1 to 128 characters, no spaces or control characters, not"
+    " starting with 'role:'"
+)
 
 
 def _owner_name(name: str) -> bool:
-    return 0 < len(name) <= 128 and not re.search(r"\s", name) and not name.startswith("role:")
+    return (
+        0 < len(name) <= 128
+        and name.isprintable()
+        and not re.search(r"\s", name)
+        and not name.startswith("role:")
+    )
 
 
 def _access_entry(entry: str) -> bool:

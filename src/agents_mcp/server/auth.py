@@ -8,7 +8,10 @@ bearer token, checked by :class:`OwnerVerifier`, a fastmcp ``TokenVerifier``:
   are kept; a presented token is hashed and compared with every digest in constant time;
 * JWT access tokens (``[server.jwt]``), checked by fastmcp's ``JWTVerifier`` (signature,
   algorithm, ``exp``, issuer, audience) plus what it leaves out: ``nbf``, a required
-  ``exp`` and the owner claim.
+  ``exp`` and the owner claim, which must be an owner name as in ``[server.tokens]``.
+
+Why a token was refused, when it is worth telling the client, is kept for the request
+(:func:`refusal`) so that the 401 says it (see ``challenge``).
 
 Both give a fastmcp ``AccessToken`` whose ``subject`` is the owner and whose
 ``claims[ROLES_CLAIM]`` are the roles, so ``get_access_token()`` and :func:`current_caller`
@@ -23,13 +26,15 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from fastmcp.server.auth import AccessToken, AuthProvider, RemoteAuthProvider, TokenVerifier
 from fastmcp.server.dependencies import get_access_token
+from pydantic import AnyHttpUrl, ConfigDict, TypeAdapter, ValidationError
 
-from agents_mcp.config import JWTConfig, ServerSettings
+from agents_mcp.config import JWTConfig, OwnerName, ServerSettings
 from agents_mcp.store import LOCAL_OWNER
 
 log = logging.getLogger("agents_mcp.server.auth")
@@ -53,6 +58,19 @@ class Caller:
 
 
 LOCAL = Caller(LOCAL_OWNER)
+
+_REFUSAL: ContextVar[str | None] = ContextVar("agents_mcp_refusal", default=None)
+_OWNER_NAME: TypeAdapter[str] = TypeAdapter(OwnerName)
+
+
+def refusal() -> str | None:
+    """Why the bearer token of this request was refused, when the client should know."""
+    return _REFUSAL.get()
+
+
+def _refuse(why: str) -> None:
+    log.info("JWT refused: %s", why)
+    _REFUSAL.set(why)
 
 
 def current_caller() -> Caller:
@@ -114,6 +132,7 @@ class OwnerVerifier(TokenVerifier):
         return found
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        _REFUSAL.set(None)
         entry = self._match(token)
         if entry is not None:
             return _access_token(token, entry.owner, entry.roles)
@@ -158,15 +177,21 @@ def _claims_to_owner(
     now = time.time()
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, int | float):
-        log.info("JWT refused: no exp claim (access tokens must expire)")
+        _refuse("the token has no exp claim (access tokens must expire)")
         return None
     if nbf is not None and (not isinstance(nbf, int | float) or nbf > now):
-        log.info("JWT refused: not valid yet (nbf)")
+        _refuse("the token is not valid yet (nbf)")
         return None
     owner = claims.get(config.owner_claim)
-    if not isinstance(owner, str) or not owner.strip() or owner == LOCAL_OWNER:
-        log.info("JWT refused: claim %r is not a usable owner name", config.owner_claim)
+    if not _usable_owner(owner):
+        name = config.owner_claim.replace('"', "'")
+        _refuse(
+            f"the token's {name!r} claim is not a usable owner name: it must be 1 to 128"
+            " characters, without spaces or control characters, not 'local' and not"
+            " starting with 'role:'"
+        )
         return None
+    assert isinstance(owner, str)
     raw = claims.get(config.roles_claim)
     if isinstance(raw, str):  # some servers send "a b c", like the scope claim
         roles = raw.split()
@@ -174,6 +199,24 @@ def _claims_to_owner(
         roles = [r for r in raw if isinstance(r, str)] if isinstance(raw, list) else []
     checked = _access_token(token, owner, roles, claims)
     return checked.model_copy(update={"expires_at": int(exp)})
+
+
+def _usable_owner(owner: object) -> bool:
+    """Whether a JWT's owner claim is an owner name, as ``[server.tokens.<owner>]`` keys are."""
+    if not isinstance(owner, str) or owner == LOCAL_OWNER:
+        return False
+    try:
+        _OWNER_NAME.validate_python(owner)
+    except ValidationError:
+        return False
+    return True
+
+
+_ISSUER_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(
+    AnyHttpUrl, config=ConfigDict(url_preserve_empty_path=True)
+)
+"""An http(s) URL kept as written: ``https://auth.example.com`` gets no ``/`` added, so the
+metadata document names the issuer exactly as tokens carry it in ``iss``."""
 
 
 def server_auth(settings: ServerSettings, *, host: str, port: int) -> AuthProvider | None:
@@ -188,13 +231,11 @@ def server_auth(settings: ServerSettings, *, host: str, port: int) -> AuthProvid
     jwt = settings.jwt
     if jwt is None:
         return verifier
-    from pydantic import AnyHttpUrl
-
     resource = jwt.resource_url or f"http://{_url_host(host)}:{port}/mcp"
     base = resource.rstrip("/").removesuffix("/mcp")
     return RemoteAuthProvider(
         token_verifier=verifier,
-        authorization_servers=[AnyHttpUrl(s) for s in jwt.servers],
+        authorization_servers=[_ISSUER_URL.validate_python(str(s)) for s in jwt.servers],
         base_url=base,
         resource_name="agents-mcp",
     )

@@ -15,6 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.server.pages import (
+    MIN_ARGUMENTS,
+    MIN_CUT,
+    call_uri,
+    fit_arguments,
+    message_uri,
+    thread_uri,
+)
 from agents_mcp.server.spending import ThreadUsage, UsageTotals, cost_usd, totals
 from agents_mcp.store import Approval, StoredMessage, Thread
 
@@ -61,7 +69,21 @@ class PendingApproval(BaseModel):
     thread_id: str = Field(description="The thread the call belongs to (a delegation's own)")
     server: str
     tool: str
-    arguments: Any = Field(description="The exact arguments that will run if approved")
+    arguments: Any = Field(
+        description="The arguments that will run if approved: whole, unless arguments_uri"
+        " is present; then long strings are cut here (each says how much is left out)"
+    )
+    arguments_chars: int | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Only when the arguments were cut: the length of their JSON text",
+    )
+    arguments_uri: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Only when the arguments were cut: the resource with them whole (the"
+        " exact text that runs if approved)",
+    )
     reason_hint: str | None = None
     requested_at: str
     via: list[str] = Field(
@@ -147,8 +169,8 @@ class ThreadResult(AgentResult):
     messages: list[TranscriptMessage] | None = Field(
         None,
         description="A page of the transcript, oldest first (include_messages=true), of"
-        " at most about reply_budget characters; a message cut to fit says so, and the"
-        " resource agents-mcp://threads/<thread_id> has every message whole",
+        " at most about reply_budget characters; a message cut to fit says so and names"
+        " the resource that has it whole",
     )
     messages_before: int | None = Field(
         None, description="Pass as before to read the previous page; null at the start"
@@ -177,6 +199,11 @@ class PendingPreview(BaseModel):
     server: str
     tool: str
     arguments_preview: str = Field(description="The arguments, shortened")
+    arguments_uri: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Only when the preview is shortened: the resource with them whole",
+    )
     age_seconds: int
 
 
@@ -188,24 +215,20 @@ class ThreadList(BaseModel):
 ThreadInfo.model_rebuild()
 
 
-MIN_CUT = 500
-"""The least of a message worth showing cut at the end of a page (else it starts the next)."""
-
-
 def transcript_page(
     history: Sequence[StoredMessage],
     *,
     limit: int,
     before: int | None,
     budget: int,
-    uri: str,
+    thread_id: str,
 ) -> tuple[list[TranscriptMessage], int | None]:
     """Up to ``limit`` messages before index ``before`` (the newest when None), newest
     kept first, within ``budget`` characters of content and arguments.
 
     The page ends where the next (older) message no longer fits. A message that does
     not fit a page on its own, or that ends a page with room for at least ``MIN_CUT``
-    characters, is cut to fit, with a note that the resource ``uri`` has it whole. So a
+    characters, is cut to fit, with a note naming the resource that has it whole. So a
     page is never empty and never much over ``budget``, whatever the thread holds.
     """
     end = len(history) if before is None else max(0, min(before, len(history)))
@@ -217,7 +240,7 @@ def transcript_page(
         size = _size(m)
         if size > room and page and room < MIN_CUT:
             break
-        page.append(_page_message(m, room, uri))
+        page.append(_page_message(m, room, thread_id))
         start -= 1
         room -= size
         if room <= 0:
@@ -230,14 +253,15 @@ def _size(h: StoredMessage) -> int:
     return len(h.message.content or "") + sum(len(c.arguments) for c in h.message.tool_calls)
 
 
-def _page_message(h: StoredMessage, room: int, uri: str) -> TranscriptMessage:
+def _page_message(h: StoredMessage, room: int, thread_id: str) -> TranscriptMessage:
     """``h`` for a page, its content and arguments cut to ``room`` characters in all."""
     m = h.message
-    content = _cut(m.content, room, uri)
+    content = _cut(m.content, room, f"message is in the resource {message_uri(thread_id, h.index)}")
     room -= len(m.content or "")
     calls = []
     for c in m.tool_calls:
-        calls.append({"id": c.id, "name": c.name, "arguments": _cut(c.arguments, room, uri)})
+        whole = f"arguments are in the resource {call_uri(thread_id, c.id)}"
+        calls.append({"id": c.id, "name": c.name, "arguments": _cut(c.arguments, room, whole)})
         room -= len(c.arguments)
     return TranscriptMessage(
         index=h.index,
@@ -249,55 +273,11 @@ def _page_message(h: StoredMessage, room: int, uri: str) -> TranscriptMessage:
     )
 
 
-def _cut(text: str | None, room: int, uri: str) -> str | None:
+def _cut(text: str | None, room: int, whole: str) -> str | None:
     if text is None or len(text) <= room:
         return text
     shown = max(0, room)
-    return (
-        f"{text[:shown]}\n[cut: {shown} of {len(text)} characters shown; the whole message"
-        f" is in the resource {uri}]"
-    )
-
-
-def transcript_markdown(thread: Thread, history: Sequence[StoredMessage]) -> str:
-    """The whole thread as Markdown: every message in full, reasoning folded."""
-    out = [
-        f"# {thread.title}",
-        "",
-        f"thread `{thread.id}` · agent `{thread.agent}` · {thread.status}",
-    ]
-    for h in history:
-        m = h.message
-        if m.role == "user":
-            out += ["", "## User", "", m.content or ""]
-        elif m.role == "assistant":
-            out += ["", "## Assistant"]
-            if m.reasoning:
-                out += [
-                    "",
-                    "<details><summary>reasoning</summary>",
-                    "",
-                    m.reasoning,
-                    "",
-                    "</details>",
-                ]
-            if m.content:
-                out += ["", m.content]
-            for c in m.tool_calls:
-                out += ["", f"→ `{c.name}` `{c.arguments}` (call `{c.id}`)"]
-        elif m.role == "event":
-            out += ["", f"*— {m.content} —*"]
-        else:
-            mark = "" if m.status == "complete" else f" ({m.status})"
-            out += [
-                "",
-                f"### Tool result `{m.tool_call_id}`{mark}",
-                "",
-                "```",
-                m.content or "",
-                "```",
-            ]
-    return "\n".join(out) + "\n"
+    return f"{text[:shown]}\n[cut: {shown} of {len(text)} characters shown; the whole {whole}]"
 
 
 def child_info(t: Thread) -> ChildThread:
@@ -306,12 +286,11 @@ def child_info(t: Thread) -> ChildThread:
     )
 
 
-def thread_uri(thread_id: str) -> str:
-    return f"agents-mcp://threads/{thread_id}"
-
-
-def agent_result(s: TurnSummary) -> AgentResult:
+def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
+    """The result of ``s``; with ``budget``, the pending calls' arguments share it (each
+    cut to fit, with the resource that has it whole), else they are whole (the CLI)."""
     t = s.thread
+    limit = None if budget is None else max(MIN_ARGUMENTS, budget // max(1, len(s.pending)))
     error = (
         RunErrorInfo(type=t.error_type or "error", message=t.error_message or "")
         if t.status == "failed" or t.error_type
@@ -322,7 +301,7 @@ def agent_result(s: TurnSummary) -> AgentResult:
         agent=t.agent,
         status=t.status,
         reply=s.reply,
-        pending_approvals=[_pending(a) for a in s.pending],
+        pending_approvals=[_pending(a, limit) for a in s.pending],
         error=error,
         unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
         usage=RunUsage(
@@ -339,24 +318,24 @@ def agent_result(s: TurnSummary) -> AgentResult:
     )
 
 
-def _pending(a: Approval) -> PendingApproval:
+def _pending(a: Approval, limit: int | None) -> PendingApproval:
+    arguments, cut = fit_arguments(a.arguments, len(a.arguments) if limit is None else limit)
     return PendingApproval(
         call_id=a.call_id,
         thread_id=a.thread_id,
         server=a.server,
         tool=a.tool,
-        arguments=_arguments(a.arguments),
+        arguments=arguments,
+        arguments_chars=len(a.arguments) if cut else None,
+        arguments_uri=call_uri(a.thread_id, a.call_id) if cut else None,
         reason_hint=a.reason_hint,
         requested_at=a.requested_at,
         via=list(a.via),
     )
 
 
-def _arguments(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+PREVIEW = 120
+"""Characters of a pending call's arguments in ``list_threads``."""
 
 
 def thread_info(
@@ -381,7 +360,10 @@ def thread_info(
                 call_id=a.call_id,
                 server=a.server,
                 tool=a.tool,
-                arguments_preview=_shorten(a.arguments, 120),
+                arguments_preview=_shorten(a.arguments, PREVIEW),
+                arguments_uri=call_uri(a.thread_id, a.call_id)
+                if len(a.arguments) > PREVIEW
+                else None,
                 age_seconds=max(0, int((moment - _parse(a.requested_at)).total_seconds())),
             )
             for a in pending
@@ -440,6 +422,10 @@ def result_text(
             if p.thread_id != r.thread_id:  # asked by a delegated agent
                 where += f", thread_id: {p.thread_id}, asked by {' › '.join(p.via)}"
             lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} ({where})")
+            if p.arguments_uri is not None or len(args) > 500:
+                whole = p.arguments_uri or call_uri(p.thread_id, p.call_id)
+                size = p.arguments_chars or len(args)
+                lines.append(f"  (arguments cut; all {size} characters: the resource {whole})")
         if person_decides:
             lines.append(
                 "The person decides each call in the agents-mcp view shown with this result"

@@ -1,4 +1,4 @@
-"""The tools (and the transcript resource), as module-level functions.
+"""The tools, as module-level functions (the transcript resources are in ``resources``).
 
 Each takes its arguments, the request (``ctx``) and the server's :class:`Deps` (injected
 by fastmcp), so it can be read and tested on its own. :func:`register` adds them to a
@@ -39,8 +39,6 @@ from agents_mcp.server.results import (
     TranscriptMessage,
     child_info,
     thread_info,
-    thread_uri,
-    transcript_markdown,
     transcript_page,
 )
 from agents_mcp.server.spending import thread_usage
@@ -212,7 +210,7 @@ async def get_thread(
             limit=messages_limit,
             before=messages_before,
             budget=budget,
-            uri=thread_uri(thread_id),
+            thread_id=thread_id,
         )
     children = [child_info(t) for t in await threads.children(summary.thread.id)]
     spent = thread_usage((await threads.store.tree_usage([summary.thread.id]))[summary.thread.id])
@@ -291,18 +289,6 @@ async def watch_thread(
     return ToolResult(content=text, structured_content=view, meta=meta)
 
 
-@tool_errors
-async def thread_transcript(
-    thread_id: str,
-    deps: Deps = Depends(deps_of),
-) -> str:
-    """The resource ``agents-mcp://threads/{thread_id}``: the whole transcript as Markdown."""
-    caller = current_caller()
-    await deps.access.require_thread(deps.threads, caller, thread_id)
-    thread, history = await deps.threads.transcript(owner=caller.owner, thread_id=thread_id)
-    return transcript_markdown(thread, history)
-
-
 @functools.cache
 def _output_schema(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s JSON Schema with its ``$ref``s inlined, once per process: fastmcp
@@ -331,8 +317,9 @@ def _descriptions(budget: int) -> dict[str, str]:
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
             " wait_seconds for a running turn to finish. include_messages adds a page of the"
             f" transcript (newest last, about {budget} characters at most, long messages"
-            " cut); pass messages_before to page back. The resource"
-            " agents-mcp://threads/<thread_id> has the whole transcript."
+            " cut, naming the resource that has it whole); pass messages_before to page"
+            " back. The resource agents-mcp://threads/<thread_id> has the transcript in"
+            " bigger pages."
         ),
         "cancel_run": (
             "Stop a running thread (or drop the undecided calls of one waiting for approval)."
@@ -369,7 +356,7 @@ def _configured(tool: Tool, agents: list[str], default_wait: float) -> Tool:
 
 
 def register(mcp: FastMCP, config: Config, default_wait: float) -> None:
-    """Add the tools and the transcript resource to ``mcp`` for ``config``."""
+    """Add the tools to ``mcp`` for ``config``."""
     agents = list(config.agents)
     text = _descriptions(config.server.reply_budget)
     chat = chat_description(config, agents)
@@ -422,9 +409,3 @@ def register(mcp: FastMCP, config: Config, default_wait: float) -> None:
     ]
     for fn, options in specs:
         mcp.add_tool(_configured(Tool.from_function(fn, **options), agents, default_wait))
-    mcp.resource(
-        "agents-mcp://threads/{thread_id}",
-        name="thread transcript",
-        description="The full transcript of a thread as Markdown",
-        mime_type="text/markdown",
-    )(thread_transcript)

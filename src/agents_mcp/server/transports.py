@@ -3,27 +3,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.server.auth import AuthProvider
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from agents_mcp.config import Config
 from agents_mcp.errors import ConfigError
-from agents_mcp.server import stdio
 from agents_mcp.server.app import create_server
-from agents_mcp.server.auth import server_auth
-from agents_mcp.server.stdio import Keyboard
+from agents_mcp.server.auth import OwnerVerifier, server_auth
+from agents_mcp.server.challenge import Challenge
+from agents_mcp.server.stdin import closable_stdin
 from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.server.transports")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""End serving over stdio: Ctrl-C, and what clients send a server that does not exit."""
 
 
 def is_loopback(host: str) -> bool:
@@ -44,18 +51,16 @@ async def serve(
     db_path: str | Path | None = None,
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
-    keys: Keyboard | None = None,
 ) -> bool:
-    """Run the server until it is stopped; True when HTTP serving was stopped by Ctrl-C
-    (SIGINT), which asyncio may or may not also raise as ``KeyboardInterrupt``.
+    """Run the server until it is stopped; True when it was stopped by Ctrl-C (SIGINT),
+    which asyncio may or may not also raise as ``KeyboardInterrupt``.
 
     ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
     ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
     loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
     """
     if transport == "stdio":
-        await stdio.serve(create_server(config, db_path=db_path), keys)
-        return False
+        return await serve_stdio(create_server(config, db_path=db_path))
     auth = http_auth(config, host=host, port=port)
     # Open the database once before listening: a database that cannot be opened is one
     # clear error and exit code 1, not a server that starts and fails in its lifespan.
@@ -91,6 +96,50 @@ async def serve(
 
     await Server(settings).serve()
     return bool(interrupted)
+
+
+async def serve_stdio(mcp: FastMCP) -> bool:
+    """Serve ``mcp`` over stdio (fastmcp's ``run_stdio_async``) until the client closes
+    stdin, or until SIGINT or SIGTERM, which end stdin the same way: the server then shuts
+    down as when the client leaves (requests in flight cancelled, the store closed,
+    downstream servers stopped). A second signal cancels that shutdown. True after SIGINT.
+
+    Over stdio, stdout is the protocol: no banner, and fastmcp logs warnings and worse
+    (to stderr), or less when it was made quieter (``agents-mcp serve`` without
+    ``--debug``). Elsewhere than POSIX, Ctrl-C is Python's ``KeyboardInterrupt``.
+    """
+    fastmcp_level = max(logging.WARNING, logging.getLogger("fastmcp").getEffectiveLevel())
+    level = logging.getLevelName(fastmcp_level)
+    if os.name != "posix":
+        await _run_stdio(mcp, level)
+        return False
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+    with closable_stdin() as close_stdin, anyio.CancelScope() as scope:
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            if len(received) > 1:
+                scope.cancel()
+            close_stdin()
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            await _run_stdio(mcp, level)
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+    return signal.SIGINT in received
+
+
+async def _run_stdio(mcp: FastMCP, level: str) -> None:
+    """fastmcp's stdio. A client that left while answers were still to be written (the
+    SDK's writer then raises ``BrokenPipeError``) ends it as one that closed stdin does."""
+    try:
+        await mcp.run_stdio_async(show_banner=False, log_level=level)
+    except* BrokenPipeError:
+        log.debug("stdio: the client left before its answers were written")
 
 
 def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:
@@ -133,10 +182,14 @@ def http_app(
     """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
     the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
     and wherever ``allowed_hosts`` (a reverse proxy's name) are given. ``stateless``: no
-    MCP sessions (replicas behind a load balancer without session affinity)."""
+    MCP sessions (replicas behind a load balancer without session affinity). A refused
+    request is told how to get in (``challenge``)."""
     hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
+    static = isinstance(mcp.auth, OwnerVerifier)  # tokens, no [server.jwt]
+    challenge = [Middleware(Challenge, mcp_path="/mcp", static=static)] if mcp.auth else []
     return mcp.http_app(
         path="/mcp",
+        middleware=challenge,
         stateless_http=stateless,
         host_origin_protection="auto",
         # None, not []: an empty list would still switch the checks on everywhere.

@@ -8,9 +8,11 @@ machine is written down in ``states``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from agents_mcp.config.database import db_location, is_postgres
+from agents_mcp.errors import ConfigError
+from agents_mcp.store.lifecycle import Deleted
 from agents_mcp.store.protocol import Store
 from agents_mcp.store.records import (
     THREAD_STATUSES,
@@ -39,6 +41,7 @@ __all__ = [
     "Charge",
     "Claim",
     "Decision",
+    "Deleted",
     "Refusal",
     "SQLStore",
     "Settled",
@@ -74,7 +77,7 @@ def default_db_path() -> Path:
 
 def is_url(db: str) -> bool:
     """Whether ``db`` names a PostgreSQL database rather than a SQLite file."""
-    return db.startswith(("postgresql://", "postgres://"))
+    return is_postgres(db)
 
 
 def shown(db: str) -> str:
@@ -93,16 +96,30 @@ def shown(db: str) -> str:
 
 
 def resolve_db(configured: str | None, override: str | Path | None = None) -> str:
-    """``--db``, else the config's ``[server] db``, else :func:`default_db_path`."""
+    """``--db``, else the config's ``[server] db``, else :func:`default_db_path`: a
+    PostgreSQL URL or a SQLite path (see :mod:`agents_mcp.config.database`).
+
+    Raises:
+        ConfigError: ``--db`` names a scheme agents-mcp does not support.
+    """
     if override is not None:
-        return str(override)
-    return configured if configured is not None else str(default_db_path())
+        return _location(str(override), "--db")
+    if configured is not None:
+        return _location(configured, "[server] db")
+    return str(default_db_path())
+
+
+def _location(db: str, given: str) -> str:
+    try:
+        return db_location(db)
+    except ValueError as exc:
+        raise ConfigError(f"{given}: {exc}") from None
 
 
 async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore:
-    """Open (creating and migrating as needed) the store at ``db``: a SQLite path or
-    ``:memory:``, or a ``postgresql://`` URL."""
-    target = str(db)
+    """Open (creating and migrating as needed) the store at ``db``: a SQLite path (or
+    ``sqlite:`` URL, or ``:memory:``), or a ``postgresql://`` URL."""
+    target = _location(str(db), "database")
     if is_url(target):
         from agents_mcp.store.postgres import open_postgres
 
@@ -110,7 +127,6 @@ async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore
     from agents_mcp.store import leases as lease_kinds
     from agents_mcp.store.sqlite import SQLiteDatabase
 
-    target = _sqlite_path(target)
     database = await SQLiteDatabase.open(target)
     leases: lease_kinds.Leases
     try:
@@ -130,7 +146,3 @@ async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore
         await store.close()
         raise
     return store
-
-
-def _sqlite_path(target: str) -> str:
-    return target if target == ":memory:" else os.path.expanduser(target)

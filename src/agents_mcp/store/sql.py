@@ -16,6 +16,7 @@ from agents_mcp.messages import Message
 from agents_mcp.store import states
 from agents_mcp.store.database import Database, Tx
 from agents_mcp.store.leases import Leases
+from agents_mcp.store.lifecycle import Lifecycle
 from agents_mcp.store.migrations import migrate
 from agents_mcp.store.reads import (
     PENDING_IN_TREE,
@@ -48,7 +49,7 @@ from agents_mcp.store.usage import UsageStore
 from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
-class SQLStore(Reads, UsageStore):
+class SQLStore(Reads, Lifecycle, UsageStore):
     """Threads, their messages and approvals, in one database (what runs spend: ``usage``)."""
 
     def __init__(self, db: Database, leases: Leases) -> None:

@@ -31,6 +31,7 @@ import anyio
 
 from agents_mcp.errors import StoreError
 from agents_mcp.store.database import SQLITE, Body
+from agents_mcp.store.failures import sqlite_public
 from agents_mcp.store.points import Points
 from agents_mcp.store.records import Row
 
@@ -240,4 +241,4 @@ def store_error(exc: sqlite3.Error, location: str) -> StoreError:
         why = f"the thread database {location} is damaged or not a database ({detail})"
     else:
         why = f"the thread database {location} failed ({detail})"
-    return StoreError(why)
+    return StoreError(why, public=sqlite_public(code))

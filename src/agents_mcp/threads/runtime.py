@@ -25,6 +25,7 @@ from agents_mcp.errors import StoreError
 from agents_mcp.llm import LLM
 from agents_mcp.llm import build_llm as _build_llm
 from agents_mcp.store import Store, open_store, resolve_db
+from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
 from agents_mcp.toolsets import ToolInfo
@@ -92,8 +93,9 @@ async def open_threads(
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
     Downstream servers connect lazily, on first use, never here. ``recover``: settle and
-    resume other processes' abandoned threads, at start and now and then (the server
-    does; a one-shot command such as ``agents-mcp pending`` must not run their calls).
+    resume other processes' abandoned threads, at start and now and then, and delete
+    threads older than ``[server] retain_days`` (the server does; a one-shot command such
+    as ``agents-mcp pending`` must not run their calls).
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
@@ -122,6 +124,8 @@ async def open_threads(
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
+        if recover and config.server.retain_days is not None:
+            runs.spawn(functools.partial(retain, store, config.server.retain_days))
         if telemetry.enabled():
             runs.spawn(functools.partial(count_pending, store))
         yield threads

@@ -21,6 +21,7 @@ from agents_mcp.engine.agent import RunEvent
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.engine.transcript import current_turn
 from agents_mcp.messages import MessageStatus
+from agents_mcp.server.pages import call_uri, fit_arguments
 from agents_mcp.server.results import AgentResult, Status, agent_result, fit_reply
 from agents_mcp.store import StoredMessage, Thread
 from agents_mcp.threads.service import Threads
@@ -48,7 +49,15 @@ class CallStep(BaseModel):
 
     call_id: str
     name: str = Field(description="The tool as the model named it, e.g. notes__write_note")
-    arguments: Any = Field(description="The arguments (parsed JSON, else the raw text)")
+    arguments: Any = Field(
+        description="The arguments (parsed JSON, else the raw text); long strings are cut"
+        " when arguments_uri is present"
+    )
+    arguments_uri: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Only when the arguments were cut: the resource with them whole",
+    )
     state: CallState = Field(
         description="waiting: not started; approval: waits for a decision; running;"
         " done; error (failed, refused or cancelled)"
@@ -92,20 +101,15 @@ class ThreadView(AgentResult):
     version: str = Field(description="Changes whenever anything shown changes; pass as since")
 
 
-def _arguments(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
 def _shorten(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
 
 
-def steps_of(history: Sequence[StoredMessage], asking: set[str]) -> tuple[list[Step], int]:
+def steps_of(
+    history: Sequence[StoredMessage], asking: set[str], thread_id: str
+) -> tuple[list[Step], int]:
     """The latest turn's steps, and how many messages came before them.
 
     ``asking``: the ids of this thread's calls that wait for a decision.
@@ -126,11 +130,13 @@ def steps_of(history: Sequence[StoredMessage], asking: set[str]) -> tuple[list[S
             else:
                 state = _CALL_STATES[result.status]
             content = result.content if result is not None else None
+            arguments, cut = fit_arguments(c.arguments, TEXT_SHOWN)
             calls.append(
                 CallStep(
                     call_id=c.id,
                     name=c.name,
-                    arguments=_arguments(c.arguments),
+                    arguments=arguments,
+                    arguments_uri=call_uri(thread_id, c.id) if cut else None,
                     state=state,
                     result_preview=_shorten(content, PREVIEW),
                     result_chars=len(content) if content is not None else None,
@@ -157,7 +163,7 @@ async def _tree(
     asking: set[tuple[str, str]],
 ) -> ThreadSteps:
     mine = {call for tid, call in asking if tid == thread.id}
-    steps, earlier = steps_of(history, mine)
+    steps, earlier = steps_of(history, mine, thread.id)
     shown = {c.call_id for s in steps for c in s.calls}
     children = []
     for child in await threads.children(thread.id):
@@ -180,7 +186,7 @@ async def _tree(
 async def _view(
     threads: Threads, owner: str, thread_id: str, summary: TurnSummary, budget: int
 ) -> ThreadView:
-    result, _ = fit_reply(agent_result(summary), budget)
+    result, _ = fit_reply(agent_result(summary, budget), budget)
     thread, history = await threads.latest_turn(owner=owner, thread_id=thread_id)
     asking = {(a.thread_id, a.call_id) for a in summary.pending}
     tree = await _tree(threads, owner, thread, history, asking)
