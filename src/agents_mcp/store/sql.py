@@ -381,14 +381,13 @@ class SQLStore(Reads, Lifecycle, UsageStore):
     async def fail(self, thread_id: str, claim: Claim, error: tuple[str, str]) -> None:
         """The run cannot go on: calls still ``started`` and undecided approvals end with
         it, and the thread is ``failed`` (or ``budget_exceeded``) with ``error`` (kind, message)."""
-        status = "budget_exceeded" if error[0] == "budget_exceeded" else "failed"
 
         async def body(tx: Tx) -> None:
             changed = await tx.execute(
                 "UPDATE threads SET status=?, error_type=?, error_message=?, claim=NULL,"
                 " runner=NULL, stop_requested=0, updated_at=?, revision=revision+1"
                 " WHERE id=? AND claim=? AND status='running'",
-                (status, *error, now(), thread_id, claim.token),
+                (states.ended(error[0]), *error, now(), thread_id, claim.token),
             )
             if not changed:
                 raise LostClaim(f"thread {thread_id!r} is no longer held by this run")

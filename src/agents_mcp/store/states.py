@@ -68,6 +68,11 @@ FINISHED: tuple[ThreadStatus, ...] = ("completed", "failed", "cancelled", "budge
 """Statuses a new message may start from."""
 
 
+def ended(kind: str) -> ThreadStatus:
+    """The status a run that stopped with an error of ``kind`` ends in."""
+    return "budget_exceeded" if kind == "budget_exceeded" else "failed"
+
+
 def allowed(actor: Actor, before: ThreadStatus | None, after: ThreadStatus) -> bool:
     return actor in TRANSITIONS.get((before, after), frozenset())
 
