@@ -511,7 +511,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, budgets, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, stateless_http, telemetry, tokens, tool_result_budget, wait_seconds\
 """)
 
 
