@@ -232,7 +232,7 @@ class UsageStore:
         delegations' apart: what one call has spent so far."""
 
         async def body(tx: Tx) -> TreeUsage:
-            return await _tree_usage(tx, root_id, since_turn=True)
+            return await _turn_usage(tx, root_id)
 
         return await self.db.read("turn_usage", body)
 
@@ -351,19 +351,14 @@ class UsageStore:
         return await self.db.read("pending_count", body)
 
 
-async def _tree_usage(tx: Tx, root_id: str, *, since_turn: bool) -> TreeUsage:
-    """``root_id``'s usage and its delegations' (``since_turn``: in its latest turn)."""
-    since = ""
-    if since_turn:
-        since = (
-            " AND m.created_at >= COALESCE((SELECT MAX(created_at) FROM messages"
-            " WHERE thread_id=? AND role='user'), '')"
-        )
+async def _turn_usage(tx: Tx, root_id: str) -> TreeUsage:
+    """``root_id``'s usage and its delegations' since its caller's last message."""
     rows = await tx.fetch(
         TREE_IDS + f" SELECT CASE WHEN m.thread_id = ? THEN 0 ELSE 1 END AS delegated, {_SUMS}"
-        f" FROM messages m JOIN t ON m.thread_id = t.id WHERE {_ANSWERS}{since}"
-        " GROUP BY delegated",
-        (root_id, root_id, *((root_id,) if since_turn else ())),
+        f" FROM messages m JOIN t ON m.thread_id = t.id WHERE {_ANSWERS}"
+        " AND m.created_at >= COALESCE((SELECT MAX(created_at) FROM messages"
+        " WHERE thread_id=? AND role='user'), '') GROUP BY delegated",
+        (root_id, root_id, root_id),
     )
     parts = {int(row["delegated"]): _spent(row) for row in rows}
     return TreeUsage(parts.get(0, NOTHING), parts.get(1, NOTHING))

@@ -95,7 +95,6 @@ def span(
     attributes: Attributes | None = None,
     *,
     links: Sequence[Link] = (),
-    start_time: float | None = None,
 ) -> AbstractContextManager[Span]:
     """A span named ``name`` around the block, current inside it; ends with the block
     (an exception marks it failed with ``error.type``)."""
@@ -103,7 +102,7 @@ def span(
         return _no_span()
     from agents_mcp.telemetry import otel
 
-    return otel.span(name, kind, attributes or {}, links, start_time)
+    return otel.span(name, kind, attributes or {}, links)
 
 
 def annotate(attributes: Attributes) -> None:

@@ -9,7 +9,6 @@ bucket boundaries.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -121,24 +120,21 @@ def span(
     kind: Kind,
     attributes: Attributes,
     links: Sequence[Link],
-    start_time: float | None,
 ) -> Iterator[_Recording]:
     valid = [found for link in links if (found := _link(link)) is not None]
-    start = None if start_time is None else int(start_time * 1e9)
     with _TRACER.start_as_current_span(
         name,
         kind=_KINDS[kind],
         attributes=_clean(attributes),
         links=valid,
-        start_time=start,
         record_exception=False,
         set_status_on_exception=False,
     ) as current:
         recording = _Recording(current)
         try:
             yield recording
-        except BaseException as exc:  # cancelled, or a bug: the span says so and ends
-            recording.fail(type(exc).__qualname__, str(exc)[:200])
+        except BaseException as exc:  # failed, cancelled, or a bug: the span says so and ends
+            recording.fail(getattr(exc, "kind", None) or type(exc).__qualname__, str(exc)[:200])
             raise
 
 
@@ -177,8 +173,3 @@ def observe(metric: str, read: Callable[[], float | None]) -> None:
             yield metrics.Observation(value)
 
     _METER.create_observable_gauge(metric, callbacks=[callback], unit="{call}")
-
-
-def now() -> float:
-    """Seconds since the epoch, as span start times take them."""
-    return time.time()
