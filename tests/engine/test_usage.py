@@ -307,3 +307,25 @@ def test_prices_count_exactly() -> None:
     assert cost_nanos(None, usage) is None
     assert dollars(8_547_500) == "$0.0085475"
     assert dollars(50_000_000_000) == "$50.00"
+
+
+async def test_an_agent_budget_counts_its_delegations_and_every_owner(tmp_path: Path) -> None:
+    """The orchestrator may spend 4000 tokens a day, its delegations included: its first
+    call goes whole (1200 + 600 + 600 + 1200 tokens); the second makes one request (3600
+    spent before it), then nothing more goes, neither the researcher it delegates to nor
+    its own next request."""
+    orchestrator = ScriptedLLM(
+        Call("agent__researcher", {"message": "look"}), "done",
+        Call("agent__researcher", {"message": "again"}), "never",
+        usage=ORCHESTRATOR,
+    )  # fmt: skip
+    researcher = ScriptedLLM(Call("notes__echo", {"text": "x"}), "found", "never", usage=RESEARCHER)
+    scripts = {"orchestrator": orchestrator, "researcher": researcher}
+    budgets = {"orchestrator": {"budget": {"daily_tokens": 4000}}}
+    async with server(tmp_path, scripts, **budgets) as client:
+        first = await call(client, "chat_with_agent", agent="orchestrator", message="one")
+        second = await call(client, "chat_with_agent", agent="orchestrator", message="two")
+    assert (first["status"], second["status"]) == ("completed", "budget_exceeded")
+    assert "the daily budget of agent 'orchestrator' is used up" in second["error"]["message"]
+    assert "of daily_tokens 4000" in second["error"]["message"]
+    assert (len(orchestrator.requests), len(researcher.requests)) == (3, 2)
