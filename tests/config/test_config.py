@@ -133,6 +133,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "price": None,
                 },
             },
+            "model_aliases": {},
             "agents": {
                 "researcher": {
                     "description": "Searches the web and reads local files to answer research questions.",
@@ -141,6 +142,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "model": "default",
                     "servers": ["fs", "search"],
                     "tools": {"fs": ["read_file", "list_directory"]},
+                    "disabled_tools": {},
                     "require_approval": {
                         "always": ["search__fetch"],
                         "never": ["fs__*"],
@@ -178,6 +180,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "model": "offline",
                     "servers": [],
                     "tools": {},
+                    "disabled_tools": {},
                     "require_approval": "never",
                     "max_iterations": 12,
                     "personalities": {},
@@ -213,6 +216,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "allowed_hosts": [],
                 "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
+                "sqlite_durability": "full",
                 "stateless_http": False,
                 "lease_seconds": 15.0,
                 "retain_days": None,
@@ -232,6 +236,10 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "owners": {"alice": {"daily_tokens": None, "daily_cost": 10.0}},
                 },
                 "telemetry": {"enabled": None, "capture_content": True},
+                "dashboard": True,
+                "dashboard_port": 0,
+                "agents_from": [],
+                "agents_from_approval": "always",
             },
         }
     )
@@ -350,6 +358,7 @@ def test_defaults() -> None:
             "allowed_hosts": [],
             "allowed_origins": [],
             "db": None,
+            "sqlite_durability": "full",
             "stateless_http": False,
             "lease_seconds": 15.0,
             "retain_days": None,
@@ -366,6 +375,10 @@ def test_defaults() -> None:
             "max_total_llm_requests": 100,
             "budgets": {"owner": {"daily_tokens": None, "daily_cost": None}, "owners": {}},
             "telemetry": {"enabled": None, "capture_content": False},
+            "dashboard": True,
+            "dashboard_port": 0,
+            "agents_from": [],
+            "agents_from_approval": "always",
         }
     )
 
@@ -476,9 +489,35 @@ agents.toml: mcpServers.fs.args[0]: environment variable A is not set (use ${A:-
 agents.toml: mcpServers.fs.args[1]: environment variable B is not set (use ${B:-default} for a default)
 agents.toml: mcpServers.fs.args[1]: environment variable D is not set (use ${D:-default} for a default)
 agents.toml: mcpServers.fs.args[2]: invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${
-agents.toml: models.default.api_key: environment variable OPENAI_API_KEY is not set (use ${OPENAI_API_KEY:-default} for a default)
 agents.toml: server.auth_tokens[0]: environment variable AGENTS_MCP_TOKEN is not set (use ${AGENTS_MCP_TOKEN:-default} for a default)\
 """)
+
+
+def test_a_model_with_an_unset_variable_is_set_aside_not_an_error() -> None:
+    """One unset key must not stop the agents on other models: the model is left out of
+    ``models`` with its unset variables, and its agents fail only when called."""
+    data = valid()
+    data["models"]["keyed"] = {
+        "base_url": "${KEYED_URL}",
+        "api_key": "${KEYED_KEY}",
+        "model": "${KEYED_URL}",
+    }
+    data["agents"]["other"] = {"description": "On the keyed model.", "model": "keyed"}
+    config = load(data)
+    assert list(config.models) == ["default", "fast"]
+    assert config.unresolved_models == {"keyed": ("KEYED_URL", "KEYED_KEY")}
+    assert config.agents["other"].model == "keyed"
+    assert "unresolved_models" not in config.model_dump()
+    # Its other problems are still reported, with the rest of the file's.
+    data["models"]["keyed"]["temperature"] = 7
+    data["models"]["keyed"]["tempreature"] = 1
+    assert errors(data) == snapshot("""\
+agents.toml: models.keyed.temperature: must be at most 2
+agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+""")
+    # Not a file key.
+    data = valid() | {"unresolved_models": {"x": ["Y"]}}
+    assert "unresolved_models: unknown key" in errors(data)
 
 
 def test_empty_api_key_means_none_but_empty_token_is_an_error() -> None:
@@ -505,13 +544,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, budget, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
-agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
-agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout
-agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, budgets, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, stateless_http, telemetry, tokens, tool_result_budget, wait_seconds\
+agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
+agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
+agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 
@@ -819,3 +858,15 @@ agents.toml: server.allowed_hosts[1]: expected a host name or address, optionall
 agents.toml: server.allowed_origins[1]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'app.example.com'
 agents.toml: server.allowed_origins[2]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'https://a.b/path'\
 """)
+
+
+def test_sqlite_durability_is_full_unless_asked_and_refused_for_postgresql() -> None:
+    assert load(valid()).server.sqlite_durability == "full"
+    risky = {**valid(), "server": {"sqlite_durability": "may-lose-last-commits"}}
+    assert load(risky).server.sqlite_durability == "may-lose-last-commits"
+    unknown = {**valid(), "server": {"sqlite_durability": "normal"}}
+    assert "server.sqlite_durability" in errors(unknown)
+    on_postgres = {"db": "postgresql://u@h/d", "sqlite_durability": "may-lose-last-commits"}
+    assert errors({**valid(), "server": on_postgres}) == snapshot(
+        "agents.toml: server.sqlite_durability: applies to a SQLite database only; with PostgreSQL its server decides (synchronous_commit): remove sqlite_durability"
+    )

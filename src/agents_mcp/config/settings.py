@@ -21,6 +21,7 @@ from agents_mcp.config.base import (
     _BAD_HOST,
     _BAD_ORIGIN,
     LOCAL,
+    ApprovalMode,
     HttpUrl,
     OwnerName,
     _check,
@@ -30,7 +31,7 @@ from agents_mcp.config.base import (
     _is_origin,
     _Model,
 )
-from agents_mcp.config.database import db_location
+from agents_mcp.config.database import db_location, is_postgres
 from agents_mcp.config.errors import Loc
 from agents_mcp.config.usage import ServerBudgets, TelemetrySettings
 
@@ -136,6 +137,11 @@ class ServerSettings(_Model):
     """The thread database: a SQLite file (relative to the config file; also as
     ``sqlite:PATH``) or a ``postgresql://user@host:port/db`` URL (``${VAR}`` for its
     password); see :mod:`agents_mcp.config.database`."""
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full"
+    """SQLite: ``full`` answers a write once it is on disk, so a committed approval,
+    decision or "started" record survives a power loss; ``may-lose-last-commits`` does not
+    wait for the disk (faster where its syncs are the limit), and the last commits before
+    a power loss or an OS crash may be lost. Refused with a PostgreSQL ``db``."""
     stateless_http: bool = False
     """HTTP: every request stands alone (no MCP session), so any replica behind a load
     balancer serves any request of a handshake-era client too; inline elicitation is then
@@ -177,6 +183,17 @@ class ServerSettings(_Model):
     """What each owner may spend per UTC day (``[server.budgets]``)."""
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     """Traces and metrics over OTLP (``[server.telemetry]``; see the README)."""
+    dashboard: bool = True
+    """stdio: also serve the dashboard on a loopback port, protected by a key that is in
+    the links of results that wait for a person."""
+    dashboard_port: int = Field(0, ge=0, le=65535)
+    """The dashboard's port over stdio; 0: a free port the system picks."""
+    agents_from: list[str] = []
+    """Folders of agent files to serve as agents too: Claude Code subagents
+    (``.claude/agents``), GitHub Copilot custom agents (``.github/agents``) and Codex
+    custom agents (``.codex/agents``), relative to the config file (``~`` works)."""
+    agents_from_approval: ApprovalMode = "always"
+    """``require_approval`` of the agents read from files."""
 
     @field_validator("lease_seconds")
     @classmethod
@@ -214,6 +231,20 @@ class ServerSettings(_Model):
                         ("max_stored_result",),
                         f"must be at least tool_result_budget ({self.tool_result_budget}):"
                         " the model is shown what is stored",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _durability_of_sqlite_only(self) -> Self:
+        if self.sqlite_durability != "full" and is_postgres(self.db or ""):
+            _fail(
+                [
+                    (
+                        ("sqlite_durability",),
+                        "applies to a SQLite database only; with PostgreSQL its server decides"
+                        " (synchronous_commit): remove sqlite_durability",
                     )
                 ]
             )

@@ -8,7 +8,9 @@ machine is written down in ``states``.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Literal
 
 from agents_mcp.config.database import db_location, is_postgres
 from agents_mcp.errors import ConfigError
@@ -64,6 +66,8 @@ __all__ = [
     "shown",
 ]
 
+log = logging.getLogger("agents_mcp.store")
+
 LOCAL_OWNER = "local"
 """The owner of threads over stdio, from the CLI, and over HTTP without tokens."""
 
@@ -116,18 +120,33 @@ def _location(db: str, given: str) -> str:
         raise ConfigError(f"{given}: {exc}") from None
 
 
-async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore:
+async def open_store(
+    db: str | Path,
+    *,
+    lease_seconds: float = 15.0,
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full",
+) -> SQLStore:
     """Open (creating and migrating as needed) the store at ``db``: a SQLite path (or
-    ``sqlite:`` URL, or ``:memory:``), or a ``postgresql://`` URL."""
+    ``sqlite:`` URL, or ``:memory:``), or a ``postgresql://`` URL.
+
+    ``sqlite_durability``: ``"may-lose-last-commits"`` trades durability for speed on
+    SQLite (see ``sqlite``); PostgreSQL ignores it, with a warning (its server decides).
+    """
     target = _location(str(db), "database")
     if is_url(target):
         from agents_mcp.store.postgres import open_postgres
 
+        if sqlite_durability != "full":
+            log.warning(
+                "sqlite_durability = %r is ignored: the database is PostgreSQL, whose"
+                " durability its server decides (synchronous_commit)",
+                sqlite_durability,
+            )
         return await open_postgres(target, lease_seconds=lease_seconds)
     from agents_mcp.store import leases as lease_kinds
     from agents_mcp.store.sqlite import SQLiteDatabase
 
-    database = await SQLiteDatabase.open(target)
+    database = await SQLiteDatabase.open(target, durability=sqlite_durability)
     leases: lease_kinds.Leases
     try:
         if lease_kinds.has_flock() or target == ":memory:":

@@ -305,7 +305,6 @@ class UsageStore:
                 f" JOIN threads rt ON rt.id = r.root WHERE {' AND '.join(where)}"
                 " GROUP BY key, delegated ORDER BY key",
                 tuple(params),
-                long=True,
             )
             grouped: dict[str, dict[int, Spent]] = {}
             for row in rows:

@@ -8,27 +8,35 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from agents_mcp import telemetry
-from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
-from agents_mcp.downstream import Downstreams
+from agents_mcp.config import (
+    DEFAULT_CONTEXT_TOKENS,
+    AgentConfig,
+    Config,
+    ModelConfig,
+    approval_required,
+)
+from agents_mcp.downstream import Downstreams, DownstreamServer
 from agents_mcp.engine.agent import Agent
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
-from agents_mcp.errors import StoreError
-from agents_mcp.llm import LLM
+from agents_mcp.errors import LLMError, StoreError
+from agents_mcp.llm import LLM, TextCallback
 from agents_mcp.llm import build_llm as _build_llm
+from agents_mcp.messages import LLMRequest, LLMResponse
 from agents_mcp.store import Store, open_store, resolve_db
 from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
-from agents_mcp.toolsets import ToolInfo
+from agents_mcp.toolsets import ToolInfo, Toolset, WithoutTools
 
 log = logging.getLogger("agents_mcp.threads.runtime")
 
@@ -44,6 +52,31 @@ def _approval_rule(cfg: AgentConfig) -> Callable[[ToolInfo], bool]:
     return requires
 
 
+class UnresolvedModel:
+    """The model of an entry that names an unset environment variable: every request
+    fails with what to set, so only the agents that use it fail, and only when called."""
+
+    def __init__(self, name: str, unset: Sequence[str]) -> None:
+        self.problem = unresolved_problem(name, unset)
+
+    async def complete(
+        self, request: LLMRequest, *, on_text: TextCallback | None = None
+    ) -> LLMResponse:
+        raise LLMError(self.problem)
+
+
+def unresolved_problem(name: str, unset: Sequence[str]) -> str:
+    """Why model ``name`` cannot be used (``unset``: the variables it names that are not
+    set), and what to do."""
+    several = len(unset) > 1
+    return (
+        f"model {name!r} cannot be used: its config names the environment"
+        f" variable{'s' if several else ''} {', '.join(unset)}, not set where agents-mcp"
+        f" started; set {'them' if several else 'it'} (in the shell, or in the env block of"
+        " the MCP client's entry for agents-mcp) and start agents-mcp again"
+    )
+
+
 def build_agents(
     config: Config, llms: Mapping[str, LLM], downstreams: Downstreams
 ) -> dict[str, Agent]:
@@ -53,7 +86,7 @@ def build_agents(
             description=cfg.description,
             instructions=cfg.instructions,
             llm=llms[cfg.model],
-            toolset=downstreams.toolset(cfg.servers, cfg.tools),
+            toolset=agent_toolset(cfg, downstreams),
             requires_approval=_approval_rule(cfg),
             max_iterations=cfg.max_iterations,
             settings=cfg.params.settings(),
@@ -64,19 +97,90 @@ def build_agents(
             max_stored_result=config.server.max_stored_result,
             delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
             output_schema=cfg.output_schema,
-            context=_context(config.models[cfg.model], cfg),
-            model=config.models[cfg.model].model or cfg.model,
-            provider=config.models[cfg.model].provider,
-            price=config.models[cfg.model].price,
-            budget=cfg.budget,
+            context=_context(config.models.get(cfg.model), cfg),
+            **_metered(config.models.get(cfg.model), cfg),
         )
         for name, cfg in config.agents.items()
     }
 
 
-def _context(model: ModelConfig, agent: AgentConfig) -> ContextWindow:
-    """The context window of the agent's requests: its model's, less room for the answer."""
+def _metered(model: ModelConfig | None, agent: AgentConfig) -> dict[str, Any]:
+    """What usage records, budgets and traces know of an agent's model: its name in
+    requests, its API and its price (``model`` None: unresolved, never asked)."""
+    if model is None:
+        return {"model": agent.model, "budget": agent.budget}
+    return {
+        "model": model.model or agent.model,
+        "provider": model.provider,
+        "price": model.price,
+        "budget": agent.budget,
+    }
+
+
+def agent_toolset(cfg: AgentConfig, downstreams: Downstreams) -> Toolset:
+    """The tools of ``cfg``'s servers that it may use (``tools``, ``disabled_tools``)."""
+    toolset = downstreams.toolset(cfg.servers, cfg.tools)
+    return WithoutTools(toolset, cfg.disabled_tools) if cfg.disabled_tools else toolset
+
+
+def _context(model: ModelConfig | None, agent: AgentConfig) -> ContextWindow:
+    """The context window of the agent's requests: its model's, less room for the answer
+    (``model`` None: its entry is unresolved and no request is ever made)."""
+    if model is None:
+        return ContextWindow.of(DEFAULT_CONTEXT_TOKENS["openai"], agent.params.max_tokens)
     return ContextWindow.of(model.context_tokens, agent.params.max_tokens or model.max_tokens)
+
+
+def _models(
+    config: Config, llms: Mapping[str, LLM], stack: AsyncExitStack, warn_unresolved: bool
+) -> dict[str, LLM]:
+    """Each model by name (``llms`` win), closed with ``stack``."""
+    models: dict[str, LLM] = {}
+    for name, model_cfg in config.models.items():
+        models[name] = llms.get(name) or build_llm(model_cfg)
+        closer = getattr(models[name], "aclose", None)
+        if closer is not None:
+            stack.push_async_callback(closer)
+    for name, unset in config.unresolved_models.items():
+        models[name] = llms.get(name) or UnresolvedModel(name, unset)
+        if warn_unresolved:
+            users = [a for a, cfg in config.agents.items() if cfg.model == name]
+            log.warning(
+                "%s (agents that use it: %s)",
+                unresolved_problem(name, unset),
+                ", ".join(users) or "none",
+            )
+    return models
+
+
+@dataclass
+class Runtime:
+    """The running agents of a config; :meth:`apply` swaps them for those of a newer
+    config (its agent files read again) without a restart."""
+
+    config: Config
+    threads: Threads
+    downstreams: Downstreams
+    models: Mapping[str, LLM]
+
+    async def apply(self, config: Config) -> tuple[list[str], list[str], list[str]]:
+        """Serve ``config``'s agents from now on; the names added, removed and changed.
+        A run already going keeps the agent it started with; the next one gets the new.
+        Servers the new agents define are added (a changed one replaced)."""
+        servers = self.downstreams.servers
+        for name, cfg in config.mcp_servers.items():
+            old = servers.get(name)
+            if old is None or old.config != cfg:
+                servers[name] = DownstreamServer(name, cfg)
+                if old is not None:
+                    await old.aclose()
+        before, after = self.config.agents, config.agents
+        self.threads.replace_agents(build_agents(config, self.models, self.downstreams))
+        self.config = config
+        added = [n for n in after if n not in before]
+        removed = [n for n in before if n not in after]
+        changed = [n for n in after if n in before and after[n] != before[n]]
+        return added, removed, changed
 
 
 @asynccontextmanager
@@ -87,8 +191,31 @@ async def open_threads(
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
     recover: bool = True,
+    warn_unresolved: bool = True,
 ) -> AsyncIterator[Threads]:
-    """Open the store, build the agents and yield :class:`Threads`; close all on exit.
+    """:func:`open_runtime`, for callers that only need the threads."""
+    async with open_runtime(
+        config,
+        db_path=db_path,
+        llms=llms,
+        transports=transports,
+        recover=recover,
+        warn_unresolved=warn_unresolved,
+    ) as runtime:
+        yield runtime.threads
+
+
+@asynccontextmanager
+async def open_runtime(
+    config: Config,
+    *,
+    db_path: str | Path | None = None,
+    llms: Mapping[str, LLM] | None = None,
+    transports: Mapping[str, Any] | None = None,
+    recover: bool = True,
+    warn_unresolved: bool = True,
+) -> AsyncIterator[Runtime]:
+    """Open the store, build the agents and yield the :class:`Runtime`; close all on exit.
 
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
@@ -96,20 +223,19 @@ async def open_threads(
     resume other processes' abandoned threads, at start and now and then, and delete
     threads older than ``[server] retain_days`` (the server does; a one-shot command such
     as ``agents-mcp pending`` must not run their calls).
+    ``warn_unresolved``: log each model whose environment variable is unset (a one-shot
+    command that uses none of them need not say so).
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
-            resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+            resolve_db(config.server.db, db_path),
+            lease_seconds=config.server.lease_seconds,
+            sqlite_durability=config.server.sqlite_durability,
         )
         stack.push_async_callback(store.close)
         downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
         stack.push_async_callback(downstreams.aclose)
-        models: dict[str, LLM] = {}
-        for name, model_cfg in config.models.items():
-            models[name] = (llms or {}).get(name) or build_llm(model_cfg)
-            closer = getattr(models[name], "aclose", None)
-            if closer is not None:
-                stack.push_async_callback(closer)
+        models = _models(config, llms or {}, stack, warn_unresolved)
         runs = Runs(store)
         stack.push_async_callback(runs.aclose)
         store.leases.on_lost = runs.interrupt_all
@@ -128,7 +254,7 @@ async def open_threads(
             runs.spawn(functools.partial(retain, store, config.server.retain_days))
         if telemetry.enabled():
             runs.spawn(functools.partial(count_pending, store))
-        yield threads
+        yield Runtime(config, threads, downstreams, models)
 
 
 PENDING_SECONDS = 5.0
