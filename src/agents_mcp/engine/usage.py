@@ -32,6 +32,8 @@ from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, Usage
 from agents_mcp.store import Charge, Refusal, Store, StoredMessage, Thread
 
+__all__ = ["Limits", "ServerBudgets", "Spend", "complete", "cost_nanos", "dollars", "nanos"]
+
 NANOS = 1_000_000_000
 """Costs are counted in billionths of a US dollar: exact sums, whatever the prices."""
 
@@ -152,37 +154,46 @@ class Spend:
         agent: Agent,
         owner: str,
         root_id: str,
-        budgets: ServerBudgets,
+        budgets: ServerBudgets | None,
         caller: Limits | None,
     ) -> Spend:
         """The spending of a run of ``agent`` for ``owner`` on thread ``root_id``, under
         the agent's and the server's budgets, and the ``caller``'s limits (None: read
         them back, with what the turn spent: a resumed turn)."""
         call = Limits.of(agent.budget)
+        owners = (budgets or ServerBudgets()).for_owner(owner)
         return cls(
             store,
             owner=owner,
             root_id=root_id,
             call=call if caller is None else call.lowered(caller),
-            daily=charges(owner, budgets.for_owner(owner), agent.name, agent.budget),
+            daily=charges(owner, owners, agent.name, agent.budget),
             caller=caller,
         )
 
-    @staticmethod
-    async def remember(store: Store, thread: Thread, limits: Limits | None) -> Limits:
-        """Store the limits a caller set for the turn just started (for the run that
-        resumes it); the caller's limits, none when it set none."""
-        if limits is None or not limits.limited:
-            return Limits()
-        await store.save_turn_limits(
-            thread.id, thread.message_count - 1, limits.tokens, limits.nanos
-        )
-        return limits
+    @classmethod
+    async def new_turn(
+        cls,
+        store: Store,
+        agent: Agent,
+        owner: str,
+        thread: Thread,
+        budgets: ServerBudgets | None,
+        limits: Limits | None,
+    ) -> Spend:
+        """The spending of the turn just started on ``thread``, under the ``limits`` its
+        caller set, which are stored for the run that resumes the turn."""
+        caller = limits or Limits()
+        if caller.limited:
+            turn = thread.message_count - 1
+            await store.save_turn_limits(thread.id, turn, caller.tokens, caller.nanos)
+        return cls.of(store, agent, owner, thread.id, budgets, caller)
 
-    def start(self, turn: Sequence[StoredMessage]) -> None:
-        """The run starts on ``turn`` (its first message is the caller's)."""
+    def starting(self, turn: Sequence[StoredMessage]) -> Spend:
+        """This spending, for a run that starts on ``turn`` (the caller's message first)."""
         if turn:
             self.turn = turn[0].index
+        return self
 
     async def admit(self, agent: Agent, input_estimate: int) -> Ticket | None:
         """Let one more request go, or raise :class:`BudgetExceeded`."""

@@ -95,11 +95,9 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
-        middleware=[
-            CallerView(lambda: files.config, access, on_list=files.remember),
-            *observe.middleware(),
-        ],
+        middleware=[CallerView(lambda: files.config, access, on_list=files.remember)],
     )
+    observe.install(mcp)
     if dashboard is not None and dashboard.links:
         mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
     tools.register(mcp, config, settings.default_wait)

@@ -2,7 +2,7 @@
 
 fastmcp opens the request's span itself (``tools/call chat_with_agent``, parented by the
 caller's ``traceparent``); this middleware adds the metric the MCP conventions define.
-It is installed only while telemetry is on (:func:`middleware`).
+It is installed only while telemetry is on (:func:`install`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastmcp import FastMCP
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 
 from agents_mcp import telemetry
@@ -44,6 +45,7 @@ class Timing(Middleware):
             )
 
 
-def middleware() -> list[Middleware]:
-    """What to add to the server's middleware: the timing, while telemetry is on."""
-    return [Timing()] if telemetry.enabled() else []
+def install(mcp: FastMCP) -> None:
+    """Time the server's requests, while telemetry is on."""
+    if telemetry.enabled():
+        mcp.add_middleware(Timing())

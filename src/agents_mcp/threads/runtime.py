@@ -245,8 +245,8 @@ async def open_runtime(
             runs,
             max_depth=config.server.max_depth,
             max_total_llm_requests=config.server.max_total_llm_requests,
-            budgets=config.server.budgets,
         )
+        threads.budgets = config.server.budgets
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))

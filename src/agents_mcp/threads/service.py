@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 import anyio
 
-from agents_mcp.config import ServerBudgets
 from agents_mcp.engine.agent import Agent, Budget, Link, Progress, Run, RunState
 from agents_mcp.engine.delegation import Delegation
 from agents_mcp.engine.summary import TurnSummary, summarize
 from agents_mcp.engine.transcript import Transcript, current_turn
-from agents_mcp.engine.usage import Limits, Spend
+from agents_mcp.engine.usage import Limits, ServerBudgets, Spend
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError, internal_error
 from agents_mcp.messages import Message
 from agents_mcp.store import (
@@ -66,14 +65,13 @@ class Threads:
         *,
         max_depth: int = 3,
         max_total_llm_requests: int = 100,
-        budgets: ServerBudgets | None = None,
     ) -> None:
         self.store = store
         self.agents = dict(agents)
         self.runs = runs
         self.delegation = Delegation(store, self.agents, max_depth=max_depth)
         self.max_total_llm_requests = max_total_llm_requests
-        self.budgets = budgets or ServerBudgets()
+        self.budgets: ServerBudgets | None = None  # [server.budgets] (see engine.usage)
         # Transcripts of recently run threads, so a new turn does not re-read the whole
         # thread; each is checked against the store's revision before it is used.
         self._transcripts: OrderedDict[str, Transcript] = OrderedDict()
@@ -112,8 +110,7 @@ class Threads:
         ``chain`` is the delegation chain of a caller that is itself an agent (another
         agents-mcp sends it in the request ``_meta``): too deep or a cycle is refused.
         ``output_schema``: the JSON Schema the answer must meet (else the agent's own);
-        it is stored with the turn, so a run that pauses or restarts keeps it, and so are
-        ``limits``, the caller's own for this call (lowering the agent's ``budget``).
+        it is stored with the turn, so a run that pauses or restarts keeps it; so are ``limits``.
         """
         spec = self.agent(agent)
         if output_schema is not None:
@@ -140,8 +137,8 @@ class Threads:
                     thread, message, claim, personality, schema, _stored(chain)
                 )
                 new = None
-            caller = await Spend.remember(self.store, thread, limits)  # for a resumed run
-            self._launch(thread.id, spec, claim, personality, chain, new, schema=schema, owner=owner, caller=caller)  # fmt: skip
+            spend = await Spend.new_turn(self.store, spec, owner, thread, self.budgets, limits)
+            self._launch(thread.id, spec, claim, personality, chain, new, schema=schema, spend=spend)  # fmt: skip
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -455,8 +452,8 @@ class Threads:
     def _resume(self, thread: Thread, spec: Agent, claim: Claim) -> None:
         """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
         incoming = tuple(Link(instance, agent) for instance, agent in thread.caller_chain)
-        self._launch(thread.id, spec, claim, thread.personality, incoming,
-                     schema=thread.output_schema, owner=thread.owner, caller=None)  # fmt: skip
+        self._launch(thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema,
+                     spend=Spend.of(self.store, spec, thread.owner, thread.id, self.budgets, None))  # fmt: skip
 
     def _launch(
         self,
@@ -468,20 +465,17 @@ class Threads:
         new: Transcript | None = None,
         *,
         schema: Mapping[str, Any] | None = None,
-        owner: str,
-        caller: Limits | None,
+        spend: Spend,
     ) -> None:
         """Run the thread this process has just claimed; ``new``: a new thread's transcript;
-        ``schema``, ``caller``: the turn's output schema and limits (None: read back)."""
+        ``schema``, ``spend``: the turn's output schema and what it may spend."""
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
-        spend = Spend.of(self.store, spec, owner, thread_id, self.budgets, caller)
         if new is not None:
             self._keep(new)
 
         async def make(progress: Progress, reads_text: Callable[[], bool]) -> Run:
             transcript = new or await self._transcript(thread_id, spec)
-            spend.start(current_turn(transcript.messages))
             return Run(
                 agent=spec,
                 thread_id=thread_id,
@@ -495,7 +489,7 @@ class Threads:
                 state=RunState(transcript=transcript),
                 reads_text=reads_text,
                 output_schema=schema,
-                spend=spend,
+                spend=spend.starting(current_turn(transcript.messages)),
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)
