@@ -119,6 +119,7 @@ async def test_two_replicas_hold_one_owners_daily_budget(tmp_path: Path, pg_clus
         )
     finally:
         await conn.close()
+    assert budget is not None and stored is not None
     statuses = [r["status"] for r in results]
     assert len(results) == CONVERSATIONS
     assert set(statuses) <= {"completed", "budget_exceeded"} and "budget_exceeded" in statuses

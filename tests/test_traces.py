@@ -29,6 +29,7 @@ from agents_mcp.testing.chat_server import FakeChatServer
 from tests.conftest import DOWNSTREAM
 from tests.otlp import CLIENT, INTERNAL, SERVER, OTLPReceiver, Span, receiver
 from tests.processes import agents_mcp_http_process, free_port, write_config
+from tests.reading import structured
 
 pytestmark = pytest.mark.anyio
 
@@ -84,8 +85,7 @@ async def tool(
     async with Client(StreamableHttpTransport(url), timeout=60) as client:
         with anyio.fail_after(90):
             result = await client.call_tool(name, args, meta=meta, raise_on_error=False)
-    assert result.structured_content is not None, result.content
-    return result.structured_content
+    return structured(result)
 
 
 def by_id(spans: list[Span]) -> dict[str, Span]:

@@ -165,6 +165,7 @@ async def test_a_version_8_database_keeps_its_threads(tmp_path: Path) -> None:
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
     )
     for version, name, sql in MIGRATIONS[:8]:
+        assert not callable(sql)  # the first migrations are plain SQL
         for statement in migrate_sql(SQLITE, sql):
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'x')", (version, name))
@@ -225,6 +226,7 @@ async def test_a_version_9_database_gets_the_output_schema_column(tmp_path: Path
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
     )
     for version, name, sql in MIGRATIONS[:9]:
+        assert not callable(sql)  # the first migrations are plain SQL
         for statement in migrate_sql(SQLITE, sql):
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'x')", (version, name))
