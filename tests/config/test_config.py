@@ -514,7 +514,7 @@ def test_a_model_with_an_unset_variable_is_set_aside_not_an_error() -> None:
     data["models"]["keyed"]["tempreature"] = 1
     assert errors(data) == snapshot("""\
 agents.toml: models.keyed.temperature: must be at most 2
-agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout\
 """)
     # Not a file key.
     data = valid() | {"unresolved_models": {"x": ["Y"]}}
@@ -545,13 +545,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, budget, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
+agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, budgets, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, telemetry, tokens, tool_result_budget, wait_seconds\
 """)
 
 

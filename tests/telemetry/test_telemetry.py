@@ -4,6 +4,7 @@ contents only when asked to, never secrets."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +20,27 @@ from tests.processes import ROOT, agents_mcp_http_process, free_port, write_conf
 pytestmark = pytest.mark.anyio
 
 OFF = """
-import sys, anyio
+import json, sys, tomllib
+from pathlib import Path
+import anyio
 from fastmcp import Client
 from agents_mcp import telemetry
-from agents_mcp.config import load_config
+from agents_mcp.config import config_from_dict
 from agents_mcp.server.app import create_server
 
-config = load_config("examples/agents.toml")
-assert telemetry.setup(config.server.telemetry) is None
+example = Path("examples/agents.toml")
+data = tomllib.loads(example.read_text())
+data.setdefault("server", {})["telemetry"] = json.loads(sys.argv[2])
+config = config_from_dict(data, path=example)
+assert telemetry.setup(config.server.telemetry) is None  # as `agents-mcp serve` does
 
 async def main():
     async with Client(create_server(config, db_path=sys.argv[1])) as client:
-        result = await client.call_tool("chat_with_agent", {"agent": "demo", "message": "hi"})
-        assert result.structured_content["status"] == "completed"
+        result = await client.call_tool(
+            "chat_with_agent", {"agent": "demo", "message": "call demo__list_notes"}
+        )
+        assert result.structured_content["status"] == "completed", result.structured_content
+        assert result.structured_content["usage"]["tool_calls"] == 1, result.structured_content
 
 anyio.run(main)
 loaded = sorted(
@@ -42,14 +51,28 @@ print(loaded)
 """
 
 
-def test_off_loads_no_sdk_and_makes_no_span(tmp_path: Path) -> None:
-    """With no OTEL_* set, a whole conversation through the server imports neither the
-    SDK nor the exporter, nor our module that speaks to the API."""
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
+@pytest.mark.parametrize(
+    ("env", "table"),
+    [
+        pytest.param({}, {}, id="nothing-set"),
+        pytest.param(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+            {"enabled": False},
+            id="endpoint-set-but-enabled-false",
+        ),
+    ],
+)
+def test_off_loads_no_sdk_and_makes_no_span(
+    tmp_path: Path, env: dict[str, str], table: dict[str, object]
+) -> None:
+    """Off (nothing set, or ``[server.telemetry] enabled = false`` whatever the environment
+    says), a whole conversation through the server, a downstream call included, imports
+    neither the SDK nor the exporter, nor our module that speaks to the API."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     ran = subprocess.run(
-        [sys.executable, "-c", OFF, str(tmp_path / "t.db")],
+        [sys.executable, "-c", OFF, str(tmp_path / "t.db"), json.dumps(table)],
         cwd=ROOT,
-        env={**env, "HOME": str(tmp_path)},
+        env={**environ, **env, "HOME": str(tmp_path), "AGENTS_MCP_PYTHON": sys.executable},
         capture_output=True,
         text=True,
         timeout=120,
@@ -81,7 +104,7 @@ def test_what_switches_it_on(
     enabled: bool | None,
     expected: tuple[bool, bool],
 ) -> None:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
     for name, value in env.items():
