@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +35,11 @@ from benchmarks.harness import (
     HOP_SERVER,
     ROOT,
     FakeLLM,
+    OTLPSink,
     Worker,
     agents_config,
 )
-from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, RunData
+from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, OTEL, RunData
 
 RESULTS = BENCH / "results"
 WORK = BENCH / ".work"
@@ -152,7 +154,12 @@ def _baselines(specs: list[str]) -> list[Baseline]:
 
 
 def _workers(
-    base_url: str, work: Path, config: Path, skip: dict[str, str | None], bases: list[Baseline]
+    base_url: str,
+    work: Path,
+    config: Path,
+    skip: dict[str, str | None],
+    bases: list[Baseline],
+    otlp: str = "",
 ) -> list[Worker]:
     py = sys.executable
 
@@ -168,6 +175,15 @@ def _workers(
         Worker(AM_HTTP, "agents-mcp (HTTP)", mcp("agents-mcp", "http", str(work / "http.db")),
                work / "w-am-http.log", am_match),
     ]  # fmt: skip
+    if otlp:  # the same, exporting traces and metrics to a receiver on this host
+        ws += [
+            Worker(f"{AM_STDIO}{OTEL}", "agents-mcp (stdio, telemetry exported)",
+                   [*mcp("agents-mcp", "stdio", str(work / "s1-otel.db")), "--otlp", otlp],
+                   work / "w-am-stdio-otel.log", am_match),
+            Worker(f"{AM_HTTP}{OTEL}", "agents-mcp (HTTP, telemetry exported)",
+                   [*mcp("agents-mcp", "http", str(work / "http-otel.db")), "--otlp", otlp],
+                   work / "w-am-http-otel.log", am_match),
+        ]  # fmt: skip
     for b in bases:
         ws += [
             Worker(f"{AM_STDIO}@{b.tag}", f"agents-mcp {b.tag} (stdio)",
@@ -281,7 +297,7 @@ async def one_run(
     if "s5" in only:
         await _seed(py, work / "many.db", [4], seed_log, repeat=z.s5_threads)
 
-    workers = _workers(fake.base_url, work, config, peer_status, bases)
+    workers = _workers(fake.base_url, work, config, peer_status, bases, args.otlp_endpoint)
     if args.drivers:
         keep = set(args.drivers.split(","))
         workers = [w for w in workers if w.key in keep or w.key.split("@")[0] in keep]
@@ -369,6 +385,20 @@ async def _listing(
     return out
 
 
+@contextlib.asynccontextmanager
+async def _sink(wanted: bool) -> AsyncIterator[str]:
+    """The endpoint of a local OTLP receiver for the ``--telemetry`` drivers ('': none)."""
+    if not wanted:
+        yield ""
+        return
+    sink = OTLPSink()
+    await sink.start()
+    try:
+        yield sink.endpoint
+    finally:
+        await sink.stop()
+
+
 async def run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     if args.root.exists():  # keep the seeded listing databases: they take a while
@@ -396,9 +426,12 @@ async def run(args: argparse.Namespace) -> int:
     n_runs = args.runs if args.runs is not None else (3 if complete else 1)
     runs: list[RunData] = []
     try:
-        for i in range(n_runs):
-            print(f"run {i + 1} of {n_runs}", file=sys.stderr)
-            runs.append(await one_run(args, work / f"run{i + 1}", fake, config, peer_status, bases))
+        async with _sink(args.telemetry) as args.otlp_endpoint:
+            for i in range(n_runs):
+                print(f"run {i + 1} of {n_runs}", file=sys.stderr)
+                runs.append(
+                    await one_run(args, work / f"run{i + 1}", fake, config, peer_status, bases)
+                )
     finally:
         await fake.stop()
 
@@ -485,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
             type=int,
             help="full runs, one after the other (default: 3 for a complete run, else 1);"
             " the README summary is only updated from 3 or more",
+        )
+        p.add_argument(
+            "--telemetry",
+            action="store_true",
+            help="also run agents-mcp exporting traces and metrics (OTLP/HTTP) to a local"
+            " receiver, as extra drivers in the same interleaved run",
         )
         p.add_argument(
             "--baseline",

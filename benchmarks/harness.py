@@ -63,9 +63,10 @@ def agents_config(base_url: str) -> str:
 
 
 def server_env() -> dict[str, str]:
-    """The environment of every process we start (the same for all drivers)."""
+    """The environment of every process we start (the same for all drivers). ``OTEL_*``
+    is left out: telemetry is off unless a driver switches it on (``--telemetry``)."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "PYTHONPATH": os.pathsep.join([*_src, str(ROOT)]),
         "FASTMCP_CHECK_FOR_UPDATES": "off",
         "FASTMCP_SHOW_SERVER_BANNER": "false",
@@ -103,6 +104,29 @@ class FakeLLM:
     def cpu_ms(self) -> float:
         assert self.proc is not None
         return procstat.tree_cpu_ms(self.proc.pid)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+            await asyncio.wait_for(self.proc.wait(), 10)
+
+
+class OTLPSink:
+    """A local OTLP receiver that keeps nothing (``otlp_sink``), in its own process."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.endpoint = ""
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.otlp_sink",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=server_env(), cwd=ROOT,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        self.endpoint = f"http://127.0.0.1:{int(line.split()[1])}"
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.stdin is not None:

@@ -19,6 +19,8 @@ from benchmarks.harness import Sample
 from benchmarks.scenarios import ColdStart, History, Sizes
 
 AM_STDIO, AM_HTTP = "agents-mcp-stdio", "agents-mcp-http"
+OTEL = "+otel"
+"""Suffix of the drivers that export telemetry (``--telemetry``)."""
 MIN, HOP_STDIO, HOP_HTTP = "minimal", "hop-stdio", "hop-http"
 PEER_KEYS = ("openai-agents", "pydantic-ai")
 README_START, README_END = "<!-- latest-results:start -->", "<!-- latest-results:end -->"
@@ -475,6 +477,38 @@ def baseline_table(d: RunData) -> list[str]:
     return lines
 
 
+def telemetry_table(d: RunData) -> list[str]:
+    """S1 with telemetry off and exported, and each baseline's, from one interleaved run."""
+    keys = {k for k, _, why in d.drivers if why is None}
+    if not any(k.endswith(OTEL) for k in keys):
+        return []
+    lines = [
+        "| transport | off: wall ms / CPU ms | exported: wall ms / CPU ms | exported − off, "
+        "CPU ms (per-round ratio) | "
+        + " | ".join(f"{tag}: wall ms / CPU ms" for tag in d.baselines)
+        + (" |" if d.baselines else "|"),
+        "|" + "---|" * (4 + len(d.baselines)),
+    ]
+    for base in (AM_STDIO, AM_HTTP):
+        on = base + OTEL
+        if base not in keys or on not in keys:
+            continue
+        off_cpu, on_cpu = s1_cpu(d, base), s1_cpu(d, on)
+        cost = None if off_cpu is None or on_cpu is None else on_cpu - off_cpu
+        ratio = s1_ratio(d, on, base)
+        cells = [
+            f"{_f(s1_wall(d, k))} / {_f(s1_cpu(d, k), 2)}"
+            for k in (base, on, *(f"{base}@{t}" for t in d.baselines))
+        ]
+        lines.append(
+            f"| {base.removeprefix('agents-mcp-')} | {cells[0]} | {cells[1]} | "
+            f"{_f(cost, 2)} ({ratio.fmt(_x) if ratio else '–'}) | "
+            + " | ".join(cells[2:])
+            + (" |" if cells[2:] else "")
+        )
+    return lines
+
+
 def render_run(d: RunData, level: str = "##") -> list[str]:
     z = d.sizes
     m = d.machine
@@ -509,6 +543,17 @@ def render_run(d: RunData, level: str = "##") -> list[str]:
         *main_table(d),
         "",
     ]
+    if telemetry_table(d):
+        out += [
+            f"{level} Telemetry",
+            "",
+            "S1 per conversation with telemetry off (no OTEL_* set: the SDK is never imported),"
+            " with traces and metrics exported over OTLP/HTTP to a receiver on this host"
+            " (`--telemetry`), and on each baseline, drivers interleaved in the same run.",
+            "",
+            *telemetry_table(d),
+            "",
+        ]
     if d.load:
         out += [
             f"{level} Under load (HTTP)",

@@ -162,5 +162,7 @@ async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
     if result.is_error and result.structured_content is None:
         raise ToolError(text_of(result.content[0]))
     assert result.structured_content is not None
-    assert result.is_error == (result.structured_content.get("status") == "failed")
+    assert result.is_error == (
+        result.structured_content.get("status") in ("failed", "budget_exceeded")
+    )
     return result.structured_content

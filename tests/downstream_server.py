@@ -1,15 +1,16 @@
 """A small real MCP server used as a downstream server in tests.
 
 In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
-[--name NAME] [--fd FD] [--extra] [--say TEXT] [--stdout TEXT] [--not-mcp]
+[--name NAME] [--fd FD] [--extra] [--traced] [--say TEXT] [--stdout TEXT] [--not-mcp]
 [--require-env NAME]`` (stdio by default; ``--extra`` adds tools that ask a question
 (``ask``; ``confirm_note`` saves a note once confirmed), break their own output schema and
-sleep, ``--say`` writes a line to stderr first, ``--stdout`` one to stdout (where only MCP
-messages belong), ``--not-mcp`` then never answers, as a program that is not an MCP server;
+sleep, ``--traced`` one that records the trace context it is called with, ``--say`` writes
+a line to stderr first, ``--stdout`` one to stdout (where only MCP messages belong),
+``--not-mcp`` then never answers, as a program that is not an MCP server;
 ``--require-env`` fails like a TLS error without NAME).
 Every call of a tool that changes something is appended as one JSON line to
 ``$DOWNSTREAM_LOG`` (when set) so tests can count executions across processes and check
-the exact arguments received.
+the exact arguments received; so is the trace context ``traced`` received.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _record(server: str, tool: str, arguments: dict[str, object]) -> None:
             f.write(json.dumps({"server": server, "tool": tool, "arguments": arguments}) + "\n")
 
 
-def make_server(name: str = "notes", *, extra: bool = False) -> FastMCP:
+def make_server(name: str = "notes", *, extra: bool = False, traced: bool = False) -> FastMCP:
     mcp = FastMCP(name)
     read_only = ToolAnnotations(read_only_hint=True)
 
@@ -90,7 +91,22 @@ def make_server(name: str = "notes", *, extra: bool = False) -> FastMCP:
 
     if extra:
         _add_extra_tools(mcp)
+    if traced:
+        _add_traced(mcp, name)
     return mcp
+
+
+def _add_traced(mcp: FastMCP, name: str) -> None:
+    """``traced``: records the W3C trace context its call's ``_meta`` carried (``--traced``)."""
+
+    @mcp.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def traced(ctx: Context) -> str:
+        """Record the trace context this call carried (to ``$DOWNSTREAM_LOG``)."""
+        rc = ctx.request_context
+        meta = dict(rc.meta or {}) if rc is not None else {}
+        context = {k: meta.get(k) for k in ("traceparent", "tracestate", "baggage")}
+        _record(name, "traced", context)
+        return f"traceparent: {context['traceparent']}"
 
 
 def _add_extra_tools(mcp: FastMCP) -> None:
@@ -170,6 +186,7 @@ if __name__ == "__main__":
         "--fd", type=int, default=None, help="serve streamable HTTP on this listening socket"
     )
     parser.add_argument("--extra", action="store_true", help="add ask, mismatched, sleep")
+    parser.add_argument("--traced", action="store_true", help="add traced")
     parser.add_argument("--say", default=None, help="write this line to stderr at start")
     parser.add_argument("--stdout", default=None, help="write this line to stdout at start")
     parser.add_argument("--not-mcp", action="store_true", help="then never answer")
@@ -187,7 +204,7 @@ if __name__ == "__main__":
     if args.require_env is not None and args.require_env not in os.environ:
         print("ssl.SSLCertVerificationError: certificate verify failed", file=sys.stderr)
         raise SystemExit(1)
-    server = make_server(args.name, extra=args.extra)
+    server = make_server(args.name, extra=args.extra, traced=args.traced)
     if args.fd is None:
         server.run(show_banner=False, log_level="ERROR")
     else:

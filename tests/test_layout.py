@@ -16,21 +16,24 @@ FUNCTION_LINES = 60
 
 # Who may import whom, inside agents_mcp: each package (or top-level module) and the ones
 # it may use. Dependencies flow one way: cli/server -> threads -> engine -> (llm,
-# downstream, store) -> the vocabulary (errors, messages, structured, toolsets, config).
+# downstream, store) -> telemetry -> the vocabulary (errors, messages, structured,
+# toolsets, config).
 VOCABULARY = {"errors", "messages", "structured", "toolsets", "config"}
+OBSERVED = VOCABULARY | {"telemetry"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "messages": set(),
     "structured": {"errors", "messages"},
     "toolsets": {"messages"},
     "config": {"errors", "structured"},
-    "llm": VOCABULARY,
+    "telemetry": VOCABULARY,
+    "llm": OBSERVED,
     "store": VOCABULARY,
-    "downstream": VOCABULARY | {"store"},
-    "engine": VOCABULARY | {"llm", "store", "downstream"},
-    "threads": VOCABULARY | {"llm", "store", "downstream", "engine"},
-    "server": VOCABULARY | {"llm", "store", "downstream", "engine", "threads"},
-    "cli": VOCABULARY | {"llm", "store", "downstream", "engine", "threads", "server"},
+    "downstream": OBSERVED | {"store"},
+    "engine": OBSERVED | {"llm", "store", "downstream"},
+    "threads": OBSERVED | {"llm", "store", "downstream", "engine"},
+    "server": OBSERVED | {"llm", "store", "downstream", "engine", "threads"},
+    "cli": OBSERVED | {"llm", "store", "downstream", "engine", "threads", "server"},
     "testing": VOCABULARY | {"llm"},
 }
 MCP_IMPORTERS = {"server", "downstream", "testing"}

@@ -23,13 +23,17 @@ from agents_mcp.cli.commands import help_text, parse
 from agents_mcp.cli.starter import write_starter
 from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
+    AgentBudget,
     AgentConfig,
     AgentParams,
     ApprovalRules,
     DownstreamServerConfig,
     JWTConfig,
     ModelConfig,
+    Price,
+    ServerBudgets,
     ServerSettings,
+    TelemetrySettings,
     TokenConfig,
     config_from_dict,
     load_config,
@@ -173,6 +177,10 @@ def test_every_config_key_is_documented() -> None:
         ServerSettings,
         TokenConfig,
         JWTConfig,
+        Price,
+        AgentBudget,
+        ServerBudgets,
+        TelemetrySettings,
     ]
     keys = {f.alias or n for m in models for n, f in m.model_fields.items()}
     missing = sorted(k for k in keys if f"`{k}`" not in text)

@@ -104,6 +104,8 @@ async def main(args: argparse.Namespace) -> None:
     from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 
     env = {**os.environ, "FASTMCP_CHECK_FOR_UPDATES": "off", "FASTMCP_SHOW_SERVER_BANNER": "false"}
+    if args.otlp:  # traces and metrics exported to a receiver on this host
+        env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp, "OTEL_SERVICE_NAME": "agents-mcp-bench"}
     proc: asyncio.subprocess.Process | None = None
     if args.transport == "stdio":
         cmd = _server_command(args, None)
@@ -136,6 +138,7 @@ if __name__ == "__main__":
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--config", default="")
     parser.add_argument("--db", default="")
+    parser.add_argument("--otlp", default="", help="export telemetry to this OTLP endpoint")
     parser.add_argument(
         "--server-python", default="", help="interpreter of agents-mcp (a baseline's venv)"
     )

@@ -16,24 +16,44 @@ MessageStatus = Literal["started", "waiting", "complete", "error"]
 
 @dataclass(frozen=True, kw_only=True)
 class Usage:
-    """Token counts reported by the model for one or more requests.
+    """Token counts reported by the model for one or more requests, and what they cost.
 
     ``input_tokens`` counts every prompt token, cached or not; ``cache_read_tokens`` (read
     from the provider's prompt cache) and ``cache_write_tokens`` (written to it) are the
-    parts of it that the provider reported separately.
+    parts of it that the provider reported separately. ``output_tokens`` counts every
+    generated token; ``reasoning_tokens`` is the part the model spent thinking, where the
+    provider says. ``cost_nanos``: the price of the tokens in billionths of a US dollar,
+    from the model's configured ``price`` (None: no price is configured). ``model``: the
+    model that answered one request (None for a sum over several).
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanos: int | None = None
+    model: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Every token, in and out: what token budgets count."""
+        return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
+        cost = (
+            None
+            if self.cost_nanos is None and other.cost_nanos is None
+            else (self.cost_nanos or 0) + (other.cost_nanos or 0)
+        )
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cost_nanos=cost,
+            model=self.model if self.model == other.model else None,
         )
 
 

@@ -16,8 +16,8 @@ from tests.processes import ROOT, write_config
 pytestmark = pytest.mark.anyio
 
 COMMANDS = [
-    "serve", "chat", "pending", "approve", "cancel", "threads", "show", "check", "agents",
-    "tools", "ui", "init", "install", "uninstall",
+    "serve", "chat", "pending", "approve", "cancel", "threads", "show", "usage", "check",
+    "agents", "tools", "ui", "init", "install", "uninstall",
 ]  # fmt: skip
 EXAMPLE = str(ROOT / "examples" / "agents.toml")
 
@@ -101,7 +101,7 @@ async def test_usage_and_config_errors_are_one_line_with_exit_code_2(tmp_path: P
             "invalid file": """\
 agents-mcp: <tmp>/broken.toml: agents.a.description: required key is missing
 <tmp>/broken.toml: agents.a.model: unknown model 'nope'; valid: (none defined)
-<tmp>/broken.toml: agents.a.require_aproval: unknown key; did you mean 'require_approval'? valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+<tmp>/broken.toml: agents.a.require_aproval: unknown key; did you mean 'require_approval'? valid keys: access, agents, budget, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 """,
             "unknown thread": "agents-mcp: thread 'th_nope' not found (no database at <tmp>/t.db)\n",
             "bad option value": 'agents-mcp: invalid value for --limit: unable to convert "x" into int. (see `agents-mcp threads --help`)\n',

@@ -113,6 +113,12 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "stream": "auto",
                     "context_tokens": 128000,
                     "extra": {"reasoning_effort": "low", "top_p": 0.9},
+                    "price": {
+                        "input": 0.4,
+                        "output": 1.6,
+                        "cached_input": 0.1,
+                        "cache_write": None,
+                    },
                 },
                 "offline": {
                     "provider": "demo",
@@ -125,6 +131,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "stream": "auto",
                     "context_tokens": 128000,
                     "extra": {},
+                    "price": None,
                 },
             },
             "model_aliases": {},
@@ -160,6 +167,12 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "access": None,
                     "output_schema": None,
                     "output_schema_file": None,
+                    "budget": {
+                        "daily_tokens": None,
+                        "daily_cost": 20.0,
+                        "max_tokens": None,
+                        "max_cost": 0.5,
+                    },
                 },
                 "echo": {
                     "description": "Answers from a scripted demo model.",
@@ -188,6 +201,12 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "access": None,
                     "output_schema": None,
                     "output_schema_file": None,
+                    "budget": {
+                        "daily_tokens": None,
+                        "daily_cost": None,
+                        "max_tokens": None,
+                        "max_cost": None,
+                    },
                 },
             },
             "server": {
@@ -216,6 +235,11 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
+                "budgets": {
+                    "owner": {"daily_tokens": 2000000, "daily_cost": None},
+                    "owners": {"alice": {"daily_tokens": None, "daily_cost": 10.0}},
+                },
+                "telemetry": {"enabled": None, "capture_content": True},
                 "dashboard": True,
                 "dashboard_port": 0,
                 "agents_from": [],
@@ -356,6 +380,8 @@ def test_defaults() -> None:
             "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
+            "budgets": {"owner": {"daily_tokens": None, "daily_cost": None}, "owners": {}},
+            "telemetry": {"enabled": None, "capture_content": False},
             "dashboard": True,
             "dashboard_port": 0,
             "agents_from": [],
@@ -494,7 +520,7 @@ def test_a_model_with_an_unset_variable_is_set_aside_not_an_error() -> None:
     data["models"]["keyed"]["tempreature"] = 1
     assert errors(data) == snapshot("""\
 agents.toml: models.keyed.temperature: must be at most 2
-agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout\
 """)
     # Not a file key.
     data = valid() | {"unresolved_models": {"x": ["Y"]}}
@@ -525,13 +551,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, budget, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
+agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, question_timeout, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, task_poll_interval, task_ttl_seconds, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, budgets, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, question_timeout, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, task_poll_interval, task_ttl_seconds, telemetry, tokens, tool_result_budget, wait_seconds\
 """)
 
 
@@ -603,7 +629,7 @@ def test_references_are_checked_alongside_other_errors() -> None:
 agents.toml: agents.helper.model: unknown model 'nope'; valid: default, fast
 agents.toml: agents.helper.servers[0]: unknown server 'fs'; valid: (none defined)
 agents.toml: agents.helper.servers[1]: unknown server 'time'; valid: (none defined)
-agents.toml: models.default.colour: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+agents.toml: models.default.colour: unknown key; valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout\
 """)
 
 

@@ -209,7 +209,7 @@ async def test_total_budget_stops_the_whole_tree(tmp_path: Path) -> None:
     async with connect(tmp_path, scripts, max_total_llm_requests=3) as client:
         done = await call(client, "chat_with_agent", agent="orchestrator", message="go")
     assert (len(orchestrator.requests), len(researcher.requests)) == (1, 2)
-    assert done["status"] == "failed"
+    assert done["status"] == "budget_exceeded"
     assert done["error"] == snapshot(
         {
             "type": "budget_exceeded",

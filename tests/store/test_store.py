@@ -77,6 +77,7 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
     assert tables == snapshot(
         [
             "approvals",
+            "budget_days",
             "cancels",
             "grants",
             "messages",
@@ -85,7 +86,9 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
             "schema_migrations",
             "secrets",
             "tasks",
+            "thread_traces",
             "threads",
+            "turn_budgets",
         ]
     )
     assert mode == "wal"
@@ -166,6 +169,7 @@ async def test_a_version_8_database_keeps_its_threads(tmp_path: Path) -> None:
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
     )
     for version, name, sql in MIGRATIONS[:8]:
+        assert not callable(sql)  # the first migrations are plain SQL
         for statement in migrate_sql(SQLITE, sql):
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'x')", (version, name))
@@ -226,6 +230,7 @@ async def test_a_version_9_database_gets_the_output_schema_column(tmp_path: Path
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
     )
     for version, name, sql in MIGRATIONS[:9]:
+        assert not callable(sql)  # the first migrations are plain SQL
         for statement in migrate_sql(SQLITE, sql):
             db.execute(statement)
         db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'x')", (version, name))
@@ -395,11 +400,13 @@ async def test_every_transition_is_written_down() -> None:
     assert sorted((a or "-", b, sorted(who)) for (a, b), who in TRANSITIONS.items()) == snapshot(
         [
             ("-", "running", ["chat"]),
+            ("budget_exceeded", "running", ["chat"]),
             ("cancelled", "running", ["chat"]),
             ("completed", "running", ["chat"]),
             ("failed", "running", ["chat"]),
             ("needs_approval", "cancelled", ["cancel"]),
             ("needs_approval", "running", ["approve", "recovery", "run"]),
+            ("running", "budget_exceeded", ["run"]),
             ("running", "cancelled", ["cancel", "recovery", "run"]),
             ("running", "completed", ["run"]),
             ("running", "failed", ["recovery", "run"]),

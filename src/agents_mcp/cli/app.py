@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
     from agents_mcp.cli.terminal import Console
 
-STATUSES = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
+STATUSES = Literal[
+    "completed", "needs_approval", "running", "failed", "cancelled", "budget_exceeded"
+]
 CLIENTS = Literal["claude-desktop", "claude-code", "cursor"]
 LOG_FORMAT = "%(asctime)s agents-mcp %(levelname)s %(name)s: %(message)s"
 """One format for every command's log lines (stderr only)."""

@@ -251,7 +251,8 @@ class ChatSession:
         else:
             why = f" ({thread.error_type})" if thread.error_type else ""
             detail = f": {thread.error_message}" if thread.error_message else ""
-            self.console.status(f"agents-mcp: the run {thread.status}{why}{detail}")
+            ended = "stopped" if thread.status == "budget_exceeded" else thread.status
+            self.console.status(f"agents-mcp: the run {ended}{why}{detail}")
         return False
 
     def _as_json(self, summary: TurnSummary) -> dict[str, Any]:

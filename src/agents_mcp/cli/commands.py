@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import anyio
 from cyclopts import Parameter
 
+from agents_mcp.cli import spending  # the usage command, registered on import
 from agents_mcp.cli.app import (
     CLIENTS,
     STATUSES,
@@ -24,7 +25,7 @@ from agents_mcp.cli.app import (
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import InvalidRequest
 
-__all__ = ["app", "help_text", "main", "parse"]
+__all__ = ["app", "help_text", "main", "parse", "spending"]
 
 
 @app.command(sort_key=0, usage="Usage: agents-mcp serve [OPTIONS]", help_epilogue="")

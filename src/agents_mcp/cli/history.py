@@ -14,6 +14,7 @@ import anyio
 
 from agents_mcp.cli.terminal import Console
 from agents_mcp.engine.summary import pending_in_tree
+from agents_mcp.engine.usage import dollars
 from agents_mcp.errors import NotFound
 from agents_mcp.messages import Usage
 from agents_mcp.server.results import ThreadList, thread_info
@@ -209,11 +210,24 @@ def transcript(
                     out += _indent(f"{mark[result.status]} {text}".rstrip(), 4)
     if thread.error_message:
         out += ["", f"error ({thread.error_type}): {thread.error_message}"]
-    out += [
-        "",
+    return [*out, "", _usage_line(usage, requests, calls)]
+
+
+def _usage_line(usage: Usage, requests: int, calls: int) -> str:
+    cost = "" if usage.cost_nanos is None else f" · {dollars(usage.cost_nanos)}"
+    return (
         f"usage: {usage.input_tokens} input + {usage.output_tokens} output tokens"
-        f" · {requests} model request(s) · {calls} tool call(s)",
-    ]
+        f" · {requests} model request(s) · {calls} tool call(s){cost}"
+    )
+
+
+def _priced(usage: Usage) -> dict[str, Any]:
+    """A stored answer's model and cost, when they were recorded."""
+    out: dict[str, Any] = {}
+    if usage.model is not None:
+        out["model"] = usage.model
+    if usage.cost_nanos is not None:
+        out["cost_usd"] = usage.cost_nanos / 1e9
     return out
 
 
@@ -253,6 +267,7 @@ def _as_json(
                     else {
                         "input_tokens": s.message.usage.input_tokens,
                         "output_tokens": s.message.usage.output_tokens,
+                        **_priced(s.message.usage),
                     }
                 ),
                 "status": s.message.status,

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import errno
 import gc
+import os
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 import anyio
 from pydantic import ValidationError
 
-from agents_mcp import __version__
+from agents_mcp import __version__, telemetry
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
 
@@ -59,7 +61,6 @@ def run(
     allowed_origins: Sequence[str] = (),
 ) -> int:
     """Serve until stopped; the exit code."""
-    from agents_mcp.server.stopping import hold_stop_signals, release_stop_signals
     from agents_mcp.server.transports import serve
     from agents_mcp.store import shown
 
@@ -90,7 +91,22 @@ def run(
             on_listening=listening,
         )
 
+    stop_telemetry = telemetry.setup(config.server.telemetry)
+    try:
+        return _serve(main, stop_telemetry is not None)
+    finally:
+        if stop_telemetry is not None:
+            stop_telemetry()  # what is still buffered is exported before we exit
+
+
+def _serve(main: Callable[[], Awaitable[bool]], traced: bool) -> int:
+    from agents_mcp.server.stopping import hold_stop_signals, release_stop_signals
+
     tune_gc()
+    if traced and os.name == "posix":
+        # SIGTERM where no handler of serve's takes it (over stdio) ends the process at
+        # once: an exit instead, so the spans still buffered are exported.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     hold_stop_signals()  # until serve handles them: Ctrl-C at any moment stops it cleanly
     try:
         stopped = anyio.run(main)

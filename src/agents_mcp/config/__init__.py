@@ -49,6 +49,13 @@ from agents_mcp.config.settings import (
     ServerSettings,
     TokenConfig,
 )
+from agents_mcp.config.usage import (
+    AgentBudget,
+    DailyBudget,
+    Price,
+    ServerBudgets,
+    TelemetrySettings,
+)
 
 __all__ = [
     "ANTHROPIC_API_KEY",
@@ -57,6 +64,7 @@ __all__ = [
     "LOCAL",
     "SEPARATOR",
     "AccessEntry",
+    "AgentBudget",
     "AgentConfig",
     "AgentName",
     "AgentParams",
@@ -64,6 +72,7 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalRules",
     "Config",
+    "DailyBudget",
     "DownstreamServerConfig",
     "HttpUrl",
     "JWTAlgorithm",
@@ -71,10 +80,13 @@ __all__ = [
     "LocalPath",
     "ModelConfig",
     "OwnerName",
+    "Price",
     "Provider",
     "RuleName",
+    "ServerBudgets",
     "ServerName",
     "ServerSettings",
+    "TelemetrySettings",
     "TextFile",
     "TokenConfig",
     "Transport",

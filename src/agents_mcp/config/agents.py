@@ -28,6 +28,7 @@ from agents_mcp.config.base import (
     _Model,
 )
 from agents_mcp.config.errors import Loc
+from agents_mcp.config.usage import AgentBudget
 from agents_mcp.structured import schema_problem
 
 
@@ -153,6 +154,9 @@ class AgentConfig(_Model):
     """The JSON Schema every final answer must meet, unless a call names its own."""
     output_schema_file: str | None = None
     """The same from a JSON file (instead of ``output_schema``)."""
+    budget: AgentBudget = Field(default_factory=AgentBudget)
+    """Per call (``max_tokens``, ``max_cost``) and per UTC day (``daily_tokens``,
+    ``daily_cost``); nothing is limited by default."""
 
     @model_validator(mode="after")
     def _output_schema(self) -> Self:

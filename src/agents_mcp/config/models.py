@@ -14,6 +14,7 @@ from pydantic import (
 
 from agents_mcp.config.base import HttpUrl, _err, _fail, _Model
 from agents_mcp.config.servers import Provider
+from agents_mcp.config.usage import Price
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
 ANTHROPIC_API_KEY = "${ANTHROPIC_API_KEY:-}"
@@ -50,6 +51,8 @@ class ModelConfig(_Model):
     context_tokens: int = Field(gt=0)
     """The model's context window, in tokens (defaults by provider)."""
     extra: dict[str, Any] = {}
+    price: Price | None = None
+    """USD per million tokens; without it, usage is counted in tokens only."""
 
     @model_validator(mode="before")
     @classmethod

@@ -33,6 +33,7 @@ from agents_mcp.config.base import (
 )
 from agents_mcp.config.database import db_location, is_postgres
 from agents_mcp.config.errors import Loc
+from agents_mcp.config.usage import ServerBudgets, TelemetrySettings
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 MIN_LEASE_SECONDS = 10.0
@@ -184,6 +185,10 @@ class ServerSettings(_Model):
     """How deep agents may delegate to agents."""
     max_total_llm_requests: int = Field(100, ge=1)
     """LLM requests one top-level run may make, delegations included."""
+    budgets: ServerBudgets = Field(default_factory=ServerBudgets)
+    """What each owner may spend per UTC day (``[server.budgets]``)."""
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """Traces and metrics over OTLP (``[server.telemetry]``; see the README)."""
     dashboard: bool = True
     """stdio: also serve the dashboard on a loopback port, protected by a key that is in
     the links of results that wait for a person."""

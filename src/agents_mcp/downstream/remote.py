@@ -54,6 +54,7 @@ def remote_result(out: ToolOutput) -> Mapping[str, Any] | None:
         "running",
         "failed",
         "cancelled",
+        "budget_exceeded",
     ):
         return None
     pending = s.get("pending_approvals") or []

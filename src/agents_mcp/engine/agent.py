@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from agents_mcp import telemetry
+from agents_mcp.config import AgentBudget, Price
 from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation, ElicitHandler
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.transcript import Transcript
@@ -24,6 +26,9 @@ from agents_mcp.store import (
     Store,
 )
 from agents_mcp.toolsets import ToolInfo, Toolset, Unavailable
+
+if TYPE_CHECKING:
+    from agents_mcp.engine.usage import Spend
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,14 @@ class Agent:
     """The JSON Schema every final answer must meet, unless a call names its own."""
     context: ContextWindow | None = None
     """The model's context window; None: requests carry the whole transcript."""
+    model: str = ""
+    """The model's name as requests send it (usage records, traces)."""
+    provider: str = ""
+    """The API its model speaks: ``openai``, ``anthropic``, ``responses``, ``demo``."""
+    price: Price | None = None
+    """What its model's tokens cost (None: counted in tokens only)."""
+    budget: AgentBudget = field(default_factory=AgentBudget)
+    """Its limits per call and per day (see ``usage``)."""
 
     def system_prompt(self, personality: str | None) -> str:
         """Instructions, then the chosen (or default) personality."""
@@ -171,16 +184,22 @@ class Run:
             self.state.asker = functools.partial(self.ask, self)
         return self.state.asker
 
+    spend: Spend | None = None
+    """What the call spends and may spend, shared by its delegations (see ``usage``)."""
+
     @property
     def schema(self) -> Mapping[str, Any] | None:
         """The schema the final answer must meet, if any."""
         return self.output_schema if self.output_schema is not None else self.agent.output_schema
 
     def meta(self) -> dict[str, Any]:
-        """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain."""
-        return {
+        """The ``_meta`` sent with downstream calls, so another agents-mcp sees the chain,
+        and every server the trace (``traceparent``: the current span, when traced)."""
+        meta: dict[str, Any] = {
             CHAIN_META: [{"instance": link.instance, "agent": link.agent} for link in self.chain]
         }
+        telemetry.inject(meta)
+        return meta
 
 
 CHAIN_META = "agents-mcp/chain"

@@ -8,7 +8,8 @@ top reaches the call two levels down exactly once.
 
 Guards: a delegation deeper than ``max_depth`` or to an agent already on the chain (on
 this instance) is refused with a tool error the calling model can read; a shared
-``Budget`` caps LLM requests for the whole tree.
+``Budget`` caps LLM requests for the whole tree, and the shared ``Spend`` counts its
+tokens and cost against the top-level call's budgets (``usage``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class Delegation:
             child = await self._child(parent, call, agent, arguments)
         except ClientError as exc:
             return Delegated(text=f"Error: {exc}", ok=False)
-        if child.status in ("completed", "failed", "cancelled"):
+        if child.status in ("completed", "failed", "cancelled", "budget_exceeded"):
             return await self._outcome(child)  # finished before a crash or a pause upstream
         if child.status == "needs_approval":
             if await self.store.pending_in_tree(child.id):
@@ -120,6 +121,7 @@ class Delegation:
                 delegate=self,
                 ask=parent.ask,
                 root_id=parent.root,
+                spend=parent.spend,  # a delegation counts against the call that started it
             )
         )
         finished = await self.store.thread(child.id)

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 
-from agents_mcp import structured
+from agents_mcp import structured, telemetry
 from agents_mcp.downstream import remote
+from agents_mcp.engine import tracing, usage
 from agents_mcp.engine.agent import DELEGATION_SERVER, Delegated, Run, RunEvent
 from agents_mcp.engine.calls import Decisions, plan_calls, tool_message, unique_ids
 from agents_mcp.engine.context import fixed_chars
@@ -94,6 +96,21 @@ async def run(r: Run) -> None:
     A failure to reach the store (``StoreError``) and the loss of the thread
     (``LostClaim``) propagate: the run's owner settles the thread.
     """
+    resumed = False
+    if telemetry.enabled():  # a turn that has answers already is resumed
+        turn = current_turn((await _transcript(r)).messages)
+        resumed = any(h.message.role == "assistant" for h in turn)
+    async with tracing.agent_run(r, resumed) as span:
+        outcome = await _run(r)
+        span.set({"agents_mcp.run.outcome": outcome[0]})
+        if isinstance(outcome[1], RunError):
+            span.fail(outcome[1].kind, str(outcome[1]))
+        elif outcome[1]:
+            span.event("agents_mcp.waiting_for_approval", {"gen_ai.tool.call.id": outcome[1]})
+
+
+async def _run(r: Run) -> tuple[str, RunError | list[str] | None]:
+    """The loop of :func:`run`; how it ended (and the error, or the calls it waits for)."""
     rechecks = 0
     while True:
         try:
@@ -106,19 +123,19 @@ async def run(r: Run) -> None:
             case Continue():
                 continue
             case Final():
-                return
-            case Paused():
+                return "completed", None
+            case Paused(waiting):
                 # A decision may have landed while this step ran: then go straight on.
                 if await r.store.pause(r.thread_id, r.claim):
                     await r.progress(RunEvent("status", "waiting for approval"))
-                    return
+                    return "needs_approval", list(waiting)
                 rechecks += 1
                 if rechecks > RECHECKS:
                     await r.store.fail(r.thread_id, r.claim, _STUCK)
-                    return
+                    return "failed", RunError(_STUCK[1])
             case Failed(error):
                 await r.store.fail(r.thread_id, r.claim, (error.kind, str(error)))
-                return
+                return ("budget_exceeded" if error.kind == "budget_exceeded" else "failed"), error
 
 
 _STUCK = (
@@ -174,7 +191,8 @@ async def step(r: Run) -> Step:
 
     # Only someone reading the text as it comes is worth a streamed answer (stream="auto").
     reader = on_text if r.reads_text() else None
-    response = await r.agent.llm.complete(request, on_text=reader)
+    estimate = int(sent / transcript.chars_per_token) if sent else 0
+    response = await usage.complete(r, request, reader, estimate)
     if sent:
         transcript.calibrate(sent, response.usage.input_tokens)
     answer = _answer(response, transcript, r.agent.max_stored_result)
@@ -244,9 +262,7 @@ async def _structured(
         RunEvent("status", "the answer does not match the output schema; asking again")
     )
     retry = structured.repair_request(request, answer, first.errors)
-    second = _answer(
-        await r.agent.llm.complete(retry, on_text=reader), transcript, r.agent.max_stored_result
-    )
+    second = _answer(await usage.complete(r, retry, reader), transcript, r.agent.max_stored_result)
     rejected = replace(answer, status="error")
     why = Message(role="event", content=structured.rejection(first.errors))
     if second.tool_calls:  # it went back to work: its next final answer is checked afresh
@@ -279,6 +295,7 @@ async def _settle_calls(
         every, grants = await r.store.decisions(r.thread_id)
     else:
         every, grants = [], set()
+    tracing.decisions(r.spend.owner if r.spend else "", calls, every)
     # Calls whose row already waits on another agents-mcp (a resumed run).
     held = (
         set()
@@ -372,10 +389,13 @@ async def _delegate(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo]]) -> list[
     waiting: list[str] = []
 
     async def one(call: ToolCall, info: ToolInfo) -> None:
-        if r.delegate is None:
-            out = Delegated(text="Error: delegation is not available here", ok=False)
-        else:
-            out = await r.delegate(r, call, info.tool, json.loads(call.arguments or "{}"))
+        started = time.perf_counter()
+        with tracing.tool_span(r, call, info) as span:
+            if r.delegate is None:
+                out = Delegated(text="Error: delegation is not available here", ok=False)
+            else:
+                out = await r.delegate(r, call, info.tool, json.loads(call.arguments or "{}"))
+            tracing.tool_result(span, info, out.ok, out.text, time.perf_counter() - started)
         if out.text is None:
             waiting.append(call.id)
         else:
@@ -399,12 +419,15 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
     async def one(call: ToolCall, info: ToolInfo | None, arguments: str) -> None:
         assert info is not None  # runnable calls have a tool
         await r.progress(RunEvent("status", f"calling {info.name}"))
-        args = json.loads(arguments or "{}")
-        out = await r.agent.toolset.call(
-            info, args, meta=r.meta(), on_elicit=r.asker(), call_id=call.id
-        )
-        if await _record(r, call, info, out):
-            waiting.append(call.id)
+        started = time.perf_counter()
+        with tracing.tool_span(r, call, info) as span:
+            args = json.loads(arguments or "{}")
+            out = await r.agent.toolset.call(
+                info, args, meta=r.meta(), on_elicit=r.asker(), call_id=call.id
+            )
+            tracing.tool_result(span, info, out.ok, out.text, time.perf_counter() - started)
+            if await _record(r, call, info, out):
+                waiting.append(call.id)
 
     await _concurrently(one, calls)
     return waiting

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents_mcp import structured
+from agents_mcp.engine.agent import DELEGATION_SERVER
 from agents_mcp.messages import Usage
 from agents_mcp.store import (
     Approval,
     Question,
+    Spent,
     Store,
     StoredMessage,
     Thread,
@@ -19,6 +21,7 @@ from agents_mcp.store import (
 from agents_mcp.store.states import STOPPED_BEFORE, STOPPED_RUNNING
 
 UNAVAILABLE_EVENT = "unavailable: server {server!r}: {reason}"
+DELEGATION_PREFIX = f"{DELEGATION_SERVER}__"
 
 UNAVAILABLE = re.compile(r"unavailable: server '([^']*)': (.*)", re.S)
 
@@ -41,6 +44,8 @@ class TurnSummary:
     """The final answer's JSON value, when the turn had an output schema and completed."""
     questions: list[Question] = field(default_factory=list[Question])
     """Unanswered questions of downstream servers (the run waits inside their calls)."""
+    delegated: Spent | None = None
+    """What the agents this turn delegated to spent (at any depth), when it delegated."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -77,6 +82,8 @@ async def summarize(
     reply = next((m.content for m in reversed(answers) if m.content), None)
     pending = await pending_in_tree(store, thread) if thread.status == "needs_approval" else []
     structured_answer = thread.status == "completed" and thread.output_schema is not None
+    delegating = any(c.name.startswith(DELEGATION_PREFIX) for m in answers for c in m.tool_calls)
+    delegated = (await store.turn_usage(thread.id)).delegated if delegating else None
     return TurnSummary(
         thread=thread,
         reply=reply,
@@ -88,6 +95,7 @@ async def summarize(
         unavailable=_unavailable(turn),
         output=structured.parse_output(reply) if structured_answer else None,
         questions=await pending_questions(store, thread),
+        delegated=delegated,
     )
 
 

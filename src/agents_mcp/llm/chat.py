@@ -178,10 +178,13 @@ def _usage(value: Any) -> Usage | None:
         return None
     details = value.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    out = value.get("completion_tokens_details")
+    reasoning = out.get("reasoning_tokens") if isinstance(out, dict) else None
     return Usage(
         input_tokens=opt_int(value.get("prompt_tokens")),
         output_tokens=opt_int(value.get("completion_tokens")),
         cache_read_tokens=opt_int(cached),
+        reasoning_tokens=opt_int(reasoning),
     )
 
 

@@ -405,8 +405,11 @@ def _usage(value: Any) -> Usage:
         return Usage()
     details = value.get("input_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    out = value.get("output_tokens_details")
+    reasoning = out.get("reasoning_tokens") if isinstance(out, dict) else None
     return Usage(
         input_tokens=opt_int(value.get("input_tokens")),
         output_tokens=opt_int(value.get("output_tokens")),
         cache_read_tokens=opt_int(cached),
+        reasoning_tokens=opt_int(reasoning),
     )

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import anyio
 
+from agents_mcp import telemetry
 from agents_mcp.errors import LLMError
 
 log = logging.getLogger("agents_mcp.llm")
@@ -122,5 +123,14 @@ class RetryPolicy:
                     raise LLMError(msg, status=exc.error.status) from exc.__cause__
                 delay = self.delay(n, exc.retry_after)
                 log.debug("retrying in %.2fs: %s", delay, exc.error)
+                telemetry.event(  # on the request's chat span
+                    "agents_mcp.retry",
+                    {
+                        "agents_mcp.retry.attempt": n + 2,
+                        "agents_mcp.retry.delay_seconds": round(delay, 3),
+                        "error.type": f"http_{exc.error.status}" if exc.error.status else None,
+                        "agents_mcp.retry.reason": str(exc.error)[:300],
+                    },
+                )
                 await self.sleep(delay)
                 n += 1

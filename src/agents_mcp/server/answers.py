@@ -20,6 +20,7 @@ from agents_mcp.server.results import (
     META_REPLY_CHARS,
     META_STATUS,
     META_THREAD_ID,
+    META_USAGE,
     AgentResult,
     agent_result,
     fit_reply,
@@ -90,7 +91,11 @@ def agent_tool_result(
         result = extend(result)
     text = result_text(result, person_decides=person_decides, cancelled=summary.cancelled)
     content: list[ContentBlock] = [TextContent(type="text", text=text)]
-    meta: dict[str, Any] = {META_THREAD_ID: result.thread_id, META_STATUS: result.status}
+    meta: dict[str, Any] = {
+        META_THREAD_ID: result.thread_id,
+        META_STATUS: result.status,
+        META_USAGE: result.usage.model_dump(exclude_none=True),
+    }
     if full is not None:
         content.append(
             ResourceLink(
@@ -105,5 +110,5 @@ def agent_tool_result(
         meta[META_REPLY_CHARS] = full
     # A failed run is an error result (clients flag it to their model), with the same
     # structuredContent and thread id, so it can be continued like any other.
-    failed = result.status == "failed"
+    failed = result.status in ("failed", "budget_exceeded")
     return ToolResult(content=content, structured_content=result, meta=meta, is_error=failed)

@@ -23,7 +23,7 @@ from fastmcp.server.auth import AuthProvider
 from agents_mcp import __version__
 from agents_mcp.config import Config
 from agents_mcp.llm import LLM
-from agents_mcp.server import deletion, resources, tools
+from agents_mcp.server import deletion, observe, resources, tools
 from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
@@ -110,6 +110,7 @@ def create_server(
         ],
         request_state_security=security(state_key),
     )
+    observe.install(mcp)
     if dashboard is not None and dashboard.links:
         mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
     _register(mcp, config, settings, lambda: running["threads"], auth_required=auth is not None)

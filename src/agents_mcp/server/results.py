@@ -28,20 +28,16 @@ from agents_mcp.server.questions import (
     pending_question,
     question_lines,
 )
+from agents_mcp.server.spending import RunUsage, ThreadUsage, cost_usd, totals
 from agents_mcp.store import Approval, Question, StoredMessage, Thread
 
 META_THREAD_ID = "agents-mcp/thread_id"
 META_STATUS = "agents-mcp/status"
 META_REPLY_CHARS = "agents-mcp/reply_chars"
 
-Status = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
+META_USAGE = "agents-mcp/usage"
 
-
-class RunUsage(BaseModel):
-    input_tokens: int = Field(description="Prompt tokens over this turn")
-    output_tokens: int = Field(description="Completion tokens over this turn")
-    llm_requests: int = Field(description="Model requests made in this turn")
-    tool_calls: int = Field(description="Downstream tool calls settled in this turn")
+Status = Literal["completed", "needs_approval", "running", "failed", "cancelled", "budget_exceeded"]
 
 
 class PendingApproval(BaseModel):
@@ -146,6 +142,10 @@ class ChildThread(BaseModel):
 class ThreadResult(AgentResult):
     """get_thread's result: the agent result, and with include_messages the transcript."""
 
+    thread_usage: ThreadUsage | None = Field(
+        None, description="The thread's usage over all its turns, its delegations' included"
+    )
+
     children: list[ChildThread] = Field(
         default_factory=list[ChildThread],
         description="Threads of the agents this thread delegated to",
@@ -169,6 +169,9 @@ class ThreadInfo(BaseModel):
     created_at: str
     updated_at: str
     message_count: int
+    usage: ThreadUsage | None = Field(
+        None, description="The thread's usage over all its turns, its delegations' included"
+    )
     pending_approvals: list[PendingPreview] = Field(
         default_factory=list["PendingPreview"],
         description="For threads that need approval: the calls waiting",
@@ -296,6 +299,10 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
             output_tokens=s.usage.output_tokens,
             llm_requests=s.llm_requests,
             tool_calls=s.tool_calls,
+            cache_read_tokens=s.usage.cache_read_tokens,
+            reasoning_tokens=s.usage.reasoning_tokens,
+            cost_usd=cost_usd(s.usage),
+            delegated=totals(s.delegated) if s.delegated and s.delegated.requests else None,
         ),
         output=s.output,
         pending_questions=[pending_question(q) for q in s.questions],
@@ -328,6 +335,7 @@ def thread_info(
     *,
     now: datetime | None = None,
     questions: Sequence[Question] = (),
+    usage: ThreadUsage | None = None,
 ) -> ThreadInfo:
     moment = now or datetime.now(UTC)
     return ThreadInfo(
@@ -339,6 +347,7 @@ def thread_info(
         created_at=t.created_at,
         updated_at=t.updated_at,
         message_count=t.message_count,
+        usage=usage,
         pending_approvals=[
             PendingPreview(
                 call_id=a.call_id,
@@ -429,6 +438,8 @@ def result_text(
     elif r.status == "cancelled":
         lines.append("The run was cancelled (cancel_run); the steps it finished are kept.")
         lines += [f"- {c}" for c in cancelled]
+    elif r.status == "budget_exceeded" and r.error is not None:
+        lines.append(f"The run stopped before its next model request: {r.error.message}")
     elif r.error is not None:
         lines.append(f"The run failed ({r.error.type}): {r.error.message}")
     lines.append(
@@ -460,6 +471,6 @@ def _next(r: AgentResult, person_decides: bool) -> str:
             "Next: approve_call for each pending call. A new message is refused until they"
             " are decided; cancel_run drops them."
         )
-    if r.status == "failed":
+    if r.status in ("failed", "budget_exceeded"):
         return f"To retry or go on, call chat_with_agent with thread_id={tid}."
     return f"To continue this conversation, call chat_with_agent with thread_id={tid}."

@@ -19,9 +19,11 @@ from fastmcp.utilities.json_schema import dereference_refs
 from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from agents_mcp import telemetry
 from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.engine.usage import Limits, nanos
 from agents_mcp.server import mrtr
 from agents_mcp.server.answers import agent_tool_result, tool_errors
 from agents_mcp.server.asking import ask_inline
@@ -41,6 +43,7 @@ from agents_mcp.server.results import (
     thread_info,
     transcript_page,
 )
+from agents_mcp.server.spending import thread_usage
 from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui import THREAD_UI
 from agents_mcp.server.ui.view import ThreadView, thread_view
@@ -86,6 +89,9 @@ async def _converse(
             summary, answered = await mrtr.resume(
                 ctx, deps, state, wait=deadline.left(), progress=progress
             )
+        telemetry.annotate(  # on the request's span (fastmcp's tools/call)
+            {"gen_ai.conversation.id": summary.thread.id, "gen_ai.agent.name": summary.thread.agent}
+        )
         summary = await ask_inline(ctx, deps, summary, deadline, progress)
         if summary.thread.status == "needs_approval" and mrtr.can_ask(ctx, deps):
             asked = mrtr.ask(summary, caller.owner, answered)
@@ -114,6 +120,21 @@ async def chat_with_agent(
             " also as output in the structured result"
         ),
     ] = None,
+    max_tokens: Annotated[
+        int | None,
+        Field(
+            description="Stop this call's run before a model request once it used this many"
+            " tokens (in and out, delegated agents included); lowers the agent's own limit",
+            ge=1,
+        ),
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        Field(
+            description="The same in US dollars, from the models' configured prices",
+            gt=0,
+        ),
+    ] = None,
     deps: Deps = Depends(deps_of),
 ) -> ToolResult | InputRequiredResult:
     caller = current_caller()
@@ -136,6 +157,7 @@ async def chat_with_agent(
             progress=progress,
             chain=incoming_chain(ctx),
             output_schema=output_schema,
+            limits=Limits(max_tokens, nanos(max_cost)),
         ),
     )
 
@@ -158,6 +180,13 @@ async def approve_call(
 ) -> ToolResult | InputRequiredResult:
     caller = current_caller()
     await deps.access.require_thread(deps.threads, caller, thread_id)
+    telemetry.annotate(
+        {
+            "agents_mcp.approval.call_id": call_id,
+            "agents_mcp.approval.decision": "approved" if approve else "denied",
+            "agents_mcp.approval.decided_by": caller.owner,
+        }
+    )
     return await _converse(
         ctx,
         deps,
@@ -247,11 +276,13 @@ async def get_thread(
             thread_id=thread_id,
         )
     children = [child_info(t) for t in await threads.children(summary.thread.id)]
+    spent = thread_usage((await threads.store.tree_usage([summary.thread.id]))[summary.thread.id])
 
     def extend(r: AgentResult) -> AgentResult:
+        common = {"children": children, "thread_usage": spent}
         if not include_messages:
-            return ThreadResult(**dict(r), children=children)
-        return ThreadResult(**dict(r), messages=page[0], messages_before=page[1], children=children)
+            return ThreadResult(**dict(r), **common)
+        return ThreadResult(**dict(r), messages=page[0], messages_before=page[1], **common)
 
     return agent_tool_result(summary, budget, extend, person_decides=deps.person_decides(ctx))
 
@@ -289,9 +320,16 @@ async def list_threads(
         include_children=include_children,
     )
     asked = await deps.threads.questions_of(threads)
+    spent = await deps.threads.store.tree_usage([t.id for t in threads])
     return ThreadList(
         threads=[
-            thread_info(t, pending.get(t.id, []), questions=asked.get(t.id, [])) for t in threads
+            thread_info(
+                t,
+                pending.get(t.id, []),
+                questions=asked.get(t.id, []),
+                usage=thread_usage(spent[t.id]),
+            )
+            for t in threads
         ],
         next_cursor=next_cursor,
     )

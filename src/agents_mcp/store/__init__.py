@@ -34,6 +34,7 @@ from agents_mcp.store.records import (
 from agents_mcp.store.settle import open_calls
 from agents_mcp.store.sql import SQLStore
 from agents_mcp.store.states import StateConflict
+from agents_mcp.store.usage import Charge, Refusal, Spent, TreeUsage, UsageRow
 
 __all__ = [
     "ACTIONS",
@@ -42,17 +43,22 @@ __all__ = [
     "Action",
     "Approval",
     "ApprovalStatus",
+    "Charge",
     "Claim",
     "Decision",
     "Deleted",
     "Question",
+    "Refusal",
     "SQLStore",
     "Settled",
+    "Spent",
     "StateConflict",
     "Store",
     "StoredMessage",
     "Thread",
     "ThreadStatus",
+    "TreeUsage",
+    "UsageRow",
     "default_db_path",
     "digest",
     "is_url",

@@ -1,10 +1,12 @@
 """The end of a thread's life: deleting a finished thread tree, by request or by age.
 
 A thread is deleted with its whole tree (the top-level thread and every delegation
-under it), each row that belongs to one of them (messages, approvals, grants, questions) and
-nothing else, in one transaction: a reader sees the tree whole or not at all. Only a
-finished tree is deleted (every thread in it ``completed``, ``failed`` or
-``cancelled``): a running one has a run writing to it, and a waiting one has calls a
+under it), each row that belongs to one of them (messages, approvals, grants, questions,
+a turn's limits, a trace context) and nothing else, in one transaction: a reader sees the
+tree whole or not at all. A deleted thread's usage leaves the usage reports with it; daily
+budgets keep what it spent. Only a finished tree is deleted (every thread in it
+``completed``, ``failed``, ``cancelled`` or ``budget_exceeded``): a running one has a run
+writing to it, and a waiting one has calls a
 person may still decide. A delegation is never deleted alone: its parent's transcript
 holds the call that made it, so it goes with its top-level thread.
 """
@@ -20,7 +22,14 @@ from agents_mcp.store.reads import THREAD, TREE
 from agents_mcp.store.records import Thread, marks, thread_row
 from agents_mcp.store.states import StateConflict
 
-PER_THREAD_TABLES = ("messages", "approvals", "grants", "questions")
+PER_THREAD_TABLES = (
+    "messages",
+    "approvals",
+    "grants",
+    "questions",
+    "turn_budgets",
+    "thread_traces",
+)
 """Every table whose rows belong to one thread (by ``thread_id``): deleted with it."""
 
 

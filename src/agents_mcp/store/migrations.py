@@ -8,6 +8,7 @@ the next number instead.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from agents_mcp.errors import ConfigError
@@ -123,7 +124,73 @@ _V9_POSTGRESQL = (
 """
 )
 
-MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
+_V15 = """
+    ALTER TABLE messages ADD COLUMN reasoning_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN cost_nanos BIGINT;
+    ALTER TABLE messages ADD COLUMN model TEXT;
+    CREATE TABLE budget_days (
+        scope TEXT NOT NULL,
+        day TEXT NOT NULL,
+        spent_tokens BIGINT NOT NULL DEFAULT 0,
+        spent_nanos BIGINT NOT NULL DEFAULT 0,
+        reserved_tokens BIGINT NOT NULL DEFAULT 0,
+        reserved_nanos BIGINT NOT NULL DEFAULT 0,
+        requests BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, day)
+    );
+    CREATE TABLE turn_budgets (
+        thread_id TEXT PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+        turn INTEGER NOT NULL,
+        max_tokens BIGINT,
+        max_nanos BIGINT
+    );
+    CREATE TABLE thread_traces (
+        thread_id TEXT PRIMARY KEY REFERENCES threads (id) ON DELETE CASCADE,
+        traceparent TEXT NOT NULL,
+        tracestate TEXT
+    )
+"""
+_STATUSES_V15 = "'completed', 'needs_approval', 'running', 'failed', 'cancelled', 'budget_exceeded'"
+
+
+async def _v15(tx: Tx, dialect: Dialect) -> None:
+    """Usage and cost per message, budgets, traces; ``budget_exceeded`` as a status.
+
+    SQLite cannot alter a CHECK constraint, and rebuilding ``threads`` would need foreign
+    keys off, which a transaction cannot do: the constraint is widened in the schema
+    text, as SQLite documents for loosening a constraint (lang_altertable.html, "making
+    other kinds of table schema changes"); every existing row still meets it. The schema
+    version moves on so every connection reads the new text.
+    """
+    for statement in migrate_sql(dialect, _V15):
+        await tx.execute(statement)
+    if dialect.name == "postgresql":
+        await tx.execute("ALTER TABLE threads DROP CONSTRAINT threads_status_check")
+        await tx.execute(
+            f"ALTER TABLE threads ADD CONSTRAINT threads_status_check"
+            f" CHECK (status IN ({_STATUSES_V15}))"
+        )
+        return
+    row = await tx.fetchrow("PRAGMA schema_version")
+    assert row is not None
+    version = int(row["schema_version"])
+    await tx.execute("PRAGMA writable_schema=ON")
+    try:
+        changed = await tx.execute(
+            "UPDATE sqlite_schema SET sql=replace(sql, ?, ?) WHERE type='table' AND name='threads'",
+            ("'failed', 'cancelled')", "'failed', 'cancelled', 'budget_exceeded')"),
+        )
+        await tx.execute(f"PRAGMA schema_version={version + 1}")
+    finally:
+        await tx.execute("PRAGMA writable_schema=OFF")
+    if changed != 1:
+        raise ConfigError("migration 15: the threads table is not as migration 1 made it")
+
+
+Migration = str | tuple[str, str] | Callable[[Tx, Dialect], Awaitable[None]]
+"""SQL both databases run, a (SQLite, PostgreSQL) pair, or a function of the transaction."""
+
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (
         1,
         "threads, messages, approvals",
@@ -276,6 +343,7 @@ MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
         CREATE INDEX questions_by_thread ON questions (thread_id, status)
         """,
     ),
+    (15, "usage and cost per message, budgets, traces, budget_exceeded", _v15),
 )
 
 
@@ -308,8 +376,11 @@ async def migrate(tx: Tx, dialect: Dialect) -> list[int]:
     for version, name, sql in MIGRATIONS:
         if version in done:
             continue
-        for statement in migrate_sql(dialect, sql):
-            await tx.execute(statement)
+        if callable(sql):
+            await sql(tx, dialect)
+        else:
+            for statement in migrate_sql(dialect, sql):
+                await tx.execute(statement)
         await tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             (version, name, datetime.now(UTC).isoformat()),

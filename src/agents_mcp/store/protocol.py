@@ -24,6 +24,7 @@ from agents_mcp.store.records import (
     Thread,
     ThreadStatus,
 )
+from agents_mcp.store.usage import Charge, GroupBy, Refusal, TreeUsage, UsageRow
 
 
 class Store(Protocol):
@@ -162,6 +163,38 @@ class Store(Protocol):
         resume: Claim | None = None,
         error: tuple[str, str] | None = None,
     ) -> Settled | None: ...
+
+    # usage, budgets and traces (``usage``)
+    async def budget_admit(
+        self, charges: Sequence[Charge], day: str, tokens: int, nanos: int
+    ) -> Refusal | None: ...
+    async def budget_settle(
+        self,
+        charges: Sequence[Charge],
+        day: str,
+        reserved: tuple[int, int],
+        spent: tuple[int, int],
+    ) -> None: ...
+    async def save_turn_limits(
+        self, thread_id: str, turn: int, tokens: int | None, nanos: int | None
+    ) -> None: ...
+    async def turn_limits(self, thread_id: str, turn: int) -> tuple[int | None, int | None]: ...
+    async def turn_usage(self, root_id: str) -> TreeUsage: ...
+    async def tree_usage(self, root_ids: Sequence[str]) -> dict[str, TreeUsage]: ...
+    async def usage_report(
+        self,
+        by: GroupBy,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
+    ) -> list[UsageRow]: ...
+    async def save_trace(
+        self, thread_id: str, traceparent: str, tracestate: str | None
+    ) -> None: ...
+    async def trace_of(self, thread_id: str) -> tuple[str, str | None] | None: ...
+    async def pending_count(self) -> int: ...
 
     # the end of a thread's life (see ``lifecycle``)
     async def delete_thread(self, thread_id: str, owner: str) -> Deleted: ...

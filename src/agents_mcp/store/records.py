@@ -14,7 +14,9 @@ from typing import Any, Literal, Protocol, cast
 from agents_mcp.errors import InvalidRequest
 from agents_mcp.messages import Message, MessageStatus, ReasoningPayload, Role, ToolCall, Usage
 
-ThreadStatus = Literal["completed", "needs_approval", "running", "failed", "cancelled"]
+ThreadStatus = Literal[
+    "completed", "needs_approval", "running", "failed", "cancelled", "budget_exceeded"
+]
 ApprovalStatus = Literal["pending", "approved", "denied", "cancelled"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = (
     "completed",
@@ -22,6 +24,7 @@ THREAD_STATUSES: tuple[ThreadStatus, ...] = (
     "running",
     "failed",
     "cancelled",
+    "budget_exceeded",
 )
 
 
@@ -175,6 +178,9 @@ def message_row(row: Row) -> StoredMessage:
             output_tokens=row["output_tokens"],
             cache_read_tokens=row["cache_read_tokens"] or 0,
             cache_write_tokens=row["cache_write_tokens"] or 0,
+            reasoning_tokens=row["reasoning_tokens"] or 0,
+            cost_nanos=row["cost_nanos"],
+            model=row["model"],
         )
     )
     payload = row["reasoning_payload"]
@@ -223,13 +229,19 @@ def message_values(thread_id: str, index: int, m: Message, stamp: str) -> tuple[
         None if m.usage is None else m.usage.cache_write_tokens,
         m.status,
         stamp,
+        None if m.usage is None else m.usage.reasoning_tokens,
+        None if m.usage is None else m.usage.cost_nanos,
+        None if m.usage is None else m.usage.model,
     )
 
 
 MESSAGE_COLUMNS = (
     "thread_id, idx, role, content, tool_calls, tool_call_id, reasoning, reasoning_payload,"
-    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, created_at"
+    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, status, created_at,"
+    " reasoning_tokens, cost_nanos, model"
 )
+MESSAGE_MARKS = ", ".join("?" * len(MESSAGE_COLUMNS.split(",")))
+"""The placeholders of an ``INSERT INTO messages ({MESSAGE_COLUMNS})``."""
 
 
 def approval_row(row: Row) -> Approval:

@@ -28,6 +28,7 @@ from agents_mcp.store.reads import (
 from agents_mcp.store.records import (
     APPROVAL_COLUMNS,
     MESSAGE_COLUMNS,
+    MESSAGE_MARKS,
     Approval,
     Claim,
     Decision,
@@ -45,11 +46,13 @@ from agents_mcp.store.records import (
 )
 from agents_mcp.store.settle import plan_settlement
 from agents_mcp.store.states import StateConflict
+from agents_mcp.store.usage import UsageStore
 from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
-class SQLStore(Reads, Lifecycle, QuestionStore):
-    """Threads, their messages, approvals and questions, in one database."""
+class SQLStore(Reads, Lifecycle, QuestionStore, UsageStore):
+    """Threads, their messages, approvals and questions, in one database (what runs
+    spend: ``usage``)."""
 
     def __init__(self, db: Database, leases: Leases) -> None:
         self.db = db
@@ -131,7 +134,7 @@ class SQLStore(Reads, Lifecycle, QuestionStore):
             )
             first = Message(role="user", content=first_message)  # counted in the row above
             await tx.execute(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(14))})",
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({MESSAGE_MARKS})",
                 message_values(thread_id, 0, first, stamp),
             )
             await self._changed(tx, thread_id)
@@ -366,14 +369,14 @@ class SQLStore(Reads, Lifecycle, QuestionStore):
 
     async def fail(self, thread_id: str, claim: Claim, error: tuple[str, str]) -> None:
         """The run cannot go on: calls still ``started`` and undecided approvals end with
-        it, and the thread is ``failed`` with ``error`` (kind, message)."""
+        it, and the thread is ``failed`` (or ``budget_exceeded``) with ``error`` (kind, message)."""
 
         async def body(tx: Tx) -> None:
             changed = await tx.execute(
-                "UPDATE threads SET status='failed', error_type=?, error_message=?, claim=NULL,"
+                "UPDATE threads SET status=?, error_type=?, error_message=?, claim=NULL,"
                 " runner=NULL, stop_requested=0, updated_at=?, revision=revision+1"
                 " WHERE id=? AND claim=? AND status='running'",
-                (*error, now(), thread_id, claim.token),
+                (states.ended(error[0]), *error, now(), thread_id, claim.token),
             )
             if not changed:
                 raise LostClaim(f"thread {thread_id!r} is no longer held by this run")

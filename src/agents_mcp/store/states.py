@@ -1,15 +1,19 @@
 """The thread's state machine, in one place.
 
-A thread is in one of five statuses::
+A thread is in one of six statuses::
 
                  chat (new thread or new message)
-      (none) ─────────────┐    ┌──────────── completed / failed / cancelled
+      (none) ─────────────┐    ┌──────────── completed / failed / cancelled / budget_exceeded
                           ▼    ▼                 ▲ run
                         running ─────────────────┘
             approve ▲     │   ▲ recovery          │ cancel, run (stopped), recovery
        (last call   │     │run│(approved calls    ▼
         decided)    │     ▼   │ not yet started)  cancelled
                   needs_approval ───────────────────▲ cancel
+
+``budget_exceeded`` is ``failed`` for one reason: the run stopped before a model request
+because a budget (per call, per owner or per agent per day) was used up; a new message
+starts it again, under what is left of the budget.
 
 Every transition is one conditional write in the store: it names the statuses it may
 start from (and, for a run's own writes, the run's claim), so of two racing requests one
@@ -59,18 +63,25 @@ TRANSITIONS: dict[tuple[ThreadStatus | None, ThreadStatus], frozenset[Actor]] = 
     ("completed", "running"): frozenset({"chat"}),
     ("failed", "running"): frozenset({"chat"}),
     ("cancelled", "running"): frozenset({"chat"}),
+    ("budget_exceeded", "running"): frozenset({"chat"}),
     ("needs_approval", "running"): frozenset({"approve", "recovery", "run"}),
     ("running", "completed"): frozenset({"run"}),
     ("running", "needs_approval"): frozenset({"run", "recovery"}),
     ("running", "failed"): frozenset({"run", "recovery"}),
+    ("running", "budget_exceeded"): frozenset({"run"}),
     ("running", "cancelled"): frozenset({"run", "cancel", "recovery"}),
     ("needs_approval", "cancelled"): frozenset({"cancel"}),
 }
 """Every allowed transition and who may make it. Nothing else ever happens. (A run moves
 its own paused delegation from ``needs_approval`` back to ``running``.)"""
 
-FINISHED: tuple[ThreadStatus, ...] = ("completed", "failed", "cancelled")
+FINISHED: tuple[ThreadStatus, ...] = ("completed", "failed", "cancelled", "budget_exceeded")
 """Statuses a new message may start from."""
+
+
+def ended(kind: str) -> ThreadStatus:
+    """The status a run that stopped with an error of ``kind`` ends in."""
+    return "budget_exceeded" if kind == "budget_exceeded" else "failed"
 
 
 def allowed(actor: Actor, before: ThreadStatus | None, after: ThreadStatus) -> bool:

@@ -13,6 +13,7 @@ from agents_mcp.store.questions import close_with_run
 from agents_mcp.store.reads import APPROVALS, THREAD, TREE, TURN
 from agents_mcp.store.records import (
     MESSAGE_COLUMNS,
+    MESSAGE_MARKS,
     Approval,
     Claim,
     StoredMessage,
@@ -87,7 +88,7 @@ async def append(
         raise LostClaim(f"thread {thread_id!r} is no longer held by this run")
     first = int(found["message_count"]) - n
     await tx.executemany(
-        f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({marks(range(14))})",
+        f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ({MESSAGE_MARKS})",
         [message_values(thread_id, first + i, m, stamp) for i, m in enumerate(messages)],
     )
     return list(range(first, first + n))

@@ -223,6 +223,8 @@ def _usage_json(response: LLMResponse) -> dict[str, Any]:
     }
     if u.cache_read_tokens:
         usage["prompt_tokens_details"] = {"cached_tokens": u.cache_read_tokens}
+    if u.reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
     return usage
 
 

@@ -271,7 +271,7 @@ def response_json(
             "input_tokens": u.input_tokens,
             "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
             "output_tokens": u.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
             "total_tokens": u.input_tokens + u.output_tokens,
         },
     }

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
+from agents_mcp import telemetry
 from agents_mcp.config import (
     DEFAULT_CONTEXT_TOKENS,
     AgentConfig,
@@ -25,11 +28,11 @@ from agents_mcp.downstream import Downstreams, DownstreamServer
 from agents_mcp.engine.agent import Agent
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
-from agents_mcp.errors import LLMError
+from agents_mcp.errors import LLMError, StoreError
 from agents_mcp.llm import LLM, TextCallback
 from agents_mcp.llm import build_llm as _build_llm
 from agents_mcp.messages import LLMRequest, LLMResponse
-from agents_mcp.store import open_store, resolve_db
+from agents_mcp.store import Store, open_store, resolve_db
 from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
@@ -95,8 +98,22 @@ def build_agents(
             delegates=[delegate_tool(n, config.agents[n].description) for n in cfg.agents],
             output_schema=cfg.output_schema,
             context=_context(config.models.get(cfg.model), cfg),
+            **_metered(config.models.get(cfg.model), cfg),
         )
         for name, cfg in config.agents.items()
+    }
+
+
+def _metered(model: ModelConfig | None, agent: AgentConfig) -> dict[str, Any]:
+    """What usage records, budgets and traces know of an agent's model: its name in
+    requests, its API and its price (``model`` None: unresolved, never asked)."""
+    if model is None:
+        return {"model": agent.model, "budget": agent.budget}
+    return {
+        "model": model.model or agent.model,
+        "provider": model.provider,
+        "price": model.price,
+        "budget": agent.budget,
     }
 
 
@@ -230,9 +247,29 @@ async def open_runtime(
             max_total_llm_requests=config.server.max_total_llm_requests,
             question_timeout=config.server.question_timeout,
         )
+        threads.budgets = config.server.budgets
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
         if recover and config.server.retain_days is not None:
             runs.spawn(functools.partial(retain, store, config.server.retain_days))
+        if telemetry.enabled():
+            runs.spawn(functools.partial(count_pending, store))
         yield Runtime(config, threads, downstreams, models)
+
+
+PENDING_SECONDS = 5.0
+"""How often the calls waiting for approval are counted, for the metric."""
+
+
+async def count_pending(store: Store) -> None:
+    """Forever: count the calls that wait for a decision, for the gauge
+    ``agents_mcp.approvals.waiting`` (every replica reports the same count)."""
+    counted: list[int | None] = [None]
+    telemetry.observe("agents_mcp.approvals.waiting", lambda: counted[0])
+    while True:
+        try:
+            counted[0] = await store.pending_count()
+        except StoreError as exc:
+            log.warning("%s", exc)
+        await anyio.sleep(PENDING_SECONDS)

@@ -1,12 +1,10 @@
 """What callers do with threads: chat, decide approvals, look them up, cancel. Transport-free.
 
 The MCP server and the CLI both call :class:`Threads`. Every change of a thread's state is
-one transition in the store (see ``store.states``); a request that starts a run claims
-the thread in the same write, and the run executes in the background (``runs``),
-independent of the request that started it; a request waits up to its deadline and
-otherwise answers ``running``. Any process sharing the database (another replica, or
-``agents-mcp chat`` next to the server) may hold a thread: requests follow its run through
-the store, and ``cancel_run`` asks it to stop through the store.
+one transition in the store (``store.states``); a request that starts a run claims the
+thread in the same write, the run goes on in the background (``runs``), and a request
+waits up to its deadline. Any process on the database may hold a thread: requests follow
+its run, and ``cancel_run`` asks it to stop, through the store.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from agents_mcp.engine.agent import Agent, Budget, Link, Progress, Run, RunState
 from agents_mcp.engine.delegation import Delegation
 from agents_mcp.engine.summary import TurnSummary, summarize
 from agents_mcp.engine.transcript import Transcript, current_turn
+from agents_mcp.engine.usage import Limits, ServerBudgets, Spend
 from agents_mcp.errors import Conflict, InvalidRequest, NotFound, StoreError, internal_error
 from agents_mcp.messages import Message
 from agents_mcp.store import (
@@ -73,6 +72,7 @@ class Threads(QuestionRequests):
         self.asking = Asking(store, runs.nudge, timeout=question_timeout)
         self.delegation = Delegation(store, self.agents, max_depth=max_depth)
         self.max_total_llm_requests = max_total_llm_requests
+        self.budgets: ServerBudgets | None = None  # [server.budgets] (see engine.usage)
         # Transcripts of recently run threads, so a new turn does not re-read the whole
         # thread; each is checked against the store's revision before it is used.
         self._transcripts: OrderedDict[str, Transcript] = OrderedDict()
@@ -104,13 +104,14 @@ class Threads(QuestionRequests):
         progress: Progress | None = None,
         chain: tuple[Link, ...] = (),
         output_schema: Mapping[str, Any] | None = None,
+        limits: Limits | None = None,
     ) -> TurnSummary:
         """Send ``message``; start a thread without ``thread_id``, else continue it.
 
         ``chain`` is the delegation chain of a caller that is itself an agent (another
         agents-mcp sends it in the request ``_meta``): too deep or a cycle is refused.
         ``output_schema``: the JSON Schema the answer must meet (else the agent's own);
-        it is stored with the turn, so a run that pauses or restarts keeps it.
+        it is stored with the turn, so a run that pauses or restarts keeps it; so are ``limits``.
         """
         spec = self.agent(agent)
         if output_schema is not None:
@@ -129,15 +130,12 @@ class Threads(QuestionRequests):
                     caller_chain=_stored(chain),
                 )  # fmt: skip
                 first = StoredMessage(index=0, message=Message(role="user", content=message))
-                new = Transcript(
-                    self.store, thread.id, [first], spec.tool_result_budget, thread.revision
-                )
-                self._launch(thread.id, spec, claim, personality, chain, new, schema=schema)
+                new = Transcript(self.store, thread.id, [first], spec.tool_result_budget, thread.revision)  # fmt: skip
             else:
-                thread = await self._start_turn(
-                    thread, message, claim, personality, schema, _stored(chain)
-                )
-                self._launch(thread.id, spec, claim, personality, chain, schema=schema)
+                thread = await self._start_turn(thread, message, claim, personality, schema, _stored(chain))  # fmt: skip
+                new = None
+            spend = await Spend.new_turn(self.store, spec, owner, thread, self.budgets, limits)
+            self._launch(thread.id, spec, claim, personality, chain, new, schema=schema, spend=spend)  # fmt: skip
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -452,9 +450,8 @@ class Threads(QuestionRequests):
     def _resume(self, thread: Thread, spec: Agent, claim: Claim) -> None:
         """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
         incoming = tuple(Link(instance, agent) for instance, agent in thread.caller_chain)
-        self._launch(
-            thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema
-        )
+        spend = Spend.of(self.store, spec, thread.owner, thread.id, self.budgets, None)
+        self._launch(thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema, spend=spend)  # fmt: skip
 
     def _launch(
         self,
@@ -466,9 +463,10 @@ class Threads(QuestionRequests):
         new: Transcript | None = None,
         *,
         schema: Mapping[str, Any] | None = None,
+        spend: Spend,
     ) -> None:
         """Run the thread this process has just claimed; ``new``: a new thread's transcript;
-        ``schema``: the output schema stored with the turn."""
+        ``schema``, ``spend``: the turn's output schema and what it may spend."""
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
         if new is not None:
@@ -490,6 +488,7 @@ class Threads(QuestionRequests):
                 reads_text=reads_text,
                 output_schema=schema,
                 ask=self.asking.ask,
+                spend=spend.starting(current_turn(transcript.messages)),
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)
