@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
     from fastmcp import Client
     from fastmcp.client.transports import ClientTransport
 
+    from agents_mcp.downstream.signin import Accounts
+
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream.elicit import (
     ElicitAnswer,
@@ -37,10 +39,21 @@ from agents_mcp.downstream.elicit import (
     nobody_to_ask,
 )
 from agents_mcp.downstream.logs import LOG_HEADER, log_dir
-from agents_mcp.errors import internal_error
-from agents_mcp.toolsets import Available, ToolInfo, ToolOutput, Unavailable, llm_tool_names
+from agents_mcp.downstream.oauth import OWNER, SignInRequired, acting_for, listed, signed
+from agents_mcp.errors import ConfigError, internal_error
+from agents_mcp.toolsets import (
+    Available,
+    SignIn,
+    ToolInfo,
+    ToolOutput,
+    Unavailable,
+    llm_tool_names,
+)
 
 log = logging.getLogger("agents_mcp.downstream")
+
+OWNER_CLIENTS = 32
+"""Clients kept per server signing each owner in the handshake era (the oldest closes)."""
 
 
 class DownstreamServer:
@@ -48,6 +61,11 @@ class DownstreamServer:
 
     ``on_elicit`` answers the questions the server asks during calls that bring no
     handler of their own, or whose call cannot be told (see :mod:`.elicit`).
+
+    With ``auth = "oauth"`` each request carries the token of the owner whose run makes
+    it (``oauth.OWNER``): one client serves everybody at 2026-07-28, where requests
+    stand alone; in the handshake era a server binds its session to the credential that
+    opened it, so each owner gets a client of their own.
     """
 
     def __init__(
@@ -57,19 +75,34 @@ class DownstreamServer:
         *,
         transport: ClientTransport | None = None,
         on_elicit: ElicitHandler = nobody_to_ask,
+        accounts: Accounts | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._transport = transport
         self._questions = Questions(name, on_elicit)
-        self._client: Client[Any] | None = None
+        self._accounts = accounts
+        self._clients: dict[str | None, Client[Any]] = {}
         self._tools: list[mt.Tool] | None = None
         self._lock = anyio.Lock()
+
+    @property
+    def _key(self) -> str | None:
+        """Whose client a request of this context goes through (None: the shared one)."""
+        per_owner = self.config.auth == "oauth" and self.config.protocol != "2026-07-28"
+        return OWNER.get() if per_owner else None
 
     def _new_client(self) -> Client[Any]:
         from agents_mcp.downstream.connect import new_client, transport_for
 
-        transport = self._transport or transport_for(self.config, self.log_path)
+        transport = self._transport
+        if transport is None:
+            auth = None
+            if self.config.auth is not None:
+                if self._accounts is None:
+                    raise ConfigError(f"{self.name}: sign-ins need the thread database")
+                auth = self._accounts.auth_for(self.name)
+            transport = transport_for(self.config, self.log_path, auth)
         return new_client(
             self.config, transport, questions=self._questions, tools_changed=self.tools_changed
         )
@@ -80,25 +113,33 @@ class DownstreamServer:
         self.invalidate()
 
     async def _connected(self) -> Client[Any]:
-        client = self._client
+        key = self._key
+        client = self._clients.get(key)
         if client is not None:  # the common case, without taking the lock
             return client
         async with self._lock:
-            if self._client is None:
+            if key not in self._clients:
                 client = self._new_client()
                 try:
                     with anyio.fail_after(self.config.init_timeout + 5), Questions.outside_calls():
                         await client.__aenter__()  # type: ignore[no-untyped-call]
                 except BaseException:  # failed or cancelled mid-handshake: leave no child behind
-                    with anyio.move_on_after(5, shield=True):
-                        try:
-                            await client.close()  # type: ignore[no-untyped-call]
-                        except Exception as exc:
-                            log.debug("%s: close after a failed connect: %s", self.name, exc)
+                    await self._close(key, client, "a failed connect")
                     raise
-                self._client = client
+                self._clients[key] = client
                 log.info("%s: connected (%s)", self.name, client.protocol_version)
-            return self._client
+                if len(self._clients) > OWNER_CLIENTS:
+                    oldest = next(iter(self._clients))
+                    await self._close(oldest, self._clients.pop(oldest), "eviction")
+            return self._clients[key]
+
+    async def _close(self, key: str | None, client: Client[Any], why: str) -> None:
+        """Close ``client`` as its owner (its last requests carry their token)."""
+        with anyio.move_on_after(5, shield=True), acting_for(key):
+            try:
+                await client.close()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # a dead session may fail to close; it is gone anyway
+                log.debug("%s: close after %s: %s", self.name, why, exc)
 
     @property
     def log_path(self) -> Path:
@@ -115,16 +156,24 @@ class DownstreamServer:
         self._tools = None
 
     async def tools(self) -> list[mt.Tool]:
-        """The server's tools, from cache when possible. Raises when it is unreachable."""
+        """The server's tools, from cache when possible. Raises when it is unreachable
+        (``SignInRequired`` when the owner must sign in first)."""
         if self._tools is None:
-            client = await self._connected()
-            try:
-                self._tools = list(await client.list_tools())
-            except Exception as exc:
-                if _is_dead(exc, client):
-                    await self._reset(client)
-                raise
+            self._tools = (
+                await self._list()
+                if self.config.auth is None
+                else await listed(self.name, self._list)
+            )
         return self._tools
+
+    async def _list(self) -> list[mt.Tool]:
+        client = await self._connected()
+        try:
+            return list(await client.list_tools())
+        except Exception as exc:
+            if _is_dead(exc, client):
+                await self._reset(client)
+            raise
 
     async def call(
         self,
@@ -135,7 +184,20 @@ class DownstreamServer:
         on_elicit: ElicitHandler | None = None,
     ) -> ToolOutput:
         """Call ``tool``; every failure becomes an error text for the model. Questions the
-        server asks during the call go to ``on_elicit`` (None: the server's handler)."""
+        server asks during the call go to ``on_elicit`` (None: the server's handler).
+        When the owner must sign in first, the call does not run: the output says where
+        (``ToolOutput.sign_in``)."""
+        if self.config.auth is None:
+            return await self._call(tool, arguments, meta, on_elicit)
+        return await signed(self.name, lambda: self._call(tool, arguments, meta, on_elicit))
+
+    async def _call(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        meta: dict[str, Any] | None,
+        on_elicit: ElicitHandler | None,
+    ) -> ToolOutput:
         try:
             client = await self._connected()
         except Exception as exc:
@@ -175,19 +237,21 @@ class DownstreamServer:
         )
 
     async def _reset(self, failed: Client[Any] | None) -> None:
-        """Forget the client ``failed`` (None: whichever is current), so the next call
-        connects again. A late reset for a client already replaced is ignored: it must
-        not close the fresh, healthy one."""
+        """Forget the client ``failed`` (None: every one), so the next call connects
+        again. A late reset for a client already replaced is ignored: it must not close
+        the fresh, healthy one."""
         async with self._lock:
-            if failed is not None and self._client is not failed:
-                return
-            client, self._client, self._tools = self._client, None, None
-        if client is not None:
-            with anyio.move_on_after(5, shield=True):
-                try:
-                    await client.close()  # type: ignore[no-untyped-call]
-                except Exception as exc:  # a dead session may fail to close; it is gone anyway
-                    log.debug("%s: close failed: %s", self.name, exc)
+            if failed is None:
+                gone = list(self._clients.items())
+                self._clients.clear()
+            else:
+                gone = [(k, c) for k, c in self._clients.items() if c is failed]
+                if not gone:
+                    return
+                del self._clients[gone[0][0]]
+            self._tools = None
+        for key, client in gone:
+            await self._close(key, client, "a reset")
 
     async def aclose(self) -> None:
         await self._reset(None)
@@ -253,6 +317,13 @@ class AgentToolset:
         async def fetch(server: DownstreamServer) -> None:
             try:
                 found[server.name] = await server.tools()
+            except SignInRequired as exc:
+                failed[server.name] = Unavailable(
+                    server=server.name,
+                    reason="the user has not signed in to it yet",
+                    required=server.config.required,
+                    sign_in=SignIn(server=server.name, url=exc.url),
+                )
             except Exception as exc:
                 why = unavailable_reason(server.config, exc)
                 log.warning("%s: cannot list tools: %s", server.name, why)

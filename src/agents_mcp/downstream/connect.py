@@ -44,10 +44,18 @@ class LargeResultsHTTP(ClientTransport):
     connect, reads as long as the client's request timeout).
     """
 
-    def __init__(self, url: str, headers: dict[str, str], max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        max_event_bytes: int,
+        auth: httpx2.Auth | None = None,
+    ) -> None:
         self.url = url
         self.headers = headers
         self.max_event_bytes = max_event_bytes
+        self.auth = auth
+        """What authenticates each request (``auth = "oauth"``: the owner's token)."""
 
     @contextlib.asynccontextmanager
     async def connect_session(
@@ -58,7 +66,7 @@ class LargeResultsHTTP(ClientTransport):
         read = session_kwargs.get("read_timeout_seconds")
         timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
         async with (
-            httpx2.AsyncClient(headers=self.headers, timeout=timeout) as http,
+            httpx2.AsyncClient(headers=self.headers, timeout=timeout, auth=self.auth) as http,
             streamable_http_client(
                 self.url, http_client=http, max_sse_event_size=self.max_event_bytes
             ) as (read_stream, write_stream),
@@ -80,9 +88,11 @@ class _ListChanged(MessageHandler):
         self.changed()
 
 
-def transport_for(config: DownstreamServerConfig, log_file: Path) -> ClientTransport:
+def transport_for(
+    config: DownstreamServerConfig, log_file: Path, auth: httpx2.Auth | None = None
+) -> ClientTransport:
     """The transport to the server ``config`` describes; a stdio server's stderr goes to
-    ``log_file``, after a header line for this start."""
+    ``log_file``, after a header line for this start; ``auth`` authenticates HTTP requests."""
     if config.command is not None:
         inherited = {k: os.environ[k] for k in INHERITED if k in os.environ}
         return StdioTransport(
@@ -94,7 +104,7 @@ def transport_for(config: DownstreamServerConfig, log_file: Path) -> ClientTrans
             log_file=start_log(log_file, config.command),  # not args: they may hold secrets
         )
     assert config.url is not None
-    return LargeResultsHTTP(config.url, dict(config.headers), config.max_result_bytes)
+    return LargeResultsHTTP(config.url, dict(config.headers), config.max_result_bytes, auth)
 
 
 def new_client(

@@ -296,7 +296,7 @@ class SQLStore(Reads):
             indexes = await append(tx, thread_id, messages, claim, final=complete)
             if approvals:
                 await tx.executemany(
-                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
+                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(18))})",
                     [approval_values(a) for a in approvals],
                 )
             if complete:
@@ -346,7 +346,7 @@ class SQLStore(Reads):
             new = [approval_values(a) for a in asked if a.call_id not in known]
             if new:
                 await tx.executemany(
-                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
+                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(18))})",
                     new,
                 )
 
