@@ -73,7 +73,17 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
     mode = db.execute("PRAGMA journal_mode").fetchone()[0]
     assert versions == [v for v, _, _ in MIGRATIONS]
     assert tables == snapshot(
-        ["approvals", "grants", "messages", "runners", "schema_migrations", "threads"]
+        [
+            "approvals",
+            "grants",
+            "messages",
+            "oauth_clients",
+            "oauth_pending",
+            "oauth_tokens",
+            "runners",
+            "schema_migrations",
+            "threads",
+        ]
     )
     assert mode == "wal"
     store = await open_store(tmp_path / "t.db")  # opening again applies nothing twice

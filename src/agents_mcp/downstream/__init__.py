@@ -268,9 +268,10 @@ class Downstreams:
         cls,
         configs: Mapping[str, DownstreamServerConfig],
         transports: Mapping[str, ClientTransport | FastMCP] | None = None,
+        accounts: Accounts | None = None,
     ) -> Downstreams:
         """Servers for ``configs``; ``transports`` replaces some by name (e.g. in-process
-        ``FastMCP`` servers in tests)."""
+        ``FastMCP`` servers in tests); ``accounts``: the sign-ins of ``auth`` servers."""
         given: dict[str, ClientTransport] = {}
         for name, t in (transports or {}).items():
             if isinstance(t, FastMCP):
@@ -280,7 +281,7 @@ class Downstreams:
             given[name] = t
         return cls(
             {
-                name: DownstreamServer(name, cfg, transport=given.get(name))
+                name: DownstreamServer(name, cfg, transport=given.get(name), accounts=accounts)
                 for name, cfg in configs.items()
             }
         )

@@ -146,6 +146,9 @@ class Run:
     """Whether someone shows the model's text as it streams (a terminal chat)."""
     output_schema: Mapping[str, Any] | None = None
     """The JSON Schema this turn's final answer must meet (else the agent's, if any)."""
+    owner: str | None = None
+    """Whose thread it is: downstream servers that sign each person in get this owner's
+    token (a delegation's run inherits its parent's)."""
 
     @property
     def schema(self) -> Mapping[str, Any] | None:

@@ -20,10 +20,11 @@ from fastmcp.server.auth import AuthProvider
 from agents_mcp import __version__
 from agents_mcp.config import Config
 from agents_mcp.llm import LLM
-from agents_mcp.server import resources, tools
+from agents_mcp.server import consent, resources, tools
 from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
+from agents_mcp.server.consent import add_callback
 from agents_mcp.server.deps import DEPS, Deps, Settings
 from agents_mcp.server.ui.apps import add_thread_view
 from agents_mcp.store import resolve_db
@@ -44,11 +45,14 @@ def create_server(
     transports: Mapping[str, Any] | None = None,
     wait_seconds: float | None = None,
     auth: AuthProvider | None = None,
+    callback_url: str | None = None,
 ) -> FastMCP:
     """Build the agents-mcp server for ``config``.
 
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
+    ``callback_url``: served over HTTP, where sign-ins to downstream servers come back
+    (this server's ``/oauth/callback``); None: a loopback listener (stdio).
     """
     path = resolve_db(config.server.db, db_path)
     settings = Settings.of(config, wait_seconds)
@@ -57,8 +61,11 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with open_threads(config, db_path=path, llms=llms, transports=transports) as threads:
+        async with open_threads(
+            config, db_path=path, llms=llms, transports=transports, callback_url=callback_url
+        ) as threads:
             running["threads"] = threads
+            consent.notify(threads.accounts)
             try:
                 yield {DEPS: Deps(threads=threads, access=access, settings=settings)}
             finally:
@@ -82,4 +89,5 @@ def create_server(
         auth_required=auth is not None,
         person_decides=settings.person,
     )
+    add_callback(mcp, lambda: running.get("threads"))
     return mcp

@@ -16,6 +16,7 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps
+from agents_mcp.store import Approval
 
 log = logging.getLogger("agents_mcp.server")
 
@@ -50,8 +51,8 @@ async def ask_inline(
     call pending and the caller gets the structured ``needs_approval`` result as usual.
     """
     owner = current_caller().owner
-    while summary.thread.status == "needs_approval" and summary.pending:
-        a = summary.pending[0]
+    while summary.thread.status == "needs_approval" and (calls := _calls(summary)):
+        a = calls[0]
         message = (
             f"Agent {summary.thread.agent!r} wants to call {a.server}__{a.tool} with"
             f" {a.arguments[:2000]}. Allow it?"
@@ -79,3 +80,8 @@ async def ask_inline(
             progress=progress,
         )
     return summary
+
+
+def _calls(summary: TurnSummary) -> list[Approval]:
+    """The pending calls to decide (sign-ins are asked for elsewhere: ``consent``)."""
+    return [a for a in summary.pending if a.kind != "authorization"]

@@ -23,6 +23,12 @@ from agents_mcp.server.pages import (
     message_uri,
     thread_uri,
 )
+from agents_mcp.server.signins import (
+    PendingAuthorization,
+    SignInPreview,
+    pending_authorization,
+    sign_in_text,
+)
 from agents_mcp.store import Approval, StoredMessage, Thread
 
 META_THREAD_ID = "agents-mcp/thread_id"
@@ -94,12 +100,18 @@ class AgentResult(BaseModel):
         description="Servers whose tools the agent could not use in this turn, and why"
         " (present only when there are some)",
     )
+    pending_authorizations: list[PendingAuthorization] = Field(
+        default_factory=list[PendingAuthorization],
+        description="Sign-ins the agent waits for (status needs_approval; present only when"
+        " there are some): give the user each url; the run goes on once they signed in",
+    )
 
     @model_serializer(mode="wrap")
     def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        if not data.get("unavailable"):
-            data.pop("unavailable", None)
+        for key in ("unavailable", "pending_authorizations"):
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
     output: Any = Field(
@@ -159,6 +171,11 @@ class ThreadInfo(BaseModel):
     pending_approvals: list[PendingPreview] = Field(
         default_factory=list["PendingPreview"],
         description="For threads that need approval: the calls waiting",
+    )
+    pending_authorizations: list[SignInPreview] = Field(
+        default_factory=list[SignInPreview],
+        exclude_if=lambda v: not v,
+        description="For threads that wait for the user to sign in: where (only when some)",
     )
 
 
@@ -258,7 +275,8 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
     """The result of ``s``; with ``budget``, the pending calls' arguments share it (each
     cut to fit, with the resource that has it whole), else they are whole (the CLI)."""
     t = s.thread
-    limit = None if budget is None else max(MIN_ARGUMENTS, budget // max(1, len(s.pending)))
+    calls = [a for a in s.pending if a.kind != "authorization"]
+    limit = None if budget is None else max(MIN_ARGUMENTS, budget // max(1, len(calls)))
     error = (
         RunErrorInfo(type=t.error_type or "error", message=t.error_message or "")
         if t.status == "failed" or t.error_type
@@ -269,7 +287,10 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
         agent=t.agent,
         status=t.status,
         reply=s.reply,
-        pending_approvals=[_pending(a, limit) for a in s.pending],
+        pending_approvals=[_pending(a, limit) for a in calls],
+        pending_authorizations=[
+            pending_authorization(a) for a in s.pending if a.kind == "authorization"
+        ],
         error=error,
         unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
         usage=RunUsage(
@@ -312,6 +333,13 @@ def thread_info(t: Thread, pending: list[Approval], *, now: datetime | None = No
         created_at=t.created_at,
         updated_at=t.updated_at,
         message_count=t.message_count,
+        pending_authorizations=[
+            SignInPreview(
+                call_id=a.call_id, server=a.server, url=a.url or "", age_seconds=_age(a, moment)
+            )
+            for a in pending
+            if a.kind == "authorization"
+        ],
         pending_approvals=[
             PendingPreview(
                 call_id=a.call_id,
@@ -321,11 +349,16 @@ def thread_info(t: Thread, pending: list[Approval], *, now: datetime | None = No
                 arguments_uri=call_uri(a.thread_id, a.call_id)
                 if len(a.arguments) > PREVIEW
                 else None,
-                age_seconds=max(0, int((moment - _parse(a.requested_at)).total_seconds())),
+                age_seconds=_age(a, moment),
             )
             for a in pending
+            if a.kind != "authorization"
         ],
     )
+
+
+def _age(a: Approval, moment: datetime) -> int:
+    return max(0, int((moment - _parse(a.requested_at)).total_seconds()))
 
 
 def _parse(stamp: str) -> datetime:
@@ -369,7 +402,9 @@ def result_text(
         lines.append(
             f"Unavailable to the agent in this turn: the tools of server {u.server!r} ({u.reason})."
         )
-    if r.status == "needs_approval":
+    if r.status == "needs_approval" and r.pending_authorizations:
+        lines += sign_in_text(r.thread_id, r.pending_authorizations)
+    if r.status == "needs_approval" and r.pending_approvals:
         lines.append(
             f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:"
         )
@@ -412,6 +447,8 @@ def result_text(
 def _next(r: AgentResult, person_decides: bool) -> str:
     """The footer's next step: a call that works for ``r.status``."""
     tid = repr(r.thread_id)
+    if r.status == "needs_approval" and not r.pending_approvals and r.pending_authorizations:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the user signed in."
     if r.status == "running":
         return (
             f"Next: get_thread(thread_id={tid}, wait_seconds=30). A new message is refused"

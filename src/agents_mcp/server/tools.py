@@ -25,6 +25,7 @@ from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.answers import agent_tool_result, tool_errors
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
+from agents_mcp.server.consent import ask_sign_in
 from agents_mcp.server.deps import Deps, deps_of, incoming_chain
 from agents_mcp.server.inline import decided
 from agents_mcp.server.results import (
@@ -67,6 +68,7 @@ async def _converse(
     wait = deps.wait(wait_seconds)
     async with deps.progress(ctx) as progress:
         summary = await start(wait, progress)
+        summary = await ask_sign_in(ctx, deps, summary, wait, progress)
         summary = await decided(ctx, deps, summary, wait, progress)
     return agent_tool_result(summary, deps.settings.budget, person_decides=deps.person_decides(ctx))
 

@@ -42,11 +42,12 @@ from agents_mcp.store.records import (
     thread_row,
 )
 from agents_mcp.store.settle import plan_settlement
+from agents_mcp.store.signins import SignInWrites
 from agents_mcp.store.states import StateConflict
 from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
-class SQLStore(Reads):
+class SQLStore(Reads, SignInWrites):
     """Threads, their messages and approvals, in one database."""
 
     def __init__(self, db: Database, leases: Leases) -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents_mcp.config import AgentConfig, Config, ModelConfig, approval_required
 from agents_mcp.downstream import Downstreams
@@ -20,10 +20,15 @@ from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
 from agents_mcp.llm import LLM
 from agents_mcp.llm import build_llm as _build_llm
-from agents_mcp.store import open_store, resolve_db
+from agents_mcp.store import SQLStore, open_store, resolve_db
+from agents_mcp.store.secrets import keys_for
+from agents_mcp.store.tokens import TokenStore
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
 from agents_mcp.toolsets import ToolInfo
+
+if TYPE_CHECKING:
+    from agents_mcp.downstream.signin import Accounts
 
 log = logging.getLogger("agents_mcp.threads.runtime")
 
@@ -65,6 +70,28 @@ def build_agents(
     }
 
 
+async def open_accounts(
+    config: Config, store: SQLStore, stack: AsyncExitStack, callback_url: str | None
+) -> Accounts | None:
+    """The sign-ins to downstream servers (when a server has ``auth``), kept in ``store``."""
+    if not any(c.auth is not None for c in config.mcp_servers.values()):
+        return None
+    from agents_mcp.downstream.loopback import Loopback, loopback_uri
+    from agents_mcp.downstream.signin import Accounts
+
+    port = config.server.oauth_callback_port
+    tokens = TokenStore(store.db, keys_for(store.location))
+    accounts = Accounts(tokens, config.mcp_servers, callback_url or loopback_uri(port))
+    stack.push_async_callback(accounts.aclose)
+    if callback_url is None:
+        listener = Loopback(accounts, port)
+        accounts.on_asked = listener.ensure
+        stack.push_async_callback(listener.aclose)
+    if tokens.keys.usable and await tokens.rotate():
+        log.info("sign-ins re-encrypted with the newest key of %s", tokens.keys.source)
+    return accounts
+
+
 def _context(model: ModelConfig, agent: AgentConfig) -> ContextWindow:
     """The context window of the agent's requests: its model's, less room for the answer."""
     return ContextWindow.of(model.context_tokens, agent.params.max_tokens or model.max_tokens)
@@ -78,6 +105,7 @@ async def open_threads(
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
     recover: bool = True,
+    callback_url: str | None = None,
 ) -> AsyncIterator[Threads]:
     """Open the store, build the agents and yield :class:`Threads`; close all on exit.
 
@@ -86,13 +114,16 @@ async def open_threads(
     Downstream servers connect lazily, on first use, never here. ``recover``: settle and
     resume other processes' abandoned threads, at start and now and then (the server
     does; a one-shot command such as ``agents-mcp pending`` must not run their calls).
+    ``callback_url``: where sign-ins to downstream servers come back to (the HTTP
+    server's ``/oauth/callback``); None: a loopback listener, started when one is asked.
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
             resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
         )
         stack.push_async_callback(store.close)
-        downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
+        accounts = await open_accounts(config, store, stack, callback_url)
+        downstreams = Downstreams.from_config(config.mcp_servers, transports or {}, accounts)
         stack.push_async_callback(downstreams.aclose)
         models: dict[str, LLM] = {}
         for name, model_cfg in config.models.items():
@@ -110,6 +141,10 @@ async def open_threads(
             max_depth=config.server.max_depth,
             max_total_llm_requests=config.server.max_total_llm_requests,
         )
+        if accounts is not None:
+            from agents_mcp.threads.signin import connect
+
+            connect(threads, accounts)
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))

@@ -15,7 +15,7 @@ import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -40,6 +40,9 @@ from agents_mcp.threads.checks import busy, check_continuation, check_message, f
 from agents_mcp.threads.peers import cancel_relayed
 from agents_mcp.threads.runs import SETTLE_SECONDS, Runs
 
+if TYPE_CHECKING:
+    from agents_mcp.downstream.signin import Accounts
+
 log = logging.getLogger("agents_mcp.threads.service")
 
 Scope = Literal["once", "thread"]
@@ -55,6 +58,9 @@ SWEEP_SECONDS = 5.0
 
 class Threads:
     """Chat, approve, get, list and cancel, for one owner at a time."""
+
+    accounts: Accounts | None = None
+    """The sign-ins to downstream servers, when a server has ``auth`` (``runtime``)."""
 
     def __init__(
         self,
@@ -123,12 +129,12 @@ class Threads:
                 new = Transcript(
                     self.store, thread.id, [first], spec.tool_result_budget, thread.revision
                 )
-                self._launch(thread.id, spec, claim, personality, chain, new, schema=schema)
+                self._launch(thread, spec, claim, personality, chain, new, schema=schema)
             else:
                 thread = await self._start_turn(
                     thread, message, claim, personality, schema, _stored(chain)
                 )
-                self._launch(thread.id, spec, claim, personality, chain, schema=schema)
+                self._launch(thread, spec, claim, personality, chain, schema=schema)
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -155,6 +161,8 @@ class Threads:
                 f"thread {root.id!r} belongs to agent {root.agent!r}, which is no longer"
                 " configured; its calls cannot run"
             )
+        if scope == "thread" and target.kind == "authorization":
+            raise InvalidRequest(f"{call_id!r} waits for a sign-in; it can only be decided once")
         if scope == "thread" and target.origin_call_id is not None:
             # Its server and tool are what another agents-mcp says they are: a grant by
             # that name would let our own tool of the same name run unasked.
@@ -442,13 +450,11 @@ class Threads:
     def _resume(self, thread: Thread, spec: Agent, claim: Claim) -> None:
         """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
         incoming = tuple(Link(instance, agent) for instance, agent in thread.caller_chain)
-        self._launch(
-            thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema
-        )
+        self._launch(thread, spec, claim, thread.personality, incoming, schema=thread.output_schema)
 
     def _launch(
         self,
-        thread_id: str,
+        thread: Thread,
         spec: Agent,
         claim: Claim,
         personality: str | None,
@@ -459,6 +465,7 @@ class Threads:
     ) -> None:
         """Run the thread this process has just claimed; ``new``: a new thread's transcript;
         ``schema``: the output schema stored with the turn."""
+        thread_id, owner = thread.id, thread.owner
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
         if new is not None:
@@ -479,6 +486,7 @@ class Threads:
                 state=RunState(transcript=transcript),
                 reads_text=reads_text,
                 output_schema=schema,
+                owner=owner,
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)
