@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests.oauth_helpers import Protected, consent, protected_server
+from tests.postgres import fresh_database
 from tests.processes import agents_mcp_http_process, free_port, write_config
 
 pytestmark = pytest.mark.anyio
@@ -61,19 +64,34 @@ class Setup:
     env: dict[str, str]
     stack: AsyncExitStack
 
-    async def serve(self, port: int | None = None, *, extra: dict[str, str] | None = None) -> str:
-        """One more agents-mcp process on the setup's database; returns its MCP URL."""
+    async def serve(self, port: int | None = None, *, log: Path | None = None) -> str:
+        """One more agents-mcp process on the setup's database (for the rest of the
+        setup); returns its MCP URL."""
         port = port or free_port()
-        env = {**self.env, **(extra or {})}
-        await self.stack.enter_async_context(
-            agents_mcp_http_process(self.config, port=port, db=self.db, env=env)
-        )
+        await self.stack.enter_async_context(self.process(port, log=log))
         return f"http://127.0.0.1:{port}/mcp"
+
+    def process(self, port: int, *, log: Path | None = None) -> Any:
+        """An agents-mcp process (``--debug``, its stderr appended to ``log``)."""
+        command = None
+        if log is not None:
+            argv = [sys.executable, "-m", "agents_mcp", "--debug", "serve", "--config"]
+            argv += [str(self.config), "--transport", "http", "--port", str(port)]
+            argv += ["--db", self.db]
+            command = ["sh", "-c", f'exec {shlex.join(argv)} 2>>"$0"', str(log)]
+        return agents_mcp_http_process(
+            self.config, port=port, db=self.db, env=self.env, command=command
+        )
 
 
 @asynccontextmanager
 async def setup(
-    tmp_path: Path, db: str, *, public_url: str | None = None, protocol: str = "legacy"
+    tmp_path: Path,
+    db: str,
+    *,
+    public_url: str | None = None,
+    protocol: str = "legacy",
+    key: str | None = None,
 ) -> AsyncIterator[Setup]:
     async with AsyncExitStack() as stack:
         protected = stack.enter_context(protected_server(tmp_path))
@@ -102,11 +120,11 @@ async def setup(
             },
         )
         env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
-        env["AGENTS_MCP_SECRET_KEY"] = KEY
+        if key is not None:
+            env["AGENTS_MCP_SECRET_KEY"] = key
+        else:  # the key file beside a SQLite database
+            os.environ.pop("AGENTS_MCP_SECRET_KEY", None)
         yield Setup(protected, config, db, env, stack)
-
-
-KEY = Fernet.generate_key().decode()
 
 
 def client(url: str, owner: str) -> Client[Any]:
@@ -139,7 +157,9 @@ async def test_alice_and_bob_each_sign_in_and_act_as_themselves(tmp_path: Path) 
             paused_a = await tool(alice, "chat_with_agent", agent="messenger", message="hi from A")
             assert s.protected.calls() == []
             shown = await sign_in(s, paused_a, "alice")
-            done_a = await tool(alice, "get_thread", thread_id=paused_a["thread_id"], wait_seconds=60)
+            done_a = await tool(
+                alice, "get_thread", thread_id=paused_a["thread_id"], wait_seconds=60
+            )
             # Bob: the tools are known, his call itself waits for his sign-in.
             paused_b = await tool(bob, "chat_with_agent", agent="messenger", message="hi from B")
             listed = await tool(bob, "list_threads", status="needs_approval")
@@ -171,3 +191,94 @@ async def test_alice_and_bob_each_sign_in_and_act_as_themselves(tmp_path: Path) 
         ("send", "bob"),
         ("send", "alice"),
     ]
+
+
+def stored_tokens(db: Path, key: bytes) -> list[dict[str, Any]]:
+    """The tokens in the database, decrypted with ``key`` (as only agents-mcp can)."""
+    rows = sqlite3.connect(db).execute("SELECT owner, token FROM oauth_tokens ORDER BY owner")
+    return [{"owner": o, **json.loads(Fernet(key).decrypt(t.encode()))} for o, t in rows]
+
+
+async def test_a_restart_between_the_pause_and_the_sign_in(tmp_path: Path) -> None:
+    """The sign-in waits in the database: a server started again on the same address
+    finishes it, and the call that waited runs once. The tokens are encrypted with the
+    key file made beside the database; nothing secret reaches the logs."""
+    db = tmp_path / "threads.db"
+    log = tmp_path / "agents-mcp.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    async with setup(tmp_path, str(db)) as s:
+        async with s.process(port, log=log):
+            async with client(url, "alice") as alice, client(url, "bob") as bob:
+                first = await tool(alice, "chat_with_agent", agent="messenger", message="one")
+                location = await consent(
+                    s.protected, first["pending_authorizations"][0]["url"], "alice"
+                )
+                async with httpx2.AsyncClient() as http:
+                    assert (await http.get(location)).status_code == 200
+                await tool(alice, "get_thread", thread_id=first["thread_id"], wait_seconds=60)
+                paused = await tool(bob, "chat_with_agent", agent="messenger", message="two")
+        assert [c["subject"] for c in s.protected.calls()] == ["alice"]
+        async with s.process(port, log=log):  # the same server, started again
+            shown = await sign_in(s, paused, "bob")
+            async with client(url, "bob") as bob:
+                done = await tool(bob, "get_thread", thread_id=paused["thread_id"], wait_seconds=60)
+                again = await tool(bob, "chat_with_agent", agent="messenger", message="three",
+                                   thread_id=paused["thread_id"])  # fmt: skip
+    assert "Signed in to prot" in shown
+    assert (done["status"], done["reply"]) == ("completed", "done: sent 'two' as bob")
+    assert again["status"] == "completed"
+    assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [
+        ("send", "alice"),
+        ("send", "bob"),
+        ("send", "bob"),
+    ]
+    key_file = tmp_path / "threads.db.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    tokens = stored_tokens(db, key_file.read_bytes().strip())
+    assert [t["owner"] for t in tokens] == ["alice", "bob"]
+    wal = tmp_path / "threads.db-wal"
+    raw = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    secrets = [t["access_token"] for t in tokens] + [t["refresh_token"] for t in tokens]
+    secrets.append(dict(p.split("=", 1) for p in location.split("?", 1)[1].split("&"))["code"])
+    assert all(secret.encode() not in raw for secret in secrets)
+    with pytest.raises(InvalidToken):
+        stored_tokens(db, Fernet.generate_key())
+    logged = log.read_text()
+    assert "signed in to prot" in logged  # the audit line, and nothing secret
+    assert [secret for secret in secrets if secret in logged] == []
+
+
+async def test_the_sign_in_lands_on_another_replica(tmp_path: Path, pg_cluster: str) -> None:
+    """Two replicas on one PostgreSQL database, sign-ins coming back to the second (the
+    public address): a run paused on the first resumes when the second gets the code."""
+    db = await fresh_database(pg_cluster)
+    second = free_port()
+    public = f"http://127.0.0.1:{second}"
+    key = Fernet.generate_key().decode()
+    async with setup(tmp_path, db, public_url=public, key=key, protocol="2026-07-28") as s:
+        one, two = await s.serve(), await s.serve(second)
+        async with client(one, "alice") as alice, client(two, "bob") as bob:
+            paused = await tool(alice, "chat_with_agent", agent="messenger", message="from one")
+            link = paused["pending_authorizations"][0]["url"]
+            shown = await sign_in(s, paused, "alice")  # answered by the second replica
+            done = await tool(alice, "get_thread", thread_id=paused["thread_id"], wait_seconds=60)
+            other = await tool(bob, "chat_with_agent", agent="messenger", message="from two")
+            await sign_in(s, other, "bob")
+            followed = await tool(bob, "get_thread", thread_id=other["thread_id"], wait_seconds=60)
+        # A replica without the key keeps no sign-in, and says how to set it.
+        s.env.pop("AGENTS_MCP_SECRET_KEY")
+        async with client(await s.serve(), "alice") as alice:
+            keyless = await tool(alice, "chat_with_agent", agent="messenger", message="x")
+    assert "redirect_uri=" + public.replace(":", "%3A").replace("/", "%2F") in link
+    assert "Signed in to prot" in shown
+    assert (done["status"], done["reply"]) == ("completed", "done: sent 'from one' as alice")
+    assert followed["reply"] == "done: sent 'from two' as bob"
+    assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [
+        ("send", "alice"),
+        ("send", "bob"),
+    ]
+    # Alice is signed in already: the keyless replica reads her token... and cannot.
+    assert keyless["status"] == "completed", keyless
+    [unavailable] = keyless["unavailable"]
+    assert "AGENTS_MCP_SECRET_KEY" in unavailable["reason"]

@@ -39,11 +39,10 @@ from agents_mcp.downstream.elicit import (
     nobody_to_ask,
 )
 from agents_mcp.downstream.logs import LOG_HEADER, log_dir
-from agents_mcp.downstream.oauth import OWNER, SignInRequired, acting_for, listed, signed
+from agents_mcp.downstream.oauth import OWNER, NotAuthorized, acting_for, listed, signed
 from agents_mcp.errors import ConfigError, internal_error
 from agents_mcp.toolsets import (
     Available,
-    SignIn,
     ToolInfo,
     ToolOutput,
     Unavailable,
@@ -318,12 +317,12 @@ class AgentToolset:
         async def fetch(server: DownstreamServer) -> None:
             try:
                 found[server.name] = await server.tools()
-            except SignInRequired as exc:
+            except NotAuthorized as exc:
                 failed[server.name] = Unavailable(
                     server=server.name,
-                    reason="the user has not signed in to it yet",
+                    reason=exc.reason,
                     required=server.config.required,
-                    sign_in=SignIn(server=server.name, url=exc.url),
+                    sign_in=exc.sign_in,
                 )
             except Exception as exc:
                 why = unavailable_reason(server.config, exc)

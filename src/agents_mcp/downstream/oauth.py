@@ -183,13 +183,14 @@ def quiet_sdk_pauses() -> None:
         sdk.addFilter(_QUIET)
 
 
-class SignInRequired(Exception):
-    """A server's tools cannot be listed before the owner signs in at ``url``."""
+class NotAuthorized(Exception):
+    """A server's tools cannot be listed: the owner must sign in first (``sign_in``), or
+    authorizing failed (``reason`` says why)."""
 
-    def __init__(self, server: str, url: str) -> None:
-        super().__init__(f"sign-in to {server!r} needed before its tools can be used")
-        self.server = server
-        self.url = url
+    def __init__(self, reason: str, sign_in: SignIn | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sign_in = sign_in
 
 
 def sign_in_of(box: list[BaseException]) -> AuthorizationRequired | None:
@@ -233,7 +234,7 @@ async def signed(server: str, call: Callable[[], Awaitable[ToolOutput]]) -> Tool
 
 async def listed(server: str, fetch: Callable[[], Awaitable[list[mt.Tool]]]) -> list[mt.Tool]:
     """List an OAuth server's tools as :func:`signed` makes a call; raises
-    :class:`SignInRequired` when the owner must sign in first."""
+    :class:`NotAuthorized` when the owner must sign in first, or authorizing failed."""
     for retry in (False, True):
         with auth_box(retry=retry) as box:
             try:
@@ -242,7 +243,8 @@ async def listed(server: str, fetch: Callable[[], Awaitable[list[mt.Tool]]]) -> 
                 if not box:
                     raise
                 if (need := sign_in_of(box)) is not None:
-                    raise SignInRequired(server, need.url) from None
+                    sign_in = SignIn(server=server, url=need.url)
+                    raise NotAuthorized("the user has not signed in to it yet", sign_in) from None
                 if not (wants_retry(box) and not retry):
-                    raise ConnectionError(auth_error(box, server)) from exc
+                    raise NotAuthorized(auth_error(box, server)) from exc
     raise AssertionError("unreachable")
