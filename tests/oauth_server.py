@@ -115,7 +115,9 @@ def make_app(port: int, log: str | None) -> Any:
     @mcp.custom_route("/test/expire", methods=["GET"])
     async def expire(request: Request) -> JSONResponse:
         for key, token in list(provider.access_tokens.items()):
-            provider.access_tokens[key] = token.model_copy(update={"expires_at": int(time.time()) - 1})
+            provider.access_tokens[key] = token.model_copy(
+                update={"expires_at": int(time.time()) - 1}
+            )
         return JSONResponse({"expired": len(provider.access_tokens)})
 
     return mcp.http_app(path="/mcp")

@@ -350,6 +350,21 @@ class TokenStore:
 
         return [approval_row(r) for r in await self.db.read("oauth_waiting", body)]
 
+    async def approve_waiting(self, owner: str, server: str, reason: str) -> int:
+        """Record the owner's sign-in items for ``server`` as given, without running
+        anything: a process that serves the threads resumes them (its sweep, or at its
+        start), as after a restart. Returns how many."""
+
+        async def body(tx: Tx) -> int:
+            return await tx.execute(
+                "UPDATE approvals SET status='approved', reason=?, decided_at=?"
+                " WHERE kind='authorization' AND status='pending' AND server=?"
+                " AND thread_id IN (SELECT id FROM threads WHERE owner=?)",
+                (reason, now(), server, owner),
+            )
+
+        return await self.db.transaction("oauth_approve_waiting", body)
+
     async def rotate(self) -> int:
         """Rewrite every secret with the newest key (after a key was put in front of
         ``AGENTS_MCP_SECRET_KEY``); returns how many were rewritten."""
