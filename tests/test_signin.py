@@ -208,16 +208,19 @@ async def test_a_restart_between_the_pause_and_the_sign_in(tmp_path: Path) -> No
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     async with setup(tmp_path, str(db)) as s:
-        async with s.process(port, log=log):
-            async with client(url, "alice") as alice, client(url, "bob") as bob:
-                first = await tool(alice, "chat_with_agent", agent="messenger", message="one")
-                location = await consent(
-                    s.protected, first["pending_authorizations"][0]["url"], "alice"
-                )
-                async with httpx2.AsyncClient() as http:
-                    assert (await http.get(location)).status_code == 200
-                await tool(alice, "get_thread", thread_id=first["thread_id"], wait_seconds=60)
-                paused = await tool(bob, "chat_with_agent", agent="messenger", message="two")
+        async with (
+            s.process(port, log=log),
+            client(url, "alice") as alice,
+            client(url, "bob") as bob,
+        ):
+            first = await tool(alice, "chat_with_agent", agent="messenger", message="one")
+            location = await consent(
+                s.protected, first["pending_authorizations"][0]["url"], "alice"
+            )
+            async with httpx2.AsyncClient() as http:
+                assert (await http.get(location)).status_code == 200
+            await tool(alice, "get_thread", thread_id=first["thread_id"], wait_seconds=60)
+            paused = await tool(bob, "chat_with_agent", agent="messenger", message="two")
         assert [c["subject"] for c in s.protected.calls()] == ["alice"]
         async with s.process(port, log=log):  # the same server, started again
             shown = await sign_in(s, paused, "bob")
