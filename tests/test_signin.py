@@ -285,3 +285,41 @@ async def test_the_sign_in_lands_on_another_replica(tmp_path: Path, pg_cluster: 
     assert keyless["status"] == "completed", keyless
     [unavailable] = keyless["unavailable"]
     assert "AGENTS_MCP_SECRET_KEY" in unavailable["reason"]
+
+
+SDK_SIGNIN = Path(__file__).parent / "browser" / "sdk_signin.mjs"
+
+
+async def sdk_client(url: str, owner: str, mode: str, s: Setup) -> dict[str, Any]:
+    """``tests/browser/sdk_signin.mjs``: the official TypeScript SDK client."""
+    with anyio.fail_after(BOUND):
+        done = await anyio.run_process(
+            ["node", str(SDK_SIGNIN), url, TOKENS[owner], mode, s.protected.base, owner],
+            cwd=SDK_SIGNIN.parent,
+        )
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+async def test_the_sign_in_is_asked_in_a_client_that_declares_url_elicitation(
+    tmp_path: Path,
+) -> None:
+    async with setup(tmp_path, str(tmp_path / "threads.db")) as s:
+        url = await s.serve()
+        asked = await sdk_client(url, "alice", "url", s)
+        structured = await sdk_client(url, "bob", "none", s)
+    [elicitation] = asked["elicitations"]
+    assert elicitation["mode"] == "url"
+    assert elicitation["message"] == "Agent 'messenger' needs you to sign in to prot to go on."
+    assert elicitation["url"].startswith(s.protected.base + "/authorize?")
+    assert [p["status"] for p in asked["pages"]] == [200]
+    assert asked["completed"] == [elicitation["id"]]
+    assert asked["result"]["status"] == "completed"
+    assert asked["result"]["reply"] == "done: sent 'hi from alice' as alice"
+    # Without URL mode: the structured item, with the same kind of link.
+    assert structured["elicitations"] == []
+    assert structured["result"]["status"] == "needs_approval"
+    [item] = structured["result"]["pending_authorizations"]
+    assert (item["server"], item["tool"]) == ("prot", "send")
+    assert item["url"].startswith(s.protected.base + "/authorize?")
+    assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "alice")]
