@@ -92,13 +92,14 @@ async def setup(
     public_url: str | None = None,
     protocol: str = "legacy",
     key: str | None = None,
+    tokens: bool = True,
 ) -> AsyncIterator[Setup]:
     async with AsyncExitStack() as stack:
         protected = stack.enter_context(protected_server(tmp_path))
         model_url = await stack.enter_async_context(FakeChatServer(Model()).serve())
-        server: dict[str, Any] = {
-            "tokens": {owner: {"token": token} for owner, token in TOKENS.items()}
-        }
+        server: dict[str, Any] = {}
+        if tokens:
+            server["tokens"] = {owner: {"token": token} for owner, token in TOKENS.items()}
         if public_url is not None:
             server["public_url"] = public_url
         config = write_config(
@@ -128,7 +129,7 @@ async def setup(
 
 
 def client(url: str, owner: str) -> Client[Any]:
-    transport = StreamableHttpTransport(url, auth=TOKENS[owner])
+    transport = StreamableHttpTransport(url, auth=TOKENS.get(owner))
     return Client(transport, timeout=BOUND)
 
 
@@ -323,3 +324,35 @@ async def test_the_sign_in_is_asked_in_a_client_that_declares_url_elicitation(
     assert (item["server"], item["tool"]) == ("prot", "send")
     assert item["url"].startswith(s.protected.base + "/authorize?")
     assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "alice")]
+
+
+async def test_the_thread_views_sign_in_button_in_chromium(tmp_path: Path) -> None:
+    from tests.server.test_ui_browser import CHROMIUM, _missing
+
+    if missing := _missing():
+        pytest.fail(f"the browser test needs {', '.join(missing)}; .ci/run installs them")
+    out = Path(__file__).parent.parent / "test-output" / "browser"
+    out.mkdir(parents=True, exist_ok=True)
+    async with setup(tmp_path, str(tmp_path / "threads.db"), tokens=False) as s:
+        url = await s.serve()
+        async with client(url, "local") as local:
+            paused = await tool(
+                local, "chat_with_agent", agent="messenger", message="from the view"
+            )
+        await s.protected.test_route("/test/login?user=local")  # who signs in, in the browser
+        view = url.removesuffix("/mcp") + f"/threads/{paused['thread_id']}"
+        with anyio.fail_after(BOUND):
+            done = await anyio.run_process(
+                ["node", str(SDK_SIGNIN.parent / "signin.mjs"), view],
+                cwd=SDK_SIGNIN.parent,
+                env={**os.environ, "CHROMIUM": CHROMIUM, "OUT_DIR": str(out)},
+            )
+        report = json.loads(done.stdout)
+    assert report.get("error") is None, report
+    assert (report["button"], report["before"]) == ("Sign in to prot", "needs_approval")
+    assert report["callback"]["url"] == url.removesuffix("/mcp") + "/oauth/callback"
+    assert report["callback"]["text"].startswith("Signed in to prot.")
+    assert (report["after"], report["cards"]) == ("completed", 0)
+    assert report["reply"] == "done: sent 'from the view' as local"
+    assert report["problems"] == []
+    assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "local")]
