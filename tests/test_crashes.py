@@ -3,7 +3,8 @@
 A person asks for a note (the call waits for approval), then approves it, or cancels
 it. The server (``agents-mcp serve`` over stdio, a real downstream server subprocess
 counting what it executes, the model behind the Chat Completions fake) is killed at each
-point where the store commits something (``AGENTS_MCP_KILL_AT``), restarted on the same
+point where the store commits something (``AGENTS_MCP_KILL_AT`` of
+``tests/killable_server.py``, the server's test entry point), restarted on the same
 database, and the person carries on. Then:
 
 * the database passes ``PRAGMA integrity_check``;
@@ -35,6 +36,7 @@ from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
 from agents_mcp.store.states import MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
+from tests import killable_server
 from tests.conftest import DOWNSTREAM
 from tests.processes import ROOT, write_config
 
@@ -59,9 +61,10 @@ class Model:
 
 @contextlib.asynccontextmanager
 async def server(config: Path, db: Path, env: dict[str, str]) -> AsyncIterator[Client[Any]]:
+    python, *args = killable_server.command("serve", "--config", str(config), "--db", str(db))
     transport = StdioTransport(
-        sys.executable,
-        ["-m", "agents_mcp", "serve", "--config", str(config), "--db", str(db)],
+        python,
+        args,
         env=env,
         cwd=str(ROOT),
         keep_alive=False,
@@ -138,7 +141,7 @@ async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str) -> None:
         trace = tmp_path / "trace.txt"
         with anyio.fail_after(BOUND):
             async with server(
-                config, tmp_path / "trace.db", {**env, "AGENTS_MCP_TRACE": str(trace)}
+                config, tmp_path / "trace.db", {**env, killable_server.TRACE: str(trace)}
             ) as client:
                 await journey(client, ending)
         hits: dict[str, int] = {}
@@ -155,7 +158,7 @@ async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str) -> None:
             log.unlink(missing_ok=True)
             with anyio.fail_after(BOUND):
                 with contextlib.suppress(Exception):  # it dies under the client's feet
-                    async with server(config, db, {**env, "AGENTS_MCP_KILL_AT": at}) as client:
+                    async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
                         await journey(client, ending)
             counts["kills"] += 1
             with anyio.fail_after(BOUND * 2):
@@ -198,3 +201,10 @@ _READS = (
     ":pending_approvals",
 )
 """Reads change nothing: a kill there is a kill at the write before."""
+
+
+def test_the_product_reads_no_test_hooks() -> None:
+    """Killing and tracing are the test entry point's; the package never reads them."""
+    for path in (ROOT / "src").rglob("*.py"):
+        text = path.read_text()
+        assert killable_server.KILL_AT not in text and killable_server.TRACE not in text, path

@@ -280,7 +280,7 @@ async def test_a_replica_killed_under_load_leaves_nothing_stuck(
     call ran once, or says it may have run (killed between starting it and its end)."""
     count = 60
     model = Model(latency=0.1)
-    async with replicas(tmp_path, pg_cluster, model, approval="always", lease_seconds=3) as r:
+    async with replicas(tmp_path, pg_cluster, model, approval="always", lease_seconds=10) as r:
         clients = [client(u) for u in r.urls]
         async with AsyncExitStack() as stack:
             for c in clients:

@@ -43,7 +43,14 @@ class ConfigError(AgentsMCPError):
 
 
 class StoreError(AgentsMCPError):
-    """The thread database failed; the message names the cause and what to do about it."""
+    """The thread database failed; the message names the cause and what to do about it,
+    with the database's location and the driver's words: for the log and the operator.
+    ``public`` says what happened without them, for MCP clients (see :func:`store_failure`).
+    """
+
+    def __init__(self, message: str, *, public: str = "it failed") -> None:
+        super().__init__(message)
+        self.public = public
 
 
 class LostClaim(AgentsMCPError):
@@ -132,6 +139,17 @@ def internal_error(exc: BaseException, where: str) -> InternalError:
     log.error("%s failed [%s]", where, error_id, exc_info=exc)
     return InternalError(
         f"internal error (id {error_id}); the server log has the details", error_id=error_id
+    )
+
+
+def store_failure(exc: StoreError, where: str) -> str:
+    """Log ``exc`` (location and driver text included) under a new error id; the message
+    for a client instead: what happened, and the id to find the log line."""
+    error_id = new_error_id()
+    log.error("%s: %s [%s]", where, exc, error_id)
+    return (
+        f"agents-mcp could not use its thread database: {exc.public} (error id {error_id};"
+        " the server log has the details)"
     )
 
 

@@ -308,3 +308,25 @@ async def test_check_says_which_database_and_whether_it_can_be_used(
     assert database(again) == database(empty)  # looking created nothing
     assert database(used)[1].endswith("up to date")
     assert database(down)[0] is False and "cannot reach PostgreSQL" in database(down)[1]
+
+
+async def test_check_shows_sqlite_commits_that_may_be_lost(tmp_path: Path) -> None:
+    def config(server: dict[str, Any]) -> str:
+        data = {
+            "models": {"demo": {"provider": "demo"}},
+            "agents": {"a": {"description": "d", "model": "demo"}},
+            "server": {"db": str(tmp_path / "threads.db"), **server},
+        }
+        return str(write_config(tmp_path / "agents.json", data))
+
+    def database(ran: Any) -> str:
+        (row,) = [c for c in json.loads(ran.out)["checks"] if c["item"] == "database"]
+        return str(row["detail"])
+
+    durable = await agents_mcp("check", "--json", "--config", config({}), tmp_path=tmp_path)
+    risky = config({"sqlite_durability": "may-lose-last-commits"})
+    fast = await agents_mcp("check", "--json", "--config", risky, tmp_path=tmp_path)
+    assert "lost" not in database(durable)
+    assert database(fast).endswith(
+        "commits not synced: the last ones may be lost on power loss (sqlite_durability)"
+    )

@@ -194,8 +194,10 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "allowed_hosts": [],
                 "allowed_origins": [],
                 "db": "<configs>/state/agents.db",
+                "sqlite_durability": "full",
                 "stateless_http": False,
                 "lease_seconds": 15.0,
+                "retain_days": None,
                 "name": "research-agents",
                 "wait_seconds": 45.0,
                 "progress_interval": 1.0,
@@ -325,8 +327,10 @@ def test_defaults() -> None:
             "allowed_hosts": [],
             "allowed_origins": [],
             "db": None,
+            "sqlite_durability": "full",
             "stateless_http": False,
             "lease_seconds": 15.0,
+            "retain_days": None,
             "name": "agents-mcp",
             "wait_seconds": 45.0,
             "progress_interval": 1.0,
@@ -356,6 +360,47 @@ def test_relative_paths_resolve_against_config_dir_and_home_expands(
     assert config.server.db == "/etc/agents-mcp/state/agents.db"
     data["server"] = {"db": "~/agents.db"}
     assert load(data).server.db == "/home/me/agents.db"
+
+
+def test_the_database_is_a_path_a_sqlite_url_or_a_postgresql_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOME", "/home/me")
+    accepted = {
+        "state/agents.db": "/etc/agents-mcp/state/agents.db",
+        "./odd:name.db": "/etc/agents-mcp/odd:name.db",
+        "sqlite:state/agents.db": "/etc/agents-mcp/state/agents.db",
+        "sqlite:///var/lib/agents.db": "/var/lib/agents.db",
+        "sqlite:~/agents.db": "/home/me/agents.db",
+        "postgres://a@db.internal/agents": "postgres://a@db.internal/agents",
+        "postgresql://a:pw@db.internal:5433/agents": "postgresql://a:pw@db.internal:5433/agents",
+    }
+    for given, resolved in accepted.items():
+        assert load({**valid(), "server": {"db": given}}).server.db == resolved, given
+    refused = ["mysql://x@y/z", "postgresql+asyncpg://a@h/d", "file:///x.db", "sqlite://h/x.db"]
+    assert [errors({**valid(), "server": {"db": db}}) for db in refused] == snapshot(
+        [
+            "agents.toml: server.db: unsupported database 'mysql://'; expected a SQLite file path, sqlite:PATH (sqlite:///abs/path or sqlite:relative/path), or a postgresql:// (postgres://) URL",
+            "agents.toml: server.db: unsupported database 'postgresql+asyncpg://'; expected a SQLite file path, sqlite:PATH (sqlite:///abs/path or sqlite:relative/path), or a postgresql:// (postgres://) URL",
+            "agents.toml: server.db: unsupported database 'file://'; expected a SQLite file path, sqlite:PATH (sqlite:///abs/path or sqlite:relative/path), or a postgresql:// (postgres://) URL",
+            "agents.toml: server.db: 'sqlite://h/x.db': a SQLite file has no host; write sqlite:///absolute/path or sqlite:relative/path",
+        ]
+    )
+
+
+def test_a_lease_shorter_than_a_loaded_host_can_renew_is_refused() -> None:
+    assert load({**valid(), "server": {"lease_seconds": 10}}).server.lease_seconds == 10
+    assert errors({**valid(), "server": {"lease_seconds": 3}}) == snapshot(
+        "agents.toml: server.lease_seconds: must be at least 10: a replica renews its lease every third of it, and a renewal can wait seconds on a loaded host or a busy database (its lock timeout is 5 s); a shorter lease expires under a live replica, and the others then stop and take over its runs"
+    )
+
+
+def test_retention_is_off_by_default_and_counts_days() -> None:
+    assert load(valid()).server.retain_days is None
+    assert load({**valid(), "server": {"retain_days": 0.5}}).server.retain_days == 0.5
+    assert errors({**valid(), "server": {"retain_days": 0}}) == snapshot(
+        "agents.toml: server.retain_days: must be greater than 0"
+    )
 
 
 def test_demo_model_needs_nothing_but_openai_needs_url_and_model() -> None:
@@ -442,7 +487,7 @@ agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd,
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 
@@ -750,3 +795,15 @@ agents.toml: server.allowed_hosts[1]: expected a host name or address, optionall
 agents.toml: server.allowed_origins[1]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'app.example.com'
 agents.toml: server.allowed_origins[2]: expected an origin such as 'https://app.example.com' (scheme and host, no path), got 'https://a.b/path'\
 """)
+
+
+def test_sqlite_durability_is_full_unless_asked_and_refused_for_postgresql() -> None:
+    assert load(valid()).server.sqlite_durability == "full"
+    risky = {**valid(), "server": {"sqlite_durability": "may-lose-last-commits"}}
+    assert load(risky).server.sqlite_durability == "may-lose-last-commits"
+    unknown = {**valid(), "server": {"sqlite_durability": "normal"}}
+    assert "server.sqlite_durability" in errors(unknown)
+    on_postgres = {"db": "postgresql://u@h/d", "sqlite_durability": "may-lose-last-commits"}
+    assert errors({**valid(), "server": on_postgres}) == snapshot(
+        "agents.toml: server.sqlite_durability: applies to a SQLite database only; with PostgreSQL its server decides (synchronous_commit): remove sqlite_durability"
+    )

@@ -366,7 +366,14 @@ async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:
         tools = await client.list_tools()
     assert all(len(t.description or "") < 2048 for t in tools)
     assert sorted(t.name for t in tools) == snapshot(
-        ["approve_call", "cancel_run", "chat_with_agent", "get_thread", "list_threads"]
+        [
+            "approve_call",
+            "cancel_run",
+            "chat_with_agent",
+            "delete_thread",
+            "get_thread",
+            "list_threads",
+        ]
     )
 
 

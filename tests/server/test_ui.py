@@ -75,9 +75,16 @@ async def test_a_client_without_mcp_apps_sees_todays_tools(
         tools = {t.name: t for t in await client.list_tools()}
         resources = await client.list_resources()
     assert sorted(tools) == snapshot(
-        ["approve_call", "cancel_run", "chat_with_agent", "get_thread", "list_threads"]
+        [
+            "approve_call",
+            "cancel_run",
+            "chat_with_agent",
+            "delete_thread",
+            "get_thread",
+            "list_threads",
+        ]
     )
-    assert [ui_of(t) for t in tools.values()] == [None] * 5
+    assert [ui_of(t) for t in tools.values()] == [None] * 6
     assert "approve_call" in (tools["chat_with_agent"].description or "")
     assert [str(r.uri) for r in resources] == []
 
@@ -100,6 +107,7 @@ async def test_a_client_with_mcp_apps_gets_the_view(
         "get_thread": {"resourceUri": THREAD_UI},
         "cancel_run": None,
         "list_threads": None,
+        "delete_thread": None,
         "watch_thread": {"resourceUri": THREAD_UI, **app_only},
     }
     person_text = "the person decides in the view shown with the result, then call get_thread"

@@ -178,7 +178,14 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
     plain = {t["name"]: t["ui"] for t in report["tools"]["plain"]}
     apps = {t["name"]: t["ui"] for t in report["tools"]["apps"]}
     assert plain == dict.fromkeys(
-        ["chat_with_agent", "approve_call", "get_thread", "cancel_run", "list_threads"]
+        [
+            "chat_with_agent",
+            "approve_call",
+            "get_thread",
+            "cancel_run",
+            "list_threads",
+            "delete_thread",
+        ]
     )
     assert apps["approve_call"] == {"visibility": ["app"]}
     assert (
@@ -187,6 +194,7 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
     assert sorted(report["tools"]["modelTools"]) == [
         "cancel_run",
         "chat_with_agent",
+        "delete_thread",
         "get_thread",
         "list_threads",
     ]

@@ -486,3 +486,20 @@ async def test_the_undecided_calls_of_a_page_of_threads_in_one_read(store: SQLSt
     assert {k: [(a.call_id, a.via) for a in v] for k, v in found.items()} == {
         root.id: [("r1", ("boss",)), ("c1", ("boss", "scribe"))]
     }
+
+
+async def test_postgresql_ignores_sqlite_durability_and_says_so(
+    pg_cluster: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--db postgresql://…`` with a config asking for commits that may be lost: the
+    server's own durability applies, and the log says the key was ignored."""
+    from tests.postgres import fresh_database
+
+    url = await fresh_database(pg_cluster)
+    store = await open_store(url, sqlite_durability="may-lose-last-commits")
+    try:
+        claim = Claim.new(store.runner)
+        await store.create_thread(agent="a", owner="o", first_message="hi", claim=claim)
+    finally:
+        await store.close()
+    assert "sqlite_durability = 'may-lose-last-commits' is ignored" in caplog.text

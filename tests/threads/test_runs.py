@@ -474,9 +474,10 @@ async def test_a_result_from_the_kept_transcript_is_the_stored_turns(tmp_path: P
 async def test_cancel_in_the_same_tick_as_the_message_that_starts_the_run(
     tmp_path: Path,
 ) -> None:
-    """cancel_run handled before the run's task has taken its first step: the run still
-    records that it was stopped, the cancel answers at once, and the thread takes the
-    next message (it used to hang 30 s and stay "running" until a restart)."""
+    """cancel_run handled before the run's task has taken its first step (its first read
+    waits until the stop is recorded): the run still records that it was stopped, the
+    cancel answers at once, and the thread takes the next message (it used to hang 30 s
+    and stay "running" until a restart)."""
     from agents_mcp.store import LOCAL_OWNER
 
     llm = ScriptedLLM("first", "second")
@@ -493,10 +494,26 @@ async def test_cancel_in_the_same_tick_as_the_message_that_starts_the_run(
         async def cancel() -> None:
             answers["cancel"] = await threads.cancel(owner=LOCAL_OWNER, thread_id=tid)
 
+        stop_recorded = anyio.Event()
+
+        async def recorded(point: str) -> None:
+            stop_recorded.set()
+
+        async def first_step(point: str) -> None:
+            await stop_recorded.wait()
+
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(message)  # runs until it waits for its run: the run is queued
-                tg.start_soon(cancel)  # then this, before the run's first step
+
+                async def turn_started(point: str) -> None:
+                    # The message's write committed and its run is about to start: cancel now.
+                    threads.store.points.clear(point)
+                    tg.start_soon(cancel)
+
+                threads.store.points.set("after:start_turn", turn_started)
+                threads.store.points.set("before:transcript", first_step)
+                threads.store.points.set("after:request_stop", recorded)
+                tg.start_soon(message)
         again = await threads.chat(owner=LOCAL_OWNER, agent="helper", message="m3", thread_id=tid)
     assert answers["cancel"].thread.status == "cancelled"
     assert answers["chat"].thread.status == "cancelled"

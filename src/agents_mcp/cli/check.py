@@ -187,7 +187,12 @@ async def _probe_database(config: Config, seconds: float, out: list[Row]) -> Non
     from agents_mcp.store.probe import probe
 
     found = await probe(resolve_db(config.server.db), seconds=seconds)
-    out.append(Row(found.ok, "database", f"{found.location} · {found.detail}", found.fix))
+    detail = f"{found.location} · {found.detail}"
+    if config.server.sqlite_durability != "full" and found.detail.startswith("SQLite"):
+        detail += (
+            " · commits not synced: the last ones may be lost on power loss (sqlite_durability)"
+        )
+    out.append(Row(found.ok, "database", detail, found.fix))
 
 
 async def _probe_server(

@@ -219,6 +219,39 @@ def threads(
     )
 
 
+@app["threads"].command(
+    name="delete", usage="Usage: agents-mcp threads delete THREAD_ID [OPTIONS]", help_epilogue=""
+)
+def threads_delete(
+    thread: Annotated[str, Parameter(metavar="THREAD_ID", help="the finished thread to delete")],
+    /,
+    *,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> int:
+    """Delete a finished thread for good.
+
+    Its messages, tool calls and approvals go, with the threads of its delegations. A
+    thread that runs or waits for approval is refused; a delegation goes with its
+    top-level thread only.
+    """
+    from agents_mcp.cli.history import delete_thread
+    from agents_mcp.threads.lifecycle import Hints
+
+    invocation = Invocation(config, db)
+    hints = Hints(
+        running=f"stop it first (`{invocation.command('cancel', thread)}`, or cancel_run from"
+        " an MCP client) or let it finish, then delete it",
+        waiting=f"decide its calls (`{invocation.command('pending')}`) or drop them"
+        f" (`{invocation.command('cancel', thread)}`), then delete it",
+    )
+    path = invocation.history_db()
+    return anyio.run(
+        lambda: delete_thread(path, thread, command_console(), hints=hints, as_json=json)
+    )
+
+
 @app.command(sort_key=5, usage="Usage: agents-mcp show THREAD_ID [OPTIONS]", help_epilogue="")
 def show(
     thread: Annotated[str, Parameter(metavar="THREAD_ID", help="the thread to print")],

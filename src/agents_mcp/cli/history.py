@@ -23,9 +23,12 @@ from agents_mcp.store import (
     StoredMessage,
     Thread,
     ThreadStatus,
+    is_url,
     open_store,
     shown,
 )
+from agents_mcp.threads.lifecycle import Hints
+from agents_mcp.threads.lifecycle import delete_thread as delete
 
 _TITLE_WIDTH = 48
 
@@ -40,7 +43,7 @@ async def list_threads(
     as_json: bool,
     children: bool = False,
 ) -> int:
-    if not await anyio.Path(db_path).exists():  # don't create a database just to list it
+    if not await _exists(db_path):  # don't create a database just to list it
         threads: list[Thread] = []
         next_cursor: str | None = None
         pending: dict[str, list[Approval]] = {}
@@ -69,6 +72,12 @@ async def list_threads(
     return 0
 
 
+async def _exists(db: str) -> bool:
+    """Whether there is a database to read: a PostgreSQL URL always names one (opening
+    it says if it cannot be reached); a SQLite file may not have been created yet."""
+    return is_url(db) or db == ":memory:" or await anyio.Path(db).exists()
+
+
 async def _listing(
     db_path: str, agent: str | None, status: ThreadStatus | None, limit: int, children: bool
 ) -> tuple[list[Thread], str | None, dict[str, list[Approval]]]:
@@ -89,7 +98,7 @@ async def _listing(
 async def show_thread(
     db_path: str, thread_id: str, console: Console, *, as_json: bool, reasoning: bool
 ) -> int:
-    if not await anyio.Path(db_path).exists():
+    if not await _exists(db_path):
         raise NotFound(f"thread {thread_id!r} not found (no database at {db_path})")
     store = await open_store(db_path)
     try:
@@ -109,6 +118,27 @@ async def show_thread(
     else:
         for line in transcript(thread, messages, approvals, reasoning=reasoning):
             console.line(line)
+    return 0
+
+
+async def delete_thread(
+    db_path: str, thread_id: str, console: Console, *, hints: Hints, as_json: bool
+) -> int:
+    """``agents-mcp threads delete``: a finished local thread and its delegations."""
+    if not await _exists(db_path):
+        raise NotFound(f"thread {thread_id!r} not found (no database at {db_path})")
+    store = await open_store(db_path)
+    try:
+        gone = await delete(store, owner=LOCAL_OWNER, thread_id=thread_id, hints=hints)
+    finally:
+        await store.close()
+    if as_json:
+        data = {"thread_id": gone.thread.id, "agent": gone.thread.agent}
+        console.line(json.dumps({**data, "deleted_threads": list(gone.threads)}, indent=2))
+        return 0
+    others = len(gone.threads) - 1
+    also = f" and {others} delegation thread(s) under it" if others else ""
+    console.line(f"deleted thread {gone.thread.id} (agent {gone.thread.agent}){also}")
     return 0
 
 

@@ -59,7 +59,7 @@ class Invocation:
         """The database ``threads``/``show`` read: the config is only consulted when given
         or present (``./agents.toml``), since listing threads needs no config."""
         if self.db is not None:
-            return self.db
+            return self.db_path(None)
         named = self.config is not None or os.environ.get(CONFIG_VARIABLE)
         if not named and not Path(DEFAULT_CONFIG).is_file():
             return self.db_path(None)

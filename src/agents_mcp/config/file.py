@@ -21,10 +21,11 @@ from pydantic import (
 
 from agents_mcp.config.agents import _NAMES, AgentConfig, TextFile, _Names
 from agents_mcp.config.base import _NO_AGENTS, AgentName, ServerName, _err, _fail, _listing, _Model
+from agents_mcp.config.database import is_postgres
 from agents_mcp.config.errors import Loc, describe, dotted, expand, keys, order, walk
 from agents_mcp.config.models import ANTHROPIC_API_KEY, ModelConfig
 from agents_mcp.config.servers import DownstreamServerConfig
-from agents_mcp.config.settings import _DB_URLS, ServerSettings, _beside
+from agents_mcp.config.settings import ServerSettings, _beside
 from agents_mcp.errors import ConfigError
 from agents_mcp.structured import schema_problem
 
@@ -147,7 +148,7 @@ class Config(_Model):
     @field_validator("server")
     @classmethod
     def _resolve_db(cls, server: ServerSettings, info: ValidationInfo) -> ServerSettings:
-        if not server.db or server.db.startswith(_DB_URLS):
+        if not server.db or is_postgres(server.db) or server.db == ":memory:":
             return server
         return server.model_copy(update={"db": _beside(server.db, info)})
 

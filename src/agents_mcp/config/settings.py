@@ -22,7 +22,6 @@ from agents_mcp.config.base import (
     _BAD_ORIGIN,
     LOCAL,
     HttpUrl,
-    LocalPath,
     OwnerName,
     _check,
     _err,
@@ -31,9 +30,12 @@ from agents_mcp.config.base import (
     _is_origin,
     _Model,
 )
+from agents_mcp.config.database import db_location, is_postgres
 from agents_mcp.config.errors import Loc
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+MIN_LEASE_SECONDS = 10.0
+"""The shortest ``lease_seconds``: 3 s was seen to expire under a live replica at load 8."""
 
 
 class TokenConfig(_Model):
@@ -106,6 +108,13 @@ class JWTConfig(_Model):
         return list(self.authorization_servers) or [self.issuer]
 
 
+def _db(value: str) -> str:
+    try:
+        return db_location(value)
+    except ValueError as exc:
+        raise _err("config", str(exc)) from None
+
+
 class ServerSettings(_Model):
     """Settings of agents-mcp's own MCP server."""
 
@@ -122,16 +131,26 @@ class ServerSettings(_Model):
     allowed_origins: list[Annotated[str, _check(_is_origin, _BAD_ORIGIN)]] = []
     """HTTP: browser origins (``https://app.example.com``) allowed to call the server
     besides its own."""
-    db: LocalPath | None = None
-    """The thread database: a SQLite file (relative to the config file) or a
-    ``postgresql://user@host:port/db`` URL (``${VAR}`` for its password)."""
+    db: Annotated[str, AfterValidator(_db)] | None = None
+    """The thread database: a SQLite file (relative to the config file; also as
+    ``sqlite:PATH``) or a ``postgresql://user@host:port/db`` URL (``${VAR}`` for its
+    password); see :mod:`agents_mcp.config.database`."""
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full"
+    """SQLite: ``full`` answers a write once it is on disk, so a committed approval,
+    decision or "started" record survives a power loss; ``may-lose-last-commits`` does not
+    wait for the disk (faster where its syncs are the limit), and the last commits before
+    a power loss or an OS crash may be lost. Refused with a PostgreSQL ``db``."""
     stateless_http: bool = False
     """HTTP: every request stands alone (no MCP session), so any replica behind a load
     balancer serves any request of a handshake-era client too; inline elicitation is then
     not used. 2026-07-28 clients are sessionless anyway."""
-    lease_seconds: float = Field(15.0, ge=2, le=600)
+    lease_seconds: float = Field(15.0, le=600)
     """PostgreSQL: how long a replica that stopped renewing its lease (it died) still
-    counts as alive; then another replica settles and resumes its threads."""
+    counts as alive; then another replica settles and resumes its threads. At least
+    :data:`MIN_LEASE_SECONDS`."""
+    retain_days: float | None = Field(None, gt=0)
+    """Delete finished threads (completed, failed, cancelled) not updated for this many
+    days, with their delegations, messages and approvals; None (the default) keeps them."""
     name: str = Field("agents-mcp", min_length=1)
     wait_seconds: float = Field(45.0, ge=0, le=600)
     """How long a tool call waits for a run before answering ``running``."""
@@ -166,6 +185,19 @@ class ServerSettings(_Model):
     max_total_llm_requests: int = Field(100, ge=1)
     """LLM requests one top-level run may make, delegations included."""
 
+    @field_validator("lease_seconds")
+    @classmethod
+    def _lease_floor(cls, seconds: float) -> float:
+        if seconds < MIN_LEASE_SECONDS:
+            raise _err(
+                "lease_too_short",
+                f"must be at least {MIN_LEASE_SECONDS:g}: a replica renews its lease every"
+                " third of it, and a renewal can wait seconds on a loaded host or a busy"
+                " database (its lock timeout is 5 s); a shorter lease expires under a live"
+                " replica, and the others then stop and take over its runs",
+            )
+        return seconds
+
     @field_validator("name")
     @classmethod
     def _fits_client_tool_names(cls, name: str) -> str:
@@ -189,6 +221,20 @@ class ServerSettings(_Model):
                         ("max_stored_result",),
                         f"must be at least tool_result_budget ({self.tool_result_budget}):"
                         " the model is shown what is stored",
+                    )
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _durability_of_sqlite_only(self) -> Self:
+        if self.sqlite_durability != "full" and is_postgres(self.db or ""):
+            _fail(
+                [
+                    (
+                        ("sqlite_durability",),
+                        "applies to a SQLite database only; with PostgreSQL its server decides"
+                        " (synchronous_commit): remove sqlite_durability",
                     )
                 ]
             )
@@ -239,9 +285,6 @@ class ServerSettings(_Model):
                 ]
             )
         return self
-
-
-_DB_URLS = ("postgresql://", "postgres://")
 
 
 def _beside(path: str, info: ValidationInfo) -> str:

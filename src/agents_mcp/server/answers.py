@@ -14,7 +14,7 @@ from fastmcp.tools import ToolResult
 from mcp_types import ContentBlock, ResourceLink, TextContent
 
 from agents_mcp.engine.summary import TurnSummary
-from agents_mcp.errors import ClientError, NotFound, StoreError, internal_error
+from agents_mcp.errors import ClientError, NotFound, StoreError, internal_error, store_failure
 from agents_mcp.server.pages import thread_uri
 from agents_mcp.server.results import (
     META_REPLY_CHARS,
@@ -33,10 +33,11 @@ R = TypeVar("R")
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Map the exception tree to MCP: client mistakes become tool errors with our message,
-    and so does a failing database (its message names the cause: full, read-only, …);
-    anything unexpected becomes an error id, its traceback logged under that id (FastMCP's
-    own masking would say only "Error calling tool")."""
+    """Map the exception tree to MCP: client mistakes become tool errors with our message;
+    a failing database says what happened (full, read-only, locked, unreachable …) with
+    an error id, its location and the driver's words logged under that id; anything
+    unexpected becomes an error id, its traceback logged under that id (FastMCP's own
+    masking would say only "Error calling tool")."""
 
     @wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -45,8 +46,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except ClientError as exc:
             raise ToolError(str(exc)) from exc
         except StoreError as exc:
-            log.error("%s", exc)
-            raise ToolError(f"agents-mcp could not use its thread database: {exc}") from exc
+            raise ToolError(store_failure(exc, f"{fn.__name__} request")) from exc
         except (ToolError, ResourceNotFound):
             raise
         except Exception as exc:

@@ -20,7 +20,7 @@ from fastmcp.server.auth import AuthProvider
 from agents_mcp import __version__
 from agents_mcp.config import Config
 from agents_mcp.llm import LLM
-from agents_mcp.server import consent, resources, tools
+from agents_mcp.server import consent, deletion, resources, tools
 from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
@@ -82,6 +82,7 @@ def create_server(
     )
     tools.register(mcp, config, settings.default_wait)
     resources.register(mcp)
+    deletion.register(mcp)
     add_thread_view(
         mcp,
         lambda: running["threads"],

@@ -65,7 +65,9 @@ async def serve(
     # Open the database once before listening: a database that cannot be opened is one
     # clear error and exit code 1, not a server that starts and fails in its lifespan.
     store = await open_store(
-        resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+        resolve_db(config.server.db, db_path),
+        lease_seconds=config.server.lease_seconds,
+        sqlite_durability=config.server.sqlite_durability,
     )
     await store.close()
     app = http_app(

@@ -8,9 +8,13 @@ machine is written down in ``states``.
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
+from typing import Literal
 
+from agents_mcp.config.database import db_location, is_postgres
+from agents_mcp.errors import ConfigError
+from agents_mcp.store.lifecycle import Deleted
 from agents_mcp.store.protocol import Store
 from agents_mcp.store.records import (
     THREAD_STATUSES,
@@ -37,6 +41,7 @@ __all__ = [
     "ApprovalStatus",
     "Claim",
     "Decision",
+    "Deleted",
     "SQLStore",
     "Settled",
     "StateConflict",
@@ -55,6 +60,8 @@ __all__ = [
     "shown",
 ]
 
+log = logging.getLogger("agents_mcp.store")
+
 LOCAL_OWNER = "local"
 """The owner of threads over stdio, from the CLI, and over HTTP without tokens."""
 
@@ -68,7 +75,7 @@ def default_db_path() -> Path:
 
 def is_url(db: str) -> bool:
     """Whether ``db`` names a PostgreSQL database rather than a SQLite file."""
-    return db.startswith(("postgresql://", "postgres://"))
+    return is_postgres(db)
 
 
 def shown(db: str) -> str:
@@ -87,25 +94,53 @@ def shown(db: str) -> str:
 
 
 def resolve_db(configured: str | None, override: str | Path | None = None) -> str:
-    """``--db``, else the config's ``[server] db``, else :func:`default_db_path`."""
+    """``--db``, else the config's ``[server] db``, else :func:`default_db_path`: a
+    PostgreSQL URL or a SQLite path (see :mod:`agents_mcp.config.database`).
+
+    Raises:
+        ConfigError: ``--db`` names a scheme agents-mcp does not support.
+    """
     if override is not None:
-        return str(override)
-    return configured if configured is not None else str(default_db_path())
+        return _location(str(override), "--db")
+    if configured is not None:
+        return _location(configured, "[server] db")
+    return str(default_db_path())
 
 
-async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore:
-    """Open (creating and migrating as needed) the store at ``db``: a SQLite path or
-    ``:memory:``, or a ``postgresql://`` URL."""
-    target = str(db)
+def _location(db: str, given: str) -> str:
+    try:
+        return db_location(db)
+    except ValueError as exc:
+        raise ConfigError(f"{given}: {exc}") from None
+
+
+async def open_store(
+    db: str | Path,
+    *,
+    lease_seconds: float = 15.0,
+    sqlite_durability: Literal["full", "may-lose-last-commits"] = "full",
+) -> SQLStore:
+    """Open (creating and migrating as needed) the store at ``db``: a SQLite path (or
+    ``sqlite:`` URL, or ``:memory:``), or a ``postgresql://`` URL.
+
+    ``sqlite_durability``: ``"may-lose-last-commits"`` trades durability for speed on
+    SQLite (see ``sqlite``); PostgreSQL ignores it, with a warning (its server decides).
+    """
+    target = _location(str(db), "database")
     if is_url(target):
         from agents_mcp.store.postgres import open_postgres
 
+        if sqlite_durability != "full":
+            log.warning(
+                "sqlite_durability = %r is ignored: the database is PostgreSQL, whose"
+                " durability its server decides (synchronous_commit)",
+                sqlite_durability,
+            )
         return await open_postgres(target, lease_seconds=lease_seconds)
     from agents_mcp.store import leases as lease_kinds
     from agents_mcp.store.sqlite import SQLiteDatabase
 
-    target = _sqlite_path(target)
-    database = await SQLiteDatabase.open(target)
+    database = await SQLiteDatabase.open(target, durability=sqlite_durability)
     leases: lease_kinds.Leases
     try:
         if lease_kinds.has_flock() or target == ":memory:":
@@ -124,7 +159,3 @@ async def open_store(db: str | Path, *, lease_seconds: float = 15.0) -> SQLStore
         await store.close()
         raise
     return store
-
-
-def _sqlite_path(target: str) -> str:
-    return target if target == ":memory:" else os.path.expanduser(target)

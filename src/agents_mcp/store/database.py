@@ -37,8 +37,8 @@ POSTGRESQL = Dialect("postgresql", " FOR UPDATE", "extract(epoch from clock_time
 class Tx(Protocol):
     """One transaction (or consistent read) in progress."""
 
-    async def fetch(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Row]:
-        """All rows of a query; ``long``: it may read a lot (SQLite reads it off the loop)."""
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """All rows of a query."""
         ...
 
     async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...

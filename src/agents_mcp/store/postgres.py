@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import asyncpg
@@ -156,26 +156,60 @@ class PostgresDatabase:
             await self._pool.close()
 
 
+NUL = "\x00"
+ESCAPE = "\U0010ffff"
+"""PostgreSQL's ``text`` cannot hold U+0000, which a tool's output, a model's reply or a
+message may contain: stored, U+0000 becomes ``ESCAPE`` + ``0`` and ``ESCAPE`` itself
+(a noncharacter, the last code point) is doubled; both are restored on reading, so
+every text round-trips, and SQL comparisons of equal texts still match."""
+_ESCAPED = re.compile(ESCAPE + "([0" + ESCAPE + "])")
+
+
+def escape_text(value: str) -> str:
+    """``value`` as PostgreSQL stores it (unchanged unless it holds NUL or ``ESCAPE``)."""
+    if NUL not in value and ESCAPE not in value:
+        return value
+    return value.replace(ESCAPE, ESCAPE + ESCAPE).replace(NUL, ESCAPE + "0")
+
+
+def restore_text(value: str) -> str:
+    """The text :func:`escape_text` stored."""
+    if ESCAPE not in value:
+        return value
+    return _ESCAPED.sub(lambda m: NUL if m[1] == "0" else ESCAPE, value)
+
+
+def _params(params: Sequence[Any]) -> list[Any]:
+    return [escape_text(p) if isinstance(p, str) else p for p in params]
+
+
+def _restored(row: Any) -> Row:
+    """``row``, or a copy with its texts restored when one of them was escaped."""
+    if not any(isinstance(v, str) and ESCAPE in v for v in row.values()):
+        return cast(Row, row)
+    return {k: restore_text(v) if isinstance(v, str) else v for k, v in row.items()}
+
+
 class _Tx:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Row]:
-        rows: list[Row] = await self._conn.fetch(numbered(sql), *params)
-        return rows
+        rows = await self._conn.fetch(numbered(sql), *_params(params))
+        return [_restored(r) for r in rows]
 
     async def fetchrow(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = await self._conn.fetchrow(numbered(sql), *params)
-        return row
+        row = await self._conn.fetchrow(numbered(sql), *_params(params))
+        return None if row is None else _restored(row)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        status: str = await self._conn.execute(numbered(sql), *params)
+        status: str = await self._conn.execute(numbered(sql), *_params(params))
         last = status.rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._conn.executemany(numbered(sql), rows)
+            await self._conn.executemany(numbered(sql), [_params(r) for r in rows])
 
 
 async def schema_version(url: str, seconds: float) -> tuple[str, int | None]:
@@ -213,24 +247,41 @@ async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
 
 
 def pg_error(exc: BaseException, location: str) -> StoreError:
-    """What went wrong with PostgreSQL, in words an operator can act on."""
+    """What went wrong with PostgreSQL, in words an operator can act on (the message) and
+    in words a client may read (``public``: no location, no driver text)."""
+    why, public = _pg_words(exc, location)
+    return StoreError(why, public=public)
+
+
+def _pg_words(exc: BaseException, location: str) -> tuple[str, str]:
     if isinstance(exc, pgx.LockNotAvailableError):
-        why = (
-            f"the thread database {location} stayed locked by another session for more than"
-            f" {LOCK_MS // 1000} s; try again"
+        public = f"it stayed locked by another session for more than {LOCK_MS // 1000} s; try again"
+        return f"the thread database {location} {public}", public
+    if isinstance(exc, pgx.QueryCanceledError):
+        public = "it did not answer in time; try again"
+        return f"the thread database {location} did not answer in time ({exc}); try again", public
+    if isinstance(exc, pgx.DiskFullError):
+        return f"the disk of the PostgreSQL server at {location} is full", "its disk is full"
+    if isinstance(exc, pgx.ReadOnlySQLTransactionError):
+        return (
+            f"the PostgreSQL database {location} is read-only (a standby?); point --db at the"
+            " primary",
+            "it is read-only",
         )
-    elif isinstance(exc, pgx.QueryCanceledError):
-        why = f"the thread database {location} did not answer in time ({exc}); try again"
-    elif isinstance(exc, pgx.DiskFullError):
-        why = f"the disk of the PostgreSQL server at {location} is full"
-    elif isinstance(exc, pgx.ReadOnlySQLTransactionError):
-        why = f"the PostgreSQL database {location} is read-only (a standby?); point --db at the primary"
-    elif isinstance(exc, pgx.InvalidPasswordError | pgx.InvalidAuthorizationSpecificationError):
-        why = f"PostgreSQL at {location} refused the login ({exc}); check the user and password in the URL"
-    elif isinstance(exc, pgx.InvalidCatalogNameError):
-        why = f"the PostgreSQL database in {location} does not exist; create it (createdb) first"
-    elif isinstance(exc, OSError | TimeoutError | pgx.ConnectionDoesNotExistError):
-        why = f"cannot reach PostgreSQL at {location} ({exc or type(exc).__name__}); is it running?"
-    else:
-        why = f"the PostgreSQL database {location} failed ({exc})"
-    return StoreError(why)
+    if isinstance(exc, pgx.InvalidPasswordError | pgx.InvalidAuthorizationSpecificationError):
+        return (
+            f"PostgreSQL at {location} refused the login ({exc}); check the user and password"
+            " in the URL",
+            "it refused agents-mcp's login",
+        )
+    if isinstance(exc, pgx.InvalidCatalogNameError):
+        return (
+            f"the PostgreSQL database in {location} does not exist; create it (createdb) first",
+            "it does not exist",
+        )
+    if isinstance(exc, OSError | TimeoutError | pgx.ConnectionDoesNotExistError):
+        return (
+            f"cannot reach PostgreSQL at {location} ({exc or type(exc).__name__}); is it running?",
+            "it cannot be reached; try again later",
+        )
+    return f"the PostgreSQL database {location} failed ({exc})", "it failed"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 
+from agents_mcp.config.database import is_postgres
 from agents_mcp.store.migrations import MIGRATIONS
 
 NEWEST = max(v for v, _, _ in MIGRATIONS)
@@ -40,7 +41,7 @@ def _schema(version: int | None) -> str:
 
 async def probe(db: str, *, seconds: float = 10.0) -> Probe:
     """Whether the database ``db`` (a SQLite path or a PostgreSQL URL) can be used."""
-    if db.startswith(("postgresql://", "postgres://")):
+    if is_postgres(db):
         return await _postgres(db, seconds)
     return await anyio.to_thread.run_sync(_sqlite, db)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from agents_mcp.messages import Message
+from agents_mcp.store.lifecycle import Deleted
 from agents_mcp.store.points import Points
 from agents_mcp.store.records import (
     Approval,
@@ -151,3 +152,8 @@ class Store(Protocol):
         resume: Claim | None = None,
         error: tuple[str, str] | None = None,
     ) -> Settled | None: ...
+
+    # the end of a thread's life (see ``lifecycle``)
+    async def delete_thread(self, thread_id: str, owner: str) -> Deleted: ...
+    async def expired_roots(self, before: str, limit: int) -> list[str]: ...
+    async def delete_expired(self, root_id: str, before: str) -> Deleted | None: ...

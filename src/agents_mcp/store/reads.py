@@ -132,7 +132,6 @@ class Reads:
             rows = await tx.fetch(
                 "SELECT * FROM messages WHERE thread_id=? AND idx >= ? ORDER BY idx",
                 (thread_id, since),
-                long=since == 0,  # a whole thread can be long
             )
             found = await tx.fetchrow("SELECT revision FROM threads WHERE id=?", (thread_id,))
             return [message_row(r) for r in rows], int(found["revision"]) if found else 0

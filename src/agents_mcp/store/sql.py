@@ -16,6 +16,7 @@ from agents_mcp.messages import Message
 from agents_mcp.store import states
 from agents_mcp.store.database import Database, Tx
 from agents_mcp.store.leases import Leases
+from agents_mcp.store.lifecycle import Lifecycle
 from agents_mcp.store.migrations import migrate
 from agents_mcp.store.reads import (
     PENDING_IN_TREE,
@@ -47,7 +48,7 @@ from agents_mcp.store.states import StateConflict
 from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
-class SQLStore(Reads, SignInWrites):
+class SQLStore(Reads, Lifecycle, SignInWrites):
     """Threads, their messages and approvals, in one database."""
 
     def __init__(self, db: Database, leases: Leases) -> None:

@@ -27,7 +27,13 @@ import anyio
 from agents_mcp.downstream.oauth import acting_for
 from agents_mcp.engine.agent import Progress, Run, RunEvent
 from agents_mcp.engine.loop import run
-from agents_mcp.errors import LostClaim, StopRequested, StoreError, internal_error
+from agents_mcp.errors import (
+    LostClaim,
+    StopRequested,
+    StoreError,
+    internal_error,
+    store_failure,
+)
 from agents_mcp.store import Claim, Settled, Store
 
 log = logging.getLogger("agents_mcp.threads.runs")
@@ -168,8 +174,7 @@ class Runs:
             log.info("run ended: %s", exc)
             return "lost", None
         except StoreError as exc:  # record it if the database lets us
-            log.error("run stopped: %s", exc)
-            return "interrupted", ("store_error", str(exc))
+            return "interrupted", ("store_error", store_failure(exc, "run stopped"))
         except Exception as exc:  # a bug outside the steps
             return "interrupted", ("internal_error", str(internal_error(exc, "a run")))
 

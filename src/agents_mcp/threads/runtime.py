@@ -23,6 +23,7 @@ from agents_mcp.llm import build_llm as _build_llm
 from agents_mcp.store import SQLStore, open_store, resolve_db
 from agents_mcp.store.secrets import keys_for
 from agents_mcp.store.tokens import TokenStore
+from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
 from agents_mcp.toolsets import ToolInfo
@@ -112,14 +113,17 @@ async def open_threads(
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
     Downstream servers connect lazily, on first use, never here. ``recover``: settle and
-    resume other processes' abandoned threads, at start and now and then (the server
-    does; a one-shot command such as ``agents-mcp pending`` must not run their calls).
-    ``callback_url``: where sign-ins to downstream servers come back to (the HTTP
-    server's ``/oauth/callback``); None: a loopback listener, started when one is asked.
+    resume other processes' abandoned threads, at start and now and then, and delete
+    threads older than ``[server] retain_days`` (the server does; a one-shot command such
+    as ``agents-mcp pending`` must not run their calls). ``callback_url``: where sign-ins
+    to downstream servers come back to (the HTTP server's ``/oauth/callback``); None: a
+    loopback listener, started when one is asked.
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
-            resolve_db(config.server.db, db_path), lease_seconds=config.server.lease_seconds
+            resolve_db(config.server.db, db_path),
+            lease_seconds=config.server.lease_seconds,
+            sqlite_durability=config.server.sqlite_durability,
         )
         stack.push_async_callback(store.close)
         accounts = await open_accounts(config, store, stack, callback_url)
@@ -148,4 +152,6 @@ async def open_threads(
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
+        if recover and config.server.retain_days is not None:
+            runs.spawn(functools.partial(retain, store, config.server.retain_days))
         yield threads
