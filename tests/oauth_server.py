@@ -10,7 +10,8 @@ the person at the browser and the operator:
 
 * ``GET /test/login?user=alice``: who signs in at the next ``/authorize``;
 * ``GET /test/require?scope=write``: demand one more scope from now on (a step-up);
-* ``GET /test/expire``: expire every access token it issued (refreshes still work).
+* ``GET /test/forget``: forget every access token it issued, as a server restarted
+  without them would (their refresh tokens still work).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any
 
 import uvicorn
@@ -112,13 +112,11 @@ def make_app(port: int, log: str | None) -> Any:
         provider.required_scopes.append(request.query_params["scope"])
         return PlainTextResponse(" ".join(provider.required_scopes))
 
-    @mcp.custom_route("/test/expire", methods=["GET"])
-    async def expire(request: Request) -> JSONResponse:
-        for key, token in list(provider.access_tokens.items()):
-            provider.access_tokens[key] = token.model_copy(
-                update={"expires_at": int(time.time()) - 1}
-            )
-        return JSONResponse({"expired": len(provider.access_tokens)})
+    @mcp.custom_route("/test/forget", methods=["GET"])
+    async def forget(request: Request) -> JSONResponse:
+        forgotten = len(provider.access_tokens)
+        provider.access_tokens.clear()
+        return JSONResponse({"forgotten": forgotten})
 
     return mcp.http_app(path="/mcp")
 

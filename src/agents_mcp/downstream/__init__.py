@@ -40,7 +40,7 @@ from agents_mcp.downstream.elicit import (
 )
 from agents_mcp.downstream.logs import LOG_HEADER, log_dir
 from agents_mcp.downstream.oauth import OWNER, NotAuthorized, acting_for, listed, signed
-from agents_mcp.errors import ConfigError, internal_error
+from agents_mcp.errors import internal_error
 from agents_mcp.toolsets import (
     Available,
     ToolInfo,
@@ -98,9 +98,9 @@ class DownstreamServer:
         if transport is None:
             auth = None
             if self.config.auth is not None:
-                if self._accounts is None:
-                    raise ConfigError(f"{self.name}: sign-ins need the thread database")
-                auth = self._accounts.auth_for(self.name)
+                from agents_mcp.downstream.signin import http_auth
+
+                auth = http_auth(self.name, self.config, self._accounts)
             transport = transport_for(self.config, self.log_path, auth)
         return new_client(
             self.config, transport, questions=self._questions, tools_changed=self.tools_changed

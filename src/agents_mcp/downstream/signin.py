@@ -31,6 +31,7 @@ from agents_mcp.downstream.oauth import (
     quiet_sdk_pauses,
     retrying,
 )
+from agents_mcp.errors import ConfigError
 from agents_mcp.store.tokens import TokenStore
 
 log = logging.getLogger("agents_mcp.downstream.oauth")
@@ -117,15 +118,6 @@ class Accounts:
 
     async def aclose(self) -> None:
         await self.endpoint.aclose()
-
-    def auth_for(self, server: str) -> httpx2.Auth | None:
-        """What authenticates the requests to ``server`` (None: its own headers)."""
-        config = self.configs[server]
-        if config.auth == "oauth":
-            return OwnerOAuth(self, server)
-        if config.auth == "client_credentials":
-            return Shared(server, client_credentials(config))
-        return None
 
     def _metadata(self, config: DownstreamServerConfig) -> OAuthClientMetadata:
         host = urlsplit(self.redirect_uri).hostname or ""
@@ -243,6 +235,22 @@ def _same_link(live: str, parts: Any, query: Mapping[str, str]) -> bool:
     asked = dict(parse_qsl(old.query))
     same_endpoint = (old.scheme, old.netloc, old.path) == (parts.scheme, parts.netloc, parts.path)
     return same_endpoint and all(asked.get(k) == query.get(k) for k in _SAME_LINK)
+
+
+def http_auth(
+    name: str, config: DownstreamServerConfig, accounts: Accounts | None
+) -> httpx2.Auth | None:
+    """What authenticates the requests to the server ``name`` (None: its own headers)."""
+    if config.auth == "client_credentials":
+        return Shared(name, client_credentials(config))
+    if config.auth != "oauth":
+        return None
+    if accounts is None:
+        raise ConfigError(
+            f'server {name!r} signs each person in (auth = "oauth"): it answers a run of a'
+            f" signed-in owner, not here; `agents-mcp login {name}` signs you in"
+        )
+    return OwnerOAuth(accounts, name)
 
 
 def client_credentials(config: DownstreamServerConfig) -> httpx2.Auth:
