@@ -339,6 +339,19 @@ async def test_the_thread_views_sign_in_button_in_chromium(tmp_path: Path) -> No
             paused = await tool(
                 local, "chat_with_agent", agent="messenger", message="from the view"
             )
+        listed = await anyio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "agents_mcp",
+                "pending",
+                "--config",
+                str(s.config),
+                "--db",
+                s.db,
+            ],
+            env={**os.environ, **s.env},
+        )
         await s.protected.test_route("/test/login?user=local")  # who signs in, in the browser
         view = url.removesuffix("/mcp") + f"/threads/{paused['thread_id']}"
         with anyio.fail_after(BOUND):
@@ -348,6 +361,14 @@ async def test_the_thread_views_sign_in_button_in_chromium(tmp_path: Path) -> No
                 env={**os.environ, "CHROMIUM": CHROMIUM, "OUT_DIR": str(out)},
             )
         report = json.loads(done.stdout)
+    [waiting] = paused["pending_authorizations"]
+    assert listed.stdout.decode().splitlines()[1:] == [
+        f"  sign in to prot: {waiting['url']}",
+        "    or `agents-mcp login prot --config"
+        f" {s.config} --db {s.db}` (then the run goes on where it is served);"
+        f" `agents-mcp approve {paused['thread_id']} {waiting['call_id']} --config {s.config}"
+        f" --db {s.db} --deny REASON` gives up on it",
+    ]
     assert report.get("error") is None, report
     assert (report["button"], report["before"]) == ("Sign in to prot", "needs_approval")
     assert report["callback"]["url"] == url.removesuffix("/mcp") + "/oauth/callback"
@@ -356,3 +377,51 @@ async def test_the_thread_views_sign_in_button_in_chromium(tmp_path: Path) -> No
     assert report["reply"] == "done: sent 'from the view' as local"
     assert report["problems"] == []
     assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "local")]
+
+
+async def test_declining_or_cancelling_a_sign_in(tmp_path: Path) -> None:
+    """approve_call(approve=false) gives up on a sign-in: asked before the tools were
+    listed, the run goes on without the server; asked for a call, the call gets a result
+    saying it did not run. cancel_run drops it: the call did not run."""
+    async with setup(tmp_path, str(tmp_path / "threads.db")) as s:
+        url = await s.serve()
+        async with client(url, "alice") as alice, client(url, "bob") as bob:
+            listing = await tool(alice, "chat_with_agent", agent="messenger", message="one")
+            item = listing["pending_authorizations"][0]
+            without = await tool(
+                alice, "approve_call", thread_id=listing["thread_id"], call_id=item["call_id"],
+                approve=False,
+            )  # fmt: skip
+            asked = await tool(
+                alice, "chat_with_agent", agent="messenger", message="two",
+                thread_id=listing["thread_id"],
+            )  # fmt: skip
+            await sign_in(s, asked, "alice")
+            await tool(alice, "get_thread", thread_id=listing["thread_id"], wait_seconds=60)
+            call = await tool(bob, "chat_with_agent", agent="messenger", message="three")
+            item = call["pending_authorizations"][0]
+            declined = await tool(
+                bob, "approve_call", thread_id=call["thread_id"], call_id=item["call_id"],
+                approve=False,
+            )  # fmt: skip
+            again = await tool(
+                bob, "chat_with_agent", agent="messenger", message="four",
+                thread_id=call["thread_id"],
+            )  # fmt: skip
+            cancelled = await tool(bob, "cancel_run", thread_id=call["thread_id"])
+            shown = await tool(
+                bob, "get_thread", thread_id=call["thread_id"], include_messages=True
+            )
+    assert without["status"] == "completed"
+    [unavailable] = without["unavailable"]
+    assert unavailable == {"server": "prot", "reason": "the user did not sign in to it"}
+    assert declined["status"] == "completed"
+    assert declined["reply"].startswith("done: Not run: the user did not sign in to prot")
+    assert again["status"] == "needs_approval" and again["pending_authorizations"]
+    assert cancelled["status"] == "cancelled"
+    last = shown["messages"][-2]  # the call's result, then the event saying it was cancelled
+    assert (last["role"], last["content"]) == (
+        "tool",
+        "Cancelled: the run was stopped before this call started; it did not run.",
+    )
+    assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "alice")]
