@@ -301,6 +301,7 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
             "error",
             "output",
             "pending_approvals",
+            "pending_authorizations",
             "reply",
             "status",
             "thread_id",

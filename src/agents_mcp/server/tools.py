@@ -278,7 +278,9 @@ def _descriptions(budget: int) -> dict[str, str]:
             "Allow or refuse a tool call an agent asked to make (status needs_approval)."
             " The call that runs is the one the agent asked for, as shown in"
             " pending_approvals; scope='thread' also allows that tool for the rest of the"
-            " thread. Returns the thread's result, like chat_with_agent."
+            " thread. Returns the thread's result, like chat_with_agent. A sign-in the agent"
+            " waits for (pending_authorizations) goes on by itself once the user signed in;"
+            " approve=false with its call_id gives up on it."
         ),
         "get_thread": (
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
