@@ -425,3 +425,29 @@ async def test_declining_or_cancelling_a_sign_in(tmp_path: Path) -> None:
         "Cancelled: the run was stopped before this call started; it did not run.",
     )
     assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "alice")]
+
+
+async def test_over_stdio_the_sign_in_comes_back_to_a_loopback_listener(tmp_path: Path) -> None:
+    """``agents-mcp serve`` over stdio listens on 127.0.0.1:<oauth_callback_port> while a
+    sign-in waits; the browser comes back there and the run goes on."""
+    from fastmcp.client.transports import StdioTransport
+
+    from tests.processes import ROOT
+
+    port = free_port()
+    async with setup(tmp_path, str(tmp_path / "threads.db"), tokens=False) as s:
+        data = json.loads(s.config.read_text())
+        data["server"]["oauth_callback_port"] = port
+        s.config.write_text(json.dumps(data))
+        argv = ["-m", "agents_mcp", "serve", "--config", str(s.config), "--db", s.db]
+        transport = StdioTransport(
+            sys.executable, argv, env={**os.environ, **s.env}, cwd=str(ROOT), keep_alive=False
+        )
+        async with Client(transport, timeout=BOUND) as local:
+            paused = await tool(local, "chat_with_agent", agent="messenger", message="stdio")
+            shown = await sign_in(s, paused, "local")
+            done = await tool(local, "get_thread", thread_id=paused["thread_id"], wait_seconds=60)
+    [item] = paused["pending_authorizations"]
+    assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Foauth%2Fcallback" in item["url"]
+    assert "Signed in to prot" in shown
+    assert (done["status"], done["reply"]) == ("completed", "done: sent 'stdio' as local")
