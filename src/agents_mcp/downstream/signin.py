@@ -14,8 +14,9 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
+import anyio
 import httpx2
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, PKCEParameters
 from mcp.client.auth.utils import union_scopes
@@ -114,6 +115,7 @@ class Accounts:
         self.on_signed_in: SignedInHook | None = None
         """Called when a sign-in landed (the runs waiting for it resume)."""
         self.on_refused: RefusedHook | None = None
+        self._asking: dict[tuple[str, str], anyio.Lock] = {}
         quiet_sdk_pauses()
 
     async def aclose(self) -> None:
@@ -158,6 +160,17 @@ class Accounts:
         query = dict(parse_qsl(parts.query))
         if not retrying():
             await self._instead_of_consent(storage, query.get("scope"))
+        async with self._asking.setdefault((owner, server), anyio.Lock()):  # one link at once
+            await self._link(provider, storage, parts, query)
+
+    async def _link(
+        self,
+        provider: OAuthClientProvider,
+        storage: OwnerStorage,
+        parts: SplitResult,
+        query: dict[str, str],
+    ) -> None:
+        server, owner = storage.server, storage.owner
         scope = union_scopes(query.get("scope"), " ".join(self.configs[server].scopes) or None)
         if scope:
             query["scope"] = scope
@@ -228,7 +241,7 @@ class Accounts:
         return gone > 0
 
 
-def _same_link(live: str, parts: Any, query: Mapping[str, str]) -> bool:
+def _same_link(live: str, parts: SplitResult, query: Mapping[str, str]) -> bool:
     """Whether the link already shown asks for the same thing (client, scope, resource,
     redirect, authorization endpoint): after a new registration or a step-up it does not."""
     old = urlsplit(live)

@@ -290,14 +290,12 @@ class TokenStore:
     async def put_pending(
         self, state: str, owner: str, server: str, url: str, secret: Mapping[str, Any], ttl: float
     ) -> None:
-        """Ask for a sign-in: the one asked before of the owner for the server is dropped."""
+        """Ask for a sign-in. Links asked before stay good until used or expired (a
+        person may open any of them); expired ones go."""
         blob = self.keys.encrypt(secret)
 
         async def body(tx: Tx) -> None:
-            await tx.execute(
-                "DELETE FROM oauth_pending WHERE (owner=? AND server=?) OR expires_at<?",
-                (owner, server, time.time()),
-            )
+            await tx.execute("DELETE FROM oauth_pending WHERE expires_at<?", (time.time(),))
             await tx.execute(
                 "INSERT INTO oauth_pending (state_hash, owner, server, url, secret, created_at,"
                 " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
