@@ -133,6 +133,8 @@ def test_every_config_block_loads() -> None:
             for key, value in data.items():
                 if key == "server":
                     ServerSettings.model_validate(value)
+                elif key == "model_aliases":  # names to [models] names
+                    assert all(isinstance(v, str) for v in value.values())
                 else:
                     for entry in value.values():
                         tables[key].model_validate(entry)

@@ -127,3 +127,29 @@ def llm_tool_names(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], st
                 "tool %s of server %s offered as %s: %s %s", pair[1], pair[0], out[pair], name, why
             )
     return out
+
+
+class WithoutTools:
+    """A toolset less some tools of its servers (``disabled_tools``): they are never
+    offered, and a call of one (a model guessing a name) is refused."""
+
+    def __init__(self, inner: Toolset, hidden: Mapping[str, Sequence[str]]) -> None:
+        self._inner = inner
+        self._hidden = {server: frozenset(tools) for server, tools in hidden.items()}
+
+    def hides(self, server: str, tool: str) -> bool:
+        return tool in self._hidden.get(server, ())
+
+    async def available(self) -> Available:
+        found = await self._inner.available()
+        tools = [t for t in found.tools if not self.hides(t.server, t.tool)]
+        return Available(tools=tools, unavailable=found.unavailable)
+
+    async def call(
+        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+    ) -> ToolOutput:
+        if self.hides(tool.server, tool.tool):
+            return ToolOutput(
+                text=f"Error: tool {tool.name!r} is disabled for this agent", ok=False
+            )
+        return await self._inner.call(tool, arguments, meta=meta)

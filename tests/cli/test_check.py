@@ -243,6 +243,7 @@ agent a · model demo · servers tls, crash, fine
                 ],
                 "unavailable_servers": ["tls", "crash"],
                 "delegates_to": [],
+                "source": None,
             }
         ]
     )

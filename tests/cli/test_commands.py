@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from tests.processes import ROOT, write_config
 
 pytestmark = pytest.mark.anyio
 
-COMMANDS = ["serve", "chat", "pending", "approve", "threads", "show", "check", "init", "install"]
+COMMANDS = [
+    "serve", "chat", "pending", "approve", "cancel", "threads", "show", "check", "agents",
+    "tools", "ui", "init", "install", "uninstall",
+]  # fmt: skip
 EXAMPLE = str(ROOT / "examples" / "agents.toml")
 
 
@@ -31,6 +35,23 @@ async def test_every_command_has_help(tmp_path: Path) -> None:
         assert "--debug" in ran.out, command
     listed = runs[""].out.split("Commands")[1].split("╰")[0]
     assert [line.split()[1] for line in listed.splitlines()[1:-2]] == COMMANDS
+
+
+async def test_the_usage_line_and_the_argument_table_name_arguments_alike(
+    tmp_path: Path,
+) -> None:
+    """`Usage: agents-mcp approve THREAD_ID CALL_ID` above a table of THREAD_ID and
+    CALL_ID, and a thread is a THREAD_ID wherever an option takes one."""
+    runs = await all_of({c: agents_mcp(c, "--help", tmp_path=tmp_path) for c in COMMANDS})
+    for command, ran in runs.items():
+        usage = ran.out.splitlines()[0].split()[3:]  # after "Usage: agents-mcp COMMAND"
+        named = [w.strip("[]") for w in usage if w.strip("[]") not in ("OPTIONS", "...")]
+        table = ran.out.split("─ Arguments ")[1].split("╰")[0] if "─ Arguments " in ran.out else ""
+        listed = re.findall(r"^│[ *]*([A-Z_]+)  ", table, re.M)
+        assert named == listed, command
+        metavars = set(re.findall(r"--(?:thread|call) ([A-Z_]+)", ran.out))
+        assert metavars <= {"THREAD_ID", "CALL_ID"}, command
+    assert "--thread THREAD_ID" in runs["chat"].out
 
 
 async def test_options_go_anywhere(tmp_path: Path) -> None:
@@ -80,7 +101,7 @@ async def test_usage_and_config_errors_are_one_line_with_exit_code_2(tmp_path: P
             "invalid file": """\
 agents-mcp: <tmp>/broken.toml: agents.a.description: required key is missing
 <tmp>/broken.toml: agents.a.model: unknown model 'nope'; valid: (none defined)
-<tmp>/broken.toml: agents.a.require_aproval: unknown key; did you mean 'require_approval'? valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+<tmp>/broken.toml: agents.a.require_aproval: unknown key; did you mean 'require_approval'? valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 """,
             "unknown thread": "agents-mcp: thread 'th_nope' not found (no database at <tmp>/t.db)\n",
             "bad option value": 'agents-mcp: invalid value for --limit: unable to convert "x" into int. (see `agents-mcp threads --help`)\n',
@@ -141,3 +162,35 @@ async def test_every_command_logs_in_one_format(tmp_path: Path) -> None:
         logged = [s for s in ran.err.splitlines() if re.search(r" (DEBUG|INFO|WARNING) ", s)]
         assert logged, command
         assert [s for s in logged if not line.match(s)] == [], command
+
+
+async def test_threads_pages_with_the_cursor_it_prints(tmp_path: Path) -> None:
+    db = ["--db", str(tmp_path / "t.db")]
+    for message in ("one", "two", "three"):
+        ran = await agents_mcp("chat", "demo", message, "--config", EXAMPLE, *db, tmp_path=tmp_path)
+        assert ran.code == 0, ran.err
+    first = await agents_mcp("threads", "--limit", "2", "--json", *db, tmp_path=tmp_path)
+    page = json.loads(first.out)
+    text = await agents_mcp("threads", "--limit", "2", *db, tmp_path=tmp_path)
+    rest = await agents_mcp(
+        "threads", "--limit", "2", "--cursor", page["next_cursor"], "--json", *db,
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    bad = await agents_mcp("threads", "--cursor", "nope", *db, tmp_path=tmp_path)
+    assert [t["title"] for t in page["threads"]] == ["three", "two"]
+    assert text.err == f"(more threads: add --cursor {page['next_cursor']})\n"
+    assert rest.code == 0
+    after = json.loads(rest.out)
+    assert ([t["title"] for t in after["threads"]], after["next_cursor"]) == (["one"], None)
+    assert bad.code == 2 and "invalid cursor 'nope'" in bad.err
+
+
+async def test_check_looks_at_the_database_given_with_db(tmp_path: Path) -> None:
+    db = tmp_path / "elsewhere" / "threads.db"
+    db.parent.mkdir()
+    ran = await agents_mcp(
+        "check", "--offline", "--json", "--config", EXAMPLE, "--db", str(db), tmp_path=tmp_path
+    )
+    (row,) = [r for r in json.loads(ran.out)["checks"] if r["item"] == "database"]
+    assert row["detail"].startswith(f"{db} · ")
+    assert not db.exists()  # looked at, not created

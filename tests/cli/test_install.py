@@ -66,7 +66,7 @@ async def test_claude_desktop_gets_the_entry_with_a_backup_and_never_a_silent_re
         "args": ["serve", "--config", str(EXAMPLE)],
         "env": {  # every variable the example names, at its default: it changes nothing
             "OPENAI_BASE_URL": "https://api.openai.com/v1",
-            "OPENAI_API_KEY": "",
+            "OPENAI_API_KEY": "<OPENAI_API_KEY>",  # api.openai.com needs one: fill it in
             "OPENAI_MODEL": "gpt-4.1-mini",
             "AGENTS_FILES": ".",
         },
@@ -191,3 +191,59 @@ def test_where_each_client_keeps_its_servers() -> None:
     assert client_file("claude-code", home=home) == home / ".claude.json"
     assert client_file("cursor", home=home) == home / ".cursor" / "mcp.json"
     assert os.sep == "/"  # the paths above are written for POSIX
+
+
+async def test_uninstall_takes_out_only_an_agents_mcp_entry_after_a_backup(
+    tmp_path: Path,
+) -> None:
+    cursor = tmp_path / "home" / ".cursor"
+    cursor.mkdir(parents=True)
+    file = cursor / "mcp.json"
+    file.write_text(json.dumps({"mcpServers": {"other": {"command": "other-server"}}}))
+    common = {"tmp_path": tmp_path, "inherit": False, **clean(tmp_path)}
+    added = await agents_mcp("install", "cursor", "--config", str(EXAMPLE), **common)
+    assert added.code == 0, added.err
+    removed = await agents_mcp("uninstall", "cursor", **common)
+    backups = {p: json.loads(p.read_text()) for p in cursor.glob("mcp.json.*.bak")}
+    again = await agents_mcp("uninstall", "cursor", **common)
+    foreign = await agents_mcp("uninstall", "cursor", "--name", "other", **common)
+    assert json.loads(file.read_text()) == {"mcpServers": {"other": {"command": "other-server"}}}
+    forced = await agents_mcp("uninstall", "cursor", "--name", "other", "--force", **common)
+    assert (removed.code, removed.out) == (0, "")
+    # One backup by install, one by uninstall: the file as it was, the entry in it.
+    (kept,) = [p for p, data in backups.items() if "agents" in data["mcpServers"]]
+    assert len(backups) == 2
+    assert scrub(removed.err.replace(kept.name, "<backup>")) == snapshot("""\
+Removed 'agents' from Cursor's config: <tmp>/home/.cursor/mcp.json
+  the previous file is kept as <tmp>/home/.cursor/<backup>
+  restart Cursor for it to take effect
+""")
+    assert (again.code, scrub(again.err)) == (
+        0,
+        "Cursor has no server named 'agents' in <tmp>/home/.cursor/mcp.json (its servers:"
+        " other); nothing to do\n",
+    )
+    assert foreign.code == 2 and "does not start agents-mcp; --force" in foreign.err
+    assert forced.code == 0 and json.loads(file.read_text()) == {"mcpServers": {}}
+
+
+async def test_uninstall_from_claude_code_goes_through_its_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    entry = {"type": "stdio", "command": AGENTS_MCP, "args": ["serve", "--config", "x"]}
+    (home / ".claude.json").write_text(json.dumps({"mcpServers": {"agents": entry}}))
+    calls = tmp_path / "calls.jsonl"
+    env = clean(tmp_path, CLAUDE_CALLS=str(calls))
+    claude = tmp_path / "bin" / "claude"
+    claude.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "with open(os.environ['CLAUDE_CALLS'], 'a') as f:\n"
+        "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    claude.chmod(claude.stat().st_mode | stat.S_IXUSR)
+    ran = await agents_mcp("uninstall", "claude-code", tmp_path=tmp_path, inherit=False, **env)
+    assert ran.code == 0, ran.err
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [
+        ["mcp", "remove", "agents", "--scope", "user"]
+    ]
+    assert "start a new session" in ran.err

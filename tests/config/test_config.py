@@ -126,6 +126,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "extra": {},
                 },
             },
+            "model_aliases": {},
             "agents": {
                 "researcher": {
                     "description": "Searches the web and reads local files to answer research questions.",
@@ -134,6 +135,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "model": "default",
                     "servers": ["fs", "search"],
                     "tools": {"fs": ["read_file", "list_directory"]},
+                    "disabled_tools": {},
                     "require_approval": {
                         "always": ["search__fetch"],
                         "never": ["fs__*"],
@@ -165,6 +167,7 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "model": "offline",
                     "servers": [],
                     "tools": {},
+                    "disabled_tools": {},
                     "require_approval": "never",
                     "max_iterations": 12,
                     "personalities": {},
@@ -209,6 +212,10 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "approver": "model",
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
+                "dashboard": True,
+                "dashboard_port": 0,
+                "agents_from": [],
+                "agents_from_approval": "always",
             },
         }
     )
@@ -342,6 +349,10 @@ def test_defaults() -> None:
             "approver": "model",
             "max_depth": 3,
             "max_total_llm_requests": 100,
+            "dashboard": True,
+            "dashboard_port": 0,
+            "agents_from": [],
+            "agents_from_approval": "always",
         }
     )
 
@@ -452,9 +463,35 @@ agents.toml: mcpServers.fs.args[0]: environment variable A is not set (use ${A:-
 agents.toml: mcpServers.fs.args[1]: environment variable B is not set (use ${B:-default} for a default)
 agents.toml: mcpServers.fs.args[1]: environment variable D is not set (use ${D:-default} for a default)
 agents.toml: mcpServers.fs.args[2]: invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${
-agents.toml: models.default.api_key: environment variable OPENAI_API_KEY is not set (use ${OPENAI_API_KEY:-default} for a default)
 agents.toml: server.auth_tokens[0]: environment variable AGENTS_MCP_TOKEN is not set (use ${AGENTS_MCP_TOKEN:-default} for a default)\
 """)
+
+
+def test_a_model_with_an_unset_variable_is_set_aside_not_an_error() -> None:
+    """One unset key must not stop the agents on other models: the model is left out of
+    ``models`` with its unset variables, and its agents fail only when called."""
+    data = valid()
+    data["models"]["keyed"] = {
+        "base_url": "${KEYED_URL}",
+        "api_key": "${KEYED_KEY}",
+        "model": "${KEYED_URL}",
+    }
+    data["agents"]["other"] = {"description": "On the keyed model.", "model": "keyed"}
+    config = load(data)
+    assert list(config.models) == ["default", "fast"]
+    assert config.unresolved_models == {"keyed": ("KEYED_URL", "KEYED_KEY")}
+    assert config.agents["other"].model == "keyed"
+    assert "unresolved_models" not in config.model_dump()
+    # Its other problems are still reported, with the rest of the file's.
+    data["models"]["keyed"]["temperature"] = 7
+    data["models"]["keyed"]["tempreature"] = 1
+    assert errors(data) == snapshot("""\
+agents.toml: models.keyed.temperature: must be at most 2
+agents.toml: models.keyed.tempreature: unknown key; did you mean 'temperature'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout\
+""")
+    # Not a file key.
+    data = valid() | {"unresolved_models": {"x": ["Y"]}}
+    assert "unresolved_models: unknown key" in errors(data)
 
 
 def test_empty_api_key_means_none_but_empty_token_is_an_error() -> None:
@@ -481,13 +518,13 @@ def test_unknown_keys_at_every_depth() -> None:
     data["agents"]["helper"]["require_approval"] = {"always": [], "sometimes": ["fs__x"]}
     data["server"] = {"port": 8000}
     assert errors(data) == snapshot("""\
-agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
+agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
 agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
-agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, models, server
+agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, provider, stream, temperature, timeout
-agents.toml: path: unknown key; valid keys: agents, mcpServers, models, server
-agents.toml: server.port: unknown key; valid keys: allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
+agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, tokens, tool_result_budget, wait_seconds\
 """)
 
 

@@ -3,23 +3,27 @@
 Same loop, same database and same owner (``local``) as the MCP server over stdio, so a
 thread started here can be continued from Claude Desktop and the other way round.
 Approvals are asked on the terminal and recorded exactly as ``approve_call`` records them.
-With ``--json`` nothing streams: each turn's result is printed as one JSON object, the
-same object ``chat_with_agent`` returns as ``structuredContent``.
+With ``--json`` nothing streams and nothing is asked: each turn's result is printed as one
+JSON object, the same object ``chat_with_agent`` returns as ``structuredContent``; calls
+that need approval stay pending, and ``next`` and ``commands`` say how to decide them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.signing import sign_in_lines, wait_for_sign_in
 from agents_mcp.cli.terminal import Console, LineReader
+from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress, RunEvent, ShowsText
 from agents_mcp.engine.summary import TurnSummary
-from agents_mcp.errors import InvalidRequest, NotFound
+from agents_mcp.errors import ConfigError, Conflict, InvalidRequest, NotFound
 from agents_mcp.server.results import agent_result
-from agents_mcp.store import LOCAL_OWNER, Approval
+from agents_mcp.store import LOCAL_OWNER, Approval, Thread
+from agents_mcp.threads.checks import find_call
 from agents_mcp.threads.service import Scope, Threads
 
 WAIT = 3600.0
@@ -51,6 +55,8 @@ class ChatSession:
         self.thread_id = thread_id
         self.personality = personality
         self.as_json = as_json
+        self.known = False  # the thread exists (found, or created by this session)
+        self.waiting: TurnSummary | None = None  # the thread waits for these decisions
         self._streamed = False
         # JSON output carries the reply whole: only a person reading along needs a stream.
         self.listener: Progress = self.progress if as_json else ShowsText(self.progress)
@@ -72,27 +78,42 @@ class ChatSession:
             self.console.end_text()
             self.console.working(event.text)
 
-    async def resume_pending(self) -> bool:
-        """Settle what ``--thread`` left undecided; False when it is still waiting."""
+    async def resume_pending(self, message: str | None = None) -> bool:
+        """Settle what ``--thread`` left undecided; False when it is still waiting. With
+        ``message`` to send next, a thread that still waits refuses it (``Conflict``)."""
         if self.thread_id is None:
             return True
         async with self.console.spinner("loading the thread"):
             summary = await self.threads.get(owner=LOCAL_OWNER, thread_id=self.thread_id)
         if summary.thread.agent != self.agent:
-            raise InvalidRequest(
-                f"thread {self.thread_id!r} belongs to agent {summary.thread.agent!r},"
-                f" not {self.agent!r}; run"
-                f" `{self.invocation.command('chat', summary.thread.agent, '--thread', self.thread_id)}`"
-            )
+            raise InvalidRequest(self._other_agent(summary.thread.agent))
+        self.known = True  # this agent's: the hint to continue it holds
         if summary.thread.status != "needs_approval":
             return True
         self._streamed = False
         async with self.console.spinner():
             summary = await self._decide(summary)
+        if message is not None and summary.thread.status == "needs_approval":
+            self.console.end_text()
+            raise not_sent(self.invocation, summary)
         return self._report(summary)
 
+    def _other_agent(self, owner: str) -> str:
+        """Why ``--thread`` does not go with this agent, and what works instead."""
+        mine = f"thread {self.thread_id!r} belongs to agent {owner!r}, not {self.agent!r}"
+        if owner in self.threads.agents:
+            again = self.invocation.command("chat", owner, "--thread", str(self.thread_id))
+            return f"{mine}; run `{again}`"
+        return (
+            f"{mine}, and {owner!r} is not an agent of this config; use the config that"
+            f" defines it, or start a new thread with `{self.invocation.command('chat', self.agent, 'MESSAGE')}`"
+        )
+
     async def turn(self, message: str) -> bool:
-        """Send ``message`` and see the turn through; False when it did not complete."""
+        """Send ``message`` and see the turn through; False when it did not complete.
+        A thread left waiting for decisions refuses it (``Conflict``)."""
+        if self.waiting is not None:
+            raise not_sent(self.invocation, self.waiting)
         self._streamed = False
         async with self.console.spinner("sending"):
             summary = await self.threads.chat(
@@ -105,6 +126,7 @@ class ChatSession:
                 progress=self.listener,
             )
             self.thread_id = summary.thread.id
+            self.known = True
             summary = await self._decide(summary)
         return self._report(summary)
 
@@ -126,8 +148,9 @@ class ChatSession:
         return self._report(summary)
 
     async def _decide(self, summary: TurnSummary) -> TurnSummary:
-        """Ask about each pending call until the run no longer waits (or input ends)."""
-        while summary.thread.status == "needs_approval" and summary.pending:
+        """Ask about each pending call until the run no longer waits (or input ends).
+        With ``--json`` nothing is asked: the calls stay pending."""
+        while not self.as_json and summary.thread.status == "needs_approval" and summary.pending:
             approval = summary.pending[0]
             self.console.working(None)
             if approval.kind == "authorization":  # wait for the sign-in, in the browser
@@ -182,8 +205,10 @@ class ChatSession:
         """Finish the turn's output; True when it completed."""
         self.console.end_text()
         thread = summary.thread
+        waits = thread.status == "needs_approval" and summary.pending
+        self.waiting = summary if waits else None
         if self.as_json:
-            self.console.line(agent_result(summary).model_dump_json(indent=2))
+            self.console.line(json.dumps(self._as_json(summary), indent=2, ensure_ascii=False))
         elif thread.status == "completed" and not self._streamed and summary.reply:
             self.console.line(summary.reply)  # the answer was ready before we listened
         if thread.status == "completed":
@@ -202,6 +227,34 @@ class ChatSession:
             detail = f": {thread.error_message}" if thread.error_message else ""
             self.console.status(f"agents-mcp: the run {thread.status}{why}{detail}")
         return False
+
+    def _as_json(self, summary: TurnSummary) -> dict[str, Any]:
+        """The result object; a waiting one also says how to decide its calls here."""
+        data: dict[str, Any] = agent_result(summary).model_dump(mode="json")
+        if summary.thread.status == "needs_approval" and summary.pending:
+            tid = summary.thread.id
+            data["next"] = (
+                "Not asked (--json): each call waits for a decision. Run its command from"
+                " commands (add --deny REASON to refuse), or"
+                f" `{self.invocation.command('cancel', tid)}` to drop them."
+            )
+            data["commands"] = [
+                self.invocation.command("approve", tid, a.call_id) for a in summary.pending
+            ]
+        return data
+
+
+def not_sent(invocation: Invocation, summary: TurnSummary) -> Conflict:
+    """The refusal of a new message to a thread that still waits for approval."""
+    tid = summary.thread.id
+    calls = ", ".join(f"{a.call_id} ({a.server}__{a.tool})" for a in summary.pending)
+    one = summary.pending[0].call_id if len(summary.pending) == 1 else "CALL_ID"
+    approve = invocation.command("approve", tid, one)
+    return Conflict(
+        f"your message was not sent: thread {tid} waits for a decision on {calls};"
+        f" decide with `{approve}` (or --deny REASON), or drop the waiting calls with"
+        f" `{invocation.command('cancel', tid)}`, then send the message again"
+    )
 
 
 def waiting_lines(invocation: Invocation, thread_id: str, pending: Sequence[Approval]) -> list[str]:
@@ -251,8 +304,11 @@ async def chat(
 
     config = invocation.load()
     reader = LineReader()
-    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
+    async with open_threads(
+        config, db_path=invocation.db, recover=False, warn_unresolved=False
+    ) as threads:
         threads.agent(agent)  # unknown agent: fail before reading anything
+        usable(config, agent)
         if last:
             thread_id = await _last_thread(threads, invocation, agent)
         session = ChatSession(
@@ -267,16 +323,39 @@ async def chat(
         )
         ok = True
         try:
-            ok = await session.resume_pending()
-            if message is not None:
-                ok = ok and await session.turn(message)
+            ok = await session.resume_pending(message)
+            if message is not None and ok:
+                ok = await session.turn(message)
+            elif message is not None:  # the resumed run did not complete: say so, not drop it
+                tid = str(session.thread_id)
+                again = invocation.command("chat", agent, "--thread", tid, message)
+                console.status(
+                    f"agents-mcp: your message was not sent, since the run above did not"
+                    f" complete; send it again with `{again}`"
+                )
             elif ok:
                 ok = await _interactive(session, console, reader)
         finally:
-            if session.thread_id is not None:
+            if session.known and session.thread_id is not None:
                 again = invocation.command("chat", agent, "--thread", session.thread_id)
                 console.status(f"thread: {session.thread_id} (continue with `{again}`)")
     return 0 if ok else 1
+
+
+def usable(config: Config, agent: str) -> None:
+    """Refuse at once to run ``agent`` when its model names an unset variable (the other
+    agents work without it)."""
+    model = config.agents[agent].model
+    unset = config.unresolved_models.get(model)
+    if unset:
+        several = len(unset) > 1
+        exports = " ".join(f"{name}=…" for name in unset)
+        raise ConfigError(
+            f"agent {agent!r} uses model {model!r}, which needs the environment"
+            f" variable{'s' if several else ''} {', '.join(unset)} (named in models.{model}"
+            f" of {config.path}): {'they are' if several else 'it is'} not set; run"
+            f" `export {exports}` and try again"
+        )
 
 
 async def _last_thread(threads: Threads, invocation: Invocation, agent: str) -> str:
@@ -303,8 +382,16 @@ async def approve(
     if deny is not None and always:
         raise InvalidRequest("--always allows the tool for the thread; it cannot go with --deny")
     config = invocation.load()
-    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
+    async with open_threads(
+        config, db_path=invocation.db, recover=False, warn_unresolved=False
+    ) as threads:
         summary = await threads.get(owner=LOCAL_OWNER, thread_id=thread_id)
+        root = await _root(threads, summary.thread)
+        if root.agent in config.agents:
+            usable(config, root.agent)
+        earlier = await find_call(threads.store, summary.thread, root, call_id)
+        if earlier.status == ("approved" if deny is None else "denied"):
+            console.status(already(earlier))
         session = ChatSession(
             threads,
             console,
@@ -317,6 +404,25 @@ async def approve(
         scope: Scope = "thread" if always else "once"
         ok = await session.decide(call_id, deny is None, scope, deny or None)
     return 0 if ok else 1
+
+
+async def _root(threads: Threads, thread: Thread) -> Thread:
+    """The top-level thread of ``thread`` (itself, unless it is a delegation's)."""
+    if thread.parent_id is None:
+        return thread
+    root_id = await threads.store.root_of(thread.id)
+    return await threads.store.get_thread(root_id, LOCAL_OWNER)
+
+
+def already(decided: Approval) -> str:
+    """The note for a decision that was made before: this one changes nothing."""
+    stamp = decided.decided_at  # 2026-11-21T10:00:01.123Z, shown as `show` does
+    when = f" at {stamp.replace('T', ' ').split('.')[0]}Z" if stamp else ""
+    why = f" ({decided.reason})" if decided.reason else ""
+    return (
+        f"agents-mcp: call {decided.call_id} was already {decided.status}{when}{why};"
+        " this changes nothing. The thread's current result follows."
+    )
 
 
 async def _interactive(session: ChatSession, console: Console, reader: LineReader) -> bool:

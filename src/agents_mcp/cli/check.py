@@ -11,163 +11,140 @@ With ``--json``, the same as one object (the README shows its shape).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-from rich.text import Text
 
+from agents_mcp.cli.check_agents import agent_section, file_rows, files_json
+from agents_mcp.cli.check_models import keyless_models, probe_model, unresolved_rows
 from agents_mcp.cli.environment import read_raw, references, suspects
+from agents_mcp.cli.report import Lines, Report, Row
 from agents_mcp.cli.terminal import Console
 from agents_mcp.config import (
-    SEPARATOR,
-    AgentConfig,
-    ApprovalRules,
     Config,
     DownstreamServerConfig,
-    ModelConfig,
-    approval_required,
     load_config,
 )
-from agents_mcp.errors import ConfigError, LLMError
+from agents_mcp.config.file import InvalidConfig
+from agents_mcp.errors import ConfigError
 
 _TAIL = 8
 
 
-@dataclass(frozen=True)
-class Row:
-    ok: bool | None  # None: neither good nor bad (skipped, defaulted)
-    item: str
-    detail: str
-    fix: str | None = None
-    log: list[str] = field(default_factory=list)
-    """The end of a failing server's stderr, from its log file."""
-
-
-@dataclass
-class Report:
-    """What ``check`` found, shown as lines or as one JSON object."""
-
-    path: Path
-    rows: list[Row] = field(default_factory=list)
-    agents: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def problems(self) -> int:
-        return sum(r.ok is False for r in self.rows)
-
-    def as_json(self) -> str:
-        data = {
-            "config": str(self.path),
-            "ok": self.problems == 0,
-            "problems": self.problems,
-            "checks": [asdict(r) for r in self.rows],
-            "agents": self.agents,
-        }
-        return json.dumps(data, indent=2, ensure_ascii=False)
-
-
 async def check(
-    path: Path, console: Console, *, offline: bool, seconds: float, as_json: bool = False
+    path: Path,
+    console: Console,
+    *,
+    offline: bool,
+    seconds: float,
+    as_json: bool = False,
+    db: str | None = None,
 ) -> int:
-    """Run the ``check`` command; returns the exit code."""
+    """Run the ``check`` command; returns the exit code. ``db``: the thread database to
+    look at instead of the config's."""
     report = Report(path)
-    show = _Lines(console, quiet=as_json)
+    show = Lines(console, quiet=as_json)
     show.line(f"Checking {path}")
     show.line()
     raw = read_raw(path)
-    env_rows = list(_environment(raw))
     try:
         config = load_config(path)
     except ConfigError as exc:
-        show.rows(report, [*env_rows, *_config_problems(exc, path)])
+        imported = exc.imported if isinstance(exc, InvalidConfig) else None
+        files = file_rows(imported, path) if imported is not None else []
+        show.rows(report, [*_environment(raw, None), *_config_problems(exc, path), *files])
         show.line()
         show.line(f"{report.problems} problem(s): the configuration is invalid.")
         if as_json:
             console.line(report.as_json())
         return 2
-    counts = (
-        f"{len(config.agents)} agent(s), {len(config.mcp_servers)} server(s),"
-        f" {len(config.models)} model(s)"
-    )
 
     from agents_mcp.downstream import Downstreams
 
     downstreams = Downstreams.from_config(config.mcp_servers)
     found: dict[str, list[Any] | BaseException] = {}
-    models: dict[str, Row] = {}
-    database: list[Row] = []
     try:
         label = f"starting {len(config.mcp_servers)} server(s)" + (
             "" if offline else f", asking {len(config.models)} model(s)"
         )
         async with console.spinner(label):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_probe_database, config, seconds, database)
-                for name, server in downstreams.servers.items():
-                    tg.start_soon(_probe_server, name, server, seconds, found)
-                for name, model in config.models.items():
-                    tg.start_soon(_probe_model, name, model, offline, seconds, models)
-            servers = await _server_rows(config, raw, downstreams, found, seconds)
-        models_rows = [models[n] for n in config.models]
-        rows = [Row(True, "config", counts), *env_rows, *database, *servers, *models_rows]
-        show.rows(report, rows)
+            rows = await _probe_all(config, raw, downstreams, found, offline, seconds, db)
+        show.rows(report, [*rows, *file_rows(config.imported, path)])
+        report.files = files_json(config.imported)
         for name, agent in config.agents.items():
             show.line()
-            await _agent_section(show, report, config, name, agent, downstreams, found)
+            await agent_section(show, report, config, name, agent, downstreams, found)
     finally:
         with anyio.move_on_after(10, shield=True):
             await downstreams.aclose()
     show.line()
-    show.line(f"{report.problems} problem(s) found." if report.problems else "All checks passed.")
+    warned = f", with {report.warnings} warning(s) above" if report.warnings else ""
+    show.line(
+        f"{report.problems} problem(s) found." if report.problems else f"All checks passed{warned}."
+    )
     if as_json:
         console.line(report.as_json())
     return 1 if report.problems else 0
 
 
-class _Lines:
-    """The report as lines on stdout (nothing with ``--json``)."""
-
-    def __init__(self, console: Console, *, quiet: bool) -> None:
-        self.console = console
-        self.quiet = quiet
-
-    def line(self, text: str | Text = "") -> None:
-        if not self.quiet:
-            self.console.line(text)
-
-    def rows(self, report: Report, rows: list[Row]) -> None:
-        report.rows += rows
-        width = max((len(r.item) for r in rows), default=0)
-        pad = " " * (width + 4)
-        for r in rows:
-            self.line(Text.assemble(self.console.mark(r.ok), f" {r.item.ljust(width)}  {r.detail}"))
-            if r.log:
-                self.line(f"{pad}log: {r.log[0]}")
-                for line in r.log[1:]:
-                    self.line(f"{pad}     {line}")
-            if r.fix:
-                self.line(f"{pad}fix: {r.fix}")
+async def _probe_all(
+    config: Config,
+    raw: Mapping[str, Any],
+    downstreams: Any,
+    found: dict[str, list[Any] | BaseException],
+    offline: bool,
+    seconds: float,
+    db: str | None,
+) -> list[Row]:
+    """The database, every server and every model, probed at once: their rows, after the
+    config's and its variables'. ``found``: each server's tools (or why not)."""
+    models: dict[str, Row] = {}
+    database: list[Row] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_probe_database, config, db, seconds, database)
+        for name, server in downstreams.servers.items():
+            tg.start_soon(_probe_server, name, server, seconds, found)
+        for name, model in config.models.items():
+            tg.start_soon(probe_model, name, model, offline, seconds, models)
+    servers = await _server_rows(config, raw, downstreams, found, seconds)
+    counts = (
+        f"{len(config.agents)} agent(s), {len(config.mcp_servers)} server(s),"
+        f" {len(config.models) + len(config.unresolved_models)} model(s)"
+    )
+    return [
+        Row(True, "config", counts),
+        *_environment(raw, config),
+        *database,
+        *servers,
+        *(models[n] for n in config.models),
+        *unresolved_rows(config),
+    ]
 
 
 # -- configuration ----------------------------------------------------------------------
 
 
-def _environment(raw: Mapping[str, Any]) -> Iterator[Row]:
-    """One row per environment variable the file names (never their values)."""
+def _environment(raw: Mapping[str, Any], config: Config | None) -> list[Row]:
+    """One row per environment variable the file names (never their values); a default
+    that leaves a model without the API key its endpoint needs is pointed out."""
+    keyless = keyless_models(raw, config)
+    rows = []
     for name, default in references(raw).items():
+        item = f"env {name}"
         if os.environ.get(name):
-            yield Row(True, f"env {name}", "set")
+            rows.append(Row(True, item, "set"))
+        elif default is not None and name in keyless:
+            rows.append(Row(None, item, "not set; its default (empty) is used", keyless[name]))
         elif default is not None:
-            yield Row(None, f"env {name}", "not set; its default is used")
+            rows.append(Row(None, item, "not set; its default is used"))
         elif name in os.environ:
-            yield Row(True, f"env {name}", "set (empty)")
+            rows.append(Row(True, item, "set (empty)"))
         else:
-            yield Row(False, f"env {name}", "not set", f"export {name}=… before starting")
+            rows.append(Row(False, item, "not set", f"export {name}=… before starting"))
+    return rows
 
 
 def _config_problems(exc: ConfigError, path: Path) -> Iterator[Row]:
@@ -181,12 +158,13 @@ def _config_problems(exc: ConfigError, path: Path) -> Iterator[Row]:
 # -- downstream servers -----------------------------------------------------------------
 
 
-async def _probe_database(config: Config, seconds: float, out: list[Row]) -> None:
-    """The thread database the server would use, and whether it can (nothing is created)."""
+async def _probe_database(config: Config, db: str | None, seconds: float, out: list[Row]) -> None:
+    """The thread database the server would use (``db``: --db), and whether it can
+    (nothing is created)."""
     from agents_mcp.store import resolve_db
     from agents_mcp.store.probe import probe
 
-    found = await probe(resolve_db(config.server.db), seconds=seconds)
+    found = await probe(resolve_db(config.server.db, db), seconds=seconds)
     detail = f"{found.location} · {found.detail}"
     if config.server.sqlite_durability != "full" and found.detail.startswith("SQLite"):
         detail += (
@@ -350,154 +328,6 @@ def _where(name: str, cfg: DownstreamServerConfig, raw: Mapping[str, Any]) -> st
         return " ".join([cfg.command, *map(str, shown)])
     url = entry.get("url") if isinstance(entry, dict) else None
     return str(url if isinstance(url, str) else cfg.url)
-
-
-# -- models -----------------------------------------------------------------------------
-
-
-async def _probe_model(
-    name: str, cfg: ModelConfig, offline: bool, seconds: float, rows: dict[str, Row]
-) -> None:
-    """One tiny request through the model's provider (``llm.probe``): does it answer, call
-    an offered tool, stream?"""
-    item = f"model {name}"
-    if cfg.provider == "demo":
-        rows[name] = Row(True, item, "demo: built in, needs no endpoint")
-        return
-    where = f"{cfg.model} at {cfg.base_url}"
-    if offline:
-        rows[name] = Row(None, item, f"{where}: not contacted (--offline)")
-        return
-    from agents_mcp.llm import build_llm
-    from agents_mcp.llm.probe import probe
-
-    llm = build_llm(cfg, timeout=min(cfg.timeout, seconds), max_retries=0)
-    try:
-        with anyio.fail_after(seconds):
-            found = await probe(llm)
-        seen = ["calls tools" if found.tool_call else "answered without calling the offered tool"]
-        if cfg.stream is False:
-            seen.append("streaming off (stream = false)")
-        elif found.tool_call is None:  # a tool call carries no text to see streaming in
-            seen.append("streams" if found.fragments > 1 else "did not stream")
-        if found.reasoning:
-            seen.append("reports its reasoning")
-        rows[name] = Row(True, item, f"{where} ({cfg.provider}): {', '.join(seen)}")
-    except TimeoutError:
-        rows[name] = Row(
-            False, item, f"{where}: no answer within {seconds:g} s", "is the endpoint up?"
-        )
-    except LLMError as exc:
-        rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status, cfg.provider))
-    finally:
-        closer = getattr(llm, "aclose", None)
-        if closer is not None:
-            await closer()
-
-
-def _model_fix(name: str, status: int | None, provider: str = "openai") -> str:
-    key = f"models.{name}"
-    if status in (401, 403):
-        if provider == "anthropic":
-            return f"check {key}.api_key (by default the environment variable ANTHROPIC_API_KEY)"
-        return f"check {key}.api_key and the environment variable it names"
-    if status == 404:
-        return f"check {key}.base_url (usually ends in /v1) and {key}.model"
-    if status == 429:
-        return "rate limited or out of quota: check the provider account"
-    if status is not None and status >= 500:
-        return "the provider failed; try again later"
-    if status is not None:
-        return f"the endpoint refused the request: check {key}.model and {key}.extra"
-    return f"is the endpoint running? check {key}.base_url"
-
-
-# -- agents -------------------------------------------------------------------------------
-
-
-async def _agent_section(
-    show: _Lines,
-    report: Report,
-    config: Config,
-    name: str,
-    agent: AgentConfig,
-    downstreams: Any,
-    found: Mapping[str, list[Any] | BaseException],
-) -> None:
-    from agents_mcp.downstream import AgentToolset
-
-    servers = ", ".join(agent.servers) or "none"
-    show.line(f"agent {name} · model {agent.model} · servers {servers}")
-    if agent.personalities:
-        names = [
-            f"{p} (default)" if p == agent.default_personality else p for p in agent.personalities
-        ]
-        show.line(f"  personalities: {', '.join(names)}")
-    up = [s for s in agent.servers if isinstance(found.get(s), list)]
-    tools = await AgentToolset([downstreams.servers[s] for s in up], agent.tools).list_tools()
-    width = max((len(t.name) for t in tools), default=0)
-    listed = []
-    for t in tools:
-        needs = approval_required(agent.require_approval, t.server, t.tool, t.read_only)
-        listed.append({"name": t.name, "read_only": t.read_only, "needs_approval": needs})
-        kind = "read-only" if t.read_only else "         "
-        show.line(
-            f"  {t.name.ljust(width)}  {kind}  {'needs approval' if needs else 'runs without approval'}"
-        )
-    missing = [s for s in agent.servers if s not in up]
-    for s in missing:
-        show.line(f"  ({s}: unavailable, see above)")
-    for other in agent.agents:
-        show.line(f"  agent__{other}  delegates to agent {other}")
-    if not agent.servers and not agent.agents:
-        show.line("  (no tools)")
-    report.agents.append(
-        {
-            "name": name,
-            "model": agent.model,
-            "servers": list(agent.servers),
-            "personalities": list(agent.personalities),
-            "tools": listed,
-            "unavailable_servers": missing,
-            "delegates_to": list(agent.agents),
-        }
-    )
-    rows = list(_allowlist_rows(name, agent, found))
-    if rows:
-        show.rows(report, rows)
-
-
-def _allowlist_rows(
-    name: str, agent: AgentConfig, found: Mapping[str, list[Any] | BaseException]
-) -> Iterator[Row]:
-    """Allowlist entries and approval rules that name no tool: usually a typo."""
-
-    def offered(server: str) -> set[str] | None:
-        tools = found.get(server)
-        return {t.name for t in tools} if isinstance(tools, list) else None
-
-    for server, allowed in agent.tools.items():
-        names = offered(server)
-        for tool in allowed:
-            if names is not None and tool not in names:
-                yield Row(
-                    False,
-                    f"agent {name}",
-                    f"tools.{server} lists {tool!r}, which {server} does not offer",
-                    f"valid: {', '.join(sorted(names))}",
-                )
-    policy = agent.require_approval
-    if isinstance(policy, ApprovalRules):
-        for rule in [*policy.always, *policy.never]:
-            server, _, tool = rule.partition(SEPARATOR)
-            names = offered(server)
-            if tool != "*" and names is not None and tool not in names:
-                yield Row(
-                    False,
-                    f"agent {name}",
-                    f"require_approval rule {rule!r} names no tool of {server}",
-                    f"valid: {', '.join(f'{server}{SEPARATOR}{n}' for n in sorted(names))}",
-                )
 
 
 def _short(text: str, limit: int = 90) -> str:

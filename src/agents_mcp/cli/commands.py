@@ -81,7 +81,9 @@ def chat(
     ] = None,
     /,
     *,
-    thread: Annotated[str | None, Parameter(metavar="ID", help="continue this thread")] = None,
+    thread: Annotated[
+        str | None, Parameter(metavar="THREAD_ID", help="continue this thread")
+    ] = None,
     continue_: Annotated[
         bool,
         Parameter(name=["--continue", "-c"], help="continue the agent's most recent thread"),
@@ -147,8 +149,8 @@ def pending(
     sort_key=3, usage="Usage: agents-mcp approve THREAD_ID CALL_ID [OPTIONS]", help_epilogue=""
 )
 def approve(
-    thread: Annotated[str, Parameter(metavar="THREAD_ID", help="the waiting thread")],
-    call: Annotated[str, Parameter(metavar="CALL_ID", help="the call to decide (see pending)")],
+    thread: Annotated[str, Parameter(name="THREAD_ID", help="the waiting thread")],
+    call: Annotated[str, Parameter(name="CALL_ID", help="the call to decide (see pending)")],
     /,
     *,
     deny: Annotated[
@@ -190,6 +192,10 @@ def threads(
     ] = None,
     status: Annotated[STATUSES | None, Parameter(help="only threads in this status")] = None,
     limit: Annotated[int, Parameter(metavar="N", help="at most N (default: 20)")] = 20,
+    cursor: Annotated[
+        str | None,
+        Parameter(metavar="C", help="the next page: the next_cursor of the previous one"),
+    ] = None,
     all: Annotated[
         bool, Parameter(help="also the threads agents delegated to other agents")
     ] = False,
@@ -215,6 +221,7 @@ def threads(
             limit=limit,
             as_json=json,
             children=all,
+            cursor=cursor,
         )
     )
 
@@ -254,7 +261,7 @@ def threads_delete(
 
 @app.command(sort_key=5, usage="Usage: agents-mcp show THREAD_ID [OPTIONS]", help_epilogue="")
 def show(
-    thread: Annotated[str, Parameter(metavar="THREAD_ID", help="the thread to print")],
+    thread: Annotated[str, Parameter(name="THREAD_ID", help="the thread to print")],
     /,
     *,
     json: JsonOption = False,
@@ -283,6 +290,7 @@ def check(
     ] = 30.0,
     json: JsonOption = False,
     config: ConfigOption = None,
+    db: DbOption = None,
 ) -> int:
     """Validate the config and reach every server and model.
 
@@ -292,10 +300,75 @@ def check(
     """
     from agents_mcp.cli.check import check as run_check
 
-    path = Invocation(config, None).config_path()
+    path = Invocation(config, db).config_path()
     return anyio.run(
-        lambda: run_check(path, command_console(), offline=offline, seconds=timeout, as_json=json)
+        lambda: run_check(
+            path, command_console(), offline=offline, seconds=timeout, as_json=json, db=db
+        )
     )
+
+
+@app.command(sort_key=6.1, usage="Usage: agents-mcp agents [OPTIONS]", help_epilogue="")
+def agents(*, json: JsonOption = False, config: ConfigOption = None) -> int:
+    """List the agents and where each comes from.
+
+    The config's [agents] tables and the agent files of [server] agents_from (Claude Code,
+    Copilot, Codex); files that are not used are named on stderr (`check` says why).
+    """
+    from agents_mcp.cli.agents import list_agents
+
+    return list_agents(Invocation(config, None), command_console(), as_json=json)
+
+
+@app.command(sort_key=6.2, usage="Usage: agents-mcp tools AGENT [OPTIONS]", help_epilogue="")
+def tools(
+    agent: Annotated[str, Parameter(help="the agent's name (see agents-mcp agents)")],
+    /,
+    *,
+    timeout: Annotated[
+        float, Parameter(metavar="S", help="for starting its servers (default: 30)")
+    ] = 30.0,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+) -> int:
+    """List the tools an agent's model sees.
+
+    Starts the agent's servers, and lists each tool as offered to the model (server__tool)
+    with its approval rule, and the agents it may delegate to. Exit code 1 when a server
+    is unavailable.
+    """
+    from agents_mcp.cli.agents import list_tools
+
+    invocation = Invocation(config, None)
+    return anyio.run(
+        lambda: list_tools(invocation, agent, command_console(), as_json=json, seconds=timeout)
+    )
+
+
+@app.command(sort_key=6.3, usage="Usage: agents-mcp ui [OPTIONS]", help_epilogue="")
+def ui(
+    *,
+    port: Annotated[
+        int, Parameter(help="loopback port (default: 0, a free port the system picks)")
+    ] = 0,
+    no_open: Annotated[bool, Parameter(name="--no-open", help="only print the link")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> int:
+    """Open the dashboard: every thread, and every call waiting for you.
+
+    Serves it on 127.0.0.1 behind a key that is in the printed link, next to any servers
+    on the same database; a decision made there resumes the run exactly once. Ctrl-C stops it.
+    """
+    from agents_mcp.cli.ui import ui as run_ui
+
+    invocation = Invocation(config, db)
+    try:
+        return anyio.run(
+            lambda: run_ui(invocation, command_console(), port=port, open_browser=not no_open)
+        )
+    except KeyboardInterrupt:
+        return 130
 
 
 @app.command(sort_key=7, usage="Usage: agents-mcp init [PATH]", help_epilogue="")
@@ -307,8 +380,8 @@ def init(
 ) -> int:
     """Write a starter agents.toml.
 
-    A commented starter config (never overwrites), and the Claude Desktop and Claude Code
-    snippets that serve it.
+    A commented starter config (never overwrites; a PATH ending in .json gets the same
+    settings as JSON), and the Claude Desktop and Claude Code snippets that serve it.
     """
     from agents_mcp.cli.starter import next_steps, write_starter
 
@@ -358,6 +431,50 @@ def install(
         force=force,
         console=command_console(),
     )
+
+
+@app.command(sort_key=3.5, usage="Usage: agents-mcp cancel THREAD_ID [OPTIONS]", help_epilogue="")
+def cancel(
+    thread: Annotated[str, Parameter(name="THREAD_ID", help="the thread to stop")],
+    /,
+    *,
+    json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+) -> int:
+    """Stop a thread's run, or drop the calls that wait for approval.
+
+    What cancel_run does: a running thread stops wherever it runs (the steps it finished
+    stay); a waiting thread's undecided calls are dropped and never run.
+    """
+    from agents_mcp.cli.inbox import cancel as run_cancel
+
+    invocation = Invocation(config, db)
+    return anyio.run(
+        lambda: run_cancel(invocation, thread, as_json=json, console=command_console())
+    )
+
+
+@app.command(sort_key=8.5, usage="Usage: agents-mcp uninstall CLIENT [OPTIONS]", help_epilogue="")
+def uninstall(
+    client: Annotated[CLIENTS, Parameter(help="the MCP client to remove agents-mcp from")],
+    /,
+    *,
+    name: Annotated[
+        str, Parameter(metavar="NAME", help="the server's name in the client (default: agents)")
+    ] = "agents",
+    force: Annotated[
+        bool, Parameter(help="remove the entry even if it does not start agents-mcp")
+    ] = False,
+) -> int:
+    """Remove the server from Claude Desktop, Claude Code or Cursor.
+
+    The inverse of install: takes the entry out of the client's config file, after
+    backing it up (Claude Code: with `claude mcp remove` when `claude` is on PATH).
+    """
+    from agents_mcp.cli.install import uninstall as run_uninstall
+
+    return run_uninstall(client, name=name, force=force, console=command_console())
 
 
 if __name__ == "__main__":

@@ -9,12 +9,16 @@ difference (proxies, certificates, runtimes' settings).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from agents_mcp.config import ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -82,13 +86,69 @@ def placeholder(name: str) -> str:
 
 def env_block(raw: Any, given: Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``env`` a client entry needs for this config: every variable it names, with
-    its default (which changes nothing) or a placeholder when it has none; ``given``
+    its default (which changes nothing) or a placeholder when it has none, or when its
+    default is empty and it is the API key of an endpoint that needs one; ``given``
     values win. Never a value from the user's environment."""
+    keys = _needed_keys(raw)
     block = {
-        name: placeholder(name) if default is None else default
+        name: placeholder(name) if default is None or (not default and name in keys) else default
         for name, default in references(raw).items()
     }
     return block | dict(given or {})
+
+
+_LOCAL_SUFFIXES = (".local", ".internal", ".lan", ".localhost")
+
+
+def needs_key(provider: str, base_url: str | None) -> bool:
+    """Whether a model's endpoint surely wants an API key: a hosted one. Loopback,
+    private addresses and local names (Ollama, vLLM, LM Studio, a container's name)
+    usually do not; neither does the demo model."""
+    if provider == "demo":
+        return False
+    host = (urlsplit(base_url or "").hostname or "").lower()
+    if not host or "." not in host or host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (address.is_private or address.is_loopback or address.is_link_local)
+
+
+def key_variables(raw: Any) -> dict[str, str]:
+    """The variables a model's ``api_key`` is read from: name → the model."""
+    models = raw.get("models") if isinstance(raw, Mapping) else None
+    found: dict[str, str] = {}
+    for model, entry in (models or {}).items() if isinstance(models, Mapping) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        key = entry.get("api_key")
+        if key is None and entry.get("provider") == "anthropic":
+            key = ANTHROPIC_API_KEY
+        if isinstance(key, str):
+            found |= dict.fromkeys(references(key), str(model))
+    return found
+
+
+def _needed_keys(raw: Any) -> set[str]:
+    """The key variables of models whose endpoint, as the file's defaults give it,
+    needs a key."""
+    models = raw.get("models", {}) if isinstance(raw, Mapping) else {}
+    needed = set()
+    for variable, model in key_variables(raw).items():
+        entry = models.get(model, {})
+        provider = str(entry.get("provider", "openai"))
+        url = entry.get("base_url", ANTHROPIC_BASE_URL if provider == "anthropic" else None)
+        if needs_key(provider, _defaults_only(url) if isinstance(url, str) else None):
+            needed.add(variable)
+    return needed
+
+
+def _defaults_only(text: str) -> str:
+    """``text`` with each ``${NAME:-default}`` replaced by its default (never the
+    user's environment)."""
+    return _REFERENCE.sub(lambda m: "${" if m[0] == "$${" else m["default"] or "", text)
 
 
 def placeholders(env: Mapping[str, str]) -> list[str]:

@@ -42,13 +42,16 @@ async def list_threads(
     limit: int,
     as_json: bool,
     children: bool = False,
+    cursor: str | None = None,
 ) -> int:
     if not await _exists(db_path):  # don't create a database just to list it
         threads: list[Thread] = []
         next_cursor: str | None = None
         pending: dict[str, list[Approval]] = {}
     else:
-        threads, next_cursor, pending = await _listing(db_path, agent, status, limit, children)
+        threads, next_cursor, pending = await _listing(
+            db_path, agent, status, limit, children, cursor
+        )
     if as_json:
         listing = ThreadList(
             threads=[thread_info(t, pending.get(t.id, [])) for t in threads],
@@ -68,7 +71,7 @@ async def list_threads(
             for a in pending[threads[i - 1].id]:
                 console.line(f"    waiting: {_call(a)} (call {a.call_id})")
     if next_cursor is not None:
-        console.status(f"(more threads: raise --limit above {limit})")
+        console.status(f"(more threads: add --cursor {next_cursor})")
     return 0
 
 
@@ -79,12 +82,22 @@ async def _exists(db: str) -> bool:
 
 
 async def _listing(
-    db_path: str, agent: str | None, status: ThreadStatus | None, limit: int, children: bool
+    db_path: str,
+    agent: str | None,
+    status: ThreadStatus | None,
+    limit: int,
+    children: bool,
+    cursor: str | None = None,
 ) -> tuple[list[Thread], str | None, dict[str, list[Approval]]]:
     store = await open_store(db_path)
     try:
         threads, next_cursor = await store.list_threads(
-            owner=LOCAL_OWNER, agent=agent, status=status, limit=limit, include_children=children
+            owner=LOCAL_OWNER,
+            agent=agent,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+            include_children=children,
         )
         # A waiting thread's calls may sit in a delegation further down: list them all.
         pending = {

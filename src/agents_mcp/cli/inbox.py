@@ -1,4 +1,5 @@
-"""``agents-mcp pending``: the calls that wait for your approval, and how to decide them.
+"""``agents-mcp pending``: the calls that wait for your approval, and how to decide them;
+``agents-mcp cancel``: stop a thread's run, or drop the calls that wait.
 
 Every local thread in ``needs_approval`` (started here or by a stdio client), newest first,
 with each waiting call's exact arguments and the ``agents-mcp approve`` command for it.
@@ -26,7 +27,9 @@ async def pending(
 
     config = invocation.load()
     waiting: list[TurnSummary] = []
-    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
+    async with open_threads(
+        config, db_path=invocation.db, recover=False, warn_unresolved=False
+    ) as threads:
         cursor: str | None = None
         while True:
             found, _, cursor = await threads.list_threads(
@@ -50,4 +53,36 @@ async def pending(
         console.line(f"{t.id} · agent {t.agent} · {t.title}")
         for line in waiting_lines(invocation, t.id, summary.pending):
             console.line(line)
+    return 0
+
+
+async def cancel(invocation: Invocation, thread_id: str, *, as_json: bool, console: Console) -> int:
+    """Run the ``cancel`` command, as ``cancel_run`` does: stop the thread's run (wherever
+    it runs) or drop its undecided calls. Exit code 0 once it no longer runs or waits,
+    also when there was nothing to cancel (it says so)."""
+    from agents_mcp.threads.runtime import open_threads
+
+    config = invocation.load()
+    async with open_threads(
+        config, db_path=invocation.db, recover=False, warn_unresolved=False
+    ) as threads:
+        before = await threads.get(owner=LOCAL_OWNER, thread_id=thread_id)
+        after = await threads.cancel(owner=LOCAL_OWNER, thread_id=thread_id)
+    if as_json:
+        console.line(agent_result(after).model_dump_json(indent=2))
+    t = after.thread
+    was = before.thread.status
+    if was not in ("running", "needs_approval"):
+        console.status(f"thread {t.id} is {was}: nothing to cancel")
+    elif t.status in ("running", "needs_approval"):
+        console.status(
+            f"agents-mcp: thread {t.id} is still {t.status}; see"
+            f" `{invocation.command('show', t.id)}`"
+        )
+        return 1
+    else:
+        done = "its run stopped" if was == "running" else "its waiting calls were dropped"
+        console.status(f"thread {t.id} is {t.status}: {done}")
+        for line in after.cancelled:
+            console.status(f"  {line}")
     return 0

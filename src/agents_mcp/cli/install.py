@@ -1,4 +1,5 @@
-"""``agents-mcp install CLIENT``: add this server to an MCP client's configuration.
+"""``agents-mcp install CLIENT``: add this server to an MCP client's configuration
+(``agents-mcp uninstall CLIENT`` takes it out again).
 
 The entry starts agents-mcp with absolute paths (desktop apps start servers with a bare
 ``PATH`` in an arbitrary directory) and carries the ``env`` block the config needs: every
@@ -212,6 +213,10 @@ def _write(path: Path, data: Mapping[str, Any]) -> Path | None:
 def _run_claude(claude: str, name: str, server: Mapping[str, Any], *, replace: bool) -> None:
     commands = [[claude, "mcp", "remove", name, "--scope", "user"]] if replace else []
     commands.append(claude_mcp_add(name, server, claude))
+    _run(commands)
+
+
+def _run(commands: Sequence[Sequence[str]]) -> None:
     for command in commands:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -235,3 +240,46 @@ def _after(
         )
     restart = "start a new session" if client == "claude-code" else f"restart {title}"
     console.status(f"  {restart} to load it")
+
+
+def uninstall(client: Client, *, name: str, force: bool, console: Console) -> int:
+    """Run the ``uninstall`` command: remove the entry ``name`` from ``client``, after a
+    backup (Claude Code: with ``claude mcp remove`` when ``claude`` is on PATH). An entry
+    that does not start agents-mcp stays unless ``--force``. Nothing to remove is exit 0."""
+    title = TITLES[client]
+    claude = shutil.which("claude") if client == "claude-code" else None
+    path = client_file(client)
+    existing = _read(path, title, must_exist=False) if path.parent.is_dir() else {}
+    servers = existing.get("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise InvalidRequest(f"{path}: mcpServers is not an object; fix the file first")
+    if name not in servers:
+        others = f" (its servers: {', '.join(servers)})" if servers else ""
+        console.status(f"{title} has no server named {name!r} in {path}{others}; nothing to do")
+        return 0
+    if not force and not starts_agents_mcp(servers[name]):
+        raise InvalidRequest(
+            f"the server {name!r} of {title} ({path}) does not start agents-mcp;"
+            " --force removes it anyway (the file is backed up first)"
+        )
+    if claude is not None:
+        _run([[claude, "mcp", "remove", name, "--scope", "user"]])
+        console.status(f"Removed {name!r} from {title} (user scope) with `claude mcp remove`")
+    else:
+        rest = {k: v for k, v in servers.items() if k != name}
+        backup = _write(path, existing | {"mcpServers": rest})
+        console.status(f"Removed {name!r} from {title}'s config: {path}")
+        if backup is not None:
+            console.status(f"  the previous file is kept as {backup}")
+    restart = "start a new session" if client == "claude-code" else f"restart {title}"
+    console.status(f"  {restart} for it to take effect")
+    return 0
+
+
+def starts_agents_mcp(entry: Any) -> bool:
+    """Whether a client's server entry runs agents-mcp (as ``install`` writes it)."""
+    if not isinstance(entry, Mapping):
+        return False
+    command = Path(str(entry.get("command", ""))).name
+    args = entry.get("args", [])
+    return command.startswith("agents-mcp") or (isinstance(args, list) and "agents_mcp" in args)

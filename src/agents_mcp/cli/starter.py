@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +72,34 @@ model = "default"
 # --- agents-mcp's own server ------------------------------------------------------------
 # [server]
 # db = "threads.db"                         # default: the user data directory
-# auth_tokens = ["${{AGENTS_MCP_TOKEN}}"]   # required to serve HTTP beyond localhost
+#
+# A bearer token per owner; required to serve HTTP beyond localhost. Each owner sees only
+# their own threads.
+# [server.tokens.alice]
+# token = "${{AGENTS_MCP_TOKEN}}"
 """
 
 
 def write_starter(path: Path) -> Path:
-    """Write the starter config at ``path`` (a directory gets ``agents.toml``)."""
+    """Write the starter config at ``path`` (a directory gets ``agents.toml``): TOML with
+    comments, or the same settings as JSON for a ``.json`` name (the loader reads a file
+    by its extension)."""
     if path.is_dir():
         path = path / "agents.toml"
+    suffix = path.suffix.lower()
+    if suffix not in ("", ".toml", ".json"):
+        raise InvalidRequest(
+            f"{path}: a config is TOML or JSON, read by its extension; choose a name"
+            f" ending in .toml or .json, not {path.suffix}"
+        )
     if path.exists():
         raise InvalidRequest(f"{path} already exists; not overwriting it (choose another PATH)")
     if not path.parent.is_dir():
         raise InvalidRequest(f"{path.parent} is not a directory")
-    path.write_text(STARTER.format(name=_shown(path)), encoding="utf-8")
+    text = STARTER.format(name=_shown(path))
+    if suffix == ".json":  # JSON has no comments: the settings alone
+        text = json.dumps(tomllib.loads(text), indent=2) + "\n"
+    path.write_text(text, encoding="utf-8")
     return path.resolve()
 
 

@@ -35,7 +35,7 @@ from agents_mcp.config.base import (
     ServerName,
     Transport,
 )
-from agents_mcp.config.file import Config, config_from_dict, load_config
+from agents_mcp.config.file import Config, config_from_dict, load_config, reload_agents
 from agents_mcp.config.models import (
     ANTHROPIC_API_KEY,
     ANTHROPIC_BASE_URL,
@@ -81,4 +81,5 @@ __all__ = [
     "approval_required",
     "config_from_dict",
     "load_config",
+    "reload_agents",
 ]

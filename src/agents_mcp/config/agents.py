@@ -135,6 +135,8 @@ class AgentConfig(_Model):
     model: str
     servers: list[str] = []
     tools: dict[str, list[str]] = {}
+    disabled_tools: dict[str, list[str]] = {}
+    """Tools of a server the agent never sees, even where ``tools`` allows them all."""
     require_approval: ApprovalPolicy = "always"
     # Clamped, not rejected: any number is a usable cap.
     max_iterations: Annotated[int, AfterValidator(lambda n: min(max(n, 1), 50))] = 12
@@ -212,7 +214,7 @@ class AgentConfig(_Model):
         _fail(errors)
         return servers
 
-    @field_validator("tools")
+    @field_validator("tools", "disabled_tools")
     @classmethod
     def _tools_of_own_servers(
         cls, tools: dict[str, list[str]], info: ValidationInfo

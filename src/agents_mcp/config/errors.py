@@ -18,6 +18,8 @@ from pydantic_core import ErrorDetails
 Loc = tuple[int | str, ...]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+UNSET = "environment variable "
+"""How the problem of an unset ``${NAME}`` begins."""
 _BAD_REFERENCE = "invalid ${…}: write ${NAME} or ${NAME:-default}, or $${ for a literal ${"
 
 # --- environment variables ---------------------------------------------------------------
@@ -50,7 +52,7 @@ def expand(
             return environ[name]
         else:
             hint = f"use ${{{name}:-default}} for a default"
-            problems.append((loc, f"environment variable {name} is not set ({hint})"))
+            problems.append((loc, f"{UNSET}{name} is not set ({hint})"))
         return ""
 
     return _REFERENCE.sub(substitute, value)

@@ -21,6 +21,7 @@ from agents_mcp.config.base import (
     _BAD_HOST,
     _BAD_ORIGIN,
     LOCAL,
+    ApprovalMode,
     HttpUrl,
     OwnerName,
     _check,
@@ -184,6 +185,17 @@ class ServerSettings(_Model):
     """How deep agents may delegate to agents."""
     max_total_llm_requests: int = Field(100, ge=1)
     """LLM requests one top-level run may make, delegations included."""
+    dashboard: bool = True
+    """stdio: also serve the dashboard on a loopback port, protected by a key that is in
+    the links of results that wait for a person."""
+    dashboard_port: int = Field(0, ge=0, le=65535)
+    """The dashboard's port over stdio; 0: a free port the system picks."""
+    agents_from: list[str] = []
+    """Folders of agent files to serve as agents too: Claude Code subagents
+    (``.claude/agents``), GitHub Copilot custom agents (``.github/agents``) and Codex
+    custom agents (``.codex/agents``), relative to the config file (``~`` works)."""
+    agents_from_approval: ApprovalMode = "always"
+    """``require_approval`` of the agents read from files."""
 
     @field_validator("lease_seconds")
     @classmethod

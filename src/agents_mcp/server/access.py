@@ -30,6 +30,10 @@ class Access:
     """The access rules of every agent, in config order."""
 
     def __init__(self, agents: Mapping[str, AgentConfig]) -> None:
+        self.update(agents)
+
+    def update(self, agents: Mapping[str, AgentConfig]) -> None:
+        """The rules of ``agents`` from now on (agent files changed)."""
         self._rules = {name: cfg.access for name, cfg in agents.items()}
         self.open = all(rule is None for rule in self._rules.values())
         """No agent restricts its callers: every check can be skipped."""

@@ -9,11 +9,14 @@ is rewritten per caller (``catalog``). How it is served (stdio, HTTP) is ``trans
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.server.auth import AuthProvider
 
@@ -26,10 +29,22 @@ from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
 from agents_mcp.server.consent import add_callback
 from agents_mcp.server.deps import DEPS, Deps, Settings
-from agents_mcp.server.ui.apps import add_thread_view
+from agents_mcp.server.reloading import AgentFiles
+from agents_mcp.server.ui.apps import add_thread_view, tool_caller
+from agents_mcp.server.ui.local import (
+    HOST,
+    DashboardSpec,
+    LinkInResults,
+    LocalDashboard,
+    listen,
+    local_app,
+    serve_local,
+)
 from agents_mcp.store import resolve_db
-from agents_mcp.threads.runtime import open_threads
+from agents_mcp.threads.runtime import open_runtime
 from agents_mcp.threads.service import Threads
+
+log = logging.getLogger("agents_mcp.server.app")
 
 INSTRUCTIONS = (
     "Agents as tools. chat_with_agent talks to an agent; keep the returned thread_id"
@@ -45,31 +60,40 @@ def create_server(
     transports: Mapping[str, Any] | None = None,
     wait_seconds: float | None = None,
     auth: AuthProvider | None = None,
+    dashboard: DashboardSpec | None = None,
     callback_url: str | None = None,
 ) -> FastMCP:
     """Build the agents-mcp server for ``config``.
 
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
+    ``dashboard``: also serve the dashboard on a loopback port of its own (stdio, ``ui``).
     ``callback_url``: served over HTTP, where sign-ins to downstream servers come back
     (this server's ``/oauth/callback``); None: a loopback listener (stdio).
     """
     path = resolve_db(config.server.db, db_path)
     settings = Settings.of(config, wait_seconds)
     access = Access(config.agents)
+    files = AgentFiles(config, access)
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
+    boards: list[LocalDashboard] = []
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with open_threads(
+        async with open_runtime(
             config, db_path=path, llms=llms, transports=transports, callback_url=callback_url
-        ) as threads:
-            running["threads"] = threads
+        ) as rt:
+            threads = running["threads"] = rt.threads
             consent.notify(threads.accounts)
+            if config.server.agents_from:
+                threads.runs.spawn(functools.partial(files.watch, rt))
+            if dashboard is not None:
+                _start_dashboard(mcp, dashboard, lambda: running["threads"], boards)
             try:
                 yield {DEPS: Deps(threads=threads, access=access, settings=settings)}
             finally:
                 running.pop("threads", None)
+                boards.clear()
 
     mcp = FastMCP(
         config.server.name,
@@ -78,8 +102,10 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
-        middleware=[CallerView(config, access)],
+        middleware=[CallerView(lambda: files.config, access, on_list=files.remember)],
     )
+    if dashboard is not None and dashboard.links:
+        mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
     tools.register(mcp, config, settings.default_wait)
     resources.register(mcp)
     deletion.register(mcp)
@@ -92,3 +118,41 @@ def create_server(
     )
     add_callback(mcp, lambda: running.get("threads"))
     return mcp
+
+
+def _start_dashboard(
+    mcp: FastMCP,
+    spec: DashboardSpec,
+    threads: Callable[[], Threads],
+    boards: list[LocalDashboard],
+) -> None:
+    """Listen on loopback and serve the dashboard for the server's life (a port that is
+    taken is a warning: the server itself still serves)."""
+    try:
+        sock = listen(spec.port)
+    except OSError as exc:
+        log.warning("no dashboard: cannot listen on %s:%d: %s", HOST, spec.port, exc)
+        return
+    board = LocalDashboard(sock.getsockname()[1])
+    app = local_app(board, threads, tool_caller(mcp))
+    threads().runs.spawn(functools.partial(serve_local, app, sock, lambda _: None))
+    boards.append(board)
+    log.info("dashboard on %s/ (its key is in the links of results)", board.base)
+    if spec.on_ready is not None:
+        spec.on_ready(board)
+
+
+async def run_dashboard(
+    config: Config,
+    *,
+    db_path: str | Path | None,
+    port: int,
+    on_ready: Callable[[LocalDashboard], None],
+) -> None:
+    """Serve the dashboard alone (``agents-mcp ui``) until cancelled: the server's lifespan
+    runs (threads, store, recovery) through an in-memory client; MCP is not served."""
+    from fastmcp import Client
+
+    spec = DashboardSpec(port, links=False, on_ready=on_ready)
+    async with Client(create_server(config, db_path=db_path, dashboard=spec)):
+        await anyio.sleep_forever()

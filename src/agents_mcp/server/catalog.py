@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fastmcp import Context
 from fastmcp.server.middleware import CallNext, MiddlewareContext
 from fastmcp.tools import Tool
 from mcp_types import (
@@ -87,10 +88,18 @@ class CallerView(ListingView):
 
     listings = frozenset({"tools/list"})
 
-    def __init__(self, config: Config, access: Access) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        access: Access,
+        on_list: Callable[[Context | None], None] | None = None,
+    ) -> None:
         self._config = config
         self._access = access
-        self._person = config.server.approver == "person"
+        self._registered = config()
+        """The config the tools were registered with (agent files may change since)."""
+        self._person = config().server.approver == "person"
+        self._on_list = on_list
 
     async def on_list_tools(
         self,
@@ -98,9 +107,12 @@ class CallerView(ListingView):
         call_next: CallNext[ListToolsRequest, Sequence[Tool]],
     ) -> Sequence[Tool]:
         tools = await call_next(context)
+        if self._on_list is not None:
+            self._on_list(context.fastmcp_context)
         names = self._access.agents_for(current_caller())
         person = self._person and renders_apps(context.fastmcp_context)
-        if len(names) == len(self._config.agents) and not person:
+        current = self._config()
+        if current is self._registered and len(names) == len(current.agents) and not person:
             return tools
         return [self._narrowed(tool, names, person) for tool in tools]
 
@@ -109,5 +121,5 @@ class CallerView(ListingView):
             return tool
         update: dict[str, Any] = {"parameters": with_agents(tool.parameters, names)}
         if tool.name == "chat_with_agent":
-            update["description"] = chat_description(self._config, names, person_decides=person)
+            update["description"] = chat_description(self._config(), names, person_decides=person)
         return tool.model_copy(update=update)

@@ -25,6 +25,7 @@ from agents_mcp.server.app import create_server
 from agents_mcp.server.auth import OwnerVerifier, server_auth
 from agents_mcp.server.challenge import Challenge
 from agents_mcp.server.stdin import closable_stdin
+from agents_mcp.server.ui.local import DashboardSpec
 from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.server.transports")
@@ -60,7 +61,7 @@ async def serve(
     loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
     """
     if transport == "stdio":
-        return await serve_stdio(create_server(config, db_path=db_path))
+        return await serve_stdio(create_server(config, db_path=db_path, dashboard=_board(config)))
     auth = http_auth(config, host=host, port=port)
     # Open the database once before listening: a database that cannot be opened is one
     # clear error and exit code 1, not a server that starts and fails in its lifespan.
@@ -100,6 +101,11 @@ async def serve(
 
     await Server(settings).serve()
     return bool(interrupted)
+
+
+def _board(config: Config) -> DashboardSpec | None:
+    """A stdio server's own dashboard (``[server] dashboard``): see ``ui.local``."""
+    return DashboardSpec(config.server.dashboard_port) if config.server.dashboard else None
 
 
 async def serve_stdio(mcp: FastMCP) -> bool:

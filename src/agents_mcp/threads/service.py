@@ -80,6 +80,12 @@ class Threads:
         # thread; each is checked against the store's revision before it is used.
         self._transcripts: OrderedDict[str, Transcript] = OrderedDict()
 
+    def replace_agents(self, agents: Mapping[str, Agent]) -> None:
+        """Serve ``agents`` from now on (agent files changed). In place: the delegation
+        shares the mapping. A run already going keeps the agent it started with."""
+        self.agents.clear()
+        self.agents.update(agents)
+
     def agent(self, name: str) -> Agent:
         try:
             return self.agents[name]

@@ -23,3 +23,9 @@ UI_EXTENSION = "io.modelcontextprotocol/ui"
 def thread_html() -> str:
     """The view: one HTML file with its CSS and JavaScript inline."""
     return files(__package__).joinpath("thread.html").read_text(encoding="utf-8")
+
+
+@cache
+def dashboard_html() -> str:
+    """The dashboard: every thread, and every call waiting for a person, in one page."""
+    return files(__package__).joinpath("dashboard.html").read_text(encoding="utf-8")

@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agents_mcp.server.ui import THREAD_UI, UI_EXTENSION, UI_MIME, thread_html
-from agents_mcp.server.ui.page import ThreadPage
+from agents_mcp.server.ui.dashboard import Dashboard
+from agents_mcp.server.ui.page import ThreadPage, ToolCaller
 from agents_mcp.threads.service import Threads
 
 APP_ONLY = frozenset({"watch_thread"})
@@ -141,15 +142,8 @@ def add_thread_view(
     _add_pages(mcp, threads, owner=owner, auth_required=auth_required)
 
 
-def _add_pages(
-    mcp: FastMCP, threads: Callable[[], Threads], *, owner: Callable[[], str], auth_required: bool
-) -> None:
-    """``/threads/<id>`` and its JSON endpoint (served over HTTP only)."""
-
-    def caller() -> str | None:
-        if auth_required and get_access_token() is None:
-            return None
-        return owner()
+def tool_caller(mcp: FastMCP) -> ToolCaller:
+    """Calls one of our tools as the current caller; its ``CallToolResult`` as JSON."""
 
     async def call_tool(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """The tool through FastMCP, exactly as over MCP (same owner, same errors)."""
@@ -166,7 +160,34 @@ def _add_pages(
             )
         return wire.model_dump(by_alias=True, exclude_none=True, mode="json")
 
+    return call_tool
+
+
+def _add_pages(
+    mcp: FastMCP, threads: Callable[[], Threads], *, owner: Callable[[], str], auth_required: bool
+) -> None:
+    """``/threads/<id>`` and its JSON endpoint (served over HTTP only)."""
+
+    def caller() -> str | None:
+        if auth_required and get_access_token() is None:
+            return None
+        return owner()
+
+    call_tool = tool_caller(mcp)
     page = ThreadPage(threads=threads, owner=caller, call_tool=call_tool)
+    board = Dashboard(owner=caller, call_tool=call_tool)
+
+    @mcp.custom_route("/", methods=["GET"])
+    async def dashboard_page(request: Request) -> Response:
+        return await board.page(request)
+
+    @mcp.custom_route("/threads", methods=["GET"])
+    async def threads_page(request: Request) -> Response:
+        return await board.page(request)
+
+    @mcp.custom_route("/call", methods=["POST"])
+    async def dashboard_call(request: Request) -> Response:
+        return await board.call(request)
 
     @mcp.custom_route("/threads/{thread_id}", methods=["GET"])
     async def thread_page(request: Request) -> Response:
