@@ -87,12 +87,12 @@ def _check(invocation: Invocation, server: str) -> None:
 async def run_login(
     invocation: Invocation, server: str, owner: str, browser: bool, seconds: float, console: Console
 ) -> int:
-    from agents_mcp.threads.runtime import open_threads
+    from agents_mcp.threads.runtime import open_runtime
 
     _check(invocation, server)
     config = invocation.load()
-    async with open_threads(config, db_path=invocation.db, recover=False) as threads:
-        accounts = threads.accounts
+    async with open_runtime(config, db_path=invocation.db, recover=False) as runtime:
+        accounts = runtime.accounts
         assert accounts is not None
         accounts.on_signed_in = None  # runs are resumed where they are served, not here
         before = await accounts.tokens.token(owner, server)

@@ -68,14 +68,14 @@ def create_server(
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
     ``dashboard``: also serve the dashboard on a loopback port of its own (stdio, ``ui``).
-    ``callback_url``: served over HTTP, where sign-ins to downstream servers come back
-    (this server's ``/oauth/callback``); None: a loopback listener (stdio).
+    ``callback_url``: where downstream sign-ins come back (HTTP: ``/oauth/callback``).
     """
     path = resolve_db(config.server.db, db_path)
     settings = Settings.of(config, wait_seconds)
     access = Access(config.agents)
     files = AgentFiles(config, access)
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
+    signins = consent.SignIns()  # for /oauth/callback
     boards: list[LocalDashboard] = []
 
     @asynccontextmanager
@@ -84,7 +84,7 @@ def create_server(
             config, db_path=path, llms=llms, transports=transports, callback_url=callback_url
         ) as rt:
             threads = running["threads"] = rt.threads
-            consent.notify(threads.accounts)
+            signins.started(rt.accounts)
             if config.server.agents_from:
                 threads.runs.spawn(functools.partial(files.watch, rt))
             if dashboard is not None:
@@ -109,15 +109,27 @@ def create_server(
     tools.register(mcp, config, settings.default_wait)
     resources.register(mcp)
     deletion.register(mcp)
+    _pages(mcp, running, signins, auth_required=auth is not None, person_decides=settings.person)
+    return mcp
+
+
+def _pages(
+    mcp: FastMCP,
+    running: dict[str, Threads],
+    signins: consent.SignIns,
+    *,
+    auth_required: bool,
+    person_decides: bool,
+) -> None:
+    """What is served beside MCP: the thread view, and where downstream sign-ins land."""
     add_thread_view(
         mcp,
         lambda: running["threads"],
         owner=lambda: current_caller().owner,
-        auth_required=auth is not None,
-        person_decides=settings.person,
+        auth_required=auth_required,
+        person_decides=person_decides,
     )
-    add_callback(mcp, lambda: running.get("threads"))
-    return mcp
+    add_callback(mcp, signins)
 
 
 def _start_dashboard(

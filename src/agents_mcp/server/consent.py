@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -33,7 +33,6 @@ from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps
 from agents_mcp.store import Approval
-from agents_mcp.threads.service import Threads
 
 if TYPE_CHECKING:
     from agents_mcp.downstream.signin import Accounts
@@ -144,21 +143,29 @@ async def completed(done: SignedIn) -> None:
             log.debug("elicitation %s: completion not sent: %s", eid, exc)
 
 
-def notify(accounts: Accounts | None) -> None:
-    """Send the completions of :func:`completed` after each sign-in reported to ``accounts``."""
-    if accounts is None:
-        return
-    resume = accounts.on_signed_in
+class SignIns:
+    """The process's sign-ins to downstream servers, once the lifespan opened them."""
 
-    async def both(done: SignedIn) -> None:
-        if resume is not None:
-            await resume(done)
-        await completed(done)
+    def __init__(self) -> None:
+        self.accounts: Accounts | None = None
 
-    accounts.on_signed_in = both
+    def started(self, accounts: Accounts | None) -> None:
+        """Serve the callback with ``accounts``, and after each sign-in it reports (the
+        runs resumed), send the completions of :func:`completed`."""
+        self.accounts = accounts
+        if accounts is None:
+            return
+        resume = accounts.on_signed_in
+
+        async def both(done: SignedIn) -> None:
+            if resume is not None:
+                await resume(done)
+            await completed(done)
+
+        accounts.on_signed_in = both
 
 
-def add_callback(mcp: FastMCP, threads: Callable[[], Threads | None]) -> None:
+def add_callback(mcp: FastMCP, signins: SignIns) -> None:
     """``GET /oauth/callback``: where a downstream sign-in comes back to, over HTTP.
 
     Outside the bearer auth of ``/mcp``: the browser of the person signing in brings no
@@ -167,7 +174,6 @@ def add_callback(mcp: FastMCP, threads: Callable[[], Threads | None]) -> None:
 
     @mcp.custom_route(CALLBACK_PATH, methods=["GET"])
     async def callback(request: Request) -> Response:
-        running = threads()
-        if running is None or running.accounts is None:
+        if signins.accounts is None:
             return page(False, "No server of this agents-mcp signs people in.")
-        return await answer(running.accounts, request)
+        return await answer(signins.accounts, request)

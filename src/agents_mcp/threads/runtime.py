@@ -172,6 +172,8 @@ class Runtime:
     threads: Threads
     downstreams: Downstreams
     models: Mapping[str, LLM]
+    accounts: Accounts | None = None
+    """The sign-ins to downstream servers, when a server has ``auth``."""
 
     async def apply(self, config: Config) -> tuple[list[str], list[str], list[str]]:
         """Serve ``config``'s agents from now on; the names added, removed and changed.
@@ -181,10 +183,9 @@ class Runtime:
         for name, cfg in config.mcp_servers.items():
             old = servers.get(name)
             if old is None or old.config != cfg:
-                accounts = self.threads.accounts
-                if accounts is not None:  # a new or changed server signs in with its new entry
-                    accounts.configs[name] = cfg
-                servers[name] = DownstreamServer(name, cfg, accounts=accounts)
+                if self.accounts is not None:  # a new or changed server: its new entry
+                    self.accounts.configs[name] = cfg
+                servers[name] = DownstreamServer(name, cfg, accounts=self.accounts)
                 if old is not None:
                     await old.aclose()
         before, after = self.config.agents, config.agents
@@ -274,4 +275,4 @@ async def open_runtime(
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
         if recover and config.server.retain_days is not None:
             runs.spawn(functools.partial(retain, store, config.server.retain_days))
-        yield Runtime(config, threads, downstreams, models)
+        yield Runtime(config, threads, downstreams, models, accounts)

@@ -15,7 +15,7 @@ import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -40,9 +40,6 @@ from agents_mcp.threads.checks import busy, check_continuation, check_message, f
 from agents_mcp.threads.peers import cancel_relayed
 from agents_mcp.threads.runs import SETTLE_SECONDS, Runs
 
-if TYPE_CHECKING:
-    from agents_mcp.downstream.signin import Accounts
-
 log = logging.getLogger("agents_mcp.threads.service")
 
 Scope = Literal["once", "thread"]
@@ -58,9 +55,6 @@ SWEEP_SECONDS = 5.0
 
 class Threads:
     """Chat, approve, get, list and cancel, for one owner at a time."""
-
-    accounts: Accounts | None = None
-    """The sign-ins to downstream servers, when a server has ``auth`` (``runtime``)."""
 
     def __init__(
         self,

@@ -25,7 +25,6 @@ log = logging.getLogger("agents_mcp.threads.signin")
 
 def connect(threads: Threads, accounts: Accounts) -> None:
     """Resume ``threads``' runs when ``accounts`` reports a sign-in (or its refusal)."""
-    threads.accounts = accounts
 
     async def signed_in(done: SignedIn) -> None:
         await settle(threads, accounts, done.owner, done.server, approve=True, why="signed in")
