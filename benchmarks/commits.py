@@ -19,19 +19,23 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.fsync import rate
 
+if TYPE_CHECKING:
+    from agents_mcp.store.sqlite import Durability
+
 
 async def writes_per_second(
-    path: str, writers: int, durability: str, seconds: float
+    path: str, writers: int, durability: Durability, seconds: float
 ) -> tuple[float, float]:
     """Writes per second, and writes per commit."""
     from agents_mcp.messages import Message
     from agents_mcp.store import Claim, open_store
     from agents_mcp.store.sqlite import SQLiteDatabase
 
-    store = await open_store(path, sqlite_durability=durability)  # type: ignore[arg-type]
+    store = await open_store(path, sqlite_durability=durability)
     try:
         held = []
         for _ in range(writers):
@@ -70,7 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     for writers in [int(w) for w in args.writers.split(",")]:
-        for durability in ("full", "may-lose-last-commits"):
+        durabilities: tuple[Durability, ...] = ("full", "may-lose-last-commits")
+        for durability in durabilities:
             with tempfile.TemporaryDirectory(dir=args.dir, prefix="commits-") as tmp:
                 path = os.path.join(tmp, "threads.db")
                 ops, shared = asyncio.run(

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from benchmarks import procstat
 
@@ -71,6 +71,12 @@ def server_env() -> dict[str, str]:
         "FASTMCP_SHOW_SERVER_BANNER": "false",
         "OPENAI_AGENTS_DISABLE_TRACING": "1",
     }
+
+
+class MeasuredFake(Protocol):
+    """A fake model in a process of its own, whose CPU a sample counts apart."""
+
+    def cpu_ms(self) -> float: ...
 
 
 class FakeLLM:
@@ -188,7 +194,7 @@ class Worker:
         assert self.proc is not None
         return {s.pid: s for s in procstat.tree(self.proc.pid)}
 
-    async def call(self, cmd: dict[str, Any], fake: FakeLLM) -> Sample:
+    async def call(self, cmd: dict[str, Any], fake: MeasuredFake) -> Sample:
         """Run one command; CPU is measured around it for the whole process tree."""
         assert self.proc is not None and self.proc.stdin is not None
         roles = self.roles()

@@ -12,9 +12,39 @@ from fastmcp.exceptions import ToolError
 
 from agents_mcp.config import Config, config_from_dict
 from agents_mcp.testing import block_real_llms
+from tests.reading import text_of
 
 TESTS = Path(__file__).parent
 DOWNSTREAM = str(TESTS / "downstream_server.py")
+
+
+SLOW = (  # the longest first
+    "tests/test_crashes.py",  # the kill matrix: two server processes per kill
+    "tests/test_races.py",  # every request racing every other at every point
+    "tests/test_replicas.py",  # replica processes on PostgreSQL, under load
+    "tests/cli/",  # agents-mcp run as users run it: a subprocess per command
+    "tests/test_e2e.py",  # real servers, restarts, providers
+    "tests/downstream/test_remote.py",  # agents-mcp servers as each other's downstreams
+    "tests/server/test_stdio.py",  # every way serving over stdio ends
+)
+"""What ``-m slow`` selects (and ``-m "not slow"`` leaves out, for a quick local run): the
+tests that start many processes. The README's command runs everything."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests, and start them first, the longest first: a parallel run
+    (``-n``, ``--dist load``) then spreads them over its workers and fills in with the
+    quick ones, rather than finishing on one worker's long tail."""
+    root = Path(str(config.rootpath))
+    rank: dict[str, int] = {}
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        rank[item.nodeid] = next(
+            (i for i, slow in enumerate(SLOW) if where.startswith(slow)), len(SLOW)
+        )
+        if rank[item.nodeid] < len(SLOW):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: rank[item.nodeid])
 
 
 @pytest.fixture
@@ -96,7 +126,7 @@ async def call(client: Client[Any], tool: str, **args: Any) -> dict[str, Any]:
     with anyio.fail_after(60):
         result = await client.call_tool(tool, args, raise_on_error=False)
     if result.is_error and result.structured_content is None:
-        raise ToolError(result.content[0].text)  # type: ignore[union-attr]
+        raise ToolError(text_of(result.content[0]))
     assert result.structured_content is not None
     assert result.is_error == (result.structured_content.get("status") == "failed")
     return result.structured_content

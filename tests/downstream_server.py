@@ -26,6 +26,7 @@ from fastmcp.tools import ToolResult
 from mcp_types import (
     ElicitRequest,
     ElicitRequestFormParams,
+    ElicitResult,
     InputRequiredResult,
     ToolAnnotations,
 )
@@ -115,7 +116,9 @@ def _add_extra_tools(mcp: FastMCP) -> None:
         The handshake era asks with a request to the client (``ctx.elicit``); the
         2026-07-28 era has no such back-channel, so the first round returns the question
         as an input-required result and the client calls again with the answer."""
-        if ctx.request_context.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+        request = ctx.request_context
+        assert request is not None  # set during a tool call
+        if request.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
             got = await ctx.elicit(question, response_type=str)
             return f"asked {question!r}: {got.action} {getattr(got, 'data', None)}"
         answers = ctx.input_responses
@@ -127,7 +130,8 @@ def _add_extra_tools(mcp: FastMCP) -> None:
                 input_requests={"answer": ElicitRequest(params=params)},
             )
         answer = answers["answer"]
-        content = getattr(answer, "content", None) or {}
+        assert isinstance(answer, ElicitResult)  # the answer to an ElicitRequest
+        content = answer.content or {}
         return f"asked {question!r}: {answer.action} {content.get('value')}"
 
 

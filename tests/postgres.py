@@ -38,6 +38,11 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _quietly(command: list[str]) -> None:
+    """Run ``command``; its errors (on stderr) are in the exception if it fails."""
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+
+
 @contextlib.contextmanager
 def cluster() -> Iterator[str]:
     """Start a cluster; yields the URL of its ``postgres`` database."""
@@ -48,18 +53,13 @@ def cluster() -> Iterator[str]:
         shutil.chown(root, "postgres")
         shutil.chown(data, "postgres")
     port = free_port()
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True}
-    subprocess.run(
-        _as_postgres([_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
-        **quiet,  # type: ignore[call-overload]
-    )
+    _quietly(_as_postgres([_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]))
     options = f"-k {data} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
     pg_ctl = _bin("pg_ctl")
-    subprocess.run(
+    _quietly(
         _as_postgres(
             [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
-        ),
-        **quiet,  # type: ignore[call-overload]
+        )
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"

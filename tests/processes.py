@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import uvicorn
@@ -64,11 +65,41 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def _port_block() -> range:
+    """The ports this test process hands out: below the kernel's ephemeral range (which
+    ``bind(("", 0))`` and every outgoing connection draw from, so a port found free there
+    may be taken before the server binds it), one block per xdist worker (so two workers
+    never pick the same one)."""
+    low = 32768
+    with suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first, last = 20000, max(low, 21000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    size = (last - first) // max(workers, 1)
+    start = first + int(worker if worker.isdigit() else 0) % max(workers, 1) * size
+    return range(start, start + size)
+
+
+_BLOCK = _port_block()
+# Where in the block to start: another test run on this machine likely starts elsewhere.
+_next = [random.SystemRandom().randrange(len(_BLOCK))]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port nobody listens on, for a server a test starts (in a subprocess) to bind: the
+    next one of this process's block that can be bound now (none is handed out twice in
+    a row). Nothing else in the test run takes it in between (see :func:`_port_block`)."""
+    for _ in range(len(_BLOCK)):
+        port = _BLOCK[_next[0] % len(_BLOCK)]
+        _next[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering): the next one
+            return port
+    raise RuntimeError(f"no free port in {_BLOCK}")
 
 
 @asynccontextmanager
@@ -153,7 +184,9 @@ class _Embedded(uvicorn.Server):
 
 
 @asynccontextmanager
-async def asgi_on_loopback(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+async def asgi_on_loopback(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> AsyncIterator[str]:
     """An ASGI app served on loopback in this event loop; yields its base URL.
 
     The socket listens before uvicorn starts (early connections wait in the backlog), and
@@ -194,7 +227,7 @@ async def asgi_on_loopback(app: Any, *, lifespan: str = "off") -> AsyncIterator[
 @asynccontextmanager
 async def agents_mcp_in_process(
     config: Config,
-    db: Path,
+    db: str | Path,
     *,
     llms: Mapping[str, LLM] | None = None,
     transports: Mapping[str, Any] | None = None,
@@ -206,7 +239,10 @@ async def agents_mcp_in_process(
 
 
 def _app(
-    config: Config, db: Path, llms: Mapping[str, LLM] | None, transports: Mapping[str, Any] | None
+    config: Config,
+    db: str | Path,
+    llms: Mapping[str, LLM] | None,
+    transports: Mapping[str, Any] | None,
 ) -> Any:
     # The auth provider names the port in its metadata document; the port is only known
     # once bound, so the app is built for 127.0.0.1 and the port the metadata is about is

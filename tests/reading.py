@@ -8,13 +8,26 @@ from typing import Any
 
 import anyio
 from fastmcp import Client
-from mcp_types import TextResourceContents
+from fastmcp.client.client import CallToolResult
+from mcp_types import TextContent, TextResourceContents
 
 PART = re.compile(
     r"\n\n\[[^\[\]]*: part (\d+) of (\d+) \((\d+) characters\); (?:next: (\S+)|the last part)\]$"
 )
 CUT = re.compile(r"\[cut: \d+ of \d+ characters of message (\d+) shown; the whole message: (\S+)")
 EARLIER = re.compile(r"^Earlier messages: (\S+)$", re.M)
+
+
+def text_of(part: object) -> str:
+    """The text of a tool result's content block or of a resource's contents: text it must be."""
+    assert isinstance(part, (TextContent, TextResourceContents)), part
+    return part.text
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    """A tool result's ``structuredContent``, which it must have."""
+    assert result.structured_content is not None, result.content
+    return result.structured_content
 
 
 async def read_text(client: Client[Any], uri: str) -> str:

@@ -118,8 +118,14 @@ def state(db: Path) -> dict[str, Any]:
     return {"integrity": integrity, "threads": threads, "approvals": approvals, "results": results}
 
 
+SHARDS = 4
+"""The boundaries are split between this many tests (every ``SHARDS``-th one each), which
+a parallel run spreads over its workers: together they kill the server at every one."""
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
 @pytest.mark.parametrize("ending", ["approve", "cancel"])
-async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str) -> None:
+async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str, shard: int) -> None:
     fake = FakeChatServer(Model())
     async with fake.serve() as base_url:
         log = tmp_path / "executed.jsonl"
@@ -153,7 +159,7 @@ async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str) -> None:
         assert len(boundaries) >= 8, boundaries
 
         counts = {"kills": 0, "executed twice": 0, "approved, never executed": 0, "stuck": 0}
-        for at in boundaries:
+        for at in boundaries[shard::SHARDS]:
             db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
             log.unlink(missing_ok=True)
             with anyio.fail_after(BOUND):
@@ -179,7 +185,7 @@ async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str) -> None:
                 # Only when killed after recording that it started: it says so.
                 assert MAY_HAVE_RUN in after["results"], f"killed at {at}: {after}"
                 counts["approved, never executed"] += 1
-    print(f"\n{ending}: {len(boundaries)} points x 1 kill each: {counts}")
+    print(f"\n{ending}, shard {shard + 1}/{SHARDS} of {len(boundaries)} points x 1 kill: {counts}")
     assert counts["executed twice"] == 0 and counts["stuck"] == 0
 
 

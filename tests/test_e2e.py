@@ -76,7 +76,7 @@ def script() -> ScriptedLLM:
     )
 
 
-FIRST = {
+FIRST: dict[str, Any] = {
     "thread_id": "<thread>",
     "agent": "helper",
     "status": "completed",
@@ -110,7 +110,7 @@ async def test_stdio_two_downstreams_and_a_restart(tmp_path: Path, mode: str) ->
         def spawn() -> Client[Any]:
             args = ["-m", "agents_mcp", "serve", "--config", str(cfg), "--db", str(db)]
             transport = StdioTransport(sys.executable, args, cwd=str(ROOT), keep_alive=False)
-            return Client(transport, mode=mode, init_timeout=60)  # type: ignore[arg-type]
+            return Client(transport, mode=mode, init_timeout=60)
 
         seen: list[str] = []
 
@@ -168,7 +168,7 @@ async def test_http_transport_with_owners(tmp_path: Path) -> None:
         async with agents_mcp_http(cfg, db, port=free_port(), env=env) as url:
 
             def connect(token: str | None, mode: str = "auto") -> Client[Any]:
-                return Client(StreamableHttpTransport(url, auth=token), mode=mode)  # type: ignore[arg-type]
+                return Client(StreamableHttpTransport(url, auth=token), mode=mode)
 
             async with connect("alpha-secret", "legacy") as alice:
                 first = await chat(alice, agent="helper", message="echo hello and add 2 and 3")
@@ -340,14 +340,15 @@ async def test_each_provider_pauses_for_approval_and_resumes_after_a_restart(
     resumed = fake.requests[-1]
     assert _reasoning_sent_back(provider, resumed)
     assert _schema_asked(provider, resumed)
-    fake.llm.assert_complete()  # type: ignore[attr-defined]
+    fake.llm.assert_complete()
 
 
 def _reasoning_sent_back(provider: str, body: dict[str, Any]) -> bool:
     """Whether the answer that asked for the calls went back with its reasoning."""
     if provider == "anthropic":  # first in its turn, signed (the fake checks the signature)
         turns = [m for m in body["messages"] if m["role"] == "assistant"]
-        return turns[-1]["content"][0]["type"] == "thinking"
+        first: str = turns[-1]["content"][0]["type"]
+        return first == "thinking"
     if provider == "responses":
         return any(
             i.get("type") == "reasoning" and i.get("encrypted_content") for i in body["input"]
@@ -357,7 +358,9 @@ def _reasoning_sent_back(provider: str, body: dict[str, Any]) -> bool:
 
 def _schema_asked(provider: str, body: dict[str, Any]) -> bool:
     if provider == "openai":
-        return body["response_format"]["json_schema"]["schema"] == SAVED
-    if provider == "responses":
-        return body["text"]["format"]["schema"] == SAVED
-    return any(t["name"] == structured.ANSWER_TOOL for t in body["tools"])
+        schema: object = body["response_format"]["json_schema"]["schema"]
+    elif provider == "responses":
+        schema = body["text"]["format"]["schema"]
+    else:
+        return any(t["name"] == structured.ANSWER_TOOL for t in body["tools"])
+    return schema == SAVED

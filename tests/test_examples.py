@@ -121,7 +121,7 @@ async def test_claude_desktop_config_serves_the_demo_agent(tmp_path: Path, mode:
     # Desktop apps start servers with a bare environment and an arbitrary working directory.
     transport = StdioTransport(command, args, env=env, cwd=str(tmp_path), keep_alive=False)
     note = {"title": "groceries", "text": "eggs, milk"}
-    async with Client(transport, mode=mode, init_timeout=60) as client:  # type: ignore[arg-type]
+    async with Client(transport, mode=mode, init_timeout=60) as client:
         tools = sorted(t.name for t in await client.list_tools())
         asked = await call(
             client,

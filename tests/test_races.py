@@ -171,7 +171,8 @@ async def trace_of(tmp_path: Path, state: str, kind: str) -> list[str]:
     await start(world, state)
     seen: list[str] = []
     async with world.open() as threads:
-        store: SQLStore = threads.store  # type: ignore[assignment]
+        store = threads.store
+        assert isinstance(store, SQLStore)
 
         async def note(point: str) -> None:
             if ROLE.get() == "first":
@@ -197,7 +198,8 @@ async def race(tmp_path: Path, state: str, first: str, second: str, at: int) -> 
     world = World(tmp_path / f"race-{state}-{first}-{second}-{at}.db")
     await start(world, state)
     async with world.open() as threads:
-        store: SQLStore = threads.store  # type: ignore[assignment]
+        store = threads.store
+        assert isinstance(store, SQLStore)
         reached, release = anyio.Event(), anyio.Event()
         count = 0
 
@@ -243,10 +245,10 @@ async def race(tmp_path: Path, state: str, first: str, second: str, at: int) -> 
                 release.set()
             store.points.clear()
             await idle(threads)
-        state = await status(threads, world.tid)
-        check(world, state, await results_of(threads, world.tid))
+        ended = await status(threads, world.tid)
+        check(world, ended, await results_of(threads, world.tid))
         if not {first, second} & {"cancel", "client_cancel"}:  # nobody asked to stop it
-            assert state[0] != "cancelled", "a run was stopped though nobody cancelled it"
+            assert ended[0] != "cancelled", "a run was stopped though nobody cancelled it"
         before_restart = list(world.executed)
     # Restart on the same database: recovery must keep every promise too.
     async with world.open() as threads:
@@ -259,7 +261,7 @@ async def race(tmp_path: Path, state: str, first: str, second: str, at: int) -> 
 
 async def status(threads: Threads, tid: str) -> tuple[str, dict[str, str]]:
     thread = await threads.store.get_thread(tid, LOCAL_OWNER)
-    approvals = {a.call_id: a.status for a in await threads.store.approvals(tid)}
+    approvals: dict[str, str] = {a.call_id: a.status for a in await threads.store.approvals(tid)}
     return thread.status, approvals
 
 

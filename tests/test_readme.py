@@ -222,4 +222,4 @@ async def test_the_result_in_the_readme_is_what_the_demo_agent_returns(tmp_path:
     actual: Any = result.structured_content
     assert _same_shape(shown.body) == _same_shape(json.dumps(actual, indent=2) + "\n")
     text_block = blocks()[blocks().index(shown) + 1]
-    assert _same_shape(text_block.body) == _same_shape(result.content[0].text + "\n")  # type: ignore[union-attr]
+    assert _same_shape(text_block.body) == _same_shape(result.content[0].text + "\n")

@@ -133,7 +133,7 @@ async def replicas(
 
 
 def client(url: str, mode: str = "auto") -> Client[Any]:
-    return Client(StreamableHttpTransport(url), mode=mode, timeout=BOUND)  # type: ignore[arg-type]
+    return Client(StreamableHttpTransport(url), mode=mode, timeout=BOUND)
 
 
 async def tool(c: Client[Any], name: str, **args: Any) -> dict[str, Any]:
@@ -354,13 +354,14 @@ async def _all(make: Callable[[int], Any], count: int) -> list[dict[str, Any]]:
 @asynccontextmanager
 async def _closed_quietly(c: Client[Any]) -> AsyncIterator[Client[Any]]:
     """A client whose server may be gone by the time it says goodbye."""
-    await c.__aenter__()
+    goodbye = AsyncExitStack()
+    await goodbye.enter_async_context(c)
     try:
         yield c
     finally:
         # The killed replica cannot answer the goodbye.
         with anyio.CancelScope(shield=True), anyio.move_on_after(10), suppress(Exception):
-            await c.__aexit__(None, None, None)
+            await goodbye.aclose()
 
 
 async def _quietly(fn: Callable[[int], Any], i: int) -> None:

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import termios
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import anyio
 
@@ -40,19 +40,32 @@ INITIALIZE = {
 """A raw ``initialize`` request (handshake era), as a client types or pipes it."""
 
 
-def scratch_env(tmp_path: Path, *, inherit: bool = True, **env: str) -> dict[str, str]:
+def scratch_env(
+    tmp_path: Path, *, inherit: bool = True, environ: Mapping[str, str] | None = None, **env: str
+) -> dict[str, str]:
     """The environment for a CLI run: the user's (or only ``PATH`` when not ``inherit``),
-    with data, state, config and home in tmp_path."""
+    with data, state, config and home in tmp_path, then ``environ`` and ``env``."""
     base = os.environ if inherit else {"PATH": os.environ["PATH"]}
-    environ = {
+    return {
         **{k: v for k, v in base.items() if k != "AGENTS_MCP_CONFIG"},
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "HOME": str(tmp_path / "home"),
+        **(environ or {}),
         **env,
     }
-    return environ
+
+
+class Options(TypedDict, total=False):
+    """Keyword arguments of `agents_mcp` that several runs of one test share
+    (``agents_mcp(*args, **options)``); variables go in ``environ``."""
+
+    tmp_path: Required[Path]
+    input: str | None
+    cwd: Path
+    inherit: bool
+    environ: Mapping[str, str]
 
 
 @dataclass
@@ -68,17 +81,19 @@ async def agents_mcp(
     input: str | None = None,
     cwd: Path = ROOT,
     inherit: bool = True,
+    environ: Mapping[str, str] | None = None,
     **env: str,
 ) -> Ran:
-    """Run ``python -m agents_mcp ARGS`` to completion (bounded); never in the user's dirs."""
-    environ = scratch_env(tmp_path, inherit=inherit, **env)
+    """Run ``python -m agents_mcp ARGS`` to completion (bounded); never in the user's dirs.
+    The variables are ``environ``'s, then ``env``'s, over `scratch_env`'s."""
+    variables = scratch_env(tmp_path, inherit=inherit, environ=environ, **env)
     with anyio.fail_after(90):
         proc = await anyio.run_process(
             [sys.executable, "-m", "agents_mcp", *args],
             input=None if input is None else input.encode(),
             check=False,
             cwd=cwd,
-            env=environ,
+            env=variables,
         )
     return Ran(proc.returncode or 0, proc.stdout.decode(), proc.stderr.decode())
 
@@ -100,7 +115,7 @@ def scrub(text: str, *known: tuple[str, str]) -> str:
     """Replace what changes between runs: ids, times, paths, ports."""
     for value, name in known:
         text = text.replace(value, name)
-    text = re.sub(r"/\S*/pytest-of-[^/]+/pytest-\d+/[^/\s]+", "<tmp>", text)
+    text = re.sub(r"/\S*/pytest-of-[^/]+/pytest-\d+/(?:popen-gw\d+/)?[^/\s]+", "<tmp>", text)
     # Same lengths as the originals, so columns stay aligned.
     text = re.sub(r"th_[A-Za-z0-9_-]{24}", "th_" + "x" * 24, text)
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?Z", _zeros, text)
@@ -144,7 +159,7 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             cwd=cwd,
-            env=scratch_env(tmp_path, TERM="xterm", COLUMNS="100", **env),
+            env=scratch_env(tmp_path, environ={"TERM": "xterm", "COLUMNS": "100", **env}),
             start_new_session=True,
             preexec_fn=_take_terminal,
         )

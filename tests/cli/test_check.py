@@ -176,7 +176,7 @@ async def test_a_failing_server_shows_its_log_and_the_variables_it_may_need(
     runs = await all_of(
         {
             "text": agents_mcp(
-                "check", "--config", str(cfg), tmp_path=tmp_path, inherit=False, **env
+                "check", "--config", str(cfg), tmp_path=tmp_path, inherit=False, environ=env
             ),
             "json": agents_mcp(
                 "check",
@@ -185,7 +185,7 @@ async def test_a_failing_server_shows_its_log_and_the_variables_it_may_need(
                 str(cfg),
                 tmp_path=tmp_path,
                 inherit=False,
-                **env,
+                environ=env,
                 XDG_STATE_HOME=str(tmp_path / "other"),  # logs of its own
             ),
         }

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.runner import THREAD, agents_mcp, all_of
+from tests.cli.runner import THREAD, Options, agents_mcp, all_of
 from tests.conftest import DOWNSTREAM
 from tests.processes import free_port, write_config
 
@@ -53,10 +53,10 @@ async def test_threads_and_show_read_the_database_chat_wrote(tmp_path: Path, db_
             "threads": agents_mcp("threads", "--db", url_form(db_url), "--json", tmp_path=tmp_path),
             "show": agents_mcp("show", thread_id, "--db", url_form(db_url), tmp_path=tmp_path),
             "threads (config)": agents_mcp(
-                "threads", "--config", str(named), "--json", tmp_path=tmp_path, **env
+                "threads", "--config", str(named), "--json", tmp_path=tmp_path, environ=env
             ),
             "show (config)": agents_mcp(
-                "show", thread_id, "--config", str(named), tmp_path=tmp_path, **env
+                "show", thread_id, "--config", str(named), tmp_path=tmp_path, environ=env
             ),
         }
     )
@@ -87,7 +87,7 @@ async def test_a_database_scheme_agents_mcp_does_not_speak_is_refused(tmp_path: 
     (and the config's [server] db) refuses it, listing the forms it accepts."""
     config = write_config(tmp_path / "agents.json", DEMO)
     in_config = write_config(tmp_path / "mysql.json", {**DEMO, "server": {"db": "mysql://x@y/z"}})
-    common = {"tmp_path": tmp_path, "cwd": tmp_path, "input": ""}
+    common: Options = {"tmp_path": tmp_path, "cwd": tmp_path, "input": ""}
     runs = await all_of(
         {
             "chat": agents_mcp(

@@ -9,12 +9,13 @@ import stat
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inline_snapshot import snapshot
 
 from agents_mcp.cli.install import client_file
-from tests.cli.runner import agents_mcp, scrub
+from tests.cli.runner import Options, agents_mcp, scrub
 from tests.processes import ROOT, write_config
 
 pytestmark = pytest.mark.anyio
@@ -40,10 +41,14 @@ def needs_a_key(tmp_path: Path) -> Path:
     )
 
 
-def clean(tmp_path: Path, **env: str) -> dict[str, str]:
-    """No `claude` on PATH, whatever this machine has installed."""
+def clean(tmp_path: Path, **env: str) -> Options:
+    """Runs in tmp_path with no `claude` on PATH, whatever this machine has installed."""
     (tmp_path / "bin").mkdir(exist_ok=True)
-    return {"PATH": str(tmp_path / "bin"), **env}
+    return {
+        "tmp_path": tmp_path,
+        "inherit": False,
+        "environ": {"PATH": str(tmp_path / "bin"), **env},
+    }
 
 
 async def test_claude_desktop_gets_the_entry_with_a_backup_and_never_a_silent_replace(
@@ -52,9 +57,9 @@ async def test_claude_desktop_gets_the_entry_with_a_backup_and_never_a_silent_re
     folder = tmp_path / "config" / "Claude"  # Linux: $XDG_CONFIG_HOME/Claude
     folder.mkdir(parents=True)
     file = folder / "claude_desktop_config.json"
-    before = {"mcpServers": {"other": {"command": "other-server"}}, "theme": "dark"}
+    before: dict[str, Any] = {"mcpServers": {"other": {"command": "other-server"}}, "theme": "dark"}
     file.write_text(json.dumps(before))
-    common = {"tmp_path": tmp_path, "inherit": False, **clean(tmp_path)}
+    common = clean(tmp_path)
     added = await agents_mcp("install", "claude-desktop", "--config", str(EXAMPLE), **common)
     assert (added.code, added.out) == (0, "")
     after = json.loads(file.read_text())
@@ -103,7 +108,7 @@ Added 'agents' to Claude Desktop's config: <tmp>/config/Claude/claude_desktop_co
 
 
 async def test_cursor_and_a_missing_client(tmp_path: Path) -> None:
-    common = {"tmp_path": tmp_path, "inherit": False, **clean(tmp_path)}
+    common = clean(tmp_path)
     missing = await agents_mcp("install", "cursor", "--config", str(EXAMPLE), **common)
     assert missing.code == 2
     assert scrub(missing.err) == snapshot(
@@ -128,7 +133,7 @@ async def test_claude_code_without_its_cli_writes_the_user_scope_of_claude_json(
     (home / ".claude.json").write_text(json.dumps({"numStartups": 3, "projects": {}}))
     ran = await agents_mcp(
         "install", "claude-code", "--config", str(EXAMPLE),
-        tmp_path=tmp_path, inherit=False, **clean(tmp_path),
+        **clean(tmp_path),
     )  # fmt: skip
     assert ran.code == 0, ran.err
     written = json.loads((home / ".claude.json").read_text())
@@ -144,7 +149,7 @@ async def test_claude_code_with_its_cli_is_configured_through_it(tmp_path: Path)
     existing = {"mcpServers": {"agents": {"type": "stdio", "command": "old"}}}
     (home / ".claude.json").write_text(json.dumps(existing))
     calls = tmp_path / "calls.jsonl"
-    env = clean(tmp_path, CLAUDE_CALLS=str(calls))
+    common = clean(tmp_path, CLAUDE_CALLS=str(calls))
     claude = tmp_path / "bin" / "claude"
     claude.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
@@ -153,7 +158,6 @@ async def test_claude_code_with_its_cli_is_configured_through_it(tmp_path: Path)
     )
     claude.chmod(claude.stat().st_mode | stat.S_IXUSR)
     keyed = str(needs_a_key(tmp_path))
-    common = {"tmp_path": tmp_path, "inherit": False, **env}
     refused = await agents_mcp("install", "claude-code", "--config", keyed, **common)
     ran = await agents_mcp("install", "claude-code", "--config", keyed, "--force", **common)
     printed = await agents_mcp(
@@ -200,7 +204,7 @@ async def test_uninstall_takes_out_only_an_agents_mcp_entry_after_a_backup(
     cursor.mkdir(parents=True)
     file = cursor / "mcp.json"
     file.write_text(json.dumps({"mcpServers": {"other": {"command": "other-server"}}}))
-    common = {"tmp_path": tmp_path, "inherit": False, **clean(tmp_path)}
+    common = clean(tmp_path)
     added = await agents_mcp("install", "cursor", "--config", str(EXAMPLE), **common)
     assert added.code == 0, added.err
     removed = await agents_mcp("uninstall", "cursor", **common)
@@ -233,7 +237,7 @@ async def test_uninstall_from_claude_code_goes_through_its_cli(tmp_path: Path) -
     entry = {"type": "stdio", "command": AGENTS_MCP, "args": ["serve", "--config", "x"]}
     (home / ".claude.json").write_text(json.dumps({"mcpServers": {"agents": entry}}))
     calls = tmp_path / "calls.jsonl"
-    env = clean(tmp_path, CLAUDE_CALLS=str(calls))
+    common = clean(tmp_path, CLAUDE_CALLS=str(calls))
     claude = tmp_path / "bin" / "claude"
     claude.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
@@ -241,7 +245,7 @@ async def test_uninstall_from_claude_code_goes_through_its_cli(tmp_path: Path) -
         "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
     )
     claude.chmod(claude.stat().st_mode | stat.S_IXUSR)
-    ran = await agents_mcp("uninstall", "claude-code", tmp_path=tmp_path, inherit=False, **env)
+    ran = await agents_mcp("uninstall", "claude-code", **common)
     assert ran.code == 0, ran.err
     assert [json.loads(line) for line in calls.read_text().splitlines()] == [
         ["mcp", "remove", "agents", "--scope", "user"]

@@ -135,10 +135,11 @@ async def test_a_result_that_breaks_its_own_output_schema_is_an_error_for_the_mo
 
 
 async def test_a_call_that_times_out_is_an_error_and_the_server_carries_on() -> None:
-    server = DownstreamServer("notes", extra(timeout=0.5))
+    # Ten seconds: the second call answers well within it, even on a loaded machine.
+    server = DownstreamServer("notes", extra(timeout=10))
     try:
         with anyio.fail_after(60):
-            slow = await server.call("sleep", {"seconds": 30})
+            slow = await server.call("sleep", {"seconds": 3600})
             again = await server.call("sleep", {"seconds": 0})
     finally:
         await server.aclose()
@@ -186,7 +187,7 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
         """Add a tool and tell the client."""
         from fastmcp.server.dependencies import get_context
 
-        server.add_tool(FastMCP("x").tool(lambda: "new", name="fresh"))  # type: ignore[arg-type]
+        server.add_tool(FastMCP("x").tool(lambda: "new", name="fresh"))
         await get_context().send_notification(ToolListChangedNotification())
         return "grown"
 
@@ -277,7 +278,7 @@ async def test_an_agent_without_some_servers_says_so_and_tells_its_model(
             result = await client.call_tool(
                 "chat_with_agent", {"agent": "helper", "message": "what time is it?"}
             )
-        tid = result.structured_content["thread_id"]  # type: ignore[index]
+        tid = result.structured_content["thread_id"]
         with anyio.fail_after(60):
             shown = await client.read_resource(f"agents-mcp://threads/{tid}")
     payload = result.structured_content
@@ -295,7 +296,7 @@ async def test_an_agent_without_some_servers_says_so_and_tells_its_model(
             },
         ]
     )
-    assert result.content[0].text.replace(tid, "<t>") == snapshot(  # type: ignore[union-attr]
+    assert result.content[0].text.replace(tid, "<t>") == snapshot(
         """\
 I cannot tell the time: my clock tool is unavailable.
 
@@ -311,7 +312,7 @@ Unavailable to the agent in this turn: the tools of server 'flaky' (it exited ri
     )
     assert {t.name.split("__")[0] for t in request.tools} == {"notes"}
     # People reading the thread see it too.
-    assert "unavailable: server 'flaky'" in shown[0].text  # type: ignore[union-attr]
+    assert "unavailable: server 'flaky'" in shown[0].text
 
 
 async def test_a_required_server_that_cannot_start_fails_the_run(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests.conftest import DOWNSTREAM, call, make_config
 from tests.processes import agents_mcp_http, agents_mcp_in_process, free_port, write_config
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -276,7 +277,7 @@ async def test_cancel_reaches_the_other_server_whose_call_waits(tmp_path: Path) 
     assert cancelled["status"] == "cancelled"
     assert inbox["threads"] == []
     assert listed["threads"][0]["status"] == "cancelled"
-    assert late.is_error and "cancelled" in late.content[0].text  # type: ignore[union-attr]
+    assert late.is_error and "cancelled" in late.content[0].text
     assert not log.exists() or log.read_text() == ""
 
 
@@ -294,7 +295,7 @@ async def test_a_relayed_call_cannot_be_allowed_for_the_whole_thread(tmp_path: P
         still = await call(client, "get_thread", thread_id=paused["thread_id"])
         done = await call(client, "approve_call", **args)
     assert refused.is_error
-    assert "can be allowed once (scope='once')" in refused.content[0].text  # type: ignore[union-attr]
+    assert "can be allowed once (scope='once')" in text_of(refused.content[0])
     assert [p["call_id"] for p in still["pending_approvals"]] == ["p1:w1"]
     assert done["status"] == "completed"
     assert len(log.read_text().splitlines()) == 1
@@ -315,7 +316,7 @@ async def test_a_peer_waiting_for_nothing_is_never_called_twice(tmp_path: Path) 
     def chat_with_agent(agent: str, message: str) -> ToolResult:
         """Chat."""
         seen.append(message)
-        shaped = {
+        shaped: dict[str, Any] = {
             "thread_id": "th_remote", "agent": "r", "status": "needs_approval", "reply": None,
             "pending_approvals": [], "error": None,
             "usage": {"input_tokens": 0, "output_tokens": 0, "llm_requests": 1, "tool_calls": 0},

@@ -19,6 +19,7 @@ from agents_mcp.server.app import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
+from tests.reading import structured
 
 pytestmark = pytest.mark.anyio
 
@@ -192,7 +193,7 @@ async def test_a_turn_resumed_after_approval_keeps_its_callers_chain(tmp_path: P
             paused = await client.call_tool(
                 "chat_with_agent", {"agent": "writer", "message": "go"}, meta=remote
             )
-        top = paused.structured_content["thread_id"]  # type: ignore[index]
+        top = structured(paused)["thread_id"]
         done = await call(client, "approve_call", thread_id=top, call_id="w1", approve=True)
     assert done["status"] == "completed"
     assert scripts["orchestrator"].requests == []

@@ -30,10 +30,11 @@ from agents_mcp.testing.fake_server import FakeServer
 from agents_mcp.testing.responses_server import FakeResponsesServer
 from tests.conftest import call
 from tests.downstream_server import make_server
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}},
     "required": ["city", "celsius"],
@@ -135,7 +136,7 @@ async def test_a_valid_answer_the_first_time(tmp_path: Path, provider: str) -> N
     assert payload is not None
     assert (payload["status"], payload["output"]) == ("completed", paris)
     assert json.loads(payload["reply"]) == paris
-    assert result.content[0].text.startswith('{"city": "Paris"')  # type: ignore[union-attr]
+    assert text_of(result.content[0]).startswith('{"city": "Paris"')
     # Asked natively on every request (the tool step too), with no instructions added.
     assert [native_format(provider, body) for body in fake.requests] == [NATIVE[provider]] * 2
     assert all("JSON Schema" not in system_text(provider, body) for body in fake.requests)
@@ -356,7 +357,7 @@ def test_strict_mode_takes_only_schemas_that_meet_its_rules() -> None:
     }
     optional = {**WEATHER, "required": ["city"]}
     open_ended = {k: v for k, v in WEATHER.items() if k != "additionalProperties"}
-    length = {**WEATHER, "properties": {**WEATHER["properties"], "city": {"minLength": 1}}}  # type: ignore[dict-item]
+    length = {**WEATHER, "properties": {**WEATHER["properties"], "city": {"minLength": 1}}}
     assert structured.strict_compatible(WEATHER)
     assert structured.strict_compatible(nested)
     assert not structured.strict_compatible(optional)

@@ -140,7 +140,7 @@ async def test_get_thread_with_messages_stays_small_over_http(tmp_path: Path, si
             page = await client.call_tool(
                 "get_thread", {"thread_id": tid, "include_messages": True}
             )
-            before = page.structured_content["messages_before"]  # type: ignore[index]
+            before = page.structured_content["messages_before"]
             back = await client.call_tool(
                 "get_thread",
                 {"thread_id": tid, "include_messages": True, "messages_before": before},
@@ -151,7 +151,7 @@ async def test_get_thread_with_messages_stays_small_over_http(tmp_path: Path, si
     uri = f"agents-mcp://threads/{tid}/messages/2"
     for result in (page, back):
         assert wire_size(result) < 100_000  # about three reply budgets: far from 1 MiB
-    shown = [page.structured_content["messages"], back.structured_content["messages"]]  # type: ignore[index]
+    shown = [page.structured_content["messages"], back.structured_content["messages"]]
     assert [[(m["index"], m["role"]) for m in p] for p in shown] == [
         [(3, "assistant")],  # the demo model's answer quotes the 50 000 characters it saw
         [(2, "tool")],

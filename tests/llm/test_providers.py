@@ -82,7 +82,8 @@ PROVIDERS = [
 
 @pytest.fixture(params=PROVIDERS, ids=[p.name for p in PROVIDERS])
 def provider(request: pytest.FixtureRequest) -> Provider:
-    return request.param  # type: ignore[no-any-return]
+    assert isinstance(request.param, Provider)
+    return request.param
 
 
 class Answers:
@@ -184,7 +185,7 @@ async def test_one_tool_call(provider: Provider, stream: bool) -> None:
         "tool_calls",
     )
     assert fragments == []
-    assert fake.llm.requests[0].tools == (WEATHER,)  # type: ignore[attr-defined]
+    assert isinstance(fake.llm, Answers) and fake.llm.requests[0].tools == (WEATHER,)
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -401,7 +402,7 @@ async def test_probe_reports_tool_use_and_streaming(provider: Provider) -> None:
         "ok, pong received",
         3,
     )
-    assert fake.llm.requests[0].tools == (PING,)  # type: ignore[attr-defined]
+    assert isinstance(fake.llm, ScriptedLLM) and fake.llm.requests[0].tools == (PING,)
     assert all(r["stream"] is True for r in fake.requests)
 
 
@@ -424,11 +425,14 @@ def test_build_llm_follows_the_model_entry() -> None:
         "responses": {"provider": "responses", "base_url": "http://127.0.0.1:1/v1", "model": "o"},
     }
     built = {name: build_llm(ModelConfig.model_validate(e)) for name, e in entries.items()}
-    assert {n: (type(m).__name__, m.base_url, m.stream) for n, m in built.items()} == {  # type: ignore[attr-defined]
+    http = {n: m for n, m in built.items() if isinstance(m, HTTPModel)}
+    assert http.keys() == built.keys()
+    assert {n: (type(m).__name__, m.base_url, m.stream) for n, m in http.items()} == {
         "openai": ("OpenAIChatModel", "http://127.0.0.1:1/v1", "auto"),
         "anthropic": ("AnthropicModel", "https://api.anthropic.com/v1", True),
         "responses": ("ResponsesModel", "http://127.0.0.1:1/v1", "auto"),
     }
     limited = build_llm(ModelConfig.model_validate(entries["openai"]), timeout=3, max_retries=0)
-    assert (limited.timeout, limited.retry.max_retries) == (3, 0)  # type: ignore[attr-defined]
-    assert isinstance(build_llm(ModelConfig(provider="demo")), DemoLLM)
+    assert isinstance(limited, HTTPModel)
+    assert (limited.timeout, limited.retry.max_retries) == (3, 0)
+    assert isinstance(build_llm(ModelConfig.model_validate({"provider": "demo"})), DemoLLM)

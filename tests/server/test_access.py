@@ -82,7 +82,7 @@ async def serving(
 
 
 def client(url: str, owner: str, mode: str = "auto") -> Client[Any]:
-    return Client(StreamableHttpTransport(url, auth=TOKENS[owner]), mode=mode)  # type: ignore[arg-type]
+    return Client(StreamableHttpTransport(url, auth=TOKENS[owner]), mode=mode)
 
 
 async def error_of(c: Client[Any], tool: str, **args: Any) -> str:
@@ -260,7 +260,10 @@ async def test_the_local_owner_may_use_every_agent(tmp_path: Path) -> None:
 def test_the_listed_schemas_stay_valid_json() -> None:
     from agents_mcp.server.catalog import with_agents
 
-    schema = {"type": "object", "properties": {"agent": {"type": "string", "enum": ["a", "b"]}}}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"agent": {"type": "string", "enum": ["a", "b"]}},
+    }
     assert json.loads(json.dumps(with_agents(schema, []))) == {
         "type": "object",
         "properties": {"agent": {"type": "string"}},

@@ -134,7 +134,7 @@ async def serving(tmp_path: Path, keys: Keys, llm: ScriptedLLM | None = None) ->
 
 
 def client(url: str, token: str, mode: str = "auto") -> Client[Any]:
-    return Client(StreamableHttpTransport(url, auth=token), mode=mode)  # type: ignore[arg-type]
+    return Client(StreamableHttpTransport(url, auth=token), mode=mode)
 
 
 async def post(url: str, token: str | None) -> httpx2.Response:

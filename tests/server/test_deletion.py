@@ -23,6 +23,7 @@ from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_in_process
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +46,7 @@ async def serving(
 ) -> AsyncIterator[Client[Any]]:
     cfg = make_config(tmp_path, agents=AGENTS, server={"db": db, **server})
     mcp = create_server(cfg, llms={"main": llm}, transports={"notes": make_server("notes")})
-    async with Client(mcp, mode="auto") as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode="auto") as client:
         yield client
 
 
@@ -132,7 +133,7 @@ async def test_delete_thread_removes_a_finished_tree_and_refuses_the_rest(
             "agent": "boss",
             "deleted_threads": [boss, child["thread_id"]],
         }
-        assert deleted.content[0].text == (  # type: ignore[union-attr]
+        assert text_of(deleted.content[0]) == (
             f"Deleted thread {boss} (agent boss) and 1 delegation thread(s) under it."
         )
         for gone in (boss, child["thread_id"]):
@@ -177,7 +178,7 @@ async def test_only_the_owner_can_delete_a_thread(tmp_path: Path, db_url: str) -
     def client(url: str, owner: str) -> Client[Any]:
         return Client(StreamableHttpTransport(url, auth=tokens[owner]))
 
-    async with agents_mcp_in_process(cfg, db_url, llms={"main": llm}) as url:  # type: ignore[arg-type]
+    async with agents_mcp_in_process(cfg, db_url, llms={"main": llm}) as url:
         async with client(url, "alice") as alice:
             tid = (await call(alice, "chat_with_agent", agent="helper", message="hi"))["thread_id"]
         async with client(url, "bob") as bob:

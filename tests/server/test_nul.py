@@ -55,7 +55,7 @@ async def test_nul_in_messages_replies_results_arguments_and_tool_names(
     )
     cfg = make_config(tmp_path, agents=AGENTS, server={"db": db_url})
     mcp = create_server(cfg, llms={"main": llm}, transports={"notes": make_server("notes")})
-    async with Client(mcp, mode="auto") as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode="auto") as client:
         first = await call(client, "chat_with_agent", agent="helper", message=f"Hello {NUL}")
         assert (first["status"], first["reply"]) == ("completed", f"Reply {NUL}")
         page = await call(client, "get_thread", thread_id=first["thread_id"], include_messages=True)
@@ -64,7 +64,7 @@ async def test_nul_in_messages_replies_results_arguments_and_tool_names(
             assert json.dumps(stored)[1:-1] in texts, stored
         with anyio.fail_after(30):
             transcript = await client.read_resource(f"agents-mcp://threads/{first['thread_id']}")
-        assert f"notes echo: say {NUL}" in transcript[0].text  # type: ignore[union-attr]
+        assert f"notes echo: say {NUL}" in transcript[0].text
 
         # An approved call whose arguments and result hold a NUL: its result is kept.
         paused = await call(client, "chat_with_agent", agent="careful", message="write")

@@ -60,7 +60,7 @@ async def connect(
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         yield client
 
 

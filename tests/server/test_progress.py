@@ -86,14 +86,14 @@ async def test_a_waiting_call_gets_a_heartbeat_while_a_step_lasts(
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         with anyio.fail_after(20):
             result = await client.call_tool(
                 "chat_with_agent",
                 {"agent": "helper", "message": "take your time"},
                 progress_handler=on_progress,
             )
-    assert result.structured_content["reply"] == "done at last"  # type: ignore[index]
+    assert result.structured_content["reply"] == "done at last"
     progress, messages = [p for p, _ in sent], [m for _, m in sent]
     assert progress == sorted(set(progress))  # the time waited: increasing
     # Before the run's first event reaches the relay (a loaded machine may take longer

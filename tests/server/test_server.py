@@ -24,6 +24,7 @@ from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_http, free_port, write_config
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +47,7 @@ async def connect(
     mcp = create_server(
         cfg, db_path=tmp_path / "threads.db", llms={"main": llm}, transports=servers
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         yield client
 
 
@@ -75,7 +76,7 @@ async def test_chat_calls_a_downstream_tool_and_answers(tmp_path: Path, mode: st
             "usage": {"input_tokens": 20, "output_tokens": 10, "llm_requests": 2, "tool_calls": 1},
         }
     )
-    assert result.content[0].text.replace(tid, "<thread>") == snapshot(  # type: ignore[union-attr]
+    assert text_of(result.content[0]).replace(tid, "<thread>") == snapshot(
         """\
 The server said hi.
 
@@ -355,7 +356,7 @@ async def test_reasoning_is_stored_but_never_sent_back(tmp_path: Path) -> None:
         )
         contents = await client.read_resource(f"agents-mcp://threads/{first['thread_id']}")
     assert all(m.reasoning is None for m in llm.requests[1].messages)
-    assert "Let me think about this carefully." in contents[0].text  # type: ignore[union-attr]
+    assert "Let me think about this carefully." in text_of(contents[0])
 
 
 async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:

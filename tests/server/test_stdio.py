@@ -131,7 +131,7 @@ def _client(
     transport = StdioTransport(
         argv[0], argv[1:], env=env, cwd=str(ROOT), keep_alive=False, log_file=log
     )
-    return Client(transport, mode=mode, init_timeout=WAIT)  # type: ignore[arg-type]
+    return Client(transport, mode=mode, init_timeout=WAIT)
 
 
 def _gone(pid: int) -> bool:

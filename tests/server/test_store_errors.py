@@ -38,13 +38,13 @@ async def locked(db: str, thread_id: str) -> AsyncIterator[None]:
         return
     import asyncpg
 
-    other = await asyncpg.connect(db)
+    session = await asyncpg.connect(db)
     try:
-        async with other.transaction():
-            await other.execute("SELECT * FROM threads WHERE id=$1 FOR UPDATE", thread_id)
+        async with session.transaction():
+            await session.execute("SELECT * FROM threads WHERE id=$1 FOR UPDATE", thread_id)
             yield
     finally:
-        await other.close()
+        await session.close()
 
 
 def secrets_of(db: str) -> list[str]:
@@ -66,7 +66,7 @@ async def test_a_database_failure_tells_the_client_what_happened_but_not_where(
     llm = ScriptedLLM("First.", "Again.")
     mcp = create_server(cfg, llms={"main": llm})
     caplog.set_level(logging.ERROR, logger="agents_mcp")
-    async with Client(mcp, mode="auto") as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode="auto") as client:
         first = await call(client, "chat_with_agent", agent="a", message="hello")
         async with locked(db_url, first["thread_id"]):
             with anyio.fail_after(30), pytest.raises(ToolError) as refused:
@@ -104,7 +104,8 @@ async def test_a_run_stopped_by_the_database_records_what_happened_but_not_where
     else:
         driver = "disk I/O error"
         failure = store_error(sqlite3.OperationalError(driver), f"/srv/{hidden}/t.db")
-    real, fired = SQLStore.finish_call, []
+    real = SQLStore.finish_call
+    fired: list[bool] = []
 
     async def failing(self: SQLStore, *args: Any, **kwargs: Any) -> None:
         if not fired:
@@ -116,7 +117,7 @@ async def test_a_run_stopped_by_the_database_records_what_happened_but_not_where
     cfg = make_config(tmp_path, server={"db": db_url})
     llm = ScriptedLLM(Call("notes__echo", {"text": "hi"}, id="c1"))
     mcp = create_server(cfg, llms={"main": llm}, transports={"notes": make_server("notes")})
-    async with Client(mcp, mode="auto") as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode="auto") as client:
         result = await call(client, "chat_with_agent", agent="helper", message="echo hi")
     assert result["status"] == "failed" and fired
     message = result["error"]["message"]

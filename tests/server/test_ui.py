@@ -23,6 +23,7 @@ from agents_mcp.server.ui.apps import ListingView
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
+from tests.reading import structured, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,7 @@ async def connect(
     mcp = create_server(
         cfg, db_path=tmp_path / "t.db", llms=llms, transports={"notes": make_server("notes")}
     )
-    async with Client(mcp, mode=mode, extensions=[APPS] if apps else None) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode, extensions=[APPS] if apps else None) as client:
         yield client
 
 
@@ -114,7 +115,7 @@ async def test_a_client_with_mcp_apps_gets_the_view(
     assert (person_text in (tools["chat_with_agent"].description or "")) == (approver == "person")
     assert [(str(r.uri), r.mime_type) for r in resources] == [(THREAD_UI, UI_MIME)]
     (page,) = contents
-    assert (page.mime_type, page.text) == (UI_MIME, thread_html())  # type: ignore[union-attr]
+    assert (page.mime_type, text_of(page)) == (UI_MIME, thread_html())
     assert page.meta is not None and page.meta["ui"] == {"prefersBorder": True}
 
 
@@ -143,15 +144,15 @@ async def test_with_approver_person_the_model_is_told_the_person_decides(
     async with connect(tmp_path, {"main": llm}, mode=mode, apps=False, config=config) as client:
         with anyio.fail_after(10):
             plain = await client.call_tool("chat_with_agent", {"agent": "helper", "message": "b"})
-    text = shown.content[0].text  # type: ignore[union-attr]
-    tid = shown.structured_content["thread_id"]  # type: ignore[index]
+    text = text_of(shown.content[0])
+    tid = structured(shown)["thread_id"]
     assert text.split("\n")[2] == (
         "The person decides each call in the agents-mcp view shown with this result (Approve,"
         " Deny, Allow for this thread); approve_call is theirs, not yours. Tell them the agent"
         f" is waiting for their decision, then call get_thread(thread_id='{tid}',"
         " wait_seconds=30) for the outcome."
     )
-    assert "Ask the user, then answer each with approve_call" in plain.content[0].text  # type: ignore[union-attr]
+    assert "Ask the user, then answer each with approve_call" in text_of(plain.content[0])
 
 
 def scrub(payload: Any, *ids: str) -> Any:

@@ -85,7 +85,8 @@ class BrowserModel:
         if scenario == "deny":
             return note("cheese") if n == 0 else f"The call was refused: {results[-1]}"
         if scenario == "allow":
-            return [note("one"), note("two"), "Both saved."][n]
+            steps: list[str | Call] = [note("one"), note("two"), "Both saved."]
+            return steps[n]
         if scenario == "team":  # delegates to the scribe, whose call needs approval
             if n == 0:
                 return Call("agent__scribe", {"message": "scribe: write bread"})
@@ -154,8 +155,10 @@ async def drive(base: str, gates: dict[str, anyio.Event], log: Path) -> dict[str
 
 
 async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -> None:
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
+    # Only this test's earlier files: the dashboard's tests write here too, maybe now.
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in [*OUT.glob("[0-9][0-9]-*.png"), OUT / "driver.log", OUT / "report.json"]:
+        old.unlink(missing_ok=True)
     calls = tmp_path / "calls.jsonl"
     gates = {name: anyio.Event() for name in GATES}
     fake = FakeChatServer(BrowserModel(gates))

@@ -25,6 +25,7 @@ from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import DOWNSTREAM, make_config
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_http, free_port, write_config
+from tests.reading import structured
 
 pytestmark = pytest.mark.anyio
 
@@ -174,7 +175,7 @@ async def test_the_page_checks_tokens_like_mcp_off_loopback(tmp_path: Path) -> N
                 started = await alice.call_tool(
                     "chat_with_agent", {"agent": "helper", "message": message}
                 )
-        tid = started.structured_content["thread_id"]  # type: ignore[index]
+        tid = structured(started)["thread_id"]
         base = f"http://127.0.0.1:{port}"
         async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
             anonymous = await http.get(f"/threads/{tid}")
@@ -183,13 +184,14 @@ async def test_the_page_checks_tokens_like_mcp_off_loopback(tmp_path: Path) -> N
             alices = await http.get(
                 f"/threads/{tid}", headers={"Authorization": "Bearer alice-secret"}
             )
-            body = {"name": "approve_call", "arguments": {"thread_id": tid, "call_id": "x"}}
+            arguments: dict[str, object] = {"thread_id": tid, "call_id": "x"}
+            body = {"name": "approve_call", "arguments": arguments}
             call_anonymous = await http.post(f"/threads/{tid}/call", json=body)
             call_bob = await http.post(
                 f"/threads/{tid}/call", json=body, headers={"Authorization": "Bearer bob-secret"}
             )
-            (pending,) = started.structured_content["pending_approvals"]  # type: ignore[index]
-            body["arguments"] |= {
+            (pending,) = structured(started)["pending_approvals"]
+            arguments |= {
                 "call_id": pending["call_id"],
                 "approve": True,
                 "wait_seconds": 20,

@@ -14,6 +14,7 @@ from agents_mcp.errors import ConfigError, Conflict, LostClaim, NotFound, StopRe
 from agents_mcp.messages import Message, ToolCall
 from agents_mcp.store import (
     Approval,
+    ApprovalStatus,
     Claim,
     SQLStore,
     StateConflict,
@@ -22,6 +23,7 @@ from agents_mcp.store import (
     now,
     open_store,
 )
+from agents_mcp.store.database import Tx
 from agents_mcp.store.migrations import MIGRATIONS, migrate_sql
 from agents_mcp.store.sqlite import SQLITE
 from agents_mcp.store.states import DID_NOT_RUN, MAY_HAVE_RUN, STOPPED_BEFORE, TRANSITIONS
@@ -38,7 +40,7 @@ async def store(db_url: str) -> AsyncIterator[SQLStore]:
         await s.close()
 
 
-def approval(thread_id: str, call_id: str, status: str = "pending") -> Approval:
+def approval(thread_id: str, call_id: str, status: ApprovalStatus = "pending") -> Approval:
     return Approval(
         thread_id=thread_id,
         call_id=call_id,
@@ -46,7 +48,7 @@ def approval(thread_id: str, call_id: str, status: str = "pending") -> Approval:
         tool="t",
         arguments="{}",
         digest=digest("{}"),
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reason=None,
         requested_at=now(),
         decided_at=None,
@@ -313,7 +315,8 @@ async def test_a_decision_made_while_the_run_goes_on_lets_it_go_on(store: SQLSto
     decided = await store.decide(t.id, t.id, "c1", approve=True, reason=None, claim=Claim.new("x"))
     assert decided.outcome == "recorded"  # the run still holds the thread
     assert not await store.pause(t.id, run)  # nothing is undecided: it goes on
-    assert (await store.thread(t.id)).claim == run.token  # type: ignore[union-attr]
+    thread = await store.thread(t.id)
+    assert thread is not None and thread.claim == run.token
 
 
 async def test_interrupted_runs_say_what_ran_and_resume_decided_calls(store: SQLStore) -> None:
@@ -421,8 +424,8 @@ async def test_postgresql_leases_expire_unless_renewed(pg_cluster: str) -> None:
     b = await open_store(url, lease_seconds=30)
     assert await b.alive(a.runner)
 
-    async def expire(tx: object) -> None:
-        await tx.execute("UPDATE runners SET expires_at = 0 WHERE id=?", (a.runner,))  # type: ignore[attr-defined]
+    async def expire(tx: Tx) -> None:
+        await tx.execute("UPDATE runners SET expires_at = 0 WHERE id=?", (a.runner,))
 
     await b.db.transaction("test", expire)  # as if a stopped renewing it
     assert not await b.alive(a.runner)

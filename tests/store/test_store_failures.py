@@ -38,7 +38,7 @@ DEMO: dict[str, Any] = {
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path, db: Path) -> AsyncIterator[Client[Any]]:
     config = config_from_dict(DEMO, path=tmp_path / "agents.toml")
-    async with Client(create_server(config, db_path=db), mode="legacy") as client:  # type: ignore[arg-type]
+    async with Client(create_server(config, db_path=db), mode="legacy") as client:
         yield client
 
 
@@ -136,7 +136,7 @@ async def test_a_row_locked_by_another_postgresql_session_is_a_clear_error(
 
     db = await fresh_database(pg_cluster)
     config = config_from_dict({**DEMO, "server": {"db": db}}, path=tmp_path / "agents.toml")
-    async with Client(create_server(config), mode="legacy") as client:  # type: ignore[arg-type]
+    async with Client(create_server(config), mode="legacy") as client:
         first = await call(client, "chat_with_agent", agent="echo", message="hello")
         other = await asyncpg.connect(db)
         try:

@@ -21,6 +21,7 @@ from agents_mcp.store import Claim, open_store
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import call, make_config
 from tests.downstream_server import make_server
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +50,7 @@ async def connect(
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         yield client
 
 
@@ -122,7 +123,7 @@ async def test_mixed_turn_then_approve_and_deny(
                 ("w2", "write_note", {"title": "b", "body": "2"}),
             ]
         )
-        text = first.content[0].text.replace(tid, "<t>")  # type: ignore[union-attr]
+        text = text_of(first.content[0]).replace(tid, "<t>")
         assert text == snapshot(
             """\
 The agent wants to run 2 tool call(s) that need approval:
@@ -343,7 +344,7 @@ async def connect_eliciting(
     mcp = create_server(
         cfg, db_path=tmp_path / "t.db", llms={"main": llm}, transports={"notes": make_server()}
     )
-    async with Client(mcp, mode=mode, elicitation_handler=handler) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode, elicitation_handler=handler) as client:
         yield client
 
 

@@ -26,6 +26,7 @@ from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.threads.service import Threads
 from tests.conftest import call, make_config
 from tests.processes import agents_mcp_in_process
+from tests.reading import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +95,7 @@ async def test_a_crash_inside_a_run_shows_only_an_error_id(
     }
     assert again["error"] == error
     assert listed["threads"][0]["status"] == "failed"
-    shown = json.dumps([failed, again, listed]) + transcript[0].text  # type: ignore[union-attr]
+    shown = json.dumps([failed, again, listed]) + text_of(transcript[0])
     assert leaks(shown) == []
     logged = logged_under(caplog, error_id)
     assert logged.startswith(f"run of thread {failed['thread_id']} failed [{error_id}]")
@@ -129,7 +130,7 @@ async def test_downstream_failures_reach_the_model_as_short_reasons(tmp_path: Pa
     assert shown == snapshot(
         "Error: server 'notes' stopped during the call (Connection closed); it will be restarted on the next call"
     )
-    assert leaks(shown) == []
+    assert shown is not None and leaks(shown) == []
 
 
 async def test_a_request_body_over_the_limit_gets_413(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ async def connect(
         llms={"main": llm},
         transports={"notes": make_server("notes")},
     )
-    async with Client(mcp, mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(mcp, mode=mode) as client:
         yield client
 
 
@@ -149,9 +149,11 @@ async def test_rate_limited_progress_still_reports_every_slow_step(
             )
     counts, messages = [p for p, _ in sent], [m for _, m in sent]
     assert counts == sorted(set(counts))  # increasing, as the specification requires
-    assert messages[0] == "thinking (turn 1/12)"
-    assert messages[-1] == "thinking (turn 2/12)"
-    statuses = [m for m in messages if " · still working, " not in m]  # not heartbeats
+    # Not heartbeats, which a loaded machine may send before the first status (storing the
+    # thread took longer than an interval) and after the last one (ending the run did).
+    statuses = [m for m in messages if "still working, " not in m]
+    assert statuses[0] == "thinking (turn 1/12)"
+    assert statuses[-1] == "thinking (turn 2/12)"
     assert set(statuses) <= {"thinking (turn 1/12)", "calling notes__echo", "thinking (turn 2/12)"}
 
 

@@ -16,12 +16,14 @@ runner no longer holds its lease.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +34,9 @@ from agents_mcp.store.database import Database
 from agents_mcp.store.records import now
 
 log = logging.getLogger("agents_mcp.store.leases")
+
+CLOSE_SECONDS = 10.0
+"""How long closing waits for the renewal thread to remove the lease and end."""
 
 try:
     import fcntl
@@ -113,24 +118,96 @@ class FileLeases:
 
 
 class TableLeases:
-    """This replica's row in ``runners``, renewed in the background; others' rows expire."""
+    """This replica's row in ``runners``, renewed in the background; others' rows expire.
 
-    def __init__(self, db: Database, seconds: float) -> None:
+    ``renewals`` opens the database the renewals run on (PostgreSQL: a connection of
+    their own), in a thread of their own with its own event loop: neither the workload's
+    transactions queuing for the pool's connections nor work that holds up the event loop
+    (imports on first use, a large result encoded, a loaded host) delays a renewal, so a
+    busy replica is never taken for a dead one. Without it (SQLite without ``flock``),
+    the renewals are a task on ``db``.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        seconds: float,
+        *,
+        renewals: Callable[[], Awaitable[Database]] | None = None,
+    ) -> None:
         self.id = new_runner_id()
         self._db = db
         self._seconds = seconds
+        self._renewals = renewals
         self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: Callable[[], None] | None = None
+        self._closing = threading.Event()
         self.on_lost: Callable[[], None] | None = None
         """Called when this process finds its own lease expired: the others may have
         settled its threads, so its runs must stop (their writes are refused anyway)."""
 
     async def start(self) -> None:
-        await self._renew()
-        self._task = asyncio.get_running_loop().create_task(self._heartbeat())
+        if self._renewals is None:
+            await self._renew(self._db)
+            self._task = asyncio.get_running_loop().create_task(
+                self._heartbeat(self._db, self._lost)
+            )
+            return
+        main = asyncio.get_running_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
 
-    async def _renew(self) -> bool:
+        def lost() -> None:
+            with contextlib.suppress(RuntimeError):  # the event loop has ended
+                main.call_soon_threadsafe(self._lost)
+
+        renewing = self._renewing(self._renewals, started, lost)
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(renewing,), name=f"lease {self.id}", daemon=True
+        )
+        self._thread.start()
+        await asyncio.wrap_future(started)
+
+    async def _renewing(
+        self,
+        open_db: Callable[[], Awaitable[Database]],
+        started: concurrent.futures.Future[None],
+        lost: Callable[[], None],
+    ) -> None:
+        """The renewal thread: its database, the first renewal (what ``start`` waits
+        for), then one every third of the lease until ``close``; then the lease is gone."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def stop_soon() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        self._stop = stop_soon
+        if self._closing.is_set():
+            stop.set()
+        try:
+            db = await open_db()
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        try:
+            try:
+                await self._renew(db)
+            except BaseException as exc:
+                started.set_exception(exc)
+                return
+            started.set_result(None)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._heartbeat, db, lost)
+                await stop.wait()
+                tg.cancel_scope.cancel()
+            await self._remove(db)
+        finally:
+            await db.close()
+
+    async def _renew(self, db: Database) -> bool:
         """Renew the lease; False when it had expired (others may have taken over)."""
-        epoch = self._db.dialect.epoch
+        epoch = db.dialect.epoch
 
         async def body(tx: Any) -> bool:
             row = await tx.fetchrow(
@@ -151,24 +228,28 @@ class TableLeases:
             await tx.execute(f"DELETE FROM runners WHERE expires_at < {epoch} - 3600")
             return row is None or bool(row["live"])
 
-        live: bool = await self._db.transaction("lease", body)
+        live: bool = await db.transaction("lease", body)
         return live
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, db: Database, lost: Callable[[], None]) -> None:
         while True:
             await anyio.sleep(self._seconds / 3)
             try:
-                live = await self._renew()
+                live = await self._renew(db)
             except StoreError as exc:
                 log.warning("could not renew this process's lease: %s", exc)
                 continue
-            if not live and self.on_lost is not None:
+            if not live:
                 log.error(
                     "this process's lease expired before it was renewed (stalled for over"
                     " %g s?): other processes may have settled its threads; stopping its runs",
                     self._seconds,
                 )
-                self.on_lost()
+                lost()
+
+    def _lost(self) -> None:
+        if self.on_lost is not None:
+            self.on_lost()
 
     async def alive(self, runner: str | None) -> bool:
         if runner is None:
@@ -187,13 +268,23 @@ class TableLeases:
         return live
 
     async def close(self) -> None:
+        """Stop renewing and remove the lease (gone at once, rather than on expiry)."""
+        if self._thread is not None:
+            self._closing.set()
+            if self._stop is not None:
+                with contextlib.suppress(RuntimeError):  # its event loop has ended
+                    self._stop()
+            await anyio.to_thread.run_sync(self._thread.join, CLOSE_SECONDS)
+            return
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(StoreError):  # gone at once, rather than on expiry
+        await self._remove(self._db)
 
-            async def body(tx: Any) -> None:
-                await tx.execute("DELETE FROM runners WHERE id=?", (self.id,))
+    async def _remove(self, db: Database) -> None:
+        async def body(tx: Any) -> None:
+            await tx.execute("DELETE FROM runners WHERE id=?", (self.id,))
 
-            await self._db.transaction("lease", body)
+        with contextlib.suppress(StoreError):
+            await db.transaction("lease", body)

@@ -8,7 +8,9 @@ thread changed. Its one dependency is itself.
 * Transactions run on a pool of connections; a transition locks its top-level thread's
   row (``SELECT … FOR UPDATE``), so transitions of one thread are serial across replicas.
 * Leases (:class:`TableLeases`): each replica renews its row in ``runners`` every third of
-  ``lease_seconds``; a replica whose row has expired is gone, and any other replica
+  ``lease_seconds``, on a connection and in a thread of its own (a busy pool or a busy
+  event loop would delay the renewal past the lease, and the others would take over a
+  live replica's runs); a replica whose row has expired is gone, and any other replica
   settles its threads (see ``threads.Threads.recover``).
 * Every transition sends ``NOTIFY agents_mcp, '<thread id>'`` at commit; a request that
   follows a run on another replica wakes on it, and polls as a fallback.
@@ -26,6 +28,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import asyncpg
 from asyncpg import exceptions as pgx
+from asyncpg.pool import PoolConnectionProxy
 
 from agents_mcp.errors import StoreError
 from agents_mcp.store.database import POSTGRESQL, Body
@@ -85,19 +88,24 @@ class PostgresDatabase:
         self._waiters: dict[str, set[anyio.Event]] = {}
 
     @classmethod
-    async def open(cls, url: str) -> PostgresDatabase:
+    async def open(
+        cls, url: str, *, size: int = POOL_SIZE, listen: bool = True
+    ) -> PostgresDatabase:
+        """A pool of ``size`` connections, and one that listens for changes (``listen``)."""
         try:
             with anyio.fail_after(CONNECT_SECONDS):
                 pool = await asyncpg.create_pool(
                     url,
                     min_size=1,
-                    max_size=POOL_SIZE,
+                    max_size=size,
                     server_settings=SESSION_SETTINGS,
                     command_timeout=90,
                 )
         except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
             raise pg_error(exc, redact(url)) from exc
         db = cls(pool, url)
+        if not listen:
+            return db
         try:
             db._listener = await asyncpg.connect(url)
             await db._listener.add_listener(CHANNEL, db._notified)
@@ -105,8 +113,8 @@ class PostgresDatabase:
             log.warning("no change notifications (%s); replicas poll instead", exc)
         return db
 
-    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        for event in self._waiters.pop(payload, ()):
+    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        for event in self._waiters.pop(str(payload), ()):
             event.set()
 
     async def wait_changed(self, thread_id: str, seconds: float) -> None:
@@ -191,7 +199,7 @@ def _restored(row: Any) -> Row:
 
 
 class _Tx:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection | PoolConnectionProxy) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, params: Sequence[Any] = (), *, long: bool = False) -> list[Row]:
@@ -235,7 +243,12 @@ async def schema_version(url: str, seconds: float) -> tuple[str, int | None]:
 
 async def open_postgres(url: str, *, lease_seconds: float) -> SQLStore:
     db = await PostgresDatabase.open(url)
-    leases = TableLeases(db, lease_seconds)
+
+    async def renewals() -> PostgresDatabase:
+        """The lease's own connection (opened in its thread, see :class:`TableLeases`)."""
+        return await PostgresDatabase.open(url, size=1, listen=False)
+
+    leases = TableLeases(db, lease_seconds, renewals=renewals)
     store = SQLStore(db, leases)
     try:
         await store.migrate()

@@ -45,8 +45,10 @@ class Call:
         )
 
 
-Responder = Callable[[LLMRequest], "LLMResponse | str | Awaitable[LLMResponse | str]"]
-ScriptStep = str | Call | list[Call] | LLMResponse | BaseException | Responder
+Answer = str | Call | list[Call] | LLMResponse
+"""What a model says in one step: a final answer, tool calls, or a whole response."""
+Responder = Callable[[LLMRequest], Answer | Awaitable[Answer]]
+ScriptStep = Answer | BaseException | Responder
 
 
 class ScriptedLLM:
@@ -54,7 +56,7 @@ class ScriptedLLM:
 
     Steps: a ``str`` (final answer), a :class:`Call` or a list of them (tool calls), an
     ``LLMResponse``, an exception instance (raised), or a function of the request returning
-    any of the first two kinds (sync or async). Every request is kept in ``requests``.
+    any of the first four kinds (sync or async). Every request is kept in ``requests``.
     """
 
     def __init__(self, *steps: ScriptStep, usage: Usage | None = None) -> None:
@@ -91,7 +93,7 @@ class ScriptedLLM:
             await on_text(response.content)
         return response
 
-    def _response(self, step: ScriptStep) -> LLMResponse:
+    def _response(self, step: Answer) -> LLMResponse:
         if isinstance(step, LLMResponse):
             return step
         if isinstance(step, str):
