@@ -23,9 +23,10 @@ from typing import Any
 
 import uvicorn
 from fastmcp import FastMCP
-from fastmcp.server.auth.auth import AccessToken, ClientRegistrationOptions
+from fastmcp.server.auth.auth import AccessToken
 from fastmcp.server.auth.providers.in_memory import InMemoryOAuthProvider
 from fastmcp.server.dependencies import get_access_token
+from mcp.server.auth.settings import ClientRegistrationOptions
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 

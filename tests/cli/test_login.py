@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def protected(tmp_path: Path) -> AsyncIterator[Protected]:
+def protected(tmp_path: Path) -> Iterator[Protected]:
     with protected_server(tmp_path) as server:
         yield server
 

@@ -3,7 +3,7 @@ at the level of one downstream server: whose token goes out, consent that waits.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -23,7 +23,7 @@ REDIRECT = "http://127.0.0.1:9/oauth/callback"
 
 
 @pytest.fixture
-def protected(tmp_path: Path) -> AsyncIterator[Protected]:
+def protected(tmp_path: Path) -> Iterator[Protected]:
     with protected_server(tmp_path) as server:
         yield server
 
