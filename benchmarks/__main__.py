@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -358,7 +359,7 @@ async def _listing(
     """S6 for this version and each baseline, on databases seeded once per invocation."""
     out: dict[str, dict[str, Any]] = {}
     for key, python in [("agents-mcp", sys.executable), *((b.tag, b.python) for b in bases)]:
-        db = WORK / f"listing-{key}-{z.list_threads}.db"
+        db = args.root / f"listing-{key}-{z.list_threads}.db"
         argv = [python, "-m", "benchmarks.listing", "--db", str(db)]
         argv += ["--threads", str(z.list_threads), "--calls", str(z.list_calls)]
         try:
@@ -370,11 +371,11 @@ async def _listing(
 
 async def run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
-    if WORK.exists():  # keep the seeded listing databases: they take a while
-        for old in WORK.iterdir():
+    if args.root.exists():  # keep the seeded listing databases: they take a while
+        for old in args.root.iterdir():
             if not old.name.startswith("listing-"):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
-    work = WORK / started.strftime("%Y%m%d-%H%M%S")
+    work = args.root / started.strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True)
     source = {}
     if args.rev:
@@ -506,13 +507,27 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(install())
     args.smoke = args.command == "smoke"
-    if args.smoke:
-        args.quick = True
+    if not args.smoke:
+        args.root = WORK
+        _scratch_homes(WORK / "home")
+        return asyncio.run(run(args))
+    # CI's run: it writes only in a temporary directory, removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="agents-mcp-smoke-") as tmp:
+        args.root, args.quick = Path(tmp), True
+        _scratch_homes(args.root / "home")
         asyncio.run(adapters.main(conversations=2, rounds=1))  # keeps it working
         if asyncio.run(providers.main(warmup=1, rounds=1, batch=1)):
             print("benchmark errors: python -m benchmarks.providers", file=sys.stderr)
             return 1
-    return asyncio.run(run(args))
+        return asyncio.run(run(args))
+
+
+def _scratch_homes(root: Path) -> None:
+    """Where agents-mcp and the servers it starts keep their files (the servers' stderr
+    logs, a default database, client configs): under ``root``, never the user's home.
+    Set in this process's environment: every process it starts inherits it."""
+    for name in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        os.environ[name] = str(root / name.removeprefix("XDG_").removesuffix("_HOME").lower())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,37 @@ from tests.reading import text_of
 
 TESTS = Path(__file__).parent
 DOWNSTREAM = str(TESTS / "downstream_server.py")
+
+
+USER_DIRS = {
+    "HOME": "home",
+    "XDG_CONFIG_HOME": "home/.config",
+    "XDG_DATA_HOME": "home/.local/share",
+    "XDG_STATE_HOME": "home/.local/state",
+    "XDG_CACHE_HOME": "home/.cache",
+}
+"""Where tests, and every process they start, find the user's directories: a temporary
+home (see ``pytest_configure``)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary home for the whole run, set before any fixture or process starts:
+    nothing a test starts writes in the user's home (servers' logs, a default thread
+    database, client configs, a browser's profile). Tests that need a home of their own
+    still set one (``tmp_path``)."""
+    home = Path(tempfile.mkdtemp(prefix="agents-mcp-tests-"))
+    config.stash[_HOME] = home
+    for name, sub in USER_DIRS.items():
+        os.environ[name] = str(home / sub)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+_HOME = pytest.StashKey[Path]()
 
 
 SLOW = (  # the longest first

@@ -1,10 +1,12 @@
 """A small real MCP server used as a downstream server in tests.
 
 In process: ``make_server(name)``. As a subprocess: ``python tests/downstream_server.py
-[--name NAME] [--fd FD] [--extra] [--say TEXT] [--require-env NAME]`` (stdio by default;
-``--extra`` adds tools that ask a question, break their own output schema and sleep,
-``--say`` writes a line to stderr first, ``--require-env`` fails like a TLS error without
-NAME).
+[--name NAME] [--fd FD] [--extra] [--say TEXT] [--stdout TEXT] [--not-mcp]
+[--require-env NAME]`` (stdio by default; ``--extra`` adds tools that ask a question
+(``ask``; ``confirm_note`` saves a note once confirmed), break their own output schema and
+sleep, ``--say`` writes a line to stderr first, ``--stdout`` one to stdout (where only MCP
+messages belong), ``--not-mcp`` then never answers, as a program that is not an MCP server;
+``--require-env`` fails like a TLS error without NAME).
 Every call of a tool that changes something is appended as one JSON line to
 ``$DOWNSTREAM_LOG`` (when set) so tests can count executions across processes and check
 the exact arguments received.
@@ -134,6 +136,32 @@ def _add_extra_tools(mcp: FastMCP) -> None:
         content = answer.content or {}
         return f"asked {question!r}: {answer.action} {content.get('value')}"
 
+    @mcp.tool
+    async def confirm_note(title: str, ctx: Context) -> str | InputRequiredResult:
+        """Save a note once the person confirms (``value: true``); records it when saved."""
+        question = f"Save the note {title!r}?"
+        request = ctx.request_context
+        assert request is not None  # set during a tool call
+        if request.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            got = await ctx.elicit(question, response_type=bool)
+            action, value = got.action, getattr(got, "data", None)
+        elif ctx.input_responses is None:
+            schema = {"type": "object", "properties": {"value": {"type": "boolean"}}}
+            params = ElicitRequestFormParams(message=question, requested_schema=schema)
+            return InputRequiredResult(
+                result_type="input_required",
+                input_requests={"confirm": ElicitRequest(params=params)},
+            )
+        else:
+            answer = ctx.input_responses["confirm"]
+            assert isinstance(answer, ElicitResult)  # the answer to an ElicitRequest
+            action = answer.action
+            value = (answer.content or {}).get("value")
+        if action == "accept" and value is True:
+            _record(mcp.name, "confirm_note", {"title": title})
+            return f"saved note {title!r}"
+        return f"not saved ({action})"
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
@@ -143,12 +171,19 @@ if __name__ == "__main__":
     )
     parser.add_argument("--extra", action="store_true", help="add ask, mismatched, sleep")
     parser.add_argument("--say", default=None, help="write this line to stderr at start")
+    parser.add_argument("--stdout", default=None, help="write this line to stdout at start")
+    parser.add_argument("--not-mcp", action="store_true", help="then never answer")
     parser.add_argument(
         "--require-env", default=None, metavar="NAME", help="fail at start unless NAME is set"
     )
     args = parser.parse_args()
     if args.say is not None:
         print(args.say, file=sys.stderr, flush=True)
+    if args.stdout is not None:
+        print(args.stdout, flush=True)
+    if args.not_mcp:
+        sys.stdin.read()  # until the client gives up and closes it
+        raise SystemExit(0)
     if args.require_env is not None and args.require_env not in os.environ:
         print("ssl.SSLCertVerificationError: certificate verify failed", file=sys.stderr)
         raise SystemExit(1)

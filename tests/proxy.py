@@ -8,7 +8,7 @@ events), so progress and results arrive as they would directly.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx2
@@ -22,8 +22,13 @@ _HOP = {"host", "connection", "keep-alive", "transfer-encoding", "content-length
 class RoundRobin:
     """An ASGI app forwarding ``/<path>`` to each of ``backends`` in turn."""
 
-    def __init__(self, backends: Sequence[str]) -> None:
+    def __init__(
+        self, backends: Sequence[str], route: Callable[[bytes], int] | None = None
+    ) -> None:
         self.backends = itertools.cycle(backends)
+        self.listed = list(backends)
+        self.route = route
+        """Picks the backend (an index) from the request body instead of turns."""
         self.sent: list[str] = []
         """The backend each request went to, in order."""
         self.http = httpx2.AsyncClient(timeout=httpx2.Timeout(60.0, read=None))
@@ -32,14 +37,12 @@ class RoundRobin:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        backend = next(self.backends)
+        content = await request.body()
+        backend = next(self.backends) if self.route is None else self.listed[self.route(content)]
         self.sent.append(backend)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         upstream = self.http.build_request(
-            request.method,
-            backend + request.url.path,
-            headers=headers,
-            content=await request.body(),
+            request.method, backend + request.url.path, headers=headers, content=content
         )
         response = await self.http.send(upstream, stream=True)
 

@@ -205,6 +205,10 @@ _READS = (
     ":stop_requests",
     ":child_for_call",
     ":pending_approvals",
+    ":get_task",
+    ":task_turn",
+    ":open_tasks",
+    ":cancelled",
 )
 """Reads change nothing: a kill there is a kill at the write before."""
 

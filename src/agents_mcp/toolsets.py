@@ -96,8 +96,18 @@ class Toolset(Protocol):
     async def available(self) -> Available: ...
 
     async def call(
-        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
-    ) -> ToolOutput: ...
+        self,
+        tool: ToolInfo,
+        arguments: Mapping[str, Any],
+        *,
+        meta: dict[str, Any] | None = None,
+        on_elicit: Any = None,
+        call_id: str | None = None,
+    ) -> ToolOutput:
+        """Call ``tool``. ``on_elicit`` answers the questions its server asks during the
+        call (``downstream.ElicitHandler``; None: nobody is asked), as asked during
+        ``call_id`` (the model's id of the call)."""
+        ...
 
 
 def _hash(server: str, tool: str) -> str:
@@ -146,10 +156,18 @@ class WithoutTools:
         return Available(tools=tools, unavailable=found.unavailable)
 
     async def call(
-        self, tool: ToolInfo, arguments: Mapping[str, Any], *, meta: dict[str, Any] | None = None
+        self,
+        tool: ToolInfo,
+        arguments: Mapping[str, Any],
+        *,
+        meta: dict[str, Any] | None = None,
+        on_elicit: Any = None,
+        call_id: str | None = None,
     ) -> ToolOutput:
         if self.hides(tool.server, tool.tool):
             return ToolOutput(
                 text=f"Error: tool {tool.name!r} is disabled for this agent", ok=False
             )
-        return await self._inner.call(tool, arguments, meta=meta)
+        return await self._inner.call(
+            tool, arguments, meta=meta, on_elicit=on_elicit, call_id=call_id
+        )

@@ -259,7 +259,7 @@ async def test_a_failed_run_exits_1_with_the_reason(tmp_path: Path) -> None:
     assert (ran.code, ran.out) == (1, "")
     assert scrub(ran.err) == snapshot(
         """\
-agents-mcp: the run failed (llm_error): LLM request failed: HTTP 401 from http://127.0.0.1:<port>/v1: Incorrect API key
+agents-mcp: the run failed (llm_error): LLM request failed: HTTP 401 from http://127.0.0.1:<port>/v1/chat/completions: Incorrect API key
 thread: th_xxxxxxxxxxxxxxxxxxxxxxxx (continue with `agents-mcp chat helper --thread th_xxxxxxxxxxxxxxxxxxxxxxxx --config <tmp>/agents.json --db <tmp>/t.db`)
 """
     )

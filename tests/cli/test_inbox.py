@@ -78,7 +78,11 @@ agents-mcp: the run waits for approval:
     ]
     refusal = [m for m in fake.requests[-1]["messages"] if m["role"] == "tool"][-1]
     assert "not b" in refusal["content"]
-    assert (empty.code, empty.out, empty.err) == (0, "", "Nothing waits for approval.\n")
+    assert (empty.code, empty.out, empty.err) == (
+        0,
+        "",
+        "Nothing waits for approval or for an answer.\n",
+    )
 
 
 async def test_chat_continue_picks_up_the_agents_last_thread(tmp_path: Path) -> None:

@@ -143,7 +143,11 @@ async def test_a_call_that_times_out_is_an_error_and_the_server_carries_on() -> 
             again = await server.call("sleep", {"seconds": 0})
     finally:
         await server.aclose()
-    assert (slow.ok, slow.text) == (False, "Error: Request 'tools/call' timed out")
+    assert (slow.ok, slow.text) == (
+        False,
+        "Error: sleep did not finish within 10 s (the timeout of server 'notes'); it was"
+        " cancelled, and may have done part of its work",
+    )
     assert (again.ok, again.text) == (True, "awake")
 
 
@@ -214,7 +218,7 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
 def test_why_a_call_failed_is_short_and_names_no_exception_class(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from agents_mcp.downstream import _why
+    from agents_mcp.downstream.failures import why as _why
 
     group = ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "x")])
     reasons = [

@@ -9,20 +9,16 @@ import contextvars
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as mt
 import pytest
-from fastmcp import Client
 
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream import DownstreamServer, ElicitAnswer, Elicitation
 from agents_mcp.downstream.elicit import Questions
-from agents_mcp.server.app import create_server
-from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import DOWNSTREAM, call, make_config
+from tests.conftest import DOWNSTREAM
 from tests.processes import http_downstream
 
 pytestmark = pytest.mark.anyio
@@ -127,24 +123,94 @@ async def test_a_question_whose_call_cannot_be_told_goes_to_the_server_s_handler
     assert [q.tool for q in fallback.questions] == [None]
 
 
-async def test_the_model_sees_the_tool_s_result_after_nobody_was_asked(tmp_path: Path) -> None:
-    """Until questions are relayed to a person, they are dismissed with ``cancel``."""
-    llm = ScriptedLLM(Call("notes__ask", {"question": "Delete it?"}), "done")
-    config = make_config(
-        tmp_path,
-        servers={"notes": {"command": sys.executable, "args": [DOWNSTREAM, "--extra"]}},
-        agents={
-            "helper": {
-                "description": "d",
-                "model": "main",
-                "servers": ["notes"],
-                "require_approval": "never",
-            }
-        },
+@pytest.mark.parametrize("protocol", ERAS)
+async def test_the_call_s_time_limit_stands_still_while_its_handler_waits(protocol: str) -> None:
+    """``timeout`` bounds the server: a person answering after it passed still counts."""
+
+    async def slow_person(question: Elicitation) -> ElicitAnswer:
+        await anyio.sleep(1.5)  # the person thinks for longer than the call may take
+        return ElicitAnswer("accept", {"value": "late"})
+
+    with reached("stdio", protocol) as config:
+        server = DownstreamServer("notes", config.model_copy(update={"timeout": 0.5}))
+        try:
+            with anyio.fail_after(60):
+                await server.tools()  # started (the first call waits for it in 2026-07-28)
+                asked = await server.call("ask", {"question": "Well?"}, on_elicit=slow_person)
+                slept = await server.call("sleep", {"seconds": 30})
+        finally:
+            await server.aclose()
+    assert (asked.ok, asked.text) == (True, "asked 'Well?': accept late")
+    assert (slept.ok, slept.text.split(";")[0]) == (
+        False,
+        "Error: sleep did not finish within 0.5 s (the timeout of server 'notes')",
     )
-    mcp = create_server(config, db_path=tmp_path / "t.db", llms={"main": llm})
-    async with Client(mcp) as client:
-        payload = await call(client, "chat_with_agent", agent="helper", message="go")
-    assert payload["reply"] == "done"
-    shown = [m.content for m in llm.requests[1].messages if m.role == "tool"]
-    assert shown == ["asked 'Delete it?': cancel None"]
+
+
+async def test_a_handler_still_waiting_when_its_call_ends_is_cancelled() -> None:
+    """Handshake era: the handler runs in the session's task, not the call's; when the
+    call ends (here: its caller gives up), the server withdraws its question and the
+    handler is cancelled; the client carries on."""
+    asked, ended = anyio.Event(), anyio.Event()
+
+    async def person(question: Elicitation) -> ElicitAnswer:
+        asked.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            ended.set()
+        raise AssertionError("unreachable")
+
+    with reached("stdio", "legacy") as config:
+        server = DownstreamServer("notes", config)
+        try:
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(lambda: server.call("ask", {"question": "?"}, on_elicit=person))
+                    await asked.wait()
+                    tg.cancel_scope.cancel()
+                await ended.wait()
+                after = await server.call("echo", {"text": "still here"})
+        finally:
+            await server.aclose()
+    assert (after.ok, after.text) == (True, "notes echo: still here")
+
+
+async def test_a_question_carries_the_id_of_the_call_it_came_during() -> None:
+    got = Asked("accept", {"value": "x"})
+    with reached("stdio", "2026-07-28") as config:
+        server = DownstreamServer("notes", config)
+        try:
+            with anyio.fail_after(60):
+                await server.call("ask", {"question": "?"}, on_elicit=got, call_id="c7")
+        finally:
+            await server.aclose()
+    assert [(q.tool, q.call_id) for q in got.questions] == [("ask", "c7")]
+
+
+async def test_a_handler_is_cancelled_when_no_call_it_may_belong_to_goes_on() -> None:
+    """Even when the server never withdraws its question: once the calls it may belong
+    to have all ended, the handler is cancelled and the server gets ``cancel``."""
+    asked, ended = anyio.Event(), anyio.Event()
+
+    async def person(question: Elicitation) -> ElicitAnswer:
+        asked.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            ended.set()
+        raise AssertionError("unreachable")
+
+    questions = Questions("notes")
+    params = mt.ElicitRequestFormParams(message="Sure?", requested_schema={"type": "object"})
+    with anyio.fail_after(10):
+        with questions.during("write", person, call_id="a"):
+            with questions.during("write", person, call_id="b"):
+                # The session's own task, as in the handshake era: it names neither call.
+                task = asyncio.create_task(
+                    questions.answer("Sure?", None, params, None), context=contextvars.Context()
+                )
+                await asked.wait()
+            assert not ended.is_set()  # call "a" may still be the one that asked
+        answered = await task
+    assert ended.is_set() and answered.action == "cancel"

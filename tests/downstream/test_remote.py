@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.transports import StreamableHttpTransport
@@ -349,10 +350,9 @@ async def test_a_peer_waiting_for_nothing_is_never_called_twice(tmp_path: Path) 
 
 
 async def test_a_peer_that_asks_inline_still_relays_its_approvals(tmp_path: Path) -> None:
-    """A peer with ``approval_prompt = "auto"`` asks us by elicitation (we declare it, in
-    the handshake era): nobody can be asked yet, so the answer is ``cancel``, and the peer
-    falls back to returning its pending call, which we relay. A ``decline`` would have
-    refused the call there."""
+    """A peer with ``approval_prompt = "auto"`` does not ask another agents-mcp inline
+    (we declare elicitation, in the handshake era, but send our delegation chain): it
+    returns its pending call, which we relay durably, with its exact arguments."""
     from agents_mcp.server.app import create_server
     from agents_mcp.store import LOCAL_OWNER
     from agents_mcp.threads.runtime import open_threads
@@ -397,4 +397,73 @@ async def test_a_peer_that_asks_inline_still_relays_its_approvals(tmp_path: Path
     assert paused.thread.status == "needs_approval"
     assert [(a.call_id, a.server, a.tool) for a in paused.pending] == [
         ("p1:w1", "notes", "write_note")
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
+async def test_a_peer_s_tool_question_is_relayed_to_our_person(
+    tmp_path: Path, protocol: str
+) -> None:
+    """The peer's own tool asks a question: it becomes a question of our thread (asked
+    inline by the peer in the handshake era, returned as its pending_questions in
+    2026-07-28), our answer reaches the peer's tool, and both runs complete."""
+    from agents_mcp.server.app import create_server
+    from agents_mcp.store import LOCAL_OWNER
+    from agents_mcp.threads.runtime import open_threads
+    from tests.downstream_server import make_server
+
+    second = ScriptedLLM(Call("notes__ask", {"question": "Which colour?"}, id="a1"), "Asked.")
+    peer_config = make_config(
+        tmp_path,
+        agents={
+            "researcher": {
+                "description": "d",
+                "model": "main",
+                "servers": ["notes"],
+                "require_approval": "never",
+            }
+        },
+    )
+    peer = create_server(
+        peer_config,
+        db_path=tmp_path / "peer.db",
+        llms={"main": second},
+        transports={"notes": make_server(extra=True)},
+    )
+    first = ScriptedLLM(ask_peer("ask the colour"), "The researcher asked.")
+    config = make_config(
+        tmp_path,
+        servers={
+            "peer": {"url": "http://127.0.0.1:9/mcp", "kind": "agents-mcp", "protocol": protocol}
+        },
+        agents={
+            "orchestrator": {
+                "description": "d",
+                "model": "main",
+                "servers": ["peer"],
+                "require_approval": "never",
+            }
+        },
+    )
+    async with open_threads(
+        config, db_path=tmp_path / "t.db", llms={"main": first}, transports={"peer": peer}
+    ) as threads:
+        with anyio.fail_after(60):
+            asked = await threads.chat(
+                owner=LOCAL_OWNER, agent="orchestrator", message="go", wait=30
+            )
+            (q,) = asked.questions
+            done = await threads.answer_question(
+                owner=LOCAL_OWNER,
+                thread_id=asked.thread.id,
+                question_id=q.id,
+                content={"value": "blue"},
+                wait=30,
+            )
+    assert asked.thread.status == "running"
+    assert (q.server, q.tool, q.call_id) == ("peer", "chat_with_agent", "p1")
+    assert q.message == "notes__ask asks: Which colour?"
+    assert done.thread.status == "completed"
+    assert [m.content for m in second.requests[1].messages if m.role == "tool"] == [
+        "asked 'Which colour?': accept blue"
     ]

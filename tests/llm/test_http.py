@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from agents_mcp.errors import LLMError
 from agents_mcp.llm.chat import OpenAIChatModel
+from agents_mcp.llm.failures import WrongEndpoint
 from agents_mcp.messages import LLMRequest, Message
 
 pytestmark = pytest.mark.anyio
@@ -236,19 +238,140 @@ async def test_a_request_given_up_on_is_abandoned_and_the_model_stays_usable() -
     assert provider.connections == 2
 
 
-async def test_nobody_listening_says_what_to_check() -> None:
+async def test_nobody_listening_on_this_machine_fails_at_once_saying_what_to_check() -> None:
     async with serving(Provider()) as url:
         pass  # closed: the port is free again
+    port = url.rsplit(":", 1)[1]
     sleeps = Sleeps()
-    async with model(url + "/v1", max_retries=1, sleep=sleeps) as llm:
+    async with model(url + "/v1", max_retries=3, sleep=sleeps) as llm:
         with anyio.fail_after(5), pytest.raises(LLMError) as caught:
             await llm.complete(HELLO)
-    message = str(caught.value)
-    assert message.startswith(f"LLM request failed: {url}/v1: could not connect: ")
-    assert message.endswith(
-        ": check base_url and that the provider is up (gave up after 2 attempts)"
+    assert str(caught.value) == (
+        f"LLM request failed: {url}/v1: nothing is listening at localhost:{port} (connection"
+        " refused): start the model's server, or correct the port in the model's base_url"
     )
+    assert sleeps.delays == []  # not retried: it will not start listening while we wait
     assert isinstance(caught.value.__cause__, httpx2.ConnectError)
+
+
+async def test_a_connection_refused_elsewhere_is_retried_once_at_most() -> None:
+    attempts: list[httpx2.Request] = []
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        attempts.append(request)
+        # As httpx2 raises it: the operating system's refusal among the causes.
+        refusal = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+        raise httpx2.ConnectError("All connection attempts failed") from refusal
+
+    transport = httpx2.MockTransport(refuse)
+    sleeps = Sleeps()
+    base = "https://models.example:8443/v1"
+    async with model(base, transport=transport, max_retries=3, sleep=sleeps) as llm:
+        with pytest.raises(LLMError) as caught:
+            await llm.complete(HELLO)
+    assert str(caught.value) == (
+        f"LLM request failed: {base}: models.example:8443 refused the connection: check the"
+        " host and port in the model's base_url, and that the provider is up"
+        " (gave up after 2 attempts)"
+    )
+    assert len(attempts) == 2 and len(sleeps.delays) == 1
+
+
+PAGE = b"""<!DOCTYPE html>
+<html>
+<head>
+<title>404 Not Found</title>
+</head>
+<body>
+<h1>Not Found</h1>
+<p>The requested URL was not found on this server.</p>
+<hr>
+<address>Apache/2.4.41 (Ubuntu) Server at localhost Port 80</address>
+</body>
+</html>
+"""
+"""What a web server answers for a path it does not have."""
+
+
+def page(status: bytes) -> Answer:
+    async def answer(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        head = b"HTTP/1.1 %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % (status, len(PAGE)) + PAGE)
+        return True
+
+    return answer
+
+
+HINT = (
+    "check the model's base_url (requests go to base_url + /chat/completions; it usually"
+    " ends in /v1)"
+)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize("status", [b"404 Not Found", b"405 Method Not Allowed", b"500 Oops"])
+async def test_a_web_page_for_an_error_is_one_line_with_the_url_and_not_retried(
+    status: bytes, stream: bool
+) -> None:
+    provider = Provider(answer=page(status))
+    sleeps = Sleeps()
+    async with serving(provider) as url, model(url, stream=stream, sleep=sleeps) as llm:
+        with anyio.fail_after(10), pytest.raises(WrongEndpoint) as caught:
+            await llm.complete(HELLO)
+    code = status.split()[0].decode()
+    assert str(caught.value) == (
+        f"LLM request failed: HTTP {code} from {url}/chat/completions: 404 Not Found"
+        f" (a web page); {HINT}"
+    )
+    assert caught.value.status == int(code)
+    assert (len(provider.bodies), sleeps.delays) == (1, [])
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+async def test_a_web_page_instead_of_an_answer_is_not_the_api(stream: bool) -> None:
+    """A web UI at base_url answers 200 with its page: not a stream cut short, not retried."""
+    provider = Provider(answer=page(b"200 OK"))
+    sleeps = Sleeps()
+    async with serving(provider) as url, model(url, stream=stream, sleep=sleeps) as llm:
+        with anyio.fail_after(10), pytest.raises(WrongEndpoint) as caught:
+            await llm.complete(HELLO)
+    assert str(caught.value) == (
+        f"LLM request failed: {url}/chat/completions answered with a web page"
+        f" (404 Not Found); {HINT}"
+    )
+    assert (len(provider.bodies), sleeps.delays) == (1, [])
+
+
+async def test_a_gateways_page_is_still_retried_and_quoted_in_one_line() -> None:
+    provider = Provider(answer=page(b"502 Bad Gateway"))
+    sleeps = Sleeps()
+    async with serving(provider) as url, model(url, max_retries=1, sleep=sleeps) as llm:
+        with anyio.fail_after(10), pytest.raises(LLMError) as caught:
+            await llm.complete(HELLO)
+    assert str(caught.value) == (
+        f"LLM request failed: HTTP 502 from {url}/chat/completions: 404 Not Found (a web page)"
+        " (gave up after 2 attempts)"
+    )
+    assert len(provider.bodies) == 2
+
+
+async def test_a_404_from_the_api_hints_at_base_url_and_model() -> None:
+    async def no_such_model(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        error = b'{"error": {"message": "The model `m` does not exist\\n  or you lack access."}}'
+        head = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+        writer.write(head + b"Content-Length: %d\r\n\r\n%s" % (len(error), error))
+        return True
+
+    provider = Provider(answer=no_such_model)
+    async with serving(provider) as url, model(url) as llm:
+        with anyio.fail_after(10), pytest.raises(WrongEndpoint) as caught:
+            await llm.complete(HELLO)
+    assert str(caught.value) == (
+        f"LLM request failed: HTTP 404 from {url}/chat/completions: The model `m` does not"
+        " exist or you lack access.; check the model's base_url and model (requests go to"
+        " base_url + /chat/completions; it usually ends in /v1)"
+    )
+    assert len(provider.bodies) == 1
 
 
 FAILURES = [

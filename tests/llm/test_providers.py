@@ -139,7 +139,10 @@ async def ask(
 
 
 def redact(model: HTTPModel, error: LLMError) -> str:
-    return str(error).replace(model.base_url, "<base>")
+    """The error's text, with the URL requests go to as <url> and base_url as <base>."""
+    return (
+        str(error).replace(model.base_url + model.path, "<url>").replace(model.base_url, "<base>")
+    )
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -313,7 +316,7 @@ async def test_server_errors_until_retries_run_out(provider: Provider, stream: b
             await ask(model)
     assert caught.value.status == 500
     assert redact(model, caught.value) == (
-        "LLM request failed: HTTP 500 from <base>: Injected fault: HTTP 500"
+        "LLM request failed: HTTP 500 from <url>: Injected fault: HTTP 500"
         " (gave up after 4 attempts)"
     )
     assert sleeps.delays == [0.5, 1.0, 2.0]
@@ -373,7 +376,7 @@ async def test_a_rejected_key_fails_at_once_without_leaking_it(provider: Provide
     assert caught.value.status == 401
     assert len(fake.requests) == 1
     assert "SECRET" not in str(caught.value) and "SECRET" not in repr(model)
-    assert redact(model, caught.value).startswith("LLM request failed: HTTP 401 from <base>: ")
+    assert redact(model, caught.value).startswith("LLM request failed: HTTP 401 from <url>: ")
 
 
 async def test_an_echoed_key_is_redacted(provider: Provider) -> None:
@@ -383,7 +386,7 @@ async def test_an_echoed_key_is_redacted(provider: Provider) -> None:
         with pytest.raises(LLMError) as caught:
             await ask(model)
     assert redact(model, caught.value) == snapshot(
-        "LLM request failed: HTTP 400 from <base>: bad key *** here"
+        "LLM request failed: HTTP 400 from <url>: bad key *** here"
     )
 
 

@@ -303,6 +303,7 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
             "output",
             "pending_approvals",
             "pending_authorizations",
+            "pending_questions",
             "reply",
             "status",
             "thread_id",
@@ -369,6 +370,7 @@ async def test_descriptions_stay_under_two_kilobytes(tmp_path: Path) -> None:
     assert all(len(t.description or "") < 2048 for t in tools)
     assert sorted(t.name for t in tools) == snapshot(
         [
+            "answer_question",
             "approve_call",
             "cancel_run",
             "chat_with_agent",

@@ -77,6 +77,7 @@ async def test_a_client_without_mcp_apps_sees_todays_tools(
         resources = await client.list_resources()
     assert sorted(tools) == snapshot(
         [
+            "answer_question",
             "approve_call",
             "cancel_run",
             "chat_with_agent",
@@ -85,7 +86,7 @@ async def test_a_client_without_mcp_apps_sees_todays_tools(
             "list_threads",
         ]
     )
-    assert [ui_of(t) for t in tools.values()] == [None] * 6
+    assert [ui_of(t) for t in tools.values()] == [None] * 7
     assert "approve_call" in (tools["chat_with_agent"].description or "")
     assert [str(r.uri) for r in resources] == []
 
@@ -105,6 +106,7 @@ async def test_a_client_with_mcp_apps_gets_the_view(
     assert shown == {
         "chat_with_agent": {"resourceUri": THREAD_UI},
         "approve_call": app_only if approver == "person" else None,
+        "answer_question": app_only if approver == "person" else None,
         "get_thread": {"resourceUri": THREAD_UI},
         "cancel_run": None,
         "list_threads": None,

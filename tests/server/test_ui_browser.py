@@ -177,20 +177,22 @@ async def test_the_view_in_a_real_browser(tmp_path: Path, browser_tools: None) -
     await anyio.Path(OUT / "report.json").write_text(json.dumps(report, indent=2))
 
     # Who sees what: a host without MCP Apps gets today's tools; this one gets the view,
-    # an app-only approve_call (approver = "person") and the app-only watch_thread.
+    # an app-only approve_call and answer_question (approver = "person") and the app-only
+    # watch_thread.
     plain = {t["name"]: t["ui"] for t in report["tools"]["plain"]}
     apps = {t["name"]: t["ui"] for t in report["tools"]["apps"]}
     assert plain == dict.fromkeys(
         [
             "chat_with_agent",
             "approve_call",
+            "answer_question",
             "get_thread",
             "cancel_run",
             "list_threads",
             "delete_thread",
         ]
     )
-    assert apps["approve_call"] == {"visibility": ["app"]}
+    assert apps["approve_call"] == apps["answer_question"] == {"visibility": ["app"]}
     assert (
         apps["chat_with_agent"] == apps["get_thread"] == {"resourceUri": "ui://agents-mcp/thread"}
     )

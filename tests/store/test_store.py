@@ -77,13 +77,17 @@ async def test_a_blank_database_is_migrated_and_recorded(tmp_path: Path) -> None
     assert tables == snapshot(
         [
             "approvals",
+            "cancels",
             "grants",
             "messages",
             "oauth_clients",
             "oauth_pending",
             "oauth_tokens",
+            "questions",
             "runners",
             "schema_migrations",
+            "secrets",
+            "tasks",
             "threads",
         ]
     )

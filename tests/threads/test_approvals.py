@@ -405,15 +405,63 @@ async def test_inline_without_an_answer_falls_back_to_structured(tmp_path: Path)
     assert done["status"] == "completed"
 
 
-@pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_inline_needs_the_capability_and_a_handshake_connection(
-    tmp_path: Path, mode: str
-) -> None:
-    async def accept(message: str, response_type: Any, params: Any, context: Any) -> Any:
-        return True
-
+async def test_inline_needs_the_capability(tmp_path: Path) -> None:
     llm = ScriptedLLM(WRITE)
-    handler = accept if mode == "auto" else None  # auto: 2026-07-28 has no back-channel
-    async with connect_eliciting(tmp_path, llm, handler, mode=mode) as client:
+    async with connect_eliciting(tmp_path, llm, None) as client:
         paused = await call(client, "chat_with_agent", agent="helper", message="note")
     assert paused["status"] == "needs_approval"
+
+
+async def test_a_2026_connection_is_asked_with_an_input_required_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No back-channel in the 2026-07-28 era: the question comes back as the call's
+    input-required result, and fastmcp's client answers it and calls again (see
+    ``tests/server/test_mrtr.py``)."""
+    log = notes_log(monkeypatch, tmp_path)
+
+    async def accept(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        return {"decision": "approve"}
+
+    llm = ScriptedLLM(WRITE, "saved")
+    async with connect_eliciting(tmp_path, llm, accept, mode="auto") as client:
+        done = await call(client, "chat_with_agent", agent="helper", message="note")
+    assert done["status"] == "completed"
+    assert len(executed(log)) == 1
+
+
+async def test_an_inline_answer_leaves_the_call_within_its_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question answered late, then a long tool: the call answers at its wait, the tool
+    goes on in the background. Scaled down from a person answering after 18 s, a 50 s
+    tool, a 45 s wait, a 20 s elicitation_timeout and a client that gives up after 60 s
+    (2.5 s, 4 s, 3 s and 5.5 s here; the tool never ends by itself). Waiting a whole wait
+    again after the answer, as before, took 2.5 + 4 s: past the client's 5.5 s."""
+    cfg = make_config(
+        tmp_path,
+        agents=agent("always"),
+        server={"approval_prompt": "auto", "elicitation_timeout": 3},
+    )
+    llm = ScriptedLLM(Call("notes__sleep", {"seconds": 600}, id="s1"))
+    mcp = create_server(
+        cfg,
+        db_path=tmp_path / "t.db",
+        llms={"main": llm},
+        transports={"notes": make_server("notes", extra=True)},
+    )
+
+    async def late(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        await anyio.sleep(2.5)  # the person takes their time
+        return True
+
+    async with Client(mcp, mode="legacy", elicitation_handler=late) as client:
+        result = await client.call_tool(
+            "chat_with_agent",
+            {"agent": "helper", "message": "sleep", "wait_seconds": 4},
+            timeout=5.5,
+        )
+        assert result.structured_content is not None
+        tid = result.structured_content["thread_id"]
+        await client.call_tool("cancel_run", {"thread_id": tid})
+    assert result.structured_content["status"] == "running"

@@ -4,6 +4,25 @@
 ``starter`` implement the commands; ``terminal`` is where they write.
 """
 
-from agents_mcp.cli.commands import main
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agents-mcp`` console script.
+
+    The commands load here, not on import, so that a Ctrl-C at any moment, even while
+    they load, ends the command with one line and exit code 130, never a traceback.
+    """
+    try:
+        from agents_mcp.cli.commands import main as run
+
+        return run(argv)
+    except KeyboardInterrupt:
+        print("agents-mcp: interrupted", file=sys.stderr)
+        return 130
+
 
 __all__ = ["main"]

@@ -192,6 +192,9 @@ def _logging(debug: bool) -> None:
     if not debug:
         # Tool errors are answered to the caller; FastMCP's tracebacks would only be noise.
         logging.getLogger("fastmcp").setLevel(logging.CRITICAL)
+    # fastmcp's own (rich) handler would print its lines in a format of its own: with its
+    # logging off (a setting read when fastmcp loads, after this), they come through ours.
+    os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
     os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
     os.environ.setdefault("FASTMCP_CHECK_FOR_UPDATES", "off")
 

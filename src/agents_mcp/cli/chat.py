@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from agents_mcp.cli.asking import ask_question
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.cli.signing import sign_in_lines, wait_for_sign_in
 from agents_mcp.cli.terminal import Console, LineReader
@@ -22,7 +23,7 @@ from agents_mcp.engine.agent import Progress, RunEvent, ShowsText
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.errors import ConfigError, Conflict, InvalidRequest, NotFound
 from agents_mcp.server.results import agent_result
-from agents_mcp.store import LOCAL_OWNER, Approval, Thread
+from agents_mcp.store import LOCAL_OWNER, Approval, Question, Thread
 from agents_mcp.threads.checks import find_call
 from agents_mcp.threads.service import Scope, Threads
 
@@ -88,7 +89,7 @@ class ChatSession:
         if summary.thread.agent != self.agent:
             raise InvalidRequest(self._other_agent(summary.thread.agent))
         self.known = True  # this agent's: the hint to continue it holds
-        if summary.thread.status != "needs_approval":
+        if summary.thread.status != "needs_approval" and not summary.questions:
             return True
         self._streamed = False
         async with self.console.spinner():
@@ -148,9 +149,17 @@ class ChatSession:
         return self._report(summary)
 
     async def _decide(self, summary: TurnSummary) -> TurnSummary:
-        """Ask about each pending call until the run no longer waits (or input ends).
-        With ``--json`` nothing is asked: the calls stay pending."""
-        while not self.as_json and summary.thread.status == "needs_approval" and summary.pending:
+        """Ask about each pending call and question until the run no longer waits for
+        the person (or input ends). With ``--json`` nothing is asked: they stay pending."""
+        while not self.as_json and (
+            summary.questions or (summary.thread.status == "needs_approval" and summary.pending)
+        ):
+            if summary.questions:
+                answered = await self._answer(summary, summary.questions[0])
+                if answered is None:  # input ended
+                    return summary
+                summary = answered
+                continue
             approval = summary.pending[0]
             self.console.working(None)
             if approval.kind == "authorization":  # wait for the sign-in, in the browser
@@ -174,6 +183,24 @@ class ChatSession:
                 progress=self.listener,
             )
         return summary
+
+    async def _answer(self, summary: TurnSummary, question: Question) -> TurnSummary | None:
+        """Ask a server's question on the terminal and record the answer (None: input
+        ended, nothing recorded)."""
+        self.console.working(None)
+        got = await ask_question(self.console, self.reader, question)
+        if got is None:
+            return None
+        self.console.working("resuming")
+        return await self.threads.answer_question(
+            owner=LOCAL_OWNER,
+            thread_id=summary.thread.id,
+            question_id=question.id,
+            action=got[0],
+            content=got[1],
+            wait=WAIT,
+            progress=self.listener,
+        )
 
     async def _ask(self, approval: Approval) -> tuple[bool, Scope, str | None] | None:
         via = f" (asked by {' › '.join(approval.via)})" if len(approval.via) > 1 else ""
@@ -217,6 +244,11 @@ class ChatSession:
             self.console.status("agents-mcp: the run waits for approval:")
             for line in waiting_lines(self.invocation, thread.id, summary.pending):
                 self.console.status(line)
+        elif summary.questions:
+            self.console.status("agents-mcp: the run waits for your answer; answer it with")
+            self.console.status(
+                f"  `{self.invocation.command('chat', thread.agent, '--thread', thread.id)}`"
+            )
         elif thread.status == "running":
             self.console.status(
                 f"agents-mcp: still running after {WAIT:.0f} s;"

@@ -193,6 +193,7 @@ async def _server_rows(
     """A row per server; failed stdio servers get their log's tail and one more try with
     the user's whole environment."""
     from agents_mcp.downstream import DownstreamServer
+    from agents_mcp.downstream.stray import NotMCP
 
     tails: dict[str, list[str]] = {}
     retried: dict[str, list[Any] | BaseException] = {}
@@ -204,7 +205,7 @@ async def _server_rows(
                 tails[name] = _tail(server.log_path)
                 # Not a timeout: a first npx/uvx start may still be downloading, and the
                 # retry would then succeed for that reason alone.
-                if not _not_found(failed) and not isinstance(failed, TimeoutError):
+                if not _not_found(failed) and not isinstance(failed, TimeoutError | NotMCP):
                     whole = cfg.model_copy(update={"env": {**os.environ, **cfg.env}})
                     again = DownstreamServer(name, whole)
                     tg.start_soon(_retry, name, again, seconds, retried)
@@ -233,15 +234,9 @@ async def _retry(
 
 def _tail(path: Path) -> list[str]:
     """The last lines the server wrote to its log since it was last started."""
-    from agents_mcp.downstream import LOG_HEADER
+    from agents_mcp.downstream.logs import last_lines
 
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    lines = text[text.rfind(LOG_HEADER) :].splitlines()[1:] if LOG_HEADER in text else []
-    lines = [_short(line, 120) for line in lines if line.strip()]
-    return lines[-_TAIL:]
+    return [_short(line, 120) for line in last_lines(path, _TAIL)]
 
 
 def _is_closed(why: str) -> bool:
@@ -260,11 +255,15 @@ def _server_row(
     timeout: float,
     retried: list[Any] | BaseException | None,
 ) -> Row:
+    from agents_mcp.downstream.stray import NotMCP
+
     cfg = config.mcp_servers[name]
     where = _where(name, cfg, raw)
     item = f"server {name}"
     if not isinstance(result, BaseException):
         return Row(True, item, f"{len(result)} tool(s) · {_short(where)}")
+    if isinstance(result, NotMCP):
+        return Row(False, item, f"printed {_short(result.shown)} on stdout · {where}", result.FIX)
     why = str(result) or type(result).__name__
     if isinstance(result, TimeoutError):
         detail = f"no answer within {timeout:g} s · {_short(where)}"

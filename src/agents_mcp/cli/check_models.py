@@ -28,6 +28,7 @@ async def probe_model(
         rows[name] = Row(None, item, f"{where}: not contacted (--offline)")
         return
     from agents_mcp.llm import build_llm
+    from agents_mcp.llm.failures import WrongEndpoint
     from agents_mcp.llm.probe import probe
 
     llm = build_llm(cfg, timeout=min(cfg.timeout, seconds), max_retries=0)
@@ -46,6 +47,8 @@ async def probe_model(
         rows[name] = Row(
             False, item, f"{where}: no answer within {seconds:g} s", "is the endpoint up?"
         )
+    except WrongEndpoint as exc:  # its own hint is the generic form of the fix below
+        rows[name] = Row(False, item, exc.problem, _model_fix(name, 404, cfg.provider))
     except LLMError as exc:
         rows[name] = Row(False, item, str(exc), _model_fix(name, exc.status, cfg.provider))
     finally:

@@ -2,7 +2,9 @@
 
 Over stdio, Ctrl-C (and SIGTERM) ends the input as if the client had closed it
 (:func:`agents_mcp.server.transports.serve_stdio`), and the server shuts down the normal
-way (threads saved, downstream servers stopped). Exit code 130 after Ctrl-C, else 0.
+way (threads saved, downstream servers stopped). Over HTTP, the banner comes once the port
+accepts connections, and Ctrl-C at any moment stops it without a traceback
+(:mod:`agents_mcp.server.stopping`). Exit code 130 after Ctrl-C, else 0.
 """
 
 from __future__ import annotations
@@ -57,31 +59,24 @@ def run(
     allowed_origins: Sequence[str] = (),
 ) -> int:
     """Serve until stopped; the exit code."""
-    from agents_mcp.config import ServerSettings
-    from agents_mcp.server.transports import is_loopback, serve
+    from agents_mcp.server.stopping import hold_stop_signals, release_stop_signals
+    from agents_mcp.server.transports import serve
     from agents_mcp.store import shown
 
     config = invocation.load()
-    try:  # the same checks (and messages) as the config's own lists
-        ServerSettings.model_validate(
-            {"allowed_hosts": list(allowed_hosts), "allowed_origins": list(allowed_origins)}
-        )
-    except ValidationError as exc:
-        raise InvalidRequest(
-            "; ".join(
-                f"--{str(e['loc'][0]).replace('_', '-')[:-1]}: {e['msg']}" for e in exc.errors()
-            )
-        ) from None
+    _check_lists(allowed_hosts, allowed_origins)
     if transport == "http":
         _check_port(host, port)
-    if transport == "stdio" or is_loopback(host) or config.server.authenticates:
-        where = "stdio" if transport == "stdio" else f"http://{host}:{port}/mcp"
-        # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their logs.
-        print(
-            f"agents-mcp {__version__}: {len(config.agents)} agent(s) ({', '.join(config.agents)})"
-            f" on {where}; threads in {shown(invocation.db_path(config))}",
-            file=sys.stderr,
-        )
+    where = "stdio" if transport == "stdio" else f"http://{host}:{port}/mcp"
+    banner = (
+        f"agents-mcp {__version__}: {len(config.agents)} agent(s) ({', '.join(config.agents)})"
+        f" on {where}; threads in {shown(invocation.db_path(config))}"
+    )
+
+    def listening() -> None:
+        # stderr only: over stdio, stdout is the protocol. Desktop apps keep this in their
+        # logs. Over HTTP, once the port accepts connections: a client may connect now.
+        print(banner, file=sys.stderr, flush=True)
 
     async def main() -> bool:
         return await serve(
@@ -92,13 +87,17 @@ def run(
             db_path=invocation.db,
             allowed_hosts=allowed_hosts,
             allowed_origins=allowed_origins,
+            on_listening=listening,
         )
 
     tune_gc()
+    hold_stop_signals()  # until serve handles them: Ctrl-C at any moment stops it cleanly
     try:
         stopped = anyio.run(main)
-    except KeyboardInterrupt:  # uvicorn stops gracefully, then raises it again
+    except KeyboardInterrupt:  # elsewhere than POSIX, Ctrl-C is this
         stopped = True
+    finally:
+        release_stop_signals()
     if stopped:
         _stopped()
         return INTERRUPTED
@@ -108,6 +107,23 @@ def run(
 def _stopped() -> None:
     # A terminal has echoed "^C": start a line of our own.
     print(f"{chr(10) if sys.stderr.isatty() else ''}{STOPPED}", file=sys.stderr)
+
+
+def _check_lists(allowed_hosts: Sequence[str], allowed_origins: Sequence[str]) -> None:
+    """``--allowed-host``/``--allowed-origin``: the same checks (and messages) as the
+    config's own lists."""
+    from agents_mcp.config import ServerSettings
+
+    try:
+        ServerSettings.model_validate(
+            {"allowed_hosts": list(allowed_hosts), "allowed_origins": list(allowed_origins)}
+        )
+    except ValidationError as exc:
+        raise InvalidRequest(
+            "; ".join(
+                f"--{str(e['loc'][0]).replace('_', '-')[:-1]}: {e['msg']}" for e in exc.errors()
+            )
+        ) from None
 
 
 def _check_port(host: str, port: int) -> None:

@@ -169,6 +169,12 @@ class ServerSettings(_Model):
     approval_prompt: Literal["auto", "structured"] = "structured"
     """``auto``: ask inline by elicitation where the client supports it."""
     elicitation_timeout: float = Field(20.0, gt=0, le=600)
+    task_ttl_seconds: int = Field(86_400, ge=60)
+    """MCP tasks: how long a task id answers after the call that made it (``ttlMs``)."""
+    task_poll_interval: float = Field(1.0, ge=0.01, le=60)
+    """MCP tasks: how often clients should poll ``tasks/get`` (``pollIntervalMs``)."""
+    question_timeout: float = Field(3600.0, gt=0, le=7 * 86400)
+    """How long a downstream server's question waits for the person's answer."""
     approver: Literal["model", "person"] = "model"
     """Who decides approvals for clients that render MCP Apps: ``model`` (the calling model
     calls ``approve_call``, as for every other client) or ``person`` (``approve_call`` is

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +38,13 @@ from agents_mcp.downstream.elicit import (
     Questions,
     nobody_to_ask,
 )
-from agents_mcp.downstream.logs import LOG_HEADER, log_dir
+from agents_mcp.downstream.failures import is_dead as _is_dead
+from agents_mcp.downstream.failures import too_large as _too_large
+from agents_mcp.downstream.failures import unavailable_reason
+from agents_mcp.downstream.failures import why as _why
+from agents_mcp.downstream.logs import LOG_HEADER, last_lines, log_dir
 from agents_mcp.downstream.oauth import OWNER, NotAuthorized, acting_for, listed, signed
-from agents_mcp.errors import internal_error
+from agents_mcp.downstream.stray import StrayOutput
 from agents_mcp.toolsets import (
     Available,
     ToolInfo,
@@ -53,6 +57,9 @@ log = logging.getLogger("agents_mcp.downstream")
 
 OWNER_CLIENTS = 32
 """Clients kept per server signing each owner in the handshake era (the oldest closes)."""
+
+STDERR_LINES = 3
+"""How many of its last stderr lines the warning about a failed server quotes."""
 
 
 class DownstreamServer:
@@ -91,7 +98,7 @@ class DownstreamServer:
         per_owner = self.config.auth == "oauth" and self.config.protocol != "2026-07-28"
         return OWNER.get() if per_owner else None
 
-    def _new_client(self) -> Client[Any]:
+    def _new_client(self, stray: StrayOutput) -> Client[Any]:
         from agents_mcp.downstream.connect import new_client, transport_for
 
         transport = self._transport
@@ -103,7 +110,11 @@ class DownstreamServer:
                 auth = http_auth(self.name, self.config, self._accounts)
             transport = transport_for(self.config, self.log_path, auth)
         return new_client(
-            self.config, transport, questions=self._questions, tools_changed=self.tools_changed
+            self.config,
+            transport,
+            questions=self._questions,
+            tools_changed=self.tools_changed,
+            stray=stray.seen,
         )
 
     def tools_changed(self) -> None:
@@ -118,9 +129,14 @@ class DownstreamServer:
             return client
         async with self._lock:
             if key not in self._clients:
-                client = self._new_client()
+                stray = StrayOutput(self.name)
+                client = self._new_client(stray)
                 try:
-                    with anyio.fail_after(self.config.init_timeout + 5), Questions.outside_calls():
+                    with (
+                        anyio.fail_after(self.config.init_timeout + 5),
+                        Questions.outside_calls(),
+                        stray.during_handshake(),
+                    ):
                         await client.__aenter__()  # type: ignore[no-untyped-call]
                 except BaseException:  # failed or cancelled mid-handshake: leave no child behind
                     await self._close(key, client, "a failed connect")
@@ -144,6 +160,16 @@ class DownstreamServer:
     def log_path(self) -> Path:
         """The file a stdio server's stderr goes to."""
         return log_dir() / f"{self.name}.log"
+
+    def stderr_said(self) -> str:
+        """For the operator's log (not for clients: it may name paths): how a stdio
+        server's stderr ended since it last started, and where the rest is."""
+        if self.config.command is None or self._transport is not None:
+            return ""
+        lines = [" ".join(line.split())[:200] for line in last_lines(self.log_path, STDERR_LINES)]
+        if not lines:
+            return ""
+        return f"; its stderr ended with: {' | '.join(lines)} (all of it in {self.log_path})"
 
     @property
     def cached_tools(self) -> list[mt.Tool] | None:
@@ -181,14 +207,21 @@ class DownstreamServer:
         *,
         meta: dict[str, Any] | None = None,
         on_elicit: ElicitHandler | None = None,
+        call_id: str | None = None,
     ) -> ToolOutput:
         """Call ``tool``; every failure becomes an error text for the model. Questions the
-        server asks during the call go to ``on_elicit`` (None: the server's handler).
-        When the owner must sign in first, the call does not run: the output says where
-        (``ToolOutput.sign_in``)."""
+        server asks during the call go to ``on_elicit`` (None: the server's handler), as
+        asked during ``call_id`` (the caller's name for the call). When the owner must
+        sign in first, the call does not run: the output says where (``ToolOutput.sign_in``).
+
+        ``timeout`` bounds the call, but not while ``on_elicit`` waits for a person: the
+        limit is ours (a cancel scope whose clock stops meanwhile), and the SDK's own is
+        lifted, since its clock would go on running."""
         if self.config.auth is None:
-            return await self._call(tool, arguments, meta, on_elicit)
-        return await signed(self.name, lambda: self._call(tool, arguments, meta, on_elicit))
+            return await self._call(tool, arguments, meta, on_elicit, call_id)
+        return await signed(
+            self.name, lambda: self._call(tool, arguments, meta, on_elicit, call_id)
+        )
 
     async def _call(
         self,
@@ -196,16 +229,20 @@ class DownstreamServer:
         arguments: Mapping[str, Any],
         meta: dict[str, Any] | None,
         on_elicit: ElicitHandler | None,
+        call_id: str | None,
     ) -> ToolOutput:
         try:
             client = await self._connected()
         except Exception as exc:
             why = _why(exc, f"{self.name}: connecting")
             return ToolOutput(text=f"Error: server {self.name!r} is unavailable: {why}", ok=False)
+        result: mt.CallToolResult | None = None
         try:
-            with self._questions.during(tool, on_elicit):
+            with self._questions.during(
+                tool, on_elicit, call_id=call_id, timeout=self.config.timeout
+            ) as call:
                 result = await client.call_tool_mcp(
-                    tool, dict(arguments), meta=meta, timeout=self.config.timeout
+                    tool, dict(arguments), meta=meta, timeout=math.inf
                 )
         except Exception as exc:
             if _too_large(exc):
@@ -219,12 +256,20 @@ class DownstreamServer:
                     ok=False,
                 )
             return ToolOutput(text=f"Error: {why}", ok=False)
+        if call.timed_out or result is None:
+            return ToolOutput(text=self._timed_out(tool), ok=False)
         return ToolOutput(
             text=result_text(result),
             ok=not result.is_error,
             structured=result.structured_content,
             meta=result.meta,
             peer=self.config.kind == "agents-mcp",
+        )
+
+    def _timed_out(self, tool: str) -> str:
+        return (
+            f"Error: {tool} did not finish within {self.config.timeout:g} s (the timeout of"
+            f" server {self.name!r}); it was cancelled, and may have done part of its work"
         )
 
     def _too_large(self, tool: str) -> str:
@@ -326,7 +371,7 @@ class AgentToolset:
                 )
             except Exception as exc:
                 why = unavailable_reason(server.config, exc)
-                log.warning("%s: cannot list tools: %s", server.name, why)
+                log.warning("%s: cannot list tools: %s%s", server.name, why, server.stderr_said())
                 failed[server.name] = Unavailable(
                     server=server.name, reason=why, required=server.config.required
                 )
@@ -380,9 +425,12 @@ class AgentToolset:
         *,
         meta: dict[str, Any] | None = None,
         on_elicit: ElicitHandler | None = None,
+        call_id: str | None = None,
     ) -> ToolOutput:
         server = self._servers[tool.server]
-        return await server.call(tool.tool, arguments, meta=meta, on_elicit=on_elicit)
+        return await server.call(
+            tool.tool, arguments, meta=meta, on_elicit=on_elicit, call_id=call_id
+        )
 
 
 def result_text(result: mt.CallToolResult) -> str:
@@ -405,82 +453,6 @@ def result_text(result: mt.CallToolResult) -> str:
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
     return "\n".join(parts)
-
-
-def _too_large(exc: BaseException) -> bool:
-    """The SDK's refusal of a server-sent event over the size limit (an ``MCPError``)."""
-    return "sse stream failed" in str(exc).lower() and "byte limit" in str(exc).lower()
-
-
-def _is_dead(exc: BaseException, client: Client[Any] | None = None) -> bool:
-    """Whether the session is gone, from its state rather than from message text."""
-    from mcp import MCPError
-    from mcp_types.jsonrpc import CONNECTION_CLOSED
-
-    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError):
-        return True
-    if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
-        return True
-    return client is not None and not client.is_connected()
-
-
-_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
-_WHY_CHARS = 300
-
-
-def _why(exc: BaseException, where: str) -> str:
-    """Why a call failed, for the model: the exception's own first line, shortened.
-
-    Never its class name or traceback: those go to the log (at INFO, under ``where``).
-    A failure without any text gets an error id instead (see ``errors.internal_error``).
-    """
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    log.info("%s failed: %s", where, exc, exc_info=exc)
-    if isinstance(exc, TimeoutError):  # anyio's fail_after: no text of its own
-        return "timed out"
-    lines = _ERRNO.sub("", str(exc)).strip().splitlines()
-    if not lines:
-        return str(internal_error(exc, where))
-    text = lines[0].strip()
-    return text if len(text) <= _WHY_CHARS else text[: _WHY_CHARS - 1] + "…"
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what caused it, outermost first (exception groups of one unwrapped)."""
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out:
-        out.append(current)
-        if isinstance(current, BaseExceptionGroup) and len(current.exceptions) == 1:
-            current = current.exceptions[0]
-        else:
-            current = current.__cause__ or current.__context__
-    return out
-
-
-def unavailable_reason(config: DownstreamServerConfig, exc: BaseException) -> str:
-    """Why a server could not give its tools, in words the model and the caller can use."""
-    causes = _causes(exc)
-    if config.command is not None:
-        for cause in causes:
-            if isinstance(cause, FileNotFoundError) and cause.filename in (config.command, None):
-                return (
-                    f"cannot start {config.command!r}: no such program (give its absolute path"
-                    " in command; desktop apps start servers with a short PATH)"
-                )
-            if isinstance(cause, OSError) and cause.filename is not None:
-                return f"cannot start {config.command!r}: {cause.strerror}: {cause.filename}"
-    if any(isinstance(c, TimeoutError) for c in causes):
-        return f"it did not finish starting within init_timeout ({config.init_timeout:g} s)"
-    if any(_is_dead(c) for c in causes):
-        if config.command is not None:
-            return "it exited right after starting (the connection closed)"
-        return "it closed the connection right after it was opened"
-    text = " ".join(_why(causes[-1], f"{config.command or config.url}: starting").split())
-    if config.url is not None:
-        text = f"cannot reach {config.url}: {text}"
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 __all__ = [

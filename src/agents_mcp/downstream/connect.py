@@ -9,6 +9,7 @@ costs about 0.4 s to import.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -40,8 +41,10 @@ class LargeResultsHTTP(ClientTransport):
     event and has no option to change it, so a bigger tool result fails as "SSE stream
     failed". The SDK's public ``streamable_http_client`` takes the limit as
     ``max_sse_event_size``: this transport is that client under the session class fastmcp
-    asks for (``TransportOptions.session_class``), with fastmcp's timeouts (30 s to
-    connect, reads as long as the client's request timeout).
+    asks for (``TransportOptions.session_class``), 30 s to connect, as fastmcp's. A read
+    has no limit of its own: a tool call's stream is quiet while a person answers the
+    question its server asked, and every request has its own limit (the call's
+    ``timeout``, the client's for the others).
     """
 
     def __init__(
@@ -63,8 +66,7 @@ class LargeResultsHTTP(ClientTransport):
     ) -> AsyncIterator[ClientSession]:
         options = transport_options or TransportOptions()
         session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
-        read = session_kwargs.get("read_timeout_seconds")
-        timeout = httpx2.Timeout(30.0, read=300.0 if read is None else read)
+        timeout = httpx2.Timeout(30.0, read=None)
         async with (
             httpx2.AsyncClient(headers=self.headers, timeout=timeout, auth=self.auth) as http,
             streamable_http_client(
@@ -78,14 +80,30 @@ class LargeResultsHTTP(ClientTransport):
         return f"<LargeResultsHTTP({self.url!r})>"
 
 
-class _ListChanged(MessageHandler):
-    """Drops the server's cached tool list when it says the list changed."""
+class _Messages(MessageHandler):
+    """Drops the server's cached tool list when it says the list changed; passes on the
+    lines of its stdout that were not MCP messages (see :mod:`.stray`)."""
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[], None], stray: Callable[[Exception], None]) -> None:
         self.changed = changed
+        self.stray = stray
 
     async def on_tool_list_changed(self, message: mt.ToolListChangedNotification) -> None:
         self.changed()
+
+    async def on_exception(self, message: Exception) -> None:
+        self.stray(message)
+
+
+class _ReportedWithTheLine(logging.Filter):
+    """The SDK logs a traceback for each stdout line it cannot parse; :mod:`.stray`
+    reports those lines themselves, once, in words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Failed to parse JSONRPC message from server"
+
+
+logging.getLogger("mcp.client.stdio").addFilter(_ReportedWithTheLine())
 
 
 def transport_for(
@@ -113,6 +131,7 @@ def new_client(
     *,
     questions: Questions,
     tools_changed: Callable[[], None],
+    stray: Callable[[Exception], None],
 ) -> Client[Any]:
     """A client for one connection to the server, not yet connected.
 
@@ -126,6 +145,6 @@ def new_client(
         timeout=max(config.timeout, config.init_timeout),
         init_timeout=config.init_timeout,
         client_info=mt.Implementation(name="agents-mcp", version=__version__),
-        message_handler=_ListChanged(tools_changed),
+        message_handler=_Messages(tools_changed, stray),
         elicitation_handler=questions.answer,
     )

@@ -27,7 +27,11 @@ tell:
   that server when they share one (one call, or one run's parallel calls); otherwise it
   cannot be told whose it is, and the server's own handler answers it.
 
-Until questions are relayed to the person behind a run, every handler is
+A call's handler is its run's: the run keeps the question with its thread until a
+person answers (``threads.questions``). While a handler waits, the call's time limit
+(``timeout``, see :meth:`Questions.during`) stands still: it bounds the server, not the
+person. When the call ends first (its server gave up, the run stopped), the handler is
+cancelled. A question no call can be told for goes to the server's handler,
 :func:`nobody_to_ask`: it logs the question and answers ``cancel`` (no choice was made).
 Not ``decline``: that says a person refused, and another agents-mcp with
 ``approval_prompt = "auto"`` takes it as a denied call, where ``cancel`` makes it return
@@ -43,11 +47,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import anyio
 import mcp_types as mt
 
 log = logging.getLogger("agents_mcp.downstream")
@@ -63,6 +69,9 @@ class Elicitation:
     message: str
     requested_schema: Mapping[str, Any] | None = None
     url: str | None = None
+    call_id: str | None = None
+    """The caller's id of the call it came during (``during``'s ``call_id``); None when
+    that cannot be told."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ ElicitHandler = Callable[[Elicitation], Awaitable[ElicitAnswer]]
 
 
 async def nobody_to_ask(question: Elicitation) -> ElicitAnswer:
-    """The default handler: nobody can be asked yet, so the question is dismissed."""
+    """The server's handler: nobody can be asked, so the question is dismissed."""
     during = f" during {question.tool}" if question.tool else ""
     log.info(
         "%s asked%s: %r; nobody to ask, answered cancel", question.server, during, question.message
@@ -86,14 +95,51 @@ async def nobody_to_ask(question: Elicitation) -> ElicitAnswer:
     return ElicitAnswer("cancel")
 
 
-@dataclass(eq=False, frozen=True)
-class _Call:
+@dataclass(eq=False)
+class _Asking:
+    """A handler at work on a question, and the calls it may belong to."""
+
+    scope: anyio.CancelScope
+    calls: set[Call]
+
+
+@dataclass(eq=False)
+class Call:
+    """One ``tools/call`` in flight: whose questions it gets, and its time limit."""
+
     questions: Questions
     tool: str
     handler: ElicitHandler
+    call_id: str | None
+    limit: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    asking: set[_Asking] = field(default_factory=set[_Asking])
+    _paused: int = 0
+    _left: float = 0.0
+
+    @property
+    def timed_out(self) -> bool:
+        """The call ran out of its time limit (and was cancelled)."""
+        return self.limit.cancelled_caught
+
+    def pause(self) -> None:
+        if not self._paused:
+            self._left = max(0.0, self.limit.deadline - anyio.current_time())
+            self.limit.deadline = math.inf
+        self._paused += 1
+
+    def resume(self) -> None:
+        self._paused -= 1
+        if not self._paused:
+            self.limit.deadline = anyio.current_time() + self._left
+
+    def ended(self) -> None:
+        for asking in list(self.asking):
+            asking.calls.discard(self)
+            if not asking.calls:  # none of the calls it may belong to goes on
+                asking.scope.cancel()
 
 
-_CURRENT: ContextVar[_Call | None] = ContextVar("agents_mcp_downstream_call", default=None)
+_CURRENT: ContextVar[Call | None] = ContextVar("agents_mcp_downstream_call", default=None)
 
 
 class Questions:
@@ -102,19 +148,32 @@ class Questions:
     def __init__(self, server: str, fallback: ElicitHandler = nobody_to_ask) -> None:
         self.server = server
         self.fallback = fallback
-        self._calls: list[_Call] = []
+        self._calls: list[Call] = []
 
     @contextlib.contextmanager
-    def during(self, tool: str, handler: ElicitHandler | None) -> Iterator[None]:
-        """Around one ``tools/call``: its questions go to ``handler`` (None: the server's)."""
-        call = _Call(self, tool, handler or self.fallback)
+    def during(
+        self,
+        tool: str,
+        handler: ElicitHandler | None,
+        *,
+        call_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Call]:
+        """Around one ``tools/call``: its questions go to ``handler`` (None: the server's),
+        and it is cancelled after ``timeout`` seconds (None: never), not counting the
+        time a handler waits for an answer (see ``Call.timed_out``)."""
+        call = Call(self, tool, handler or self.fallback, call_id)
+        if timeout is not None:
+            call.limit.deadline = anyio.current_time() + timeout
         self._calls.append(call)
         token = _CURRENT.set(call)
         try:
-            yield
+            with call.limit:
+                yield call
         finally:
             _CURRENT.reset(token)
             self._calls.remove(call)
+            call.ended()
 
     @staticmethod
     @contextlib.contextmanager
@@ -126,38 +185,61 @@ class Questions:
         finally:
             _CURRENT.reset(token)
 
-    def _route(self) -> tuple[str | None, ElicitHandler]:
+    def _route(self) -> tuple[list[Call], ElicitHandler]:
+        """The calls a question may belong to, and who answers it."""
         current = _CURRENT.get()
         if current is not None and current.questions is self:
-            return current.tool, current.handler
+            return [current], current.handler
         handlers = {call.handler for call in self._calls}
         if len(handlers) == 1:
-            tools = {call.tool for call in self._calls}
-            return (tools.pop() if len(tools) == 1 else None), handlers.pop()
+            return list(self._calls), handlers.pop()
         if self._calls:
             log.warning(
                 "%s asked a question during one of %d calls; whose cannot be told",
                 self.server,
                 len(self._calls),
             )
-        return None, self.fallback
+        return [], self.fallback
 
     async def answer(
         self, message: str, response_type: Any, params: mt.ElicitRequestParams, context: Any
     ) -> mt.ElicitResult:
         """fastmcp's ``elicitation_handler``: route the question, answer with its answer."""
-        tool, handler = self._route()
+        calls, handler = self._route()
+        tools = {call.tool for call in calls}
         question = Elicitation(
             server=self.server,
-            tool=tool,
+            tool=tools.pop() if len(tools) == 1 else None,
             message=message,
             requested_schema=getattr(params, "requested_schema", None),
             url=getattr(params, "url", None),
+            call_id=calls[0].call_id if len(calls) == 1 else None,
         )
+        got = ElicitAnswer("cancel")  # also when the call ends before the answer
         try:
-            got = await handler(question)
+            with self._asking(calls):
+                got = await handler(question)
         except Exception:
             log.exception("%s: answering a question failed; answered cancel", self.server)
-            got = ElicitAnswer("cancel")
         content = None if got.content is None else dict(got.content)
         return mt.ElicitResult(action=got.action, content=content)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _asking(calls: list[Call]) -> Iterator[None]:
+        """While a handler works: the calls' time limits stand still, and the handler is
+        cancelled once none of them goes on."""
+        if not calls:
+            yield
+            return
+        with anyio.CancelScope() as scope:
+            asking = _Asking(scope, set(calls))
+            for call in calls:
+                call.asking.add(asking)
+                call.pause()
+            try:
+                yield
+            finally:
+                for call in calls:
+                    call.asking.discard(asking)
+                    call.resume()

@@ -39,3 +39,15 @@ def start_log(path: Path, command: str) -> Path | None:
         log.warning("cannot write %s (%s); the server's stderr goes to ours", path, exc)
         return None
     return path
+
+
+def last_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` non-blank lines the server wrote to ``path`` since its last start."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    if LOG_HEADER not in text:
+        return []
+    lines = text[text.rfind(LOG_HEADER) :].splitlines()[1:]
+    return [line for line in lines if line.strip()][-count:]

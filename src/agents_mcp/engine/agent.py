@@ -6,10 +6,12 @@ Plain dataclasses: the model, the toolset and the store come in here as paramete
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation, ElicitHandler
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.transcript import Transcript
 from agents_mcp.errors import (
@@ -119,6 +121,10 @@ class Delegated:
     ok: bool = True
 
 
+Ask = Callable[["Run", Elicitation], Awaitable[ElicitAnswer]]
+"""Asks the person behind a run a question a downstream server asked during one of its
+calls, and waits for the answer (see ``threads.questions``)."""
+
 Delegate = Callable[["Run", ToolCall, str, Mapping[str, Any]], Awaitable[Delegated]]
 """Runs a child agent for a parent run's ``agent__<name>`` call (see ``delegation``)."""
 
@@ -149,6 +155,24 @@ class Run:
     owner: str | None = None
     """Whose thread it is: downstream servers that sign each person in get this owner's
     token (a delegation's run inherits its parent's)."""
+    ask: Ask | None = None
+    """Who asks the person the questions downstream servers ask (None: nobody is asked)."""
+    root_id: str | None = None
+    """The top-level thread, for a delegation's run (None: ``thread_id`` is one)."""
+
+    @property
+    def root(self) -> str:
+        """The top-level thread this run's thread belongs to."""
+        return self.root_id or self.thread_id
+
+    def asker(self) -> ElicitHandler | None:
+        """The handler of the questions asked during this run's calls: one per run, so
+        the calls of one run share it (see ``downstream.elicit``)."""
+        if self.ask is None:
+            return None
+        if self.state.asker is None:
+            self.state.asker = functools.partial(self.ask, self)
+        return self.state.asker
 
     @property
     def schema(self) -> Mapping[str, Any] | None:
@@ -175,3 +199,5 @@ class RunState:
     """Servers whose tools could not be offered in this run."""
     fixed_chars: int | None = None
     """What each request carries besides the conversation (instructions, tools, schema)."""
+    asker: ElicitHandler | None = None
+    """The run's handler of downstream questions (see ``Run.asker``)."""

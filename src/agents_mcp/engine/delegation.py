@@ -118,6 +118,8 @@ class Delegation:
                 chain=(*parent.chain, Link(self.instance, agent)),
                 budget=parent.budget,
                 delegate=self,
+                ask=parent.ask,
+                root_id=parent.root,
             )
         )
         finished = await self.store.thread(child.id)

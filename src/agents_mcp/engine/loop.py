@@ -415,7 +415,10 @@ async def _execute(r: Run, calls: Sequence[tuple[ToolCall, ToolInfo | None, str]
     async def one(call: ToolCall, info: ToolInfo | None, arguments: str) -> None:
         assert info is not None  # runnable calls have a tool
         await r.progress(RunEvent("status", f"calling {info.name}"))
-        out = await r.agent.toolset.call(info, json.loads(arguments or "{}"), meta=r.meta())
+        args = json.loads(arguments or "{}")
+        out = await r.agent.toolset.call(
+            info, args, meta=r.meta(), on_elicit=r.asker(), call_id=call.id
+        )
         if await _record(r, call, info, out):
             waiting.append(call.id)
 
@@ -440,7 +443,9 @@ async def _relay(r: Run, relays: Sequence[tuple[ToolCall, ToolInfo, list[Approva
     waiting: list[str] = []
     for call, info, decided in relays:
         await r.progress(RunEvent("status", f"forwarding decisions to {info.server}"))
-        out = await remote.forward(r.agent.toolset, info, decided, r.meta())
+        out = await remote.forward(
+            r.agent.toolset, info, decided, r.meta(), on_elicit=r.asker(), call_id=call.id
+        )
         if await _record(r, call, info, out):
             waiting.append(call.id)
     return waiting
@@ -457,7 +462,9 @@ async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bo
     result = remote.remote_result(out)
     if result is not None and result["status"] == "running":
         await r.progress(RunEvent("status", f"waiting for {info.server}"))
-        out = await remote.follow(r.agent.toolset, info, out, r.meta())
+        out = await remote.follow(
+            r.agent.toolset, info, out, r.meta(), on_elicit=r.asker(), call_id=call.id
+        )
         result = remote.remote_result(out)
     if result is not None and result["status"] == "needs_approval":
         asked = remote.approvals_for(r.thread_id, call.id, info, result)

@@ -11,6 +11,7 @@ from agents_mcp import structured
 from agents_mcp.messages import Usage
 from agents_mcp.store import (
     Approval,
+    Question,
     Store,
     StoredMessage,
     Thread,
@@ -38,6 +39,8 @@ class TurnSummary:
     """Servers whose tools could not be offered in this turn: ``(server, reason)``."""
     output: Any = None
     """The final answer's JSON value, when the turn had an output schema and completed."""
+    questions: list[Question] = field(default_factory=list[Question])
+    """Unanswered questions of downstream servers (the run waits inside their calls)."""
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
@@ -47,6 +50,18 @@ async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:
         return []
     chains = {t.id: via for t, via in await store.tree(thread.id)}
     return [replace(a, via=(*chains.get(a.thread_id, ()), *a.via)) for a in pending]
+
+
+async def pending_questions(store: Store, thread: Thread) -> list[Question]:
+    """Unanswered questions of the thread and of its delegations (while it runs)."""
+    if thread.status != "running":
+        return []
+    root = thread.id if thread.parent_id is None else await store.root_of(thread.id)
+    found = (await store.pending_questions([root])).get(root, [])
+    if thread.parent_id is None or not found:
+        return found
+    mine = {t.id for t, _ in await store.tree(thread.id)}
+    return [q for q in found if q.thread_id in mine]
 
 
 async def summarize(
@@ -72,6 +87,7 @@ async def summarize(
         cancelled=_cut_short(turn) if thread.status == "cancelled" else [],
         unavailable=_unavailable(turn),
         output=structured.parse_output(reply) if structured_answer else None,
+        questions=await pending_questions(store, thread),
     )
 
 

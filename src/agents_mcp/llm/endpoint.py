@@ -19,6 +19,24 @@ import httpx2
 
 from agents_mcp.errors import LLMError
 from agents_mcp.llm import TextCallback
+from agents_mcp.llm.failures import (
+    FAILURES,
+    NOT_FOUND,
+    QUICK_RETRIES,
+    RETRIED_PAGES,
+    UNTRUSTED,
+    WrongEndpoint,
+    endpoint_hint,
+    is_loopback,
+    is_page,
+    page_title,
+    provider_message,
+    refused,
+    refused_text,
+)
+from agents_mcp.llm.failures import (
+    error_text as error_text,  # the providers read error objects with it
+)
 from agents_mcp.llm.retry import (
     Random,
     Retryable,
@@ -208,13 +226,21 @@ class HTTPModel:
     def _failure(self, exc: httpx2.HTTPError, timeout: httpx2.Timeout) -> Exception:
         """httpx2's exception as our :class:`LLMError`: what went wrong and what to do,
         wrapped in :class:`Retryable` when trying again may help."""
-        retry, explain = next((r, e) for kind, r, e in _FAILURES if isinstance(exc, kind))
+        retry, explain = next((r, e) for kind, r, e in FAILURES if isinstance(exc, kind))
         detail = str(exc) or type(exc).__name__
+        limit = None
         if isinstance(exc, httpx2.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in detail:
-            retry, explain = False, _UNTRUSTED  # trying again will not make it trusted
-        what = explain.format(detail=detail, **timeout.as_dict())
+            retry, explain = False, UNTRUSTED  # trying again will not make it trusted
+        elif isinstance(exc, httpx2.ConnectError) and refused(exc):
+            # Nothing listens there. On this machine, it will not start listening while
+            # we wait; another machine's server may be restarting: one quick retry.
+            retry, explain = not is_loopback(self._url.host), refused_text(self._url)
+            limit = QUICK_RETRIES
+        what = explain.format(
+            detail=detail, max_connections=LIMITS.max_connections, **timeout.as_dict()
+        )
         error = LLMError(self.redact(f"LLM request failed: {self.base_url}: {what}"))
-        return Retryable(error) if retry else error
+        return Retryable(error, limit=limit) if retry else error
 
     async def _answer(
         self, response: httpx2.Response, body: dict[str, Any], on_text: TextCallback | None
@@ -222,19 +248,39 @@ class HTTPModel:
         if response.status_code >= 400:
             await response.aread()
             raise self._status_error(response)
+        if is_page(response):
+            raise self._page(response, await response.aread())
         ctype = response.headers.get("content-type", "")
         if "text/event-stream" in ctype or (body.get("stream") and "json" not in ctype):
             return await self.read_stream(read_events(response), on_text)
         raw = await response.aread()
+        if is_page(response, raw):
+            raise self._page(response, raw)
         result = self.parse_body(as_dict(loads(raw, "response body"), "response body"))
         if on_text is not None and result.content:
             await on_text(result.content)
         return result
 
+    def _page(self, response: httpx2.Response, raw: bytes) -> WrongEndpoint:
+        """A web page where the API's answer should be (a web UI at base_url, say)."""
+        title = page_title(raw.decode(errors="replace"))
+        problem = f"LLM request failed: {self._url} answered with a web page ({title})"
+        hint = endpoint_hint(self.path)
+        return WrongEndpoint(self.redact(problem), hint, status=response.status_code)
+
     def _status_error(self, response: httpx2.Response) -> Exception:
+        """An HTTP error status: the status, the URL and one line of what came with it.
+
+        Retried as :mod:`.retry` says, except a web page that no gateway would send
+        (:data:`~.failures.RETRIED_PAGES`): that, 404 and 405 say the URL is wrong.
+        """
         status = response.status_code
         detail = provider_message(response)
-        msg = self.redact(f"LLM request failed: HTTP {status} from {self.base_url}: {detail}")
+        msg = self.redact(f"LLM request failed: HTTP {status} from {self._url}: {detail}")
+        page = is_page(response, response.content)
+        if status in NOT_FOUND or (page and status not in RETRIED_PAGES):
+            hint = endpoint_hint(self.path, model_too=not page)
+            return WrongEndpoint(msg, hint, status=status)
         error = LLMError(msg, status=status)
         if retryable_status(status):
             return Retryable(error, retry_after(response.headers))
@@ -259,36 +305,6 @@ class HTTPModel:
 
 
 _JSON = {"Content-Type": "application/json"}
-
-_FAILURES: tuple[tuple[type[httpx2.HTTPError], bool, str], ...] = (
-    (httpx2.ConnectTimeout, True, "no connection within {connect:g} s: check that base_url "
-     "is reachable from here (through HTTPS_PROXY or HTTP_PROXY if this network needs one)"),
-    (httpx2.ReadTimeout, True, "no answer for {read:g} s: the provider may be overloaded; "
-     "if the model needs longer, raise its `timeout` in the config"),
-    (httpx2.WriteTimeout, True, "the provider took none of the request for {write:g} s: "
-     "it is overloaded or the network is; try again later"),
-    (httpx2.PoolTimeout, True, "no free connection for {pool:g} s: more than "
-     f"{LIMITS.max_connections} requests at once to this model; run fewer agents at once"),
-    (httpx2.ProxyError, False, "the proxy failed: {detail}: check HTTPS_PROXY, HTTP_PROXY "
-     "and ALL_PROXY, or exempt the host with NO_PROXY"),
-    (httpx2.ConnectError, True, "could not connect: {detail}: check base_url and that the "
-     "provider is up"),
-    (httpx2.RemoteProtocolError, True, "the provider broke off the answer: {detail}"),
-    (httpx2.NetworkError, True, "the connection broke: {detail}"),
-    (httpx2.UnsupportedProtocol, False, "base_url must start with http:// or https://"),
-    (httpx2.LocalProtocolError, False, "the request could not be sent: {detail}: check the "
-     "model's api_key and base_url for characters that cannot go in HTTP"),
-    (httpx2.DecodingError, False, "the provider's answer could not be decoded: {detail}"),
-    (httpx2.HTTPError, False, "{detail}"),
-)  # fmt: skip
-"""httpx2's exceptions, most specific first: whether to retry, and what to tell the user
-(``{detail}`` is httpx2's message; ``{connect}``, ``{read}``... the client's timeouts)."""
-
-_UNTRUSTED = (
-    "its TLS certificate is not trusted: {detail}: if it is signed by a private CA, name"
-    " that CA's certificate in SSL_CERT_FILE (or a directory of them in SSL_CERT_DIR)"
-)
-"""A :class:`httpx2.ConnectError` that is a failed certificate verification: not retried."""
 
 
 def dumps(value: Any) -> str:
@@ -417,30 +433,3 @@ def opt_str(value: Any, what: str) -> str:
 
 def opt_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def error_text(error: Any) -> str | None:
-    """The message of an error object (``{"message": …}``) or an error string."""
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
-    return None
-
-
-def provider_message(response: httpx2.Response) -> str:
-    """What the provider said in an error response, in one short line."""
-    text = response.text
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        for key in ("error", "message", "detail"):
-            found = error_text(payload.get(key))
-            if found:
-                return found
-    text = text.strip()
-    if not text:
-        return response.reason_phrase or "no details"
-    return text if len(text) <= 300 else text[:300] + "…"

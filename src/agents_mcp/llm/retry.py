@@ -6,8 +6,10 @@ streams that end before the provider said they were complete, HTTP 408, 409, 429
 a stream that mean the same (overloaded, rate limited, server error). The delay is at
 most ``backoff``, doubled per retry up to 20 s, unless the provider names one with
 ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), which wins, capped at
-60 s. Anything else (a rejected request, a bad key, a malformed answer) fails at once:
-repeating it would fail the same way.
+60 s. A connection refused by another machine is retried once at most; refused on this
+machine, it is not retried (nothing listens there; see :mod:`.failures`). Anything else
+(a rejected request, a bad key, a malformed answer, a URL that is not the API's: 404, 405
+or a web page) fails at once: repeating it would fail the same way.
 
 Our own delay is jittered ("full jitter"): a random time between 0 and the doubled
 backoff, so replicas that got the same 429 at the same moment do not come back together
@@ -42,12 +44,19 @@ RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 class Retryable(Exception):
-    """An attempt failed in a way worth repeating; ``error`` is raised once retries run out."""
+    """An attempt failed in a way worth repeating; ``error`` is raised once retries run out.
 
-    def __init__(self, error: LLMError, retry_after: float | None = None) -> None:
+    ``limit``: at most this many retries for this failure, fewer than the policy's own
+    when more would only delay the error (a connection refused: see ``llm.failures``).
+    """
+
+    def __init__(
+        self, error: LLMError, retry_after: float | None = None, *, limit: int | None = None
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.limit = limit
 
 
 def retryable_status(status: int) -> bool:
@@ -106,7 +115,7 @@ class RetryPolicy:
             try:
                 return await attempt(n)
             except Retryable as exc:
-                if n >= self.max_retries:
+                if n >= min(self.max_retries, self.max_retries if exc.limit is None else exc.limit):
                     if not n:
                         raise exc.error from exc.__cause__
                     msg = f"{exc.error} (gave up after {n + 1} attempts)"

@@ -29,7 +29,11 @@ from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
 from agents_mcp.server.consent import add_callback
 from agents_mcp.server.deps import DEPS, Deps, Settings
+from agents_mcp.server.mrtr import STATE_SECRET, SharedKey, security
 from agents_mcp.server.reloading import AgentFiles
+from agents_mcp.server.subscriptions import ThreadSubscriptions
+from agents_mcp.server.tasks import TasksExtension
+from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui.apps import add_thread_view, tool_caller
 from agents_mcp.server.ui.local import (
     HOST,
@@ -40,8 +44,9 @@ from agents_mcp.server.ui.local import (
     local_app,
     serve_local,
 )
-from agents_mcp.store import resolve_db
-from agents_mcp.threads.runtime import open_runtime
+from agents_mcp.store import SQLStore, Store, resolve_db
+from agents_mcp.store.tasks import TaskStore
+from agents_mcp.threads.runtime import Runtime, open_runtime
 from agents_mcp.threads.service import Threads
 
 log = logging.getLogger("agents_mcp.server.app")
@@ -68,8 +73,7 @@ def create_server(
     ``llms`` replaces configured models by name and ``transports`` replaces downstream
     servers by name (tests use scripted models and in-process servers this way).
     ``dashboard``: also serve the dashboard on a loopback port of its own (stdio, ``ui``).
-    ``callback_url``: where downstream sign-ins come back (HTTP: ``/oauth/callback``).
-    """
+    ``callback_url``: where downstream sign-ins come back (HTTP: ``/oauth/callback``)."""
     path = resolve_db(config.server.db, db_path)
     settings = Settings.of(config, wait_seconds)
     access = Access(config.agents)
@@ -77,6 +81,7 @@ def create_server(
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
     signins = consent.SignIns()  # for /oauth/callback
     boards: list[LocalDashboard] = []
+    state_key = SharedKey()
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
@@ -84,13 +89,13 @@ def create_server(
             config, db_path=path, llms=llms, transports=transports, callback_url=callback_url
         ) as rt:
             threads = running["threads"] = rt.threads
-            signins.started(rt.accounts)
+            tasks = await _opened(rt, signins, state_key)
             if config.server.agents_from:
                 threads.runs.spawn(functools.partial(files.watch, rt))
             if dashboard is not None:
                 _start_dashboard(mcp, dashboard, lambda: running["threads"], boards)
             try:
-                yield {DEPS: Deps(threads=threads, access=access, settings=settings)}
+                yield {DEPS: Deps(threads=threads, access=access, settings=settings, tasks=tasks)}
             finally:
                 running.pop("threads", None)
                 boards.clear()
@@ -102,34 +107,56 @@ def create_server(
         lifespan=lifespan,
         mask_error_details=True,
         auth=auth,
-        middleware=[CallerView(lambda: files.config, access, on_list=files.remember)],
+        middleware=[
+            CallerView(lambda: files.config, access, on_list=files.remember),
+            ThreadSubscriptions(),
+        ],
+        request_state_security=security(state_key),
     )
     if dashboard is not None and dashboard.links:
         mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
-    tools.register(mcp, config, settings.default_wait)
-    resources.register(mcp)
-    deletion.register(mcp)
-    _pages(mcp, running, signins, auth_required=auth is not None, person_decides=settings.person)
+    _register(mcp, config, settings, lambda: running["threads"], signins, auth)
     return mcp
 
 
-def _pages(
+def _register(
     mcp: FastMCP,
-    running: dict[str, Threads],
+    config: Config,
+    settings: Settings,
+    threads: Callable[[], Threads],
     signins: consent.SignIns,
-    *,
-    auth_required: bool,
-    person_decides: bool,
+    auth: AuthProvider | None,
 ) -> None:
-    """What is served beside MCP: the thread view, and where downstream sign-ins land."""
+    """The tools, resources, the Tasks extension, the thread view and where downstream
+    sign-ins land."""
+    tools.register(mcp, config, settings.default_wait)
+    resources.register(mcp)
+    deletion.register(mcp)
+    mcp.add_extension(TasksExtension(ThreadTasks()))
     add_thread_view(
         mcp,
-        lambda: running["threads"],
+        threads,
         owner=lambda: current_caller().owner,
-        auth_required=auth_required,
-        person_decides=person_decides,
+        auth_required=auth is not None,
+        person_decides=settings.person,
     )
     add_callback(mcp, signins)
+
+
+async def _opened(rt: Runtime, signins: consent.SignIns, state_key: SharedKey) -> TaskStore:
+    """Hand what the lifespan opened to what waits for it: the sign-ins' callback gets the
+    accounts, the request-state codec its shared key. Returns the tasks' store."""
+    signins.started(rt.accounts)
+    tasks = task_store(rt.threads.store)
+    state_key.load(await tasks.secret(STATE_SECRET))
+    return tasks
+
+
+def task_store(store: Store) -> TaskStore:
+    """The tasks and shared secrets of the thread database ``store`` opened."""
+    if not isinstance(store, SQLStore):  # open_store always makes one
+        raise TypeError(f"agents-mcp needs its SQL store, not {type(store).__name__}")
+    return TaskStore(store.db)
 
 
 def _start_dashboard(

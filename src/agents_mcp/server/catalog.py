@@ -50,7 +50,8 @@ def chat_description(config: Config, names: Sequence[str], *, person_decides: bo
         "Send a message to an agent and get its answer. Each agent has its own model,"
         " instructions and tools. Without thread_id a new conversation starts; pass the"
         f" thread_id of a previous result to continue it. status needs_approval: {approval};"
-        " status running: call get_thread.\nAgents:\n"
+        " status running: call get_thread, or, when a tool asks the user (pending_questions),"
+        " ask them and call answer_question.\nAgents:\n"
     )
     budget = max(40, (_DESCRIPTION_BUDGET - len(head)) // max(1, len(names)))
     lines = []

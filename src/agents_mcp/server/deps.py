@@ -19,6 +19,7 @@ from agents_mcp.errors import InvalidRequest
 from agents_mcp.server.access import Access
 from agents_mcp.server.progress import relayed
 from agents_mcp.server.ui.apps import renders_apps
+from agents_mcp.store.tasks import TaskStore
 from agents_mcp.threads.service import Threads
 
 DEPS = "agents-mcp/deps"
@@ -40,6 +41,10 @@ class Settings:
     progress_interval: float
     person: bool
     """``approver = "person"``: in clients that show the view, the person decides."""
+    task_ttl_ms: int = 86_400_000
+    """MCP tasks: how long a task answers after it was made (``ttlMs``)."""
+    task_poll_ms: int = 1000
+    """MCP tasks: how often clients should poll (``pollIntervalMs``)."""
 
     @classmethod
     def of(cls, config: Config, wait_seconds: float | None = None) -> Settings:
@@ -51,6 +56,8 @@ class Settings:
             ask_timeout=s.elicitation_timeout,
             progress_interval=s.progress_interval,
             person=s.approver == "person",
+            task_ttl_ms=s.task_ttl_seconds * 1000,
+            task_poll_ms=max(10, round(s.task_poll_interval * 1000)),
         )
 
 
@@ -61,6 +68,8 @@ class Deps:
     threads: Threads
     access: Access
     settings: Settings
+    tasks: TaskStore
+    """MCP tasks and the shared secrets, in the thread database."""
 
     def wait(self, seconds: float | None) -> float:
         """The caller's ``wait_seconds``, or the server's default."""

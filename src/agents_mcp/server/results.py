@@ -23,13 +23,18 @@ from agents_mcp.server.pages import (
     message_uri,
     thread_uri,
 )
+from agents_mcp.server.questions import (
+    PendingQuestion,
+    pending_question,
+    question_lines,
+)
 from agents_mcp.server.signins import (
     PendingAuthorization,
     SignInPreview,
     pending_authorization,
     sign_in_text,
 )
-from agents_mcp.store import Approval, StoredMessage, Thread
+from agents_mcp.store import Approval, Question, StoredMessage, Thread
 
 META_THREAD_ID = "agents-mcp/thread_id"
 META_STATUS = "agents-mcp/status"
@@ -105,11 +110,17 @@ class AgentResult(BaseModel):
         description="Sign-ins the agent waits for (status needs_approval; present only when"
         " there are some): give the user each url; the run goes on once they signed in",
     )
+    pending_questions: list[PendingQuestion] = Field(
+        default_factory=list[PendingQuestion],
+        description="Questions a tool of the agent asks the user, waiting for"
+        " answer_question (status running: the run waits inside the call; present only"
+        " when there are some)",
+    )
 
     @model_serializer(mode="wrap")
     def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for key in ("unavailable", "pending_authorizations"):
+        for key in ("unavailable", "pending_authorizations", "pending_questions"):
             if not data.get(key):
                 data.pop(key, None)
         return data
@@ -176,6 +187,12 @@ class ThreadInfo(BaseModel):
         default_factory=list[SignInPreview],
         exclude_if=lambda v: not v,
         description="For threads that wait for the user to sign in: where (only when some)",
+    )
+    pending_questions: list[PendingQuestion] = Field(
+        default_factory=list[PendingQuestion],
+        exclude_if=lambda v: not v,
+        description="For running threads whose tool asks the user: the questions waiting"
+        " for answer_question (present only when there are some)",
     )
 
 
@@ -300,6 +317,7 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
             tool_calls=s.tool_calls,
         ),
         output=s.output,
+        pending_questions=[pending_question(q) for q in s.questions],
     )
 
 
@@ -323,9 +341,16 @@ PREVIEW = 120
 """Characters of a pending call's arguments in ``list_threads``."""
 
 
-def thread_info(t: Thread, pending: list[Approval], *, now: datetime | None = None) -> ThreadInfo:
+def thread_info(
+    t: Thread,
+    pending: list[Approval],
+    *,
+    now: datetime | None = None,
+    questions: Sequence[Question] = (),
+) -> ThreadInfo:
     moment = now or datetime.now(UTC)
     return ThreadInfo(
+        pending_questions=[pending_question(q) for q in questions],
         thread_id=t.id,
         agent=t.agent,
         title=t.title,
@@ -430,6 +455,8 @@ def result_text(
                 f"Ask the user, then answer each with approve_call(thread_id={r.thread_id!r},"
                 " call_id=…, approve=true|false)."
             )
+    elif r.pending_questions:
+        lines += question_lines(r.thread_id, r.pending_questions, person_decides=person_decides)
     elif r.status == "running":
         lines.append("The agent is still working.")
     elif r.status == "cancelled":
@@ -449,6 +476,13 @@ def _next(r: AgentResult, person_decides: bool) -> str:
     tid = repr(r.thread_id)
     if r.status == "needs_approval" and not r.pending_approvals and r.pending_authorizations:
         return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the user signed in."
+    if r.pending_questions and person_decides:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the person answered."
+    if r.pending_questions:
+        return (
+            "Next: answer_question for each question (the run waits inside the call that"
+            " asks); cancel_run stops the run."
+        )
     if r.status == "running":
         return (
             f"Next: get_thread(thread_id={tid}, wait_seconds=30). A new message is refused"

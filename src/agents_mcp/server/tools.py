@@ -16,18 +16,21 @@ from fastmcp import Context, FastMCP
 from fastmcp.dependencies import Depends
 from fastmcp.tools import Tool, ToolResult
 from fastmcp.utilities.json_schema import dereference_refs
-from mcp_types import ToolAnnotations
+from mcp_types import InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.server import mrtr
 from agents_mcp.server.answers import agent_tool_result, tool_errors
+from agents_mcp.server.asking import ask_inline
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
 from agents_mcp.server.consent import ask_sign_in
 from agents_mcp.server.deps import Deps, deps_of, incoming_chain
-from agents_mcp.server.inline import decided
+from agents_mcp.server.inline import Deadline, decided
+from agents_mcp.server.inputs import declares_url_mode
 from agents_mcp.server.results import (
     META_STATUS,
     META_THREAD_ID,
@@ -40,8 +43,10 @@ from agents_mcp.server.results import (
     thread_info,
     transcript_page,
 )
+from agents_mcp.server.threadtasks import ThreadTasks
 from agents_mcp.server.ui import THREAD_UI
 from agents_mcp.server.ui.view import ThreadView, thread_view
+from agents_mcp.store import Action
 
 _WAIT_HELP = (
     "before returning status running (then call get_thread). Most clients give up on a"
@@ -62,14 +67,34 @@ async def _converse(
     deps: Deps,
     wait_seconds: float | None,
     start: Callable[[float, Progress], Awaitable[TurnSummary]],
-) -> ToolResult:
+) -> ToolResult | InputRequiredResult:
     """What ``chat_with_agent`` and ``approve_call`` share: start (or resume) the run with
-    progress relayed, ask inline when the client can, and answer with the thread's result."""
-    wait = deps.wait(wait_seconds)
+    progress relayed, ask inline when the client can, and answer with the thread's result.
+
+    The whole call, a question asked inline included, stays within the call's wait: a
+    client that gives up after 60 s gets its answer, with the rest of the run going on in
+    the background. The retry of an input-required result (2026-07-28) does not start
+    anything again: it applies the person's answers and goes on waiting.
+    """
+    caller = current_caller()
+    deadline = Deadline(deps.wait(wait_seconds))
     async with deps.progress(ctx) as progress:
-        summary = await start(wait, progress)
-        summary = await ask_sign_in(ctx, deps, summary, wait, progress)
-        summary = await decided(ctx, deps, summary, wait, progress)
+        state = mrtr.resumed(ctx, caller)
+        answered: frozenset[str] = frozenset()
+        if state is None:
+            summary = await start(deadline.left(), progress)
+        else:
+            await deps.access.require_thread(deps.threads, caller, state.thread_id)
+            summary, answered = await mrtr.resume(
+                ctx, deps, state, wait=deadline.left(), progress=progress
+            )
+        summary = await ask_inline(ctx, deps, summary, deadline, progress)
+        summary = await ask_sign_in(ctx, deps, summary, deadline.left(), progress)
+        if summary.thread.status == "needs_approval" and mrtr.can_ask(ctx, deps):
+            asked = mrtr.ask(summary, caller.owner, answered, url_mode=declares_url_mode(ctx))
+            if asked is not None:
+                return asked
+        summary = await decided(ctx, deps, summary, deadline, progress)
     return agent_tool_result(summary, deps.settings.budget, person_decides=deps.person_decides(ctx))
 
 
@@ -93,11 +118,13 @@ async def chat_with_agent(
         ),
     ] = None,
     deps: Deps = Depends(deps_of),
-) -> ToolResult:
+) -> ToolResult | InputRequiredResult:
     caller = current_caller()
     deps.access.require_agent(caller, agent)
     if thread_id is not None:
         await deps.access.require_thread(deps.threads, caller, thread_id)
+        # Its tasks' answers before a new turn hides them (a retry starts nothing).
+        await ThreadTasks().settle_open(deps, caller, thread_id, ctx)
     return await _converse(
         ctx,
         deps,
@@ -131,7 +158,7 @@ async def approve_call(
     ] = "once",
     wait_seconds: Wait = None,
     deps: Deps = Depends(deps_of),
-) -> ToolResult:
+) -> ToolResult | InputRequiredResult:
     caller = current_caller()
     await deps.access.require_thread(deps.threads, caller, thread_id)
     return await _converse(
@@ -145,6 +172,43 @@ async def approve_call(
             approve=approve,
             reason=reason,
             scope=scope,
+            wait=wait,
+            progress=progress,
+        ),
+    )
+
+
+@tool_errors
+async def answer_question(
+    thread_id: Annotated[str, Field(description="The thread whose tool asks")],
+    question_id: Annotated[str, Field(description="question_id from pending_questions")],
+    ctx: Context,
+    action: Annotated[
+        Action,
+        Field(
+            description="accept: answer with content; decline: the user refuses;"
+            " cancel: the user would rather not answer"
+        ),
+    ] = "accept",
+    content: Annotated[
+        dict[str, Any] | None,
+        Field(description="With accept: the answer, matching the question's requested_schema"),
+    ] = None,
+    wait_seconds: Wait = None,
+    deps: Deps = Depends(deps_of),
+) -> ToolResult | InputRequiredResult:
+    caller = current_caller()
+    await deps.access.require_thread(deps.threads, caller, thread_id)
+    return await _converse(
+        ctx,
+        deps,
+        wait_seconds,
+        lambda wait, progress: deps.threads.answer_question(
+            owner=caller.owner,
+            thread_id=thread_id,
+            question_id=question_id,
+            action=action,
+            content=content,
             wait=wait,
             progress=progress,
         ),
@@ -227,8 +291,12 @@ async def list_threads(
         cursor=cursor,
         include_children=include_children,
     )
+    asked = await deps.threads.questions_of(threads)
     return ThreadList(
-        threads=[thread_info(t, pending.get(t.id, [])) for t in threads], next_cursor=next_cursor
+        threads=[
+            thread_info(t, pending.get(t.id, []), questions=asked.get(t.id, [])) for t in threads
+        ],
+        next_cursor=next_cursor,
     )
 
 
@@ -282,6 +350,13 @@ def _descriptions(budget: int) -> dict[str, str]:
             " waits for (pending_authorizations) goes on by itself once the user signed in;"
             " approve=false with its call_id gives up on it."
         ),
+        "answer_question": (
+            "Answer a question a tool of an agent asks the user (pending_questions; the"
+            " run waits inside that tool's call). Ask the user first: content is their"
+            " answer, matching the question's requested_schema; action='decline' or"
+            " 'cancel' tells the tool they refused or would rather not answer. Returns"
+            " the thread's result, like chat_with_agent."
+        ),
         "get_thread": (
             "The current result of a thread (same shape as chat_with_agent), waiting up to"
             " wait_seconds for a running turn to finish. include_messages adds a page of the"
@@ -296,7 +371,8 @@ def _descriptions(budget: int) -> dict[str, str]:
         ),
         "list_threads": (
             "List your conversations with agents, newest first. status='needs_approval' lists"
-            " every thread waiting for approve_call, with its pending calls."
+            " every thread waiting for approve_call, with its pending calls; running threads"
+            " whose tool asks the user list its pending_questions."
         ),
         "watch_thread": (
             "For the agents-mcp view: the thread's result (as get_thread) with the steps of"
@@ -332,22 +408,12 @@ def register(mcp: FastMCP, config: Config, default_wait: float) -> None:
     idempotent = ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
     )
+    converses = {"output_schema": _output_schema(AgentResult), "annotations": _AGENT_TOOL}
     specs: list[tuple[Callable[..., Awaitable[Any]], dict[str, Any]]] = [
-        (
-            chat_with_agent,
-            {
-                "description": chat,
-                "output_schema": _output_schema(AgentResult),
-                "annotations": _AGENT_TOOL,
-            },
-        ),
-        (
-            approve_call,
-            {
-                "description": text["approve_call"],
-                "output_schema": _output_schema(AgentResult),
-                "annotations": _AGENT_TOOL,
-            },
+        (chat_with_agent, {"description": chat, **converses}),
+        *(
+            (fn, {"description": text[fn.__name__], **converses})
+            for fn in (approve_call, answer_question)
         ),
         (
             get_thread,

@@ -8,9 +8,8 @@ import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Literal
 
 import anyio
@@ -24,14 +23,13 @@ from agents_mcp.errors import ConfigError
 from agents_mcp.server.app import create_server
 from agents_mcp.server.auth import OwnerVerifier, server_auth
 from agents_mcp.server.challenge import Challenge
+from agents_mcp.server.stateless import SessionDeclarations, StatelessCancels
 from agents_mcp.server.stdin import closable_stdin
+from agents_mcp.server.stopping import STOP_SIGNALS, release_stop_signals, stop_signals
 from agents_mcp.server.ui.local import DashboardSpec
 from agents_mcp.store import open_store, resolve_db
 
 log = logging.getLogger("agents_mcp.server.transports")
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-"""End serving over stdio: Ctrl-C, and what clients send a server that does not exit."""
 
 
 def is_loopback(host: str) -> bool:
@@ -52,6 +50,7 @@ async def serve(
     db_path: str | Path | None = None,
     allowed_hosts: Sequence[str] = (),
     allowed_origins: Sequence[str] = (),
+    on_listening: Callable[[], None] = lambda: None,
 ) -> bool:
     """Run the server until it is stopped; True when it was stopped by Ctrl-C (SIGINT),
     which asyncio may or may not also raise as ``KeyboardInterrupt``.
@@ -59,48 +58,48 @@ async def serve(
     ``allowed_hosts`` and ``allowed_origins`` (HTTP) add to ``[server]``'s lists: the
     ``Host`` names (a reverse proxy's, a LAN name) and browser origins accepted besides
     loopback and the server's own address. Without them, a proxied ``Host`` gets 421.
+    ``on_listening`` is called once the HTTP port accepts connections (over stdio, at once).
     """
     if transport == "stdio":
+        on_listening()
         return await serve_stdio(create_server(config, db_path=db_path, dashboard=_board(config)))
-    auth = http_auth(config, host=host, port=port)
-    # Open the database once before listening: a database that cannot be opened is one
-    # clear error and exit code 1, not a server that starts and fails in its lifespan.
-    store = await open_store(
-        resolve_db(config.server.db, db_path),
-        lease_seconds=config.server.lease_seconds,
-        sqlite_durability=config.server.sqlite_durability,
-    )
-    await store.close()
-    app = http_app(
-        create_server(
-            config, db_path=db_path, auth=auth, callback_url=callback_url(config, host, port)
-        ),
-        host=host,
-        allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
-        allowed_origins=[*config.server.allowed_origins, *allowed_origins],
-        stateless=config.server.stateless_http,
-    )
-    import uvicorn
+    with stop_signals() as stops:  # Ctrl-C from here on stops cleanly (see .stopping)
+        auth = http_auth(config, host=host, port=port)
+        with stops.preparing():
+            # Open the database once before listening: a database that cannot be opened
+            # is one clear error and exit code 1, not a server that fails in its lifespan.
+            store = await open_store(
+                resolve_db(config.server.db, db_path),
+                lease_seconds=config.server.lease_seconds,
+                sqlite_durability=config.server.sqlite_durability,
+            )
+            await store.close()
+            app = http_app(
+                create_server(
+                    config,
+                    db_path=db_path,
+                    auth=auth,
+                    callback_url=callback_url(config, host, port),
+                ),
+                host=host,
+                allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
+                allowed_origins=[*config.server.allowed_origins, *allowed_origins],
+                stateless=config.server.stateless_http,
+            )
+        if stops.received:  # stopped while preparing
+            return stops.interrupted
+        import uvicorn
 
-    # As fastmcp's run_http_async: open streams (a legacy client's GET) get 2 s to close.
-    settings = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-    interrupted: list[int] = []
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, remembering a Ctrl-C. uvicorn stops gracefully on SIGINT and
-        then raises the signal again for asyncio's runner, which cancels the main task;
-        when that task has already finished, the runner returns normally and the Ctrl-C
-        would be lost (exit code 0 instead of 130)."""
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if sig == signal.SIGINT:
-                interrupted.append(sig)
-            super().handle_exit(sig, frame)
-
-    await Server(settings).serve()
-    return bool(interrupted)
+        settings = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,  # its loggers propagate to ours: one format for every line
+            timeout_graceful_shutdown=2,  # as fastmcp's run_http_async: open streams get 2 s
+        )
+        await stops.serve(settings, on_listening)
+    return stops.interrupted
 
 
 def _board(config: Config) -> DashboardSpec | None:
@@ -135,6 +134,7 @@ async def serve_stdio(mcp: FastMCP) -> bool:
 
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, stop, signum)
+        release_stop_signals()  # held since before the event loop started (cli.serving)
         try:
             await _run_stdio(mcp, level)
         finally:
@@ -209,11 +209,15 @@ def http_app(
     """The ASGI app that ``serve`` runs: streamable HTTP at ``/mcp`` (both protocol eras),
     the auth routes, and Host/Origin checks against DNS rebinding: when bound to loopback,
     and wherever ``allowed_hosts`` (a reverse proxy's name) are given. ``stateless``: no
-    MCP sessions (replicas behind a load balancer without session affinity). A refused
+    MCP sessions (replicas behind a load balancer without session affinity), with the
+    client's declaration and cancellations carried as ``stateless`` says. A refused
     request is told how to get in (``challenge``)."""
     hosts = [host, *allowed_hosts] if is_loopback(host) else list(allowed_hosts)
     static = isinstance(mcp.auth, OwnerVerifier)  # tokens, no [server.jwt]
     challenge = [Middleware(Challenge, mcp_path="/mcp", static=static)] if mcp.auth else []
+    if stateless:  # what sessions would keep: the client's declaration, its cancellations
+        mcp.add_middleware(StatelessCancels())
+        challenge.append(Middleware(SessionDeclarations))
     return mcp.http_app(
         path="/mcp",
         middleware=challenge,

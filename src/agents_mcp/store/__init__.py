@@ -1,4 +1,4 @@
-"""Durable threads: threads, their messages, approvals and who runs them.
+"""Durable threads: threads, their messages, approvals, questions and who runs them.
 
 The loop and ``threads`` depend on the :class:`Store` protocol. One implementation of its
 operations (``sql.SQLStore``) runs on SQLite (``sqlite``: a file, the embedded default)
@@ -16,6 +16,7 @@ from agents_mcp.config.database import db_location, is_postgres
 from agents_mcp.errors import ConfigError
 from agents_mcp.store.lifecycle import Deleted
 from agents_mcp.store.protocol import Store
+from agents_mcp.store.questions import ACTIONS, Action, Question, new_question_id
 from agents_mcp.store.records import (
     THREAD_STATUSES,
     Approval,
@@ -35,13 +36,16 @@ from agents_mcp.store.sql import SQLStore
 from agents_mcp.store.states import StateConflict
 
 __all__ = [
+    "ACTIONS",
     "LOCAL_OWNER",
     "THREAD_STATUSES",
+    "Action",
     "Approval",
     "ApprovalStatus",
     "Claim",
     "Decision",
     "Deleted",
+    "Question",
     "SQLStore",
     "Settled",
     "StateConflict",
@@ -52,6 +56,7 @@ __all__ = [
     "default_db_path",
     "digest",
     "is_url",
+    "new_question_id",
     "new_thread_id",
     "now",
     "open_calls",

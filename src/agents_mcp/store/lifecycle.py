@@ -1,7 +1,7 @@
 """The end of a thread's life: deleting a finished thread tree, by request or by age.
 
 A thread is deleted with its whole tree (the top-level thread and every delegation
-under it), each row that belongs to one of them (messages, approvals, grants) and
+under it), each row that belongs to one of them (messages, approvals, grants, questions) and
 nothing else, in one transaction: a reader sees the tree whole or not at all. Only a
 finished tree is deleted (every thread in it ``completed``, ``failed`` or
 ``cancelled``): a running one has a run writing to it, and a waiting one has calls a
@@ -20,7 +20,7 @@ from agents_mcp.store.reads import THREAD, TREE
 from agents_mcp.store.records import Thread, marks, thread_row
 from agents_mcp.store.states import StateConflict
 
-PER_THREAD_TABLES = ("messages", "approvals", "grants")
+PER_THREAD_TABLES = ("messages", "approvals", "grants", "questions")
 """Every table whose rows belong to one thread (by ``thread_id``): deleted with it."""
 
 

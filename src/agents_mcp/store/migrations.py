@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agents_mcp.errors import ConfigError
+from agents_mcp.store import tasks
 from agents_mcp.store.database import Dialect, Tx
 
 _MESSAGE_COLUMNS = (
@@ -248,8 +249,35 @@ MIGRATIONS: tuple[tuple[int, str, str | tuple[str, str]], ...] = (
         "the delegation chain of the agent that asked the latest turn, kept for its resumption",
         "ALTER TABLE threads ADD COLUMN caller_chain TEXT",
     ),
+    (13, "MCP tasks on threads' turns, and the secrets every replica shares", tasks.MIGRATION),
     (
-        13,
+        14,
+        "questions downstream servers ask during tool calls, until a person answers",
+        """
+        CREATE TABLE questions (
+            id TEXT PRIMARY KEY,
+            thread_id TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            root_id TEXT NOT NULL REFERENCES threads (id) ON DELETE CASCADE,
+            call_id TEXT,
+            claim TEXT NOT NULL,
+            server TEXT NOT NULL,
+            tool TEXT,
+            message TEXT NOT NULL,
+            requested_schema TEXT,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'answered', 'closed')),
+            action TEXT CHECK (action IN ('accept', 'decline', 'cancel')),
+            content TEXT,
+            reason TEXT,
+            asked_at TEXT NOT NULL,
+            answered_at TEXT,
+            via TEXT
+        );
+        CREATE INDEX questions_by_root ON questions (root_id, status);
+        CREATE INDEX questions_by_thread ON questions (thread_id, status)
+        """,
+    ),
+    (
+        16,
         "sign-ins to downstream servers: tokens per owner, client registrations, pending",
         """
         ALTER TABLE approvals ADD COLUMN kind TEXT;

@@ -269,6 +269,23 @@ class Reads:
 
         return await self.db.read("decisions", body)
 
+    @property
+    def runner(self) -> str:
+        raise NotImplementedError  # SQLStore's: this process's lease
+
+    async def stop_requests(self) -> list[Thread]:
+        """Threads this process runs that ``cancel_run`` (from anywhere) asked to stop."""
+
+        async def body(tx: Tx) -> list[Thread]:
+            rows = await tx.fetch(
+                "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1"
+                " AND parent_id IS NULL",
+                (self.runner,),
+            )
+            return [thread_row(r) for r in rows]
+
+        return await self.db.read("stop_requests", body)
+
     async def running_roots(self) -> list[Thread]:
         """Top-level threads whose status is ``running`` (their runs may be gone)."""
 

@@ -18,6 +18,7 @@ from agents_mcp.store.database import Database, Tx
 from agents_mcp.store.leases import Leases
 from agents_mcp.store.lifecycle import Lifecycle
 from agents_mcp.store.migrations import migrate
+from agents_mcp.store.questions import QuestionStore, close_with_failure
 from agents_mcp.store.reads import (
     PENDING_IN_TREE,
     THREAD,
@@ -48,8 +49,8 @@ from agents_mcp.store.states import StateConflict
 from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
-class SQLStore(Reads, Lifecycle, SignInWrites):
-    """Threads, their messages and approvals, in one database."""
+class SQLStore(Reads, Lifecycle, QuestionStore, SignInWrites):
+    """Threads, their messages, approvals, sign-ins and questions, in one database."""
 
     def __init__(self, db: Database, leases: Leases) -> None:
         self.db = db
@@ -81,19 +82,6 @@ class SQLStore(Reads, Lifecycle, SignInWrites):
             await self.leases.close()
         finally:
             await self.db.close()
-
-    async def stop_requests(self) -> list[Thread]:
-        """Threads this process runs that ``cancel_run`` (from anywhere) asked to stop."""
-
-        async def body(tx: Tx) -> list[Thread]:
-            rows = await tx.fetch(
-                "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1"
-                " AND parent_id IS NULL",
-                (self.runner,),
-            )
-            return [thread_row(r) for r in rows]
-
-        return await self.db.read("stop_requests", body)
 
     # -- transitions into running (chat, approve, recovery) -------------------------------
 
@@ -400,6 +388,7 @@ class SQLStore(Reads, Lifecycle, SignInWrites):
                 " WHERE thread_id=? AND status='pending'",
                 ("the run failed", now(), thread_id),
             )
+            await close_with_failure(tx, thread_id)
             await self._changed(tx, thread_id)
 
         await self.db.transaction("fail", body)

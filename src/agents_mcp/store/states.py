@@ -30,6 +30,17 @@ Tool calls of a model answer move, each, through::
 ``started`` is committed before the tool is invoked. After a crash, a started call that
 has no result "may have run"; an approved call that never started runs (exactly once);
 any other call that never started "did not run".
+
+A call may ask the person a question (a downstream server's elicitation). The thread
+stays ``running`` meanwhile: its run is alive, holds its claim and waits inside the call.
+The question moves, once, through::
+
+    pending ─┬─▶ answered (accept with content, decline, cancel: goes back to the server)
+             └─▶ closed   (the call ended, the run stopped or failed, the server stopped,
+                           nobody answered in time: the server gets ``cancel`` if anyone)
+
+An answer is taken only while the question is ``pending``. Settling a run closes its
+questions in the same write; a call that asked one nobody answered "did not complete".
 """
 
 from __future__ import annotations
@@ -86,6 +97,21 @@ STOPPED_RUNNING = (
     " Check its effect before retrying it."
 )
 STOPPED_BEFORE = "Cancelled: the run was stopped before this call started; it did not run."
+INTERRUPTED_ASKING = (
+    "Interrupted: the server stopped while this call waited for an answer to its question"
+    " ({message}); it did not complete. It may have done part of its work: check its effect,"
+    " then call it again if it is still needed."
+)
+STOPPED_ASKING = (
+    "Cancelled: the run was stopped while this call waited for an answer to its question"
+    " ({message}); it did not complete. It may have done part of its work: check its effect"
+    " before calling it again."
+)
+QUESTION_RUN_ENDED = (
+    "the run that asked it ended (it was stopped, or its server stopped): the agent was told"
+    " that the call did not complete"
+)
+QUESTION_RUN_FAILED = "the run that asked it failed"
 
 
 class StateConflict(Conflict):

@@ -1,6 +1,6 @@
 """Sign-ins to downstream servers, kept in the thread database, their secrets encrypted.
 
-Three tables (migration 13):
+Three tables (migration 16):
 
 * ``oauth_tokens``: one token per (owner, server, issuer), the token itself (access and
   refresh) encrypted; beside it what refreshing it needs in the clear (the token

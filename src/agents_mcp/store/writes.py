@@ -9,6 +9,7 @@ from typing import Any
 from agents_mcp.errors import LostClaim, NotFound, StopRequested
 from agents_mcp.messages import Message
 from agents_mcp.store.database import Tx
+from agents_mcp.store.questions import close_with_run
 from agents_mcp.store.reads import APPROVALS, THREAD, TREE, TURN
 from agents_mcp.store.records import (
     MESSAGE_COLUMNS,
@@ -139,3 +140,5 @@ async def write_settlement(tx: Tx, plan: Settlement, resume: Claim | None) -> No
                 t_id,
             ),
         )
+    cancelled = [t for t, w in plan.threads.items() if w.status == "cancelled"]
+    await close_with_run(tx, list(plan.threads), cancelled=cancelled)

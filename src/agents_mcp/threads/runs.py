@@ -56,6 +56,12 @@ class _Active:
     listeners: set[Progress] = field(default_factory=set[Progress])
     scope: anyio.CancelScope | None = None
     stopping: bool = False
+    nudged: anyio.Event = field(default_factory=anyio.Event)
+    """Set (and replaced) when something a waiting request may answer with happened."""
+
+    def nudge(self) -> None:
+        self.nudged.set()
+        self.nudged = anyio.Event()
 
 
 class Runs:
@@ -194,6 +200,14 @@ class Runs:
             del self._active[thread_id]
         self._runs.discard(active)
         active.done.set()
+        active.nudge()
+
+    def nudge(self, thread_id: str) -> None:
+        """Something happened that requests waiting on the thread's run here may answer
+        with (a question was asked or answered): they look again (``wait``'s ``until``)."""
+        active = self._active.get(thread_id)
+        if active is not None:
+            active.nudge()
 
     async def stop(self, thread_id: str, wait: float) -> None:
         """Stop the thread's run here: durably requested first (so a crash cannot let
@@ -221,8 +235,10 @@ class Runs:
         progress: Progress | None,
         *,
         stop_on_cancel: bool = False,
+        until: Callable[[], bool] | None = None,
     ) -> None:
-        """Wait up to ``seconds`` for the thread's run to end, relaying its progress.
+        """Wait up to ``seconds`` for the thread's run to end, relaying its progress, or
+        until ``until()`` is true (looked at again whenever the run is nudged).
 
         When the waiting request is cancelled the run goes on (detach), unless
         ``stop_on_cancel``.
@@ -234,7 +250,11 @@ class Runs:
             active.listeners.add(progress)
         try:
             with anyio.move_on_after(seconds):
-                await active.done.wait()
+                while True:
+                    nudged = active.nudged
+                    if active.done.is_set() or (until is not None and until()):
+                        break
+                    await nudged.wait()
         except anyio.get_cancelled_exc_class():
             if stop_on_cancel:
                 with anyio.CancelScope(shield=True):

@@ -265,6 +265,7 @@ async def open_runtime(
             runs,
             max_depth=config.server.max_depth,
             max_total_llm_requests=config.server.max_total_llm_requests,
+            question_timeout=config.server.question_timeout,
         )
         if accounts is not None:
             from agents_mcp.threads.signin import connect

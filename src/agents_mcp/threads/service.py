@@ -38,6 +38,7 @@ from agents_mcp.store import (
 from agents_mcp.structured import require_schema
 from agents_mcp.threads.checks import busy, check_continuation, check_message, find_call
 from agents_mcp.threads.peers import cancel_relayed
+from agents_mcp.threads.questions import QUESTION_TIMEOUT, Asking, QuestionRequests
 from agents_mcp.threads.runs import SETTLE_SECONDS, Runs
 
 log = logging.getLogger("agents_mcp.threads.service")
@@ -53,8 +54,8 @@ SWEEP_SECONDS = 5.0
 """How often it looks for threads whose process is gone (orphans) to settle them."""
 
 
-class Threads:
-    """Chat, approve, get, list and cancel, for one owner at a time."""
+class Threads(QuestionRequests):
+    """Chat, approve, answer (``questions``), get, list and cancel, for one owner at a time."""
 
     def __init__(
         self,
@@ -64,10 +65,12 @@ class Threads:
         *,
         max_depth: int = 3,
         max_total_llm_requests: int = 100,
+        question_timeout: float = QUESTION_TIMEOUT,
     ) -> None:
         self.store = store
         self.agents = dict(agents)
         self.runs = runs
+        self.asking = Asking(store, runs.nudge, timeout=question_timeout)
         self.delegation = Delegation(store, self.agents, max_depth=max_depth)
         self.max_total_llm_requests = max_total_llm_requests
         # Transcripts of recently run threads, so a new turn does not re-read the whole
@@ -126,9 +129,7 @@ class Threads:
                     caller_chain=_stored(chain),
                 )  # fmt: skip
                 first = StoredMessage(index=0, message=Message(role="user", content=message))
-                new = Transcript(
-                    self.store, thread.id, [first], spec.tool_result_budget, thread.revision
-                )
+                new = Transcript(self.store, thread.id, [first], spec.tool_result_budget, thread.revision)  # fmt: skip
                 self._launch(thread, spec, claim, personality, chain, new, schema=schema)
             else:
                 thread = await self._start_turn(
@@ -194,10 +195,9 @@ class Threads:
     async def get(
         self, *, owner: str, thread_id: str, wait: float = 0.0, progress: Progress | None = None
     ) -> TurnSummary:
-        """The thread's current result, waiting up to ``wait`` seconds for a running turn.
-
-        Read-only: it never starts a run, and a cancelled wait never stops one.
-        """
+        """The thread's current result, waiting up to ``wait`` seconds for a running turn to
+        end or ask a question. Read-only: it never starts a run, nor does a cancelled wait
+        stop one."""
         thread = await self.store.get_thread(thread_id, owner)
         await self._follow(await self._root(thread, owner), wait, progress)
         return await self._summary(thread_id, owner)
@@ -385,19 +385,20 @@ class Threads:
             await self._forward(settled)
 
     async def _follow(self, root: Thread, wait: float, progress: Progress | None) -> None:
-        """Wait up to ``wait`` for the tree's run, wherever it runs, to end."""
+        """Wait up to ``wait`` for the tree's run, wherever it runs, to end or ask a question."""
+        asking = functools.partial(self.asking.waiting, root.id)
         if self.runs.running(root.id):
-            await self.runs.wait(root.id, wait, progress)
+            await self.runs.wait(root.id, wait, progress, until=asking)
             return
         if root.status != "running":
             return
         if not await self._live(root):
             await self._settle_orphan(root)
             if self.runs.running(root.id):
-                await self.runs.wait(root.id, wait, progress)
+                await self.runs.wait(root.id, wait, progress, until=asking)
             return
         with anyio.move_on_after(wait):  # it runs in another process: watch the store
-            while True:
+            while not await self.store.pending_questions([root.id]):
                 await self.store.wait_changed(root.id, POLL_SECONDS)
                 current = await self.store.thread(root.id)
                 if current is None or current.status != "running":
@@ -445,7 +446,8 @@ class Threads:
         self, thread_id: str, spec: Agent, wait: float, progress: Progress | None
     ) -> None:
         stop = spec.on_cancel == "stop"
-        await self.runs.wait(thread_id, wait, progress, stop_on_cancel=stop)
+        asking = functools.partial(self.asking.waiting, thread_id)
+        await self.runs.wait(thread_id, wait, progress, stop_on_cancel=stop, until=asking)
 
     def _resume(self, thread: Thread, spec: Agent, claim: Claim) -> None:
         """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
@@ -487,6 +489,7 @@ class Threads:
                 reads_text=reads_text,
                 output_schema=schema,
                 owner=owner,
+                ask=self.asking.ask,
             )
 
         self.runs.launch(thread_id, claim, make, self._forward)

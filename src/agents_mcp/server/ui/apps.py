@@ -25,6 +25,7 @@ from mcp_types import CallToolResult, TextContent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agents_mcp.server.declarations import declared_capabilities
 from agents_mcp.server.ui import THREAD_UI, UI_EXTENSION, UI_MIME, thread_html
 from agents_mcp.server.ui.dashboard import Dashboard
 from agents_mcp.server.ui.page import ThreadPage, ToolCaller
@@ -38,12 +39,18 @@ def renders_apps(ctx: Context | None) -> bool:
     """The client declared MCP Apps (``extensions["io.modelcontextprotocol/ui"]``) for HTML.
 
     Read from the session's capabilities: the handshake's on a legacy connection, the
-    request's ``_meta`` on a 2026-07-28 one (fastmcp exposes both the same way).
+    request's ``_meta`` on a 2026-07-28 one (fastmcp exposes both the same way), the
+    session id's on a stateless HTTP one (``stateless``).
     """
-    if ctx is None or not ctx.client_supports_extension(UI_EXTENSION):
+    if ctx is None:
         return False
-    caps = ctx.session.client_capabilities
-    extensions = (caps.extensions if caps is not None else None) or {}
+    if ctx.client_supports_extension(UI_EXTENSION):
+        caps = ctx.session.client_capabilities
+        extensions = (caps.extensions if caps is not None else None) or {}
+    else:  # stateless HTTP: what the client declared rides on its session id
+        extensions = (declared_capabilities() or {}).get("extensions") or {}
+        if not isinstance(extensions, dict) or UI_EXTENSION not in extensions:
+            return False
     settings = extensions.get(UI_EXTENSION)
     mime_types = settings.get("mimeTypes") if isinstance(settings, dict) else None
     return not isinstance(mime_types, list) or UI_MIME in mime_types
@@ -138,6 +145,7 @@ def add_thread_view(
     ui: dict[str, dict[str, Any]] = {"chat_with_agent": view, "get_thread": view}
     if person_decides:
         ui["approve_call"] = {"visibility": ["app"]}
+        ui["answer_question"] = {"visibility": ["app"]}
     mcp.add_middleware(ViewForAppHosts(ui))
     _add_pages(mcp, threads, owner=owner, auth_required=auth_required)
 

@@ -135,7 +135,9 @@ async def serve_local(app: Any, sock: socket.socket, started: Callable[[Any], No
     """Serve ``app`` on ``sock`` until cancelled (``started`` gets the uvicorn server)."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(  # log_config=None: its lines come through ours, in our format
+        app, log_level="warning", log_config=None, access_log=False, lifespan="off"
+    )
     server = uvicorn.Server(config)
     started(server)
     try:

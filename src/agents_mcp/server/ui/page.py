@@ -31,7 +31,9 @@ from agents_mcp.errors import NotFound
 from agents_mcp.server.ui import thread_html
 from agents_mcp.threads.service import Threads
 
-VIEW_TOOLS = frozenset({"get_thread", "watch_thread", "approve_call", "cancel_run"})
+VIEW_TOOLS = frozenset(
+    {"get_thread", "watch_thread", "approve_call", "answer_question", "cancel_run"}
+)
 """The tools the page may call."""
 
 ToolCaller = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -35,7 +35,7 @@ STEPS_SHOWN = 200
 SLICE = 0.25
 """Seconds between two looks at a running thread that reported progress."""
 
-CallState = Literal["waiting", "approval", "running", "done", "error"]
+CallState = Literal["waiting", "approval", "running", "question", "done", "error"]
 _CALL_STATES: dict[MessageStatus, CallState] = {
     "started": "running",
     "waiting": "approval",  # another agents-mcp asks for decisions about it
@@ -60,6 +60,7 @@ class CallStep(BaseModel):
     )
     state: CallState = Field(
         description="waiting: not started; approval: waits for a decision; running;"
+        " question: running, its server waits for the person's answer (pending_questions);"
         " done; error (failed, refused or cancelled)"
     )
     result_preview: str | None = None
@@ -108,11 +109,15 @@ def _shorten(text: str | None, limit: int) -> str | None:
 
 
 def steps_of(
-    history: Sequence[StoredMessage], asking: set[str], thread_id: str
+    history: Sequence[StoredMessage],
+    asking: set[str],
+    thread_id: str,
+    questioned: frozenset[str] = frozenset(),
 ) -> tuple[list[Step], int]:
     """The latest turn's steps, and how many messages came before them.
 
-    ``asking``: the ids of this thread's calls that wait for a decision.
+    ``asking``: the ids of this thread's calls that wait for a decision; ``questioned``:
+    those whose server waits for the person's answer to a question.
     """
     start = len(history) - min(len(current_turn(history)), STEPS_SHOWN)
     results = {h.message.tool_call_id: h.message for h in history if h.message.role == "tool"}
@@ -127,6 +132,8 @@ def steps_of(
             state: CallState
             if result is None:
                 state = "approval" if c.id in asking else "waiting"
+            elif result.status == "started" and c.id in questioned:
+                state = "question"
             else:
                 state = _CALL_STATES[result.status]
             content = result.content if result is not None else None
@@ -161,16 +168,20 @@ async def _tree(
     thread: Thread,
     history: Sequence[StoredMessage],
     asking: set[tuple[str, str]],
+    questioned: frozenset[tuple[str, str]] = frozenset(),
 ) -> ThreadSteps:
     mine = {call for tid, call in asking if tid == thread.id}
-    steps, earlier = steps_of(history, mine, thread.id)
+    asked = frozenset(call for tid, call in questioned if tid == thread.id)
+    steps, earlier = steps_of(history, mine, thread.id, asked)
     shown = {c.call_id for s in steps for c in s.calls}
     children = []
     for child in await threads.children(thread.id):
         if child.parent_call_id not in shown:
             continue  # a delegation of an earlier turn
         child_thread, child_history = await threads.latest_turn(owner=owner, thread_id=child.id)
-        children.append(await _tree(threads, owner, child_thread, child_history, asking))
+        children.append(
+            await _tree(threads, owner, child_thread, child_history, asking, questioned)
+        )
     return ThreadSteps(
         thread_id=thread.id,
         agent=thread.agent,
@@ -189,7 +200,8 @@ async def _view(
     result, _ = fit_reply(agent_result(summary, budget), budget)
     thread, history = await threads.latest_turn(owner=owner, thread_id=thread_id)
     asking = {(a.thread_id, a.call_id) for a in summary.pending}
-    tree = await _tree(threads, owner, thread, history, asking)
+    questioned = frozenset((q.thread_id, q.call_id or "") for q in summary.questions)
+    tree = await _tree(threads, owner, thread, history, asking, questioned)
     shown = {**result.model_dump(mode="json"), "title": thread.title, "tree": tree.model_dump()}
     digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
     return ThreadView(**shown, version=digest)

@@ -1,0 +1,229 @@
+"""What a thread waits for from a person, as MCP input requests, and how answers land.
+
+Both native forms of "ask the person" use these: the input-required result of a
+2026-07-28 tool call (``mrtr``) and a task in ``input_required`` (``tasks``). Each item
+a thread waits on becomes one form-mode ``elicitation/create`` request under a key of
+its own; an answer to a key is applied through the same store path as the tool that
+decides it by hand (``approve_call``: the stored arguments run, exactly once).
+
+The items are the calls waiting for approval and the sign-ins the run waits for;
+:func:`pending_inputs` is the one place that lists them. A sign-in is a URL-mode
+request (``signin:<thread id>:<call id>``), asked only of a client that declares URL
+mode: accepting it only means the person went to the page (the sign-in itself lands on
+``/oauth/callback`` and resumes the run); a decline gives up on it, as
+``approve_call(approve=false)`` does.
+
+An approval's key is ``approve:<thread id>:<call id>``: an approval is unique by thread
+and call and, once decided, never pending again, so a key never names two requests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastmcp import Context
+from mcp_types import (
+    ClientCapabilities,
+    ElicitationCapability,
+    ElicitResult,
+    UrlElicitationCapability,
+)
+from pydantic import ValidationError
+
+from agents_mcp.engine.agent import Progress
+from agents_mcp.engine.summary import TurnSummary
+from agents_mcp.errors import ClientError
+from agents_mcp.server.deps import Deps
+from agents_mcp.store import Approval
+
+log = logging.getLogger("agents_mcp.server")
+
+APPROVE = "approve:"
+SIGN_IN = "signin:"
+ARGUMENTS_SHOWN = 2000
+"""Characters of a call's arguments put in the question (the view shows them all)."""
+
+Dismissed = Literal["pending", "deny"]
+"""What a ``cancel`` answer (the person dismissed the question) does to an approval:
+leave it pending for another way of deciding, or refuse the call."""
+
+_CHOICES = [
+    {"const": "approve", "title": "Approve"},
+    {"const": "deny", "title": "Deny"},
+    {"const": "allow_thread", "title": "Allow for this thread"},
+]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One item the thread waits on: its key, and the request shown to the person."""
+
+    key: str
+    request: dict[str, Any]
+    """A form-mode ``elicitation/create`` request, as on the wire."""
+    approval: Approval | None = None
+    """The call waiting for approval this item asks about (None: another kind of item,
+    which :func:`answer_inputs` must learn to answer)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    approve: bool
+    reason: str | None
+    scope: Literal["once", "thread"] = "once"
+
+
+def pending_inputs(summary: TurnSummary, *, url_mode: bool = True) -> dict[str, Pending]:
+    """Every item the thread waits on, by key (empty unless it waits for approval); the
+    sign-ins only with ``url_mode`` (the client declares URL-mode elicitation)."""
+    if summary.thread.status != "needs_approval":
+        return {}
+    found: dict[str, Pending] = {}
+    for a in summary.pending:
+        if a.kind == "authorization":
+            if url_mode:
+                key = f"{SIGN_IN}{a.thread_id}:{a.call_id}"
+                found[key] = Pending(key, sign_in_request(summary.thread.agent, a), a)
+            continue
+        key = f"{APPROVE}{a.thread_id}:{a.call_id}"
+        found[key] = Pending(key, approval_request(summary.thread.agent, a), a)
+    return found
+
+
+def declares_url_mode(ctx: Context) -> bool:
+    """This request's client declares URL-mode elicitation."""
+    try:
+        url_mode = ElicitationCapability(url=UrlElicitationCapability())
+        return bool(ctx.session.check_client_capability(ClientCapabilities(elicitation=url_mode)))
+    except Exception:  # no session (in-process calls): no URL mode
+        return False
+
+
+def sign_in_request(agent: str, a: Approval) -> dict[str, Any]:
+    """The URL-mode question for a sign-in the run waits for."""
+    who = " › ".join(a.via) if a.via else agent
+    message = f"Agent {who!r} needs you to sign in to {a.server} to go on."
+    params = {"mode": "url", "message": message, "url": a.url or ""}
+    return {"method": "elicitation/create", "params": params}
+
+
+def approval_request(agent: str, a: Approval) -> dict[str, Any]:
+    """The question for one call: the tool, its server, the arguments and who asked, with
+    approve, deny (with the reason the agent reads) and allow-for-this-thread."""
+    who = " › ".join(a.via) if a.via else agent
+    where = f" (relayed from {a.remote_server})" if a.remote_server else ""
+    message = (
+        f"Agent {who!r} wants to call {a.tool} on server {a.server!r}{where} with"
+        f" {_shown(a.arguments)}. Allow it?"
+    )
+    # A relayed call's tool name is the other server's word: it can be allowed once only.
+    choices = _CHOICES if a.origin_call_id is None else _CHOICES[:2]
+    schema = {
+        "type": "object",
+        "properties": {
+            "decision": {"type": "string", "title": "Decision", "oneOf": choices},
+            "reason": {
+                "type": "string",
+                "title": "Reason",
+                "description": "Why you deny it (the agent reads this)",
+            },
+        },
+        "required": ["decision"],
+    }
+    params = {"mode": "form", "message": message, "requestedSchema": schema}
+    return {"method": "elicitation/create", "params": params}
+
+
+def _shown(arguments: str) -> str:
+    try:
+        text = json.dumps(json.loads(arguments), ensure_ascii=False)
+    except ValueError:
+        text = arguments
+    return text if len(text) <= ARGUMENTS_SHOWN else text[:ARGUMENTS_SHOWN] + " …"
+
+
+def decision_of(response: Any, dismissed: Dismissed) -> Decision | None:
+    """What an answer decides; None leaves the item pending (not an answer we can read,
+    or a dismissal where ``dismissed`` is ``"pending"``)."""
+    try:
+        result = (
+            response
+            if isinstance(response, ElicitResult)
+            else ElicitResult.model_validate(response)
+        )
+    except ValidationError:
+        return None
+    if result.action == "decline":
+        return Decision(False, "declined in the client")
+    if result.action == "cancel":
+        if dismissed == "deny":
+            return Decision(False, "dismissed in the client without a decision")
+        return None
+    content = result.content or {}
+    choice = content.get("decision")
+    reason = content.get("reason")
+    reason = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    if choice is None and isinstance(content.get("value"), bool):  # a plain yes/no form
+        choice = "approve" if content["value"] else "deny"
+    if choice == "approve":
+        return Decision(True, reason)
+    if choice == "allow_thread":
+        return Decision(True, reason, "thread")
+    if choice == "deny":
+        return Decision(False, reason or "denied in the client")
+    return None
+
+
+async def answer_inputs(
+    deps: Deps,
+    owner: str,
+    root_id: str,
+    pending: Mapping[str, Pending],
+    responses: Mapping[str, Any],
+    *,
+    dismissed: Dismissed,
+    wait: float = 0.0,
+    progress: Progress | None = None,
+) -> TurnSummary | None:
+    """Apply the answers to the keys of ``pending`` (others are ignored), in the order the
+    items were asked; the last decision waits up to ``wait`` for the run.
+
+    Returns the top-level thread's summary afterwards, or None when nothing was decided.
+    A decision that lost a race (decided or cancelled meanwhile) is skipped: theirs stands.
+    """
+    decisions = [
+        (item.approval, decision)
+        for key, item in pending.items()
+        if key in responses
+        and item.approval is not None
+        and (decision := decision_of(responses[key], dismissed)) is not None
+        and not (item.approval.kind == "authorization" and decision.approve)
+    ]
+    if not decisions:
+        return None
+    waited = False
+    for i, (a, d) in enumerate(decisions):
+        last = i == len(decisions) - 1
+        if a.kind == "authorization":  # only a refusal decides a sign-in: the callback resumes
+            d = Decision(False, "the user declined to sign in (in the client)")
+        try:
+            await deps.threads.approve(
+                owner=owner,
+                thread_id=a.thread_id,
+                call_id=a.call_id,
+                approve=d.approve,
+                reason=d.reason,
+                scope=d.scope,
+                wait=wait if last else 0.0,
+                progress=progress if last else None,
+            )
+            waited = last
+        except ClientError as exc:
+            log.info("answer for call %s not applied: %s", a.call_id, exc)
+    return await deps.threads.get(
+        owner=owner, thread_id=root_id, wait=0.0 if waited else wait, progress=progress
+    )
