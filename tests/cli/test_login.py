@@ -129,4 +129,4 @@ async def test_a_terminal_chat_waits_for_the_sign_in(tmp_path: Path, protected: 
     assert out.strip() == "done: sent 'hello' as local"
     assert proc.returncode == 0
     assert [(c["tool"], c["subject"]) for c in protected.calls()] == [("send", "local")]
-    assert pending.err.strip() == "Nothing waits for approval."
+    assert pending.err.strip() == "Nothing waits for approval or for an answer."
