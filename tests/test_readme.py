@@ -1,4 +1,5 @@
-"""The README is tested: its commands parse, its configs load, its outputs are real."""
+"""The README and the docs/ pages are tested: their commands parse, their configs load, their
+outputs are real, and their links lead somewhere."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from tests.test_examples import EXAMPLES, PLACEHOLDER, demo_server
 pytestmark = pytest.mark.anyio
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 FIRST_COMMANDS = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e ."
     " && agents-mcp serve --config examples/agents.toml",
@@ -55,18 +57,33 @@ FIRST_COMMANDS = [
 ]
 
 
+def pages() -> list[Path]:
+    """The README, then every page of docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
 @dataclass(frozen=True)
 class Block:
     lang: str
     body: str
     marker: str | None  # the <!-- … --> comment right above the block, if any
+    page: Path
 
 
-def blocks() -> list[Block]:
-    pattern = re.compile(
-        r"(?:<!-- (?P<marker>.+?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S
-    )
-    return [Block(m["lang"], m["body"], m["marker"]) for m in pattern.finditer(README.read_text())]
+FENCED = re.compile(
+    r"(?:<!-- (?P<marker>.+?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S
+)
+
+
+def blocks(page: Path | None = None) -> list[Block]:
+    """The fenced blocks of one page, or of every page in order."""
+    found: list[Block] = []
+    for path in [page] if page else pages():
+        found += [
+            Block(m["lang"], m["body"], m["marker"], path)
+            for m in FENCED.finditer(path.read_text())
+        ]
+    return found
 
 
 def marked(marker: str) -> Block:
@@ -78,7 +95,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     text = README.read_text()
     head = text[: text.index("```")]
     assert head.strip() == "# agents-mcp"
-    first, second = blocks()[:2]
+    first, second = blocks(README)[:2]
     assert (first.lang, first.body.strip()) == ("bash", FIRST_COMMANDS[0])
     assert (second.lang, second.body.strip()) == ("bash", FIRST_COMMANDS[1])
     ci = (ROOT / ".ci" / "run").read_text()
@@ -86,7 +103,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 def commands() -> list[list[str]]:
-    """Every agents-mcp invocation in the README's shell blocks, as argv lists."""
+    """Every agents-mcp invocation in the shell blocks of the README and docs/, as argv lists."""
     found: list[list[str]] = []
     for block in blocks():
         if block.lang != "bash":
@@ -106,7 +123,7 @@ def commands() -> list[list[str]]:
     return found
 
 
-def test_every_agents_mcp_command_in_the_readme_parses() -> None:
+def test_every_agents_mcp_command_in_the_docs_parses() -> None:
     argvs = commands()
     assert len(argvs) >= 10
     for argv in argvs:
@@ -167,7 +184,7 @@ def test_every_json_block_loads_and_client_entries_point_at_real_files() -> None
 
 
 def test_every_config_key_is_documented() -> None:
-    text = README.read_text()
+    text = "\n".join(page.read_text() for page in pages())
     models: list[type[BaseModel]] = [
         DownstreamServerConfig,
         ModelConfig,
@@ -187,11 +204,11 @@ def test_every_config_key_is_documented() -> None:
     assert missing == []
 
 
-def test_the_help_in_the_readme_is_the_real_help() -> None:
+def test_the_help_in_the_docs_is_the_real_help() -> None:
     assert marked("agents-mcp --help").body == help_text()
 
 
-async def test_the_check_output_in_the_readme_is_real(
+async def test_the_check_output_in_the_docs_is_real(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -214,7 +231,7 @@ def _same_shape(text: str) -> str:
     return re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", text)
 
 
-async def test_the_result_in_the_readme_is_what_the_demo_agent_returns(tmp_path: Path) -> None:
+async def test_the_result_in_the_docs_is_what_the_demo_agent_returns(tmp_path: Path) -> None:
     config = load_config(EXAMPLES / "agents.toml", environ={"AGENTS_MCP_PYTHON": sys.executable})
     mcp = create_server(
         config, db_path=tmp_path / "threads.db", transports={"demo": demo_server().mcp}
@@ -229,5 +246,7 @@ async def test_the_result_in_the_readme_is_what_the_demo_agent_returns(tmp_path:
     AgentResult.model_validate_json(shown.body)
     actual: Any = result.structured_content
     assert _same_shape(shown.body) == _same_shape(json.dumps(actual, indent=2) + "\n")
-    text_block = blocks()[blocks().index(shown) + 1]
+    same_page = blocks(shown.page)
+    text_block = same_page[same_page.index(shown) + 1]
     assert _same_shape(text_block.body) == _same_shape(result.content[0].text + "\n")
+
