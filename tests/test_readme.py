@@ -250,3 +250,75 @@ async def test_the_result_in_the_docs_is_what_the_demo_agent_returns(tmp_path: P
     text_block = same_page[same_page.index(shown) + 1]
     assert _same_shape(text_block.body) == _same_shape(result.content[0].text + "\n")
 
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")  # [text](target) and ![alt](target)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def prose(text: str) -> str:
+    """The text outside fenced blocks and inline code, where links are links."""
+    text = re.sub(r"^```\w*\n.*?^```$", "", text, flags=re.M | re.S)
+    return CODE_SPAN.sub("", text)
+
+
+def slug(heading: str) -> str:
+    """The anchor a code host (GitHub) makes of a heading: lower case, punctuation dropped."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.replace("`", "")).strip().lower()
+    return "".join(c for c in text if c.isalnum() or c in "-_ ").replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """Every heading's anchor, a repeated one with GitHub's -1, -2, … suffixes."""
+    text = re.sub(r"^```\w*\n.*?^```$", "", page.read_text(), flags=re.M | re.S)
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, flags=re.M):
+        base = slug(heading)
+        found.add(f"{base}-{seen[base]}" if base in seen else base)
+        seen[base] = seen.get(base, 0) + 1
+    return found
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links and #anchors of a page that lead nowhere."""
+    broken: list[str] = []
+    for target in LINK.findall(prose(page.read_text())):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:: not ours to check
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{page.name}: {target} (no such file)")
+        elif anchor and (file.suffix != ".md" or anchor not in anchors(file)):
+            broken.append(f"{page.name}: {target} (no such heading)")
+    return broken
+
+
+def test_every_link_and_anchor_resolves() -> None:
+    assert [b for page in pages() for b in broken_links(page)] == []
+    assert sum(len(LINK.findall(prose(page.read_text()))) for page in pages()) >= 50
+
+
+def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text("# Other page\n\n## `[server]`: its own `server`\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n## Two words\n\n## Two words\n\n"
+        "[ok](#two-words) [ok](#two-words-1) [ok](other.md#server-its-own-server) "
+        "[ok](https://example.com/x#y) ![ok](other.md) `[code](#not-a-link)`\n"
+        "[bad](#two-words-2) [bad](other.md#server) [bad](missing.md) ![bad](missing.png)\n"
+        "```text\n[not a link](#nowhere)\n```\n"
+    )
+    assert broken_links(page) == [
+        "page.md: #two-words-2 (no such heading)",
+        "page.md: other.md#server (no such heading)",
+        "page.md: missing.md (no such file)",
+        "page.md: missing.png (no such file)",
+    ]
+
+
+def test_every_docs_page_is_in_the_index() -> None:
+    index = (DOCS / "README.md").read_text()
+    listed = {target for target in LINK.findall(index) if not target.startswith("..")}
+    assert listed == {p.name for p in DOCS.glob("*.md")} - {"README.md"}
+    assert "docs/README.md" in README.read_text()
