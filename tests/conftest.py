@@ -57,6 +57,7 @@ SLOW = (  # the longest first
     "tests/test_races.py",  # every request racing every other at every point
     "tests/test_replicas.py",  # replica processes on PostgreSQL, under load
     "tests/cli/",  # agents-mcp run as users run it: a subprocess per command
+    "tests/downstream/test_conformance.py",  # the conformance suite: Node.js per scenario
     "tests/test_e2e.py",  # real servers, restarts, providers
     "tests/downstream/test_remote.py",  # agents-mcp servers as each other's downstreams
     "tests/server/test_stdio.py",  # every way serving over stdio ends

@@ -45,6 +45,15 @@ class ToolInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignIn:
+    """A downstream server the run's owner must sign in to before it can go on."""
+
+    server: str
+    url: str
+    """The authorization server's page, as discovered from the server (never the model's)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ToolOutput:
     """A tool result as text for the model; ``ok`` is False for errors of any kind."""
 
@@ -57,6 +66,8 @@ class ToolOutput:
     peer: bool = False
     """It comes from a server configured as another agents-mcp (see ``ToolInfo.peer``);
     only then may it be read as one (``remote.remote_result``)."""
+    sign_in: SignIn | None = None
+    """The call did not run: its server wants the owner to sign in first."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +78,8 @@ class Unavailable:
     reason: str
     required: bool = False
     """The server is marked ``required``: without it the run must not go on."""
+    sign_in: SignIn | None = None
+    """Its tools cannot be listed until the run's owner signs in."""
 
 
 @dataclass(frozen=True, kw_only=True)

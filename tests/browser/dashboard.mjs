@@ -41,6 +41,7 @@ async function main() {
     report.inbox = await cards.evaluateAll((items) => items.map((li) => li.textContent.replace(/\s+/g, " ").trim()));
     await page.locator("#threads li").first().waitFor({ timeout: WAIT });
     report.threads = await page.locator("#threads li").count();
+    report.rows = await page.locator("#threads li").evaluateAll((items) => items.map((li) => li.textContent.replace(/\s+/g, " ").trim()));
     await page.screenshot({ path: `${outDir}/${process.env.SHOT || "dashboard"}.png`, fullPage: true });
     await page.emulateMedia({ colorScheme: "dark" });
     await page.setViewportSize({ width: 390, height: 800 });

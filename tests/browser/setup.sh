@@ -22,3 +22,9 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
+# The official MCP conformance suite (its client OAuth scenarios drive our downstream
+# client, tests/downstream/test_conformance.py), with the Node.js 22 it needs, from npm.
+cd ../conformance
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 COMMANDS = [
     "serve", "chat", "pending", "approve", "cancel", "threads", "show", "usage", "check",
-    "agents", "tools", "ui", "init", "install", "uninstall",
+    "agents", "tools", "ui", "init", "install", "uninstall", "login", "logout",
 ]  # fmt: skip
 EXAMPLE = str(ROOT / "examples" / "agents.toml")
 

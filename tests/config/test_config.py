@@ -83,6 +83,14 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "kind": "mcp",
                     "required": False,
                     "max_result_bytes": 16777216,
+                    "auth": None,
+                    "scopes": [],
+                    "client_id": None,
+                    "client_secret": None,
+                    "client_metadata_url": None,
+                    "issuer": None,
+                    "private_key": None,
+                    "signing_algorithm": "ES256",
                 },
                 "search": {
                     "command": None,
@@ -99,6 +107,14 @@ def test_full_toml_parses_to_expected_config() -> None:
                     "kind": "mcp",
                     "required": False,
                     "max_result_bytes": 16777216,
+                    "auth": None,
+                    "scopes": [],
+                    "client_id": None,
+                    "client_secret": None,
+                    "client_metadata_url": None,
+                    "issuer": None,
+                    "private_key": None,
+                    "signing_algorithm": "ES256",
                 },
             },
             "models": {
@@ -233,6 +249,8 @@ def test_full_toml_parses_to_expected_config() -> None:
                 "task_poll_interval": 1.0,
                 "question_timeout": 3600.0,
                 "approver": "model",
+                "public_url": None,
+                "oauth_callback_port": 33418,
                 "max_depth": 3,
                 "max_total_llm_requests": 100,
                 "budgets": {
@@ -378,6 +396,8 @@ def test_defaults() -> None:
             "task_poll_interval": 1.0,
             "question_timeout": 3600.0,
             "approver": "model",
+            "public_url": None,
+            "oauth_callback_port": 33418,
             "max_depth": 3,
             "max_total_llm_requests": 100,
             "budgets": {"owner": {"daily_tokens": None, "daily_cost": None}, "owners": {}},
@@ -553,11 +573,11 @@ def test_unknown_keys_at_every_depth() -> None:
     assert errors(data) == snapshot("""\
 agents.toml: agents.helper.colour: unknown key; valid keys: access, agents, budget, default_personality, description, disabled_tools, instructions, instructions_file, max_iterations, model, on_cancel, output_schema, output_schema_file, params, personalities, require_approval, servers, tools
 agents.toml: agents.helper.require_approval.sometimes: unknown key; valid keys: always, default, never
-agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, command, cwd, env, headers, init_timeout, kind, max_result_bytes, protocol, required, timeout, transport, type, url
+agents.toml: mcpServers.fs.enabled: unknown key; valid keys: args, auth, client_id, client_metadata_url, client_secret, command, cwd, env, headers, init_timeout, issuer, kind, max_result_bytes, private_key, protocol, required, scopes, signing_algorithm, timeout, transport, type, url
 agents.toml: mcp_servers: unknown key; did you mean 'mcpServers'? valid keys: agents, mcpServers, model_aliases, models, server
 agents.toml: models.default.apiKey: unknown key; did you mean 'api_key'? valid keys: api_key, base_url, context_tokens, extra, max_tokens, model, price, provider, stream, temperature, timeout
 agents.toml: path: unknown key; valid keys: agents, mcpServers, model_aliases, models, server
-agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, budgets, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, progress_interval, question_timeout, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, task_poll_interval, task_ttl_seconds, telemetry, tokens, tool_result_budget, wait_seconds\
+agents.toml: server.port: unknown key; valid keys: agents_from, agents_from_approval, allowed_hosts, allowed_origins, approval_prompt, approver, auth_tokens, budgets, dashboard, dashboard_port, db, elicitation_timeout, jwt, lease_seconds, max_depth, max_stored_result, max_total_llm_requests, name, oauth_callback_port, progress_interval, public_url, question_timeout, reply_budget, require_tokens, retain_days, sqlite_durability, stateless_http, task_poll_interval, task_ttl_seconds, telemetry, tokens, tool_result_budget, wait_seconds\
 """)
 
 

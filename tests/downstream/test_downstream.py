@@ -67,7 +67,7 @@ async def test_a_late_reset_of_a_dead_session_leaves_the_new_one_alone() -> None
     try:
         with anyio.fail_after(30):
             await notes.call("pid", {})
-            dead = notes._client
+            dead = notes._clients.get(None)
             crashed = await notes.call("crash", {})
             fresh = await notes.call("pid", {})
             await notes._reset(dead)  # the other failed call's reset, arriving late
@@ -91,7 +91,7 @@ async def test_both_protocol_eras_over_stdio(protocol: Any) -> None:
             tools = await server.tools()
             out = await server.call("add", {"a": 2, "b": 3})
             failed = await server.call("fail", {"reason": "no"})
-            version = server._client.protocol_version if server._client else None
+            version = (c := server._clients.get(None)) and c.protocol_version
     finally:
         await server.aclose()
     assert version == ("2025-11-25" if protocol == "legacy" else protocol)
@@ -218,7 +218,7 @@ async def test_tool_list_is_cached_until_the_server_says_it_changed() -> None:
 def test_why_a_call_failed_is_short_and_names_no_exception_class(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from agents_mcp.downstream import _why
+    from agents_mcp.downstream.failures import why as _why
 
     group = ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "x")])
     reasons = [

@@ -122,6 +122,7 @@ async def test_the_link_in_a_stdio_result_opens_the_dashboard_and_a_decision_run
     assert any("helper" in card and "milk" in card for card in report["inbox"])
     assert any("scribe" in card and "diary" in card for card in report["inbox"])
     assert report["threads"] == 2 and report["left"] == 1
+    assert all(" tokens" in row for row in report["rows"])  # each row's usage
     assert done.structured_content is not None and other.structured_content is not None
     assert done.structured_content["status"] == "completed"
     assert other.structured_content["status"] == "needs_approval"

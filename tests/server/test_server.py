@@ -302,6 +302,7 @@ async def test_tools_and_schemas(tmp_path: Path) -> None:
             "error",
             "output",
             "pending_approvals",
+            "pending_authorizations",
             "pending_questions",
             "reply",
             "status",

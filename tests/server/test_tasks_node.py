@@ -124,7 +124,16 @@ async def test_a_long_chat_is_a_task_polled_to_its_answer(tmp_path: Path) -> Non
     assert result["structuredContent"]["reply"] == "the answer"
     assert result["structuredContent"]["status"] == "completed"
     tid = result["structuredContent"]["thread_id"]
-    assert result["_meta"] == {"agents-mcp/thread_id": tid, "agents-mcp/status": "completed"}
+    assert result["_meta"] == {
+        "agents-mcp/thread_id": tid,
+        "agents-mcp/status": "completed",
+        "agents-mcp/usage": {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "llm_requests": 1,
+            "tool_calls": 0,
+        },
+    }
     assert done["capabilities"]["execution"] is True
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents_mcp.cli.asking import ask_question
 from agents_mcp.cli.invocation import Invocation
+from agents_mcp.cli.signing import sign_in_lines, wait_for_sign_in
 from agents_mcp.cli.terminal import Console, LineReader
 from agents_mcp.config import Config
 from agents_mcp.engine.agent import Progress, RunEvent, ShowsText
@@ -161,6 +162,11 @@ class ChatSession:
                 continue
             approval = summary.pending[0]
             self.console.working(None)
+            if approval.kind == "authorization":  # wait for the sign-in, in the browser
+                if (signed := await wait_for_sign_in(self, summary, approval)) is None:
+                    return summary
+                summary = signed
+                continue
             answer = await self._ask(approval)
             if answer is None:
                 return summary
@@ -288,6 +294,9 @@ def waiting_lines(invocation: Invocation, thread_id: str, pending: Sequence[Appr
     """Each waiting call and the command that decides it."""
     lines: list[str] = []
     for a in pending:
+        if a.kind == "authorization":
+            lines += sign_in_lines(invocation, thread_id, a)
+            continue
         via = f" (asked by {' › '.join(a.via)})" if len(a.via) > 1 else ""
         lines.append(f"  {a.server}__{a.tool} {compact(a.arguments)}{via}")
         lines.append(

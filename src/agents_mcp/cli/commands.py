@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import anyio
 from cyclopts import Parameter
 
+from agents_mcp.cli import login as _login  # noqa: F401 (registers `login`, `logout`)
 from agents_mcp.cli import spending  # the usage command, registered on import
 from agents_mcp.cli.app import (
     CLIENTS,

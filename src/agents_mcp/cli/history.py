@@ -17,7 +17,7 @@ from agents_mcp.engine.summary import pending_in_tree
 from agents_mcp.engine.usage import dollars
 from agents_mcp.errors import NotFound
 from agents_mcp.messages import Usage
-from agents_mcp.server.results import ThreadList, thread_info
+from agents_mcp.server.listing import ThreadList, thread_info
 from agents_mcp.store import (
     LOCAL_OWNER,
     Approval,

@@ -1,5 +1,6 @@
-"""``agents-mcp pending``: what waits for you (calls to decide, questions to answer), and
-how to give it; ``agents-mcp cancel``: stop a thread's run, or drop the calls that wait.
+"""``agents-mcp pending``: what waits for you (calls to decide, sign-ins, questions to
+answer), and how to give it; ``agents-mcp cancel``: stop a thread's run, or drop the calls
+that wait.
 
 Every local thread in ``needs_approval`` (started here or by a stdio client), newest first,
 with each waiting call's exact arguments and the ``agents-mcp approve`` command for it;

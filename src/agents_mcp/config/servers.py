@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
+    SecretStr,
     model_validator,
 )
 
@@ -44,6 +46,27 @@ class DownstreamServerConfig(_Model):
     max_result_bytes: int = Field(16 * 1024 * 1024, gt=0)
     """HTTP: the largest message (one server-sent event) accepted from the server; a
     bigger tool result reaches the model as a "too large" error."""
+    auth: Literal["oauth", "client_credentials"] | None = None
+    """HTTP: ``oauth``: each owner signs in (authorization code with PKCE), and each
+    owner's calls carry their own token; ``client_credentials``: one token of agents-mcp's
+    own (a client secret or a private-key JWT), for service-to-service servers."""
+    scopes: list[str] = []
+    """Scopes to ask for besides those the server names (``oauth``), or the scopes of
+    the client-credentials token."""
+    client_id: str | None = Field(None, min_length=1)
+    """A client registered with the authorization server beforehand (else ``oauth``
+    registers one itself, or uses ``client_metadata_url``)."""
+    client_secret: SecretStr | None = None
+    client_metadata_url: HttpUrl | None = None
+    """``oauth``: an https URL of a Client ID Metadata Document to use as the client id
+    where the authorization server supports it."""
+    issuer: HttpUrl | None = None
+    """``client_credentials``: the authorization server the credentials belong to; they
+    are sent to no other."""
+    private_key: SecretStr | None = None
+    """``client_credentials``: a PEM private key: authenticate with a signed JWT
+    (``private_key_jwt``) instead of ``client_secret``."""
+    signing_algorithm: Literal["ES256", "ES384", "RS256", "RS384", "RS512", "PS256"] = "ES256"
 
     @property
     def connection(self) -> Literal["stdio", "http"]:
@@ -68,8 +91,55 @@ class DownstreamServerConfig(_Model):
                 errors.append(
                     ((key,), f"{declared!r} contradicts the server's keys; valid: {valid}")
                 )
+        errors += self._auth_errors() if not stdio else self._no_auth()
         _fail(errors)
         return self
+
+    def _no_auth(self) -> list[tuple[Loc, str]]:
+        keys = ("auth", "scopes", "client_id", "client_secret", "client_metadata_url", "issuer")
+        return [
+            ((key,), "only valid with url (HTTP), not command")
+            for key in (*keys, "private_key")
+            if key in self.model_fields_set and getattr(self, key)
+        ]
+
+    def _auth_errors(self) -> list[tuple[Loc, str]]:
+        errors: list[tuple[Loc, str]] = []
+        if self.auth is None:
+            for key in ("scopes", "client_id", "client_secret", "client_metadata_url", "issuer"):
+                if getattr(self, key):
+                    errors.append(((key,), 'needs auth = "oauth" or auth = "client_credentials"'))
+        elif self.auth == "client_credentials":
+            if self.client_id is None:
+                errors.append((("client_id",), 'required with auth = "client_credentials"'))
+            if (self.client_secret is None) == (self.private_key is None):
+                what = "both" if self.client_secret else "neither"
+                errors.append(((), f"has {what} of client_secret and private_key; set one"))
+            if self.issuer is None:
+                errors.append(
+                    (
+                        ("issuer",),
+                        'required with auth = "client_credentials": the authorization'
+                        " server's issuer URL, the only place the credentials are sent",
+                    )
+                )
+            if self.client_metadata_url is not None:
+                errors.append((("client_metadata_url",), 'only valid with auth = "oauth"'))
+        else:
+            if self.private_key is not None:
+                errors.append((("private_key",), 'only valid with auth = "client_credentials"'))
+            if self.client_secret is not None and self.client_id is None:
+                errors.append((("client_secret",), "needs client_id"))
+        if self.auth is not None and any(k.lower() == "authorization" for k in self.headers):
+            errors.append(
+                (("headers",), f"an Authorization header contradicts auth = {self.auth!r}")
+            )
+        url = self.client_metadata_url
+        if url is not None and (not url.startswith("https://") or urlsplit(url).path in ("", "/")):
+            errors.append(
+                (("client_metadata_url",), "expected an https:// URL with a path (a document)")
+            )
+        return errors
 
 
 Provider = Literal["openai", "anthropic", "responses", "demo"]

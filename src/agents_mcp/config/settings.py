@@ -181,6 +181,13 @@ class ServerSettings(_Model):
     calls ``approve_call``, as for every other client) or ``person`` (``approve_call`` is
     offered to the view only, where the person presses Approve or Deny). Clients without
     MCP Apps always get the ``model`` flow."""
+    public_url: HttpUrl | None = None
+    """HTTP: the URL browsers reach this server at (behind a proxy, the public one). A
+    downstream sign-in (``auth = "oauth"``) returns to ``<public_url>/oauth/callback``;
+    default ``http://<host>:<port>``."""
+    oauth_callback_port: int = Field(33418, ge=1024, le=65535)
+    """stdio and the CLI: the loopback port a downstream sign-in returns to
+    (``http://127.0.0.1:<port>/oauth/callback``), listened on only while one waits."""
     max_depth: int = Field(3, ge=1, le=10)
     """How deep agents may delegate to agents."""
     max_total_llm_requests: int = Field(100, ge=1)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,8 @@ if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first c
     from fastmcp import Client
     from fastmcp.client.transports import ClientTransport
 
+    from agents_mcp.downstream.signin import Accounts
+
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream.elicit import (
     ElicitAnswer,
@@ -37,12 +38,25 @@ from agents_mcp.downstream.elicit import (
     Questions,
     nobody_to_ask,
 )
+from agents_mcp.downstream.failures import is_dead as _is_dead
+from agents_mcp.downstream.failures import too_large as _too_large
+from agents_mcp.downstream.failures import unavailable_reason
+from agents_mcp.downstream.failures import why as _why
 from agents_mcp.downstream.logs import LOG_HEADER, last_lines, log_dir
-from agents_mcp.downstream.stray import NotMCP, StrayOutput
-from agents_mcp.errors import internal_error
-from agents_mcp.toolsets import Available, ToolInfo, ToolOutput, Unavailable, llm_tool_names
+from agents_mcp.downstream.oauth import OWNER, NotAuthorized, acting_for, listed, signed
+from agents_mcp.downstream.stray import StrayOutput
+from agents_mcp.toolsets import (
+    Available,
+    ToolInfo,
+    ToolOutput,
+    Unavailable,
+    llm_tool_names,
+)
 
 log = logging.getLogger("agents_mcp.downstream")
+
+OWNER_CLIENTS = 32
+"""Clients kept per server signing each owner in the handshake era (the oldest closes)."""
 
 STDERR_LINES = 3
 """How many of its last stderr lines the warning about a failed server quotes."""
@@ -53,6 +67,11 @@ class DownstreamServer:
 
     ``on_elicit`` answers the questions the server asks during calls that bring no
     handler of their own, or whose call cannot be told (see :mod:`.elicit`).
+
+    With ``auth = "oauth"`` each request carries the token of the owner whose run makes
+    it (``oauth.OWNER``): one client serves everybody at 2026-07-28, where requests
+    stand alone; in the handshake era a server binds its session to the credential that
+    opened it, so each owner gets a client of their own.
     """
 
     def __init__(
@@ -62,19 +81,34 @@ class DownstreamServer:
         *,
         transport: ClientTransport | None = None,
         on_elicit: ElicitHandler = nobody_to_ask,
+        accounts: Accounts | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._transport = transport
         self._questions = Questions(name, on_elicit)
-        self._client: Client[Any] | None = None
+        self._accounts = accounts
+        self._clients: dict[str | None, Client[Any]] = {}
         self._tools: list[mt.Tool] | None = None
         self._lock = anyio.Lock()
+
+    @property
+    def _key(self) -> str | None:
+        """Whose client a request of this context goes through (None: the shared one)."""
+        per_owner = self.config.auth == "oauth" and self.config.protocol != "2026-07-28"
+        return OWNER.get() if per_owner else None
 
     def _new_client(self, stray: StrayOutput) -> Client[Any]:
         from agents_mcp.downstream.connect import new_client, transport_for
 
-        transport = self._transport or transport_for(self.config, self.log_path)
+        transport = self._transport
+        if transport is None:
+            auth = None
+            if self.config.auth is not None:
+                from agents_mcp.downstream.signin import http_auth
+
+                auth = http_auth(self.name, self.config, self._accounts)
+            transport = transport_for(self.config, self.log_path, auth)
         return new_client(
             self.config,
             transport,
@@ -89,11 +123,12 @@ class DownstreamServer:
         self.invalidate()
 
     async def _connected(self) -> Client[Any]:
-        client = self._client
+        key = self._key
+        client = self._clients.get(key)
         if client is not None:  # the common case, without taking the lock
             return client
         async with self._lock:
-            if self._client is None:
+            if key not in self._clients:
                 stray = StrayOutput(self.name)
                 client = self._new_client(stray)
                 try:
@@ -104,15 +139,22 @@ class DownstreamServer:
                     ):
                         await client.__aenter__()  # type: ignore[no-untyped-call]
                 except BaseException:  # failed or cancelled mid-handshake: leave no child behind
-                    with anyio.move_on_after(5, shield=True):
-                        try:
-                            await client.close()  # type: ignore[no-untyped-call]
-                        except Exception as exc:
-                            log.debug("%s: close after a failed connect: %s", self.name, exc)
+                    await self._close(key, client, "a failed connect")
                     raise
-                self._client = client
+                self._clients[key] = client
                 log.info("%s: connected (%s)", self.name, client.protocol_version)
-            return self._client
+                if len(self._clients) > OWNER_CLIENTS:
+                    oldest = next(iter(self._clients))
+                    await self._close(oldest, self._clients.pop(oldest), "eviction")
+            return self._clients[key]
+
+    async def _close(self, key: str | None, client: Client[Any], why: str) -> None:
+        """Close ``client`` as its owner (its last requests carry their token)."""
+        with anyio.move_on_after(5, shield=True), acting_for(key):
+            try:
+                await client.close()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # a dead session may fail to close; it is gone anyway
+                log.debug("%s: close after %s: %s", self.name, why, exc)
 
     @property
     def log_path(self) -> Path:
@@ -139,16 +181,24 @@ class DownstreamServer:
         self._tools = None
 
     async def tools(self) -> list[mt.Tool]:
-        """The server's tools, from cache when possible. Raises when it is unreachable."""
+        """The server's tools, from cache when possible. Raises when it is unreachable
+        (``SignInRequired`` when the owner must sign in first)."""
         if self._tools is None:
-            client = await self._connected()
-            try:
-                self._tools = list(await client.list_tools())
-            except Exception as exc:
-                if _is_dead(exc, client):
-                    await self._reset(client)
-                raise
+            self._tools = (
+                await self._list()
+                if self.config.auth is None
+                else await listed(self.name, self._list)
+            )
         return self._tools
+
+    async def _list(self) -> list[mt.Tool]:
+        client = await self._connected()
+        try:
+            return list(await client.list_tools())
+        except Exception as exc:
+            if _is_dead(exc, client):
+                await self._reset(client)
+            raise
 
     async def call(
         self,
@@ -161,11 +211,26 @@ class DownstreamServer:
     ) -> ToolOutput:
         """Call ``tool``; every failure becomes an error text for the model. Questions the
         server asks during the call go to ``on_elicit`` (None: the server's handler), as
-        asked during ``call_id`` (the caller's name for the call).
+        asked during ``call_id`` (the caller's name for the call). When the owner must
+        sign in first, the call does not run: the output says where (``ToolOutput.sign_in``).
 
         ``timeout`` bounds the call, but not while ``on_elicit`` waits for a person: the
         limit is ours (a cancel scope whose clock stops meanwhile), and the SDK's own is
         lifted, since its clock would go on running."""
+        if self.config.auth is None:
+            return await self._call(tool, arguments, meta, on_elicit, call_id)
+        return await signed(
+            self.name, lambda: self._call(tool, arguments, meta, on_elicit, call_id)
+        )
+
+    async def _call(
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        meta: dict[str, Any] | None,
+        on_elicit: ElicitHandler | None,
+        call_id: str | None,
+    ) -> ToolOutput:
         try:
             client = await self._connected()
         except Exception as exc:
@@ -216,19 +281,21 @@ class DownstreamServer:
         )
 
     async def _reset(self, failed: Client[Any] | None) -> None:
-        """Forget the client ``failed`` (None: whichever is current), so the next call
-        connects again. A late reset for a client already replaced is ignored: it must
-        not close the fresh, healthy one."""
+        """Forget the client ``failed`` (None: every one), so the next call connects
+        again. A late reset for a client already replaced is ignored: it must not close
+        the fresh, healthy one."""
         async with self._lock:
-            if failed is not None and self._client is not failed:
-                return
-            client, self._client, self._tools = self._client, None, None
-        if client is not None:
-            with anyio.move_on_after(5, shield=True):
-                try:
-                    await client.close()  # type: ignore[no-untyped-call]
-                except Exception as exc:  # a dead session may fail to close; it is gone anyway
-                    log.debug("%s: close failed: %s", self.name, exc)
+            if failed is None:
+                gone = list(self._clients.items())
+                self._clients.clear()
+            else:
+                gone = [(k, c) for k, c in self._clients.items() if c is failed]
+                if not gone:
+                    return
+                del self._clients[gone[0][0]]
+            self._tools = None
+        for key, client in gone:
+            await self._close(key, client, "a reset")
 
     async def aclose(self) -> None:
         await self._reset(None)
@@ -245,9 +312,10 @@ class Downstreams:
         cls,
         configs: Mapping[str, DownstreamServerConfig],
         transports: Mapping[str, ClientTransport | FastMCP] | None = None,
+        accounts: Accounts | None = None,
     ) -> Downstreams:
         """Servers for ``configs``; ``transports`` replaces some by name (e.g. in-process
-        ``FastMCP`` servers in tests)."""
+        ``FastMCP`` servers in tests); ``accounts``: the sign-ins of ``auth`` servers."""
         given: dict[str, ClientTransport] = {}
         for name, t in (transports or {}).items():
             if isinstance(t, FastMCP):
@@ -257,7 +325,7 @@ class Downstreams:
             given[name] = t
         return cls(
             {
-                name: DownstreamServer(name, cfg, transport=given.get(name))
+                name: DownstreamServer(name, cfg, transport=given.get(name), accounts=accounts)
                 for name, cfg in configs.items()
             }
         )
@@ -294,6 +362,13 @@ class AgentToolset:
         async def fetch(server: DownstreamServer) -> None:
             try:
                 found[server.name] = await server.tools()
+            except NotAuthorized as exc:
+                failed[server.name] = Unavailable(
+                    server=server.name,
+                    reason=exc.reason,
+                    required=server.config.required,
+                    sign_in=exc.sign_in,
+                )
             except Exception as exc:
                 why = unavailable_reason(server.config, exc)
                 log.warning("%s: cannot list tools: %s%s", server.name, why, server.stderr_said())
@@ -378,85 +453,6 @@ def result_text(result: mt.CallToolResult) -> str:
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
     return "\n".join(parts)
-
-
-def _too_large(exc: BaseException) -> bool:
-    """The SDK's refusal of a server-sent event over the size limit (an ``MCPError``)."""
-    return "sse stream failed" in str(exc).lower() and "byte limit" in str(exc).lower()
-
-
-def _is_dead(exc: BaseException, client: Client[Any] | None = None) -> bool:
-    """Whether the session is gone, from its state rather than from message text."""
-    from mcp import MCPError
-    from mcp_types.jsonrpc import CONNECTION_CLOSED
-
-    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError):
-        return True
-    if isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED:
-        return True
-    return client is not None and not client.is_connected()
-
-
-_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
-_WHY_CHARS = 300
-
-
-def _why(exc: BaseException, where: str) -> str:
-    """Why a call failed, for the model: the exception's own first line, shortened.
-
-    Never its class name or traceback: those go to the log (at INFO, under ``where``).
-    A failure without any text gets an error id instead (see ``errors.internal_error``).
-    """
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    log.info("%s failed: %s", where, exc, exc_info=exc)
-    if isinstance(exc, TimeoutError):  # anyio's fail_after: no text of its own
-        return "timed out"
-    lines = _ERRNO.sub("", str(exc)).strip().splitlines()
-    if not lines:
-        return str(internal_error(exc, where))
-    text = lines[0].strip()
-    return text if len(text) <= _WHY_CHARS else text[: _WHY_CHARS - 1] + "…"
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what caused it, outermost first (exception groups of one unwrapped)."""
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out:
-        out.append(current)
-        if isinstance(current, BaseExceptionGroup) and len(current.exceptions) == 1:
-            current = current.exceptions[0]
-        else:
-            current = current.__cause__ or current.__context__
-    return out
-
-
-def unavailable_reason(config: DownstreamServerConfig, exc: BaseException) -> str:
-    """Why a server could not give its tools, in words the model and the caller can use."""
-    causes = _causes(exc)
-    for cause in causes:
-        if isinstance(cause, NotMCP):
-            return str(cause)
-    if config.command is not None:
-        for cause in causes:
-            if isinstance(cause, FileNotFoundError) and cause.filename in (config.command, None):
-                return (
-                    f"cannot start {config.command!r}: no such program (give its absolute path"
-                    " in command; desktop apps start servers with a short PATH)"
-                )
-            if isinstance(cause, OSError) and cause.filename is not None:
-                return f"cannot start {config.command!r}: {cause.strerror}: {cause.filename}"
-    if any(isinstance(c, TimeoutError) for c in causes):
-        return f"it did not finish starting within init_timeout ({config.init_timeout:g} s)"
-    if any(_is_dead(c) for c in causes):
-        if config.command is not None:
-            return "it exited right after starting (the connection closed)"
-        return "it closed the connection right after it was opened"
-    text = " ".join(_why(causes[-1], f"{config.command or config.url}: starting").split())
-    if config.url is not None:
-        text = f"cannot reach {config.url}: {text}"
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 __all__ = [

@@ -47,10 +47,18 @@ class LargeResultsHTTP(ClientTransport):
     ``timeout``, the client's for the others).
     """
 
-    def __init__(self, url: str, headers: dict[str, str], max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        max_event_bytes: int,
+        auth: httpx2.Auth | None = None,
+    ) -> None:
         self.url = url
         self.headers = headers
         self.max_event_bytes = max_event_bytes
+        self.auth = auth
+        """What authenticates each request (``auth = "oauth"``: the owner's token)."""
 
     @contextlib.asynccontextmanager
     async def connect_session(
@@ -60,7 +68,7 @@ class LargeResultsHTTP(ClientTransport):
         session_kwargs: SessionKwargs = kwargs  # type: ignore[assignment]
         timeout = httpx2.Timeout(30.0, read=None)
         async with (
-            httpx2.AsyncClient(headers=self.headers, timeout=timeout) as http,
+            httpx2.AsyncClient(headers=self.headers, timeout=timeout, auth=self.auth) as http,
             streamable_http_client(
                 self.url, http_client=http, max_sse_event_size=self.max_event_bytes
             ) as (read_stream, write_stream),
@@ -98,9 +106,11 @@ class _ReportedWithTheLine(logging.Filter):
 logging.getLogger("mcp.client.stdio").addFilter(_ReportedWithTheLine())
 
 
-def transport_for(config: DownstreamServerConfig, log_file: Path) -> ClientTransport:
+def transport_for(
+    config: DownstreamServerConfig, log_file: Path, auth: httpx2.Auth | None = None
+) -> ClientTransport:
     """The transport to the server ``config`` describes; a stdio server's stderr goes to
-    ``log_file``, after a header line for this start."""
+    ``log_file``, after a header line for this start; ``auth`` authenticates HTTP requests."""
     if config.command is not None:
         inherited = {k: os.environ[k] for k in INHERITED if k in os.environ}
         return StdioTransport(
@@ -112,7 +122,7 @@ def transport_for(config: DownstreamServerConfig, log_file: Path) -> ClientTrans
             log_file=start_log(log_file, config.command),  # not args: they may hold secrets
         )
     assert config.url is not None
-    return LargeResultsHTTP(config.url, dict(config.headers), config.max_result_bytes)
+    return LargeResultsHTTP(config.url, dict(config.headers), config.max_result_bytes, auth)
 
 
 def new_client(

@@ -165,6 +165,9 @@ class Run:
     """Whether someone shows the model's text as it streams (a terminal chat)."""
     output_schema: Mapping[str, Any] | None = None
     """The JSON Schema this turn's final answer must meet (else the agent's, if any)."""
+    owner: str | None = None
+    """Whose thread it is: downstream servers that sign each person in get this owner's
+    token (a delegation's run inherits its parent's)."""
     ask: Ask | None = None
     """Who asks the person the questions downstream servers ask (None: nobody is asked)."""
     root_id: str | None = None

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from agents_mcp.engine import signins
 from agents_mcp.engine.agent import DELEGATION_SERVER
 from agents_mcp.messages import Message, ToolCall
 from agents_mcp.store import Approval, digest, now
@@ -37,6 +38,11 @@ class Plan:
     """Calls to run now, with the arguments to run them with."""
     relays: list[tuple[ToolCall, ToolInfo, list[Approval]]] = field(default_factory=list)
     """Calls whose remote approvals are all decided: forward the decisions."""
+    resumed: list[tuple[ToolCall, ToolInfo | None, str]] = field(default_factory=list)
+    """Calls whose row waited for a sign-in that was given: run them now (the row
+    exists: it starts again rather than being added)."""
+    declined: list[tuple[str, str]] = field(default_factory=list)
+    """Calls whose row waited for a sign-in that was not given, and their result."""
     delegations: list[tuple[ToolCall, ToolInfo]] = field(default_factory=list)
     answers: list[Message] = field(default_factory=list)
     """Results for calls answered at once (unknown tool, bad arguments, refused)."""
@@ -63,11 +69,16 @@ def plan_calls(
     for call in calls:
         info = tools.get(call.name)
         relayed = [a for a in decisions.every if a.origin_call_id == call.id]
-        if relayed and info is not None:  # waiting on another agents-mcp's approvals
+        remote = [a for a in relayed if not signins.is_sign_in(a)]
+        if relayed and info is not None:  # waiting on approvals elsewhere, or a sign-in
             if any(a.status == "pending" for a in relayed):
                 plan.waiting.append(call.id)
+            elif remote:
+                plan.relays.append((call, info, remote))
+            elif (text := signins.outcome(relayed)) is not None:
+                plan.declined.append((call.id, text))
             else:
-                plan.relays.append((call, info, relayed))
+                plan.resumed.append((call, info, _arguments(call, decided.get(call.id))))
         elif call.id in decisions.held:
             plan.orphans.append(call.id)
         elif (problem := _check(call, info, tools)) is not None:
@@ -120,6 +131,13 @@ def _decided(
         plan.answers.append(tool_message(call, ToolOutput(text=text, ok=False)))
     else:
         plan.waiting.append(call.id)
+
+
+def _arguments(call: ToolCall, approval: Approval | None) -> str:
+    """What a call runs with: the approved arguments, if it was approved."""
+    if approval is not None and approval.status == "approved":
+        return approval.arguments
+    return call.arguments
 
 
 def _check(call: ToolCall, info: ToolInfo | None, tools: Mapping[str, ToolInfo]) -> str | None:

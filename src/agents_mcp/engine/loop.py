@@ -24,10 +24,11 @@ import anyio
 
 from agents_mcp import structured, telemetry
 from agents_mcp.downstream import remote
-from agents_mcp.engine import tracing, usage
+from agents_mcp.engine import signins, tracing, usage
 from agents_mcp.engine.agent import DELEGATION_SERVER, Delegated, Run, RunEvent
 from agents_mcp.engine.calls import Decisions, plan_calls, tool_message, unique_ids
 from agents_mcp.engine.context import fixed_chars
+from agents_mcp.engine.signins import NeedsSignIn
 from agents_mcp.engine.summary import UNAVAILABLE_EVENT
 from agents_mcp.engine.transcript import Transcript, current_turn, stored
 from agents_mcp.errors import (
@@ -117,6 +118,8 @@ async def _run(r: Run) -> tuple[str, RunError | list[str] | None]:
             nxt = await step(r)
         except (LostClaim, StoreError):
             raise
+        except NeedsSignIn:  # its items are stored: it waits like for an approval
+            nxt = Paused(())
         except Exception as exc:  # a bug must not leave the thread "running" forever
             nxt = Failed(_run_error(exc, r.thread_id))
         match nxt:
@@ -317,14 +320,18 @@ async def _settle_calls(
     for call_id in plan.orphans:  # a row waits, but for nothing it names: never run it again
         text = "Error: the server this call went to stopped naming what it waits for"
         await (await _transcript(r)).finish_call(r.claim, call_id, text, ok=False)
+    for call_id, text in plan.declined:  # the user did not sign in for it
+        await (await _transcript(r)).finish_call(r.claim, call_id, text, ok=False)
     started = [
         Message(role="tool", tool_call_id=call.id, status="started") for call, *_ in plan.runnable
     ]  # committed before any of them is invoked
     writes = [*([answer] if answer is not None else []), *plan.answers, *started]
     if writes or plan.new:
         await (await _transcript(r)).append(r.claim, *writes, approvals=plan.new)
+    for call, *_ in plan.resumed:  # signed in: the call that waited runs now, once
+        await (await _transcript(r)).restart_call(r.claim, call.id)
     waiting = list(plan.waiting)
-    waiting += await _execute(r, plan.runnable)
+    waiting += await _execute(r, [*plan.runnable, *plan.resumed])
     waiting += await _relay(r, plan.relays)
     waiting += await _delegate(r, plan.delegations)
     return Paused(tuple(waiting)) if waiting else Continue()
@@ -343,7 +350,11 @@ async def _tools(r: Run) -> list[ToolInfo]:
     """
     if r.state.tools is None:
         found = await r.agent.toolset.available()
-        await _record_unavailable(r, found.unavailable)
+        turn = current_turn((await _transcript(r)).messages)
+        ask, missing = signins.to_ask(found.unavailable, turn)
+        if ask:  # the owner must sign in before these servers' tools can be offered
+            await signins.wait_for_servers(r, await _transcript(r), ask)
+        await _record_unavailable(r, missing)
         r.state.tools = [*found.tools, *r.agent.delegates]
     return r.state.tools
 
@@ -459,7 +470,11 @@ async def _relay(r: Run, relays: Sequence[tuple[ToolCall, ToolInfo, list[Approva
 
 
 async def _record(r: Run, call: ToolCall, info: ToolInfo, out: ToolOutput) -> bool:
-    """Store a tool result; True when it is another agents-mcp asking for approvals."""
+    """Store a tool result; True when it is another agents-mcp asking for approvals, or
+    when the call did not run because the owner must sign in first."""
+    if out.sign_in is not None:
+        await signins.wait_for_call(r, await _transcript(r), call, info, out.sign_in)
+        return True
     result = remote.remote_result(out)
     if result is not None and result["status"] == "running":
         await r.progress(RunEvent("status", f"waiting for {info.server}"))

@@ -182,6 +182,14 @@ class Transcript:
         self.revision += 1
         self.messages[at] = replace(stored, message=replace(stored.message, status="waiting"))
 
+    async def restart_call(self, claim: Claim, call_id: str) -> None:
+        """A call whose row waited for a sign-in runs now (see :meth:`Store.restart_call`)."""
+        at = self._row(call_id)
+        stored = self.messages[at]
+        await self.store.restart_call(self.thread_id, claim, stored.index, call_id)
+        self.revision += 1
+        self.messages[at] = replace(stored, message=replace(stored.message, status="started"))
+
     def _row(self, call_id: str) -> int:
         """Where the unfinished row of ``call_id`` is (the run stored it before the call)."""
         return next(

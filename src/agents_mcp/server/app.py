@@ -23,10 +23,11 @@ from fastmcp.server.auth import AuthProvider
 from agents_mcp import __version__
 from agents_mcp.config import Config
 from agents_mcp.llm import LLM
-from agents_mcp.server import deletion, observe, resources, tools
+from agents_mcp.server import consent, deletion, observe, resources, tools
 from agents_mcp.server.access import Access
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import CallerView
+from agents_mcp.server.consent import add_callback
 from agents_mcp.server.deps import DEPS, Deps, Settings
 from agents_mcp.server.mrtr import STATE_SECRET, SharedKey, security
 from agents_mcp.server.reloading import AgentFiles
@@ -45,7 +46,7 @@ from agents_mcp.server.ui.local import (
 )
 from agents_mcp.store import SQLStore, Store, resolve_db
 from agents_mcp.store.tasks import TaskStore
-from agents_mcp.threads.runtime import open_runtime
+from agents_mcp.threads.runtime import Runtime, open_runtime
 from agents_mcp.threads.service import Threads
 
 log = logging.getLogger("agents_mcp.server.app")
@@ -65,28 +66,29 @@ def create_server(
     wait_seconds: float | None = None,
     auth: AuthProvider | None = None,
     dashboard: DashboardSpec | None = None,
+    callback_url: str | None = None,
 ) -> FastMCP:
     """Build the agents-mcp server for ``config``.
 
-    ``llms`` replaces configured models by name and ``transports`` replaces downstream
-    servers by name (tests use scripted models and in-process servers this way).
+    ``llms``, ``transports``: models and downstream servers replaced by name (tests).
     ``dashboard``: also serve the dashboard on a loopback port of its own (stdio, ``ui``).
-    """
+    ``callback_url``: where downstream sign-ins come back (HTTP: ``/oauth/callback``)."""
     path = resolve_db(config.server.db, db_path)
     settings = Settings.of(config, wait_seconds)
     access = Access(config.agents)
     files = AgentFiles(config, access)
     running: dict[str, Threads] = {}  # for the /threads pages, outside MCP requests
+    signins = consent.SignIns()  # for /oauth/callback
     boards: list[LocalDashboard] = []
-
     state_key = SharedKey()
 
     @asynccontextmanager
     async def lifespan(_: FastMCP) -> AsyncIterator[dict[str, Any]]:
-        async with open_runtime(config, db_path=path, llms=llms, transports=transports) as rt:
+        async with open_runtime(
+            config, db_path=path, llms=llms, transports=transports, callback_url=callback_url
+        ) as rt:
             threads = running["threads"] = rt.threads
-            tasks = task_store(threads.store)
-            state_key.load(await tasks.secret(STATE_SECRET))
+            tasks = await _opened(rt, signins, state_key)
             if config.server.agents_from:
                 threads.runs.spawn(functools.partial(files.watch, rt))
             if dashboard is not None:
@@ -113,7 +115,7 @@ def create_server(
     observe.install(mcp)
     if dashboard is not None and dashboard.links:
         mcp.add_middleware(LinkInResults(lambda: boards[0] if boards else None))
-    _register(mcp, config, settings, lambda: running["threads"], auth_required=auth is not None)
+    _register(mcp, config, settings, lambda: running["threads"], signins, auth)
     return mcp
 
 
@@ -122,10 +124,11 @@ def _register(
     config: Config,
     settings: Settings,
     threads: Callable[[], Threads],
-    *,
-    auth_required: bool,
+    signins: consent.SignIns,
+    auth: AuthProvider | None,
 ) -> None:
-    """The tools, resources, the Tasks extension and the thread view."""
+    """The tools, resources, the Tasks extension, the thread view and where downstream
+    sign-ins land."""
     tools.register(mcp, config, settings.default_wait)
     resources.register(mcp)
     deletion.register(mcp)
@@ -134,9 +137,19 @@ def _register(
         mcp,
         threads,
         owner=lambda: current_caller().owner,
-        auth_required=auth_required,
+        auth_required=auth is not None,
         person_decides=settings.person,
     )
+    add_callback(mcp, signins)
+
+
+async def _opened(rt: Runtime, signins: consent.SignIns, state_key: SharedKey) -> TaskStore:
+    """Hand what the lifespan opened to what waits for it: the sign-ins' callback gets the
+    accounts, the request-state codec its shared key. Returns the tasks' store."""
+    signins.started(rt.accounts)
+    tasks = task_store(rt.threads.store)
+    state_key.load(await tasks.secret(STATE_SECRET))
+    return tasks
 
 
 def task_store(store: Store) -> TaskStore:

@@ -16,6 +16,7 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps, incoming_chain
+from agents_mcp.store import Approval
 
 log = logging.getLogger("agents_mcp.server")
 
@@ -77,8 +78,8 @@ async def ask_inline(
     deadline; after an answer, the call waits for the run only until that deadline too.
     """
     owner = current_caller().owner
-    while summary.thread.status == "needs_approval" and summary.pending:
-        a = summary.pending[0]
+    while summary.thread.status == "needs_approval" and (calls := _calls(summary)):
+        a = calls[0]
         if deadline.left() < min(MIN_ASK, deps.settings.ask_timeout):
             return summary
         message = (
@@ -108,3 +109,8 @@ async def ask_inline(
             progress=progress,
         )
     return summary
+
+
+def _calls(summary: TurnSummary) -> list[Approval]:
+    """The pending calls to decide (sign-ins are asked for elsewhere: ``consent``)."""
+    return [a for a in summary.pending if a.kind != "authorization"]

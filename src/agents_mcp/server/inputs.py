@@ -6,9 +6,12 @@ a thread waits on becomes one form-mode ``elicitation/create`` request under a k
 its own; an answer to a key is applied through the same store path as the tool that
 decides it by hand (``approve_call``: the stored arguments run, exactly once).
 
-Today the items are the calls waiting for approval; :func:`pending_inputs` is the one
-place that lists them, so other things a thread may wait on (a downstream server's
-question, say) become more keys here, answered in :func:`answer_inputs`.
+The items are the calls waiting for approval and the sign-ins the run waits for;
+:func:`pending_inputs` is the one place that lists them. A sign-in is a URL-mode
+request (``signin:<thread id>:<call id>``), asked only of a client that declares URL
+mode: accepting it only means the person went to the page (the sign-in itself lands on
+``/oauth/callback`` and resumes the run); a decline gives up on it, as
+``approve_call(approve=false)`` does.
 
 An approval's key is ``approve:<thread id>:<call id>``: an approval is unique by thread
 and call and, once decided, never pending again, so a key never names two requests.
@@ -22,7 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mcp_types import ElicitResult
+from fastmcp import Context
+from mcp_types import (
+    ClientCapabilities,
+    ElicitationCapability,
+    ElicitResult,
+    UrlElicitationCapability,
+)
 from pydantic import ValidationError
 
 from agents_mcp.engine.agent import Progress
@@ -34,6 +43,7 @@ from agents_mcp.store import Approval
 log = logging.getLogger("agents_mcp.server")
 
 APPROVE = "approve:"
+SIGN_IN = "signin:"
 ARGUMENTS_SHOWN = 2000
 """Characters of a call's arguments put in the question (the view shows them all)."""
 
@@ -67,15 +77,38 @@ class Decision:
     scope: Literal["once", "thread"] = "once"
 
 
-def pending_inputs(summary: TurnSummary) -> dict[str, Pending]:
-    """Every item the thread waits on, by key (empty unless it waits for approval)."""
+def pending_inputs(summary: TurnSummary, *, url_mode: bool = True) -> dict[str, Pending]:
+    """Every item the thread waits on, by key (empty unless it waits for approval); the
+    sign-ins only with ``url_mode`` (the client declares URL-mode elicitation)."""
     if summary.thread.status != "needs_approval":
         return {}
     found: dict[str, Pending] = {}
     for a in summary.pending:
+        if a.kind == "authorization":
+            if url_mode:
+                key = f"{SIGN_IN}{a.thread_id}:{a.call_id}"
+                found[key] = Pending(key, sign_in_request(summary.thread.agent, a), a)
+            continue
         key = f"{APPROVE}{a.thread_id}:{a.call_id}"
         found[key] = Pending(key, approval_request(summary.thread.agent, a), a)
     return found
+
+
+def declares_url_mode(ctx: Context) -> bool:
+    """This request's client declares URL-mode elicitation."""
+    try:
+        url_mode = ElicitationCapability(url=UrlElicitationCapability())
+        return bool(ctx.session.check_client_capability(ClientCapabilities(elicitation=url_mode)))
+    except Exception:  # no session (in-process calls): no URL mode
+        return False
+
+
+def sign_in_request(agent: str, a: Approval) -> dict[str, Any]:
+    """The URL-mode question for a sign-in the run waits for."""
+    who = " › ".join(a.via) if a.via else agent
+    message = f"Agent {who!r} needs you to sign in to {a.server} to go on."
+    params = {"mode": "url", "message": message, "url": a.url or ""}
+    return {"method": "elicitation/create", "params": params}
 
 
 def approval_request(agent: str, a: Approval) -> dict[str, Any]:
@@ -168,12 +201,15 @@ async def answer_inputs(
         if key in responses
         and item.approval is not None
         and (decision := decision_of(responses[key], dismissed)) is not None
+        and not (item.approval.kind == "authorization" and decision.approve)
     ]
     if not decisions:
         return None
     waited = False
     for i, (a, d) in enumerate(decisions):
         last = i == len(decisions) - 1
+        if a.kind == "authorization":  # only a refusal decides a sign-in: the callback resumes
+            d = Decision(False, "the user declined to sign in (in the client)")
         try:
             await deps.threads.approve(
                 owner=owner,

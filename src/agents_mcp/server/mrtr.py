@@ -135,11 +135,18 @@ def resumed(ctx: Context, caller: Caller) -> State | None:
 
 
 def ask(
-    summary: TurnSummary, owner: str, answered: frozenset[str] = frozenset()
+    summary: TurnSummary,
+    owner: str,
+    answered: frozenset[str] = frozenset(),
+    *,
+    url_mode: bool = False,
 ) -> InputRequiredResult | None:
     """The questions of a thread waiting for approval, but not those ``answered`` in the
-    retry just made (a dismissed question is not asked again); None: nothing to ask."""
-    pending = {k: v for k, v in pending_inputs(summary).items() if k not in answered}
+    retry just made (a dismissed question is not asked again); None: nothing to ask.
+    Sign-ins are asked (URL mode) only with ``url_mode``; else, or once accepted, the
+    caller gets them in the structured result (``pending_authorizations``)."""
+    inputs = pending_inputs(summary, url_mode=url_mode)
+    pending = {k: v for k, v in inputs.items() if k not in answered}
     if not pending:
         return None
     state = State(summary.thread.id, owner, tuple(pending))

@@ -185,3 +185,8 @@ def _shrink(value: Any, cap: int) -> Any:
     if isinstance(value, dict):
         return {k: _shrink(v, cap) for k, v in value.items()}
     return value
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis last when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

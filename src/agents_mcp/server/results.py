@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -21,6 +20,7 @@ from agents_mcp.server.pages import (
     call_uri,
     fit_arguments,
     message_uri,
+    shorten,
     thread_uri,
 )
 from agents_mcp.server.questions import (
@@ -28,8 +28,13 @@ from agents_mcp.server.questions import (
     pending_question,
     question_lines,
 )
+from agents_mcp.server.signins import (
+    PendingAuthorization,
+    pending_authorization,
+    sign_in_text,
+)
 from agents_mcp.server.spending import RunUsage, ThreadUsage, cost_usd, totals
-from agents_mcp.store import Approval, Question, StoredMessage, Thread
+from agents_mcp.store import Approval, StoredMessage, Thread
 
 META_THREAD_ID = "agents-mcp/thread_id"
 META_STATUS = "agents-mcp/status"
@@ -95,7 +100,11 @@ class AgentResult(BaseModel):
         description="Servers whose tools the agent could not use in this turn, and why"
         " (present only when there are some)",
     )
-
+    pending_authorizations: list[PendingAuthorization] = Field(
+        default_factory=list[PendingAuthorization],
+        description="Sign-ins the agent waits for (status needs_approval; present only when"
+        " there are some): give the user each url; the run goes on once they signed in",
+    )
     pending_questions: list[PendingQuestion] = Field(
         default_factory=list[PendingQuestion],
         description="Questions a tool of the agent asks the user, waiting for"
@@ -106,7 +115,7 @@ class AgentResult(BaseModel):
     @model_serializer(mode="wrap")
     def _only_when_some(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for key in ("unavailable", "pending_questions"):
+        for key in ("unavailable", "pending_authorizations", "pending_questions"):
             if not data.get(key):
                 data.pop(key, None)
         return data
@@ -159,50 +168,6 @@ class ThreadResult(AgentResult):
     messages_before: int | None = Field(
         None, description="Pass as before to read the previous page; null at the start"
     )
-
-
-class ThreadInfo(BaseModel):
-    thread_id: str
-    agent: str
-    title: str = Field(description="From the first message")
-    status: Status
-    created_at: str
-    updated_at: str
-    message_count: int
-    usage: ThreadUsage | None = Field(
-        None, description="The thread's usage over all its turns, its delegations' included"
-    )
-    pending_approvals: list[PendingPreview] = Field(
-        default_factory=list["PendingPreview"],
-        description="For threads that need approval: the calls waiting",
-    )
-    pending_questions: list[PendingQuestion] = Field(
-        default_factory=list[PendingQuestion],
-        exclude_if=lambda v: not v,
-        description="For running threads whose tool asks the user: the questions waiting"
-        " for answer_question (present only when there are some)",
-    )
-
-
-class PendingPreview(BaseModel):
-    call_id: str
-    server: str
-    tool: str
-    arguments_preview: str = Field(description="The arguments, shortened")
-    arguments_uri: str | None = Field(
-        None,
-        exclude_if=lambda v: v is None,
-        description="Only when the preview is shortened: the resource with them whole",
-    )
-    age_seconds: int
-
-
-class ThreadList(BaseModel):
-    threads: list[ThreadInfo]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
-
-
-ThreadInfo.model_rebuild()
 
 
 def transcript_page(
@@ -280,7 +245,8 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
     """The result of ``s``; with ``budget``, the pending calls' arguments share it (each
     cut to fit, with the resource that has it whole), else they are whole (the CLI)."""
     t = s.thread
-    limit = None if budget is None else max(MIN_ARGUMENTS, budget // max(1, len(s.pending)))
+    calls = [a for a in s.pending if a.kind != "authorization"]
+    limit = None if budget is None else max(MIN_ARGUMENTS, budget // max(1, len(calls)))
     error = (
         RunErrorInfo(type=t.error_type or "error", message=t.error_message or "")
         if t.status == "failed" or t.error_type
@@ -291,7 +257,10 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
         agent=t.agent,
         status=t.status,
         reply=s.reply,
-        pending_approvals=[_pending(a, limit) for a in s.pending],
+        pending_approvals=[_pending(a, limit) for a in calls],
+        pending_authorizations=[
+            pending_authorization(a) for a in s.pending if a.kind == "authorization"
+        ],
         error=error,
         unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
         usage=RunUsage(
@@ -323,53 +292,6 @@ def _pending(a: Approval, limit: int | None) -> PendingApproval:
         requested_at=a.requested_at,
         via=list(a.via),
     )
-
-
-PREVIEW = 120
-"""Characters of a pending call's arguments in ``list_threads``."""
-
-
-def thread_info(
-    t: Thread,
-    pending: list[Approval],
-    *,
-    now: datetime | None = None,
-    questions: Sequence[Question] = (),
-    usage: ThreadUsage | None = None,
-) -> ThreadInfo:
-    moment = now or datetime.now(UTC)
-    return ThreadInfo(
-        pending_questions=[pending_question(q) for q in questions],
-        thread_id=t.id,
-        agent=t.agent,
-        title=t.title,
-        status=t.status,
-        created_at=t.created_at,
-        updated_at=t.updated_at,
-        message_count=t.message_count,
-        usage=usage,
-        pending_approvals=[
-            PendingPreview(
-                call_id=a.call_id,
-                server=a.server,
-                tool=a.tool,
-                arguments_preview=_shorten(a.arguments, PREVIEW),
-                arguments_uri=call_uri(a.thread_id, a.call_id)
-                if len(a.arguments) > PREVIEW
-                else None,
-                age_seconds=max(0, int((moment - _parse(a.requested_at)).total_seconds())),
-            )
-            for a in pending
-        ],
-    )
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def fit_reply(r: AgentResult, budget: int) -> tuple[AgentResult, int | None]:
@@ -405,7 +327,9 @@ def result_text(
         lines.append(
             f"Unavailable to the agent in this turn: the tools of server {u.server!r} ({u.reason})."
         )
-    if r.status == "needs_approval":
+    if r.status == "needs_approval" and r.pending_authorizations:
+        lines += sign_in_text(r.thread_id, r.pending_authorizations)
+    if r.status == "needs_approval" and r.pending_approvals:
         lines.append(
             f"The agent wants to run {len(r.pending_approvals)} tool call(s) that need approval:"
         )
@@ -414,7 +338,7 @@ def result_text(
             where = f"call_id: {p.call_id}"
             if p.thread_id != r.thread_id:  # asked by a delegated agent
                 where += f", thread_id: {p.thread_id}, asked by {' › '.join(p.via)}"
-            lines.append(f"- {p.server}__{p.tool} {_shorten(args, 500)} ({where})")
+            lines.append(f"- {p.server}__{p.tool} {shorten(args, 500)} ({where})")
             if p.arguments_uri is not None or len(args) > 500:
                 whole = p.arguments_uri or call_uri(p.thread_id, p.call_id)
                 size = p.arguments_chars or len(args)
@@ -452,6 +376,8 @@ def result_text(
 def _next(r: AgentResult, person_decides: bool) -> str:
     """The footer's next step: a call that works for ``r.status``."""
     tid = repr(r.thread_id)
+    if r.status == "needs_approval" and not r.pending_approvals and r.pending_authorizations:
+        return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the user signed in."
     if r.pending_questions and person_decides:
         return f"Next: get_thread(thread_id={tid}, wait_seconds=30) once the person answered."
     if r.pending_questions:

@@ -11,10 +11,14 @@ the database serves it, and the thread's own tools keep working next to it.
 thread             task              payload
 =================  ================  =============================================
 running            working           ``statusMessage``: the step it is on
-needs_approval     input_required    one elicitation per pending call
+needs_approval     input_required    one elicitation per pending call or sign-in
 completed, failed  completed         the ``CallToolResult`` the tool would return
 cancelled          cancelled         ``statusMessage``
 =================  ================  =============================================
+
+A sign-in is a URL-mode elicitation, for a client that declares URL mode; a thread that
+waits only for sign-ins a client cannot be asked is ``working``, its ``statusMessage``
+saying where to sign in (the run goes on by itself once the person did).
 
 A failed run is a tool error (``isError``), so its task is ``completed``, as the
 extension asks (``failed`` is for JSON-RPC errors). Answers to the elicitations
@@ -42,7 +46,7 @@ from agents_mcp.errors import NotFound
 from agents_mcp.server.answers import agent_tool_result
 from agents_mcp.server.auth import Caller, current_caller
 from agents_mcp.server.deps import Deps, deps_of
-from agents_mcp.server.inputs import answer_inputs, pending_inputs
+from agents_mcp.server.inputs import answer_inputs, declares_url_mode, pending_inputs
 from agents_mcp.server.results import META_STATUS, META_THREAD_ID
 from agents_mcp.server.tasks import TaskStatus, TaskView, UnknownTask, created
 from agents_mcp.store import StoredMessage
@@ -82,6 +86,18 @@ def step_message(summary: TurnSummary, turn: Sequence[StoredMessage]) -> str:
         f"agent {summary.thread.agent!r}: {what} ({summary.llm_requests} model"
         f" request(s), {summary.tool_calls} tool call(s) so far)"
     )
+
+
+def waiting_message(summary: TurnSummary) -> str:
+    """What a thread in ``needs_approval`` waits for: decisions, sign-ins (and where)."""
+    calls = [a for a in summary.pending if a.kind != "authorization"]
+    parts = [f"a decision on {len(calls)} tool call(s)"] if calls else []
+    parts += [
+        f"the user to sign in to {a.server} at {a.url}"
+        for a in summary.pending
+        if a.kind == "authorization"
+    ]
+    return "waiting for " + "; ".join(parts or ["a decision"])
 
 
 class ThreadTasks:
@@ -167,8 +183,11 @@ class ThreadTasks:
             message = step_message(summary, turn)
             return None, self._fields(deps, record, "working", updated, status_message=message)
         if status == "needs_approval":
-            inputs = {k: v.request for k, v in pending_inputs(summary).items()}
-            message = f"waiting for a decision on {len(inputs)} tool call(s)"
+            url_mode = declares_url_mode(ctx)
+            inputs = {k: v.request for k, v in pending_inputs(summary, url_mode=url_mode).items()}
+            message = waiting_message(summary)
+            if not inputs:  # only sign-ins, and no URL mode to ask them with
+                return None, self._fields(deps, record, "working", updated, status_message=message)
             return None, self._fields(
                 deps, record, "input_required", updated, status_message=message,
                 input_requests=inputs,

@@ -29,18 +29,19 @@ from agents_mcp.server.answers import agent_tool_result, tool_errors
 from agents_mcp.server.asking import ask_inline
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.catalog import chat_description, with_agents
+from agents_mcp.server.consent import ask_sign_in
 from agents_mcp.server.deps import Deps, deps_of, incoming_chain
 from agents_mcp.server.inline import Deadline, decided
+from agents_mcp.server.inputs import declares_url_mode
+from agents_mcp.server.listing import ThreadList, thread_info
 from agents_mcp.server.results import (
     META_STATUS,
     META_THREAD_ID,
     AgentResult,
     Status,
-    ThreadList,
     ThreadResult,
     TranscriptMessage,
     child_info,
-    thread_info,
     transcript_page,
 )
 from agents_mcp.server.spending import thread_usage
@@ -93,8 +94,9 @@ async def _converse(
             {"gen_ai.conversation.id": summary.thread.id, "gen_ai.agent.name": summary.thread.agent}
         )
         summary = await ask_inline(ctx, deps, summary, deadline, progress)
+        summary = await ask_sign_in(ctx, deps, summary, deadline.left(), progress)
         if summary.thread.status == "needs_approval" and mrtr.can_ask(ctx, deps):
-            asked = mrtr.ask(summary, caller.owner, answered)
+            asked = mrtr.ask(summary, caller.owner, answered, url_mode=declares_url_mode(ctx))
             if asked is not None:
                 return asked
         summary = await decided(ctx, deps, summary, deadline, progress)
@@ -381,7 +383,9 @@ def _descriptions(budget: int) -> dict[str, str]:
             "Allow or refuse a tool call an agent asked to make (status needs_approval)."
             " The call that runs is the one the agent asked for, as shown in"
             " pending_approvals; scope='thread' also allows that tool for the rest of the"
-            " thread. Returns the thread's result, like chat_with_agent."
+            " thread. Returns the thread's result, like chat_with_agent. A sign-in the agent"
+            " waits for (pending_authorizations) goes on by itself once the user signed in;"
+            " approve=false with its call_id gives up on it."
         ),
         "answer_question": (
             "Answer a question a tool of an agent asks the user (pending_questions; the"

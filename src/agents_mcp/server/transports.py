@@ -75,7 +75,12 @@ async def serve(
             )
             await store.close()
             app = http_app(
-                create_server(config, db_path=db_path, auth=auth),
+                create_server(
+                    config,
+                    db_path=db_path,
+                    auth=auth,
+                    callback_url=callback_url(config, host, port),
+                ),
                 host=host,
                 allowed_hosts=[*config.server.allowed_hosts, *allowed_hosts],
                 allowed_origins=[*config.server.allowed_origins, *allowed_origins],
@@ -145,6 +150,23 @@ async def _run_stdio(mcp: FastMCP, level: str) -> None:
         await mcp.run_stdio_async(show_banner=False, log_level=level)
     except* BrokenPipeError:
         log.debug("stdio: the client left before its answers were written")
+
+
+def callback_url(config: Config, host: str, port: int) -> str:
+    """Where a browser comes back to after a downstream sign-in: ``[server] public_url``
+    (behind a proxy), else this server's own address."""
+    public = config.server.public_url
+    if public is None:
+        if host in ("0.0.0.0", "::", ""):
+            if any(c.auth == "oauth" for c in config.mcp_servers.values()):
+                log.warning(
+                    "set [server] public_url: sign-ins to downstream servers come back to"
+                    " http://127.0.0.1:%d/oauth/callback, which only this machine reaches",
+                    port,
+                )
+            host = "127.0.0.1"
+        public = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    return public.rstrip("/") + "/oauth/callback"
 
 
 def http_auth(config: Config, *, host: str, port: int) -> AuthProvider | None:

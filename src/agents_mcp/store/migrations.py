@@ -344,6 +344,50 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
         """,
     ),
     (15, "usage and cost per message, budgets, traces, budget_exceeded", _v15),
+    (
+        16,
+        "sign-ins to downstream servers: tokens per owner, client registrations, pending",
+        """
+        ALTER TABLE approvals ADD COLUMN kind TEXT;
+        ALTER TABLE approvals ADD COLUMN url TEXT;
+        CREATE INDEX approvals_authorizations ON approvals (server) WHERE kind = 'authorization'
+            AND status = 'pending';
+        CREATE TABLE oauth_clients (
+            id TEXT PRIMARY KEY,
+            server TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            issuer TEXT,
+            info TEXT NOT NULL,
+            retired INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX oauth_clients_by_server ON oauth_clients (server, redirect_uri, created_at);
+        CREATE TABLE oauth_tokens (
+            owner TEXT NOT NULL,
+            server TEXT NOT NULL,
+            issuer TEXT NOT NULL,
+            client_ref TEXT,
+            token TEXT NOT NULL,
+            expires_at DOUBLE PRECISION,
+            token_endpoint TEXT NOT NULL,
+            resource TEXT,
+            scope TEXT,
+            version INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (owner, server, issuer)
+        );
+        CREATE TABLE oauth_pending (
+            state_hash TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            server TEXT NOT NULL,
+            url TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX oauth_pending_by_owner ON oauth_pending (owner, server)
+        """,
+    ),
 )
 
 

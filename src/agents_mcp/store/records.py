@@ -18,6 +18,7 @@ ThreadStatus = Literal[
     "completed", "needs_approval", "running", "failed", "cancelled", "budget_exceeded"
 ]
 ApprovalStatus = Literal["pending", "approved", "denied", "cancelled"]
+ApprovalKind = Literal["call", "authorization"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = (
     "completed",
     "needs_approval",
@@ -120,6 +121,13 @@ class Approval:
     remote_server: str | None = None
     remote_thread_id: str | None = None
     remote_call_id: str | None = None
+    kind: ApprovalKind = "call"
+    """``authorization``: not a call to decide but a sign-in the owner must give (to
+    ``server``, at ``url``) before the call ``origin_call_id`` (None: listing the
+    server's tools) can run; it is approved when the sign-in lands."""
+    url: str | None = None
+    """For an ``authorization``: where the owner signs in (the authorization server's
+    page, as discovered from the downstream server)."""
 
     @property
     def tool_name(self) -> str:
@@ -262,13 +270,15 @@ def approval_row(row: Row) -> Approval:
         remote_server=row["remote_server"],
         remote_thread_id=row["remote_thread_id"],
         remote_call_id=row["remote_call_id"],
+        kind=row["kind"] or "call",
+        url=row["url"],
     )
 
 
 APPROVAL_COLUMNS = (
     "thread_id, call_id, server, tool, arguments, digest, status, reason, reason_hint,"
     " requested_at, decided_at, origin_call_id, remote_server, remote_thread_id,"
-    " remote_call_id, via"
+    " remote_call_id, via, kind, url"
 )
 
 
@@ -290,6 +300,8 @@ def approval_values(a: Approval) -> tuple[Any, ...]:
         a.remote_thread_id,
         a.remote_call_id,
         json.dumps(list(a.via)) if a.via else None,
+        None if a.kind == "call" else a.kind,
+        a.url,
     )
 
 

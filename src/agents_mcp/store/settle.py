@@ -127,6 +127,12 @@ def _plan_one(
     )
     w = ThreadWrites(status="failed", error=None, event=Message(role="event"))
     found = {calls.settle(call, w) for call in (answer.tool_calls if answer is not None else ())}
+    # Sign-ins asked for before the model was (to list a server's tools): no call waits.
+    listing = [a.call_id for a in every if _listing_sign_in(a) and a.status == "pending"]
+    if cancel:
+        w.cancelled += listing
+    elif listing:
+        found.add("pending")
     if cancel:
         w.status = "cancelled"
         return _with_event(w, _event(cancelled=True)), "idle"
@@ -161,9 +167,12 @@ class _Calls:
             asked = self.relayed.get(call.id, [])
             if not cancel:
                 return "pending" if any(a.status == "pending" for a in asked) else "resumable"
-            w.finished.append((row.index, states.STOPPED_RUNNING))
+            relayed = [a for a in asked if a.kind != "authorization"]
+            # Waiting for a sign-in only, it never reached its server's tool.
+            ran = bool(relayed) or not asked
+            w.finished.append((row.index, states.STOPPED_RUNNING if ran else states.STOPPED_BEFORE))
             w.cancelled += [a.call_id for a in asked if a.status == "pending"]
-            self.remote += asked
+            self.remote += relayed
         elif row is not None:
             return "idle"  # it has its result
         elif (d := self.decided.get(call.id)) is not None:
@@ -185,6 +194,10 @@ _DELEGATION_STOPPED = (
     "Interrupted: the server stopped while the agent worked on this; its own thread keeps"
     " what it did. Ask it again if the answer is still needed."
 )
+
+
+def _listing_sign_in(a: Approval) -> bool:
+    return a.kind == "authorization" and a.origin_call_id is None
 
 
 def _event(*, cancelled: bool) -> str:

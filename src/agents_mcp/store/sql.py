@@ -45,14 +45,15 @@ from agents_mcp.store.records import (
     thread_row,
 )
 from agents_mcp.store.settle import plan_settlement
+from agents_mcp.store.signins import SignInWrites
 from agents_mcp.store.states import StateConflict
 from agents_mcp.store.usage import UsageStore
 from agents_mcp.store.writes import append, read_thread, settlement_reads, touch, write_settlement
 
 
-class SQLStore(Reads, Lifecycle, QuestionStore, UsageStore):
-    """Threads, their messages, approvals and questions, in one database (what runs
-    spend: ``usage``)."""
+class SQLStore(Reads, Lifecycle, QuestionStore, SignInWrites, UsageStore):
+    """Threads, their messages, approvals, sign-ins and questions, in one database (what
+    runs spend: ``usage``)."""
 
     def __init__(self, db: Database, leases: Leases) -> None:
         self.db = db
@@ -288,7 +289,7 @@ class SQLStore(Reads, Lifecycle, QuestionStore, UsageStore):
             indexes = await append(tx, thread_id, messages, claim, final=complete)
             if approvals:
                 await tx.executemany(
-                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
+                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(18))})",
                     [approval_values(a) for a in approvals],
                 )
             if complete:
@@ -338,7 +339,7 @@ class SQLStore(Reads, Lifecycle, QuestionStore, UsageStore):
             new = [approval_values(a) for a in asked if a.call_id not in known]
             if new:
                 await tx.executemany(
-                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(16))})",
+                    f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({marks(range(18))})",
                     new,
                 )
 

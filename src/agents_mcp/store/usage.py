@@ -341,10 +341,14 @@ class UsageStore:
         return await self.db.read("trace_of", body)
 
     async def pending_count(self) -> int:
-        """Calls waiting for a decision, in every thread."""
+        """Calls waiting for a decision, in every thread (not sign-ins: they wait for no
+        decision, but for the owner to sign in)."""
 
         async def body(tx: Tx) -> int:
-            row = await tx.fetchrow("SELECT COUNT(*) AS n FROM approvals WHERE status='pending'")
+            row = await tx.fetchrow(
+                "SELECT COUNT(*) AS n FROM approvals WHERE status='pending'"
+                " AND (kind IS NULL OR kind <> 'authorization')"
+            )
             return 0 if row is None else int(row["n"])
 
         return await self.db.read("pending_count", body)

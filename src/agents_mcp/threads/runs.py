@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import anyio
 
+from agents_mcp.downstream.oauth import acting_for
 from agents_mcp.engine.agent import Progress, Run, RunEvent
 from agents_mcp.engine.loop import run
 from agents_mcp.errors import (
@@ -168,7 +169,9 @@ class Runs:
                 if active.stopping or self._closing:  # stopped before its first step
                     scope.cancel()
                     await anyio.lowlevel.checkpoint()  # ends here: nothing runs inline first
-                await run(await make(progress))
+                r = await make(progress)
+                with acting_for(r.owner):  # its downstream requests carry the owner's tokens
+                    await run(r)
                 return "done", None
             return ("stopped" if active.stopping else "interrupted"), None
         except StopRequested:

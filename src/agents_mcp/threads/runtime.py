@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -32,11 +32,16 @@ from agents_mcp.errors import LLMError, StoreError
 from agents_mcp.llm import LLM, TextCallback
 from agents_mcp.llm import build_llm as _build_llm
 from agents_mcp.messages import LLMRequest, LLMResponse
-from agents_mcp.store import Store, open_store, resolve_db
+from agents_mcp.store import SQLStore, Store, open_store, resolve_db
+from agents_mcp.store.secrets import keys_for
+from agents_mcp.store.tokens import TokenStore
 from agents_mcp.threads.lifecycle import retain
 from agents_mcp.threads.runs import Runs
 from agents_mcp.threads.service import Threads
 from agents_mcp.toolsets import ToolInfo, Toolset, WithoutTools
+
+if TYPE_CHECKING:
+    from agents_mcp.downstream.signin import Accounts
 
 log = logging.getLogger("agents_mcp.threads.runtime")
 
@@ -117,6 +122,28 @@ def _metered(model: ModelConfig | None, agent: AgentConfig) -> dict[str, Any]:
     }
 
 
+async def open_accounts(
+    config: Config, store: SQLStore, stack: AsyncExitStack, callback_url: str | None
+) -> Accounts | None:
+    """The sign-ins to downstream servers (when a server has ``auth``), kept in ``store``."""
+    if not any(c.auth is not None for c in config.mcp_servers.values()):
+        return None
+    from agents_mcp.downstream.loopback import Loopback, loopback_uri
+    from agents_mcp.downstream.signin import Accounts
+
+    port = config.server.oauth_callback_port
+    tokens = TokenStore(store.db, keys_for(store.location))
+    accounts = Accounts(tokens, config.mcp_servers, callback_url or loopback_uri(port))
+    stack.push_async_callback(accounts.aclose)
+    if callback_url is None:
+        listener = Loopback(accounts, port)
+        accounts.on_asked = listener.ensure
+        stack.push_async_callback(listener.aclose)
+    if tokens.keys.usable and await tokens.rotate():
+        log.info("sign-ins re-encrypted with the newest key of %s", tokens.keys.source)
+    return accounts
+
+
 def agent_toolset(cfg: AgentConfig, downstreams: Downstreams) -> Toolset:
     """The tools of ``cfg``'s servers that it may use (``tools``, ``disabled_tools``)."""
     toolset = downstreams.toolset(cfg.servers, cfg.tools)
@@ -162,6 +189,8 @@ class Runtime:
     threads: Threads
     downstreams: Downstreams
     models: Mapping[str, LLM]
+    accounts: Accounts | None = None
+    """The sign-ins to downstream servers, when a server has ``auth``."""
 
     async def apply(self, config: Config) -> tuple[list[str], list[str], list[str]]:
         """Serve ``config``'s agents from now on; the names added, removed and changed.
@@ -171,7 +200,9 @@ class Runtime:
         for name, cfg in config.mcp_servers.items():
             old = servers.get(name)
             if old is None or old.config != cfg:
-                servers[name] = DownstreamServer(name, cfg)
+                if self.accounts is not None:  # a new or changed server: its new entry
+                    self.accounts.configs[name] = cfg
+                servers[name] = DownstreamServer(name, cfg, accounts=self.accounts)
                 if old is not None:
                     await old.aclose()
         before, after = self.config.agents, config.agents
@@ -192,6 +223,7 @@ async def open_threads(
     transports: Mapping[str, Any] | None = None,
     recover: bool = True,
     warn_unresolved: bool = True,
+    callback_url: str | None = None,
 ) -> AsyncIterator[Threads]:
     """:func:`open_runtime`, for callers that only need the threads."""
     async with open_runtime(
@@ -201,6 +233,7 @@ async def open_threads(
         transports=transports,
         recover=recover,
         warn_unresolved=warn_unresolved,
+        callback_url=callback_url,
     ) as runtime:
         yield runtime.threads
 
@@ -214,6 +247,7 @@ async def open_runtime(
     transports: Mapping[str, Any] | None = None,
     recover: bool = True,
     warn_unresolved: bool = True,
+    callback_url: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the store, build the agents and yield the :class:`Runtime`; close all on exit.
 
@@ -224,7 +258,9 @@ async def open_runtime(
     threads older than ``[server] retain_days`` (the server does; a one-shot command such
     as ``agents-mcp pending`` must not run their calls).
     ``warn_unresolved``: log each model whose environment variable is unset (a one-shot
-    command that uses none of them need not say so).
+    command that uses none of them need not say so). ``callback_url``: where sign-ins to
+    downstream servers come back to (the HTTP server's ``/oauth/callback``); None: a
+    loopback listener, started when one is asked.
     """
     async with AsyncExitStack() as stack:
         store = await open_store(
@@ -233,7 +269,8 @@ async def open_runtime(
             sqlite_durability=config.server.sqlite_durability,
         )
         stack.push_async_callback(store.close)
-        downstreams = Downstreams.from_config(config.mcp_servers, transports or {})
+        accounts = await open_accounts(config, store, stack, callback_url)
+        downstreams = Downstreams.from_config(config.mcp_servers, transports or {}, accounts)
         stack.push_async_callback(downstreams.aclose)
         models = _models(config, llms or {}, stack, warn_unresolved)
         runs = Runs(store)
@@ -248,6 +285,10 @@ async def open_runtime(
             question_timeout=config.server.question_timeout,
         )
         threads.budgets = config.server.budgets
+        if accounts is not None:
+            from agents_mcp.threads.signin import connect
+
+            connect(threads, accounts)
         if recover:
             await threads.recover()
         runs.spawn(functools.partial(threads.maintain, sweep=recover))
@@ -255,7 +296,7 @@ async def open_runtime(
             runs.spawn(functools.partial(retain, store, config.server.retain_days))
         if telemetry.enabled():
             runs.spawn(functools.partial(count_pending, store))
-        yield Runtime(config, threads, downstreams, models)
+        yield Runtime(config, threads, downstreams, models, accounts)
 
 
 PENDING_SECONDS = 5.0

@@ -107,12 +107,8 @@ class Threads(QuestionRequests):
         limits: Limits | None = None,
     ) -> TurnSummary:
         """Send ``message``; start a thread without ``thread_id``, else continue it.
-
-        ``chain`` is the delegation chain of a caller that is itself an agent (another
-        agents-mcp sends it in the request ``_meta``): too deep or a cycle is refused.
-        ``output_schema``: the JSON Schema the answer must meet (else the agent's own);
-        it is stored with the turn, so a run that pauses or restarts keeps it; so are ``limits``.
-        """
+        ``chain``: a calling agent's delegation chain (too deep or a cycle is refused);
+        ``output_schema`` (else the agent's) and ``limits`` are stored with the turn."""
         spec = self.agent(agent)
         if output_schema is not None:
             output_schema = require_schema(output_schema, from_caller=True)
@@ -135,7 +131,7 @@ class Threads(QuestionRequests):
                 thread = await self._start_turn(thread, message, claim, personality, schema, _stored(chain))  # fmt: skip
                 new = None
             spend = await Spend.new_turn(self.store, spec, owner, thread, self.budgets, limits)
-            self._launch(thread.id, spec, claim, personality, chain, new, schema=schema, spend=spend)  # fmt: skip
+            self._launch(thread, spec, claim, personality, chain, new, schema=schema, spend=spend)  # fmt: skip
         await self._wait_local(thread.id, spec, wait, progress)
         return await self._summary(thread.id, owner)
 
@@ -162,6 +158,8 @@ class Threads(QuestionRequests):
                 f"thread {root.id!r} belongs to agent {root.agent!r}, which is no longer"
                 " configured; its calls cannot run"
             )
+        if scope == "thread" and target.kind == "authorization":
+            raise InvalidRequest(f"{call_id!r} waits for a sign-in; it can only be decided once")
         if scope == "thread" and target.origin_call_id is not None:
             # Its server and tool are what another agents-mcp says they are: a grant by
             # that name would let our own tool of the same name run unasked.
@@ -451,11 +449,11 @@ class Threads(QuestionRequests):
         """Run the paused or orphaned ``thread`` again, asked as its latest turn was."""
         incoming = tuple(Link(instance, agent) for instance, agent in thread.caller_chain)
         spend = Spend.of(self.store, spec, thread.owner, thread.id, self.budgets, None)
-        self._launch(thread.id, spec, claim, thread.personality, incoming, schema=thread.output_schema, spend=spend)  # fmt: skip
+        self._launch(thread, spec, claim, thread.personality, incoming, schema=thread.output_schema, spend=spend)  # fmt: skip
 
     def _launch(
         self,
-        thread_id: str,
+        thread: Thread,
         spec: Agent,
         claim: Claim,
         personality: str | None,
@@ -467,6 +465,7 @@ class Threads(QuestionRequests):
     ) -> None:
         """Run the thread this process has just claimed; ``new``: a new thread's transcript;
         ``schema``, ``spend``: the turn's output schema and what it may spend."""
+        thread_id, owner = thread.id, thread.owner
         chain = (*incoming, Link(self.delegation.instance, spec.name))
         budget = Budget(self.max_total_llm_requests)
         if new is not None:
@@ -487,6 +486,7 @@ class Threads(QuestionRequests):
                 state=RunState(transcript=transcript),
                 reads_text=reads_text,
                 output_schema=schema,
+                owner=owner,
                 ask=self.asking.ask,
                 spend=spend.starting(current_turn(transcript.messages)),
             )
