@@ -1,4 +1,5 @@
-"""The README is tested: its commands parse, its configs load, its outputs are real."""
+"""The README and the docs/ pages are tested: their commands parse, their configs load, their
+outputs are real, and their links lead somewhere."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from tests.test_examples import EXAMPLES, PLACEHOLDER, demo_server
 pytestmark = pytest.mark.anyio
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 FIRST_COMMANDS = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e ."
     " && agents-mcp serve --config examples/agents.toml",
@@ -55,18 +57,33 @@ FIRST_COMMANDS = [
 ]
 
 
+def pages() -> list[Path]:
+    """The README, then every page of docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
 @dataclass(frozen=True)
 class Block:
     lang: str
     body: str
     marker: str | None  # the <!-- … --> comment right above the block, if any
+    page: Path
 
 
-def blocks() -> list[Block]:
-    pattern = re.compile(
-        r"(?:<!-- (?P<marker>.+?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S
-    )
-    return [Block(m["lang"], m["body"], m["marker"]) for m in pattern.finditer(README.read_text())]
+FENCED = re.compile(
+    r"(?:<!-- (?P<marker>.+?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S
+)
+
+
+def blocks(page: Path | None = None) -> list[Block]:
+    """The fenced blocks of one page, or of every page in order."""
+    found: list[Block] = []
+    for path in [page] if page else pages():
+        found += [
+            Block(m["lang"], m["body"], m["marker"], path)
+            for m in FENCED.finditer(path.read_text())
+        ]
+    return found
 
 
 def marked(marker: str) -> Block:
@@ -78,7 +95,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     text = README.read_text()
     head = text[: text.index("```")]
     assert head.strip() == "# agents-mcp"
-    first, second = blocks()[:2]
+    first, second = blocks(README)[:2]
     assert (first.lang, first.body.strip()) == ("bash", FIRST_COMMANDS[0])
     assert (second.lang, second.body.strip()) == ("bash", FIRST_COMMANDS[1])
     ci = (ROOT / ".ci" / "run").read_text()
@@ -86,7 +103,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 def commands() -> list[list[str]]:
-    """Every agents-mcp invocation in the README's shell blocks, as argv lists."""
+    """Every agents-mcp invocation in the shell blocks of the README and docs/, as argv lists."""
     found: list[list[str]] = []
     for block in blocks():
         if block.lang != "bash":
@@ -106,7 +123,7 @@ def commands() -> list[list[str]]:
     return found
 
 
-def test_every_agents_mcp_command_in_the_readme_parses() -> None:
+def test_every_agents_mcp_command_in_the_docs_parses() -> None:
     argvs = commands()
     assert len(argvs) >= 10
     for argv in argvs:
@@ -167,7 +184,7 @@ def test_every_json_block_loads_and_client_entries_point_at_real_files() -> None
 
 
 def test_every_config_key_is_documented() -> None:
-    text = README.read_text()
+    text = "\n".join(page.read_text() for page in pages())
     models: list[type[BaseModel]] = [
         DownstreamServerConfig,
         ModelConfig,
@@ -187,11 +204,11 @@ def test_every_config_key_is_documented() -> None:
     assert missing == []
 
 
-def test_the_help_in_the_readme_is_the_real_help() -> None:
+def test_the_help_in_the_docs_is_the_real_help() -> None:
     assert marked("agents-mcp --help").body == help_text()
 
 
-async def test_the_check_output_in_the_readme_is_real(
+async def test_the_check_output_in_the_docs_is_real(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -214,7 +231,7 @@ def _same_shape(text: str) -> str:
     return re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", text)
 
 
-async def test_the_result_in_the_readme_is_what_the_demo_agent_returns(tmp_path: Path) -> None:
+async def test_the_result_in_the_docs_is_what_the_demo_agent_returns(tmp_path: Path) -> None:
     config = load_config(EXAMPLES / "agents.toml", environ={"AGENTS_MCP_PYTHON": sys.executable})
     mcp = create_server(
         config, db_path=tmp_path / "threads.db", transports={"demo": demo_server().mcp}
@@ -229,5 +246,79 @@ async def test_the_result_in_the_readme_is_what_the_demo_agent_returns(tmp_path:
     AgentResult.model_validate_json(shown.body)
     actual: Any = result.structured_content
     assert _same_shape(shown.body) == _same_shape(json.dumps(actual, indent=2) + "\n")
-    text_block = blocks()[blocks().index(shown) + 1]
+    same_page = blocks(shown.page)
+    text_block = same_page[same_page.index(shown) + 1]
     assert _same_shape(text_block.body) == _same_shape(result.content[0].text + "\n")
+
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")  # [text](target) and ![alt](target)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def prose(text: str) -> str:
+    """The text outside fenced blocks and inline code, where links are links."""
+    text = re.sub(r"^```\w*\n.*?^```$", "", text, flags=re.M | re.S)
+    return CODE_SPAN.sub("", text)
+
+
+def slug(heading: str) -> str:
+    """The anchor a code host (GitHub) makes of a heading: lower case, punctuation dropped."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.replace("`", "")).strip().lower()
+    return "".join(c for c in text if c.isalnum() or c in "-_ ").replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """Every heading's anchor, a repeated one with GitHub's -1, -2, … suffixes."""
+    text = re.sub(r"^```\w*\n.*?^```$", "", page.read_text(), flags=re.M | re.S)
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, flags=re.M):
+        base = slug(heading)
+        found.add(f"{base}-{seen[base]}" if base in seen else base)
+        seen[base] = seen.get(base, 0) + 1
+    return found
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links and #anchors of a page that lead nowhere."""
+    broken: list[str] = []
+    for target in LINK.findall(prose(page.read_text())):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:: not ours to check
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(f"{page.name}: {target} (no such file)")
+        elif anchor and (file.suffix != ".md" or anchor not in anchors(file)):
+            broken.append(f"{page.name}: {target} (no such heading)")
+    return broken
+
+
+def test_every_link_and_anchor_resolves() -> None:
+    assert [b for page in pages() for b in broken_links(page)] == []
+    assert sum(len(LINK.findall(prose(page.read_text()))) for page in pages()) >= 50
+
+
+def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text("# Other page\n\n## `[server]`: its own `server`\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n## Two words\n\n## Two words\n\n"
+        "[ok](#two-words) [ok](#two-words-1) [ok](other.md#server-its-own-server) "
+        "[ok](https://example.com/x#y) ![ok](other.md) `[code](#not-a-link)`\n"
+        "[bad](#two-words-2) [bad](other.md#server) [bad](missing.md) ![bad](missing.png)\n"
+        "```text\n[not a link](#nowhere)\n```\n"
+    )
+    assert broken_links(page) == [
+        "page.md: #two-words-2 (no such heading)",
+        "page.md: other.md#server (no such heading)",
+        "page.md: missing.md (no such file)",
+        "page.md: missing.png (no such file)",
+    ]
+
+
+def test_every_docs_page_is_in_the_index() -> None:
+    index = (DOCS / "README.md").read_text()
+    listed = {target for target in LINK.findall(index) if not target.startswith("..")}
+    assert listed == {p.name for p in DOCS.glob("*.md")} - {"README.md"}
+    assert "docs/README.md" in README.read_text()

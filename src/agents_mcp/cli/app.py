@@ -81,7 +81,7 @@ DbOption = Annotated[
         " the config, else a file in the user data dir)",
     ),
 ]
-JsonOption = Annotated[bool, Parameter(help="machine-readable output (shape in the README)")]
+JsonOption = Annotated[bool, Parameter(help="machine-readable output (shape in docs/commands.md)")]
 
 
 @app.meta.default

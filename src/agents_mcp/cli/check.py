@@ -6,7 +6,7 @@ and sends one tiny request to each model endpoint. One line per item, ✓ or ✗
 for each ✗. A stdio server that fails shows the end of its log, and (unless it timed out)
 is started once more with the user's whole environment: when that works, the fix names
 the variables to pass.
-With ``--json``, the same as one object (the README shows its shape).
+With ``--json``, the same as one object (docs/commands.md shows its shape).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ STARTER = """\
 #   agents-mcp chat demo "hello" --config {name}  talk to an agent from the terminal
 #   agents-mcp serve --config {name}              what your MCP client runs
 #
-# Every key is described in the README's "Configuration reference".
+# Every key is described in agents-mcp's docs/configuration.md.
 # "${{NAME}}" reads an environment variable, "${{NAME:-default}}" with a default.
 # Secrets (API keys, tokens) belong in the environment, never in this file.
 

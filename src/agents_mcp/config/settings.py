@@ -195,7 +195,7 @@ class ServerSettings(_Model):
     budgets: ServerBudgets = Field(default_factory=ServerBudgets)
     """What each owner may spend per UTC day (``[server.budgets]``)."""
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-    """Traces and metrics over OTLP (``[server.telemetry]``; see the README)."""
+    """Traces and metrics over OTLP (``[server.telemetry]``; see docs/usage-and-traces.md)."""
     dashboard: bool = True
     """stdio: also serve the dashboard on a loopback port, protected by a key that is in
     the links of results that wait for a person."""
