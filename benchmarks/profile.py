@@ -58,7 +58,7 @@ LAYERS = (
     ("store (agents_mcp.store, sqlite3)", ("agents_mcp/store/",)),
     ("LLM client (adapter, httpx2)", ("agents_mcp/llm/", "httpx2/", "httpcore2/")),
     ("downstream MCP client", ("agents_mcp/downstream/", "fastmcp/client/", "mcp/client/")),
-    ("progress relay", ("agents_mcp/progress.py",)),
+    ("progress relay", ("agents_mcp/server/progress.py",)),
     ("agents-mcp loop, threads, runs, server tools", ("agents_mcp/",)),
     ("minimal loop (hop)", ("minimal_loop.py",)),
 )
