@@ -39,7 +39,17 @@ from benchmarks.harness import (
     Worker,
     agents_config,
 )
-from benchmarks.report import AM_HTTP, AM_STDIO, HOP_HTTP, HOP_STDIO, MIN, OTEL, RunData
+from benchmarks.report import (
+    AM_HTTP,
+    AM_HTTP_NORMAL,
+    AM_STDIO,
+    AM_STDIO_NORMAL,
+    HOP_HTTP,
+    HOP_STDIO,
+    MIN,
+    OTEL,
+    RunData,
+)
 
 RESULTS = BENCH / "results"
 WORK = BENCH / ".work"
@@ -156,24 +166,36 @@ def _baselines(specs: list[str]) -> list[Baseline]:
 def _workers(
     base_url: str,
     work: Path,
-    config: Path,
+    configs: tuple[Path, Path],
     skip: dict[str, str | None],
     bases: list[Baseline],
     otlp: str = "",
 ) -> list[Worker]:
+    """``configs``: the default one, and the same with ``sqlite_durability =
+    "may-lose-last-commits"`` (the ``-normal`` drivers); ``otlp``: where the
+    ``+otel`` drivers export telemetry (none without)."""
     py = sys.executable
 
-    def mcp(server: str, transport: str, db: str, python: str = py) -> list[str]:
+    def mcp(
+        server: str, transport: str, db: str, python: str = py, config: Path = configs[0]
+    ) -> list[str]:
         argv = [py, "-m", "benchmarks.drivers.mcp_client", "--server", server]
         argv += ["--transport", transport, "--base-url", base_url, "--server-python", python]
         return [*argv, "--config", str(config), "--db", db]
 
     am_match = "serve --config"
+    lossy = "agents-mcp may-lose-last-commits"
     ws = [
         Worker(AM_STDIO, "agents-mcp (stdio)", mcp("agents-mcp", "stdio", str(work / "s1.db")),
                work / "w-am-stdio.log", am_match),
         Worker(AM_HTTP, "agents-mcp (HTTP)", mcp("agents-mcp", "http", str(work / "http.db")),
                work / "w-am-http.log", am_match),
+        Worker(AM_STDIO_NORMAL, f"{lossy} (stdio)",
+               mcp("agents-mcp", "stdio", str(work / "s1-normal.db"), config=configs[1]),
+               work / "w-am-stdio-normal.log", am_match),
+        Worker(AM_HTTP_NORMAL, f"{lossy} (HTTP)",
+               mcp("agents-mcp", "http", str(work / "http-normal.db"), config=configs[1]),
+               work / "w-am-http-normal.log", am_match),
     ]  # fmt: skip
     if otlp:  # the same, exporting traces and metrics to a receiver on this host
         ws += [
@@ -265,11 +287,34 @@ async def _seed(python: str, db: Path, sizes: list[int], log: Path, repeat: int 
     return ids
 
 
+async def _fsync(work: Path, quick: bool) -> dict[str, Any]:
+    """The disk's own syncs per second where the drivers' databases are."""
+    argv = [sys.executable, "-m", "benchmarks.fsync", "--dir", str(work)]
+    result: dict[str, Any] = await _subprocess_json(
+        [*argv, "--seconds", "0.3" if quick else "3"], work / "fsync.log"
+    )
+    return result
+
+
+async def _commits(work: Path, quick: bool) -> list[dict[str, Any]]:
+    """``benchmarks.commits``: the store's writes/s by writers and durability."""
+    argv = [sys.executable, "-m", "benchmarks.commits", "--dir", str(work)]
+    argv += ["--writers", "1,10", "--seconds", "0.3"] if quick else ["--seconds", "4"]
+    with _append(work / "commits.log") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=err, env=harness.server_env(), cwd=ROOT
+        )
+        out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        print(f"benchmarks.commits failed (exit {proc.returncode})", file=sys.stderr)
+    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+
 async def one_run(
     args: argparse.Namespace,
     work: Path,
     fake: FakeLLM,
-    config: Path,
+    config: tuple[Path, Path],
     peer_status: dict[str, str | None],
     bases: list[Baseline],
 ) -> RunData:
@@ -280,6 +325,7 @@ async def one_run(
     monitor = LoadMonitor()
     monitor.start()
     machine = _machine()
+    disk = await _fsync(work, args.quick)
     only = set(args.only.split(",")) if args.only else {"s1", "s2", "s3", "s4", "s5", "s6"}
     print("seeding databases", file=sys.stderr)
     py = sys.executable
@@ -312,6 +358,7 @@ async def one_run(
         versions={},
         drivers=[(w.key, w.label, w.failure) for w in workers],
         baselines=[b.tag for b in bases],
+        fsync=disk,
     )
     labels = {p.key: p.label for p in peers.PEERS}
     d.drivers += [(k, labels[k], why) for k, why in peer_status.items() if why is not None]
@@ -339,7 +386,7 @@ async def one_run(
     if only & {"s3", "s5"}:
         print("S3/S5", file=sys.stderr)
         monitor.mark("S3/S5")
-    am = [py, "-m", "agents_mcp", "serve", "--config", str(config), "--db"]
+    am = [py, "-m", "agents_mcp", "serve", "--config", str(config[0]), "--db"]
     kinds = [
         scenarios.ServerKind("bare", "bare FastMCP, one tool", [py, ECHO_SERVER],
                              ("echo", {"text": "cold hi"}, "cold hi")),
@@ -420,8 +467,9 @@ async def run(args: argparse.Namespace) -> int:
 
     fake = FakeLLM()
     await fake.start()
-    config = work / "agents.toml"
-    config.write_text(agents_config(fake.base_url))
+    config = (work / "agents.toml", work / "agents-normal.toml")
+    config[0].write_text(agents_config(fake.base_url))
+    config[1].write_text(agents_config(fake.base_url, "may-lose-last-commits"))
     complete = not (args.quick or args.only or args.drivers)
     n_runs = args.runs if args.runs is not None else (3 if complete else 1)
     runs: list[RunData] = []
@@ -434,6 +482,9 @@ async def run(args: argparse.Namespace) -> int:
                 )
     finally:
         await fake.stop()
+    if not args.only or "s1" in args.only:
+        print("commits: the store's writes/s by durability", file=sys.stderr)
+        runs[-1].commits = await _commits(work, args.quick)
 
     versions = {
         "python": platform.python_version(),
@@ -468,7 +519,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def _status(d: RunData) -> int:
     """1 when one of our own drivers failed or errored (peers may be missing)."""
-    ours = {AM_STDIO, AM_HTTP, MIN, HOP_STDIO, HOP_HTTP}
+    ours = {AM_STDIO, AM_HTTP, AM_STDIO_NORMAL, AM_HTTP_NORMAL, MIN, HOP_STDIO, HOP_HTTP}
     failed = [k for k, _, why in d.drivers if k in ours and why is not None]
     errored = [
         k for k in ours

@@ -57,9 +57,14 @@ max_iterations = 50
 """
 
 
-def agents_config(base_url: str) -> str:
-    """The agents-mcp config of every agents-mcp driver: one agent, the echo server."""
-    return _CONFIG.format(python=sys.executable, echo=ECHO_SERVER, base_url=base_url)
+def agents_config(base_url: str, sqlite_durability: str | None = None) -> str:
+    """The agents-mcp config of every agents-mcp driver: one agent, the echo server, every
+    other setting at its default, unless ``sqlite_durability`` is given (the
+    ``may-lose-last-commits`` drivers)."""
+    text = _CONFIG.format(python=sys.executable, echo=ECHO_SERVER, base_url=base_url)
+    if sqlite_durability is not None:
+        text += f"\n[server]\nsqlite_durability = {sqlite_durability!r}\n"
+    return text
 
 
 def server_env() -> dict[str, str]:

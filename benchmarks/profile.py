@@ -58,7 +58,7 @@ LAYERS = (
     ("store (agents_mcp.store, sqlite3)", ("agents_mcp/store/",)),
     ("LLM client (adapter, httpx2)", ("agents_mcp/llm/", "httpx2/", "httpcore2/")),
     ("downstream MCP client", ("agents_mcp/downstream/", "fastmcp/client/", "mcp/client/")),
-    ("progress relay", ("agents_mcp/progress.py",)),
+    ("progress relay", ("agents_mcp/server/progress.py",)),
     ("agents-mcp loop, threads, runs, server tools", ("agents_mcp/",)),
     ("minimal loop (hop)", ("minimal_loop.py",)),
 )
@@ -185,7 +185,8 @@ async def main(args: argparse.Namespace) -> None:
     fake = FakeLLM()
     await fake.start()
     config = work / "agents.toml"
-    config.write_text(agents_config(fake.base_url))
+    durability = None if args.sqlite_durability == "full" else args.sqlite_durability
+    config.write_text(agents_config(fake.base_url, durability))
     db = work / "profile.db"
     thread_id = ""
     if args.history:
@@ -254,6 +255,12 @@ if __name__ == "__main__":
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
         "--cprofile", action="store_true", help="run the server under cProfile instead of py-spy"
+    )
+    parser.add_argument(
+        "--sqlite-durability",
+        choices=["full", "may-lose-last-commits"],
+        default="full",
+        help="agents-mcp's [server] sqlite_durability (default: full, as in the benchmark)",
     )
     parser.add_argument(
         "--history",

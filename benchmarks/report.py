@@ -21,6 +21,10 @@ from benchmarks.scenarios import ColdStart, History, Sizes
 AM_STDIO, AM_HTTP = "agents-mcp-stdio", "agents-mcp-http"
 OTEL = "+otel"
 """Suffix of the drivers that export telemetry (``--telemetry``)."""
+NORMAL = "-normal"
+"""Suffix of the drivers whose config sets ``sqlite_durability = "may-lose-last-commits"``
+(``synchronous=NORMAL``); the others run with the default, ``full``."""
+AM_STDIO_NORMAL, AM_HTTP_NORMAL = AM_STDIO + NORMAL, AM_HTTP + NORMAL
 MIN, HOP_STDIO, HOP_HTTP = "minimal", "hop-stdio", "hop-http"
 PEER_KEYS = ("openai-agents", "pydantic-ai")
 README_START, README_END = "<!-- latest-results:start -->", "<!-- latest-results:end -->"
@@ -51,6 +55,10 @@ class RunData:
     """1-minute load average when each scenario started, and min/median/max over the run."""
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    fsync: dict[str, Any] = field(default_factory=dict)
+    """``benchmarks.fsync`` in the run's directory, at its start: the disk's syncs/s."""
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    """``benchmarks.commits`` (one line per writers × durability), after the runs."""
 
 
 def _med(values: Sequence[float]) -> float | None:
@@ -245,10 +253,10 @@ def targets(d: RunData, tag: str | None = None) -> list[Target]:
     at = f"@{tag}" if tag else ""
     am_stdio, am_http = AM_STDIO + at, AM_HTTP + at
     out = [
-        Target("S1 CPU/conv ≤ 1.1× minimal + hop (stdio)", s1_ratio(d, am_stdio, HOP_STDIO), 1.1)
+        Target("S1 CPU/conv ≤ 1.15× minimal + hop (stdio)", s1_ratio(d, am_stdio, HOP_STDIO), 1.15)
     ]
     for peer in PEER_KEYS:
-        out.append(Target(f"S1 CPU/conv ≤ 0.4× {peer}", s1_ratio(d, am_stdio, peer), 0.4))
+        out.append(Target(f"S1 CPU/conv ≤ 0.45× {peer}", s1_ratio(d, am_stdio, peer), 0.45))
     out.append(
         Target("S2 total ≤ 1.2× minimal + hop (stdio)", s2_ratio(d, am_stdio, HOP_STDIO), 1.2)
     )
@@ -256,16 +264,16 @@ def targets(d: RunData, tag: str | None = None) -> list[Target]:
     lo, hi = (levels[0], levels[-1]) if levels else (0, 0)
     out.append(
         Target(
-            f"HTTP CPU/conv growth {lo} → {hi} concurrent ≤ 1.05× the hop's growth",
+            f"HTTP CPU/conv growth {lo} → {hi} concurrent ≤ 1.0× the hop's growth",
             load_growth_vs_hop(d, am_http),
-            1.05,
+            1.0,
         )
     )
     out.append(
         Target(
-            f"HTTP throughput at {hi} concurrent ≥ 1.0× the hop's",
+            f"HTTP throughput at {hi} concurrent ≥ 0.95× the hop's",
             load_throughput_vs_hop(d, am_http),
-            1.0,
+            0.95,
             below=False,
         )
     )
@@ -700,6 +708,121 @@ def drivers_over_runs(runs: Sequence[RunData]) -> list[str]:
     return lines
 
 
+def _wall(s: Sample) -> float | None:
+    return statistics.median(s.walls_ms) if s.walls_ms else None
+
+
+def _cell(values: Sequence[float | None], digits: int, unit: Callable[[float], str]) -> str:
+    """The median over runs, and each run's value."""
+    vs = [v for v in values if v is not None]
+    if not vs:
+        return "–"
+    each = ", ".join(unit(v) if v is not None else "–" for v in values)
+    return f"{unit(statistics.median(vs))} ({each})" if len(values) > 1 else unit(vs[0])
+
+
+def _durability_rows(
+    d: RunData, full: str, normal: str, transport: str
+) -> list[tuple[str, float | None, float | None, float | None, int]]:
+    """(measure, full, may-lose, full ÷ may-lose paired by round, digits) of one run."""
+
+    def med(spread: Spread | None) -> float | None:
+        return spread.median if spread else None
+
+    hop = _hop_for(full)
+    a1, b1 = d.s1.get(full, []), d.s1.get(normal, [])
+    rows = [
+        (f"S1 CPU ms/conv ({transport})", s1_cpu(d, full), s1_cpu(d, normal),
+         med(s1_ratio(d, full, normal)), 2),
+        (f"S1 wall ms/conv ({transport})", s1_wall(d, full), s1_wall(d, normal),
+         med(Spread.of(_paired(a1, b1, _wall))), 1),
+        (f"S1 CPU × minimal + hop ({transport})", med(s1_ratio(d, full, hop)),
+         med(s1_ratio(d, normal, hop)), None, 2),
+        (f"S2 total ms, {d.sizes.s2_concurrency} concurrent ({transport})", s2_total(d, full),
+         s2_total(d, normal), med(s2_ratio(d, full, normal)), 0),
+    ]  # fmt: skip
+    la, lb = d.load.get(full, {}), d.load.get(normal, {})
+    for level in sorted(set(la) & set(lb)):
+        xs, ys = la[level], lb[level]
+        rows += [
+            (f"{level} concurrent: conversations/s ({transport})",
+             _med([t for s in xs if (t := _throughput(s)) is not None]),
+             _med([t for s in ys if (t := _throughput(s)) is not None]),
+             med(Spread.of(_paired(xs, ys, _throughput))), 1),
+            (f"{level} concurrent: CPU ms/conv ({transport})",
+             _med([s.cpu_per() for s in xs]), _med([s.cpu_per() for s in ys]),
+             med(Spread.of(_paired(xs, ys, lambda s: s.cpu_per()))), 2),
+        ]  # fmt: skip
+    return rows
+
+
+def durability_over_runs(runs: Sequence[RunData]) -> list[str]:
+    """``sqlite_durability`` "full" (the default) beside "may-lose-last-commits": the same
+    agents-mcp, two drivers of the same interleaved runs."""
+    lines = [
+        "| measure | full (default): median over runs (each run) | may-lose-last-commits |"
+        " full ÷ may-lose (per round) |",
+        "|---|---|---|---|",
+    ]
+    pairs = [(AM_STDIO, AM_STDIO_NORMAL, "stdio"), (AM_HTTP, AM_HTTP_NORMAL, "HTTP")]
+    for full, normal, transport in pairs:
+        if not any(full in d.s1 and normal in d.s1 for d in runs):
+            continue
+        per_run = [_durability_rows(d, full, normal, transport) for d in runs]
+        for i, (name, _, _, _, digits) in enumerate(per_run[-1]):
+            got = [rows[i] for rows in per_run if i < len(rows) and rows[i][0] == name]
+
+            def num(v: float, n: int = digits) -> str:
+                return f"{v:,.{n}f}"
+
+            lines.append(
+                f"| {name} | {_cell([g[1] for g in got], digits, num)} | "
+                f"{_cell([g[2] for g in got], digits, num)} | "
+                f"{_cell([g[3] for g in got], 2, _x) if any(g[3] for g in got) else '–'} |"
+            )
+    return lines if len(lines) > 2 else []
+
+
+def disk_lines(runs: Sequence[RunData]) -> list[str]:
+    """The disk's own syncs per second (each run's start) and the store's commits."""
+    out: list[str] = []
+    syncs = [(i + 1, d.fsync) for i, d in enumerate(runs) if d.fsync]
+    if syncs:
+        out += [
+            "`python -m benchmarks.fsync` in the run's directory (the drivers' databases are "
+            "there) at the start of each run: 4 KiB appended and synced in a loop, as SQLite "
+            "syncs its log at each commit with `synchronous=FULL` (`fdatasync` on Linux).",
+            "",
+            "| run | fdatasync/s | ms per fdatasync | fsync/s |",
+            "|---|---|---|---|",
+            *(
+                f"| {i} | {f['fdatasync_per_s']:,} | {1000 / max(1, f['fdatasync_per_s']):.2f} |"
+                f" {f['fsync_per_s']:,} |"
+                for i, f in syncs
+            ),
+            "",
+        ]
+    commits = runs[-1].commits
+    if commits:
+        out += [
+            "`python -m benchmarks.commits` after the runs, in the same directory: a fresh "
+            "store per case, each writer appending one message to its own thread (one "
+            "transaction, the write a run makes at each step) as fast as the store lets it; "
+            "the disk's own fdatasync/s measured right after each case.",
+            "",
+            "| concurrent writers | sqlite_durability | writes/s | writes per commit | "
+            "disk fdatasync/s |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {c['writers']} | {c['durability']} | {c['writes_per_s']:,} | "
+                f"{c['writes_per_commit']} | {c['disk_fdatasync_per_s']:,} |"
+                for c in commits
+            ),
+            "",
+        ]
+    return out
+
+
 def render(runs: Sequence[RunData]) -> str:
     first, last = runs[0], runs[-1]
     m = first.machine
@@ -735,6 +858,22 @@ def render(runs: Sequence[RunData]) -> str:
                 *baselines_over_runs(runs),
                 "",
             ]
+    durable = durability_over_runs(runs)
+    if durable:
+        out += [
+            "## Durable commits: sqlite_durability full vs may-lose-last-commits",
+            "",
+            "The same agents-mcp twice in the same interleaved runs: `full` (the default: "
+            "`synchronous=FULL`, a write is answered once it is on disk) and "
+            "`may-lose-last-commits` (`synchronous=NORMAL`). The ratios are taken round by "
+            "round, then the median over rounds and over runs.",
+            "",
+            *durable,
+            "",
+        ]
+    disk = disk_lines(runs)
+    if disk:
+        out += ["## The disk's syncs and the store's commits", "", *disk]
     for i, d in enumerate(runs):
         title = f"## Run {i + 1} of {len(runs)}" if len(runs) > 1 else "## The run"
         out += [title, "", *render_run(d, "###")]
@@ -758,8 +897,21 @@ def summary(runs: Sequence[RunData], results_file: str) -> str:
             *(over_runs(runs) if len(runs) > 1 else _single(last)),
             "",
             *drivers_over_runs(runs),
+            *(["", *durability_over_runs(runs)] if durability_over_runs(runs) else []),
+            *_disk_summary(runs),
         ]
     )
+
+
+def _disk_summary(runs: Sequence[RunData]) -> list[str]:
+    rates = [f"{d.fsync['fdatasync_per_s']:,}" for d in runs if d.fsync]
+    if not rates:
+        return []
+    return [
+        "",
+        f"The disk's own fdatasync/s at the start of each run: {', '.join(rates)} (one durable "
+        "commit at a time cannot beat it; concurrent writes share commits).",
+    ]
 
 
 def _single(d: RunData) -> list[str]:

@@ -18,7 +18,7 @@ from agents_mcp.messages import Message, ToolCall, Usage
 from benchmarks.drivers.protocol import history
 
 AGENT = "bench"
-LOCAL_OWNER = "local"  # the owner of every thread over stdio (agents_mcp.server.app)
+LOCAL_OWNER = "local"  # the owner of every thread over stdio (agents_mcp.store.LOCAL_OWNER)
 TOOL = "echo__echo"  # the name agents-mcp offers the model for the echo server's tool
 
 
