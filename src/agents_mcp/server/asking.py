@@ -5,7 +5,8 @@ of the run it started or resumed (``chat_with_agent``, ``approve_call``,
 ``answer_question``), with the server's own form: ``elicitation/create`` carrying the
 server's message and schema as they are. The answer is recorded by
 ``Threads.answer_question``, as every other answer; the 2026-07-28 era has no such
-request (input-required results are asked the new era's way, see ``inline``).
+request: its callers are asked with input-required results (``mrtr``), its task clients
+with ``input_required`` tasks (``threadtasks``), both from ``inputs``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from agents_mcp.errors import ClientError
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps
 from agents_mcp.server.inline import MIN_ASK, Deadline, can_elicit
+from agents_mcp.server.inputs import question_message
 from agents_mcp.store import Action, Question
 
 log = logging.getLogger("agents_mcp.server")
@@ -66,8 +68,7 @@ async def ask_inline(
 
 async def _elicit(ctx: Context, q: Question) -> tuple[Action, dict[str, Any] | None] | None:
     """The person's answer in the client, or None (no answer: the question stays)."""
-    who = f"{q.server}__{q.tool}" if q.tool else q.server
-    message = f"{who} asks: {q.message}"
+    message = question_message(q)
     schema = cast(Any, q.requested_schema or {"type": "object", "properties": {}})
     try:
         got = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)

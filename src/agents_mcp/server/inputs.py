@@ -15,6 +15,12 @@ mode: accepting it only means the person went to the page (the sign-in itself la
 
 An approval's key is ``approve:<thread id>:<call id>``: an approval is unique by thread
 and call and, once decided, never pending again, so a key never names two requests.
+
+A downstream server's question (its tool asks during a call: the thread is ``running``)
+is a form-mode request too, under ``question:<top-level thread id>:<question id>``, with
+the server's own message and schema; its answer is recorded with
+``Threads.answer_question`` as every other answer (accept with content, decline and
+cancel go to the server's tool as they are).
 """
 
 from __future__ import annotations
@@ -38,12 +44,13 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.errors import ClientError
 from agents_mcp.server.deps import Deps
-from agents_mcp.store import Approval
+from agents_mcp.store import Action, Approval, Question
 
 log = logging.getLogger("agents_mcp.server")
 
 APPROVE = "approve:"
 SIGN_IN = "signin:"
+QUESTION = "question:"
 ARGUMENTS_SHOWN = 2000
 """Characters of a call's arguments put in the question (the view shows them all)."""
 
@@ -66,8 +73,9 @@ class Pending:
     request: dict[str, Any]
     """A form-mode ``elicitation/create`` request, as on the wire."""
     approval: Approval | None = None
-    """The call waiting for approval this item asks about (None: another kind of item,
-    which :func:`answer_inputs` must learn to answer)."""
+    """The call waiting for approval (or the sign-in) this item asks about."""
+    question: Question | None = None
+    """The downstream server's question this item asks (None for an approval)."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +85,24 @@ class Decision:
     scope: Literal["once", "thread"] = "once"
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An answer to a downstream server's question, as its tool gets it."""
+
+    action: Action
+    content: dict[str, Any] | None
+
+
 def pending_inputs(summary: TurnSummary, *, url_mode: bool = True) -> dict[str, Pending]:
-    """Every item the thread waits on, by key (empty unless it waits for approval); the
-    sign-ins only with ``url_mode`` (the client declares URL-mode elicitation)."""
-    if summary.thread.status != "needs_approval":
-        return {}
+    """Every item the thread waits on, by key: its pending calls (when it waits for
+    approval) and its servers' unanswered questions (while it runs); the sign-ins only
+    with ``url_mode`` (the client declares URL-mode elicitation)."""
     found: dict[str, Pending] = {}
+    for q in summary.questions:
+        key = f"{QUESTION}{q.root_id}:{q.id}"
+        found[key] = Pending(key, question_request(q), question=q)
+    if summary.thread.status != "needs_approval":
+        return found
     for a in summary.pending:
         if a.kind == "authorization":
             if url_mode:
@@ -108,6 +128,19 @@ def sign_in_request(agent: str, a: Approval) -> dict[str, Any]:
     who = " › ".join(a.via) if a.via else agent
     message = f"Agent {who!r} needs you to sign in to {a.server} to go on."
     params = {"mode": "url", "message": message, "url": a.url or ""}
+    return {"method": "elicitation/create", "params": params}
+
+
+def question_message(q: Question) -> str:
+    """A server's question as the person reads it: who asks, and what."""
+    who = f"{q.server}__{q.tool}" if q.tool else q.server
+    return f"{who} asks: {q.message}"
+
+
+def question_request(q: Question) -> dict[str, Any]:
+    """A downstream server's question, with its own form (an empty one if it has none)."""
+    schema = q.requested_schema or {"type": "object", "properties": {}}
+    params = {"mode": "form", "message": question_message(q), "requestedSchema": schema}
     return {"method": "elicitation/create", "params": params}
 
 
@@ -146,16 +179,30 @@ def _shown(arguments: str) -> str:
     return text if len(text) <= ARGUMENTS_SHOWN else text[:ARGUMENTS_SHOWN] + " …"
 
 
+def _elicit_result(response: Any) -> ElicitResult | None:
+    """``response`` read as an elicitation result, or None (not one we can read)."""
+    if isinstance(response, ElicitResult):
+        return response
+    try:
+        return ElicitResult.model_validate(response)
+    except ValidationError:
+        return None
+
+
+def reply_of(response: Any) -> Reply | None:
+    """The answer to a server's question as its tool gets it (None: none we can read)."""
+    result = _elicit_result(response)
+    if result is None:
+        return None
+    content = dict(result.content or {}) if result.action == "accept" else None
+    return Reply(result.action, content)
+
+
 def decision_of(response: Any, dismissed: Dismissed) -> Decision | None:
     """What an answer decides; None leaves the item pending (not an answer we can read,
     or a dismissal where ``dismissed`` is ``"pending"``)."""
-    try:
-        result = (
-            response
-            if isinstance(response, ElicitResult)
-            else ElicitResult.model_validate(response)
-        )
-    except ValidationError:
+    result = _elicit_result(response)
+    if result is None:
         return None
     if result.action == "decline":
         return Decision(False, "declined in the client")
@@ -178,6 +225,18 @@ def decision_of(response: Any, dismissed: Dismissed) -> Decision | None:
     return None
 
 
+def _answer_of(item: Pending, response: Any, dismissed: Dismissed) -> Decision | Reply | None:
+    """What an answer to ``item`` does (None: nothing, the item stays pending)."""
+    if item.question is not None:
+        return reply_of(response)
+    if item.approval is None:
+        return None
+    decision = decision_of(response, dismissed)
+    if decision is None or (item.approval.kind == "authorization" and decision.approve):
+        return None  # only a refusal decides a sign-in: the callback resumes the run
+    return decision
+
+
 async def answer_inputs(
     deps: Deps,
     owner: str,
@@ -190,40 +249,66 @@ async def answer_inputs(
     progress: Progress | None = None,
 ) -> TurnSummary | None:
     """Apply the answers to the keys of ``pending`` (others are ignored), in the order the
-    items were asked; the last decision waits up to ``wait`` for the run.
+    items were asked; the last answer waits up to ``wait`` for the run.
 
-    Returns the top-level thread's summary afterwards, or None when nothing was decided.
-    A decision that lost a race (decided or cancelled meanwhile) is skipped: theirs stands.
+    Returns the top-level thread's summary afterwards, or None when nothing was answered.
+    An answer that lost a race (decided, answered or cancelled meanwhile), or does not fit
+    its question, is skipped: theirs stands, and the question stays.
     """
-    decisions = [
-        (item.approval, decision)
+    answers = [
+        (item, answer)
         for key, item in pending.items()
-        if key in responses
-        and item.approval is not None
-        and (decision := decision_of(responses[key], dismissed)) is not None
-        and not (item.approval.kind == "authorization" and decision.approve)
+        if key in responses and (answer := _answer_of(item, responses[key], dismissed)) is not None
     ]
-    if not decisions:
+    if not answers:
         return None
     waited = False
-    for i, (a, d) in enumerate(decisions):
-        last = i == len(decisions) - 1
-        if a.kind == "authorization":  # only a refusal decides a sign-in: the callback resumes
-            d = Decision(False, "the user declined to sign in (in the client)")
+    for i, (item, answer) in enumerate(answers):
+        last = i == len(answers) - 1
         try:
-            await deps.threads.approve(
-                owner=owner,
-                thread_id=a.thread_id,
-                call_id=a.call_id,
-                approve=d.approve,
-                reason=d.reason,
-                scope=d.scope,
-                wait=wait if last else 0.0,
-                progress=progress if last else None,
+            await _apply(
+                deps, owner, item, answer, wait if last else 0.0, progress if last else None
             )
             waited = last
         except ClientError as exc:
-            log.info("answer for call %s not applied: %s", a.call_id, exc)
+            log.info("answer to %s not applied: %s", item.key, exc)
     return await deps.threads.get(
         owner=owner, thread_id=root_id, wait=0.0 if waited else wait, progress=progress
+    )
+
+
+async def _apply(
+    deps: Deps,
+    owner: str,
+    item: Pending,
+    answer: Decision | Reply,
+    wait: float,
+    progress: Progress | None,
+) -> None:
+    """Record one answer through the path of the tool that gives it by hand."""
+    if isinstance(answer, Reply):
+        assert item.question is not None
+        await deps.threads.answer_question(
+            owner=owner,
+            thread_id=item.question.root_id,
+            question_id=item.question.id,
+            action=answer.action,
+            content=answer.content,
+            wait=wait,
+            progress=progress,
+        )
+        return
+    a = item.approval
+    assert a is not None
+    if a.kind == "authorization":
+        answer = Decision(False, "the user declined to sign in (in the client)")
+    await deps.threads.approve(
+        owner=owner,
+        thread_id=a.thread_id,
+        call_id=a.call_id,
+        approve=answer.approve,
+        reason=answer.reason,
+        scope=answer.scope,
+        wait=wait,
+        progress=progress,
     )

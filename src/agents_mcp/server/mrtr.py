@@ -1,4 +1,4 @@
-"""Approvals asked inline on 2026-07-28 connections: input-required results (SEP-2322).
+"""Asking the person inline on 2026-07-28 connections: input-required results (SEP-2322).
 
 The 2026-07-28 era has no back-channel, so a server cannot send ``elicitation/create``
 in the middle of a call. Instead the tool answers ``resultType: "input_required"`` with
@@ -8,9 +8,13 @@ with the same arguments, the answers (``inputResponses``) and the state. That se
 applies the answers as ``approve_call`` would and goes on waiting for the run: one tool
 call for the caller's model, however many questions it took.
 
-Used where ``approval_prompt = "auto"`` and the request declares elicitation (each
-2026-07-28 request carries its client's capabilities), unless it also declares MCP
-tasks, which ask the same questions through ``tasks/get`` instead.
+A downstream server's question to the person (its tool asks during the call; the
+thread is ``running``) is asked the same way, with the server's own form, and the
+answer goes back to its tool (``Threads.answer_question``).
+
+Used where the request declares elicitation (each 2026-07-28 request carries its
+client's capabilities) and, for approvals, ``approval_prompt = "auto"``, unless it also
+declares MCP tasks, which ask the same questions through ``tasks/get`` instead.
 
 The state says which thread, for whom, and which keys were asked. The SDK seals it
 (AES-GCM; bound to the tool, its arguments, the OAuth principal and a 10-minute expiry)
@@ -40,7 +44,7 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.errors import InvalidRequest
 from agents_mcp.server.auth import Caller
-from agents_mcp.server.deps import Deps
+from agents_mcp.server.deps import Deps, incoming_chain
 from agents_mcp.server.inputs import answer_inputs, pending_inputs
 from agents_mcp.server.tasks import declares_tasks
 
@@ -98,11 +102,17 @@ class State:
         )
 
 
-def can_ask(ctx: Context, deps: Deps) -> bool:
-    """A 2026-07-28 request that declares elicitation (and not tasks), inline allowed."""
-    if not deps.settings.inline:
+def can_ask(ctx: Context, deps: Deps, *, questions: bool = False) -> bool:
+    """A 2026-07-28 request that declares elicitation (and not tasks), inline allowed:
+    approvals with ``approval_prompt = "auto"``; a server's ``questions`` whatever it
+    says, as the handshake era asks them (``asking``). Never of another agents-mcp (it
+    sends its delegation chain): it relays approvals, with their exact arguments, and
+    questions durably, from the structured result."""
+    if not deps.settings.inline and not questions:
         return False
     try:
+        if incoming_chain(ctx):
+            return False
         rc = ctx.request_context
         if rc is None or rc.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return False
@@ -141,8 +151,9 @@ def ask(
     *,
     url_mode: bool = False,
 ) -> InputRequiredResult | None:
-    """The questions of a thread waiting for approval, but not those ``answered`` in the
-    retry just made (a dismissed question is not asked again); None: nothing to ask.
+    """The questions of a thread (its pending calls, its servers' questions), but not
+    those ``answered`` in the retry just made (a dismissed question is not asked again);
+    None: nothing to ask.
     Sign-ins are asked (URL mode) only with ``url_mode``; else, or once accepted, the
     caller gets them in the structured result (``pending_authorizations``)."""
     inputs = pending_inputs(summary, url_mode=url_mode)
@@ -161,12 +172,13 @@ def ask(
 async def resume(
     ctx: Context, deps: Deps, state: State, *, wait: float, progress: Progress
 ) -> tuple[TurnSummary, frozenset[str]]:
-    """Apply the answers of a retry to the calls still pending among those asked, then
+    """Apply the answers of a retry to the items still pending among those asked, then
     wait up to ``wait`` for the run. Returns the thread's summary and the keys that got
     an answer (asked keys left without one are asked again).
 
-    A dismissed question (``cancel``) leaves its call pending: the caller then gets the
-    structured result, and ``approve_call`` (or the thread view) decides it.
+    A dismissed approval (``cancel``) leaves its call pending: the caller then gets the
+    structured result, and ``approve_call`` (or the thread view) decides it. A server's
+    question gets its ``cancel`` as it is (its tool decides what that means).
     """
     threads = deps.threads
     summary = await threads.get(owner=state.owner, thread_id=state.thread_id)

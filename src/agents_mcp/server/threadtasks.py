@@ -11,6 +11,7 @@ the database serves it, and the thread's own tools keep working next to it.
 thread             task              payload
 =================  ================  =============================================
 running            working           ``statusMessage``: the step it is on
+running, asking    input_required    one elicitation per question of its servers
 needs_approval     input_required    one elicitation per pending call or sign-in
 completed, failed  completed         the ``CallToolResult`` the tool would return
 cancelled          cancelled         ``statusMessage``
@@ -23,7 +24,9 @@ saying where to sign in (the run goes on by itself once the person did).
 A failed run is a tool error (``isError``), so its task is ``completed``, as the
 extension asks (``failed`` is for JSON-RPC errors). Answers to the elicitations
 (``tasks/update``) are decided as ``approve_call`` decides (a dismissed question refuses
-the call: nobody else is asked); ``tasks/cancel`` is ``cancel_run``. The final state is
+the call: nobody else is asked), or, for a server's question (a tool that asks during
+its call), answered as ``answer_question`` answers (accept, decline and cancel reach
+the tool as they are); ``tasks/cancel`` is ``cancel_run``. The final state is
 kept with the task the first time it is read, so the answer stays the same after the
 thread goes on with a new message; a task whose turn was superseded before anyone read
 its end says so (a tool error naming the thread).
@@ -46,7 +49,12 @@ from agents_mcp.errors import NotFound
 from agents_mcp.server.answers import agent_tool_result
 from agents_mcp.server.auth import Caller, current_caller
 from agents_mcp.server.deps import Deps, deps_of
-from agents_mcp.server.inputs import answer_inputs, declares_url_mode, pending_inputs
+from agents_mcp.server.inputs import (
+    answer_inputs,
+    declares_url_mode,
+    pending_inputs,
+    question_message,
+)
 from agents_mcp.server.results import META_STATUS, META_THREAD_ID
 from agents_mcp.server.tasks import TaskStatus, TaskView, UnknownTask, created
 from agents_mcp.store import StoredMessage
@@ -89,9 +97,10 @@ def step_message(summary: TurnSummary, turn: Sequence[StoredMessage]) -> str:
 
 
 def waiting_message(summary: TurnSummary) -> str:
-    """What a thread in ``needs_approval`` waits for: decisions, sign-ins (and where)."""
+    """What a thread waits for: decisions, sign-ins (and where), answers to questions."""
     calls = [a for a in summary.pending if a.kind != "authorization"]
     parts = [f"a decision on {len(calls)} tool call(s)"] if calls else []
+    parts += [f"an answer · {question_message(q)}" for q in summary.questions]
     parts += [
         f"the user to sign in to {a.server} at {a.url}"
         for a in summary.pending
@@ -178,6 +187,12 @@ class ThreadTasks:
             return _superseded(record.thread_id), self._fields(deps, record)
         status = summary.thread.status
         updated = max(record.created_at, summary.thread.updated_at)
+        if status == "running" and summary.questions:  # its servers ask the person
+            inputs = {k: v.request for k, v in pending_inputs(summary).items()}
+            return None, self._fields(
+                deps, record, "input_required", updated,
+                status_message=waiting_message(summary), input_requests=inputs,
+            )  # fmt: skip
         if status == "running":
             _, turn = await deps.threads.latest_turn(owner=caller.owner, thread_id=record.thread_id)
             message = step_message(summary, turn)

@@ -95,7 +95,10 @@ async def _converse(
         )
         summary = await ask_inline(ctx, deps, summary, deadline, progress)
         summary = await ask_sign_in(ctx, deps, summary, deadline.left(), progress)
-        if summary.thread.status == "needs_approval" and mrtr.can_ask(ctx, deps):
+        questions = bool(summary.questions)  # asked whatever approval_prompt says
+        if (questions or summary.thread.status == "needs_approval") and mrtr.can_ask(
+            ctx, deps, questions=questions
+        ):
             asked = mrtr.ask(summary, caller.owner, answered, url_mode=declares_url_mode(ctx))
             if asked is not None:
                 return asked
