@@ -168,6 +168,24 @@ async def test_structured_approvals_are_not_asked_inline(tmp_path: Path) -> None
     assert result.structured_content["status"] == "needs_approval"
 
 
+async def test_another_agents_mcp_is_not_asked(tmp_path: Path, log: Path) -> None:
+    """A caller that sends its delegation chain (another agents-mcp) relays approvals with
+    their exact arguments: it gets the structured result, not an input-required one."""
+
+    async def handler(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        raise AssertionError("asked")
+
+    chain = {"agents-mcp/chain": [{"instance": "am_elsewhere", "agent": "planner"}]}
+    async with (
+        serving(config(tmp_path), tmp_path / "t.db", ScriptedLLM(WRITE)) as url,
+        Client(url, mode="2026-07-28", elicitation_handler=handler) as client,
+    ):
+        result = await client.call_tool("chat_with_agent", CHAT, meta=chain)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "needs_approval"
+    assert executed(log) == []
+
+
 async def test_a_client_of_tasks_gets_a_task_not_a_question(tmp_path: Path) -> None:
     async def handler(message: str, response_type: Any, params: Any, context: Any) -> Any:
         raise AssertionError("asked")
