@@ -274,3 +274,37 @@ async def test_a_resumed_run_links_to_the_run_it_continues(tmp_path: Path) -> No
     } <= metrics
     tokens = [p for p in points if p.metric == "gen_ai.client.token.usage"]
     assert {p.attributes["gen_ai.token.type"] for p in tokens} == {"input", "output"}
+
+
+async def test_a_run_resumed_on_another_replica_links_to_the_run_it_continues(
+    tmp_path: Path, pg_cluster: str
+) -> None:
+    """Two replicas on one PostgreSQL database: the run pauses on A, the approval lands on
+    B, and B's resumed run links to A's (the trace context is kept in the database)."""
+    from tests.postgres import fresh_database
+
+    db = await fresh_database(pg_cluster)
+    write = Call("notes__write_note", {"title": "t", "body": "b"}, id="w1")
+    model = ScriptedLLM(write, "written", usage=USAGE)
+    with receiver() as rx:
+        async with FakeChatServer(model).serve() as llm:
+            path = agents_config(tmp_path / "a.json", llm, "front", {"notes": notes()})
+            data = json.loads(path.read_text())
+            data["server"]["db"] = db
+            config = write_config(path, data)
+            async with (
+                agents_mcp(config, rx, "replica-a", tmp_path) as a,
+                agents_mcp(config, rx, "replica-b", tmp_path) as b,
+            ):
+                paused = await tool(a, "chat_with_agent", agent="front", message="write")
+                tid = paused["thread_id"]
+                approved = await tool(b, "approve_call", thread_id=tid, call_id="w1", approve=True)
+
+            def two_runs(rx: OTLPReceiver) -> list[Span] | None:
+                runs = [s for s in rx.spans() if s.name == "invoke_agent front"]
+                return runs if len(runs) == 2 else None
+
+            first, resumed = sorted(await rx.wait_for(two_runs), key=lambda s: s.start)
+    assert (paused["status"], approved["status"]) == ("needs_approval", "completed")
+    assert (first.service, resumed.service) == ("replica-a", "replica-b")
+    assert resumed.links == [(first.trace_id, first.span_id, {"agents_mcp.link.type": "resumes"})]
