@@ -142,16 +142,17 @@ async def cancel_a_waiting_call(url: str, status_url: str, asked: anyio.Event) -
 
 
 async def status_of(url: str) -> str:
-    """The status of the only thread, once it is no longer running."""
+    """The status of the only thread, once it is no longer running (``get_thread``
+    waits for a running turn)."""
     async with Client(url, mode="legacy") as client:
-        with anyio.fail_after(20):
-            while True:
-                listed = await client.call_tool("list_threads", {})
-                assert listed.structured_content is not None
-                status: str = listed.structured_content["threads"][0]["status"]
-                if status != "running":
-                    return status
-                await anyio.sleep(0.05)
+        listed = await client.call_tool("list_threads", {})
+        assert listed.structured_content is not None
+        tid = listed.structured_content["threads"][0]["thread_id"]
+        with anyio.fail_after(30):
+            got = await client.call_tool("get_thread", {"thread_id": tid, "wait_seconds": 20})
+        assert got.structured_content is not None
+        status: str = got.structured_content["status"]
+        return status
 
 
 async def test_a_cancellation_stops_a_run_statelessly(tmp_path: Path) -> None:
