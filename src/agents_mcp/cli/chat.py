@@ -162,7 +162,7 @@ class ChatSession:
                 continue
             approval = summary.pending[0]
             self.console.working(None)
-            if approval.kind == "authorization":  # wait for the sign-in, in the browser
+            if approval.is_sign_in:  # wait for the sign-in, in the browser
                 if (signed := await wait_for_sign_in(self, summary, approval)) is None:
                     return summary
                 summary = signed
@@ -294,7 +294,7 @@ def waiting_lines(invocation: Invocation, thread_id: str, pending: Sequence[Appr
     """Each waiting call and the command that decides it."""
     lines: list[str] = []
     for a in pending:
-        if a.kind == "authorization":
+        if a.is_sign_in:
             lines += sign_in_lines(invocation, thread_id, a)
             continue
         via = f" (asked by {' › '.join(a.via)})" if len(a.via) > 1 else ""

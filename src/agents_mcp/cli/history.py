@@ -45,7 +45,7 @@ async def list_threads(
     children: bool = False,
     cursor: str | None = None,
 ) -> int:
-    if not await _exists(db_path):  # don't create a database just to list it
+    if not await has_database(db_path):  # don't create a database just to list it
         threads: list[Thread] = []
         next_cursor: str | None = None
         pending: dict[str, list[Approval]] = {}
@@ -76,7 +76,7 @@ async def list_threads(
     return 0
 
 
-async def _exists(db: str) -> bool:
+async def has_database(db: str) -> bool:
     """Whether there is a database to read: a PostgreSQL URL always names one (opening
     it says if it cannot be reached); a SQLite file may not have been created yet."""
     return is_url(db) or db == ":memory:" or await anyio.Path(db).exists()
@@ -112,7 +112,7 @@ async def _listing(
 async def show_thread(
     db_path: str, thread_id: str, console: Console, *, as_json: bool, reasoning: bool
 ) -> int:
-    if not await _exists(db_path):
+    if not await has_database(db_path):
         raise NotFound(f"thread {thread_id!r} not found (no database at {db_path})")
     store = await open_store(db_path)
     try:
@@ -139,7 +139,7 @@ async def delete_thread(
     db_path: str, thread_id: str, console: Console, *, hints: Hints, as_json: bool
 ) -> int:
     """``agents-mcp threads delete``: a finished local thread and its delegations."""
-    if not await _exists(db_path):
+    if not await has_database(db_path):
         raise NotFound(f"thread {thread_id!r} not found (no database at {db_path})")
     store = await open_store(db_path)
     try:

@@ -12,7 +12,6 @@ them resumes them (at once, or when it next starts).
 
 from __future__ import annotations
 
-import webbrowser
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
@@ -24,7 +23,7 @@ from agents_mcp.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
     from agents_mcp.cli.terminal import Console
-    from agents_mcp.config import DownstreamServerConfig
+    from agents_mcp.config import Config, DownstreamServerConfig
     from agents_mcp.downstream.signin import Accounts
     from agents_mcp.store.tokens import StoredToken, TokenStore
 
@@ -72,7 +71,8 @@ def logout(
     return anyio.run(lambda: run_logout(invocation, server, owner, command_console()))
 
 
-def _check(invocation: Invocation, server: str) -> None:
+def _loaded(invocation: Invocation, server: str) -> Config:
+    """The config, once ``server`` is one that signs people in."""
     config = invocation.load()
     found = config.mcp_servers.get(server)
     if found is None:
@@ -82,6 +82,7 @@ def _check(invocation: Invocation, server: str) -> None:
         )
     if found.auth != "oauth":
         raise ConfigError(f'server {server!r} does not sign people in (it has no auth = "oauth")')
+    return config
 
 
 async def run_login(
@@ -89,8 +90,7 @@ async def run_login(
 ) -> int:
     from agents_mcp.threads.runtime import open_runtime
 
-    _check(invocation, server)
-    config = invocation.load()
+    config = _loaded(invocation, server)
     async with open_runtime(config, db_path=invocation.db, recover=False) as runtime:
         accounts = runtime.accounts
         assert accounts is not None
@@ -105,6 +105,8 @@ async def run_login(
         console.status(f"Sign in to {server} (owner {owner}) in your browser:")
         console.line(url)
         if browser:
+            import webbrowser  # only here: every command's start-up imports this module
+
             webbrowser.open(url)
         found = await _new_token(accounts.tokens, owner, server, before, seconds)
         if found is None:
@@ -155,8 +157,7 @@ async def run_logout(invocation: Invocation, server: str, owner: str, console: C
     from agents_mcp.store.secrets import keys_for
     from agents_mcp.store.tokens import TokenStore
 
-    _check(invocation, server)
-    config = invocation.load()
+    config = _loaded(invocation, server)
     store = await open_store(invocation.db_path(config), lease_seconds=config.server.lease_seconds)
     try:
         gone = await TokenStore(store.db, keys_for(store.location)).delete_tokens(owner, server)

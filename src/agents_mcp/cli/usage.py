@@ -12,8 +12,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-import anyio
-
+from agents_mcp.cli.history import has_database
 from agents_mcp.cli.terminal import Console
 from agents_mcp.engine.usage import dollars
 from agents_mcp.errors import InvalidRequest
@@ -91,7 +90,7 @@ async def usage(
     as_json: bool,
 ) -> int:
     rows: list[UsageRow] = []
-    if await anyio.Path(db_path).exists() or "://" in db_path:
+    if await has_database(db_path):  # none yet: nothing spent, and none created
         store = await open_store(db_path)
         try:
             rows = await store.usage_report(by, since=since, until=until, owner=owner, agent=agent)

@@ -69,7 +69,7 @@ def plan_calls(
     for call in calls:
         info = tools.get(call.name)
         relayed = [a for a in decisions.every if a.origin_call_id == call.id]
-        remote = [a for a in relayed if not signins.is_sign_in(a)]
+        remote = [a for a in relayed if not a.is_sign_in]
         if relayed and info is not None:  # waiting on approvals elsewhere, or a sign-in
             if any(a.status == "pending" for a in relayed):
                 plan.waiting.append(call.id)
@@ -78,7 +78,12 @@ def plan_calls(
             elif (text := signins.outcome(relayed)) is not None:
                 plan.declined.append((call.id, text))
             else:
-                plan.resumed.append((call, info, _arguments(call, decided.get(call.id))))
+                approved = decided.get(call.id)
+                stored = _stored(call, approved if _approved(approved) else None)
+                if stored is None:
+                    plan.answers.append(tool_message(call, ToolOutput(text=MISMATCH, ok=False)))
+                else:
+                    plan.resumed.append((call, info, stored))
         elif call.id in decisions.held:
             plan.orphans.append(call.id)
         elif (problem := _check(call, info, tools)) is not None:
@@ -119,10 +124,9 @@ def _decided(
         plan.new.append(_approval(thread_id, call, info, said))
         plan.waiting.append(call.id)
     elif approval is None or approval.status == "approved":
-        stored = call.arguments if approval is None else approval.arguments
-        if approval is not None and digest(stored) != approval.digest:
-            text = "Error: the stored arguments of this call do not match their digest"
-            plan.answers.append(tool_message(call, ToolOutput(text=text, ok=False)))
+        stored = _stored(call, approval)
+        if stored is None:
+            plan.answers.append(tool_message(call, ToolOutput(text=MISMATCH, ok=False)))
         else:
             plan.runnable.append((call, info, stored))
     elif approval.status == "denied":
@@ -133,11 +137,19 @@ def _decided(
         plan.waiting.append(call.id)
 
 
-def _arguments(call: ToolCall, approval: Approval | None) -> str:
-    """What a call runs with: the approved arguments, if it was approved."""
-    if approval is not None and approval.status == "approved":
-        return approval.arguments
-    return call.arguments
+MISMATCH = "Error: the stored arguments of this call do not match their digest"
+
+
+def _approved(approval: Approval | None) -> bool:
+    return approval is not None and approval.status == "approved"
+
+
+def _stored(call: ToolCall, approval: Approval | None) -> str | None:
+    """What a call runs with: the arguments its approval stored (None when they no longer
+    match their digest: it must not run), else the model's."""
+    if approval is None:
+        return call.arguments
+    return approval.arguments if digest(approval.arguments) == approval.digest else None
 
 
 def _check(call: ToolCall, info: ToolInfo | None, tools: Mapping[str, ToolInfo]) -> str | None:

@@ -121,6 +121,7 @@ class Delegation:
                 delegate=self,
                 ask=parent.ask,
                 root_id=parent.root,
+                owner=parent.owner,
                 spend=parent.spend,  # a delegation counts against the call that started it
             )
         )

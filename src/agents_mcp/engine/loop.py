@@ -93,10 +93,7 @@ RECHECKS = 3
 
 async def run(r: Run) -> None:
     """Drive ``step()`` until the thread is completed, paused or failed; record the outcome.
-
-    A failure to reach the store (``StoreError``) and the loss of the thread
-    (``LostClaim``) propagate: the run's owner settles the thread.
-    """
+    ``StoreError`` and ``LostClaim`` propagate: the run's owner settles the thread."""
     resumed = False
     if telemetry.enabled():  # a turn that has answers already is resumed
         turn = current_turn((await _transcript(r)).messages)
@@ -298,7 +295,7 @@ async def _settle_calls(
         every, grants = await r.store.decisions(r.thread_id)
     else:
         every, grants = [], set()
-    tracing.decisions(r.spend.owner if r.spend else "", calls, every)
+    tracing.decisions(r.owner or "", calls, every)
     # Calls whose row already waits on another agents-mcp (a resumed run).
     held = (
         set()
@@ -350,10 +347,12 @@ async def _tools(r: Run) -> list[ToolInfo]:
     """
     if r.state.tools is None:
         found = await r.agent.toolset.available()
-        turn = current_turn((await _transcript(r)).messages)
-        ask, missing = signins.to_ask(found.unavailable, turn)
-        if ask:  # the owner must sign in before these servers' tools can be offered
-            await signins.wait_for_servers(r, await _transcript(r), ask)
+        missing = found.unavailable
+        if missing:  # some may wait for their owner's sign-in before offering their tools
+            transcript = await _transcript(r)
+            ask, missing = signins.to_ask(missing, current_turn(transcript.messages))
+            if ask:
+                await signins.wait_for_servers(r, transcript, ask)
         await _record_unavailable(r, missing)
         r.state.tools = [*found.tools, *r.agent.delegates]
     return r.state.tools

@@ -18,7 +18,6 @@ places can ask:
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from typing import NoReturn
@@ -111,16 +110,6 @@ def outcome(items: Sequence[Approval]) -> str | None:
     if latest.status == "approved":
         return None
     return DECLINED.format(server=latest.server)
-
-
-def is_sign_in(a: Approval) -> bool:
-    return a.kind == "authorization"
-
-
-def pending_text(a: Approval) -> str:
-    """One line about a pending sign-in (for refusals that list what waits)."""
-    what = f" (for {a.server}__{a.tool} {json.dumps(a.arguments)[:200]})" if a.tool else ""
-    return f"sign in to {a.server}{what}: {a.url}"
 
 
 async def wait_for_call(

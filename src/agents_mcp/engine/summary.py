@@ -36,6 +36,7 @@ class TurnSummary:
     llm_requests: int
     tool_calls: int
     pending: list[Approval]
+    """What the turn waits for: calls to decide and sign-ins (see ``calls``, ``sign_ins``)."""
     cancelled: list[str] = field(default_factory=list[str])
     """For a cancelled turn: each call the cancel cut short, and what became of it."""
     unavailable: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
@@ -46,6 +47,16 @@ class TurnSummary:
     """Unanswered questions of downstream servers (the run waits inside their calls)."""
     delegated: Spent | None = None
     """What the agents this turn delegated to spent (at any depth), when it delegated."""
+
+    @property
+    def calls(self) -> list[Approval]:
+        """The pending calls to decide (not the sign-ins)."""
+        return [a for a in self.pending if not a.is_sign_in]
+
+    @property
+    def sign_ins(self) -> list[Approval]:
+        """The sign-ins the run waits for."""
+        return [a for a in self.pending if a.is_sign_in]
 
 
 async def pending_in_tree(store: Store, thread: Thread) -> list[Approval]:

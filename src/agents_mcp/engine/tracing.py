@@ -86,7 +86,7 @@ async def agent_run(r: Run, resumed: bool) -> AsyncIterator[telemetry.Span]:
 def chat_span(r: Run, request: LLMRequest) -> AbstractContextManager[telemetry.Span]:
     """The ``chat <model>`` span of one model request."""
     if not telemetry.enabled():
-        return telemetry.span("")
+        return telemetry.OFF
     settings = request.settings
     attributes = {
         "gen_ai.operation.name": "chat",
@@ -155,7 +155,7 @@ def tool_span(r: Run, call: ToolCall, info: ToolInfo) -> AbstractContextManager[
     """The ``execute_tool`` span of one call: an MCP ``tools/call`` to a downstream server
     (CLIENT), or a delegation to another agent (INTERNAL)."""
     if not telemetry.enabled():
-        return telemetry.span("")
+        return telemetry.OFF
     delegation = info.server == DELEGATION_SERVER
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "execute_tool",

@@ -23,7 +23,7 @@ from agents_mcp.errors import ClientError
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps
 from agents_mcp.server.inline import MIN_ASK, Deadline, can_elicit
-from agents_mcp.server.inputs import question_message
+from agents_mcp.server.inputs import question_request
 from agents_mcp.store import Action, Question
 
 log = logging.getLogger("agents_mcp.server")
@@ -68,8 +68,8 @@ async def ask_inline(
 
 async def _elicit(ctx: Context, q: Question) -> tuple[Action, dict[str, Any] | None] | None:
     """The person's answer in the client, or None (no answer: the question stays)."""
-    message = question_message(q)
-    schema = cast(Any, q.requested_schema or {"type": "object", "properties": {}})
+    params = question_request(q)["params"]  # the same form as every other way of asking
+    message, schema = params["message"], cast(Any, params["requestedSchema"])
     try:
         got = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
     except Exception as exc:  # unsupported after all, or the client failed

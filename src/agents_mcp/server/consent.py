@@ -59,7 +59,7 @@ def can_ask_url(ctx: Context) -> bool:
 def _sign_ins(summary: TurnSummary) -> list[Approval]:
     if summary.thread.status != "needs_approval":
         return []
-    return [a for a in summary.pending if a.kind == "authorization"]
+    return summary.sign_ins
 
 
 async def ask_sign_in(

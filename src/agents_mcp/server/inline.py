@@ -113,4 +113,4 @@ async def ask_inline(
 
 def _calls(summary: TurnSummary) -> list[Approval]:
     """The pending calls to decide (sign-ins are asked for elsewhere: ``consent``)."""
-    return [a for a in summary.pending if a.kind != "authorization"]
+    return summary.calls

@@ -104,7 +104,7 @@ def pending_inputs(summary: TurnSummary, *, url_mode: bool = True) -> dict[str, 
     if summary.thread.status != "needs_approval":
         return found
     for a in summary.pending:
-        if a.kind == "authorization":
+        if a.is_sign_in:
             if url_mode:
                 key = f"{SIGN_IN}{a.thread_id}:{a.call_id}"
                 found[key] = Pending(key, sign_in_request(summary.thread.agent, a), a)
@@ -232,7 +232,7 @@ def _answer_of(item: Pending, response: Any, dismissed: Dismissed) -> Decision |
     if item.approval is None:
         return None
     decision = decision_of(response, dismissed)
-    if decision is None or (item.approval.kind == "authorization" and decision.approve):
+    if decision is None or (item.approval.is_sign_in and decision.approve):
         return None  # only a refusal decides a sign-in: the callback resumes the run
     return decision
 
@@ -262,18 +262,20 @@ async def answer_inputs(
     ]
     if not answers:
         return None
-    waited = False
+    after: TurnSummary | None = None
     for i, (item, answer) in enumerate(answers):
         last = i == len(answers) - 1
         try:
-            await _apply(
+            got = await _apply(
                 deps, owner, item, answer, wait if last else 0.0, progress if last else None
             )
-            waited = last
+            after = got if last else None
         except ClientError as exc:
             log.info("answer to %s not applied: %s", item.key, exc)
+    if after is not None and after.thread.id == root_id:  # the last answer waited for it
+        return after
     return await deps.threads.get(
-        owner=owner, thread_id=root_id, wait=0.0 if waited else wait, progress=progress
+        owner=owner, thread_id=root_id, wait=0.0 if after is not None else wait, progress=progress
     )
 
 
@@ -284,11 +286,12 @@ async def _apply(
     answer: Decision | Reply,
     wait: float,
     progress: Progress | None,
-) -> None:
-    """Record one answer through the path of the tool that gives it by hand."""
+) -> TurnSummary:
+    """Record one answer through the path of the tool that gives it by hand; the thread
+    it was given in, afterwards."""
     if isinstance(answer, Reply):
         assert item.question is not None
-        await deps.threads.answer_question(
+        return await deps.threads.answer_question(
             owner=owner,
             thread_id=item.question.root_id,
             question_id=item.question.id,
@@ -297,12 +300,11 @@ async def _apply(
             wait=wait,
             progress=progress,
         )
-        return
     a = item.approval
     assert a is not None
-    if a.kind == "authorization":
+    if a.is_sign_in:
         answer = Decision(False, "the user declined to sign in (in the client)")
-    await deps.threads.approve(
+    return await deps.threads.approve(
         owner=owner,
         thread_id=a.thread_id,
         call_id=a.call_id,

@@ -93,7 +93,7 @@ def thread_info(
                 call_id=a.call_id, server=a.server, url=a.url or "", age_seconds=_age(a, moment)
             )
             for a in pending
-            if a.kind == "authorization"
+            if a.is_sign_in
         ],
         pending_approvals=[
             PendingPreview(
@@ -107,7 +107,7 @@ def thread_info(
                 age_seconds=_age(a, moment),
             )
             for a in pending
-            if a.kind != "authorization"
+            if not a.is_sign_in
         ],
     )
 

@@ -245,7 +245,7 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
     """The result of ``s``; with ``budget``, the pending calls' arguments share it (each
     cut to fit, with the resource that has it whole), else they are whole (the CLI)."""
     t = s.thread
-    calls = [a for a in s.pending if a.kind != "authorization"]
+    calls = s.calls
     limit = None if budget is None else max(MIN_ARGUMENTS, budget // max(1, len(calls)))
     error = (
         RunErrorInfo(type=t.error_type or "error", message=t.error_message or "")
@@ -258,9 +258,7 @@ def agent_result(s: TurnSummary, budget: int | None = None) -> AgentResult:
         status=t.status,
         reply=s.reply,
         pending_approvals=[_pending(a, limit) for a in calls],
-        pending_authorizations=[
-            pending_authorization(a) for a in s.pending if a.kind == "authorization"
-        ],
+        pending_authorizations=[pending_authorization(a) for a in s.pending if a.is_sign_in],
         error=error,
         unavailable=[UnavailableServer(server=n, reason=why) for n, why in s.unavailable],
         usage=RunUsage(

@@ -50,7 +50,6 @@ TASKS = "io.modelcontextprotocol/tasks"
 """The extension's identifier."""
 
 TaskStatus = Literal["working", "input_required", "completed", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
 class UnknownTask(Exception):

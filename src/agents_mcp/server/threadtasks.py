@@ -98,13 +98,11 @@ def step_message(summary: TurnSummary, turn: Sequence[StoredMessage]) -> str:
 
 def waiting_message(summary: TurnSummary) -> str:
     """What a thread waits for: decisions, sign-ins (and where), answers to questions."""
-    calls = [a for a in summary.pending if a.kind != "authorization"]
+    calls = summary.calls
     parts = [f"a decision on {len(calls)} tool call(s)"] if calls else []
     parts += [f"an answer · {question_message(q)}" for q in summary.questions]
     parts += [
-        f"the user to sign in to {a.server} at {a.url}"
-        for a in summary.pending
-        if a.kind == "authorization"
+        f"the user to sign in to {a.server} at {a.url}" for a in summary.pending if a.is_sign_in
     ]
     return "waiting for " + "; ".join(parts or ["a decision"])
 

@@ -134,6 +134,11 @@ class Approval:
         """The name the model used: ``<server>__<tool>``."""
         return f"{self.server}__{self.tool}"
 
+    @property
+    def is_sign_in(self) -> bool:
+        """A sign-in the owner must give, rather than a call to decide."""
+        return self.kind == "authorization"
+
 
 def digest(arguments: str) -> str:
     """A digest of the exact argument text, stored to prove it was not changed."""

@@ -167,7 +167,7 @@ class _Calls:
             asked = self.relayed.get(call.id, [])
             if not cancel:
                 return "pending" if any(a.status == "pending" for a in asked) else "resumable"
-            relayed = [a for a in asked if a.kind != "authorization"]
+            relayed = [a for a in asked if not a.is_sign_in]
             # Waiting for a sign-in only, it never reached its server's tool.
             ran = bool(relayed) or not asked
             w.finished.append((row.index, states.STOPPED_RUNNING if ran else states.STOPPED_BEFORE))
@@ -197,7 +197,7 @@ _DELEGATION_STOPPED = (
 
 
 def _listing_sign_in(a: Approval) -> bool:
-    return a.kind == "authorization" and a.origin_call_id is None
+    return a.is_sign_in and a.origin_call_id is None
 
 
 def _event(*, cancelled: bool) -> str:

@@ -107,12 +107,11 @@ class TaskStore:
 
         async def body(tx: Tx) -> TaskRecord:
             await tx.execute(f"DELETE FROM tasks WHERE expires_at < {epoch}")
-            await tx.execute(
+            found = await tx.fetchrow(
                 "INSERT INTO tasks (id, owner, thread_id, turn, created_at, ttl_ms, expires_at)"
-                f" VALUES (?, ?, ?, {TURN_START}, ?, ?, {epoch} + ?)",
+                f" VALUES (?, ?, ?, {TURN_START}, ?, ?, {epoch} + ?) RETURNING *",
                 (task_id, owner, thread_id, thread_id, stamp, ttl_ms, ttl_ms / 1000),
             )
-            found = await tx.fetchrow("SELECT * FROM tasks WHERE id=?", (task_id,))
             assert found is not None
             return _task(found)
 

@@ -185,32 +185,6 @@ class TokenStore:
 
         return bool(await self.db.transaction("oauth_delete_token", body))
 
-    async def signed_in(self, owner: str) -> list[StoredToken]:
-        """The owner's sign-ins (without their secrets: ``token`` is empty)."""
-
-        async def body(tx: Tx) -> list[Row]:
-            return await tx.fetch(
-                f"SELECT {_TOKEN_COLUMNS} FROM oauth_tokens WHERE owner=? ORDER BY server",
-                (owner,),
-            )
-
-        return [
-            StoredToken(
-                owner=r["owner"],
-                server=r["server"],
-                issuer=r["issuer"],
-                client_ref=r["client_ref"],
-                token={},
-                expires_at=r["expires_at"],
-                token_endpoint=r["token_endpoint"],
-                resource=r["resource"],
-                scope=r["scope"],
-                version=int(r["version"]),
-                updated_at=r["updated_at"],
-            )
-            for r in await self.db.read("oauth_signed_in", body)
-        ]
-
     # -- client registrations -------------------------------------------------------------
 
     async def registration(self, server: str, redirect_uri: str) -> Registration | None:

@@ -16,8 +16,8 @@ the OpenTelemetry GenAI and MCP semantic conventions; the engine chooses them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -80,9 +80,8 @@ class _Nothing:
 NOTHING: Span = _Nothing()
 
 
-@contextmanager
-def _no_span() -> Iterator[Span]:
-    yield NOTHING
+OFF: AbstractContextManager[Span] = nullcontext(NOTHING)
+"""The span block while telemetry is off: one object, reused (``nullcontext`` may be)."""
 
 
 Link = tuple[str, str | None, Attributes]
@@ -99,7 +98,7 @@ def span(
     """A span named ``name`` around the block, current inside it; ends with the block
     (an exception marks it failed with ``error.type``)."""
     if not STATE.on:
-        return _no_span()
+        return OFF
     from agents_mcp.telemetry import otel
 
     return otel.span(name, kind, attributes or {}, links)

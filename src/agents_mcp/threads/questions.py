@@ -104,7 +104,12 @@ class Asking:
         if asked.url is not None or asked.requested_schema is None:
             log.info("%s asked in URL mode: %r; not relayed, answered cancel", asked.server, asked)
             return ElicitAnswer("cancel")
-        via = next((chain for t, chain in await self.store.tree(r.root) if t.id == r.thread_id), ())
+        if r.root_id is None:  # a top-level run: its chain is its own agent
+            via: tuple[str, ...] = (r.agent.name,)
+        else:
+            via = next(
+                (chain for t, chain in await self.store.tree(r.root) if t.id == r.thread_id), ()
+            )
         question = Question(
             id=new_question_id(),
             thread_id=r.thread_id,

@@ -125,8 +125,9 @@ def _metered(model: ModelConfig | None, agent: AgentConfig) -> dict[str, Any]:
 async def open_accounts(
     config: Config, store: SQLStore, stack: AsyncExitStack, callback_url: str | None
 ) -> Accounts | None:
-    """The sign-ins to downstream servers (when a server has ``auth``), kept in ``store``."""
-    if not any(c.auth is not None for c in config.mcp_servers.values()):
+    """The sign-ins to downstream servers (when a server has ``auth = "oauth"``), kept in
+    ``store``; ``client_credentials`` servers need none."""
+    if not any(c.auth == "oauth" for c in config.mcp_servers.values()):
         return None
     from agents_mcp.downstream.loopback import Loopback, loopback_uri
     from agents_mcp.downstream.signin import Accounts

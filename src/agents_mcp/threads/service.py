@@ -158,7 +158,7 @@ class Threads(QuestionRequests):
                 f"thread {root.id!r} belongs to agent {root.agent!r}, which is no longer"
                 " configured; its calls cannot run"
             )
-        if scope == "thread" and target.kind == "authorization":
+        if scope == "thread" and target.is_sign_in:
             raise InvalidRequest(f"{call_id!r} waits for a sign-in; it can only be decided once")
         if scope == "thread" and target.origin_call_id is not None:
             # Its server and tool are what another agents-mcp says they are: a grant by
