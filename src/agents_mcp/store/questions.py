@@ -121,6 +121,13 @@ _PENDING = (
 )
 
 
+_HELD = (
+    " AND EXISTS (SELECT 1 FROM threads t WHERE t.id = questions.root_id"
+    " AND t.claim = questions.claim AND t.stop_requested = 0)"
+)
+"""The run that asked still holds its thread, and was not asked to stop."""
+
+
 class QuestionStore:
     """The store's question operations (``SQLStore`` mixes them in)."""
 
@@ -153,13 +160,14 @@ class QuestionStore:
     async def answer_question(
         self, question_id: str, action: Action, content: Mapping[str, Any] | None
     ) -> tuple[bool, Question]:
-        """Record the person's answer to a pending question. Returns whether this call
-        recorded it, and the question as it is now (answered before, or closed: as it is)."""
+        """Record the person's answer to a pending question, only while the run that asked
+        still holds its thread and was not asked to stop (a stopped run's tool never gets
+        it). Returns whether this call recorded it, and the question as it is now."""
 
         async def body(tx: Tx) -> tuple[bool, Question]:
             changed = await tx.execute(
                 "UPDATE questions SET status='answered', action=?, content=?, answered_at=?"
-                " WHERE id=? AND status='pending'",
+                " WHERE id=? AND status='pending'" + _HELD,
                 (action, None if content is None else json.dumps(content), now(), question_id),
             )
             row = await tx.fetchrow(_ONE, (question_id,))
@@ -176,12 +184,7 @@ class QuestionStore:
         """Nobody can answer the question any more (``reason``); False when it was
         answered or closed before. ``by_run``: only while the run that asked still holds
         its thread and was not asked to stop (else settling the run closes it, saying so)."""
-        held = (
-            " AND EXISTS (SELECT 1 FROM threads t WHERE t.id = questions.root_id"
-            " AND t.claim = questions.claim AND t.stop_requested = 0)"
-            if by_run
-            else ""
-        )
+        held = _HELD if by_run else ""
 
         async def body(tx: Tx) -> bool:
             changed = await tx.execute(

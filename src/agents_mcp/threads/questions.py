@@ -201,9 +201,10 @@ def _refuse(current: Question, action: Action, content: Mapping[str, Any] | None
             f"question {current.id!r} was already answered ({current.action}); an answer"
             " cannot be changed"
         )
+    why = current.reason or "the run that asked it was stopped"  # still pending: stopping
     raise Conflict(
-        f"question {current.id!r} can no longer be answered: {current.reason}. get_thread"
-        " shows where the thread is now"
+        f"question {current.id!r} can no longer be answered: {why}. get_thread shows where"
+        " the thread is now"
     )
 
 
