@@ -24,8 +24,8 @@ import anyio
 import httpx2
 
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.downstream import DownstreamServer
 from agents_mcp.downstream.oauth import NotAuthorized, acting_for
+from agents_mcp.downstream.servers import DownstreamServer
 from agents_mcp.downstream.signin import Accounts
 from agents_mcp.store import open_store
 from agents_mcp.store.secrets import keys_for

@@ -16,7 +16,7 @@ from mcp_types import ToolListChangedNotification
 from pydantic import ValidationError
 
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.downstream import Downstreams, DownstreamServer, unavailable_reason
+from agents_mcp.downstream.servers import Downstreams, DownstreamServer, unavailable_reason
 from agents_mcp.server.app import create_server
 from agents_mcp.testing import Call, ScriptedLLM
 from tests.conftest import DOWNSTREAM, call, make_config

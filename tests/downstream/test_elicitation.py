@@ -16,8 +16,8 @@ import mcp_types as mt
 import pytest
 
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.downstream import DownstreamServer, ElicitAnswer, Elicitation
-from agents_mcp.downstream.elicit import Questions
+from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation, Questions
+from agents_mcp.downstream.servers import DownstreamServer
 from tests.conftest import DOWNSTREAM
 from tests.processes import http_downstream
 

@@ -10,8 +10,8 @@ import anyio
 import pytest
 
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.downstream import DownstreamServer
 from agents_mcp.downstream.oauth import acting_for
+from agents_mcp.downstream.servers import DownstreamServer
 from agents_mcp.downstream.signin import Accounts
 from agents_mcp.store import SQLStore, open_store
 from agents_mcp.store.secrets import keys_for

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from agents_mcp.config import DownstreamServerConfig
-from agents_mcp.downstream import Downstreams, unavailable_reason
+from agents_mcp.downstream.servers import Downstreams, unavailable_reason
 from agents_mcp.downstream.stray import NotMCP
 from tests.conftest import DOWNSTREAM
 

@@ -51,7 +51,7 @@ async def list_tools(
     invocation: Invocation, agent: str, console: Console, *, as_json: bool, seconds: float
 ) -> int:
     """Start the agent's servers and print the tools its model is offered."""
-    from agents_mcp.downstream import Downstreams
+    from agents_mcp.downstream.servers import Downstreams
     from agents_mcp.threads.runtime import agent_toolset
 
     config = invocation.load()

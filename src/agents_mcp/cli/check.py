@@ -62,7 +62,7 @@ async def check(
             console.line(report.as_json())
         return 2
 
-    from agents_mcp.downstream import Downstreams
+    from agents_mcp.downstream.servers import Downstreams
 
     downstreams = Downstreams.from_config(config.mcp_servers)
     found: dict[str, list[Any] | BaseException] = {}
@@ -192,7 +192,7 @@ async def _server_rows(
 ) -> list[Row]:
     """A row per server; failed stdio servers get their log's tail and one more try with
     the user's whole environment."""
-    from agents_mcp.downstream import DownstreamServer
+    from agents_mcp.downstream.servers import DownstreamServer
     from agents_mcp.downstream.stray import NotMCP
 
     tails: dict[str, list[str]] = {}

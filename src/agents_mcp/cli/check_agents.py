@@ -81,7 +81,7 @@ async def agent_section(
     downstreams: Any,
     found: Mapping[str, list[Any] | BaseException],
 ) -> None:
-    from agents_mcp.downstream import AgentToolset
+    from agents_mcp.downstream.servers import AgentToolset
 
     servers = ", ".join(agent.servers) or "none"
     show.line(f"agent {name} · model {agent.model} · servers {servers}")

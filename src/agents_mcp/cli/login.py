@@ -123,8 +123,8 @@ async def _sign_in_page(
     accounts: Accounts, config: DownstreamServerConfig, server: str, owner: str
 ) -> str | None:
     """What the server asks of ``owner``: the sign-in page (None: signed in already)."""
-    from agents_mcp.downstream import DownstreamServer
     from agents_mcp.downstream.oauth import NotAuthorized, acting_for
+    from agents_mcp.downstream.servers import DownstreamServer
 
     target = DownstreamServer(server, config, accounts=accounts)
     try:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agents_mcp import telemetry
 from agents_mcp.config import AgentBudget, Price
-from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation, ElicitHandler
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.transcript import Transcript
 from agents_mcp.errors import (
@@ -28,6 +27,7 @@ from agents_mcp.store import (
 from agents_mcp.toolsets import ToolInfo, Toolset, Unavailable
 
 if TYPE_CHECKING:
+    from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation, ElicitHandler
     from agents_mcp.engine.usage import Spend
 
 
@@ -134,7 +134,7 @@ class Delegated:
     ok: bool = True
 
 
-Ask = Callable[["Run", Elicitation], Awaitable[ElicitAnswer]]
+Ask = Callable[["Run", "Elicitation"], Awaitable["ElicitAnswer"]]
 """Asks the person behind a run a question a downstream server asked during one of its
 calls, and waits for the answer (see ``threads.questions``)."""
 

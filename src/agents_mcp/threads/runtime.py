@@ -24,7 +24,7 @@ from agents_mcp.config import (
     ModelConfig,
     approval_required,
 )
-from agents_mcp.downstream import Downstreams, DownstreamServer
+from agents_mcp.downstream.servers import Downstreams, DownstreamServer
 from agents_mcp.engine.agent import Agent
 from agents_mcp.engine.context import ContextWindow
 from agents_mcp.engine.delegation import delegate_tool
