@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,28 @@ async def test_check_looks_at_the_database_given_with_db(tmp_path: Path) -> None
     (row,) = [r for r in json.loads(ran.out)["checks"] if r["item"] == "database"]
     assert row["detail"].startswith(f"{db} · ")
     assert not db.exists()  # looked at, not created
+
+
+READ_ONLY = """
+import sys
+from agents_mcp.cli import main
+code = main(sys.argv[1:])
+print(sorted({m.split(".")[0] for m in sys.modules} & {"fastmcp", "mcp", "mcp_types"}))
+"""
+
+
+@pytest.mark.parametrize("command", ["threads", "show", "usage", "agents"])
+def test_commands_that_only_read_load_no_mcp_stack(tmp_path: Path, command: str) -> None:
+    """``threads``, ``show``, ``usage`` and ``agents`` never reach a server: they answer
+    without importing fastmcp or the MCP SDK (about a second of CPU on every call)."""
+    args = {"threads": [], "show": ["t-none"], "usage": [], "agents": ["--config", EXAMPLE]}
+    db = [] if command == "agents" else ["--db", str(tmp_path / "t.db")]
+    ran = subprocess.run(
+        [sys.executable, "-c", READ_ONLY, command, *args[command], *db],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.stdout.splitlines()[-1] == "[]", (ran.stdout, ran.stderr)
