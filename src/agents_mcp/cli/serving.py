@@ -121,8 +121,11 @@ def _serve(main: Callable[[], Awaitable[bool]], traced: bool) -> int:
 
 
 def _stopped() -> None:
-    # A terminal has echoed "^C": start a line of our own.
-    print(f"{chr(10) if sys.stderr.isatty() else ''}{STOPPED}", file=sys.stderr)
+    # A terminal has echoed "^C": start a line of our own. One write, line and newline
+    # together: a thread still winding down (aiosqlite's, logging with --debug) may
+    # write at the same moment, and must not end up on our line.
+    sys.stderr.write(f"{chr(10) if sys.stderr.isatty() else ''}{STOPPED}\n")
+    sys.stderr.flush()
 
 
 def _check_lists(allowed_hosts: Sequence[str], allowed_origins: Sequence[str]) -> None:
