@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,7 @@ from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
 from agents_mcp.store.states import MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
-from tests.conftest import DOWNSTREAM
-from tests.processes import ROOT, write_config
+from tests.processes import ROOT, http_downstream, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -127,64 +125,68 @@ a parallel run spreads over its workers: together they kill the server at every 
 @pytest.mark.parametrize("ending", ["approve", "cancel"])
 async def test_kill_at_every_step_boundary(tmp_path: Path, ending: str, shard: int) -> None:
     fake = FakeChatServer(Model())
-    async with fake.serve() as base_url:
-        log = tmp_path / "executed.jsonl"
-        config = write_config(
-            tmp_path / "agents.json",
-            {
-                "mcpServers": {
-                    "notes": {
-                        "command": sys.executable,
-                        "args": [DOWNSTREAM],
-                        "env": {"DOWNSTREAM_LOG": str(log)},
-                    }
-                },
-                "models": {"main": {"base_url": base_url, "model": "m"}},
-                "agents": {"scribe": {"description": "d", "model": "main", "servers": ["notes"]}},
-            },
-        )
-        env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
-        trace = tmp_path / "trace.txt"
-        with anyio.fail_after(BOUND):
-            async with server(
-                config, tmp_path / "trace.db", {**env, killable_server.TRACE: str(trace)}
-            ) as client:
-                await journey(client, ending)
-        hits: dict[str, int] = {}
-        boundaries: list[str] = []
-        for point in trace.read_text().split():
-            hits[point] = hits.get(point, 0) + 1
-            if point.startswith(("commit:", "after:")) and not point.endswith(_READS):
-                boundaries.append(f"{point}#{hits[point]}")
-        assert len(boundaries) >= 8, boundaries
+    log = tmp_path / "executed.jsonl"
+    # One downstream server for every kill, over HTTP: what it executes is what counts,
+    # and starting one per server process would double the CPU the matrix costs.
+    with http_downstream("notes", {"DOWNSTREAM_LOG": str(log)}) as url:
+        async with fake.serve() as base_url:
+            await _kill_everywhere(tmp_path, base_url, url, ending, shard)
 
-        counts = {"kills": 0, "executed twice": 0, "approved, never executed": 0, "stuck": 0}
-        for at in boundaries[shard::SHARDS]:
-            db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
-            log.unlink(missing_ok=True)
-            with anyio.fail_after(BOUND):
-                with contextlib.suppress(Exception):  # it dies under the client's feet
-                    async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
-                        await journey(client, ending)
-            counts["kills"] += 1
-            with anyio.fail_after(BOUND * 2):
-                async with server(config, db, env) as client:
-                    await carry_on(client, ending)
-            after = state(db)
-            ran = len(log.read_text().splitlines()) if log.exists() else 0
-            assert after["integrity"] == "ok", at
-            stuck = [t for t in after["threads"] if t["status"] == "running"]
-            counts["stuck"] += len(stuck)
-            assert not stuck, f"killed at {at}: {stuck}"
-            assert ran <= 1, f"killed at {at}: the call ran {ran} times"
-            counts["executed twice"] += ran > 1
-            decided = after["approvals"].get("w1")
-            if decided in ("cancelled", "denied"):
-                assert ran == 0, f"killed at {at}: the {decided} call ran"
-            if decided == "approved" and ran == 0:
-                # Only when killed after recording that it started: it says so.
-                assert MAY_HAVE_RUN in after["results"], f"killed at {at}: {after}"
-                counts["approved, never executed"] += 1
+
+async def _kill_everywhere(
+    tmp_path: Path, base_url: str, url: str, ending: str, shard: int
+) -> None:
+    log = tmp_path / "executed.jsonl"
+    config = write_config(
+        tmp_path / "agents.json",
+        {
+            "mcpServers": {"notes": {"url": url}},
+            "models": {"main": {"base_url": base_url, "model": "m"}},
+            "agents": {"scribe": {"description": "d", "model": "main", "servers": ["notes"]}},
+        },
+    )
+    env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
+    trace = tmp_path / "trace.txt"
+    with anyio.fail_after(BOUND):
+        async with server(
+            config, tmp_path / "trace.db", {**env, killable_server.TRACE: str(trace)}
+        ) as client:
+            await journey(client, ending)
+    hits: dict[str, int] = {}
+    boundaries: list[str] = []
+    for point in trace.read_text().split():
+        hits[point] = hits.get(point, 0) + 1
+        if point.startswith(("commit:", "after:")) and not point.endswith(_READS):
+            boundaries.append(f"{point}#{hits[point]}")
+    assert len(boundaries) >= 8, boundaries
+
+    counts = {"kills": 0, "executed twice": 0, "approved, never executed": 0, "stuck": 0}
+    for at in boundaries[shard::SHARDS]:
+        db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
+        log.unlink(missing_ok=True)
+        with anyio.fail_after(BOUND):
+            with contextlib.suppress(Exception):  # it dies under the client's feet
+                async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
+                    await journey(client, ending)
+        counts["kills"] += 1
+        with anyio.fail_after(BOUND * 2):
+            async with server(config, db, env) as client:
+                await carry_on(client, ending)
+        after = state(db)
+        ran = len(log.read_text().splitlines()) if log.exists() else 0
+        assert after["integrity"] == "ok", at
+        stuck = [t for t in after["threads"] if t["status"] == "running"]
+        counts["stuck"] += len(stuck)
+        assert not stuck, f"killed at {at}: {stuck}"
+        assert ran <= 1, f"killed at {at}: the call ran {ran} times"
+        counts["executed twice"] += ran > 1
+        decided = after["approvals"].get("w1")
+        if decided in ("cancelled", "denied"):
+            assert ran == 0, f"killed at {at}: the {decided} call ran"
+        if decided == "approved" and ran == 0:
+            # Only when killed after recording that it started: it says so.
+            assert MAY_HAVE_RUN in after["results"], f"killed at {at}: {after}"
+            counts["approved, never executed"] += 1
     print(f"\n{ending}, shard {shard + 1}/{SHARDS} of {len(boundaries)} points x 1 kill: {counts}")
     assert counts["executed twice"] == 0 and counts["stuck"] == 0
 

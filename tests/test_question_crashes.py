@@ -36,7 +36,7 @@ from agents_mcp.store.states import INTERRUPTED_ASKING, MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
 from tests.conftest import DOWNSTREAM
-from tests.processes import ROOT, write_config
+from tests.processes import ROOT, http_downstream, write_config
 from tests.reading import structured, text_of
 from tests.test_crashes import _READS
 
@@ -105,18 +105,21 @@ def state(db: Path) -> dict[str, Any]:
     return {"integrity": integrity, "threads": threads, "questions": questions, "results": results}
 
 
-def notes_config(tmp_path: Path, base_url: str, log: Path, protocol: str) -> Path:
+def notes_config(
+    tmp_path: Path, base_url: str, log: Path, protocol: str, url: str | None = None
+) -> Path:
+    """The scribe and its notes server: a stdio subprocess of the server, or the one at
+    ``url`` (shared by the server's restarts)."""
+    stdio = {
+        "command": sys.executable,
+        "args": [DOWNSTREAM, "--extra"],
+        "env": {"DOWNSTREAM_LOG": str(log)},
+    }
+    reached: dict[str, Any] = {"url": url} if url else stdio
     return write_config(
         tmp_path / "agents.json",
         {
-            "mcpServers": {
-                "notes": {
-                    "command": sys.executable,
-                    "args": [DOWNSTREAM, "--extra"],
-                    "env": {"DOWNSTREAM_LOG": str(log)},
-                    "protocol": protocol,
-                }
-            },
+            "mcpServers": {"notes": {**reached, "protocol": protocol}},
             "models": {"main": {"base_url": base_url, "model": "m"}},
             "agents": {
                 "scribe": {
@@ -149,42 +152,58 @@ async def boundaries(config: Path, tmp_path: Path, env: dict[str, str]) -> list[
     return found
 
 
+SHARDS = 2
+"""The points are split between this many tests (every ``SHARDS``-th one each), which a
+parallel run spreads over its workers: together they kill the server at every one."""
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
 @pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
-async def test_kill_at_every_point_of_a_question_s_journey(tmp_path: Path, protocol: str) -> None:
+async def test_kill_at_every_point_of_a_question_s_journey(
+    tmp_path: Path, protocol: str, shard: int
+) -> None:
     fake = FakeChatServer(Model())
-    async with fake.serve() as base_url:
-        log = tmp_path / "saved.jsonl"
-        config = notes_config(tmp_path, base_url, log, protocol)
-        env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
-        points = await boundaries(config, tmp_path, env)
-        assert {"after:ask_question#1", "after:answer_question#1"} <= set(points), points
-        counts = {"kills": 0, "saved twice": 0, "confirmed, not saved": 0, "stuck": 0}
-        for at in points:
-            db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
-            log.unlink(missing_ok=True)
-            with anyio.fail_after(BOUND):
-                with contextlib.suppress(Exception):  # it dies under the client's feet
-                    async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
-                        await journey(client)
-            counts["kills"] += 1
-            with anyio.fail_after(BOUND * 2):
-                async with server(config, db, env) as client:
-                    await carry_on(client)
-            after = state(db)
-            saved = len(log.read_text().splitlines()) if log.exists() else 0
-            assert after["integrity"] == "ok", at
-            stuck = [t for t in after["threads"] if t["status"] == "running"]
-            stuck += [q for q in after["questions"] if q["status"] == "pending"]
-            counts["stuck"] += len(stuck)
-            assert not stuck, f"killed at {at}: {stuck}"
-            assert saved <= 1, f"killed at {at}: the note was saved {saved} times"
-            counts["saved twice"] += saved > 1
-            confirmed = any(q["action"] == "accept" for q in after["questions"])
-            if saved == 0 and confirmed:
-                said = {NOT_COMPLETED, MAY_HAVE_RUN} & set(after["results"])
-                assert said, f"killed at {at}: {after}"
-                counts["confirmed, not saved"] += 1
-    print(f"\n{protocol}: {len(points)} points x 1 kill each: {counts}")
+    log = tmp_path / "saved.jsonl"
+    # One downstream server for every kill, over HTTP: what it saves is what counts, and
+    # starting one per server process would double the CPU the matrix costs.
+    with http_downstream("notes", {"DOWNSTREAM_LOG": str(log)}, extra=True) as url:
+        async with fake.serve() as base_url:
+            config = notes_config(tmp_path, base_url, log, protocol, url)
+            await _kill_everywhere(tmp_path, config, protocol, shard)
+
+
+async def _kill_everywhere(tmp_path: Path, config: Path, protocol: str, shard: int) -> None:
+    log = tmp_path / "saved.jsonl"
+    env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")}
+    points = await boundaries(config, tmp_path, env)
+    assert {"after:ask_question#1", "after:answer_question#1"} <= set(points), points
+    counts = {"kills": 0, "saved twice": 0, "confirmed, not saved": 0, "stuck": 0}
+    for at in points[shard::SHARDS]:
+        db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
+        log.unlink(missing_ok=True)
+        with anyio.fail_after(BOUND):
+            with contextlib.suppress(Exception):  # it dies under the client's feet
+                async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
+                    await journey(client)
+        counts["kills"] += 1
+        with anyio.fail_after(BOUND * 2):
+            async with server(config, db, env) as client:
+                await carry_on(client)
+        after = state(db)
+        saved = len(log.read_text().splitlines()) if log.exists() else 0
+        assert after["integrity"] == "ok", at
+        stuck = [t for t in after["threads"] if t["status"] == "running"]
+        stuck += [q for q in after["questions"] if q["status"] == "pending"]
+        counts["stuck"] += len(stuck)
+        assert not stuck, f"killed at {at}: {stuck}"
+        assert saved <= 1, f"killed at {at}: the note was saved {saved} times"
+        counts["saved twice"] += saved > 1
+        confirmed = any(q["action"] == "accept" for q in after["questions"])
+        if saved == 0 and confirmed:
+            said = {NOT_COMPLETED, MAY_HAVE_RUN} & set(after["results"])
+            assert said, f"killed at {at}: {after}"
+            counts["confirmed, not saved"] += 1
+    print(f"\n{protocol}, shard {shard + 1}/{SHARDS} of {len(points)} points x 1 kill: {counts}")
     assert counts["saved twice"] == 0 and counts["stuck"] == 0
 
 
