@@ -94,7 +94,15 @@ def create_server(
             if dashboard is not None:
                 _start_dashboard(mcp, dashboard, lambda: running["threads"], boards)
             try:
-                yield {DEPS: Deps(threads=threads, access=access, settings=settings, tasks=tasks)}
+                yield {
+                    DEPS: Deps(
+                        threads=threads,
+                        access=access,
+                        settings=settings,
+                        tasks=tasks,
+                        signins=signins,
+                    )
+                }
             finally:
                 running.pop("threads", None)
                 boards.clear()

@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agents_mcp.server")
 
-_OPEN: dict[tuple[str, str], list[tuple[Any, str]]] = {}
-"""URL elicitations accepted and not completed yet, by (owner, server): session and id."""
 SLICE = 0.5
+OPEN_PER_SIGN_IN = 16
+"""Accepted URL elicitations remembered per (owner, server) until the sign-in lands; the
+oldest is forgotten beyond this (its client is not told; the sign-in still works)."""
 
 
 def can_ask_url(ctx: Context) -> bool:
@@ -96,7 +97,7 @@ async def _elicit(
             log.info("URL elicitation failed, answering with the pending sign-in: %s", exc)
             return None
         if answer.action == "accept":
-            _OPEN.setdefault((owner, server), []).append((ctx.session, eid))
+            deps.signins.asked(owner, server, ctx.session, eid)
         return str(answer.action)
     return None  # nobody answered in time
 
@@ -134,24 +135,33 @@ async def _until_signed_in(
     return summary
 
 
-async def completed(done: SignedIn) -> None:
-    """Tell the clients that were asked to sign in that it is done (best effort)."""
-    for session, eid in _OPEN.pop((done.owner, done.server), []):
-        try:
-            await session.send_elicit_complete(eid)
-        except Exception as exc:  # the session is gone: nothing to tell
-            log.debug("elicitation %s: completion not sent: %s", eid, exc)
-
-
 class SignIns:
     """The process's sign-ins to downstream servers, once the lifespan opened them."""
 
     def __init__(self) -> None:
         self.accounts: Accounts | None = None
+        self._open: dict[tuple[str, str], list[tuple[Any, str]]] = {}
+        """URL elicitations accepted and not completed yet, by (owner, server): the
+        session that was asked and the elicitation's id."""
+
+    def asked(self, owner: str, server: str, session: Any, elicitation_id: str) -> None:
+        """``session`` accepted to open the sign-in page of ``server`` for ``owner``:
+        tell it when the sign-in lands (:meth:`completed`)."""
+        waiting = self._open.setdefault((owner, server), [])
+        waiting.append((session, elicitation_id))
+        del waiting[:-OPEN_PER_SIGN_IN]
+
+    async def completed(self, done: SignedIn) -> None:
+        """Tell the clients that were asked to sign in that it is done (best effort)."""
+        for session, eid in self._open.pop((done.owner, done.server), []):
+            try:
+                await session.send_elicit_complete(eid)
+            except Exception as exc:  # the session is gone: nothing to tell
+                log.debug("elicitation %s: completion not sent: %s", eid, exc)
 
     def started(self, accounts: Accounts | None) -> None:
         """Serve the callback with ``accounts``, and after each sign-in it reports (the
-        runs resumed), send the completions of :func:`completed`."""
+        runs resumed), send the completions of :meth:`completed`."""
         self.accounts = accounts
         if accounts is None:
             return
@@ -160,7 +170,7 @@ class SignIns:
         async def both(done: SignedIn) -> None:
             if resume is not None:
                 await resume(done)
-            await completed(done)
+            await self.completed(done)
 
         accounts.on_signed_in = both
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastmcp import Context
 from fastmcp.dependencies import CurrentContext
@@ -21,6 +22,9 @@ from agents_mcp.server.progress import relayed
 from agents_mcp.server.ui.apps import renders_apps
 from agents_mcp.store.tasks import TaskStore
 from agents_mcp.threads.service import Threads
+
+if TYPE_CHECKING:  # consent asks through Deps
+    from agents_mcp.server.consent import SignIns
 
 DEPS = "agents-mcp/deps"
 """The lifespan context's key for the server's :class:`Deps`."""
@@ -70,6 +74,8 @@ class Deps:
     settings: Settings
     tasks: TaskStore
     """MCP tasks and the shared secrets, in the thread database."""
+    signins: SignIns
+    """Downstream sign-ins: whom to tell when one lands."""
 
     def wait(self, seconds: float | None) -> float:
         """The caller's ``wait_seconds``, or the server's default."""
