@@ -206,11 +206,13 @@ print(sorted({m.split(".")[0] for m in sys.modules} & {"fastmcp", "mcp", "mcp_ty
 """
 
 
-@pytest.mark.parametrize("command", ["threads", "show", "usage", "agents"])
-def test_commands_that_only_read_load_no_mcp_stack(tmp_path: Path, command: str) -> None:
-    """``threads``, ``show``, ``usage`` and ``agents`` never reach a server: they answer
-    without importing fastmcp or the MCP SDK (about a second of CPU on every call)."""
+@pytest.mark.parametrize("command", ["threads", "show", "usage", "agents", "pending", "cancel"])
+def test_commands_that_reach_no_server_load_no_mcp_stack(tmp_path: Path, command: str) -> None:
+    """Commands that reach no downstream server (``pending`` and ``cancel`` open the
+    threads and their servers, which connect only on first use) answer without importing
+    fastmcp or the MCP SDK: about a second of CPU on every call."""
     args = {"threads": [], "show": ["t-none"], "usage": [], "agents": ["--config", EXAMPLE]}
+    args |= {"pending": ["--config", EXAMPLE], "cancel": ["t-none", "--config", EXAMPLE]}
     db = [] if command == "agents" else ["--db", str(tmp_path / "t.db")]
     ran = subprocess.run(
         [sys.executable, "-c", READ_ONLY, command, *args[command], *db],

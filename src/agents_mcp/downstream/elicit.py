@@ -51,10 +51,12 @@ import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import mcp_types as mt
+
+if TYPE_CHECKING:  # loaded by the client that asks: not by commands that never connect
+    import mcp_types as mt
 
 log = logging.getLogger("agents_mcp.downstream")
 
@@ -221,6 +223,8 @@ class Questions:
                 got = await handler(question)
         except Exception:
             log.exception("%s: answering a question failed; answered cancel", self.server)
+        import mcp_types as mt
+
         content = None if got.content is None else dict(got.content)
         return mt.ElicitResult(action=got.action, content=content)
 

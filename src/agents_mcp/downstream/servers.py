@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import mcp_types as mt
-from fastmcp import FastMCP
 
-if TYPE_CHECKING:  # the client stack costs ~0.4 s to import: load it on first connect
-    from fastmcp import Client
+if TYPE_CHECKING:  # the MCP stacks cost about a second to import: loaded on first connect
+    import mcp_types as mt
+    from fastmcp import Client, FastMCP
     from fastmcp.client.transports import ClientTransport
 
     from agents_mcp.downstream.signin import Accounts
@@ -318,11 +317,10 @@ class Downstreams:
         ``FastMCP`` servers in tests); ``accounts``: the sign-ins of ``auth`` servers."""
         given: dict[str, ClientTransport] = {}
         for name, t in (transports or {}).items():
-            if isinstance(t, FastMCP):
-                from fastmcp.client.transports import FastMCPTransport
+            from fastmcp import FastMCP
+            from fastmcp.client.transports import FastMCPTransport
 
-                t = FastMCPTransport(t)
-            given[name] = t
+            given[name] = FastMCPTransport(t) if isinstance(t, FastMCP) else t
         return cls(
             {
                 name: DownstreamServer(name, cfg, transport=given.get(name), accounts=accounts)
@@ -435,6 +433,8 @@ class AgentToolset:
 
 def result_text(result: mt.CallToolResult) -> str:
     """An MCP tool result as text for the model."""
+    import mcp_types as mt  # loaded already: the result came through the client
+
     parts: list[str] = []
     for block in result.content:
         if isinstance(block, mt.TextContent):
