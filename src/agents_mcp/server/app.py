@@ -94,15 +94,7 @@ def create_server(
             if dashboard is not None:
                 _start_dashboard(mcp, dashboard, lambda: running["threads"], boards)
             try:
-                yield {
-                    DEPS: Deps(
-                        threads=threads,
-                        access=access,
-                        settings=settings,
-                        tasks=tasks,
-                        signins=signins,
-                    )
-                }
+                yield {DEPS: Deps(threads, access, settings, tasks, signins)}
             finally:
                 running.pop("threads", None)
                 boards.clear()

@@ -65,7 +65,7 @@ class Settings:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Deps:
     """Everything a tool call needs besides its arguments and its request."""
 
