@@ -2,7 +2,7 @@
 
 A person asks for a note (the call waits for approval), then approves it, or cancels
 it. The server (``agents-mcp serve`` over stdio, a real downstream server subprocess
-counting what it executes, the model behind the Chat Completions fake) is killed at each
+over HTTP counting what it executes, one for every kill, the model behind the Chat Completions fake) is killed at each
 point where the store commits something (``AGENTS_MCP_KILL_AT`` of
 ``tests/killable_server.py``, the server's test entry point), restarted on the same
 database, and the person carries on. Then:
