@@ -1,11 +1,11 @@
 """The kill matrix: a real server killed with SIGKILL at every step boundary.
 
 A person asks for a note (the call waits for approval), then approves it, or cancels
-it. The server (``agents-mcp serve`` over stdio, a real downstream server subprocess
-over HTTP counting what it executes, one for every kill, the model behind the Chat Completions fake) is killed at each
-point where the store commits something (``AGENTS_MCP_KILL_AT`` of
-``tests/killable_server.py``, the server's test entry point), restarted on the same
-database, and the person carries on. Then:
+it. The server (``agents-mcp serve`` over stdio; one real downstream server subprocess
+over HTTP for every kill, counting what it executes; the model behind the Chat
+Completions fake) is killed at each point where the store commits something
+(``AGENTS_MCP_KILL_AT`` of ``tests/killable_server.py``, the server's test entry point),
+restarted on the same database, and the person carries on. Then:
 
 * the database passes ``PRAGMA integrity_check``;
 * no thread is left ``running``;
