@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -132,34 +133,80 @@ async def agents_mcp_http_process(
     host: str = "127.0.0.1",
     command: list[str] | None = None,
 ) -> AsyncIterator[Process]:
-    """``agents-mcp serve --transport http`` in a subprocess, once it listens; without
-    ``db``, the config's database; ``command`` replaces the CLI."""
+    """``agents-mcp serve --transport http`` in a subprocess, once it listens (its banner
+    says so; its stderr is relayed to ours); without ``db``, the config's database;
+    ``command`` replaces the CLI (a program that serves on ``port``, watched from outside)."""
+    ours = command is None
     if command is None:
         command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
         command += ["--transport", "http", "--port", str(port), "--host", host]
         if db is not None:
             command += ["--db", str(db)]
     proc = await anyio.open_process(
-        command, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=None, stderr=None
+        command,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        stdout=None,
+        stderr=subprocess.PIPE if ours else None,
     )
-    try:
-        await _wait_for_port(port, proc)
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        with anyio.move_on_after(10, shield=True):
-            await proc.wait()
-        if proc.returncode is None:
-            proc.kill()
+    async with anyio.create_task_group() as tg:
+        relayed = anyio.Event()
+        try:
+            if ours:
+                await _until_banner(proc, tg, relayed)
+            else:
+                await _wait_for_port(port, proc)
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            with anyio.move_on_after(10, shield=True):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+            with anyio.move_on_after(5 if ours else 0, shield=True):
+                await relayed.wait()  # its last lines (a child of its own may hold the pipe)
+            tg.cancel_scope.cancel()
+
+
+async def _until_banner(proc: Process, tg: anyio.abc.TaskGroup, relayed: anyio.Event) -> None:
+    """Wait for serve's banner, which it prints once its port accepts connections; its
+    stderr goes on to ours (relayed by a task in ``tg``, which sets ``relayed`` at its end)."""
+    listening = anyio.Event()
+    seen = bytearray()
+
+    async def relay() -> None:
+        assert proc.stderr is not None
+        try:
+            async for chunk in proc.stderr:
+                sys.stderr.write(chunk.decode(errors="replace"))
+                if not listening.is_set():
+                    seen.extend(chunk)
+                    if _BANNER.search(seen):
+                        listening.set()
+        finally:
+            listening.set()  # the process closed its stderr: the waiter sees why
+            relayed.set()
+
+    tg.start_soon(relay)
+    with anyio.fail_after(60):
+        await listening.wait()
+    if not _BANNER.search(seen):
+        with anyio.fail_after(10):
+            code = await proc.wait()
+        raise RuntimeError(f"agents-mcp exited with {code} before listening: {seen.decode()}")
+
+
+_BANNER = re.compile(rb"(?m)^agents-mcp [^ :]+: .* on http://")
+"""``serve``'s banner over HTTP (``cli.serving``)."""
 
 
 async def _wait_for_port(port: int, proc: Process) -> None:
-    # The CLI chooses its own socket, so readiness is observed from outside: a bounded poll.
+    # Another program: readiness is observed from outside, a bounded poll.
     with anyio.fail_after(60):
         while True:
             if proc.returncode is not None:
-                raise RuntimeError(f"agents-mcp exited with {proc.returncode} before listening")
+                raise RuntimeError(f"the server exited with {proc.returncode} before listening")
             try:
                 stream = await anyio.connect_tcp("127.0.0.1", port)
             except OSError:

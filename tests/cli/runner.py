@@ -180,19 +180,9 @@ class Terminal:
         return self.text()
 
     async def listening(self, port: int) -> None:
-        """Once the process accepts connections on ``port`` (a bounded poll: the CLI
-        binds its own socket)."""
-        with anyio.fail_after(60):
-            while True:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"exited before listening: {self.text()!r}")
-                try:
-                    stream = await anyio.connect_tcp("127.0.0.1", port)
-                except OSError:
-                    await anyio.sleep(0.05)
-                    continue
-                await stream.aclose()
-                return
+        """Once the process accepts connections on ``port``: ``serve`` says so in its
+        banner, printed once the port is open."""
+        await self.read_until(f" on http://127.0.0.1:{port}/mcp")
 
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
