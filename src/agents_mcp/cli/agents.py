@@ -10,7 +10,7 @@ import anyio
 
 from agents_mcp.cli.check_agents import shown_path, source
 from agents_mcp.cli.invocation import Invocation
-from agents_mcp.cli.terminal import Console
+from agents_mcp.cli.terminal import Console, one_line
 from agents_mcp.config import approval_required
 from agents_mcp.config.agent_files import FORMAT_NAMES
 from agents_mcp.errors import NotFound
@@ -36,7 +36,7 @@ def list_agents(invocation: Invocation, console: Console, *, as_json: bool) -> i
     model = max(len(r["model"]) for r in rows)
     for r in rows:
         console.line(f"{r['name'].ljust(width)}  {r['model'].ljust(model)}  {r['source']}")
-        console.line(f"{' ' * width}  {_short(r['description'])}")
+        console.line(f"{' ' * width}  {one_line(r['description'])}")
     for f in config.imported.files:
         if f.status != "loaded":
             kind = FORMAT_NAMES[f.format] if f.format else "agent file"
@@ -93,14 +93,9 @@ async def list_tools(
     for t in tools:
         rule = "needs approval" if t["needs_approval"] else "runs without approval"
         kind = "read-only" if t["read_only"] else "         "
-        console.line(f"{t['name'].ljust(width)}  {kind}  {rule}  {_short(t['description'], 60)}")
+        console.line(f"{t['name'].ljust(width)}  {kind}  {rule}  {one_line(t['description'], 60)}")
     for u in unavailable:
         console.status(f"server {u['server']} is unavailable: {u['reason']}")
     if not tools and not unavailable:
         console.status(f"agent {agent} has no tools")
     return 1 if unavailable else 0
-
-
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,7 +22,7 @@ from agents_mcp.cli.check_agents import agent_section, file_rows, files_json
 from agents_mcp.cli.check_models import keyless_models, probe_model, unresolved_rows
 from agents_mcp.cli.environment import read_raw, references, suspects
 from agents_mcp.cli.report import Lines, Report, Row
-from agents_mcp.cli.terminal import Console
+from agents_mcp.cli.terminal import Console, one_line
 from agents_mcp.config import (
     Config,
     DownstreamServerConfig,
@@ -236,7 +236,7 @@ def _tail(path: Path) -> list[str]:
     """The last lines the server wrote to its log since it was last started."""
     from agents_mcp.downstream.logs import last_lines
 
-    return [_short(line, 120) for line in last_lines(path, _TAIL)]
+    return [one_line(line, 120) for line in last_lines(path, _TAIL)]
 
 
 def _is_closed(why: str) -> bool:
@@ -261,16 +261,16 @@ def _server_row(
     where = _where(name, cfg, raw)
     item = f"server {name}"
     if not isinstance(result, BaseException):
-        return Row(True, item, f"{len(result)} tool(s) · {_short(where)}")
+        return Row(True, item, f"{len(result)} tool(s) · {one_line(where)}")
     if isinstance(result, NotMCP):
-        return Row(False, item, f"printed {_short(result.shown)} on stdout · {where}", result.FIX)
+        return Row(False, item, f"printed {one_line(result.shown)} on stdout · {where}", result.FIX)
     why = str(result) or type(result).__name__
     if isinstance(result, TimeoutError):
-        detail = f"no answer within {timeout:g} s · {_short(where)}"
+        detail = f"no answer within {timeout:g} s · {one_line(where)}"
     elif cfg.command is not None and _is_closed(why):
-        detail = f"exited during start-up · {_short(where)}"
+        detail = f"exited during start-up · {one_line(where)}"
     else:
-        detail = f"{_short(why)} · {_short(where)}"
+        detail = f"{one_line(why)} · {one_line(where)}"
     if cfg.command is None:
         return Row(
             False,
@@ -327,8 +327,3 @@ def _where(name: str, cfg: DownstreamServerConfig, raw: Mapping[str, Any]) -> st
         return " ".join([cfg.command, *map(str, shown)])
     url = entry.get("url") if isinstance(entry, dict) else None
     return str(url if isinstance(url, str) else cfg.url)
-
-
-def _short(text: str, limit: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -149,6 +149,12 @@ class Console:
 _shared: Console | None = None
 
 
+def one_line(text: str, limit: int = 90) -> str:
+    """``text`` on one line (runs of whitespace as one space), cut to ``limit`` with "…"."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def console() -> Console:
     """The process's console (log lines go through it, so they clear the spinner)."""
     global _shared
