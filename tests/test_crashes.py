@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,27 @@ async def server(config: Path, db: Path, env: dict[str, str]) -> AsyncIterator[C
     )
     async with Client(transport, mode="legacy", timeout=BOUND) as client:
         yield client
+
+
+async def killed_and_restarted(
+    tmp_path: Path,
+    config: Path,
+    env: dict[str, str],
+    at: str,
+    journey: Callable[[Client[Any]], Awaitable[None]],
+    carry_on: Callable[[Client[Any]], Awaitable[None]],
+) -> Path:
+    """``journey`` on a fresh database with the server killed at ``at``, then ``carry_on``
+    with it restarted on that database; the database."""
+    db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
+    with anyio.fail_after(BOUND):
+        with contextlib.suppress(Exception):  # it dies under the client's feet
+            async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
+                await journey(client)
+    with anyio.fail_after(BOUND * 2):
+        async with server(config, db, env) as client:
+            await carry_on(client)
+    return db
 
 
 async def journey(client: Client[Any], ending: str) -> None:
@@ -162,16 +183,12 @@ async def _kill_everywhere(
 
     counts = {"kills": 0, "executed twice": 0, "approved, never executed": 0, "stuck": 0}
     for at in boundaries[shard::SHARDS]:
-        db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
         log.unlink(missing_ok=True)
-        with anyio.fail_after(BOUND):
-            with contextlib.suppress(Exception):  # it dies under the client's feet
-                async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
-                    await journey(client, ending)
+        db = await killed_and_restarted(
+            tmp_path, config, env, at,
+            lambda client: journey(client, ending), lambda client: carry_on(client, ending),
+        )  # fmt: skip
         counts["kills"] += 1
-        with anyio.fail_after(BOUND * 2):
-            async with server(config, db, env) as client:
-                await carry_on(client, ending)
         after = state(db)
         ran = len(log.read_text().splitlines()) if log.exists() else 0
         assert after["integrity"] == "ok", at

@@ -21,14 +21,12 @@ import contextlib
 import json
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from fastmcp import Client
-from fastmcp.client.transports import StdioTransport
 
 from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
@@ -36,9 +34,9 @@ from agents_mcp.store.states import INTERRUPTED_ASKING, MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
 from tests.conftest import DOWNSTREAM
-from tests.processes import ROOT, http_downstream, write_config
+from tests.processes import http_downstream, write_config
 from tests.reading import structured, text_of
-from tests.test_crashes import _READS
+from tests.test_crashes import _READS, killed_and_restarted, server
 
 pytestmark = pytest.mark.anyio
 
@@ -56,14 +54,6 @@ class Model:
             call = ToolCall(id="c1", name="notes__confirm_note", arguments='{"title": "n"}')
             return LLMResponse(content=None, tool_calls=(call,), usage=Usage())
         return LLMResponse(content="done", usage=Usage())
-
-
-@contextlib.asynccontextmanager
-async def server(config: Path, db: Path, env: dict[str, str]) -> AsyncIterator[Client[Any]]:
-    python, *args = killable_server.command("serve", "--config", str(config), "--db", str(db))
-    transport = StdioTransport(python, args, env=env, cwd=str(ROOT), keep_alive=False)
-    async with Client(transport, mode="legacy", timeout=BOUND) as client:
-        yield client
 
 
 async def answer_all(client: Client[Any], tid: str, result: dict[str, Any]) -> None:
@@ -179,16 +169,9 @@ async def _kill_everywhere(tmp_path: Path, config: Path, protocol: str, shard: i
     assert {"after:ask_question#1", "after:answer_question#1"} <= set(points), points
     counts = {"kills": 0, "saved twice": 0, "confirmed, not saved": 0, "stuck": 0}
     for at in points[shard::SHARDS]:
-        db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
         log.unlink(missing_ok=True)
-        with anyio.fail_after(BOUND):
-            with contextlib.suppress(Exception):  # it dies under the client's feet
-                async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
-                    await journey(client)
+        db = await killed_and_restarted(tmp_path, config, env, at, journey, carry_on)
         counts["kills"] += 1
-        with anyio.fail_after(BOUND * 2):
-            async with server(config, db, env) as client:
-                await carry_on(client)
         after = state(db)
         saved = len(log.read_text().splitlines()) if log.exists() else 0
         assert after["integrity"] == "ok", at

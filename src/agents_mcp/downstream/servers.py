@@ -316,11 +316,12 @@ class Downstreams:
         """Servers for ``configs``; ``transports`` replaces some by name (e.g. in-process
         ``FastMCP`` servers in tests); ``accounts``: the sign-ins of ``auth`` servers."""
         given: dict[str, ClientTransport] = {}
-        for name, t in (transports or {}).items():
+        if transports:
             from fastmcp import FastMCP
             from fastmcp.client.transports import FastMCPTransport
 
-            given[name] = FastMCPTransport(t) if isinstance(t, FastMCP) else t
+            for name, t in transports.items():
+                given[name] = FastMCPTransport(t) if isinstance(t, FastMCP) else t
         return cls(
             {
                 name: DownstreamServer(name, cfg, transport=given.get(name), accounts=accounts)
