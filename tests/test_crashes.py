@@ -5,7 +5,8 @@ it. The server (``agents-mcp serve`` over stdio; one real downstream server subp
 over HTTP for every kill, counting what it executes; the model behind the Chat
 Completions fake) is killed at each point where the store commits something
 (``AGENTS_MCP_KILL_AT`` of ``tests/killable_server.py``, the server's test entry point),
-restarted on the same database, and the person carries on. Then:
+restarted on the same database (in the test's process: only the kill needs one of its
+own), and the person carries on. Then:
 
 * the database passes ``PRAGMA integrity_check``;
 * no thread is left ``running``;
@@ -31,8 +32,10 @@ import pytest
 from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
+from agents_mcp.config import load_config
 from agents_mcp.llm import TextCallback
 from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
+from agents_mcp.server.app import create_server
 from agents_mcp.store.states import MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
@@ -80,16 +83,28 @@ async def killed_and_restarted(
     carry_on: Callable[[Client[Any]], Awaitable[None]],
 ) -> Path:
     """``journey`` on a fresh database with the server killed at ``at``, then ``carry_on``
-    with it restarted on that database; the database."""
+    with it restarted on that database (`restarted`); the database."""
     db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
     with anyio.fail_after(BOUND):
         with contextlib.suppress(Exception):  # it dies under the client's feet
             async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
                 await journey(client)
     with anyio.fail_after(BOUND * 2):
-        async with server(config, db, env) as client:
+        async with restarted(config, db) as client:
             await carry_on(client)
     return db
+
+
+@contextlib.asynccontextmanager
+async def restarted(config: Path, db: Path) -> AsyncIterator[Client[Any]]:
+    """The server started again on ``db``, in this process. Only the kill needs a process
+    of its own: what a restart runs (the store's recovery at startup, then the person's
+    requests) is the same code here, at a fraction of a new process's CPU. The restart
+    through ``serve`` itself is ``test_a_question_whose_server_died…``'s, and
+    ``test_e2e``'s."""
+    app = create_server(load_config(config), db_path=db)
+    async with Client(app, timeout=BOUND) as client:
+        yield client
 
 
 async def journey(client: Client[Any], ending: str) -> None:
