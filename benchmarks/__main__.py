@@ -1,7 +1,8 @@
 """``python -m benchmarks run [--quick] [--peers | --no-peers]``: one command, one report.
 
-``python -m benchmarks smoke`` is the CI entry point: the quick run, no results file,
-exit status 1 if an agents-mcp or floor driver failed or any conversation errored.
+``python -m benchmarks smoke`` is the quick run the tests run (``tests/test_benchmarks.py``):
+no results file, exit status 1 if an agents-mcp or floor driver failed or any
+conversation errored.
 ``python -m benchmarks install-peers`` only prepares the peer venvs.
 ``python -m benchmarks.adapters`` compares the provider adapters' own CPU per conversation,
 ``python -m benchmarks.providers`` S1 through agents-mcp on each provider's fake.

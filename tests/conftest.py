@@ -53,6 +53,7 @@ _HOME = pytest.StashKey[Path]()
 
 
 SLOW = (  # the longest first
+    "tests/test_benchmarks.py",  # the benchmark's smoke run: every driver, every scenario
     "tests/test_crashes.py",  # the kill matrix: two server processes per kill
     "tests/test_races.py",  # every request racing every other at every point
     "tests/test_replicas.py",  # replica processes on PostgreSQL, under load

@@ -52,8 +52,7 @@ FIRST_COMMANDS = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e ."
     " && agents-mcp serve --config examples/agents.toml",
     'bash tests/browser/setup.sh && python -m pip install -e ".[dev]" && python -m ruff check .'
-    " && python -m ruff format --check . && python -m mypy && python -m benchmarks smoke"
-    " && python -m pytest",
+    " && python -m ruff format --check . && python -m mypy && python -m pytest",
 ]
 
 
