@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import anyio
 from cyclopts import Parameter
 
+from agents_mcp.cli import (
+    collector,
+    spending,  # the usage command, registered on import
+)
 from agents_mcp.cli import login as _login  # noqa: F401 (registers `login`, `logout`)
-from agents_mcp.cli import spending  # the usage command, registered on import
 from agents_mcp.cli.app import (
     CLIENTS,
     STATUSES,
@@ -109,7 +111,7 @@ def chat(
     if thread is not None and continue_:
         raise InvalidRequest("give --thread or --continue, not both")
     invocation = Invocation(config, db)
-    return anyio.run(
+    return collector.run(
         lambda: run_chat(
             invocation,
             agent=agent,
@@ -141,7 +143,7 @@ def pending(
     from agents_mcp.cli.inbox import pending as run_pending
 
     invocation = Invocation(config, db)
-    return anyio.run(
+    return collector.run(
         lambda: run_pending(invocation, agent=agent, as_json=json, console=command_console())
     )
 
@@ -172,7 +174,7 @@ def approve(
     from agents_mcp.cli.chat import approve as run_approve
 
     invocation = Invocation(config, db)
-    return anyio.run(
+    return collector.run(
         lambda: run_approve(
             invocation,
             thread_id=thread,
@@ -213,7 +215,7 @@ def threads(
     if limit < 1:
         raise InvalidRequest("--limit must be at least 1")
     path = Invocation(config, db).history_db()
-    return anyio.run(
+    return collector.run(
         lambda: list_threads(
             path,
             command_console(),
@@ -255,7 +257,7 @@ def threads_delete(
         f" (`{invocation.command('cancel', thread)}`), then delete it",
     )
     path = invocation.history_db()
-    return anyio.run(
+    return collector.run(
         lambda: delete_thread(path, thread, command_console(), hints=hints, as_json=json)
     )
 
@@ -277,7 +279,7 @@ def show(
     from agents_mcp.cli.history import show_thread
 
     path = Invocation(config, db).history_db()
-    return anyio.run(
+    return collector.run(
         lambda: show_thread(path, thread, command_console(), as_json=json, reasoning=reasoning)
     )
 
@@ -302,7 +304,7 @@ def check(
     from agents_mcp.cli.check import check as run_check
 
     path = Invocation(config, db).config_path()
-    return anyio.run(
+    return collector.run(
         lambda: run_check(
             path, command_console(), offline=offline, seconds=timeout, as_json=json, db=db
         )
@@ -341,7 +343,7 @@ def tools(
     from agents_mcp.cli.agents import list_tools
 
     invocation = Invocation(config, None)
-    return anyio.run(
+    return collector.run(
         lambda: list_tools(invocation, agent, command_console(), as_json=json, seconds=timeout)
     )
 
@@ -365,7 +367,7 @@ def ui(
 
     invocation = Invocation(config, db)
     try:
-        return anyio.run(
+        return collector.run(
             lambda: run_ui(invocation, command_console(), port=port, open_browser=not no_open)
         )
     except KeyboardInterrupt:
@@ -451,7 +453,7 @@ def cancel(
     from agents_mcp.cli.inbox import cancel as run_cancel
 
     invocation = Invocation(config, db)
-    return anyio.run(
+    return collector.run(
         lambda: run_cancel(invocation, thread, as_json=json, console=command_console())
     )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import anyio
 from cyclopts import Parameter
 
+from agents_mcp.cli import collector
 from agents_mcp.cli.app import ConfigOption, DbOption, app, command_console
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import ConfigError, RunError
@@ -52,7 +53,7 @@ def login(
     back. Exit code 1 when it did not within --timeout.
     """
     invocation = Invocation(config, db)
-    return anyio.run(
+    return collector.run(
         lambda: run_login(invocation, server, owner, browser, timeout, command_console())
     )
 
@@ -68,7 +69,7 @@ def logout(
 ) -> int:
     """Forget a sign-in to a downstream server (its tokens leave the database)."""
     invocation = Invocation(config, db)
-    return anyio.run(lambda: run_logout(invocation, server, owner, command_console()))
+    return collector.run(lambda: run_logout(invocation, server, owner, command_console()))
 
 
 def _loaded(invocation: Invocation, server: str) -> Config:

@@ -22,6 +22,7 @@ import anyio
 from pydantic import ValidationError
 
 from agents_mcp import __version__, telemetry
+from agents_mcp.cli import collector
 from agents_mcp.cli.invocation import Invocation
 from agents_mcp.errors import AgentsMCPError, InvalidRequest
 
@@ -43,11 +44,10 @@ def tune_gc() -> None:
     conversations are in flight). And the young generation is collected every
     :data:`GC_THRESHOLD` allocations rather than every 700. Measured over HTTP at 400
     concurrent conversations: about 2 ms less server CPU per conversation
-    (``benchmarks/results``). Frozen without collecting first: a full collection here
-    would delay the server's first answer by about 40 ms, and the garbage it would find
-    (about a hundred objects) is not worth it.
+    (``benchmarks/results``). The freeze is :func:`collector.loaded`'s, which also turns
+    the collector back on after loading.
     """
-    gc.freeze()
+    collector.loaded()
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 

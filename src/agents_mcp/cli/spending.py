@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import anyio
 from cyclopts import Parameter
 
+from agents_mcp.cli import collector
 from agents_mcp.cli.app import ConfigOption, DbOption, JsonOption, app, command_console
 from agents_mcp.cli.invocation import Invocation
 
@@ -48,7 +48,7 @@ def usage(
 
     start, end = period(since, until, days)
     path = Invocation(config, db).history_db()
-    return anyio.run(
+    return collector.run(
         lambda: run_usage(
             path,
             command_console(),
