@@ -1,8 +1,11 @@
-"""Running ``agents-mcp`` as users do: a subprocess, in a scratch home.
+"""Running ``agents-mcp`` as users do: a process of its own, in a scratch home.
 
-Models are scripted behind a Chat Completions fake on loopback that lives in the test's
-event loop (so the CLI runs with ``anyio.run_process``, never a blocking call), and the
-downstream server is the real tests/downstream_server.py over stdio.
+A command that runs to completion (`agents_mcp`) is forked from ``tests/preloader.py``,
+which has the libraries loaded already (about a second of CPU less per command); one that
+runs in a terminal (`Terminal`) is a new interpreter, as is every ``serve`` a test starts
+and stops. Models are scripted behind a Chat Completions fake on loopback that lives in
+the test's event loop (so the test never blocks on a command), and the downstream server
+is the real tests/downstream_server.py over stdio.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Required, TypedDict
 import anyio
 
 from tests.conftest import DOWNSTREAM
+from tests.preloader import preloaded
 from tests.processes import ROOT
 
 THREAD = re.compile(r"th_[A-Za-z0-9_-]{24}")
@@ -84,18 +88,13 @@ async def agents_mcp(
     environ: Mapping[str, str] | None = None,
     **env: str,
 ) -> Ran:
-    """Run ``python -m agents_mcp ARGS`` to completion (bounded); never in the user's dirs.
-    The variables are ``environ``'s, then ``env``'s, over `scratch_env`'s."""
+    """Run ``agents-mcp ARGS`` to completion (bounded) in a process of its own, forked
+    from `tests.preloader` (the libraries already loaded); never in the user's dirs. The
+    variables are ``environ``'s, then ``env``'s, over `scratch_env`'s; stdin is ``input``
+    (else empty)."""
     variables = scratch_env(tmp_path, inherit=inherit, environ=environ, **env)
     with anyio.fail_after(90):
-        proc = await anyio.run_process(
-            [sys.executable, "-m", "agents_mcp", *args],
-            input=None if input is None else input.encode(),
-            check=False,
-            cwd=cwd,
-            env=variables,
-        )
-    return Ran(proc.returncode or 0, proc.stdout.decode(), proc.stderr.decode())
+        return Ran(*await preloaded(list(args), variables, cwd, input))
 
 
 async def all_of(runs: dict[str, Awaitable[Ran]]) -> dict[str, Ran]:

@@ -1,0 +1,240 @@
+"""``agents-mcp`` commands started from an interpreter that has already loaded the
+libraries: a fork per command, instead of a new interpreter.
+
+Starting a command costs about a second of CPU before it does anything, nearly all of it
+loading fastmcp, the MCP SDK and their pydantic models, and the CLI tests start a few
+hundred. ``python tests/preloader.py SOCKET`` loads those libraries and
+``agents_mcp.cli.commands`` (what ``agents_mcp.cli.main`` loads first) once, then for
+each request on its Unix socket forks a process that runs ``agents_mcp.cli.main(args)``
+with the request's arguments, environment, working directory, stdin, stdout and stderr
+(passed as file descriptors). The rest of the package loads in that process as a command
+loads it, so a module a command forgot to import still fails the way it would. The
+process is a real one: its own pid, descriptors and environment; its exit code is
+its command's.
+
+What it does not do is start the interpreter: the tests of that (``python -m agents_mcp``,
+which modules a command loads, Ctrl-C while loading) run commands as new processes.
+
+Protocol, one connection per command: the client sends one JSON line
+``{"args", "env", "cwd"}`` with the three descriptors (``SCM_RIGHTS``); the preloader
+answers ``{"pid": …}`` once forked, then ``{"code": …}`` once the process exited.
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import contextlib
+import gc
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+
+
+def _preload() -> None:
+    gc.disable()  # as agents_mcp.cli.main loads: see agents_mcp.cli.collector
+    import aiosqlite  # noqa: F401
+    import fastmcp
+    import fastmcp.client
+    import fastmcp.server  # noqa: F401
+    import httpx2  # noqa: F401
+    import mcp_types  # noqa: F401
+
+    import agents_mcp.cli.commands  # noqa: F401
+
+    gc.freeze()
+    gc.enable()
+
+
+def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The request line and its three descriptors."""
+    fds = array.array("i")
+    data = b""
+    while not data.endswith(b"\n"):
+        msg, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
+        if not msg:
+            raise EOFError("the client left before its request was complete")
+        data += msg
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return json.loads(data), list(fds)
+
+
+def _child(request: dict[str, Any], fds: list[int], waiting: selectors.BaseSelector) -> None:
+    """In the forked process: become the command, run it, exit with its code."""
+    for key in list(waiting.get_map().values()):  # the preloader's, not the command's
+        if key.data is not None:  # another command's: its pidfd and connection
+            key.data[1].close()
+            os.close(key.fd)
+        else:
+            key.fileobj.close()  # type: ignore[union-attr]
+    waiting.close()
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    time.tzset()
+    sys.argv = [sys.argv[0], *request["args"]]
+    from agents_mcp.cli import main
+
+    code = main(request["args"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def serve(path: str) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    print("ready", flush=True)  # the fixture waits for this line
+    waiting = selectors.DefaultSelector()
+    waiting.register(listener, selectors.EVENT_READ)
+    while True:
+        for key, _ in waiting.select():
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                try:
+                    request, fds = _receive(conn)
+                except (OSError, EOFError, ValueError):  # a client that went away
+                    conn.close()
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    conn.close()
+                    _child(request, fds, waiting)
+                for fd in fds:
+                    os.close(fd)
+                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                waiting.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, conn))
+            else:
+                pid, conn = key.data
+                waiting.unregister(key.fileobj)
+                os.close(key.fd)
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                conn.sendall(json.dumps({"code": code}).encode() + b"\n")
+                conn.close()
+
+
+if __name__ == "__main__":
+    _preload()
+    serve(sys.argv[1])
+
+
+# The client side, in the test's process.
+
+_started: dict[str, Any] = {}
+
+
+def _preloader() -> str:
+    """The socket of this test process's preloader, started on first use (and stopped
+    when the test process ends)."""
+    if "path" not in _started:
+        where = tempfile.mkdtemp(prefix="agents-mcp-preloader-")
+        path = os.path.join(where, "socket")
+        proc = subprocess.Popen([sys.executable, __file__, path], stdout=subprocess.PIPE, cwd=where)
+        assert proc.stdout is not None
+        if proc.stdout.readline() != b"ready\n":  # bounded: it exits if it cannot start
+            raise RuntimeError(f"the preloader did not start (exit code {proc.wait()})")
+        atexit.register(_stop, proc, where)
+        _started["path"] = path
+    return str(_started["path"])
+
+
+def _stop(proc: subprocess.Popen[bytes], where: str) -> None:
+    proc.kill()
+    proc.wait()
+    shutil.rmtree(where, ignore_errors=True)
+
+
+async def preloaded(
+    args: list[str], env: dict[str, str], cwd: Path, input: str | None
+) -> tuple[int, str, str]:
+    """``agents-mcp ARGS`` in a process forked from the preloader: exit code, stdout and
+    stderr. Cancelled (a test's bound), the process is killed."""
+    stdin = os.pipe() if input is not None else (os.open(os.devnull, os.O_RDONLY), -1)
+    out, err = os.pipe(), os.pipe()
+    request = json.dumps({"args": args, "env": env, "cwd": str(cwd)}).encode() + b"\n"
+    try:
+        control = await anyio.connect_unix(_preloader())
+        await control.send_fds(request, [stdin[0], out[1], err[1]])
+    finally:
+        for fd in (stdin[0], out[1], err[1]):
+            os.close(fd)
+    read: dict[str, bytes] = {}
+    pid = 0
+    try:
+        async with control, anyio.create_task_group() as tg:
+            tg.start_soon(_drain, out[0], read, "out")
+            tg.start_soon(_drain, err[0], read, "err")
+            if stdin[1] != -1:
+                tg.start_soon(_feed, stdin[1], (input or "").encode())
+            replies = _replies(control)
+            pid = (await anext(replies))["pid"]
+            code = (await anext(replies))["code"]
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        raise
+    return int(code), read["out"].decode(), read["err"].decode()
+
+
+async def _replies(control: anyio.abc.SocketStream) -> AsyncIterator[dict[str, Any]]:
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            buffer += await control.receive()
+        line, buffer = buffer.split(b"\n", 1)
+        yield json.loads(line)
+
+
+async def _drain(fd: int, into: dict[str, bytes], name: str) -> None:
+    """Read ``fd`` to its end (every process holding it closed it)."""
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    into[name] = b"".join(chunks)
+
+
+async def _feed(fd: int, data: bytes) -> None:
+    os.set_blocking(fd, False)
+    try:
+        while data:
+            await anyio.wait_writable(fd)
+            try:
+                data = data[os.write(fd, data) :]
+            except BlockingIOError:
+                continue
+            except BrokenPipeError:  # the command did not read it all
+                break
+    finally:
+        os.close(fd)
