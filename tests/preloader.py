@@ -1,23 +1,29 @@
-"""``agents-mcp`` commands started from an interpreter that has already loaded the
-libraries: a fork per command, instead of a new interpreter.
+"""Test programs started from an interpreter that has already loaded the libraries: a
+fork per program, instead of a new interpreter.
 
-Starting a command costs about a second of CPU before it does anything, nearly all of it
-loading fastmcp, the MCP SDK and their pydantic models, and the CLI tests start a few
-hundred. ``python tests/preloader.py SOCKET`` loads those libraries and
-``agents_mcp.cli.commands`` (what ``agents_mcp.cli.main`` loads first) once, then for
-each request on its Unix socket forks a process that runs ``agents_mcp.cli.main(args)``
-with the request's arguments, environment, working directory, stdin, stdout and stderr
-(passed as file descriptors). The rest of the package loads in that process as a command
-loads it, so a module a command forgot to import still fails the way it would. The
-process is a real one: its own pid, descriptors and environment; its exit code is
-its command's.
+Starting one of the programs the tests start (an ``agents-mcp`` command, a downstream
+server, a server the kill matrix kills, the conformance suite's driver) costs about a
+second of CPU before it does anything, nearly all of it loading fastmcp, the MCP SDK and
+their pydantic models, and the tests start several hundred. ``python tests/preloader.py
+SOCKET`` loads those libraries and ``agents_mcp.cli.commands`` (what
+``agents_mcp.cli.main`` loads first) once, then for each request on its Unix socket forks
+a process that runs the request's program with its arguments, environment, working
+directory, stdin, stdout and stderr (passed as file descriptors): ``agents-mcp`` runs
+``agents_mcp.cli.main``, a script runs as ``python SCRIPT`` runs it. The rest of the
+package loads in that process as the program loads it, so a module a command forgot to
+import still fails the way it would. The process is a real one: its own pid,
+descriptors and environment; its exit code is its program's.
 
-What it does not do is start the interpreter: the tests of that (``python -m agents_mcp``,
-which modules a command loads, Ctrl-C while loading) run commands as new processes.
+Each test process has its own preloader (`SOCKET`, started on first use). `preloaded`
+runs a command for a test; a program that another program starts is given as
+``python tests/launch.py SOCKET SCRIPT ARGS…`` (`launched`). What it does not do is
+start an interpreter: the tests of that (``python -m agents_mcp``, which modules a
+command loads, Ctrl-C while loading, ``serve``) start new ones.
 
-Protocol, one connection per command: the client sends one JSON line
-``{"args", "env", "cwd"}`` with the three descriptors (``SCM_RIGHTS``); the preloader
-answers ``{"pid": …}`` once forked, then ``{"code": …}`` once the process exited.
+Protocol, one connection per program: the client sends one JSON line ``{"argv", "env",
+"cwd"}`` with the three descriptors (``SCM_RIGHTS``); the preloader answers ``{"pid": …}``
+once forked, then ``{"code": …}`` once the process exited (negative: killed by that
+signal).
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ import contextlib
 import gc
 import json
 import os
+import runpy
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
@@ -90,13 +96,19 @@ def _child(request: dict[str, Any], fds: list[int], waiting: selectors.BaseSelec
     os.environ.clear()
     os.environ.update(request["env"])
     time.tzset()
-    sys.argv = [sys.argv[0], *request["args"]]
-    from agents_mcp.cli import main
+    program, *args = request["argv"]
+    sys.argv = [program, *args]
+    if program == "agents-mcp":
+        from agents_mcp.cli import main
 
-    code = main(request["args"])
+        code = main(args)
+    else:
+        sys.path[0] = os.path.dirname(os.path.abspath(program))
+        runpy.run_path(program, run_name="__main__")
+        code = 0
     sys.stdout.flush()
     sys.stderr.flush()
-    raise SystemExit(code)
+    raise SystemExit(code)  # never back into the preloader's loop
 
 
 def serve(path: str) -> None:
@@ -140,28 +152,37 @@ if __name__ == "__main__":
 
 # The client side, in the test's process.
 
-_started: dict[str, Any] = {}
+SOCKET = os.path.join(tempfile.gettempdir(), f"agents-mcp-preloader-{os.getpid()}")
+"""Where this test process's preloader listens, once started (`start`)."""
+LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
+_started: list[subprocess.Popen[bytes]] = []
 
 
-def _preloader() -> str:
-    """The socket of this test process's preloader, started on first use (and stopped
-    when the test process ends)."""
-    if "path" not in _started:
-        where = tempfile.mkdtemp(prefix="agents-mcp-preloader-")
-        path = os.path.join(where, "socket")
-        proc = subprocess.Popen([sys.executable, __file__, path], stdout=subprocess.PIPE, cwd=where)
+def start() -> str:
+    """This test process's preloader, started on first use (and stopped when the test
+    process ends); its socket."""
+    if not _started:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(SOCKET)  # a test process of the same pid, long gone
+        proc = subprocess.Popen([sys.executable, __file__, SOCKET], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         if proc.stdout.readline() != b"ready\n":  # bounded: it exits if it cannot start
             raise RuntimeError(f"the preloader did not start (exit code {proc.wait()})")
-        atexit.register(_stop, proc, where)
-        _started["path"] = path
-    return str(_started["path"])
+        atexit.register(_stop, proc)
+        _started.append(proc)
+    return SOCKET
 
 
-def _stop(proc: subprocess.Popen[bytes], where: str) -> None:
+def launched(script: str, *args: str) -> list[str]:
+    """The command line that runs ``python SCRIPT ARGS`` forked from the preloader."""
+    return [sys.executable, LAUNCH, start(), script, *args]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.kill()
     proc.wait()
-    shutil.rmtree(where, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(SOCKET)
 
 
 async def preloaded(
@@ -171,9 +192,10 @@ async def preloaded(
     stderr. Cancelled (a test's bound), the process is killed."""
     stdin = os.pipe() if input is not None else (os.open(os.devnull, os.O_RDONLY), -1)
     out, err = os.pipe(), os.pipe()
-    request = json.dumps({"args": args, "env": env, "cwd": str(cwd)}).encode() + b"\n"
+    argv = ["agents-mcp", *args]
+    request = json.dumps({"argv": argv, "env": env, "cwd": str(cwd)}).encode() + b"\n"
     try:
-        control = await anyio.connect_unix(_preloader())
+        control = await anyio.connect_unix(start())
         await control.send_fds(request, [stdin[0], out[1], err[1]])
     finally:
         for fd in (stdin[0], out[1], err[1]):
