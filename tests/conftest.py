@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,19 @@ from fastmcp.exceptions import ToolError
 
 from agents_mcp.config import Config, config_from_dict
 from agents_mcp.testing import block_real_llms
+from tests.preloader import launched
 from tests.reading import text_of
 
 TESTS = Path(__file__).parent
 DOWNSTREAM = str(TESTS / "downstream_server.py")
+
+
+def stdio_downstream(*args: str, **more: Any) -> dict[str, Any]:
+    """``tests/downstream_server.py ARGS`` as an ``[mcpServers]`` stdio entry, the process
+    forked from this test process's preloader (``tests/preloader.py``); ``more``: other
+    keys of the entry. The stdio client's own tests start new interpreters instead."""
+    python, *rest = launched(DOWNSTREAM, *args)
+    return {"command": python, "args": rest, **more}
 
 
 USER_DIRS = {
@@ -131,7 +139,7 @@ def make_config(
     data: dict[str, Any] = {
         "mcpServers": servers
         if servers is not None
-        else {"notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]}},
+        else {"notes": stdio_downstream("--name", "notes")},
         "models": models
         if models is not None
         else {"main": {"base_url": "http://127.0.0.1:9/v1", "model": "test-model"}},

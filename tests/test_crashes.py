@@ -39,6 +39,7 @@ from agents_mcp.server.app import create_server
 from agents_mcp.store.states import MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
+from tests.preloader import launched
 from tests.processes import ROOT, http_downstream, write_config
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +63,8 @@ class Model:
 
 @contextlib.asynccontextmanager
 async def server(config: Path, db: Path, env: dict[str, str]) -> AsyncIterator[Client[Any]]:
-    python, *args = killable_server.command("serve", "--config", str(config), "--db", str(db))
+    server = str(killable_server.HERE)
+    python, *args = launched(server, "serve", "--config", str(config), "--db", str(db))
     transport = StdioTransport(
         python,
         args,
@@ -85,10 +87,14 @@ async def killed_and_restarted(
     """``journey`` on a fresh database with the server killed at ``at``, then ``carry_on``
     with it restarted on that database (`restarted`); the database."""
     db = tmp_path / f"{at.replace(':', '_').replace('#', '_')}.db"
+    died = False
     with anyio.fail_after(BOUND):
-        with contextlib.suppress(Exception):  # it dies under the client's feet
+        try:
             async with server(config, db, {**env, killable_server.KILL_AT: at}) as client:
                 await journey(client)
+        except Exception:  # it dies under the client's feet
+            died = True
+    assert died, f"the server was not killed at {at}"
     with anyio.fail_after(BOUND * 2):
         async with restarted(config, db) as client:
             await carry_on(client)

@@ -26,7 +26,7 @@ from typing import Any, Required, TypedDict
 
 import anyio
 
-from tests.conftest import DOWNSTREAM
+from tests.conftest import stdio_downstream
 from tests.preloader import preloaded
 from tests.processes import ROOT
 
@@ -128,7 +128,7 @@ def _zeros(m: re.Match[str]) -> str:
 def helper_config(base_url: str, *, policy: Any = "read_only", **extra: Any) -> dict[str, Any]:
     return {
         "mcpServers": {
-            "notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]},
+            "notes": stdio_downstream("--name", "notes"),
             **extra.pop("servers", {}),
         },
         "models": {"main": {"base_url": base_url, "model": "fake-model"}},

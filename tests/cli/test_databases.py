@@ -4,20 +4,19 @@ the CLI as a user runs it, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.runner import THREAD, Options, agents_mcp, all_of
-from tests.conftest import DOWNSTREAM
+from tests.conftest import stdio_downstream
 from tests.processes import free_port, write_config
 
 pytestmark = pytest.mark.anyio
 
 DEMO: dict[str, Any] = {
-    "mcpServers": {"notes": {"command": sys.executable, "args": [DOWNSTREAM, "--name", "notes"]}},
+    "mcpServers": {"notes": stdio_downstream("--name", "notes")},
     "models": {"demo": {"provider": "demo"}},
     "agents": {
         "demo": {"description": "Echoes", "model": "demo"},

@@ -22,18 +22,17 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
+from tests.preloader import launched
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.anyio
 
 HERE = ROOT / "tests" / "conformance"
-DRIVER = f"{sys.executable} {HERE / 'driver.py'}"
 DRAFT = ("resource-mismatch", "offline-access-scope", "offline-access-not-supported")
 CLIENT_CREDENTIALS = ("client-credentials-basic", "client-credentials-jwt")
 ONLY_2026 = (
@@ -90,7 +89,8 @@ def node() -> str:
 async def conformance(node: str, version: str, out: Path, *args: str) -> dict[str, list[str]]:
     """Run the suite; the checks that failed, by scenario (every scenario run is a key)."""
     cli = HERE / "node_modules" / f"conformance-{version}" / "dist" / "index.js"
-    command = [node, str(cli), "client", "--command", DRIVER, "-o", str(out), *args]
+    driver = " ".join(launched(str(HERE / "driver.py")))  # forked from the preloader
+    command = [node, str(cli), "client", "--command", driver, "-o", str(out), *args]
     env = {**os.environ, "PATH": f"{Path(node).parent}{os.pathsep}{os.environ['PATH']}"}
     with anyio.fail_after(600):
         await anyio.run_process(command, cwd=ROOT, env=env, check=False)

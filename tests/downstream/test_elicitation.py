@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from agents_mcp.config import DownstreamServerConfig
 from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation, Questions
 from agents_mcp.downstream.servers import DownstreamServer
-from tests.conftest import DOWNSTREAM
+from tests.conftest import stdio_downstream
 from tests.processes import http_downstream
 
 pytestmark = pytest.mark.anyio
@@ -31,9 +30,7 @@ def reached(how: str, protocol: str) -> Iterator[DownstreamServerConfig]:
     """The test server (with ``--extra``) as a subprocess over stdio or HTTP."""
     era: Any = protocol
     if how == "stdio":
-        yield DownstreamServerConfig(
-            command=sys.executable, args=[DOWNSTREAM, "--extra"], protocol=era
-        )
+        yield DownstreamServerConfig(**stdio_downstream("--extra"), protocol=era)
     else:
         with http_downstream("notes", extra=True) as url:
             yield DownstreamServerConfig(url=url, protocol=era)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from inline_snapshot import snapshot
 
 from agents_mcp.server.app import create_server
 from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import DOWNSTREAM, call, make_config
+from tests.conftest import call, make_config, stdio_downstream
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_http, free_port, write_config
 from tests.reading import cut_messages, pages, read_parts
@@ -109,7 +108,7 @@ def demo_config(tmp_path: Path) -> Path:
     return write_config(
         tmp_path / "agents.json",
         {
-            "mcpServers": {"notes": {"command": sys.executable, "args": [DOWNSTREAM]}},
+            "mcpServers": {"notes": stdio_downstream()},
             "models": {"demo": {"provider": "demo"}},
             "agents": {
                 "demo": {"description": "d", "model": "demo", "servers": ["notes"],

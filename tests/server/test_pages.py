@@ -9,7 +9,6 @@ serve`` in its own process, where the Python SDK refuses an SSE event over 1 MiB
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from mcp import MCPError
 from agents_mcp.server.app import create_server
 from agents_mcp.server.pages import PAGE
 from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import DOWNSTREAM, call, make_config
+from tests.conftest import call, make_config, stdio_downstream
 from tests.downstream_server import make_server
 from tests.processes import agents_mcp_http, free_port, write_config
 from tests.reading import cut_messages, pages, read_parts, read_text
@@ -114,7 +113,7 @@ async def test_a_call_of_a_megabyte_waits_readably_over_http(tmp_path: Path) -> 
     """At 1.1 M characters of arguments, results over 1 MiB were refused by the client, so
     the call could only be approved blind."""
     log = tmp_path / "downstream.jsonl"
-    notes = {"command": sys.executable, "args": [DOWNSTREAM], "env": {"DOWNSTREAM_LOG": str(log)}}
+    notes = stdio_downstream(env={"DOWNSTREAM_LOG": str(log)})
     config = write_config(
         tmp_path / "agents.json",
         {

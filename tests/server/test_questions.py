@@ -8,7 +8,6 @@ in the result and is answered with ``answer_question``) and with it (asked inlin
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ from fastmcp.exceptions import ToolError
 from agents_mcp.server.app import create_server
 from agents_mcp.store.states import STOPPED_ASKING
 from agents_mcp.testing import Call, ScriptedLLM
-from tests.conftest import DOWNSTREAM, call, make_config
+from tests.conftest import call, make_config, stdio_downstream
 from tests.processes import http_downstream
 from tests.reading import structured, text_of
 
@@ -37,7 +36,7 @@ ASK = Call("notes__ask", {"question": "Which colour?"}, id="c1")
 def notes(how: str, protocol: str, **more: Any) -> Iterator[dict[str, Any]]:
     """The test server (with ``--extra``) as a subprocess over stdio or HTTP."""
     if how == "stdio":
-        yield {"command": sys.executable, "args": [DOWNSTREAM, "--extra"], "protocol": protocol}
+        yield stdio_downstream("--extra", protocol=protocol)
     else:
         with http_downstream("notes", extra=True) as url:
             yield {"url": url, "protocol": protocol, **more}

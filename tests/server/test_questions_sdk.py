@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.testing.chat_server import FakeChatServer
-from tests.conftest import DOWNSTREAM
+from tests.conftest import stdio_downstream
 from tests.processes import ROOT, agents_mcp_http, free_port, http_downstream, write_config
 from tests.server.test_results import sdk_missing
 
@@ -35,7 +34,7 @@ SCRIPT = ROOT / "tests" / "browser" / "sdk_questions.mjs"
 @contextmanager
 def notes(how: str, protocol: str) -> Iterator[dict[str, Any]]:
     if how == "stdio":
-        yield {"command": sys.executable, "args": [DOWNSTREAM, "--extra"], "protocol": protocol}
+        yield stdio_downstream("--extra", protocol=protocol)
     else:
         with http_downstream("notes", extra=True) as url:
             yield {"url": url, "protocol": protocol}

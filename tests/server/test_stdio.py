@@ -26,7 +26,7 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport
 
 from tests.cli.runner import INITIALIZE, scratch_env
-from tests.conftest import DOWNSTREAM, TESTS
+from tests.conftest import TESTS, stdio_downstream
 from tests.processes import ROOT, write_config
 
 pytestmark = pytest.mark.anyio
@@ -42,7 +42,7 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 def _serve(tmp_path: Path, *extra: str) -> list[str]:
     config = {
         "models": {"demo": {"provider": "demo"}},
-        "mcpServers": {"notes": {"command": sys.executable, "args": [DOWNSTREAM]}},
+        "mcpServers": {"notes": stdio_downstream()},
         "agents": {
             "demo": {
                 "description": "d",

@@ -10,7 +10,6 @@ answered ``cancel`` and stored nowhere; in 2026-07-28 the same question reaches 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from agents_mcp.store import LOCAL_OWNER
 from agents_mcp.testing import Call, ScriptedLLM
 from agents_mcp.threads.runtime import open_threads
 from agents_mcp.threads.service import Threads
-from tests.conftest import DOWNSTREAM, make_config
+from tests.conftest import make_config, stdio_downstream
 from tests.postgres import fresh_database
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +30,7 @@ ASK = Call("notes__ask", {"question": "Which colour?"}, id="c1")
 
 
 def config(tmp_path: Path, protocol: str = "legacy", db: str | None = None) -> Any:
-    notes = {"command": sys.executable, "args": [DOWNSTREAM, "--extra"], "protocol": protocol}
+    notes = stdio_downstream("--extra", protocol=protocol)
     agents = {
         name: {
             "description": "d",
