@@ -6,7 +6,9 @@ starts over stdio, the servers of the kill matrix, the conformance suite's drive
 process loads nothing but the standard library's basics; it hands its stdin and stdout
 (and stderr), environment and working directory to the forked process, passes on
 SIGTERM, SIGINT and SIGHUP, and ends as that process ended (its exit code, or killed by
-the same signal). Its own stdin and stdout are closed at once, so whoever reads the
+the same signal). Killed itself (SIGKILL, which cannot be passed on), it takes the
+program with it: the program watches this process and kills itself with SIGKILL when it
+is gone. Its own stdin and stdout are closed at once, so whoever reads the
 program's output sees its end when the program ends.
 """
 
@@ -24,7 +26,12 @@ def main() -> None:
     path, script, *args = sys.argv[1:]
     control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     control.connect(path)
-    request = {"argv": [script, *args], "env": dict(os.environ), "cwd": os.getcwd()}
+    request = {
+        "argv": [script, *args],
+        "env": dict(os.environ),
+        "cwd": os.getcwd(),
+        "watch": os.getpid(),  # the program dies with this process, SIGKILL included
+    }
     fds = array.array("i", [0, 1, 2])
     control.sendmsg(
         [json.dumps(request).encode() + b"\n"],

@@ -21,7 +21,8 @@ start an interpreter: the tests of that (``python -m agents_mcp``, which modules
 command loads, Ctrl-C while loading, ``serve``) start new ones.
 
 Protocol, one connection per program: the client sends one JSON line ``{"argv", "env",
-"cwd"}`` with the three descriptors (``SCM_RIGHTS``); the preloader answers ``{"pid": …}``
+"cwd"}`` (and ``"watch"``: a pid the program dies with) with the three descriptors
+(``SCM_RIGHTS``); the preloader answers ``{"pid": …}``
 once forked, then ``{"code": …}`` once the process exited (negative: killed by that
 signal).
 """
@@ -35,12 +36,14 @@ import gc
 import json
 import os
 import runpy
+import select
 import selectors
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -96,6 +99,8 @@ def _child(request: dict[str, Any], fds: list[int], waiting: selectors.BaseSelec
     os.environ.clear()
     os.environ.update(request["env"])
     time.tzset()
+    if request.get("watch"):
+        _die_with(int(request["watch"]))
     program, *args = request["argv"]
     sys.argv = [program, *args]
     if program == "agents-mcp":
@@ -109,6 +114,26 @@ def _child(request: dict[str, Any], fds: list[int], waiting: selectors.BaseSelec
     sys.stdout.flush()
     sys.stderr.flush()
     raise SystemExit(code)  # never back into the preloader's loop
+
+
+def _die_with(pid: int) -> None:
+    """SIGKILL this process once process ``pid`` is gone (at once if it already is)."""
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise
+
+    def watch() -> None:
+        select.select([watched], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="dies with its launcher", daemon=True).start()
+
+
+def _tell(conn: socket.socket, reply: dict[str, int]) -> None:
+    with contextlib.suppress(OSError):  # a client gone (a launcher killed) hears nothing
+        conn.sendall(json.dumps(reply).encode() + b"\n")
 
 
 def serve(path: str) -> None:
@@ -133,7 +158,7 @@ def serve(path: str) -> None:
                     _child(request, fds, waiting)
                 for fd in fds:
                     os.close(fd)
-                conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                _tell(conn, {"pid": pid})
                 waiting.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, conn))
             else:
                 pid, conn = key.data
@@ -141,7 +166,7 @@ def serve(path: str) -> None:
                 os.close(key.fd)
                 _, status = os.waitpid(pid, 0)
                 code = os.waitstatus_to_exitcode(status)
-                conn.sendall(json.dumps({"code": code}).encode() + b"\n")
+                _tell(conn, {"code": code})
                 conn.close()
 
 
@@ -161,7 +186,7 @@ _started: list[subprocess.Popen[bytes]] = []
 def start() -> str:
     """This test process's preloader, started on first use (and stopped when the test
     process ends); its socket."""
-    if not _started:
+    if not _started or _started[-1].poll() is not None:  # not yet, or it died: again
         with contextlib.suppress(FileNotFoundError):
             os.unlink(SOCKET)  # a test process of the same pid, long gone
         proc = subprocess.Popen([sys.executable, __file__, SOCKET], stdout=subprocess.PIPE)

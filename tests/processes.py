@@ -23,6 +23,7 @@ from agents_mcp.llm import LLM
 from agents_mcp.server.app import create_server
 from agents_mcp.server.transports import http_app, http_auth
 from tests.conftest import DOWNSTREAM
+from tests.preloader import launched
 
 ROOT = Path(__file__).parent.parent
 
@@ -137,8 +138,8 @@ async def agents_mcp_http_process(
     says so; its stderr is relayed to ours); without ``db``, the config's database;
     ``command`` replaces the CLI (a program that serves on ``port``, watched from outside)."""
     ours = command is None
-    if command is None:
-        command = [sys.executable, "-m", "agents_mcp", "serve", "--config", str(config)]
+    if command is None:  # forked from the preloader (tests/preloader.py)
+        command = launched("agents-mcp", "serve", "--config", str(config))
         command += ["--transport", "http", "--port", str(port), "--host", host]
         if db is not None:
             command += ["--db", str(db)]
