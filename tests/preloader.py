@@ -14,7 +14,7 @@ package loads in that process as the program loads it, so a module a command for
 import still fails the way it would. The process is a real one: its own pid,
 descriptors and environment; its exit code is its program's.
 
-Each test process has its own preloader (`SOCKET`, started on first use). `preloaded`
+Each test process has its own preloader (`start`, on first use). `preloaded`
 runs a command for a test; a program that another program starts is given as
 ``python tests/launch.py SOCKET SCRIPT ARGS…`` (`launched`). What it does not do is
 start an interpreter: the tests of that (``python -m agents_mcp``, which modules a
@@ -38,6 +38,7 @@ import os
 import runpy
 import select
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -177,25 +178,24 @@ if __name__ == "__main__":
 
 # The client side, in the test's process.
 
-SOCKET = os.path.join(tempfile.gettempdir(), f"agents-mcp-preloader-{os.getpid()}")
-"""Where this test process's preloader listens, once started (`start`)."""
 LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
-_started: list[subprocess.Popen[bytes]] = []
+_started: list[tuple[subprocess.Popen[bytes], str]] = []
 
 
 def start() -> str:
     """This test process's preloader, started on first use (and stopped when the test
-    process ends); its socket."""
-    if not _started or _started[-1].poll() is not None:  # not yet, or it died: again
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(SOCKET)  # a test process of the same pid, long gone
-        proc = subprocess.Popen([sys.executable, __file__, SOCKET], stdout=subprocess.PIPE)
+    process ends); its socket, in a directory only this user can enter (whoever can
+    connect can have it run a program)."""
+    if not _started or _started[-1][0].poll() is not None:  # not yet, or it died: again
+        where = tempfile.mkdtemp(prefix="agents-mcp-preloader-")
+        path = os.path.join(where, "socket")
+        proc = subprocess.Popen([sys.executable, __file__, path], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         if proc.stdout.readline() != b"ready\n":  # bounded: it exits if it cannot start
             raise RuntimeError(f"the preloader did not start (exit code {proc.wait()})")
-        atexit.register(_stop, proc)
-        _started.append(proc)
-    return SOCKET
+        atexit.register(_stop, proc, where)
+        _started.append((proc, path))
+    return _started[-1][1]
 
 
 def launched(script: str, *args: str) -> list[str]:
@@ -203,11 +203,10 @@ def launched(script: str, *args: str) -> list[str]:
     return [sys.executable, LAUNCH, start(), script, *args]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], where: str) -> None:
     proc.kill()
     proc.wait()
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(SOCKET)
+    shutil.rmtree(where, ignore_errors=True)
 
 
 async def preloaded(

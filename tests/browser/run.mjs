@@ -117,18 +117,21 @@ async function main() {
 
     // -- deny with a reason -------------------------------------------------------
     await host(() => window.host.callAsModel("chat_with_agent", { agent: "helper", message: "deny: write cheese" }));
-    await card.waitFor({ timeout: WAIT });
-    await card.getByLabel("Reason for denying").fill("we have enough cheese");
+    // This call's card, not the last one while the view still shows it.
+    const cheese = card.filter({ hasText: "cheese" });
+    await cheese.waitFor({ timeout: WAIT });
+    await cheese.getByLabel("Reason for denying").fill("we have enough cheese");
     await shot(page, "deny-with-reason");
-    await card.getByRole("button", { name: "Deny", exact: true }).click();
+    await cheese.getByRole("button", { name: "Deny", exact: true }).click();
     await status("completed");
     report.deniedReply = await view().locator("#reply").innerText();
     await shot(page, "denied-completed");
 
     // -- allow for this thread ------------------------------------------------------
     await host(() => window.host.callAsModel("chat_with_agent", { agent: "helper", message: "allow: two notes" }));
-    await card.waitFor({ timeout: WAIT });
-    await card.getByRole("button", { name: "Allow for this thread" }).click();
+    const first = card.filter({ hasNotText: "cheese" });  // not the last call's card
+    await first.waitFor({ timeout: WAIT });
+    await first.getByRole("button", { name: "Allow for this thread" }).click();
     await status("completed");
     report.allowedReply = await view().locator("#reply").innerText();
     report.allowedCalls = await view().locator(".call").evaluateAll((els) => els.map((e) => e.dataset.state));
