@@ -104,7 +104,8 @@ def _child(request: dict[str, Any], fds: list[int], waiting: selectors.BaseSelec
         _die_with(int(request["watch"]))
     program, *args = request["argv"]
     sys.argv = [program, *args]
-    if program == "agents-mcp":
+    if program == "agents-mcp":  # as ``python -m agents_mcp`` in that directory
+        sys.path[0] = request["cwd"]
         from agents_mcp.cli import main
 
         code = main(args)
@@ -141,7 +142,7 @@ def serve(path: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
-    print("ready", flush=True)  # the fixture waits for this line
+    print("ready", flush=True)  # start() waits for this line
     waiting = selectors.DefaultSelector()
     waiting.register(listener, selectors.EVENT_READ)
     while True:
