@@ -25,8 +25,11 @@ HERE = Path(__file__).resolve()
 
 
 def command(*args: str) -> list[str]:
-    """The command line running ``agents-mcp <args>`` through this entry point."""
-    return [sys.executable, str(HERE), *args]
+    """The command line running ``agents-mcp <args>`` through this entry point, forked
+    from the test process's preloader (``tests/preloader.py``)."""
+    from tests.preloader import launched
+
+    return launched(str(HERE), *args)
 
 
 def install(kill_at: str | None, trace: str | None) -> None:

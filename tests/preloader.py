@@ -57,7 +57,6 @@ import anyio.abc
 def _preload() -> None:
     gc.disable()  # as agents_mcp.cli.main loads: see agents_mcp.cli.collector
     import aiosqlite  # noqa: F401
-    import fastmcp
     import fastmcp.client
     import fastmcp.server  # noqa: F401
     import httpx2  # noqa: F401

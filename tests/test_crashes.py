@@ -39,7 +39,6 @@ from agents_mcp.server.app import create_server
 from agents_mcp.store.states import MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
-from tests.preloader import launched
 from tests.processes import ROOT, http_downstream, write_config
 
 pytestmark = pytest.mark.anyio
@@ -63,8 +62,7 @@ class Model:
 
 @contextlib.asynccontextmanager
 async def server(config: Path, db: Path, env: dict[str, str]) -> AsyncIterator[Client[Any]]:
-    server = str(killable_server.HERE)
-    python, *args = launched(server, "serve", "--config", str(config), "--db", str(db))
+    python, *args = killable_server.command("serve", "--config", str(config), "--db", str(db))
     transport = StdioTransport(
         python,
         args,
