@@ -1,9 +1,9 @@
 """Running ``agents-mcp`` as users do: a process of its own, in a scratch home.
 
 A command that runs to completion (`agents_mcp`) is forked from ``tests/preloader.py``,
-which has the libraries loaded already (about a second of CPU less per command); one that
-runs in a terminal (`Terminal`) is a new interpreter, as is every ``serve`` a test starts
-and stops. Models are scripted behind a Chat Completions fake on loopback that lives in
+which has the libraries loaded already (about a second of CPU less per command), as are
+``serve --transport http`` and the stdio downstream servers; one that runs in a terminal
+(`Terminal`) is a new interpreter, as is ``serve`` over stdio. Models are scripted behind a Chat Completions fake on loopback that lives in
 the test's event loop (so the test never blocks on a command), and the downstream server
 is the real tests/downstream_server.py over stdio.
 """
