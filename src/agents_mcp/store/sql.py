@@ -112,11 +112,11 @@ class SQLStore(Reads, Lifecycle, QuestionStore, SignInWrites, UsageStore):
         parent_id, parent_call = parent or (None, None)
 
         async def body(tx: Tx) -> Thread:
-            await tx.execute(
+            rows = await tx.fetch(
                 "INSERT INTO threads (id, agent, owner, title, status, created_at, updated_at,"
                 " message_count, personality, parent_id, parent_call_id, runner, claim,"
                 " output_schema, caller_chain, revision)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1)",
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING *",
                 (
                     thread_id,
                     agent,
@@ -139,7 +139,7 @@ class SQLStore(Reads, Lifecycle, QuestionStore, SignInWrites, UsageStore):
                 message_values(thread_id, 0, first, stamp),
             )
             await self._changed(tx, thread_id)
-            return await read_thread(tx, thread_id)
+            return thread_row(rows[0])  # the row inserted
 
         return await self.db.transaction("create_thread", body)
 
