@@ -9,13 +9,16 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import anyio
 import pytest
 
 from agents_mcp.errors import StoreError
 from agents_mcp.messages import Message
 from agents_mcp.store import Claim, SQLStore, Thread, open_store
+from agents_mcp.store.database import Tx
 from agents_mcp.store.sqlite import SQLiteDatabase
 
 pytestmark = pytest.mark.anyio
@@ -83,6 +86,93 @@ async def test_no_statement_runs_on_the_event_loop_thread(store: SQLStore) -> No
     assert await contents(store, thread.id) == ["hi", "a"]
     await sqlite_of(store).on_statement(None)
     assert ran_on and loop_thread not in ran_on
+
+
+# -- transactions: when they begin, and the hand-offs to aiosqlite's thread ---------------
+
+
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls made on aiosqlite connections from now on (each runs on the connection's
+    thread and comes back: the cost that makes statements count), with their SQL's verb."""
+    calls: list[str] = []
+    for name in ("execute", "execute_fetchall", "executemany", "commit", "rollback"):
+        method = getattr(aiosqlite.Connection, name)
+
+        def counted(
+            self: aiosqlite.Connection, *args: Any, _m: Any = method, _n: str = name
+        ) -> Any:
+            calls.append(" ".join([_n, *(str(args[0]).split()[:1] if args else [])]))
+            return _m(self, *args)
+
+        monkeypatch.setattr(aiosqlite.Connection, name, counted)
+    return calls
+
+
+async def test_a_runs_step_and_a_one_statement_read_hand_off_once_per_statement(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite3 begins the write with its first statement, an UPDATE, in the same call; a
+    read of one statement needs no transaction around it."""
+    thread, claim = await new_thread(store)
+    calls = hand_offs(monkeypatch)
+    step = (Message(role="assistant", content="a"), Message(role="user", content="b"))
+    await store.append(thread.id, claim, *step)
+    assert calls == ["execute_fetchall UPDATE", "executemany INSERT", "commit"]
+    calls.clear()
+    assert await store.thread(thread.id) is not None
+    assert calls == ["execute_fetchall SELECT"]
+
+
+async def test_a_write_that_reads_first_holds_the_write_lock_before_it_reads(
+    store: SQLStore,
+) -> None:
+    """What a transaction reads is what it changes: its SELECT waits for another process's
+    write to commit, and sees it."""
+    seen: list[int] = []
+
+    async def body(tx: Tx) -> None:
+        row = await tx.fetchrow("SELECT count(*) AS n FROM sqlite_master WHERE name='other'")
+        seen.append(row["n"] if row else -1)
+        await tx.execute("UPDATE threads SET title=title WHERE 0")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            with other_writer(store.location) as other:
+                other.execute("CREATE TABLE other (x)")
+                tg.start_soon(store.db.transaction, "probe", body)
+                await anyio.wait_all_tasks_blocked()
+                assert seen == []  # not read before the other writer committed
+    assert seen == [1]
+
+
+async def test_a_write_after_one_that_ran_no_statement_begins_the_transaction(
+    store: SQLStore,
+) -> None:
+    """The batch's first write ran no statement: the next one begins the transaction (with
+    the write lock), rather than taking a savepoint outside of one."""
+    db = sqlite_of(store)
+    thread, claim = await new_thread(store)
+    release = anyio.Event()
+    statements: list[str] = []
+
+    async def idle(tx: Tx) -> None:
+        await release.wait()  # holds the connection, runs nothing
+
+    async def write() -> None:
+        await store.append(thread.id, claim, Message(role="assistant", content="joined"))
+
+    await db.on_statement(statements.append)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(db.transaction, "idle", idle)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(write)
+            await anyio.wait_all_tasks_blocked()  # it waits to join the open batch
+            release.set()
+    await db.on_statement(None)
+    assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "INSERT", "COMMIT"]
+    assert statements[0] == "BEGIN IMMEDIATE"
+    assert await contents(store, thread.id) == ["hi", "joined"]
 
 
 # -- another process holding the lock ---------------------------------------------------

@@ -69,6 +69,11 @@ class Database(Protocol):
         """Run ``body`` over one consistent snapshot, writing nothing."""
         ...
 
+    async def query(self, op: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """The rows of one read-only statement (a statement sees one snapshot: no
+        transaction around it, which saves the round trips of one)."""
+        ...
+
     async def wait_changed(self, thread_id: str, seconds: float) -> None:
         """Return once the thread may have changed in another process, or after ``seconds``
         (SQLite polls: it just waits; PostgreSQL wakes on ``NOTIFY``)."""

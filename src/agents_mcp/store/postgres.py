@@ -136,24 +136,38 @@ class PostgresDatabase:
     async def read(self, op: str, body: Body[T]) -> T:
         return await self._run(op, body, readonly=True)
 
-    async def _run(self, op: str, body: Body[T], *, readonly: bool) -> T:
+    async def query(self, op: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self._run(op, lambda tx: tx.fetch(sql, params), readonly=None)
+
+    async def _run(self, op: str, body: Body[T], *, readonly: bool | None) -> T:
+        """``body`` in a transaction (``readonly``: a repeatable read) or, for ``None``
+        (one statement), as it is."""
         points = self.points
         if points.active:
             await points.reach(f"before:{op}")
         try:
             async with self._pool.acquire() as conn:
-                if readonly:
-                    tx = conn.transaction(isolation="repeatable_read", readonly=True)
-                else:
-                    tx = conn.transaction()
-                async with tx:
+                if readonly is None:
                     out = await body(_Tx(conn))
-                    if points.active and not readonly:
-                        await points.reach(f"commit:{op}")
+                else:
+                    out = await self._in_transaction(conn, op, body, readonly=readonly)
         except (OSError, TimeoutError, pgx.PostgresError, pgx.InterfaceError) as exc:
             raise pg_error(exc, self.location) from exc
         if points.active:
             await points.reach(f"after:{op}")
+        return out
+
+    async def _in_transaction(
+        self, conn: PoolConnectionProxy, op: str, body: Body[T], *, readonly: bool
+    ) -> T:
+        if readonly:
+            tx = conn.transaction(isolation="repeatable_read", readonly=True)
+        else:
+            tx = conn.transaction()
+        async with tx:
+            out = await body(_Tx(conn))
+            if self.points.active and not readonly:
+                await self.points.reach(f"commit:{op}")
         return out
 
     async def close(self) -> None:

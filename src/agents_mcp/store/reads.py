@@ -1,7 +1,8 @@
 """The store's reads, written once for SQLite and PostgreSQL (see ``sql`` for its writes).
 
 Each method is one consistent read of the :class:`Database`, named after the operation so
-tests can stop it at its points.
+tests can stop it at its points: one statement (``Database.query``) where that says it
+all, else a read over one snapshot (``Database.read``).
 """
 
 from __future__ import annotations
@@ -96,11 +97,8 @@ class Reads:
     async def thread(self, thread_id: str) -> Thread | None:
         """The thread whoever owns it (for internal use)."""
 
-        async def body(tx: Tx) -> Thread | None:
-            row = await tx.fetchrow(THREAD, (thread_id,))
-            return None if row is None else thread_row(row)
-
-        return await self.db.read("thread", body)
+        rows = await self.db.query("thread", THREAD, (thread_id,))
+        return thread_row(rows[0]) if rows else None
 
     async def thread_turn(self, thread_id: str, owner: str) -> tuple[Thread, list[StoredMessage]]:
         """The thread (``NotFound`` as in :meth:`get_thread`) and its latest turn."""
@@ -115,10 +113,7 @@ class Reads:
         return await self.db.read("thread_turn", body)
 
     async def turn(self, thread_id: str) -> list[StoredMessage]:
-        async def body(tx: Tx) -> list[StoredMessage]:
-            return [message_row(r) for r in await tx.fetch(TURN, (thread_id, thread_id))]
-
-        return await self.db.read("turn", body)
+        return [message_row(r) for r in await self.db.query("turn", TURN, (thread_id,) * 2)]
 
     async def messages(self, thread_id: str) -> list[StoredMessage]:
         return (await self.transcript(thread_id))[0]
@@ -141,12 +136,10 @@ class Reads:
     async def tree(self, root_id: str) -> list[tuple[Thread, tuple[str, ...]]]:
         """The thread and all its descendants, each with its agent chain from the root."""
 
-        async def body(tx: Tx) -> list[Thread]:
-            return [thread_row(r) for r in await tx.fetch(TREE, (root_id,))]
-
         chains: dict[str, tuple[str, ...]] = {}
         out: list[tuple[Thread, tuple[str, ...]]] = []
-        for t in await self.db.read("tree", body):  # parents before their children
+        for row in await self.db.query("tree", TREE, (root_id,)):  # parents before children
+            t = thread_row(row)
             chains[t.id] = (*chains.get(t.parent_id or "", ()), t.agent)
             out.append((t, chains[t.id]))
         return out
@@ -154,27 +147,24 @@ class Reads:
     async def root_of(self, thread_id: str) -> str:
         """The top-level thread a (child) thread belongs to."""
 
-        async def body(tx: Tx) -> str:
-            row = await tx.fetchrow(
-                "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM threads"
-                " WHERE id=? UNION ALL SELECT threads.id, threads.parent_id FROM threads"
-                " JOIN up ON threads.id = up.parent_id) SELECT id FROM up WHERE parent_id IS NULL",
-                (thread_id,),
-            )
-            return thread_id if row is None else str(row["id"])
-
-        return await self.db.read("root_of", body)
+        rows = await self.db.query(
+            "root_of",
+            "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM threads"
+            " WHERE id=? UNION ALL SELECT threads.id, threads.parent_id FROM threads"
+            " JOIN up ON threads.id = up.parent_id) SELECT id FROM up WHERE parent_id IS NULL",
+            (thread_id,),
+        )
+        return str(rows[0]["id"]) if rows else thread_id
 
     async def child_for_call(self, parent_id: str, call_id: str) -> Thread | None:
         """The child thread a delegation call of ``parent_id`` is running, if any."""
 
-        async def body(tx: Tx) -> Thread | None:
-            row = await tx.fetchrow(
-                "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?", (parent_id, call_id)
-            )
-            return None if row is None else thread_row(row)
-
-        return await self.db.read("child_for_call", body)
+        rows = await self.db.query(
+            "child_for_call",
+            "SELECT * FROM threads WHERE parent_id=? AND parent_call_id=?",
+            (parent_id, call_id),
+        )
+        return thread_row(rows[0]) if rows else None
 
     async def list_threads(
         self,
@@ -195,26 +185,19 @@ class Reads:
             include_children=include_children,
         )
 
-        async def body(tx: Tx) -> list[Thread]:
-            return [thread_row(r) for r in await tx.fetch(sql, [*params, limit + 1])]
-
-        threads = await self.db.read("list_threads", body)
+        rows = await self.db.query("list_threads", sql, [*params, limit + 1])
+        threads = [thread_row(r) for r in rows]
         page = threads[:limit]
         return page, encode_cursor(page[-1]) if len(threads) > limit else None
 
     async def approvals(self, thread_id: str) -> list[Approval]:
-        async def body(tx: Tx) -> list[Approval]:
-            return [approval_row(r) for r in await tx.fetch(APPROVALS, (thread_id,))]
-
-        return await self.db.read("approvals", body)
+        return [approval_row(r) for r in await self.db.query("approvals", APPROVALS, (thread_id,))]
 
     async def pending_in_tree(self, root_id: str) -> list[Approval]:
         """Undecided calls of the thread and of its delegations."""
 
-        async def body(tx: Tx) -> list[Approval]:
-            return [approval_row(r) for r in await tx.fetch(PENDING_IN_TREE, (root_id,))]
-
-        return await self.db.read("pending_in_tree", body)
+        rows = await self.db.query("pending_in_tree", PENDING_IN_TREE, (root_id,))
+        return [approval_row(r) for r in rows]
 
     async def pending_in_trees(self, root_ids: Sequence[str]) -> dict[str, list[Approval]]:
         """Undecided calls of several threads and their delegations, in one read (a page
@@ -231,31 +214,26 @@ class Reads:
             " ORDER BY approvals.requested_at, approvals.seq"
         )
 
-        async def body(tx: Tx) -> dict[str, list[Approval]]:
-            out: dict[str, list[Approval]] = {}
-            for row in await tx.fetch(sql, list(root_ids)):
-                a = approval_row(row)
-                via = (*row["chain"].split(","), *a.via)
-                out.setdefault(row["root"], []).append(replace(a, via=via))
-            return out
-
-        return await self.db.read("pending_in_trees", body)
+        out: dict[str, list[Approval]] = {}
+        for row in await self.db.query("pending_in_trees", sql, list(root_ids)):
+            a = approval_row(row)
+            via = (*row["chain"].split(","), *a.via)
+            out.setdefault(row["root"], []).append(replace(a, via=via))
+        return out
 
     async def pending_approvals(self, thread_ids: Sequence[str]) -> dict[str, list[Approval]]:
         """Undecided approvals of several threads at once (for the inbox)."""
         if not thread_ids:
             return {}
 
-        async def body(tx: Tx) -> list[Approval]:
-            rows = await tx.fetch(
-                f"SELECT * FROM approvals WHERE status='pending' AND thread_id IN"
-                f" ({marks(thread_ids)}) ORDER BY requested_at, seq",
-                list(thread_ids),
-            )
-            return [approval_row(r) for r in rows]
-
+        rows = await self.db.query(
+            "pending_approvals",
+            f"SELECT * FROM approvals WHERE status='pending' AND thread_id IN"
+            f" ({marks(thread_ids)}) ORDER BY requested_at, seq",
+            list(thread_ids),
+        )
         out: dict[str, list[Approval]] = {}
-        for a in await self.db.read("pending_approvals", body):
+        for a in map(approval_row, rows):
             out.setdefault(a.thread_id, []).append(a)
         return out
 
@@ -276,26 +254,21 @@ class Reads:
     async def stop_requests(self) -> list[Thread]:
         """Threads this process runs that ``cancel_run`` (from anywhere) asked to stop."""
 
-        async def body(tx: Tx) -> list[Thread]:
-            rows = await tx.fetch(
-                "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1"
-                " AND parent_id IS NULL",
-                (self.runner,),
-            )
-            return [thread_row(r) for r in rows]
-
-        return await self.db.read("stop_requests", body)
+        rows = await self.db.query(
+            "stop_requests",
+            "SELECT * FROM threads WHERE status='running' AND runner=? AND stop_requested=1"
+            " AND parent_id IS NULL",
+            (self.runner,),
+        )
+        return [thread_row(r) for r in rows]
 
     async def running_roots(self) -> list[Thread]:
         """Top-level threads whose status is ``running`` (their runs may be gone)."""
 
-        async def body(tx: Tx) -> list[Thread]:
-            rows = await tx.fetch(
-                "SELECT * FROM threads WHERE status='running' AND parent_id IS NULL"
-            )
-            return [thread_row(r) for r in rows]
-
-        return await self.db.read("running_roots", body)
+        rows = await self.db.query(
+            "running_roots", "SELECT * FROM threads WHERE status='running' AND parent_id IS NULL"
+        )
+        return [thread_row(r) for r in rows]
 
     async def paused_roots(self) -> list[str]:
         """Top-level threads waiting for approval with none of their own calls undecided:
@@ -303,12 +276,10 @@ class Reads:
         thread whose delegations still have undecided calls may be among them; the
         resume itself checks the whole tree."""
 
-        async def body(tx: Tx) -> list[str]:
-            rows = await tx.fetch(
-                "SELECT id FROM threads t WHERE status='needs_approval' AND parent_id IS NULL"
-                " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = t.id"
-                " AND a.status = 'pending')"
-            )
-            return [r["id"] for r in rows]
-
-        return await self.db.read("paused_roots", body)
+        rows = await self.db.query(
+            "paused_roots",
+            "SELECT id FROM threads t WHERE status='needs_approval' AND parent_id IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = t.id"
+            " AND a.status = 'pending')",
+        )
+        return [r["id"] for r in rows]

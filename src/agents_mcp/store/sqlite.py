@@ -7,6 +7,13 @@ waiting for another process's lock or a long read never holds up other requests.
 * WAL (readers and the writer do not wait for each other), foreign keys, and
   ``busy_timeout`` (:data:`BUSY_MS`): a transaction waits that long for another process
   (``agents-mcp chat``, say) that holds the write lock, then fails with a clear error.
+* A write transaction begins (``BEGIN IMMEDIATE``: it waits for the write lock, so what
+  it reads is what it changes) with its first statement. When that is an ``INSERT``,
+  ``UPDATE`` or ``DELETE``, sqlite3 begins it in the same call (the connection's
+  ``isolation_level``), which saves a hand-off to aiosqlite's thread per write; before
+  any other statement :class:`_Tx` begins it itself. A read of one statement
+  (:meth:`SQLiteDatabase.query`) needs no transaction at all: a statement sees one
+  snapshot.
 * Durable by default (``synchronous=FULL``): a commit returns once the log is on disk,
   so a committed approval, decision or "started" record survives a power loss.
   SQLite's automatic checkpoints run on the connection's thread at a commit.
@@ -64,6 +71,8 @@ class _Batch:
 
     def __init__(self) -> None:
         self.members = 0
+        self.begun = False
+        """Its transaction has begun: the writes that join it take a savepoint."""
         self.done = anyio.Event()
         self.error: sqlite3.Error | None = None
         """Why the batch did not commit (every operation in it fails with it)."""
@@ -101,7 +110,9 @@ class SQLiteDatabase:
                     f"cannot create the directory of the thread database {path}:"
                     f" {exc.strerror or exc}; choose another --db"
                 ) from exc
-        conn = aiosqlite.connect(path, isolation_level=None)
+        # IMMEDIATE: an INSERT, UPDATE or DELETE outside a transaction begins one, in the
+        # same call (see _Tx); nothing else begins implicitly, and nothing commits.
+        conn = aiosqlite.connect(path, isolation_level="IMMEDIATE")
         try:
             await conn
         except sqlite3.Error as exc:
@@ -170,11 +181,20 @@ class SQLiteDatabase:
         return out
 
     async def read(self, op: str, body: Body[T]) -> T:
+        return await self._reading(op, body, snapshot=True)
+
+    async def query(self, op: str, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async def body(tx: Tx) -> list[Row]:
+            return await tx.fetch(sql, params)
+
+        return await self._reading(op, body, snapshot=False)
+
+    async def _reading(self, op: str, body: Body[T], *, snapshot: bool) -> T:
         points = self.points
         if points.active:
             await points.reach(f"before:{op}")
         try:
-            out = await self._read(body)
+            out = await self._read(body, snapshot=snapshot)
         except sqlite3.Error as exc:
             raise store_error(exc, self.location) from exc
         if points.active:
@@ -196,15 +216,18 @@ class SQLiteDatabase:
             if self._unsure:
                 await self._reset()
             batch = self._batch
-            first = batch is None
             if batch is None:
                 batch = self._batch = _Batch()
+            first = not batch.begun
             batch.members += 1
             try:
-                # The first write of a batch rolls the transaction back when it fails; the
-                # others, their savepoint.
-                await self._conn.execute("BEGIN IMMEDIATE" if first else "SAVEPOINT op")
-                out = await body(_Tx(self._conn))
+                # The write that begins the batch's transaction rolls it back when it fails;
+                # the others, their savepoint.
+                if not first:
+                    await self._conn.execute("SAVEPOINT op")
+                tx = _Tx(self._conn, begin=first)
+                out = await body(tx)
+                batch.begun = not tx.beginning
                 if self.points.active:
                     await self.points.reach(f"commit:{op}")
                 if not first:  # its writes join the batch: too late to give up now
@@ -219,9 +242,10 @@ class SQLiteDatabase:
                 await self._leave()
         return await self._answer(batch, out if failure is None else failure)
 
-    async def _read(self, body: Body[T]) -> T:
-        """Run ``body`` over one snapshot: its own, or the open batch's (then it answers once
-        that batch committed: it saw the batch's writes)."""
+    async def _read(self, body: Body[T], *, snapshot: bool) -> T:
+        """Run ``body`` over one snapshot: its own (``snapshot``: in a transaction; else its
+        one statement), or the open batch's (then it answers once that batch committed: it
+        saw the batch's writes)."""
         await self._acquire(writer=False)
         try:
             self._usable()
@@ -229,7 +253,7 @@ class SQLiteDatabase:
                 await self._reset()
             batch = self._batch
             if batch is None:
-                return await self._snapshot(body)
+                return await (self._snapshot(body) if snapshot else body(_Tx(self._conn)))
             try:
                 result: T | BaseException = await body(_Tx(self._conn))
             except BaseException as exc:
@@ -350,11 +374,24 @@ class SQLiteDatabase:
             raise cancelled
 
 
+_BEGUN_BY_SQLITE3 = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+"""Statements before which sqlite3 begins the transaction itself (``isolation_level``)."""
+
+
 class _Tx:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, *, begin: bool = False) -> None:
         self._conn = conn
+        self.beginning = begin
+        """The write transaction is to begin with the next statement."""
+
+    async def _begin(self, sql: str) -> None:
+        self.beginning = False
+        if not sql.lstrip()[:7].upper().startswith(_BEGUN_BY_SQLITE3):
+            await self._conn.execute("BEGIN IMMEDIATE")
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self.beginning:
+            await self._begin(sql)
         rows: list[Row] = list(await self._conn.execute_fetchall(sql, params))
         return rows
 
@@ -363,10 +400,14 @@ class _Tx:
         return rows[0] if rows else None
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        if self.beginning:
+            await self._begin(sql)
         cursor = await self._conn.execute(sql, params)
         return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.beginning:
+            await self._begin(sql)
         await self._conn.executemany(sql, rows)
 
 
