@@ -257,15 +257,10 @@ class TableLeases:
         if runner == self.id:
             return True
         epoch = self._db.dialect.epoch
-
-        async def body(tx: Any) -> bool:
-            row = await tx.fetchrow(
-                f"SELECT 1 AS live FROM runners WHERE id=? AND expires_at > {epoch}", (runner,)
-            )
-            return row is not None
-
-        live: bool = await self._db.read("alive", body)
-        return live
+        rows = await self._db.query(
+            "alive", f"SELECT 1 AS live FROM runners WHERE id=? AND expires_at > {epoch}", (runner,)
+        )
+        return bool(rows)
 
     async def close(self) -> None:
         """Stop renewing and remove the lease (gone at once, rather than on expiry)."""

@@ -75,17 +75,14 @@ class Lifecycle:
     async def expired_roots(self, before: str, limit: int) -> list[str]:
         """Up to ``limit`` finished top-level threads last updated before ``before`` (a
         timestamp as ``records.now`` writes them), oldest first."""
-
-        async def body(tx: Tx) -> list[str]:
-            rows = await tx.fetch(
-                "SELECT id FROM threads WHERE parent_id IS NULL"
-                f" AND status IN ({marks(states.FINISHED)}) AND updated_at < ?"
-                " ORDER BY updated_at, id LIMIT ?",
-                (*states.FINISHED, before, limit),
-            )
-            return [str(r["id"]) for r in rows]
-
-        return await self.db.read("expired_roots", body)
+        rows = await self.db.query(
+            "expired_roots",
+            "SELECT id FROM threads WHERE parent_id IS NULL"
+            f" AND status IN ({marks(states.FINISHED)}) AND updated_at < ?"
+            " ORDER BY updated_at, id LIMIT ?",
+            (*states.FINISHED, before, limit),
+        )
+        return [str(r["id"]) for r in rows]
 
     async def delete_expired(self, root_id: str, before: str) -> Deleted | None:
         """Delete the finished tree ``root_id`` if it still was last updated before

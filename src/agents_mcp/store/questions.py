@@ -197,38 +197,31 @@ class QuestionStore:
         return await self.db.transaction("close_question", body)
 
     async def question(self, question_id: str) -> Question | None:
-        async def body(tx: Tx) -> Question | None:
-            row = await tx.fetchrow(_ONE, (question_id,))
-            return None if row is None else question_row(row)
-
-        return await self.db.read("question", body)
+        rows = await self.db.query("question", _ONE, (question_id,))
+        return question_row(rows[0]) if rows else None
 
     async def pending_questions(self, root_ids: Sequence[str]) -> dict[str, list[Question]]:
         """The pending questions of several top-level threads (and their delegations)."""
         if not root_ids:
             return {}
-
-        async def body(tx: Tx) -> list[Question]:
-            rows = await tx.fetch(_PENDING.format(marks(root_ids)), list(root_ids))
-            return [question_row(r) for r in rows]
-
+        rows = await self.db.query(
+            "pending_questions", _PENDING.format(marks(root_ids)), list(root_ids)
+        )
         out: dict[str, list[Question]] = {}
-        for q in await self.db.read("pending_questions", body):
+        for row in rows:
+            q = question_row(row)
             out.setdefault(q.root_id, []).append(q)
         return out
 
     async def open_questions(self, owner: str) -> list[Question]:
         """Every pending question of ``owner``'s threads, oldest first (for an inbox)."""
-
-        async def body(tx: Tx) -> list[Question]:
-            rows = await tx.fetch(
-                "SELECT q.* FROM questions q JOIN threads t ON t.id = q.root_id"
-                " WHERE t.owner=? AND q.status='pending' ORDER BY q.asked_at, q.id",
-                (owner,),
-            )
-            return [question_row(r) for r in rows]
-
-        return await self.db.read("open_questions", body)
+        rows = await self.db.query(
+            "open_questions",
+            "SELECT q.* FROM questions q JOIN threads t ON t.id = q.root_id"
+            " WHERE t.owner=? AND q.status='pending' ORDER BY q.asked_at, q.id",
+            (owner,),
+        )
+        return [question_row(r) for r in rows]
 
 
 async def close_with_run(tx: Tx, thread_ids: Sequence[str], *, cancelled: Sequence[str]) -> None:

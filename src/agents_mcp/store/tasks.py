@@ -120,24 +120,17 @@ class TaskStore:
     async def get(self, task_id: str, owner: str) -> TaskRecord | None:
         """The owner's task, or None: unknown, another owner's, or expired alike."""
         epoch = self.db.dialect.epoch
-
-        async def body(tx: Tx) -> TaskRecord | None:
-            found = await tx.fetchrow(
-                f"SELECT * FROM tasks WHERE id=? AND owner=? AND expires_at >= {epoch}",
-                (task_id, owner),
-            )
-            return _task(found) if found is not None else None
-
-        return await self.db.read("get_task", body)
+        rows = await self.db.query(
+            "get_task",
+            f"SELECT * FROM tasks WHERE id=? AND owner=? AND expires_at >= {epoch}",
+            (task_id, owner),
+        )
+        return _task(rows[0]) if rows else None
 
     async def current_turn(self, thread_id: str) -> int:
         """The index of the first message of the thread's latest turn."""
-
-        async def body(tx: Tx) -> int:
-            found = await tx.fetchrow(f"SELECT {TURN_START} AS turn", (thread_id,))
-            return int(found["turn"]) if found is not None else 0
-
-        return await self.db.read("task_turn", body)
+        rows = await self.db.query("task_turn", f"SELECT {TURN_START} AS turn", (thread_id,))
+        return int(rows[0]["turn"]) if rows else 0
 
     async def settle(self, task_id: str, outcome: dict[str, Any]) -> TaskRecord | None:
         """Keep the task's final state (the first one kept wins); the task as stored."""
@@ -154,15 +147,12 @@ class TaskStore:
 
     async def open_on(self, thread_id: str) -> list[TaskRecord]:
         """The thread's tasks whose final state has not been kept yet."""
-
-        async def body(tx: Tx) -> list[TaskRecord]:
-            rows = await tx.fetch(
-                "SELECT * FROM tasks WHERE thread_id=? AND outcome IS NULL ORDER BY id",
-                (thread_id,),
-            )
-            return [_task(r) for r in rows]
-
-        return await self.db.read("open_tasks", body)
+        rows = await self.db.query(
+            "open_tasks",
+            "SELECT * FROM tasks WHERE thread_id=? AND outcome IS NULL ORDER BY id",
+            (thread_id,),
+        )
+        return [_task(r) for r in rows]
 
     async def secret(self, name: str) -> str:
         """The shared secret ``name``: made (256 random bits) by the first process to ask,
@@ -196,12 +186,9 @@ class TaskStore:
 
     async def cancelled(self, session: str, request_id: str) -> bool:
         """Whether that request was cancelled (on any replica)."""
-
-        async def body(tx: Tx) -> bool:
-            found = await tx.fetchrow(
-                "SELECT 1 AS hit FROM cancels WHERE session=? AND request_id=?",
-                (session, request_id),
-            )
-            return found is not None
-
-        return await self.db.read("cancelled", body)
+        rows = await self.db.query(
+            "cancelled",
+            "SELECT 1 AS hit FROM cancels WHERE session=? AND request_id=?",
+            (session, request_id),
+        )
+        return bool(rows)

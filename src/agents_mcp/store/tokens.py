@@ -86,17 +86,15 @@ class TokenStore:
     async def token(self, owner: str, server: str) -> StoredToken | None:
         """The owner's newest token for the server; None without one (or when no key
         opens it: signing in again replaces it)."""
-
-        async def body(tx: Tx) -> Row | None:
-            return await tx.fetchrow(
-                f"SELECT {_TOKEN_COLUMNS} FROM oauth_tokens WHERE owner=? AND server=?"
-                " ORDER BY updated_at DESC LIMIT 1",
-                (owner, server),
-            )
-
-        row = await self.db.read("oauth_token", body)
-        if row is None:
+        rows = await self.db.query(
+            "oauth_token",
+            f"SELECT {_TOKEN_COLUMNS} FROM oauth_tokens WHERE owner=? AND server=?"
+            " ORDER BY updated_at DESC LIMIT 1",
+            (owner, server),
+        )
+        if not rows:
             return None
+        row = rows[0]
         try:
             token = self.keys.decrypt(row["token"])
         except Undecryptable:
@@ -200,12 +198,10 @@ class TokenStore:
         return await self._registration("SELECT * FROM oauth_clients WHERE id=?", (ref,))
 
     async def _registration(self, sql: str, params: tuple[Any, ...]) -> Registration | None:
-        async def body(tx: Tx) -> Row | None:
-            return await tx.fetchrow(sql, params)
-
-        row = await self.db.read("oauth_registration", body)
-        if row is None:
+        rows = await self.db.query("oauth_registration", sql, params)
+        if not rows:
             return None
+        row = rows[0]
         try:
             info = self.keys.decrypt(row["info"])
         except Undecryptable:
@@ -247,17 +243,15 @@ class TokenStore:
     async def live_pending(self, owner: str, server: str) -> tuple[str, PendingSignIn] | None:
         """The sign-in already asked of the owner for the server, if it is still valid:
         its state hash and what it holds."""
-
-        async def body(tx: Tx) -> Row | None:
-            return await tx.fetchrow(
-                "SELECT * FROM oauth_pending WHERE owner=? AND server=? AND expires_at>?"
-                " ORDER BY created_at DESC LIMIT 1",
-                (owner, server, time.time()),
-            )
-
-        row = await self.db.read("oauth_live_pending", body)
-        if row is None:
+        rows = await self.db.query(
+            "oauth_live_pending",
+            "SELECT * FROM oauth_pending WHERE owner=? AND server=? AND expires_at>?"
+            " ORDER BY created_at DESC LIMIT 1",
+            (owner, server, time.time()),
+        )
+        if not rows:
             return None
+        row = rows[0]
         found = self._pending(row)
         return None if found is None else (row["state_hash"], found)
 
@@ -311,16 +305,14 @@ class TokenStore:
         """The owner's undecided sign-in items (of every thread, delegations included),
         for ``server`` or every server, oldest first."""
         where, params = ("", (owner,)) if server is None else (" AND a.server=?", (owner, server))
-
-        async def body(tx: Tx) -> list[Row]:
-            return await tx.fetch(
-                "SELECT a.* FROM approvals a JOIN threads t ON t.id = a.thread_id"
-                " WHERE a.kind='authorization' AND a.status='pending' AND t.owner=?"
-                f"{where} ORDER BY a.requested_at, a.seq",
-                params,
-            )
-
-        return [approval_row(r) for r in await self.db.read("oauth_waiting", body)]
+        rows = await self.db.query(
+            "oauth_waiting",
+            "SELECT a.* FROM approvals a JOIN threads t ON t.id = a.thread_id"
+            " WHERE a.kind='authorization' AND a.status='pending' AND t.owner=?"
+            f"{where} ORDER BY a.requested_at, a.seq",
+            params,
+        )
+        return [approval_row(r) for r in rows]
 
     async def approve_waiting(self, owner: str, server: str, reason: str) -> int:
         """Record the owner's sign-in items for ``server`` as given, without running

@@ -35,6 +35,14 @@ _SUMS = (
     " COUNT(m.cost_nanos) AS priced"
 )
 _ANSWERS = "m.role = 'assistant' AND m.input_tokens IS NOT NULL"
+_TURN_USAGE = (
+    TREE_IDS + f" SELECT CASE WHEN m.thread_id = ? THEN 0 ELSE 1 END AS delegated, {_SUMS}"
+    f" FROM messages m JOIN t ON m.thread_id = t.id WHERE {_ANSWERS}"
+    " AND m.created_at >= COALESCE((SELECT MAX(created_at) FROM messages"
+    " WHERE thread_id=? AND role='user'), '') GROUP BY delegated"
+)
+"""A thread's usage and its delegations' since its caller's last message (parameters:
+the thread's id, three times)."""
 
 
 @dataclass(frozen=True)
@@ -184,13 +192,9 @@ class UsageStore:
 
     async def budget_days(self, scope: str) -> list[Row]:
         """The rows of one scope, newest day first (for reports and tests)."""
-
-        async def body(tx: Tx) -> list[Row]:
-            return await tx.fetch(
-                "SELECT * FROM budget_days WHERE scope=? ORDER BY day DESC", (scope,)
-            )
-
-        return await self.db.read("budget_days", body)
+        return await self.db.query(
+            "budget_days", "SELECT * FROM budget_days WHERE scope=? ORDER BY day DESC", (scope,)
+        )
 
     # -- a turn's limits and spending ------------------------------------------------------
 
@@ -212,56 +216,46 @@ class UsageStore:
 
     async def turn_limits(self, thread_id: str, turn: int) -> tuple[int | None, int | None]:
         """The limits a caller set for that turn ((None, None): none)."""
-
-        async def body(tx: Tx) -> tuple[int | None, int | None]:
-            row = await tx.fetchrow(
-                "SELECT max_tokens, max_nanos FROM turn_budgets WHERE thread_id=? AND turn=?",
-                (thread_id, turn),
-            )
-            if row is None:
-                return None, None
-            tokens, nanos = row["max_tokens"], row["max_nanos"]
-            return (None if tokens is None else int(tokens)), (
-                None if nanos is None else int(nanos)
-            )
-
-        return await self.db.read("turn_limits", body)
+        rows = await self.db.query(
+            "turn_limits",
+            "SELECT max_tokens, max_nanos FROM turn_budgets WHERE thread_id=? AND turn=?",
+            (thread_id, turn),
+        )
+        if not rows:
+            return None, None
+        tokens, nanos = rows[0]["max_tokens"], rows[0]["max_nanos"]
+        return (None if tokens is None else int(tokens)), (None if nanos is None else int(nanos))
 
     async def turn_usage(self, root_id: str) -> TreeUsage:
         """The usage of the thread's latest turn (from its caller's last message on), its
         delegations' apart: what one call has spent so far."""
-
-        async def body(tx: Tx) -> TreeUsage:
-            return await _turn_usage(tx, root_id)
-
-        return await self.db.read("turn_usage", body)
+        rows = await self.db.query("turn_usage", _TURN_USAGE, (root_id,) * 3)
+        parts = {int(row["delegated"]): _spent(row) for row in rows}
+        return TreeUsage(parts.get(0, NOTHING), parts.get(1, NOTHING))
 
     async def tree_usage(self, root_ids: Sequence[str]) -> dict[str, TreeUsage]:
         """Each thread's usage over its whole life, its delegations' apart."""
-
-        async def body(tx: Tx) -> dict[str, TreeUsage]:
-            if not root_ids:
-                return {}
-            rows = await tx.fetch(
-                "WITH RECURSIVE t(id, root) AS ("
-                f" SELECT id, id FROM threads WHERE id IN ({marks(root_ids)}) UNION ALL"
-                " SELECT threads.id, t.root FROM threads JOIN t ON threads.parent_id = t.id)"
-                f" SELECT t.root AS root, CASE WHEN m.thread_id = t.root THEN 0 ELSE 1 END"
-                f" AS delegated, {_SUMS} FROM messages m JOIN t ON m.thread_id = t.id"
-                f" WHERE {_ANSWERS} GROUP BY t.root, delegated",
-                tuple(root_ids),
+        if not root_ids:
+            return {}
+        rows = await self.db.query(
+            "tree_usage",
+            "WITH RECURSIVE t(id, root) AS ("
+            f" SELECT id, id FROM threads WHERE id IN ({marks(root_ids)}) UNION ALL"
+            " SELECT threads.id, t.root FROM threads JOIN t ON threads.parent_id = t.id)"
+            f" SELECT t.root AS root, CASE WHEN m.thread_id = t.root THEN 0 ELSE 1 END"
+            f" AS delegated, {_SUMS} FROM messages m JOIN t ON m.thread_id = t.id"
+            f" WHERE {_ANSWERS} GROUP BY t.root, delegated",
+            tuple(root_ids),
+        )
+        parts: dict[str, dict[int, Spent]] = {}
+        for row in rows:
+            parts.setdefault(row["root"], {})[int(row["delegated"])] = _spent(row)
+        return {
+            root: TreeUsage(
+                parts.get(root, {}).get(0, NOTHING), parts.get(root, {}).get(1, NOTHING)
             )
-            parts: dict[str, dict[int, Spent]] = {}
-            for row in rows:
-                parts.setdefault(row["root"], {})[int(row["delegated"])] = _spent(row)
-            return {
-                root: TreeUsage(
-                    parts.get(root, {}).get(0, NOTHING), parts.get(root, {}).get(1, NOTHING)
-                )
-                for root in root_ids
-            }
-
-        return await self.db.read("tree_usage", body)
+            for root in root_ids
+        }
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -277,44 +271,41 @@ class UsageStore:
         """Usage grouped by the top-level thread's agent or owner, by UTC day or by model;
         delegations count for the thread that delegated (apart). ``since``/``until``:
         ISO dates or times (``until`` excluded)."""
-
-        async def body(tx: Tx) -> list[UsageRow]:
-            where = [_ANSWERS]
-            params: list[Any] = []
-            for clause, value in (
-                ("m.created_at >= ?", since),
-                ("m.created_at < ?", until),
-                ("rt.owner = ?", owner),
-                ("rt.agent = ?", agent),
-            ):
-                if value is not None:
-                    where.append(clause)
-                    params.append(value)
-            key = {
-                "agent": "rt.agent",
-                "owner": "rt.owner",
-                "day": "substr(m.created_at, 1, 10)",
-                "model": "COALESCE(m.model, '')",
-            }[by]
-            rows = await tx.fetch(
-                "WITH RECURSIVE r(id, root) AS ("
-                " SELECT id, id FROM threads WHERE parent_id IS NULL UNION ALL"
-                " SELECT threads.id, r.root FROM threads JOIN r ON threads.parent_id = r.id)"
-                f" SELECT {key} AS key, CASE WHEN m.thread_id = r.root THEN 0 ELSE 1 END"
-                f" AS delegated, {_SUMS} FROM messages m JOIN r ON m.thread_id = r.id"
-                f" JOIN threads rt ON rt.id = r.root WHERE {' AND '.join(where)}"
-                " GROUP BY key, delegated ORDER BY key",
-                tuple(params),
-            )
-            grouped: dict[str, dict[int, Spent]] = {}
-            for row in rows:
-                grouped.setdefault(str(row["key"]), {})[int(row["delegated"])] = _spent(row)
-            return [
-                UsageRow(k, parts.get(0, NOTHING), parts.get(1, NOTHING))
-                for k, parts in grouped.items()
-            ]
-
-        return await self.db.read("usage_report", body)
+        where = [_ANSWERS]
+        params: list[Any] = []
+        for clause, value in (
+            ("m.created_at >= ?", since),
+            ("m.created_at < ?", until),
+            ("rt.owner = ?", owner),
+            ("rt.agent = ?", agent),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        key = {
+            "agent": "rt.agent",
+            "owner": "rt.owner",
+            "day": "substr(m.created_at, 1, 10)",
+            "model": "COALESCE(m.model, '')",
+        }[by]
+        rows = await self.db.query(
+            "usage_report",
+            "WITH RECURSIVE r(id, root) AS ("
+            " SELECT id, id FROM threads WHERE parent_id IS NULL UNION ALL"
+            " SELECT threads.id, r.root FROM threads JOIN r ON threads.parent_id = r.id)"
+            f" SELECT {key} AS key, CASE WHEN m.thread_id = r.root THEN 0 ELSE 1 END"
+            f" AS delegated, {_SUMS} FROM messages m JOIN r ON m.thread_id = r.id"
+            f" JOIN threads rt ON rt.id = r.root WHERE {' AND '.join(where)}"
+            " GROUP BY key, delegated ORDER BY key",
+            tuple(params),
+        )
+        grouped: dict[str, dict[int, Spent]] = {}
+        for row in rows:
+            grouped.setdefault(str(row["key"]), {})[int(row["delegated"])] = _spent(row)
+        return [
+            UsageRow(k, parts.get(0, NOTHING), parts.get(1, NOTHING))
+            for k, parts in grouped.items()
+        ]
 
     # -- traces and metrics -------------------------------------------------------------
 
@@ -332,39 +323,22 @@ class UsageStore:
         await self.db.transaction("save_trace", body)
 
     async def trace_of(self, thread_id: str) -> tuple[str, str | None] | None:
-        async def body(tx: Tx) -> tuple[str, str | None] | None:
-            row = await tx.fetchrow(
-                "SELECT traceparent, tracestate FROM thread_traces WHERE thread_id=?", (thread_id,)
-            )
-            return None if row is None else (row["traceparent"], row["tracestate"])
-
-        return await self.db.read("trace_of", body)
+        rows = await self.db.query(
+            "trace_of",
+            "SELECT traceparent, tracestate FROM thread_traces WHERE thread_id=?",
+            (thread_id,),
+        )
+        return (rows[0]["traceparent"], rows[0]["tracestate"]) if rows else None
 
     async def pending_count(self) -> int:
         """Calls waiting for a decision, in every thread (not sign-ins: they wait for no
         decision, but for the owner to sign in)."""
-
-        async def body(tx: Tx) -> int:
-            row = await tx.fetchrow(
-                "SELECT COUNT(*) AS n FROM approvals WHERE status='pending'"
-                " AND (kind IS NULL OR kind <> 'authorization')"
-            )
-            return 0 if row is None else int(row["n"])
-
-        return await self.db.read("pending_count", body)
-
-
-async def _turn_usage(tx: Tx, root_id: str) -> TreeUsage:
-    """``root_id``'s usage and its delegations' since its caller's last message."""
-    rows = await tx.fetch(
-        TREE_IDS + f" SELECT CASE WHEN m.thread_id = ? THEN 0 ELSE 1 END AS delegated, {_SUMS}"
-        f" FROM messages m JOIN t ON m.thread_id = t.id WHERE {_ANSWERS}"
-        " AND m.created_at >= COALESCE((SELECT MAX(created_at) FROM messages"
-        " WHERE thread_id=? AND role='user'), '') GROUP BY delegated",
-        (root_id, root_id, root_id),
-    )
-    parts = {int(row["delegated"]): _spent(row) for row in rows}
-    return TreeUsage(parts.get(0, NOTHING), parts.get(1, NOTHING))
+        rows = await self.db.query(
+            "pending_count",
+            "SELECT COUNT(*) AS n FROM approvals WHERE status='pending'"
+            " AND (kind IS NULL OR kind <> 'authorization')",
+        )
+        return int(rows[0]["n"]) if rows else 0
 
 
 class _Refused(Exception):
