@@ -206,6 +206,24 @@ print(sorted({m.split(".")[0] for m in sys.modules} & {"fastmcp", "mcp", "mcp_ty
 """
 
 
+def test_the_server_loads_no_json_schema_validator_until_an_answer_is_checked() -> None:
+    """jsonschema (with its format checkers) checks the answers to downstream servers'
+    questions only: a server that is never asked one does not hold it in memory."""
+    script = (
+        "import sys, agents_mcp.cli.serving, agents_mcp.server.app;"
+        " print('jsonschema' in sys.modules)"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.stdout.splitlines()[-1] == "False", (ran.stdout, ran.stderr)
+
+
 @pytest.mark.parametrize("command", ["threads", "show", "usage", "agents", "pending", "cancel"])
 def test_commands_that_reach_no_server_load_no_mcp_stack(tmp_path: Path, command: str) -> None:
     """Commands that reach no downstream server (``pending`` and ``cancel`` open the

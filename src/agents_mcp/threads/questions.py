@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import jsonschema
 
 from agents_mcp.downstream.elicit import ElicitAnswer, Elicitation
 from agents_mcp.engine.agent import Progress, Run, RunEvent
@@ -216,6 +215,10 @@ def check_answer(question: Question, action: Action, content: Mapping[str, Any] 
         if content:
             raise InvalidRequest(f"content goes with action 'accept' only, not {action!r}")
         return
+    # Loaded here, for the few answers that need it: jsonschema and its format checkers
+    # are 2 MiB of an idle server's memory and 20 ms of every start.
+    import jsonschema
+
     schema = question.requested_schema or {"type": "object"}
     errors = sorted(
         jsonschema.Draft202012Validator(schema).iter_errors(content or {}),
