@@ -302,13 +302,14 @@ async def sdk_client(url: str, owner: str, mode: str, s: Setup) -> dict[str, Any
     return report
 
 
-async def test_the_sign_in_is_asked_in_a_client_that_declares_url_elicitation(
+async def test_the_sign_in_is_asked_only_in_a_client_that_declares_url_elicitation(
     tmp_path: Path,
 ) -> None:
     async with setup(tmp_path, str(tmp_path / "threads.db")) as s:
         url = await s.serve()
         asked = await sdk_client(url, "alice", "url", s)
         structured = await sdk_client(url, "bob", "none", s)
+        form_only = await sdk_client(url, "bob", "form", s)
     [elicitation] = asked["elicitations"]
     assert elicitation["mode"] == "url"
     assert elicitation["message"] == "Agent 'messenger' needs you to sign in to prot to go on."
@@ -322,6 +323,11 @@ async def test_the_sign_in_is_asked_in_a_client_that_declares_url_elicitation(
     assert structured["result"]["status"] == "needs_approval"
     [item] = structured["result"]["pending_authorizations"]
     assert (item["server"], item["tool"]) == ("prot", "send")
+    assert item["url"].startswith(s.protected.base + "/authorize?")
+    # Form mode only (an empty or form-only elicitation capability): no URL-mode request.
+    assert form_only["elicitations"] == []
+    assert form_only["result"]["status"] == "needs_approval"
+    [item] = form_only["result"]["pending_authorizations"]
     assert item["url"].startswith(s.protected.base + "/authorize?")
     assert [(c["tool"], c["subject"]) for c in s.protected.calls()] == [("send", "alice")]
 

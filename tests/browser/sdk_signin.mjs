@@ -1,15 +1,17 @@
 // The official TypeScript SDK client asking an agent that needs a sign-in, run by
 // tests/test_signin.py: with MODE=url it declares URL-mode elicitation and, asked to open
 // a sign-in page, plays the browser (the person signs in as USER at the authorization
-// server, which redirects to agents-mcp's /oauth/callback); with MODE=none it declares no
-// elicitation. Prints one JSON object: the elicitations it got, the completions it was
+// server, which redirects to agents-mcp's /oauth/callback); with MODE=form it declares
+// form-mode elicitation only (and records any elicitation it gets all the same); with
+// MODE=none it declares no elicitation. Prints one JSON object: the elicitations it got, the completions it was
 // told of, and the chat_with_agent result.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema, ElicitationCompleteNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [url, token, mode, loginBase, user] = process.argv.slice(2);
-const capabilities = mode === "url" ? { elicitation: { url: {} } } : {};
+const declared = { url: { elicitation: { url: {} } }, form: { elicitation: { form: {} } } };
+const capabilities = declared[mode] ?? {};
 const client = new Client({ name: "agents-mcp-signin-test", version: "0" }, { capabilities });
 const report = { elicitations: [], completed: [], pages: [] };
 let browsing = Promise.resolve();
@@ -23,7 +25,7 @@ async function browse(link) {
   report.pages.push({ status: back.status, text: await back.text() });
 }
 
-if (mode === "url") {
+if (mode !== "none") {
   client.setRequestHandler(ElicitRequestSchema, async (request) => {
     const p = request.params;
     report.elicitations.push({ mode: p.mode, message: p.message, url: p.url, id: p.elicitationId });

@@ -5,14 +5,17 @@ and only a refusal decides it (the callback resumes the run)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from mcp_types import InputRequiredResult
+import pytest
+from fastmcp import Context
+from mcp_types import ClientCapabilities, ElicitationCapability, InputRequiredResult
 
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.messages import Usage
 from agents_mcp.server import mrtr
-from agents_mcp.server.inputs import pending_inputs
+from agents_mcp.server.inputs import Era, declares_elicitation, pending_inputs
 from agents_mcp.server.threadtasks import waiting_message
 from agents_mcp.store import Approval, Thread
 from agents_mcp.store.records import ApprovalKind, digest, now
@@ -81,3 +84,49 @@ def test_a_task_says_where_to_sign_in() -> None:
     assert waiting_message(replace(s, pending=[pending("c1")])) == (
         "waiting for a decision on 1 tool call(s)"
     )
+
+
+def request(elicitation: dict[str, Any] | None, version: str = "2025-11-25") -> Context:
+    """What ``declares_elicitation`` reads of a request: its protocol version and the
+    capabilities its client declared (``elicitation`` as on the wire; None: not declared)."""
+    modes = None if elicitation is None else ElicitationCapability.model_validate(elicitation)
+    declared = ClientCapabilities(elicitation=modes)
+    return cast(
+        Context,
+        SimpleNamespace(
+            request_context=SimpleNamespace(protocol_version=version),
+            session=SimpleNamespace(client_capabilities=declared),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("declared", "form", "url"),
+    [
+        (None, False, False),
+        ({}, True, False),  # an empty object is form mode only
+        ({"form": {}}, True, False),
+        ({"url": {}}, False, True),
+        ({"form": {}, "url": {}}, True, True),
+    ],
+)
+def test_a_client_is_asked_in_the_modes_it_declares(
+    declared: dict[str, Any] | None, form: bool, url: bool
+) -> None:
+    ctx = request(declared)
+    assert (declares_elicitation(ctx), declares_elicitation(ctx, url=True)) == (form, url)
+
+
+@pytest.mark.parametrize(
+    ("version", "era", "asked"),
+    [
+        ("2025-11-25", "handshake", True),
+        ("2025-11-25", "2026-07-28", False),
+        ("2026-07-28", "2026-07-28", True),
+        ("2026-07-28", "handshake", False),
+    ],
+)
+def test_a_client_is_asked_only_in_the_era_that_asks_that_way(
+    version: str, era: Era, asked: bool
+) -> None:
+    assert declares_elicitation(request({}, version), era=era) is asked

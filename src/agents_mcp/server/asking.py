@@ -22,8 +22,8 @@ from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.errors import ClientError
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps
-from agents_mcp.server.inline import MIN_ASK, Deadline, can_elicit
-from agents_mcp.server.inputs import question_request
+from agents_mcp.server.inline import MIN_ASK, Deadline
+from agents_mcp.server.inputs import declares_elicitation, question_request
 from agents_mcp.store import Action, Question
 
 log = logging.getLogger("agents_mcp.server")
@@ -42,7 +42,11 @@ async def ask_inline(
     A client that does not answer in time, or fails, leaves the question pending: the
     caller gets it in the result, with the tool that answers it.
     """
-    while summary.questions and can_elicit(ctx) and deadline.left() >= MIN_ASK:
+    while (
+        summary.questions
+        and declares_elicitation(ctx, era="handshake")
+        and deadline.left() >= MIN_ASK
+    ):
         q = summary.questions[0]
         answer = None
         with anyio.move_on_after(min(deps.settings.ask_timeout, deadline.left())):

@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastmcp import Context, FastMCP
-from mcp_types import ClientCapabilities, ElicitationCapability, UrlElicitationCapability
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -32,6 +30,7 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps
+from agents_mcp.server.inputs import declares_elicitation
 from agents_mcp.store import Approval
 
 if TYPE_CHECKING:
@@ -45,18 +44,6 @@ OPEN_PER_SIGN_IN = 16
 oldest is forgotten beyond this (its client is not told; the sign-in still works)."""
 
 
-def can_ask_url(ctx: Context) -> bool:
-    """A handshake-era connection whose client declared URL-mode elicitation."""
-    try:
-        rc = ctx.request_context
-        if rc is None or rc.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return False
-        url_mode = ElicitationCapability(url=UrlElicitationCapability())
-        return bool(ctx.session.check_client_capability(ClientCapabilities(elicitation=url_mode)))
-    except Exception:  # no session (stateless, in-memory edge cases): the structured path
-        return False
-
-
 def _sign_ins(summary: TurnSummary) -> list[Approval]:
     if summary.thread.status != "needs_approval":
         return []
@@ -68,7 +55,7 @@ async def ask_sign_in(
 ) -> TurnSummary:
     """Ask the client to open each sign-in page, then wait for the run to go on."""
     items = _sign_ins(summary)
-    if not items or not can_ask_url(ctx):
+    if not items or not declares_elicitation(ctx, url=True, era="handshake"):
         return summary
     owner = current_caller().owner
     deadline = anyio.current_time() + wait

@@ -9,28 +9,15 @@ from typing import Any
 import anyio
 from fastmcp import Context
 from fastmcp.server.elicitation import AcceptedElicitation, DeclinedElicitation
-from mcp_types import ClientCapabilities, ElicitationCapability
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps, incoming_chain
+from agents_mcp.server.inputs import declares_elicitation
 from agents_mcp.store import Approval
 
 log = logging.getLogger("agents_mcp.server")
-
-
-def can_elicit(ctx: Context) -> bool:
-    """A handshake-era connection whose client declared elicitation."""
-    try:
-        rc = ctx.request_context
-        if rc is None or rc.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return False
-        wanted = ClientCapabilities(elicitation=ElicitationCapability())
-        return bool(ctx.session.check_client_capability(wanted))
-    except Exception:  # no session (in-memory edge cases): take the structured path
-        return False
 
 
 class Deadline:
@@ -60,7 +47,7 @@ async def decided(
     if (
         deps.settings.inline
         and summary.thread.status == "needs_approval"
-        and can_elicit(ctx)
+        and declares_elicitation(ctx, era="handshake")
         and not incoming_chain(ctx)
     ):
         return await ask_inline(ctx, deps, summary, deadline=deadline, progress=progress)

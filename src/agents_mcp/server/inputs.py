@@ -33,11 +33,9 @@ from typing import Any, Literal
 
 from fastmcp import Context
 from mcp_types import (
-    ClientCapabilities,
-    ElicitationCapability,
     ElicitResult,
-    UrlElicitationCapability,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from agents_mcp.engine.agent import Progress
@@ -114,13 +112,34 @@ def pending_inputs(summary: TurnSummary, *, url_mode: bool = True) -> dict[str, 
     return found
 
 
-def declares_url_mode(ctx: Context) -> bool:
-    """This request's client declares URL-mode elicitation."""
+Era = Literal["handshake", "2026-07-28"]
+"""A request's protocol era: a handshake-era connection's, or a sessionless 2026-07-28 one."""
+
+
+def declares_elicitation(ctx: Context, *, url: bool = False, era: Era | None = None) -> bool:
+    """This request's client declares elicitation in form mode (or with ``url``, URL
+    mode) and, with ``era``, the request is of that era. False without a request or
+    session (in-process calls): they take the structured path.
+
+    Read from the declared capabilities, not ``check_client_capability``: the SDK's
+    check looks at ``elicitation`` only, but the modes differ. ``{}`` is form mode only
+    (as the specification reads it), ``{"url": {}}`` URL mode only."""
     try:
-        url_mode = ElicitationCapability(url=UrlElicitationCapability())
-        return bool(ctx.session.check_client_capability(ClientCapabilities(elicitation=url_mode)))
-    except Exception:  # no session (in-process calls): no URL mode
+        if era is not None:
+            rc = ctx.request_context
+            if rc is None or (rc.protocol_version in MODERN_PROTOCOL_VERSIONS) != (
+                era == "2026-07-28"
+            ):
+                return False
+        declared = ctx.session.client_capabilities
+    except Exception:
         return False
+    modes = declared.elicitation if declared is not None else None
+    if modes is None:
+        return False
+    if url:
+        return modes.url is not None
+    return modes.form is not None or modes.url is None
 
 
 def sign_in_request(agent: str, a: Approval) -> dict[str, Any]:

@@ -37,15 +37,14 @@ from mcp.server.request_state import (
     InvalidRequestState,
     RequestStateSecurity,
 )
-from mcp_types import ClientCapabilities, ElicitationCapability, InputRequiredResult
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types import InputRequiredResult
 
 from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.errors import InvalidRequest
 from agents_mcp.server.auth import Caller
 from agents_mcp.server.deps import Deps, incoming_chain
-from agents_mcp.server.inputs import answer_inputs, pending_inputs
+from agents_mcp.server.inputs import answer_inputs, declares_elicitation, pending_inputs
 from agents_mcp.server.tasks import declares_tasks
 
 STATE_SECRET = "request_state_key"
@@ -113,15 +112,11 @@ def can_ask(ctx: Context, deps: Deps, *, questions: bool = False) -> bool:
     try:
         if incoming_chain(ctx):
             return False
-        rc = ctx.request_context
-        if rc is None or rc.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return False
         if declares_tasks(ctx):
             return False
-        wanted = ClientCapabilities(elicitation=ElicitationCapability())
-        return bool(ctx.session.check_client_capability(wanted))
-    except Exception:  # no request or session (in-process calls): take the structured path
+    except Exception:  # no request (in-process calls): take the structured path
         return False
+    return declares_elicitation(ctx, era="2026-07-28")
 
 
 def resumed(ctx: Context, caller: Caller) -> State | None:

@@ -51,7 +51,7 @@ from agents_mcp.server.auth import Caller, current_caller
 from agents_mcp.server.deps import Deps, deps_of
 from agents_mcp.server.inputs import (
     answer_inputs,
-    declares_url_mode,
+    declares_elicitation,
     pending_inputs,
     question_message,
 )
@@ -196,7 +196,7 @@ class ThreadTasks:
             message = step_message(summary, turn)
             return None, self._fields(deps, record, "working", updated, status_message=message)
         if status == "needs_approval":
-            url_mode = declares_url_mode(ctx)
+            url_mode = declares_elicitation(ctx, url=True)
             inputs = {k: v.request for k, v in pending_inputs(summary, url_mode=url_mode).items()}
             message = waiting_message(summary)
             if not inputs:  # only sign-ins, and no URL mode to ask them with

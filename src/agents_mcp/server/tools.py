@@ -32,7 +32,7 @@ from agents_mcp.server.catalog import chat_description, with_agents
 from agents_mcp.server.consent import ask_sign_in
 from agents_mcp.server.deps import Deps, deps_of, incoming_chain
 from agents_mcp.server.inline import Deadline, decided
-from agents_mcp.server.inputs import declares_url_mode
+from agents_mcp.server.inputs import declares_elicitation
 from agents_mcp.server.listing import ThreadList, thread_info
 from agents_mcp.server.results import (
     META_STATUS,
@@ -99,7 +99,9 @@ async def _converse(
         if (questions or summary.thread.status == "needs_approval") and mrtr.can_ask(
             ctx, deps, questions=questions
         ):
-            asked = mrtr.ask(summary, caller.owner, answered, url_mode=declares_url_mode(ctx))
+            asked = mrtr.ask(
+                summary, caller.owner, answered, url_mode=declares_elicitation(ctx, url=True)
+            )
             if asked is not None:
                 return asked
         summary = await decided(ctx, deps, summary, deadline, progress)
