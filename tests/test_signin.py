@@ -310,6 +310,7 @@ async def test_the_sign_in_is_asked_only_in_a_client_that_declares_url_elicitati
         asked = await sdk_client(url, "alice", "url", s)
         structured = await sdk_client(url, "bob", "none", s)
         form_only = await sdk_client(url, "bob", "form", s)
+    assert asked["requested"] == ["url"]
     [elicitation] = asked["elicitations"]
     assert elicitation["mode"] == "url"
     assert elicitation["message"] == "Agent 'messenger' needs you to sign in to prot to go on."
@@ -324,8 +325,8 @@ async def test_the_sign_in_is_asked_only_in_a_client_that_declares_url_elicitati
     [item] = structured["result"]["pending_authorizations"]
     assert (item["server"], item["tool"]) == ("prot", "send")
     assert item["url"].startswith(s.protected.base + "/authorize?")
-    # Form mode only (an empty or form-only elicitation capability): no URL-mode request.
-    assert form_only["elicitations"] == []
+    # Form mode only: not sent the URL-mode request (which the SDK would refuse for it).
+    assert form_only["requested"] == []
     assert form_only["result"]["status"] == "needs_approval"
     [item] = form_only["result"]["pending_authorizations"]
     assert item["url"].startswith(s.protected.base + "/authorize?")

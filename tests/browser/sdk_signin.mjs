@@ -2,9 +2,10 @@
 // tests/test_signin.py: with MODE=url it declares URL-mode elicitation and, asked to open
 // a sign-in page, plays the browser (the person signs in as USER at the authorization
 // server, which redirects to agents-mcp's /oauth/callback); with MODE=form it declares
-// form-mode elicitation only (and records any elicitation it gets all the same); with
-// MODE=none it declares no elicitation. Prints one JSON object: the elicitations it got, the completions it was
-// told of, and the chat_with_agent result.
+// form-mode elicitation only; with MODE=none it declares no elicitation. Prints one JSON
+// object: the modes of the elicitation requests that came over the wire (before the SDK
+// checks them against what was declared), the elicitations its handler got, the
+// completions it was told of, and the chat_with_agent result.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema, ElicitationCompleteNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -13,7 +14,7 @@ const [url, token, mode, loginBase, user] = process.argv.slice(2);
 const declared = { url: { elicitation: { url: {} } }, form: { elicitation: { form: {} } } };
 const capabilities = declared[mode] ?? {};
 const client = new Client({ name: "agents-mcp-signin-test", version: "0" }, { capabilities });
-const report = { elicitations: [], completed: [], pages: [] };
+const report = { requested: [], elicitations: [], completed: [], pages: [] };
 let browsing = Promise.resolve();
 let completion;
 const completed = new Promise((resolve) => { completion = resolve; });
@@ -39,7 +40,13 @@ if (mode !== "none") {
 }
 
 const headers = { Authorization: `Bearer ${token}` };
-await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+await client.connect(transport);
+const deliver = transport.onmessage;
+transport.onmessage = (message, extra) => {
+  if (message.method === "elicitation/create") report.requested.push(message.params?.mode ?? "form");
+  deliver(message, extra);
+};
 const result = await client.callTool(
   { name: "chat_with_agent", arguments: { agent: "messenger", message: `hi from ${user}`, wait_seconds: 60 } },
   undefined,
