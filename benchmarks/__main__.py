@@ -508,7 +508,7 @@ async def run(args: argparse.Namespace) -> int:
     print(text)
     out = Path(args.out) if args.out else None
     if out is None and complete:
-        out = RESULTS / f"{started.strftime('%Y-%m-%d')}.md"
+        out = new_results_file(started.strftime("%Y-%m-%d"))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
@@ -516,6 +516,15 @@ async def run(args: argparse.Namespace) -> int:
         if complete and out.resolve().parent == RESULTS.resolve() and len(runs) >= 3:
             report.update_readme(BENCH / "README.md", report.summary(runs, f"results/{out.name}"))
     return max(_status(d) for d in runs)
+
+
+def new_results_file(day: str, directory: Path = RESULTS) -> Path:
+    """``<day>.md`` in ``directory``, or ``<day>-2.md``, ``<day>-3.md``... when taken: a
+    run never writes over another run's results, nor the notes added to them."""
+    out, n = directory / f"{day}.md", 2
+    while out.exists():
+        out, n = directory / f"{day}-{n}.md", n + 1
+    return out
 
 
 def _status(d: RunData) -> int:

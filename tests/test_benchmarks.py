@@ -10,9 +10,11 @@ signal (``benchmarks/README.md`` says how the real runs are made).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import anyio
 import pytest
+from benchmarks.__main__ import new_results_file
 
 from tests.processes import ROOT
 
@@ -27,3 +29,11 @@ async def test_the_benchmark_smoke_run_passes() -> None:
     report = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 0, report[-6000:]
     assert "## The run" in report, report[-6000:]
+
+
+def test_a_complete_run_never_writes_over_another_runs_results(tmp_path: Path) -> None:
+    assert new_results_file("2026-12-07", tmp_path) == tmp_path / "2026-12-07.md"
+    (tmp_path / "2026-12-07.md").write_text("the morning's run, and notes added to it")
+    assert new_results_file("2026-12-07", tmp_path) == tmp_path / "2026-12-07-2.md"
+    (tmp_path / "2026-12-07-2.md").write_text("the afternoon's")
+    assert new_results_file("2026-12-07", tmp_path) == tmp_path / "2026-12-07-3.md"
