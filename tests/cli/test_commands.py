@@ -206,6 +206,22 @@ print(sorted({m.split(".")[0] for m in sys.modules} & {"fastmcp", "mcp", "mcp_ty
 """
 
 
+def printed_last(script: str, *args: str) -> str:
+    """The last line ``script`` prints, run by a new interpreter (what it imports is the
+    question: the test's own process has imported everything already)."""
+    ran = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = ran.stdout.splitlines()
+    assert lines, (ran.stdout, ran.stderr)
+    return lines[-1]
+
+
 def test_the_server_loads_no_json_schema_validator_until_an_answer_is_checked() -> None:
     """jsonschema (with its format checkers) checks the answers to downstream servers'
     questions only: a server that is never asked one does not hold it in memory."""
@@ -213,15 +229,7 @@ def test_the_server_loads_no_json_schema_validator_until_an_answer_is_checked() 
         "import sys, agents_mcp.cli.serving, agents_mcp.server.app;"
         " print('jsonschema' in sys.modules)"
     )
-    ran = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert ran.stdout.splitlines()[-1] == "False", (ran.stdout, ran.stderr)
+    assert printed_last(script) == "False"
 
 
 @pytest.mark.parametrize("command", ["threads", "show", "usage", "agents", "pending", "cancel"])
@@ -232,12 +240,4 @@ def test_commands_that_reach_no_server_load_no_mcp_stack(tmp_path: Path, command
     args = {"threads": [], "show": ["t-none"], "usage": [], "agents": ["--config", EXAMPLE]}
     args |= {"pending": ["--config", EXAMPLE], "cancel": ["t-none", "--config", EXAMPLE]}
     db = [] if command == "agents" else ["--db", str(tmp_path / "t.db")]
-    ran = subprocess.run(
-        [sys.executable, "-c", READ_ONLY, command, *args[command], *db],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert ran.stdout.splitlines()[-1] == "[]", (ran.stdout, ran.stderr)
+    assert printed_last(READ_ONLY, command, *args[command], *db) == "[]"
