@@ -15,7 +15,13 @@ from mcp_types import ClientCapabilities, ElicitationCapability, InputRequiredRe
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.messages import Usage
 from agents_mcp.server import mrtr
-from agents_mcp.server.inputs import Era, declares_elicitation, pending_inputs
+from agents_mcp.server.inputs import (
+    Era,
+    approval_message,
+    approval_request,
+    declares_elicitation,
+    pending_inputs,
+)
 from agents_mcp.server.threadtasks import waiting_message
 from agents_mcp.store import Approval, Thread
 from agents_mcp.store.records import ApprovalKind, digest, now
@@ -130,3 +136,15 @@ def test_a_client_is_asked_only_in_the_era_that_asks_that_way(
     version: str, era: Era, asked: bool
 ) -> None:
     assert declares_elicitation(request({}, version), era=era) is asked
+
+
+def test_a_call_is_asked_about_in_the_same_words_in_every_era() -> None:
+    """The handshake era's inline question, the input-required result's and the task's say
+    who asks (the chain of delegations), the tool, its server and the arguments."""
+    a = replace(pending("c1"), via=("triage", "coder"), arguments='{"title": "t"}')
+    message = approval_message("triage", a)
+    assert message == (
+        "Agent 'triage › coder' wants to call file_issue on server 'tracker' with"
+        ' {"title": "t"}. Allow it?'
+    )
+    assert approval_request("triage", a)["params"]["message"] == message

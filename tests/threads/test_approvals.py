@@ -363,7 +363,7 @@ async def test_inline_accept_runs_the_call(tmp_path: Path, monkeypatch: pytest.M
     assert len(executed(log)) == 1
     assert asked == snapshot(
         [
-            """Agent 'helper' wants to call notes__write_note with {"title": "t", "body": "b"}. Allow it?"""
+            """Agent 'helper' wants to call write_note on server 'notes' with {"title": "t", "body": "b"}. Allow it?"""
         ]
     )
 

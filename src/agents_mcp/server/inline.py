@@ -14,7 +14,7 @@ from agents_mcp.engine.agent import Progress
 from agents_mcp.engine.summary import TurnSummary
 from agents_mcp.server.auth import current_caller
 from agents_mcp.server.deps import Deps, incoming_chain
-from agents_mcp.server.inputs import declares_elicitation
+from agents_mcp.server.inputs import approval_message, declares_elicitation
 from agents_mcp.store import Approval
 
 log = logging.getLogger("agents_mcp.server")
@@ -69,10 +69,7 @@ async def ask_inline(
         a = calls[0]
         if deadline.left() < min(MIN_ASK, deps.settings.ask_timeout):
             return summary
-        message = (
-            f"Agent {summary.thread.agent!r} wants to call {a.server}__{a.tool} with"
-            f" {a.arguments[:2000]}. Allow it?"
-        )
+        message = approval_message(summary.thread.agent, a)
         answer: Any = None
         with anyio.move_on_after(min(deps.settings.ask_timeout, deadline.left())):
             try:

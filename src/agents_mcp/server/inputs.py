@@ -166,12 +166,7 @@ def question_request(q: Question) -> dict[str, Any]:
 def approval_request(agent: str, a: Approval) -> dict[str, Any]:
     """The question for one call: the tool, its server, the arguments and who asked, with
     approve, deny (with the reason the agent reads) and allow-for-this-thread."""
-    who = " › ".join(a.via) if a.via else agent
-    where = f" (relayed from {a.remote_server})" if a.remote_server else ""
-    message = (
-        f"Agent {who!r} wants to call {a.tool} on server {a.server!r}{where} with"
-        f" {_shown(a.arguments)}. Allow it?"
-    )
+    message = approval_message(agent, a)
     # A relayed call's tool name is the other server's word: it can be allowed once only.
     choices = _CHOICES if a.origin_call_id is None else _CHOICES[:2]
     schema = {
@@ -188,6 +183,17 @@ def approval_request(agent: str, a: Approval) -> dict[str, Any]:
     }
     params = {"mode": "form", "message": message, "requestedSchema": schema}
     return {"method": "elicitation/create", "params": params}
+
+
+def approval_message(agent: str, a: Approval) -> str:
+    """What a person is asked about one call, in every era and form: who asks (the agent,
+    or the chain of delegations to it), the tool, its server and the arguments."""
+    who = " › ".join(a.via) if a.via else agent
+    where = f" (relayed from {a.remote_server})" if a.remote_server else ""
+    return (
+        f"Agent {who!r} wants to call {a.tool} on server {a.server!r}{where} with"
+        f" {_shown(a.arguments)}. Allow it?"
+    )
 
 
 def _shown(arguments: str) -> str:
