@@ -40,13 +40,15 @@ def main() -> None:
     nothing = os.open(os.devnull, os.O_RDWR)
     os.dup2(nothing, 0)
     os.dup2(nothing, 1)
+    os.close(nothing)
     replies = control.makefile("rb")
     pid = int(json.loads(replies.readline())["pid"])
     for passed in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(passed, lambda signum, frame: os.kill(pid, signum))
     code = int(json.loads(replies.readline())["code"])
     if code < 0:  # killed: so is this process, by the same signal
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)
 
