@@ -56,6 +56,14 @@ import anyio.abc
 
 def _preload() -> None:
     gc.disable()  # as agents_mcp.cli.main loads: see agents_mcp.cli.collector
+    # fastmcp reads these when it loads, here, once for every program forked later: the
+    # values agents-mcp's commands give them before they load it (agents_mcp.cli.app),
+    # not whatever the first test's environment held.
+    os.environ.update(
+        FASTMCP_LOG_ENABLED="false",
+        FASTMCP_SHOW_SERVER_BANNER="false",
+        FASTMCP_CHECK_FOR_UPDATES="off",
+    )
     import aiosqlite  # noqa: F401
     import fastmcp.client
     import fastmcp.server  # noqa: F401
@@ -63,9 +71,9 @@ def _preload() -> None:
     import mcp_types  # noqa: F401
 
     import agents_mcp.cli.commands  # noqa: F401
+    from agents_mcp.cli import collector
 
-    gc.freeze()
-    gc.enable()
+    collector.loaded()
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -178,6 +186,8 @@ if __name__ == "__main__":
 
 # The client side, in the test's process.
 
+STARTING = 120
+"""Seconds a preloader may take to load and say it is ready (about 1 s here)."""
 LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
 _started: list[tuple[subprocess.Popen[bytes], str]] = []
 
@@ -191,7 +201,9 @@ def start() -> str:
         path = os.path.join(where, "socket")
         proc = subprocess.Popen([sys.executable, __file__, path], stdout=subprocess.PIPE)
         assert proc.stdout is not None
-        if proc.stdout.readline() != b"ready\n":  # bounded: it exits if it cannot start
+        ready, _, _ = select.select([proc.stdout], [], [], STARTING)
+        if not ready or proc.stdout.readline() != b"ready\n":
+            proc.kill()
             raise RuntimeError(f"the preloader did not start (exit code {proc.wait()})")
         atexit.register(_stop, proc, where)
         _started.append((proc, path))
