@@ -107,7 +107,7 @@ async def restarted(config: Path, db: Path) -> AsyncIterator[Client[Any]]:
     through ``serve`` itself is ``test_a_question_whose_server_died…``'s, and
     ``test_e2e``'s."""
     app = create_server(load_config(config), db_path=db)
-    async with Client(app, timeout=BOUND) as client:
+    async with Client(app, mode="legacy", timeout=BOUND) as client:  # as server() speaks
         yield client
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from agents_mcp.messages import LLMRequest, LLMResponse, ToolCall, Usage
 from agents_mcp.store.states import INTERRUPTED_ASKING, MAY_HAVE_RUN
 from agents_mcp.testing.chat_server import FakeChatServer
 from tests import killable_server
-from tests.conftest import DOWNSTREAM
+from tests.conftest import stdio_downstream
 from tests.processes import http_downstream, write_config
 from tests.reading import structured, text_of
 from tests.test_crashes import _READS, killed_and_restarted, server
@@ -100,11 +99,7 @@ def notes_config(
 ) -> Path:
     """The scribe and its notes server: a stdio subprocess of the server, or the one at
     ``url`` (shared by the server's restarts)."""
-    stdio = {
-        "command": sys.executable,
-        "args": [DOWNSTREAM, "--extra"],
-        "env": {"DOWNSTREAM_LOG": str(log)},
-    }
+    stdio = stdio_downstream("--extra", env={"DOWNSTREAM_LOG": str(log)})
     reached: dict[str, Any] = {"url": url} if url else stdio
     return write_config(
         tmp_path / "agents.json",
